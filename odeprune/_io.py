@@ -1,0 +1,152 @@
+"""The odeprune file format: one ``.npz`` with named arrays plus a JSON ``metadata`` entry.
+
+Every file is written to a temporary name in the target directory and renamed into place, so a
+crash or an interrupt never leaves a partial file behind. Every file carries its ``kind`` (which
+result class wrote it), a ``format_version`` and the ``odeprune_version`` that wrote it; loading
+checks all three and refuses pickled objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Version of the on-disk format. Bump when the layout of a result file changes.
+FORMAT_VERSION = 1
+
+__all__ = ["FORMAT_VERSION", "write_npz", "read_npz", "atomic_write_text", "package_version"]
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("odeprune")
+    except Exception:  # pragma: no cover - running from a source tree without metadata
+        return "unknown"
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON serialisable")
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise ValueError(f"output path {str(path)!r}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"output path {str(path)!r}: directory {str(parent)!r} is not writable")
+    if path.is_dir():
+        raise ValueError(f"output path {str(path)!r} is a directory, expected a file name")
+
+
+def write_npz(path: str | os.PathLike, kind: str, arrays: dict[str, np.ndarray],
+              metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``arrays`` and ``metadata`` to ``path`` atomically (temporary file + rename).
+
+    ``.npz`` is appended when missing, as numpy does. Returns the final path.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    _check_writable(path)
+    meta = dict(metadata or {})
+    meta.update(kind=kind, format_version=FORMAT_VERSION, odeprune_version=package_version())
+    if "metadata" in arrays:
+        raise ValueError("'metadata' is a reserved array name")
+    payload = {name: np.asarray(a) for name, a in arrays.items()}
+    for name, a in payload.items():
+        if a.dtype == object:
+            raise TypeError(f"array {name!r} has dtype object; refusing to pickle")
+    payload["metadata"] = np.array(json.dumps(meta, default=_json_default, sort_keys=True))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file (CSV, JSON) atomically."""
+    path = Path(path)
+    _check_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
+             ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read an odeprune ``.npz``; check it is one, of an accepted ``kind`` and format version.
+
+    Raises ``ValueError`` with a message naming the file for anything else: a missing file, a file
+    that is not a zip/npz, a truncated file, a file without odeprune metadata, a different kind or
+    a newer format version.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"file {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ValueError(
+            f"file {str(path)!r} is not a readable odeprune result (.npz): {exc}"
+        ) from None
+    if "metadata" not in arrays:
+        raise ValueError(f"file {str(path)!r} is not an odeprune result: it has no metadata entry")
+    try:
+        meta = json.loads(str(arrays.pop("metadata")))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"file {str(path)!r} has corrupt metadata: {exc}") from None
+    if not isinstance(meta, dict) or "kind" not in meta or "format_version" not in meta:
+        raise ValueError(f"file {str(path)!r} is not an odeprune result: metadata lacks kind/version")
+    if int(meta["format_version"]) > FORMAT_VERSION:
+        raise ValueError(
+            f"file {str(path)!r} was written with format version {meta['format_version']} by "
+            f"odeprune {meta.get('odeprune_version', '?')}; this odeprune reads versions up to "
+            f"{FORMAT_VERSION}: upgrade odeprune"
+        )
+    if kinds is not None:
+        kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+        if meta["kind"] not in kinds:
+            raise ValueError(
+                f"file {str(path)!r} holds a {meta['kind']}, expected {' or '.join(kinds)}"
+            )
+    return arrays, meta

@@ -1,0 +1,81 @@
+"""``odeprune`` command line: thin wrappers over the public API.
+
+Each sub-command lives in its own module ``odeprune/cli/_<name>.py`` exposing
+``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
+arguments, returning an exit code). Errors the user can fix (bad arguments, bad files, divergence)
+are printed as one line on stderr with exit code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import DivergenceError, OdepruneInterrupted
+
+#: sub-commands, in help order; each is ``odeprune.cli._<name>``
+COMMANDS = ("integrate", "simulate", "prune", "figure", "reproduce")
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """An error to show the user as one line (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as argparse does, with a pointer to --help
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="odeprune",
+        description=(
+            "Learning curves and pruning of two-layer networks in the teacher-student setup: "
+            "integrate the order-parameter ODEs (N -> infinity), simulate finite-N SGD, prune, "
+            "and reproduce the figures of Acharyya et al. (2021)."
+        ),
+        epilog="Run 'odeprune COMMAND --help' for the options of a command.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"odeprune {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}._{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}._{name}":
+                continue  # sub-command not shipped
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except OdepruneInterrupted as exc:
+        print(f"odeprune {args.command}: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"odeprune {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (CliError, ValueError, DivergenceError, OSError) as exc:
+        if args.debug:
+            raise
+        msg = str(exc).replace("\n", " ")
+        print(f"odeprune {args.command}: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Exceptions raised by odeprune."""
+
+from __future__ import annotations
+
+__all__ = ["DivergenceError", "OdepruneInterrupted"]
+
+
+class DivergenceError(RuntimeError):
+    """A run whose state stopped being finite or positive semi-definite.
+
+    Attributes
+    ----------
+    alpha : float
+        Time of the last good state.
+    last_state : OrderParams or None
+        The last good state (finite and PSD), when one could be built.
+    saved_to : str or None
+        Where the last good state was written, when a path was given.
+    """
+
+    def __init__(self, message: str, alpha: float, last_state=None, saved_to=None):
+        super().__init__(message)
+        self.alpha = alpha
+        self.last_state = last_state
+        self.saved_to = saved_to
+
+
+class OdepruneInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a long run, after its checkpoint was written; ``str()`` says how to resume."""
+
+    def __init__(self, message: str, checkpoint: str | None = None):
+        super().__init__(message)
+        self.checkpoint = checkpoint

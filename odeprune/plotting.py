@@ -1,0 +1,45 @@
+"""Plots (matplotlib, Agg backend). Imported only by the CLI and the figures, never by numerics."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def save_figure(fig, path: str | os.PathLike, pdf: bool = False) -> Path:
+    """Save ``fig`` to ``path`` atomically (and a ``.pdf`` twin when ``pdf``); close it."""
+    path = Path(path)
+    targets = [path] + ([path.with_suffix(".pdf")] if pdf else [])
+    for target in targets:
+        tmp = target.with_name(f".{target.name}.tmp{target.suffix}")
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        os.replace(tmp, target)
+    plt.close(fig)
+    return path
+
+
+def plot_learning_curves(curves, labels=None, path=None, ax=None, logx=True, logy=True):
+    """eg(alpha) for several curves; returns the axes (and saves when ``path`` is given)."""
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+    labels = labels or [None] * len(curves)
+    for curve, label in zip(curves, labels):
+        mask = curve.alpha > 0 if logx else slice(None)
+        ax.plot(curve.alpha[mask], curve.eg[mask], label=label)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(r"$\alpha$ (steps / N)")
+    ax.set_ylabel(r"$\epsilon_g$")
+    if any(labels):
+        ax.legend()
+    if own and path is not None:
+        save_figure(ax.figure, path)
+    return ax

@@ -1,0 +1,152 @@
+"""Result containers and their files: arrays + metadata, saved as one ``.npz`` (see ``_io``).
+
+``LearningCurve`` is the result of :func:`odeprune.integrate`. The other result classes live
+beside the code that makes them (``SimulationResult`` in :mod:`odeprune.simulation`,
+``PruneResult`` in :mod:`odeprune.pruning`) and use the same file format.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _io
+from .state import OrderParams
+
+__all__ = ["LearningCurve", "load"]
+
+
+def _readonly(a) -> np.ndarray:
+    a = np.array(a, dtype=float)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class LearningCurve:
+    """Order parameters and generalisation error along a run, at the saved times.
+
+    Attributes
+    ----------
+    alpha : ndarray, shape (n,)
+        Saved times (alpha = steps / N).
+    eg : ndarray, shape (n,)
+        Generalisation error on noiseless labels (add ``sigma**2 / 2`` for noisy labels).
+    Q : ndarray, shape (n, K, K)
+    R : ndarray, shape (n, K, M)
+    v : ndarray, shape (n, K)
+    T : ndarray, shape (M, M)
+        Constant teacher overlaps.
+    v_star : ndarray, shape (M,)
+    metadata : dict
+        Parameters (eta, eta_v, sigma, activation, ...), solver statistics (nfev, n_accept,
+        n_reject), status and message, package version.
+    """
+
+    alpha: np.ndarray
+    eg: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    v: np.ndarray
+    T: np.ndarray
+    v_star: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+    KIND = "LearningCurve"
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "eg", "Q", "R", "v", "T", "v_star"):
+            object.__setattr__(self, name, _readonly(getattr(self, name)))
+        n = self.alpha.shape[0]
+        for name in ("eg", "Q", "R", "v"):
+            if getattr(self, name).shape[0] != n:
+                raise ValueError(f"{name} has {getattr(self, name).shape[0]} rows, alpha has {n}")
+
+    @property
+    def K(self) -> int:
+        return self.v.shape[1]
+
+    @property
+    def M(self) -> int:
+        return self.v_star.shape[0]
+
+    def state(self, index: int) -> OrderParams:
+        """The order parameters at saved index ``index``."""
+        return OrderParams(Q=self.Q[index], R=self.R[index], T=self.T, v=self.v[index],
+                           v_star=self.v_star)
+
+    @property
+    def initial(self) -> OrderParams:
+        return self.state(0)
+
+    @property
+    def final(self) -> OrderParams:
+        """The order parameters at the last saved time (``alpha_max``)."""
+        return self.state(-1)
+
+    def at(self, alpha: float) -> OrderParams:
+        """The state at a saved time; raises ``ValueError`` naming the nearest saved times."""
+        idx = np.flatnonzero(np.isclose(self.alpha, alpha, rtol=1e-12, atol=1e-12))
+        if idx.size == 0:
+            near = self.alpha[np.argsort(np.abs(self.alpha - alpha))[:2]]
+            raise ValueError(f"alpha={alpha!r} is not a saved time; nearest saved: "
+                             f"{sorted(near.tolist())}. Add it to save_at.")
+        return self.state(int(idx[0]))
+
+    def __len__(self) -> int:
+        return self.alpha.shape[0]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(K={self.K}, M={self.M}, alpha=[{self.alpha[0]:g}.."
+                f"{self.alpha[-1]:g}] ({len(self)} points), eg_final={self.eg[-1]:.6g})")
+
+    # ---------------------------------------------------------------- files
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"alpha": self.alpha, "eg": self.eg, "Q": self.Q, "R": self.R, "v": self.v}
+
+    def save(self, path: str | os.PathLike):
+        """Write ``.npz`` with arrays ``alpha, eg, Q, R, v`` and JSON metadata (with T, v_star)."""
+        meta = dict(self.metadata)
+        meta["T"] = self.T.tolist()
+        meta["v_star"] = self.v_star.tolist()
+        return _io.write_npz(path, self.KIND, self._arrays(), meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LearningCurve:
+        arrays, meta = _io.read_npz(path, cls.KIND)
+        missing = {"alpha", "eg", "Q", "R", "v"} - set(arrays)
+        if missing or "T" not in meta or "v_star" not in meta:
+            raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing "
+                             f"{sorted(missing | ({'T', 'v_star'} - set(meta)))}")
+        T = meta.pop("T")
+        v_star = meta.pop("v_star")
+        return cls(alpha=arrays["alpha"], eg=arrays["eg"], Q=arrays["Q"], R=arrays["R"],
+                   v=arrays["v"], T=T, v_star=v_star, metadata=meta)
+
+    def to_csv(self) -> str:
+        """``alpha,eg`` as CSV text."""
+        lines = ["alpha,eg"] + [f"{a!r},{e!r}" for a, e in zip(self.alpha.tolist(),
+                                                              self.eg.tolist())]
+        return "\n".join(lines) + "\n"
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Load any odeprune result file, dispatching on the ``kind`` stored in it."""
+    _, meta = _io.read_npz(path)
+    kind = meta["kind"]
+    if kind == "OrderParams":
+        return OrderParams.load(path)
+    if kind == LearningCurve.KIND:
+        return LearningCurve.load(path)
+    if kind == "SimulationResult":
+        from .simulation import SimulationResult
+
+        return SimulationResult.load(path)
+    if kind == "PruneResult":
+        from .pruning import PruneResult
+
+        return PruneResult.load(path)
+    raise ValueError(f"file {str(path)!r} holds an unknown kind {kind!r}")

@@ -1,0 +1,303 @@
+"""``OrderParams``: a two-layer network in the thermodynamic limit, as its order parameters.
+
+A student with ``K`` hidden units and a teacher with ``M`` are described (EQUATIONS.md §2) by
+
+- ``Q`` (K, K): ``Q_ik = w_i . w_k / N``, symmetric;
+- ``R`` (K, M): ``R_in = w_i . w*_n / N``;
+- ``T`` (M, M): ``T_nm = w*_n . w*_m / N``, symmetric;
+- ``v`` (K,), ``v_star`` (M,): the second layers.
+
+The joint covariance ``C = [[Q, R], [R^T, T]]`` of the local fields must be positive
+semi-definite: its smallest eigenvalue may not be below ``-PSD_RTOL * max(1, |C|_max)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _io
+from .activations import eg_from_cov, get_activation
+
+__all__ = ["OrderParams", "PSD_RTOL", "SYMMETRY_RTOL", "as_generator"]
+
+#: Relative tolerance on the smallest eigenvalue of the covariance (scaled by its largest entry).
+PSD_RTOL = 1e-8
+#: Relative tolerance on the asymmetry of Q and T.
+SYMMETRY_RTOL = 1e-10
+
+
+def as_generator(seed: int | np.random.Generator | np.random.SeedSequence | None
+                 ) -> np.random.Generator:
+    """Turn ``seed`` (int, SeedSequence, Generator or None) into a ``numpy.random.Generator``."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, (bool, float)):
+        raise ValueError(f"seed={seed!r} must be an int, a SeedSequence or a Generator")
+    return np.random.default_rng(seed)
+
+
+def _as_array(name: str, value: Any, ndim: int) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real array, got {type(value).__name__}") from None
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} contains a non-finite value ({arr[tuple(bad)]}) at index "
+                         f"{tuple(int(i) for i in bad)}")
+    arr.setflags(write=False)
+    return arr
+
+
+def _check_symmetric(name: str, A: np.ndarray) -> None:
+    scale = max(1.0, float(np.max(np.abs(A)))) if A.size else 1.0
+    asym = float(np.max(np.abs(A - A.T))) if A.size else 0.0
+    if asym > SYMMETRY_RTOL * scale:
+        i, k = np.unravel_index(np.argmax(np.abs(A - A.T)), A.shape)
+        raise ValueError(f"{name} must be symmetric: {name}[{i},{k}]={A[i, k]!r} but "
+                         f"{name}[{k},{i}]={A[k, i]!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class OrderParams:
+    """Order parameters of a student (K units) and a teacher (M units); immutable and validated.
+
+    Parameters
+    ----------
+    Q : array_like, shape (K, K)
+        Student-student overlaps, symmetric.
+    R : array_like, shape (K, M)
+        Student-teacher overlaps.
+    T : array_like, shape (M, M)
+        Teacher-teacher overlaps, symmetric.
+    v : array_like, shape (K,)
+        Student second layer.
+    v_star : array_like, shape (M,)
+        Teacher second layer.
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, non-finite entries, asymmetric Q or T, negative diagonal, or a joint
+        covariance ``[[Q, R], [R^T, T]]`` that is not positive semi-definite (the message says by
+        how much).
+    """
+
+    Q: np.ndarray
+    R: np.ndarray
+    T: np.ndarray
+    v: np.ndarray
+    v_star: np.ndarray
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        Q = _as_array("Q", self.Q, 2)
+        R = _as_array("R", self.R, 2)
+        T = _as_array("T", self.T, 2)
+        v = _as_array("v", self.v, 1)
+        v_star = _as_array("v_star", self.v_star, 1)
+        K, M = v.shape[0], v_star.shape[0]
+        if K < 1:
+            raise ValueError("v must have at least one entry (K >= 1 student units)")
+        if M < 1:
+            raise ValueError("v_star must have at least one entry (M >= 1 teacher units)")
+        for name, arr, shape in (("Q", Q, (K, K)), ("R", R, (K, M)), ("T", T, (M, M))):
+            if arr.shape != shape:
+                raise ValueError(f"{name} must have shape {shape} for K={K} (len v) and M={M} "
+                                 f"(len v_star), got {arr.shape}")
+        _check_symmetric("Q", Q)
+        _check_symmetric("T", T)
+        # exact symmetry from here on
+        Q = 0.5 * (Q + Q.T)
+        T = 0.5 * (T + T.T)
+        Q.setflags(write=False)
+        T.setflags(write=False)
+        for name, d in (("Q", np.diag(Q)), ("T", np.diag(T))):
+            if np.any(d < 0):
+                i = int(np.argmin(d))
+                raise ValueError(f"{name}[{i},{i}]={d[i]!r} is negative; a squared norm must be >= 0")
+        object.__setattr__(self, "Q", Q)
+        object.__setattr__(self, "R", R)
+        object.__setattr__(self, "T", T)
+        object.__setattr__(self, "v", v)
+        object.__setattr__(self, "v_star", v_star)
+        C = self.covariance()
+        scale = max(1.0, float(np.max(np.abs(C))))
+        lam_min = float(np.linalg.eigvalsh(C)[0])
+        if lam_min < -PSD_RTOL * scale:
+            raise ValueError(
+                "covariance [[Q, R], [R^T, T]] is not positive semi-definite: smallest eigenvalue "
+                f"{lam_min:.3e} (allowed down to {-PSD_RTOL * scale:.1e}); check |Q_ik| <= "
+                "sqrt(Q_ii Q_kk) and |R_in| <= sqrt(Q_ii T_nn)"
+            )
+
+    # ------------------------------------------------------------------ basic properties
+    @property
+    def K(self) -> int:
+        """Number of student hidden units."""
+        return self.v.shape[0]
+
+    @property
+    def M(self) -> int:
+        """Number of teacher hidden units."""
+        return self.v_star.shape[0]
+
+    def covariance(self) -> np.ndarray:
+        """The joint covariance ``[[Q, R], [R^T, T]]`` of the local fields, shape (K+M, K+M)."""
+        C = np.block([[self.Q, self.R], [self.R.T, self.T]])
+        C.setflags(write=False)
+        return C
+
+    def signed_weights(self) -> np.ndarray:
+        """``a = (v_1..v_K, -v*_1..-v*_M)``: the error is ``sum_c a_c g(field_c)``."""
+        return np.concatenate([self.v, -self.v_star])
+
+    def eg(self, activation: str = "erf") -> float:
+        r"""Generalisation error :math:`\epsilon_g = \frac12\sum_{c,d} a_c a_d I_2(c,d)`.
+
+        The noiseless-label error (EQUATIONS.md §5); the error on labels with output noise
+        ``sigma`` is ``eg + sigma**2 / 2``. For erf this is Eq. (5)-(8) of Acharyya et al. (2021).
+        """
+        act = get_activation(activation)
+        key = ("eg", act.name)
+        if key not in self._cache:
+            self._cache[key] = float(
+                eg_from_cov(act.code, np.ascontiguousarray(self.covariance()),
+                            self.signed_weights())
+            )
+        return self._cache[key]
+
+    def replace(self, **changes: Any) -> OrderParams:
+        """A new, validated ``OrderParams`` with some fields replaced."""
+        kw = dict(Q=self.Q, R=self.R, T=self.T, v=self.v, v_star=self.v_star)
+        unknown = set(changes) - set(kw)
+        if unknown:
+            raise ValueError(f"unknown field(s) {sorted(unknown)}; expected {sorted(kw)}")
+        kw.update(changes)
+        return OrderParams(**kw)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OrderParams):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, n), getattr(other, n))
+                   for n in ("Q", "R", "T", "v", "v_star"))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"OrderParams(K={self.K}, M={self.M}, eg={self.eg():.6g})"
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_weights(cls, w, w_star, v, v_star) -> OrderParams:
+        """Order parameters of finite-N weights.
+
+        Parameters
+        ----------
+        w : array_like, shape (K, N)
+        w_star : array_like, shape (M, N)
+        v : array_like, shape (K,)
+        v_star : array_like, shape (M,)
+        """
+        w = _as_array("w", w, 2)
+        w_star = _as_array("w_star", w_star, 2)
+        if w.shape[1] != w_star.shape[1]:
+            raise ValueError(f"w has N={w.shape[1]} columns but w_star has {w_star.shape[1]}")
+        N = w.shape[1]
+        if N < 1:
+            raise ValueError("w must have at least one column (N >= 1)")
+        return cls(Q=w @ w.T / N, R=w @ w_star.T / N, T=w_star @ w_star.T / N, v=v, v_star=v_star)
+
+    @staticmethod
+    def draw_weights(N: int, K: int, M: int, v_star: float | Any = 1.0,
+                     seed: int | np.random.Generator | None = 0):
+        """The paper's initial draw: ``w`` (K,N), ``w_star`` (M,N), ``v`` (K,) all i.i.d. N(0,1).
+
+        Draw order (fixed, so that simulations reproduce it): ``w_star``, then ``w``, then ``v``,
+        from one ``numpy.random.Generator`` built from ``seed``.
+
+        Returns
+        -------
+        w, w_star, v, v_star : ndarray
+        """
+        N, K, M = _check_size("N", N), _check_size("K", K), _check_size("M", M)
+        v_star = _broadcast_v_star(v_star, M)
+        rng = as_generator(seed)
+        w_star = rng.standard_normal((M, N))
+        w = rng.standard_normal((K, N))
+        v = rng.standard_normal(K)
+        return w, w_star, v, v_star
+
+    @classmethod
+    def random(cls, N: int, K: int, M: int, v_star: float | Any = 1.0,
+               seed: int | np.random.Generator | None = 0) -> OrderParams:
+        """Order parameters of the paper's random initialisation at input dimension ``N``.
+
+        Every first-layer weight (teacher and student) and the student's ``v`` are i.i.d. N(0,1)
+        (Acharyya et al. 2021, Section 4); ``v_star`` is a scalar broadcast to all M units or an
+        array of length M. See :meth:`draw_weights` for the draw order.
+        """
+        w, w_star, v, v_star = cls.draw_weights(N, K, M, v_star, seed)
+        return cls.from_weights(w, w_star, v, v_star)
+
+    @classmethod
+    def specialised(cls, M: int, Z: int, v_star: float | Any = 1.0) -> OrderParams:
+        """The paper's specialised ansatz (EQUATIONS.md §6; Goldt et al. 2019, S58-S60).
+
+        ``K = Z M`` students; unit ``i`` learns teacher ``i // Z``: ``Q_ik = 1`` within a block
+        and 0 across, ``R_in = 1`` for the block of ``n``, ``T = I`` and ``v_i = v*_n / Z``.
+        """
+        M, Z = _check_size("M", M), _check_size("Z", Z)
+        v_star = _broadcast_v_star(v_star, M)
+        K = Z * M
+        block = np.repeat(np.arange(M), Z)
+        R = (block[:, None] == np.arange(M)[None, :]).astype(float)
+        Q = R @ R.T
+        return cls(Q=Q, R=R, T=np.eye(M), v=v_star[block] / Z, v_star=v_star)
+
+    # ------------------------------------------------------------------ files
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"Q": self.Q, "R": self.R, "T": self.T, "v": self.v, "v_star": self.v_star}
+
+    def save(self, path: str | os.PathLike, metadata: dict | None = None):
+        """Save as ``.npz`` with keys ``Q, R, T, v, v_star`` (plus JSON metadata); atomic."""
+        return _io.write_npz(path, "OrderParams", self.to_arrays(), metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> OrderParams:
+        """Load an ``OrderParams`` file, or the final state of a LearningCurve/SimulationResult."""
+        arrays, meta = _io.read_npz(path)
+        if meta["kind"] == "OrderParams":
+            missing = {"Q", "R", "T", "v", "v_star"} - set(arrays)
+            if missing:
+                raise ValueError(f"file {str(path)!r} lacks array(s) {sorted(missing)}")
+            return cls(**{k: arrays[k] for k in ("Q", "R", "T", "v", "v_star")})
+        if "T" in meta and "v_star" in meta and {"Q", "R", "v"} <= set(arrays):
+            return cls(Q=arrays["Q"][-1], R=arrays["R"][-1], T=meta["T"], v=arrays["v"][-1],
+                       v_star=meta["v_star"])
+        raise ValueError(f"file {str(path)!r} holds a {meta['kind']}, which has no order parameters")
+
+
+def _check_size(name: str, value: Any) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}={value!r} must be a positive integer")
+    if value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer (>= 1)")
+    return int(value)
+
+
+def _broadcast_v_star(v_star: Any, M: int) -> np.ndarray:
+    arr = np.array(v_star, dtype=float)
+    if arr.ndim == 0:
+        arr = np.full(M, float(arr))
+    if arr.shape != (M,):
+        raise ValueError(f"v_star must be a scalar or have shape ({M},), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"v_star must be finite, got {arr}")
+    return arr
