@@ -62,7 +62,7 @@ def _fill_cov(y, K, M, T, v_star, C, a):
     unpack_cov(y, K, M, T, v_star, C, a)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def dopri5_run(t, y, h, f, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sigma, act,
                train_v, sgd, fast, rtol, atol, max_steps, psd_tol):
     """Advance from ``(t, y)`` with step ``h`` (``f = rhs(y)``), filling ``Y_out[i_out:]``.
@@ -178,7 +178,7 @@ def dopri5_run(t, y, h, f, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sig
     return OK, t, y, h, f, i_out, nfev, n_accept, n_reject
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def fixed_run(t, y, dt, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sigma, act, train_v,
               sgd, fast, rk4, max_steps, psd_tol):
     """Fixed-step RK4 (``rk4=True``) or explicit Euler from ``(t, y)``, filling ``Y_out``.
