@@ -1,0 +1,473 @@
+r"""The order-parameter ODEs in JAX (float64), integrated with diffrax; single runs and batches.
+
+The right-hand side is the one of :mod:`odeprune._rhs` (EQUATIONS.md §4; Goldt et al. 2019,
+supplementary S3-S4; Saad & Solla 1995), written as array expressions over the joint covariance
+
+.. math:: C = \begin{pmatrix} Q & R \\ R^\top & T \end{pmatrix},\qquad a = (v, -v^*),
+
+with the same packed state vector (upper triangle of ``Q`` row-major, then ``R`` row-major, then
+``v``):
+
+- the ``I3`` sums :math:`S_3[i,b] = \sum_c a_c I_3(i,b,c)` are two matrix products (for erf,
+  :math:`I_3(i,b,c) \propto (C_{bc}(1+C_{ii}) - C_{ib}C_{ic}) / \sqrt{\Lambda_3(i,c)}`);
+- the ``I4`` sum :math:`\sum_{c,d} a_c a_d I_4(i,k,c,d)` is one batched tensor expression over the
+  pairs ``i <= k`` (Q is symmetric) and the pairs ``c <= d`` (``I4`` is symmetric in its last two
+  indices), so every integral is evaluated once: ``K(K+1)/2 * L(L+1)/2`` arcsines, ``L = K + M``.
+
+The ODEs are integrated with diffrax's adaptive Dormand-Prince 5(4) (``solver="dopri5"``, the
+method of the numba backend) or Tsitouras 5(4) (``"tsit5"``) under a PI step-size controller with
+the same error norm as scipy (RMS of ``err / (atol + rtol * max(|y|, |y_new|))``), saving at the
+requested times with dense output.
+
+Batches (:func:`integrate_batch`) are one jitted ``vmap`` over initial states and hyper-parameters
+(``eta``, ``eta_v``, ``sigma``; ``T`` and ``v_star`` may differ per member). Under ``vmap``,
+diffrax's adaptive loop runs in lockstep: every member pays the step count of the slowest one, so
+group similar runs (same ``K, M``, similar ``eta``) into one batch and very different ones into
+separate calls. Each member has its own result code, checked after the solve (``throw=False``).
+
+Precision: everything runs in float64 inside ``jax.enable_x64(True)`` context managers, so the
+process-wide JAX setting (``jax_enable_x64``, float32 by default) is left untouched for the caller's
+own JAX code. Arrays handed back are numpy arrays.
+
+JAX is an optional dependency: ``pip install -e ".[jax]"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+INSTALL_HINT = 'pip install -e ".[jax]"'
+
+try:  # pragma: no cover - exercised only without JAX
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+except ImportError as exc:  # pragma: no cover
+    raise ImportError(
+        f"backend='jax' needs jax, jaxlib and diffrax, which could not be imported ({exc}). "
+        f"Install the optional extra with: {INSTALL_HINT}"
+    ) from exc
+
+from .._rhs import pack, unpack
+from ..activations import get_activation
+from ..errors import DivergenceError
+from ..results import LearningCurve
+from ..state import PSD_RTOL, OrderParams
+
+__all__ = ["integrate", "integrate_batch", "rhs", "eg", "SOLVERS", "DEFAULT_MAX_STEPS",
+           "INSTALL_HINT"]
+
+#: diffrax solvers accepted by ``solver=``
+SOLVERS = {"dopri5": diffrax.Dopri5, "tsit5": diffrax.Tsit5}
+
+#: default bound on the number of (accepted + rejected) steps of one run
+DEFAULT_MAX_STEPS = 1_000_000
+
+_2_PI = 2.0 / math.pi
+_4_PI2 = 4.0 / (math.pi * math.pi)
+_PSD_TOL = PSD_RTOL * 10  # as the numba backend: integration error on top of the input tolerance
+
+
+# ------------------------------------------------------------------------------ right-hand side
+@functools.lru_cache(maxsize=None)
+def _layout(K: int, M: int):
+    """Index arrays (numpy) for the packed state and the symmetric pair sums."""
+    L = K + M
+    nq = K * (K + 1) // 2
+    pi, pk = np.triu_indices(K)  # packing order of Q, and the (i <= k) pairs of the I4 sum
+    qidx = np.zeros((K, K), dtype=np.int32)
+    qidx[pi, pk] = np.arange(nq)
+    qidx[pk, pi] = np.arange(nq)
+    cq, dq = np.triu_indices(L)  # (c <= d) pairs of the I4 sum
+    wq = np.where(cq == dq, 1.0, 2.0)
+    return dict(K=K, M=M, L=L, nq=nq, pi=pi, pk=pk, qidx=qidx, cq=cq, dq=dq, wq=wq)
+
+
+def _cov(y, T, v_star, lay):
+    """Covariance ``C`` (L, L) and signed weights ``a`` (L,) from the packed state ``y``."""
+    K, M, nq = lay["K"], lay["M"], lay["nq"]
+    Q = y[lay["qidx"]]
+    R = y[nq:nq + K * M].reshape(K, M)
+    v = y[nq + K * M:]
+    C = jnp.block([[Q, R], [R.T, T]])
+    a = jnp.concatenate([v, -v_star])
+    return C, a
+
+
+def _I2_rows(C, K, erf):
+    """``I2(i, c)`` for student ``i`` and every field ``c``: shape (K, L)."""
+    if not erf:
+        return C[:K, :]
+    d1 = 1.0 + jnp.diagonal(C)
+    x = C[:K, :] / jnp.sqrt(d1[:K, None] * d1[None, :])
+    return _2_PI * jnp.arcsin(jnp.clip(x, -1.0, 1.0))
+
+
+def _S3(C, a, K, erf):
+    r""":math:`S_3[i,b] = \sum_c a_c I_3(i,b,c)`, shape (K, L)."""
+    if not erf:  # I3(i, b, c) = C_bc
+        return jnp.broadcast_to(C @ a, (K, C.shape[0]))
+    d1 = 1.0 + jnp.diagonal(C)
+    Ci = C[:K, :]
+    lam3 = d1[:K, None] * d1[None, :] - Ci * Ci          # Lambda_3(i, c)
+    U = a[None, :] / jnp.sqrt(lam3)                       # a_c / sqrt(Lambda_3(i, c))
+    CU = U @ C                                            # sum_c C_bc U_ic  (C symmetric)
+    s = jnp.sum(Ci * U, axis=1)                           # sum_c C_ic U_ic
+    return _2_PI * (CU - Ci * (s / d1[:K])[:, None])
+
+
+def _S4_J2(C, a, lay, erf):
+    r"""Over the pairs ``i <= k``: :math:`\sum_{c,d} a_c a_d I_4(i,k,c,d)` and :math:`J_2(i,k)`."""
+    pi, pk = lay["pi"], lay["pk"]
+    if not erf:  # I4(i, k, c, d) = C_cd, J2 = 1
+        s = a @ C @ a
+        return jnp.full(pi.shape, s), jnp.ones(pi.shape)
+    cq, dq, wq = lay["cq"], lay["dq"], lay["wq"]
+    d1 = 1.0 + jnp.diagonal(C)
+    Ci = C[pi, :]                                         # C_ic, (P, L)
+    Ck = C[pk, :]                                         # C_kc
+    cii1, ckk1, cik = d1[pi], d1[pk], C[pi, pk]
+    lam4 = cii1 * ckk1 - cik * cik                        # (P,)
+    lam1 = (lam4[:, None] * d1[None, :] - Ck * Ck * cii1[:, None] - Ci * Ci * ckk1[:, None]
+            + 2.0 * cik[:, None] * Ci * Ck)               # Lambda_1(i, k, c), (P, L)
+    r = 1.0 / jnp.sqrt(lam1)
+    Cic, Cid, Ckc, Ckd = Ci[:, cq], Ci[:, dq], Ck[:, cq], Ck[:, dq]  # (P, Lp)
+    lam0 = (lam4[:, None] * C[cq, dq][None, :] - Ckc * Ckd * cii1[:, None]
+            - Cic * Cid * ckk1[:, None] + cik[:, None] * (Cic * Ckd + Cid * Ckc))
+    x = jnp.clip(lam0 * r[:, cq] * r[:, dq], -1.0, 1.0)
+    s = jnp.arcsin(x) @ (wq * a[cq] * a[dq])
+    inv_sqrt_lam4 = 1.0 / jnp.sqrt(lam4)
+    return _4_PI2 * inv_sqrt_lam4 * s, _2_PI * inv_sqrt_lam4
+
+
+def _vector_field(y, T, v_star, eta, eta_v, sigma, lay, erf, train_v, sgd):
+    """``dy/dalpha`` for the packed state ``y`` (EQUATIONS.md §4)."""
+    K = lay["K"]
+    pi, pk = lay["pi"], lay["pk"]
+    C, a = _cov(y, T, v_star, lay)
+    S3 = _S3(C, a, K, erf)
+    av = a[:K]
+    dQ = -eta * (av[pi] * S3[pi, pk] + av[pk] * S3[pk, pi])
+    if sgd:
+        S4, J2 = _S4_J2(C, a, lay, erf)
+        dQ = dQ + eta * eta * av[pi] * av[pk] * (S4 + sigma * sigma * J2)
+    dR = -eta * av[:, None] * S3[:, K:]
+    if train_v:
+        dv = -eta_v * (_I2_rows(C, K, erf) @ a)
+    else:
+        dv = jnp.zeros(K)
+    return jnp.concatenate([dQ, dR.ravel(), dv])
+
+
+def _eg(y, T, v_star, lay, erf):
+    r""":math:`\epsilon_g = \frac12 \sum_{c,d} a_c a_d I_2(c,d)` (EQUATIONS.md §5)."""
+    C, a = _cov(y, T, v_star, lay)
+    if erf:
+        d1 = 1.0 + jnp.diagonal(C)
+        I2 = _2_PI * jnp.arcsin(jnp.clip(C / jnp.sqrt(d1[:, None] * d1[None, :]), -1.0, 1.0))
+    else:
+        I2 = C
+    return 0.5 * a @ I2 @ a
+
+
+# ------------------------------------------------------------------------------ solver
+def _all_finite_rms_norm(x):
+    # diffrax's PI controller turns an infinite error into a step shrunk by `factormin`, but a
+    # NaN error into a NaN step: map non-finite errors to +inf so a blow-up shrinks the step
+    # down to `dtmin` and ends the run with `dt_min_reached`.
+    n = jnp.sqrt(jnp.mean(x * x))
+    return jnp.where(jnp.isfinite(n), n, jnp.inf)
+
+
+def _make_solve(K, M, activation, train_v, sgd, solver, max_steps):
+    lay = _layout(K, M)
+    erf = activation == "erf"
+
+    def field(t, y, args):
+        T, v_star, eta, eta_v, sigma = args
+        return _vector_field(y, T, v_star, eta, eta_v, sigma, lay, erf, train_v, sgd)
+
+    term = diffrax.ODETerm(field)
+
+    def solve(y0, T, v_star, eta, eta_v, sigma, ts, rtol, atol, dtmin):
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, dtmin=dtmin, force_dtmin=False,
+                                           norm=_all_finite_rms_norm)
+        sol = diffrax.diffeqsolve(term, SOLVERS[solver](), t0=ts[0] * 0.0, t1=ts[-1], dt0=None,
+                                  y0=y0, args=(T, v_star, eta, eta_v, sigma),
+                                  saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller,
+                                  max_steps=max_steps, throw=False)
+        ys = sol.ys
+        eg = jax.vmap(lambda y: _eg(y, T, v_star, lay, erf))(ys)
+        return dict(ys=ys, eg=eg, result=sol.result._value, num_steps=sol.stats["num_steps"],
+                    num_accepted=sol.stats["num_accepted_steps"],
+                    num_rejected=sol.stats["num_rejected_steps"])
+
+    return solve
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(K, M, activation, train_v, sgd, solver, max_steps, batched):
+    solve = _make_solve(K, M, activation, train_v, sgd, solver, max_steps)
+    if batched:
+        solve = jax.vmap(solve, in_axes=(0, 0, 0, 0, 0, 0, None, None, None, None))
+    return jax.jit(solve)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_rhs(K, M, activation, train_v, sgd):
+    lay = _layout(K, M)
+    erf = activation == "erf"
+    return jax.jit(lambda y, T, v_star, eta, eta_v, sigma: _vector_field(
+        y, T, v_star, eta, eta_v, sigma, lay, erf, train_v, sgd))
+
+
+def rhs(y, K: int, M: int, T, v_star, eta: float, eta_v: float, sigma: float = 0.0,
+        activation: str = "erf", train_second_layer: bool = True,
+        gradient_flow: bool = False) -> np.ndarray:
+    r"""The right-hand side ``dy/dalpha`` at the packed state ``y``, evaluated with JAX.
+
+    Same packing and arguments as :func:`odeprune._rhs.rhs` (the numba twin).
+
+    Parameters
+    ----------
+    y : array_like, shape (K(K+1)/2 + K*M + K,)
+        Upper triangle of Q (row-major), R (row-major), v.
+    K, M : int
+    T : array_like, shape (M, M)
+    v_star : array_like, shape (M,)
+    eta, eta_v, sigma : float
+    activation : {"erf", "linear"}
+    train_second_layer, gradient_flow : bool
+
+    Returns
+    -------
+    ndarray, shape like ``y``
+    """
+    act = get_activation(activation).name
+    f = _compiled_rhs(int(K), int(M), act, bool(train_second_layer), not gradient_flow)
+    with jax.enable_x64(True):
+        out = f(jnp.asarray(y, dtype=jnp.float64), jnp.asarray(T, dtype=jnp.float64),
+                jnp.asarray(v_star, dtype=jnp.float64), float(eta), float(eta_v), float(sigma))
+        return np.asarray(out)
+
+
+def eg(state: OrderParams, activation: str = "erf") -> float:
+    """Generalisation error of ``state`` computed with JAX (a check of the numba ``state.eg``)."""
+    act = get_activation(activation).name
+    lay = _layout(state.K, state.M)
+    with jax.enable_x64(True):
+        y = jnp.asarray(pack(state.Q, state.R, state.v))
+        return float(_eg(y, jnp.asarray(state.T), jnp.asarray(state.v_star), lay, act == "erf"))
+
+
+# ------------------------------------------------------------------------------ public entry points
+def _as_batch(name, value, B):
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return np.full(B, float(arr))
+    if arr.shape != (B,):
+        raise ValueError(f"{name} must be a scalar or have one entry per state ({B}), got shape "
+                         f"{arr.shape}")
+    return arr
+
+
+def _run(states: Sequence[OrderParams], eta, alpha_max, save_at, eta_v, sigma, rtol, atol,
+         activation, train_second_layer, gradient_flow, solver, max_steps, batched):
+    """Solve every member; returns the raw numpy outputs (one vmapped call if ``batched``)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver={solver!r} is unknown; expected one of {sorted(SOLVERS)}")
+    K, M = states[0].K, states[0].M
+    B = len(states)
+    act = get_activation(activation).name
+    fn = _compiled(K, M, act, bool(train_second_layer), not gradient_flow, solver,
+                   int(max_steps), batched)
+    ts = np.asarray(save_at, dtype=float)
+    y0 = np.stack([pack(s.Q, s.R, s.v) for s in states])
+    T = np.stack([s.T for s in states])
+    v_star = np.stack([s.v_star for s in states])
+    dtmin = 1e-12 * max(1.0, float(alpha_max))
+    with jax.enable_x64(True):
+        args = [jnp.asarray(x, dtype=jnp.float64) for x in
+                (y0, T, v_star, _as_batch("eta", eta, B), _as_batch("eta_v", eta_v, B),
+                 _as_batch("sigma", sigma, B))]
+        shared = (jnp.asarray(ts), jnp.asarray(float(rtol)), jnp.asarray(float(atol)),
+                  jnp.asarray(dtmin))
+        if batched:
+            out = fn(*args, *shared)
+            out = {k: np.asarray(v) for k, v in out.items()}
+        else:
+            outs = [fn(*(x[j] for x in args), *shared) for j in range(B)]
+            out = {k: np.stack([np.asarray(o[k]) for o in outs]) for k in outs[0]}
+    return out
+
+
+def _curve_or_error(state, out, j, ts, params, batch_info=None):
+    """Build the LearningCurve of member ``j``, or the DivergenceError that describes its failure."""
+    K, M = state.K, state.M
+    ys = out["ys"][j]
+    code = int(out["result"][j])
+    stats = dict(num_steps=int(out["num_steps"][j]), n_accept=int(out["num_accepted"][j]),
+                 n_reject=int(out["num_rejected"][j]))
+    stats["nfev"] = 6 * stats["num_steps"] + 3  # FSAL 5(4) pair: 6 per attempted step (+3 start)
+    Q, R, v = unpack(ys, K, M)
+    # first saved time at which the state is not finite or not PSD
+    bad = None
+    for idx in range(ts.size):
+        if not (np.all(np.isfinite(ys[idx])) and np.isfinite(out["eg"][j][idx])):
+            bad = idx
+            break
+        C = np.block([[Q[idx], R[idx]], [R[idx].T, state.T]])
+        scale = max(1.0, float(np.max(np.abs(C))))
+        if np.linalg.eigvalsh(C)[0] / scale < -_PSD_TOL:
+            bad = idx
+            break
+    if code == 0 and bad is None:
+        meta = dict(params)
+        meta.update(stats, status="success", message="integration reached alpha_max",
+                    backend="jax")
+        if batch_info:
+            meta.update(batch_info)
+        return LearningCurve(alpha=ts, eg=out["eg"][j], Q=Q, R=R, v=v, T=state.T,
+                             v_star=state.v_star, metadata=meta)
+    last_idx = (bad if bad is not None else ts.size) - 1
+    if code != 0:
+        # outputs after the failure are not reached; the last finite one is the last good state
+        finite = np.flatnonzero(np.all(np.isfinite(ys), axis=1))
+        finite = finite[finite <= last_idx]
+        last_idx = int(finite[-1]) if finite.size else -1
+    last = None
+    alpha = 0.0
+    if last_idx >= 0:
+        alpha = float(ts[last_idx])
+        try:
+            last = OrderParams(Q=Q[last_idx], R=R[last_idx], T=state.T, v=v[last_idx],
+                               v_star=state.v_star)
+        except ValueError:
+            last = None
+    if code == diffrax.RESULTS.max_steps_reached._value:
+        why = f"exceeded max_steps={params['max_steps']} (raise max_steps or loosen rtol)"
+    elif code == diffrax.RESULTS.dt_min_reached._value:
+        why = "needed a vanishing step (its right-hand side became non-finite)"
+    elif code != 0:
+        why = f"failed ({diffrax.RESULTS._index_to_message[code]})"
+    else:
+        why = "became non-finite or stopped being positive semi-definite"
+    eta = params["eta"]
+    msg = (f"the ODE state {why} after alpha={alpha:.6g} (eta={eta:g}, K={K}, M={M}, "
+           f"{stats['n_accept']} steps, jax backend); eta is likely too large for this K and M: "
+           f"try a smaller eta (e.g. {eta / 2:g})")
+    return DivergenceError(msg, alpha=alpha, last_state=last)
+
+
+def _params(K, M, eta, eta_v, sigma, activation, train_v, gradient_flow, solver, rtol, atol,
+            alpha_max, max_steps):
+    return dict(eta=float(eta), eta_v=float(eta_v), sigma=float(sigma), activation=activation,
+                train_second_layer=bool(train_v), gradient_flow=bool(gradient_flow),
+                method=solver, rtol=float(rtol), atol=float(atol), alpha_max=float(alpha_max),
+                K=K, M=M, max_steps=int(max_steps))
+
+
+def integrate(state: OrderParams, *, eta: float, alpha_max: float, save_at, eta_v: float,
+              sigma: float = 0.0, rtol: float = 1e-7, atol: float = 1e-10,
+              activation: str = "erf", train_second_layer: bool = True,
+              gradient_flow: bool = False, solver: str = "dopri5",
+              max_steps: int = DEFAULT_MAX_STEPS) -> LearningCurve:
+    r"""Integrate the order-parameter ODEs from ``state`` with diffrax (JAX, float64).
+
+    Called by :func:`odeprune.integrate` with ``backend="jax"``, which validates the arguments.
+
+    Parameters
+    ----------
+    state : OrderParams
+    eta, eta_v, sigma : float
+        Learning rates of the two layers and the output-noise level.
+    alpha_max : float
+    save_at : ndarray, shape (n,)
+        Sorted saving times in ``[0, alpha_max]``, ending at ``alpha_max``.
+    rtol, atol : float
+        Tolerances of the PI step-size controller.
+    activation : {"erf", "linear"}
+    train_second_layer, gradient_flow : bool
+    solver : {"dopri5", "tsit5"}
+    max_steps : int
+        Bound on attempted steps; reaching it raises :class:`~odeprune.errors.DivergenceError`.
+
+    Returns
+    -------
+    LearningCurve
+        ``metadata["backend"] == "jax"``; ``nfev`` is derived from the step count (6 per attempted
+        step of the FSAL pair, plus 3 at the start).
+
+    Raises
+    ------
+    DivergenceError
+        Non-finite or non-PSD state, vanishing step, or ``max_steps`` reached; ``.alpha`` is the
+        last good saved time.
+
+    Notes
+    -----
+    Goldt et al. (2019), supplementary S3-S4; Saad & Solla (1995). First call for a given
+    ``(K, M, activation, train_second_layer, gradient_flow, solver, len(save_at))`` compiles
+    (seconds); later calls reuse the compiled function.
+    """
+    ts = np.asarray(save_at, dtype=float)
+    act = get_activation(activation).name
+    out = _run([state], eta, alpha_max, ts, eta_v, sigma, rtol, atol, act, train_second_layer,
+               gradient_flow, solver, max_steps, batched=False)
+    params = _params(state.K, state.M, eta, eta_v, sigma, act, train_second_layer, gradient_flow,
+                     solver, rtol, atol, alpha_max, max_steps)
+    res = _curve_or_error(state, out, 0, ts, params)
+    if isinstance(res, DivergenceError):
+        raise res
+    return res
+
+
+def integrate_batch(states: Sequence[OrderParams], *, eta, alpha_max: float, save_at, eta_v,
+                    sigma=0.0, rtol: float = 1e-7, atol: float = 1e-10, activation: str = "erf",
+                    train_second_layer: bool = True, gradient_flow: bool = False,
+                    solver: str = "dopri5", max_steps: int = DEFAULT_MAX_STEPS,
+                    chunk_size: int | None = None) -> list[LearningCurve | DivergenceError]:
+    """Integrate a batch in jitted ``vmap`` calls; one result (curve or error) per member.
+
+    Parameters
+    ----------
+    states : sequence of OrderParams, all with the same K and M
+    eta, eta_v, sigma : float or ndarray, shape (B,)
+        Scalars, or one value per member (a hyper-parameter sweep).
+    alpha_max, save_at, rtol, atol, activation, train_second_layer, gradient_flow, solver,
+    max_steps :
+        As :func:`integrate`; shared by all members.
+    chunk_size : int, optional
+        Members per ``vmap`` call (default: all). Members of one call advance in lockstep until
+        the slowest finishes, so smaller groups of similar runs waste fewer steps.
+
+    Returns
+    -------
+    list of LearningCurve or DivergenceError
+        In the order of ``states``; a failed member gives its error instead of raising, so one
+        diverging run does not lose the others. ``metadata["lockstep_steps"]`` is the step count
+        the whole group paid.
+    """
+    ts = np.asarray(save_at, dtype=float)
+    B = len(states)
+    act = get_activation(activation).name
+    eta_b, eta_v_b, sigma_b = (_as_batch("eta", eta, B), _as_batch("eta_v", eta_v, B),
+                               _as_batch("sigma", sigma, B))
+    size = B if chunk_size is None else max(1, int(chunk_size))
+    results: list[LearningCurve | DivergenceError] = []
+    for start in range(0, B, size):
+        sl = slice(start, min(B, start + size))
+        group = list(states[sl])
+        out = _run(group, eta_b[sl], alpha_max, ts, eta_v_b[sl], sigma_b[sl], rtol, atol, act,
+                   train_second_layer, gradient_flow, solver, max_steps, batched=True)
+        info = dict(lockstep_steps=int(np.max(out["num_steps"])), batch_size=len(group))
+        for j, state in enumerate(group):
+            params = _params(state.K, state.M, eta_b[start + j], eta_v_b[start + j],
+                             sigma_b[start + j], act, train_second_layer, gradient_flow, solver,
+                             rtol, atol, alpha_max, max_steps)
+            results.append(_curve_or_error(state, out, j, ts, params, info))
+    return results
