@@ -126,42 +126,73 @@ def _s4_generic(act, C, a, i, k, L):
     return s
 
 
-@njit(cache=True, error_model="numpy")
+# fdlibm's rational approximation of asin (e_asin.c, Sun Microsystems 1993): |error| < 1 ulp
+# on [0, 0.5) and a few ulp on [0.5, 1]. Written branch-free so that LLVM can vectorise the I4
+# loops (libm's asin is a call per element and dominates the right-hand side otherwise).
+_PS0 = 1.66666666666666657415e-01
+_PS1 = -3.25565818622400915405e-01
+_PS2 = 2.01212532134862925881e-01
+_PS3 = -4.00555345006794114027e-02
+_PS4 = 7.91534994289814532176e-04
+_PS5 = 3.47933107596021167570e-05
+_QS1 = -2.40339491173441421878e00
+_QS2 = 2.02094576023350569471e00
+_QS3 = -6.88283971605453293030e-01
+_QS4 = 7.70381505559019352791e-02
+_PIO2 = math.pi / 2.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def fast_asin(x):
+    """asin(x) for x in [-1, 1] (clipped), vectorisable; see the comment above."""
+    z = abs(x)
+    if z > 1.0:
+        z = 1.0
+    small = z < 0.5
+    t = z * z if small else (1.0 - z) * 0.5
+    p = t * (_PS0 + t * (_PS1 + t * (_PS2 + t * (_PS3 + t * (_PS4 + t * _PS5)))))
+    q = 1.0 + t * (_QS1 + t * (_QS2 + t * (_QS3 + t * _QS4)))
+    r = p / q
+    s = math.sqrt(t)
+    res = z + z * r if small else _PIO2 - 2.0 * (s + s * r)
+    return res if x >= 0.0 else -res
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
 def _s4_erf(C, a, i, k, L, r):
-    cii1 = 1.0 + C[i, i]
-    ckk1 = 1.0 + C[k, k]
-    cik = C[i, k]
+    # sum_{c,d} a_c a_d I4(i, k, c, d) for erf. With ci = C[i], ck = C[k]:
+    #   Lambda_0(c, d) = u1_c C_cd - u2_c ck_d - u3_c ci_d (times r_c), the row constants u*_c
+    #   folded out of the d-loop; the d-loop runs over contiguous row slices starting at 0 so that
+    #   LLVM vectorises it (with fast_asin). Summation order differs from the generic path only
+    #   by reassociation (agreement ~1e-15 relative, checked in the tests).
+    ci = C[i]
+    ck = C[k]
+    cii1 = 1.0 + ci[i]
+    ckk1 = 1.0 + ck[k]
+    cik = ci[k]
     lam4 = cii1 * ckk1 - cik * cik
     for c in range(L):
-        cic = C[i, c]
-        ckc = C[k, c]
-        lam1 = lam4 * (1.0 + C[c, c]) - ckc * ckc * cii1 - cic * cic * ckk1 + 2.0 * cik * cic * ckc
+        lam1 = (lam4 * (1.0 + C[c, c]) - ck[c] * ck[c] * cii1 - ci[c] * ci[c] * ckk1
+                + 2.0 * cik * ci[c] * ck[c])
         r[c] = 1.0 / math.sqrt(lam1)
     s = 0.0
     for c in range(L):
-        cic = C[i, c]
-        ckc = C[k, c]
-        ac = a[c]
-        if ac == 0.0:
-            continue
+        cic = ci[c]
+        ckc = ck[c]
+        rc = r[c]
+        u1 = lam4 * rc
+        u2 = (ckc * cii1 - cik * cic) * rc
+        u3 = (cic * ckk1 - cik * ckc) * rc
+        Cr = C[c, c:]
+        ckr = ck[c:]
+        cir = ci[c:]
+        rr = r[c:]
+        ar = a[c:]
         inner = 0.0
-        for d in range(c + 1, L):
-            cid = C[i, d]
-            ckd = C[k, d]
-            lam0 = lam4 * C[c, d] - ckc * ckd * cii1 - cic * cid * ckk1 + cik * (cic * ckd + cid * ckc)
-            x = lam0 * r[c] * r[d]
-            if x > 1.0:
-                x = 1.0
-            elif x < -1.0:
-                x = -1.0
-            inner += a[d] * math.asin(x)
-        lam0 = lam4 * C[c, c] - ckc * ckc * cii1 - cic * cic * ckk1 + 2.0 * cik * cic * ckc
-        x = lam0 * r[c] * r[c]
-        if x > 1.0:
-            x = 1.0
-        elif x < -1.0:
-            x = -1.0
-        s += ac * (ac * math.asin(x) + 2.0 * inner)
+        for j in range(1, Cr.shape[0]):
+            inner += ar[j] * fast_asin((u1 * Cr[j] - u2 * ckr[j] - u3 * cir[j]) * rr[j])
+        diag = fast_asin((u1 * Cr[0] - u2 * ckc - u3 * cic) * rc)
+        s += a[c] * (a[c] * diag + 2.0 * inner)
     return _4_PI2 / math.sqrt(lam4) * s
 
 

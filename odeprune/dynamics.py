@@ -63,7 +63,7 @@ def _check_save_at(save_at: Any, alpha_max: float) -> np.ndarray:
     if not np.all(np.isfinite(t)) or np.any(t < 0):
         raise ValueError(f"save_at must contain finite times >= 0, got {t}")
     if np.any(t > alpha_max * (1 + 1e-12)):
-        raise ValueError(f"save_at contains {t.max()!r} > alpha_max={alpha_max!r}")
+        raise ValueError(f"save_at contains {float(t.max())!r} > alpha_max={alpha_max!r}")
     t = np.unique(np.concatenate([t, [alpha_max]]))
     return t
 

@@ -49,7 +49,7 @@ def _as_array(name: str, value: Any, ndim: int) -> np.ndarray:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} contains a non-finite value ({arr[tuple(bad)]}) at index "
+        raise ValueError(f"{name} contains a non-finite value ({float(arr[tuple(bad)])}) at index "
                          f"{tuple(int(i) for i in bad)}")
     arr.setflags(write=False)
     return arr
@@ -60,8 +60,8 @@ def _check_symmetric(name: str, A: np.ndarray) -> None:
     asym = float(np.max(np.abs(A - A.T))) if A.size else 0.0
     if asym > SYMMETRY_RTOL * scale:
         i, k = np.unravel_index(np.argmax(np.abs(A - A.T)), A.shape)
-        raise ValueError(f"{name} must be symmetric: {name}[{i},{k}]={A[i, k]!r} but "
-                         f"{name}[{k},{i}]={A[k, i]!r}")
+        raise ValueError(f"{name} must be symmetric: {name}[{i},{k}]={float(A[i, k])!r} but "
+                         f"{name}[{k},{i}]={float(A[k, i])!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,7 +121,8 @@ class OrderParams:
         for name, d in (("Q", np.diag(Q)), ("T", np.diag(T))):
             if np.any(d < 0):
                 i = int(np.argmin(d))
-                raise ValueError(f"{name}[{i},{i}]={d[i]!r} is negative; a squared norm must be >= 0")
+                raise ValueError(f"{name}[{i},{i}]={float(d[i])!r} is negative; a squared norm "
+                                 "must be >= 0")
         object.__setattr__(self, "Q", Q)
         object.__setattr__(self, "R", R)
         object.__setattr__(self, "T", T)
@@ -255,7 +256,6 @@ class OrderParams:
         """
         M, Z = _check_size("M", M), _check_size("Z", Z)
         v_star = _broadcast_v_star(v_star, M)
-        K = Z * M
         block = np.repeat(np.arange(M), Z)
         R = (block[:, None] == np.arange(M)[None, :]).astype(float)
         Q = R @ R.T
