@@ -1,0 +1,318 @@
+"""``prune`` and ``PruneResult``: the one entry point of the thermodynamic-limit pruning."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import _io
+from ..activations import get_activation
+from ..state import OrderParams
+from . import edge, node
+from . import reweight as _rw
+
+__all__ = ["METHODS", "REWEIGHTS", "PruneResult", "prune"]
+
+METHODS = node.NODE_METHODS + edge.EDGE_METHODS
+REWEIGHTS = ("none", "preact", "activation", "refit", "rescale")
+DETERMINISTIC = ("importance_node", "dpp_map_node", "random_edge")
+
+
+def _readonly(a, dtype=float) -> np.ndarray:
+    a = np.array(a, dtype=dtype)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class PruneResult:
+    r"""The distribution of the generalisation error over a pruning method's randomness.
+
+    Attributes
+    ----------
+    subsets : ndarray of int, shape (n_outcomes, k)
+        Kept student units per outcome (all ``K`` units, one outcome, for edge pruning).
+    probabilities : ndarray, shape (n_outcomes,)
+        Exact probabilities, or Monte Carlo frequencies when ``exact`` is False.
+    eg_values : ndarray, shape (n_outcomes,)
+        :math:`\epsilon_g` of each pruned network (noiseless labels).
+    Q : ndarray, shape (n_outcomes, k, k)
+    R : ndarray, shape (n_outcomes, k, M)
+    v : ndarray, shape (n_outcomes, k)
+        Pruned (and reweighted) order parameters per outcome.
+    T : ndarray, shape (M, M)
+    v_star : ndarray, shape (M,)
+    metadata : dict
+        ``method, k, c, reweight, kernel, activation, seed, n_draws, eg_unpruned, K, M``,
+        ``A`` (the rescaling factor, for ``reweight="rescale"``), ``odeprune_version``.
+
+    Notes
+    -----
+    ``eg_mean`` is :math:`\sum_S P(S)\,\epsilon_g(S)`; ``eg_std`` the spread
+    :math:`\sqrt{\sum_S P(S)(\epsilon_g(S) - \bar\epsilon_g)^2}`; ``eg_se`` the Monte Carlo
+    standard error of ``eg_mean`` (0 when exact).
+    """
+
+    subsets: np.ndarray
+    probabilities: np.ndarray
+    eg_values: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    v: np.ndarray
+    T: np.ndarray
+    v_star: np.ndarray
+    metadata: dict = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    KIND = "PruneResult"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subsets", _readonly(self.subsets, np.int64))
+        for name in ("probabilities", "eg_values", "Q", "R", "v", "T", "v_star"):
+            object.__setattr__(self, name, _readonly(getattr(self, name)))
+        n = self.subsets.shape[0]
+        for name in ("probabilities", "eg_values", "Q", "R", "v"):
+            if getattr(self, name).shape[0] != n:
+                raise ValueError(f"{name} has {getattr(self, name).shape[0]} rows, subsets has {n}")
+
+    # ---------------------------------------------------------------- summary
+    @property
+    def method(self) -> str:
+        return self.metadata["method"]
+
+    @property
+    def exact(self) -> bool:
+        """True when the distribution is exact (enumeration or a deterministic method)."""
+        return int(self.metadata.get("n_draws", 0)) == 0
+
+    @property
+    def n_outcomes(self) -> int:
+        return self.subsets.shape[0]
+
+    @property
+    def eg_mean(self) -> float:
+        return float(self.probabilities @ self.eg_values)
+
+    @property
+    def eg_std(self) -> float:
+        d = self.eg_values - self.eg_mean
+        return float(np.sqrt(max(0.0, self.probabilities @ (d * d))))
+
+    @property
+    def eg_se(self) -> float:
+        """Monte Carlo standard error of ``eg_mean`` (sample std with ddof=1 over sqrt(n))."""
+        n = int(self.metadata.get("n_draws", 0))
+        if n <= 1:
+            return 0.0
+        return self.eg_std * float(np.sqrt(n / (n - 1.0))) / float(np.sqrt(n))
+
+    @property
+    def states(self) -> tuple[OrderParams, ...]:
+        """Pruned order parameters per outcome (validated ``OrderParams``, built on access)."""
+        if "states" not in self._cache:
+            self._cache["states"] = tuple(
+                OrderParams(Q=self.Q[j], R=self.R[j], T=self.T, v=self.v[j], v_star=self.v_star)
+                for j in range(self.n_outcomes))
+        return self._cache["states"]
+
+    @property
+    def state(self) -> OrderParams:
+        """The pruned state of a method with a single outcome (deterministic methods)."""
+        if self.n_outcomes != 1:
+            raise ValueError(f"{self.method} has {self.n_outcomes} outcomes; use .states")
+        return self.states[0]
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        what = f"k={m.get('k')}" if m.get("c") is None else f"c={m.get('c'):g}"
+        se = "" if self.exact else f", se={self.eg_se:.2g}"
+        return (f"PruneResult({self.method}, {what}, reweight={m.get('reweight')!r}, "
+                f"eg={self.eg_mean:.6g} +- {self.eg_std:.3g}{se}, outcomes={self.n_outcomes})")
+
+    # ---------------------------------------------------------------- files
+    def save(self, path: str | os.PathLike):
+        """Write one ``.npz`` (arrays above, JSON metadata with the summary numbers)."""
+        meta = dict(self.metadata)
+        meta.update(eg_mean=self.eg_mean, eg_std=self.eg_std, eg_se=self.eg_se,
+                    exact=self.exact)
+        arrays = {n: getattr(self, n) for n in ("subsets", "probabilities", "eg_values", "Q", "R",
+                                                "v", "T", "v_star")}
+        return _io.write_npz(path, self.KIND, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PruneResult:
+        arrays, meta = _io.read_npz(path, cls.KIND)
+        need = {"subsets", "probabilities", "eg_values", "Q", "R", "v", "T", "v_star"}
+        missing = need - set(arrays)
+        if missing:
+            raise ValueError(f"file {str(path)!r} is a truncated PruneResult: missing "
+                             f"{sorted(missing)}")
+        for key in ("eg_mean", "eg_std", "eg_se", "exact", "kind", "format_version"):
+            meta.pop(key, None)
+        return cls(**{n: arrays[n] for n in need}, metadata=meta)
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name}={value!r} must be an integer ({allowed})")
+    if value < lo or (hi is not None and value > hi):
+        allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name}={value!r} is out of range; allowed {allowed}")
+    return int(value)
+
+
+def _resolve_seed(seed) -> tuple[np.random.Generator, Any]:
+    if isinstance(seed, np.random.Generator):
+        return seed, "Generator"
+    if isinstance(seed, (bool, float)):
+        raise ValueError(f"seed={seed!r} must be an int, a SeedSequence or a Generator")
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return np.random.default_rng(ss), ss.entropy
+
+
+def _check_method_args(method, k, c, reweight, K):
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is unknown; allowed {METHODS}")
+    if method in node.NODE_METHODS:
+        if c is not None:
+            raise ValueError(f"c={c!r} applies to edge pruning only; {method} takes k (1..K={K})")
+        if k is None:
+            raise ValueError(f"{method} needs k, the number of kept units (1..K={K})")
+        k = _check_int("k", k, 1, K)
+        if reweight not in _NODE_RW:
+            raise ValueError(f"reweight={reweight!r} does not apply to {method}; allowed "
+                             f"{_NODE_RW}")
+        return k, None
+    if k is not None:
+        raise ValueError(f"k={k!r} applies to node pruning only; {method} takes c in [0, 1]")
+    if c is None:
+        raise ValueError(f"{method} needs c, the kept fraction of first-layer weights, in [0, 1]")
+    c = edge.check_c(c)
+    if reweight not in _EDGE_RW:
+        raise ValueError(f"reweight={reweight!r} does not apply to {method}; allowed {_EDGE_RW}")
+    return None, c
+
+
+_NODE_RW = _rw.NODE_REWEIGHTS
+_EDGE_RW = _rw.EDGE_REWEIGHTS
+
+
+def node_outcomes(state: OrderParams, subsets: np.ndarray, reweight: str,
+                  G: np.ndarray | None = None, activation: str = "erf"
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Reweighted second layers (n, k) and errors (n,) of a batch of kept subsets (n, k).
+
+    ``G`` is :math:`I_2` over all fields of ``state`` (computed when not given).
+    """
+    if G is None:
+        G = node.activation_gram_all(state, activation)
+    K = state.K
+    v_star = np.array(state.v_star)
+    subsets = np.asarray(subsets, dtype=np.int64)
+    v_new = _rw.reweight_node(np.array(state.Q), G, np.array(state.v), v_star, subsets, reweight)
+    G_SS = G[subsets[:, :, None], subsets[:, None, :]]
+    eg_values = _rw.eg_quadratic(G_SS, G[subsets, K:], G[K:, K:], v_new, v_star)
+    return v_new, eg_values
+
+
+def prune(state: OrderParams, method: str, k: int | None = None, c: float | None = None,
+          reweight: str = "none", kernel="Q", seed: int | np.random.Generator | None = None,
+          exact: bool = True, n_samples: int = 10_000, activation: str = "erf") -> PruneResult:
+    r"""Prune a network given by its order parameters: the distribution of :math:`\epsilon_g`.
+
+    Parameters
+    ----------
+    state : OrderParams
+        The unpruned student (K units) and teacher (M units).
+    method : {"random_node", "importance_node", "dpp_node", "dpp_map_node", "random_edge"}
+        Node methods keep ``k`` units: uniformly at random; the ``k`` largest :math:`|v_i|` (ties
+        to the lower index); a k-DPP with kernel ``kernel`` (Acharyya et al. 2021, Appendix A and
+        Lemma 1); its greedy MAP subset. ``random_edge`` keeps each first-layer weight with
+        probability ``c`` and maps the state by Lemma 6 (the expected network, as the paper).
+    k : int, optional
+        Kept units, ``1 <= k <= K`` (node methods; for ``dpp_node`` also ``k <= rank(L)``).
+    c : float, optional
+        Kept fraction of edges, ``0 <= c <= 1`` (``random_edge``). Equal parameter count with
+        node pruning means ``c = k / K`` (Eq. 1).
+    reweight : str
+        Node methods: ``"none"``, ``"preact"``, ``"activation"``, ``"refit"``; edge:
+        ``"none"``, ``"rescale"``, ``"refit"`` (see :mod:`odeprune.pruning.reweight`).
+    kernel : {"Q", "activation"} or array_like, shape (K, K)
+        DPP kernel: ``Q`` (limit of the pre-activation Gram matrix, Lemma 1), the activation Gram
+        matrix :math:`I_2`, or an explicit PSD matrix.
+    seed : int or numpy.random.Generator, optional
+        For Monte Carlo sampling (recorded in the metadata).
+    exact : bool
+        Enumerate all ``C(K, k)`` subsets when at most ``node.MAX_ENUMERATE`` (default); with
+        ``False`` (or more subsets) draw ``n_samples`` subsets instead.
+    n_samples : int
+        Monte Carlo draws.
+    activation : {"erf", "linear"}
+
+    Returns
+    -------
+    PruneResult
+
+    Raises
+    ------
+    ValueError
+        Unknown method/reweight/kernel, ``k`` outside 1..K, ``c`` outside [0, 1], a kernel that
+        is not PSD, ``k > rank(L)`` for the DPP; the message names the parameter and what is
+        allowed.
+    """
+    if not isinstance(state, OrderParams):
+        raise ValueError(f"state must be an OrderParams, got {type(state).__name__}")
+    K = state.K
+    k, c = _check_method_args(method, k, c, reweight, K)
+    act = get_activation(activation)
+    n_samples = _check_int("n_samples", n_samples, 1)
+    rng, seed_record = _resolve_seed(seed)
+    kernel_name = kernel if isinstance(kernel, str) else "custom"
+    if isinstance(kernel, str) and kernel not in node.KERNELS:
+        raise ValueError(f"kernel={kernel!r} is unknown; allowed {node.KERNELS} or a (K, K) "
+                         "PSD array")
+    meta: dict[str, Any] = dict(method=method, k=k, c=c, reweight=reweight,
+                                kernel=kernel_name, activation=act.name, seed=seed_record,
+                                K=K, M=state.M, eg_unpruned=state.eg(act.name),
+                                odeprune_version=_io.package_version())
+    G = node.activation_gram_all(state, act.name)
+    M = state.M
+    v_star = np.array(state.v_star)
+
+    if method in node.NODE_METHODS:
+        if method == "random_node":
+            subsets, probs, n_draws = node.random_node(K, k, exact, n_samples, rng)
+        elif method == "importance_node":
+            subsets, probs, n_draws = node.importance_node(np.array(state.v), k)
+        else:
+            L = node.node_kernel(state, kernel, act.name)
+            if method == "dpp_node":
+                subsets, probs, n_draws = node.dpp_node(L, k, exact, n_samples, rng)
+            else:
+                subsets, probs, n_draws = node.dpp_map_node(L, k)
+        v_new, eg_values = node_outcomes(state, subsets, reweight, G)
+        Qn = np.array(state.Q)[subsets[:, :, None], subsets[:, None, :]]
+        Rn = np.array(state.R)[subsets]
+    else:
+        pruned = edge.random_edge_map(state, c)
+        Gp = node.activation_gram_all(pruned, act.name)
+        G_SS, G_ST = Gp[:K, :K], Gp[:K, K:]
+        v_new = np.array(state.v)
+        if reweight == "rescale":
+            A = _rw.rescale_factor(G_SS, G_ST, v_new, v_star)
+            meta["A"] = A
+            v_new = A * v_new
+        elif reweight == "refit":
+            v_new = _rw.refit_weights(G_SS, G_ST, v_star)
+        eg_values = np.array([_rw.eg_quadratic(G_SS, G_ST, Gp[K:, K:], v_new, v_star)])
+        subsets = np.arange(K, dtype=np.int64)[None, :]
+        probs, n_draws = np.ones(1), 0
+        Qn, Rn, v_new = np.array(pruned.Q)[None], np.array(pruned.R)[None], v_new[None]
+    meta["n_draws"] = int(n_draws)
+    meta["n_samples"] = n_samples if n_draws else None
+    return PruneResult(subsets=subsets, probabilities=probs, eg_values=eg_values, Q=Qn, R=Rn,
+                       v=v_new, T=np.array(state.T), v_star=v_star.reshape(M), metadata=meta)

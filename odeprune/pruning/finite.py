@@ -1,0 +1,289 @@
+r"""The pruning methods of :func:`odeprune.prune` applied to real finite-N weights.
+
+Given first layers ``w`` (K, N), ``w_star`` (M, N) and second layers ``v``, ``v_star`` this draws
+``n_samples`` training inputs :math:`x \sim N(0, I_N)` and
+
+- node methods: picks kept units (uniform subsets; the ``k`` largest :math:`|v_i|`; a k-DPP or
+  its greedy MAP on the **empirical** kernel over the samples -- the pre-activation Gram
+  matrix :math:`L_{ij} = h_i\cdot h_j / (N n)` with :math:`h_{i\mu} = w_i\cdot x^\mu` as the
+  authors did (Acharyya et al. 2021, Appendix C), or the activation Gram matrix
+  :math:`g(\lambda_i)\cdot g(\lambda_j)/n`);
+- ``random_edge``: multiplies ``w`` by an i.i.d. Bernoulli(c) mask;
+- reweights by least squares on the same samples: ``"preact"`` regresses
+  :math:`\sum_{rem} v_{rem} \lambda_{rem}` on the kept :math:`\lambda_S`; ``"activation"``
+  regresses the removed units' output :math:`\sum_{rem} v_{rem} g(\lambda_{rem})` on the kept
+  :math:`g(\lambda_S)`; ``"refit"`` regresses the teacher's output on the kept :math:`g(\lambda_S)`;
+  ``"rescale"`` fits one scalar ``A``;
+- measures the pruned network's test error :math:`\frac12\langle(\phi - y)^2\rangle` on
+  ``n_test`` fresh inputs per mask (noiseless teacher labels), and its exact
+  :math:`\epsilon_g` from the pruned weights' order parameters (for Gaussian inputs the local
+  fields are exactly Gaussian with that covariance, so the test error is an unbiased estimate of
+  it).
+
+With ``predict=True`` the result also holds :func:`odeprune.prune` applied to the order
+parameters of the same unpruned weights: the thermodynamic-limit prediction to compare with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..activations import get_activation
+from ..state import OrderParams
+from . import dpp, node
+from ._api import DETERMINISTIC, PruneResult, _check_int, _check_method_args, node_outcomes, prune
+from .reweight import RCOND
+
+__all__ = ["FinitePruneResult", "prune_weights"]
+
+
+@dataclass(frozen=True, eq=False)
+class FinitePruneResult:
+    r"""Pruning of real weights: test errors over masks, and the limit prediction.
+
+    Attributes
+    ----------
+    test_errors : ndarray, shape (n_masks,)
+        Test error of each pruned network on its own ``n_test`` fresh samples.
+    test_errors_se : ndarray, shape (n_masks,)
+        Their sampling standard errors (std of the per-sample loss / sqrt(n_test)).
+    eg_values : ndarray, shape (n_masks,)
+        :math:`\epsilon_g` from the order parameters of each pruned network's weights.
+    subsets : ndarray of int, shape (n_masks, k)
+        Kept units (all K units for edge pruning).
+    v : ndarray, shape (n_masks, k)
+        Second layer of each pruned network (after reweighting).
+    kept_fraction : ndarray, shape (n_masks,)
+        Fraction of first-layer weights kept (``k/K`` for node pruning).
+    eg_limit : ndarray, shape (n_masks,)
+        The thermodynamic-limit error of the same outcome, from the order parameters of the
+        unpruned weights: for node methods the limit map of the same kept subset (with the
+        limit reweighting), for edge pruning the Lemma-6 value. ``test_errors - eg_limit`` is
+        the finite-size effect of this outcome plus test noise (a paired comparison).
+    prediction : PruneResult or None
+        :func:`odeprune.prune` on ``OrderParams.from_weights`` of the unpruned weights.
+    metadata : dict
+        method, k, c, reweight, kernel, activation, N, K, M, n_samples, n_masks, n_test, seed.
+    """
+
+    test_errors: np.ndarray
+    test_errors_se: np.ndarray
+    eg_values: np.ndarray
+    subsets: np.ndarray
+    v: np.ndarray
+    kept_fraction: np.ndarray
+    eg_limit: np.ndarray
+    prediction: PruneResult | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def n_masks(self) -> int:
+        return self.test_errors.shape[0]
+
+    @property
+    def test_error_mean(self) -> float:
+        return float(np.mean(self.test_errors))
+
+    @property
+    def test_error_se(self) -> float:
+        """Standard error of ``test_error_mean``: the spread over masks (each with fresh test
+        samples, so it includes the test-sampling noise) over sqrt(n_masks); for one mask the
+        test-sampling error alone."""
+        if self.n_masks == 1:
+            return float(self.test_errors_se[0])
+        return float(np.std(self.test_errors, ddof=1) / np.sqrt(self.n_masks))
+
+    @property
+    def eg_mean(self) -> float:
+        return float(np.mean(self.eg_values))
+
+    @property
+    def eg_se(self) -> float:
+        """Standard error of ``eg_mean`` over masks (0 for one mask)."""
+        if self.n_masks == 1:
+            return 0.0
+        return float(np.std(self.eg_values, ddof=1) / np.sqrt(self.n_masks))
+
+    @property
+    def paired_difference(self) -> tuple[float, float]:
+        """Mean over masks of ``test_errors - eg_limit`` and its standard error."""
+        d = self.test_errors - self.eg_limit
+        if self.n_masks == 1:
+            return float(d[0]), float(self.test_errors_se[0])
+        return float(d.mean()), float(d.std(ddof=1) / np.sqrt(self.n_masks))
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        what = f"k={m.get('k')}" if m.get("c") is None else f"c={m.get('c'):g}"
+        pred = "" if self.prediction is None else f", limit={self.prediction.eg_mean:.5g}"
+        return (f"FinitePruneResult({m.get('method')}, {what}, reweight={m.get('reweight')!r}, "
+                f"test={self.test_error_mean:.5g} +- {self.test_error_se:.2g}, "
+                f"eg={self.eg_mean:.5g}{pred}, N={m.get('N')}, masks={self.n_masks})")
+
+
+def _unpack(obj, v, w_star, v_star):
+    """Accept explicit arrays or a simulation result (duck-typed: w, v, w_star, v_star)."""
+    if hasattr(obj, "w") and hasattr(obj, "w_star"):
+        w = np.asarray(obj.w, dtype=float)
+        v = np.asarray(obj.v, dtype=float)
+        if v.ndim == 2:  # a trajectory: the final second layer
+            v = v[-1]
+        w_star = np.asarray(obj.w_star, dtype=float)
+        v_star = np.asarray(obj.v_star, dtype=float)
+        if w.ndim == 3:
+            w = w[-1]
+        act = getattr(obj, "metadata", {}).get("activation") if hasattr(obj, "metadata") else None
+        return w, v, w_star, v_star, act
+    if v is None or w_star is None or v_star is None:
+        raise ValueError("prune_weights needs w, v, w_star and v_star (or a simulation result "
+                         "with those attributes)")
+    return np.asarray(obj, dtype=float), np.asarray(v, dtype=float), \
+        np.asarray(w_star, dtype=float), np.asarray(v_star, dtype=float), None
+
+
+def _lstsq(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.lstsq(A, b, rcond=RCOND)[0]
+
+
+def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_node",
+                  k: int | None = None, c: float | None = None, reweight: str = "none",
+                  kernel: str = "Q", n_samples: int = 10_000, n_masks: int = 100,
+                  seed: int | np.random.Generator | None = None, n_test: int = 10_000,
+                  activation: str | None = None, predict: bool = True) -> FinitePruneResult:
+    r"""Prune finite-N weights and measure the pruned networks' test error.
+
+    Parameters
+    ----------
+    w : array_like, shape (K, N), or a simulation result
+        Student first layer; or an object with attributes ``w``, ``v`` (a (K,) array or a
+        (n, K) trajectory, whose last row is used), ``w_star``, ``v_star`` (e.g. a
+        :class:`~odeprune.simulation.SimulationResult`), whose ``metadata["activation"]`` is
+        used when ``activation`` is None.
+    v : array_like, shape (K,)
+    w_star : array_like, shape (M, N)
+    v_star : array_like, shape (M,)
+    method, k, c, reweight :
+        As :func:`odeprune.prune`.
+    kernel : {"Q", "activation"}
+        DPP kernel: the empirical pre-activation Gram matrix :math:`h_i\cdot h_j/(Nn)` (whose
+        limit is ``Q``, Lemma 1) or the empirical activation Gram matrix (limit ``I2``).
+    n_samples : int
+        Inputs for the empirical kernel and the least-squares reweighting.
+    n_masks : int
+        Random masks / subsets drawn (deterministic methods use one).
+    seed : int or numpy.random.Generator
+    n_test : int
+        Fresh test inputs per mask.
+    activation : {"erf", "linear"}, optional
+    predict : bool
+        Also compute the thermodynamic-limit prediction from the weights' order parameters.
+
+    Returns
+    -------
+    FinitePruneResult
+    """
+    w, v, w_star, v_star, act_name = _unpack(w, v, w_star, v_star)
+    act = get_activation(activation or act_name or "erf")
+    state = OrderParams.from_weights(w, w_star, v, v_star)  # validates shapes
+    K, N = w.shape
+    k, c = _check_method_args(method, k, c, reweight, K)
+    if kernel not in node.KERNELS:
+        raise ValueError(f"kernel={kernel!r} is unknown; allowed {node.KERNELS}")
+    n_samples = _check_int("n_samples", n_samples, 1)
+    n_masks = _check_int("n_masks", n_masks, 1)
+    n_test = _check_int("n_test", n_test, 2)
+    if method in DETERMINISTIC and method != "random_edge":
+        n_masks = 1
+    if isinstance(seed, np.random.Generator):
+        ss = np.random.SeedSequence(seed.integers(2**63))
+        seed_record: Any = "Generator"
+    else:
+        ss = np.random.SeedSequence(seed)
+        seed_record = ss.entropy
+    rng_train, rng_masks, rng_test, rng_pred = (np.random.default_rng(s) for s in ss.spawn(4))
+    sqrtN = np.sqrt(N)
+
+    X = rng_train.standard_normal((n_samples, N))
+    H = X @ w.T / sqrtN                        # pre-activations lambda, (n, K)
+    Gs = act.g(H)
+    y = act.g(X @ w_star.T / sqrtN) @ v_star   # noiseless teacher outputs, (n,)
+
+    subsets_list, v_list, w_list = [], [], []
+    if method in node.NODE_METHODS:
+        if method == "random_node":
+            subsets = np.sort(np.argsort(rng_masks.random((n_masks, K)), axis=1)[:, :k], axis=1)
+        elif method == "importance_node":
+            subsets = node.importance_node(v, k)[0]
+        else:
+            F = H if kernel == "Q" else Gs
+            L = F.T @ F / n_samples
+            if method == "dpp_node":
+                subsets = dpp.sample_k_dpp(L, k, size=n_masks, seed=rng_masks)
+            else:
+                subsets = dpp.k_dpp_map_greedy(L, k)[None, :]
+        for S in subsets:
+            rem = np.setdiff1d(np.arange(K), S)
+            if reweight == "none":
+                vS = v[S]
+            elif reweight == "preact":
+                vS = v[S] + _lstsq(H[:, S], H[:, rem] @ v[rem])
+            elif reweight == "activation":
+                vS = v[S] + _lstsq(Gs[:, S], Gs[:, rem] @ v[rem])
+            else:  # refit
+                vS = _lstsq(Gs[:, S], y)
+            subsets_list.append(S)
+            v_list.append(vS)
+            w_list.append(w[S])
+        kept = np.full(len(subsets_list), k / K)
+    else:
+        kept = np.empty(n_masks)
+        for j in range(n_masks):
+            mask = rng_masks.random((K, N)) < c
+            wp = w * mask
+            kept[j] = mask.mean()
+            Gp = act.g(X @ wp.T / sqrtN)
+            if reweight == "none":
+                vp = v.copy()
+            elif reweight == "rescale":
+                phi = Gp @ v
+                den = float(phi @ phi)
+                vp = v * (float(phi @ y) / den if den > 1e-14 * max(1.0, float(y @ y)) else 1.0)
+            else:  # refit
+                vp = _lstsq(Gp, y)
+            subsets_list.append(np.arange(K))
+            v_list.append(vp)
+            w_list.append(wp)
+
+    n_out = len(w_list)
+    test_err = np.empty(n_out)
+    test_se = np.empty(n_out)
+    eg_vals = np.empty(n_out)
+    for j, (wp, vp) in enumerate(zip(w_list, v_list, strict=True)):
+        Xt = rng_test.standard_normal((n_test, N))
+        loss = 0.5 * (act.g(Xt @ wp.T / sqrtN) @ vp - act.g(Xt @ w_star.T / sqrtN) @ v_star) ** 2
+        test_err[j] = loss.mean()
+        test_se[j] = loss.std(ddof=1) / np.sqrt(n_test)
+        eg_vals[j] = OrderParams.from_weights(wp, w_star, vp, v_star).eg(act.name)
+
+    prediction = None
+    if predict or method == "random_edge":
+        prediction = prune(state, method, k=k, c=c, reweight=reweight, kernel=kernel,
+                           seed=rng_pred, activation=act.name)
+    if method == "random_edge":
+        eg_limit = np.full(n_out, prediction.eg_mean)
+    else:
+        eg_limit = node_outcomes(state, np.array(subsets_list), reweight, activation=act.name)[1]
+    if not predict:
+        prediction = None
+    meta = dict(method=method, k=k, c=c, reweight=reweight, kernel=kernel, activation=act.name,
+                N=N, K=K, M=w_star.shape[0], n_samples=n_samples, n_masks=n_out, n_test=n_test,
+                seed=seed_record, eg_unpruned=state.eg(act.name))
+    return FinitePruneResult(test_errors=test_err, test_errors_se=test_se, eg_values=eg_vals,
+                             subsets=np.array(subsets_list, dtype=np.int64),
+                             v=np.array(v_list), kept_fraction=kept, eg_limit=eg_limit,
+                             prediction=prediction,
+                             metadata=meta)
+

@@ -1,0 +1,96 @@
+r"""Node pruning as maps on order parameters (Acharyya et al. 2021, Lemma 3; EQUATIONS.md §6).
+
+Keeping the student units ``S`` (``|S| = k``) maps
+
+.. math:: Q' = Q_{SS},\quad R' = R_{S\cdot},\quad T' = T,\quad v' = v_S \text{ (or reweighted)}.
+
+Node pruning does not change any overlap, so the Gaussian averages of the pruned network are
+sub-blocks of the unpruned ones: with ``G = I2`` over all fields computed once, the error of
+every subset is a quadratic form (:func:`odeprune.pruning.reweight.eg_quadratic`) and a whole
+distribution of subsets is evaluated in a few batched numpy calls.
+
+Each method returns the distribution of the kept subset: ``subsets`` (n, k), ``probabilities``
+(n,), and ``n_draws`` (0 for an exact distribution, the number of Monte Carlo draws otherwise;
+then ``probabilities`` are empirical frequencies).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..activations import get_activation
+from . import dpp
+
+__all__ = ["NODE_METHODS", "KERNELS", "MAX_ENUMERATE", "node_kernel", "random_node",
+           "importance_node", "dpp_node", "dpp_map_node", "activation_gram_all"]
+
+NODE_METHODS = ("random_node", "importance_node", "dpp_node", "dpp_map_node")
+KERNELS = ("Q", "activation")
+#: Largest number of subsets ``C(K, k)`` enumerated exactly; above it, Monte Carlo.
+MAX_ENUMERATE = 20_000
+
+
+def activation_gram_all(state, activation: str = "erf") -> np.ndarray:
+    """:math:`I_2` over all ``K + M`` fields of ``state`` (students first), shape (K+M, K+M)."""
+    act = get_activation(activation)
+    return act.I2_matrix(np.ascontiguousarray(state.covariance()))
+
+
+def node_kernel(state, kernel="Q", activation: str = "erf") -> np.ndarray:
+    r"""The DPP kernel over the student units, shape (K, K).
+
+    ``"Q"``: the limit of the pre-activation Gram matrix :math:`h_i\cdot h_j/(N n)`
+    (Acharyya et al. 2021, Lemma 1); ``"activation"``: the limit of the activation Gram matrix,
+    :math:`L_{ij} = I_2(i, j)`; or an explicit PSD array of shape (K, K).
+    """
+    if isinstance(kernel, str):
+        if kernel == "Q":
+            return np.array(state.Q)
+        if kernel == "activation":
+            return activation_gram_all(state, activation)[:state.K, :state.K]
+        raise ValueError(f"kernel={kernel!r} is unknown; allowed {KERNELS} or a (K, K) PSD array")
+    return dpp.check_kernel(kernel, state.K, name="kernel")
+
+
+def _from_draws(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    draws = np.sort(draws, axis=1)
+    subsets, counts = np.unique(draws, axis=0, return_counts=True)
+    return subsets, counts / draws.shape[0], int(draws.shape[0])
+
+
+def random_node(K: int, k: int, exact: bool, n_samples: int, rng):
+    """k of K units uniformly at random: all ``C(K, k)`` subsets with equal probability when
+    ``exact`` and ``C(K, k) <= MAX_ENUMERATE``, otherwise ``n_samples`` Monte Carlo draws."""
+    if exact and math.comb(K, k) <= MAX_ENUMERATE:
+        subsets = dpp._all_subsets(K, k)
+        return subsets, np.full(subsets.shape[0], 1.0 / subsets.shape[0]), 0
+    draws = np.argsort(rng.random((n_samples, K)), axis=1)[:, :k]
+    return _from_draws(draws)
+
+
+def importance_node(v: np.ndarray, k: int):
+    """The k units with the largest :math:`|v_i|`; ties go to the lower index (stable sort).
+
+    On the specialised ansatz all :math:`|v_i|` are equal, so this keeps units ``0..k-1``.
+    """
+    order = np.argsort(-np.abs(v), kind="stable")
+    return np.sort(order[:k])[None, :].astype(np.int64), np.ones(1), 0
+
+
+def dpp_node(L: np.ndarray, k: int, exact: bool, n_samples: int, rng):
+    r"""k-DPP with kernel ``L``: exact :math:`\det L_S / e_k(\lambda)` over all subsets when
+    ``exact`` and ``C(K, k) <= MAX_ENUMERATE``, else ``n_samples`` exact spectral samples
+    (Kulesza & Taskar 2012, Alg. 8 + Alg. 1)."""
+    K = L.shape[0]
+    if exact and math.comb(K, k) <= MAX_ENUMERATE:
+        subsets, p = dpp.k_dpp_probabilities(L, k)
+        keep = p > 0
+        return subsets[keep], p[keep], 0
+    return _from_draws(dpp.sample_k_dpp(L, k, size=n_samples, seed=rng))
+
+
+def dpp_map_node(L: np.ndarray, k: int):
+    """Greedy MAP subset of the k-DPP with kernel ``L`` (ties to the lower index)."""
+    return dpp.k_dpp_map_greedy(L, k)[None, :], np.ones(1), 0
