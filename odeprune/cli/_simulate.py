@@ -1,0 +1,160 @@
+"""``odeprune simulate``: finite-N online SGD, the ground truth for the ODEs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import CliError
+from ._common import float_list, nonneg_float, positive_float, positive_int, v_star_arg
+
+DESCRIPTION = """\
+Train a real two-layer student (K hidden units, input dimension N) on a real two-layer teacher
+(M units) by online SGD, one fresh Gaussian sample per step (Goldt et al. 2019; Acharyya et al.
+2021, Section 4). Time is alpha = (SGD steps) / N. The initial weights are the draw of
+'odeprune integrate --N N --seed S', so both start from the same order parameters.
+
+Prints eg(alpha) from the order parameters and the empirical test error on --n-test held-out
+samples (noiseless labels; add sigma^2/2 for noisy ones). With --runs or --seeds, several seeds
+run in parallel and the table shows their mean and standard deviation.
+"""
+
+EPILOG = """\
+examples:
+  odeprune simulate --alpha-max 100                       # paper's M=2, K=6, N=500, one seed
+  odeprune simulate --M 5 --K 20 --runs 8 --alpha-max 1000 --output sim.npz --plot sim.png
+  odeprune simulate --n-train 800000 --alpha-max 1600     # the paper's finite training set
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("simulate", help="finite-N online SGD simulation",
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    net = p.add_argument_group("networks")
+    net.add_argument("--M", type=positive_int, default=2, help="teacher hidden units (default 2)")
+    net.add_argument("--K", type=positive_int, default=6, help="student hidden units (default 6)")
+    net.add_argument("--N", type=positive_int, default=500, help="input dimension (default 500)")
+    net.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+    net.add_argument("--runs", type=positive_int, default=None,
+                     help="number of runs, seeds --seed, --seed+1, ... (default: one run)")
+    net.add_argument("--seeds", type=str, default=None, metavar="S1,S2,...",
+                     help="explicit seeds of several runs")
+    net.add_argument("--v-star", type=v_star_arg, default=4.0,
+                     help="teacher second layer: a number, or M comma-separated (default 4)")
+    dyn = p.add_argument_group("dynamics")
+    dyn.add_argument("--activation", choices=["erf", "linear"], default="erf",
+                     help="g(x) = erf(x/sqrt 2) (default) or x")
+    dyn.add_argument("--eta", type=positive_float, default=0.5,
+                     help="first-layer learning rate (default 0.5)")
+    dyn.add_argument("--eta-v", type=nonneg_float, default=None,
+                     help="second-layer learning rate (default: --eta)")
+    dyn.add_argument("--sigma", type=nonneg_float, default=0.0,
+                     help="output-noise std of the teacher labels (default 0)")
+    dyn.add_argument("--freeze-v", action="store_true", help="do not train the second layer")
+    dyn.add_argument("--n-train", type=positive_int, default=None,
+                     help="finite training set, replayed each pass (default: fresh samples)")
+    run = p.add_argument_group("run")
+    run.add_argument("--alpha-max", type=positive_float, default=100.0,
+                     help="final time alpha (default 100)")
+    run.add_argument("--save-at", type=float_list, default=None, metavar="A1,A2,...",
+                     help="times to record (default: 40 log-spaced points)")
+    run.add_argument("--n-test", type=int, default=10_000,
+                     help="held-out test samples for the empirical error (default 10000; 0: none)")
+    run.add_argument("--workers", type=positive_int, default=None,
+                     help="threads for several runs (default: number of CPUs)")
+    out = p.add_argument_group("output")
+    out.add_argument("--output", "-o", type=Path, metavar="OUT.npz",
+                     help="save the result (.npz); also writes OUT.csv")
+    out.add_argument("--plot", type=Path, metavar="FIG.png",
+                     help="plot eg(alpha) (mean +- std over runs) to this file")
+    out.add_argument("--checkpoint", type=Path, metavar="FILE",
+                     help="checkpoint file (default: OUT.ckpt.npz beside --output)")
+    out.add_argument("--resume", action="store_true", help="resume from the checkpoint")
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
+    p.set_defaults(func=run_simulate)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise CliError(f"--seeds: expected comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise CliError("--seeds: expected at least one seed")
+    return seeds
+
+
+def _table(alpha, eg, eg_test, eg_spread, n_rows: int = 12) -> str:
+    import numpy as np
+
+    idx = np.unique(np.linspace(0, len(alpha) - 1, n_rows).round().astype(int))
+    lines = [f"{'alpha':>12}  {'eg':>12}  {'+-':>10}  {'eg_test':>12}"]
+    lines += [f"{alpha[j]:12.5g}  {eg[j]:12.6g}  {eg_spread[j]:10.3g}  {eg_test[j]:12.6g}"
+              for j in idx]
+    return "\n".join(lines)
+
+
+def run_simulate(args) -> int:
+    import numpy as np
+
+    import odeprune
+    from odeprune.simulation import SimulationEnsemble
+
+    if args.runs is not None and args.seeds is not None:
+        raise CliError("give --runs or --seeds, not both")
+    if args.n_test < 0:
+        raise CliError(f"--n-test {args.n_test}: expected an integer >= 0")
+    seeds = _parse_seeds(args.seeds) if args.seeds is not None else None
+    checkpoint = args.checkpoint
+    if checkpoint is None and args.output is not None:
+        checkpoint = args.output.with_name(args.output.stem + ".ckpt.npz")
+    if args.output is not None and not args.output.parent.exists():
+        raise CliError(f"--output {args.output}: directory {args.output.parent} does not exist")
+    result = odeprune.simulate(
+        args.N, args.K, args.M, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
+        eta_v=args.eta_v, sigma=args.sigma, v_star=args.v_star, activation=args.activation,
+        seed=args.seed, n_test=args.n_test, train_second_layer=not args.freeze_v,
+        n_train=args.n_train, seeds=seeds, n_runs=args.runs, progress=not args.quiet,
+        checkpoint=checkpoint, resume=args.resume, max_workers=args.workers)
+    ensemble = isinstance(result, SimulationEnsemble)
+    if ensemble:
+        eg, spread = result.eg_mean, result.eg_std
+        eg_test = result.eg_test_mean
+        first = result[0]
+    else:
+        eg, spread, eg_test, first = result.eg, np.zeros_like(result.eg), result.eg_test, result
+    if not args.quiet:
+        runs = f"{len(result)} runs" if ensemble else f"seed={args.seed}"
+        print(f"# N={first.N} K={first.K} M={first.M} eta={args.eta} sigma={args.sigma} ({runs}; "
+              "+- is the std over runs)")
+        print(_table(result.alpha, eg, eg_test, spread))
+    if args.output is not None:
+        from odeprune._io import atomic_write_text
+
+        path = result.save(args.output)
+        lines = ["alpha,eg,eg_std,eg_test"] + [
+            f"{a!r},{e!r},{s!r},{t!r}" for a, e, s, t in
+            zip(result.alpha.tolist(), eg.tolist(), spread.tolist(), eg_test.tolist())]
+        atomic_write_text(path.with_suffix(".csv"), "\n".join(lines) + "\n")
+        print(f"saved {path} and {path.with_suffix('.csv')}", file=sys.stderr)
+    if args.plot is not None:
+        _plot(result.alpha, eg, spread, first, args.plot)
+        print(f"plotted {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _plot(alpha, eg, spread, first, path) -> None:
+    from odeprune.plotting import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    mask = alpha > 0
+    ax.plot(alpha[mask], eg[mask], label=f"simulation N={first.N}, K={first.K}, M={first.M}")
+    ax.fill_between(alpha[mask], (eg - spread)[mask], (eg + spread)[mask], alpha=0.3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$\alpha$ (steps / N)")
+    ax.set_ylabel(r"$\epsilon_g$")
+    ax.legend()
+    save_figure(fig, path)
