@@ -30,6 +30,9 @@ NODE_METHODS = ("random_node", "importance_node", "dpp_node", "dpp_map_node")
 KERNELS = ("Q", "activation")
 #: Largest number of subsets ``C(K, k)`` enumerated exactly; above it, Monte Carlo.
 MAX_ENUMERATE = 20_000
+#: k-DPP subset probabilities below this are dropped as round-off (subsets spanning a null
+#: direction of a rank-deficient kernel have det(L_S) ~ 1e-16 instead of 0).
+PROB_ATOL = 1e-12
 
 
 def activation_gram_all(state, activation: str = "erf") -> np.ndarray:
@@ -82,12 +85,13 @@ def importance_node(v: np.ndarray, k: int):
 def dpp_node(L: np.ndarray, k: int, exact: bool, n_samples: int, rng):
     r"""k-DPP with kernel ``L``: exact :math:`\det L_S / e_k(\lambda)` over all subsets when
     ``exact`` and ``C(K, k) <= MAX_ENUMERATE``, else ``n_samples`` exact spectral samples
-    (Kulesza & Taskar 2012, Alg. 8 + Alg. 1)."""
+    (Kulesza & Taskar 2012, Alg. 8 + Alg. 1). Exact probabilities below ``PROB_ATOL`` are
+    dropped as determinant round-off and the rest renormalised."""
     K = L.shape[0]
     if exact and math.comb(K, k) <= MAX_ENUMERATE:
         subsets, p = dpp.k_dpp_probabilities(L, k)
-        keep = p > 0
-        return subsets[keep], p[keep], 0
+        keep = p > PROB_ATOL
+        return subsets[keep], p[keep] / p[keep].sum(), 0
     return _from_draws(dpp.sample_k_dpp(L, k, size=n_samples, seed=rng))
 
 
