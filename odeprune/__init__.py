@@ -23,6 +23,7 @@ __version__ = _package_version()
 _LAZY = {
     "simulate": ("odeprune.simulation", "simulate"),
     "SimulationResult": ("odeprune.simulation", "SimulationResult"),
+    "SimulationEnsemble": ("odeprune.simulation", "SimulationEnsemble"),
     "prune": ("odeprune.pruning", "prune"),
     "PruneResult": ("odeprune.pruning", "PruneResult"),
     "theory": ("odeprune.pruning.theory", None),

@@ -145,6 +145,10 @@ def load(path: str | os.PathLike) -> Any:
         from .simulation import SimulationResult
 
         return SimulationResult.load(path)
+    if kind == "SimulationEnsemble":
+        from .simulation import SimulationEnsemble
+
+        return SimulationEnsemble.load(path)
     if kind == "PruneResult":
         from .pruning import PruneResult
 
