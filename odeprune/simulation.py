@@ -53,8 +53,9 @@ __all__ = ["simulate", "SimulationResult", "SimulationEnsemble", "default_save_a
 
 #: steps per call of the compiled loop (Python sees the run between calls: progress, Ctrl-C)
 BLOCK_STEPS = 2000
-#: minimum wall-clock seconds between two periodic checkpoint writes
-CHECKPOINT_EVERY_S = 30.0
+#: minimum wall-clock seconds between two periodic checkpoint writes (environment variable
+#: ``ODEPRUNE_CHECKPOINT_EVERY_S`` overrides it)
+CHECKPOINT_EVERY_S = float(os.environ.get("ODEPRUNE_CHECKPOINT_EVERY_S", "30"))
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)

@@ -129,6 +129,7 @@ class OrderParams:
         object.__setattr__(self, "v", v)
         object.__setattr__(self, "v_star", v_star)
         C = self.covariance()
+        _check_correlations(C, K)
         scale = max(1.0, float(np.max(np.abs(C))))
         lam_min = float(np.linalg.eigvalsh(C)[0])
         if lam_min < -PSD_RTOL * scale:
@@ -282,6 +283,30 @@ class OrderParams:
             return cls(Q=arrays["Q"][-1], R=arrays["R"][-1], T=meta["T"], v=arrays["v"][-1],
                        v_star=meta["v_star"])
         raise ValueError(f"file {str(path)!r} holds a {meta['kind']}, which has no order parameters")
+
+
+def _check_correlations(C: np.ndarray, K: int) -> None:
+    """Name the first pair of fields with |C_ab| > sqrt(C_aa C_bb) (a necessary PSD condition)."""
+    d = np.sqrt(np.clip(np.diag(C), 0, None))
+    bound = np.outer(d, d)
+    excess = np.abs(C) - bound * (1 + PSD_RTOL) - PSD_RTOL * max(1.0, float(np.max(np.abs(C))))
+    if np.any(excess > 0):
+        a, b = np.unravel_index(int(np.argmax(excess)), C.shape)
+        a, b = min(a, b), max(a, b)
+
+        def name(x, y):
+            if x < K and y < K:
+                return f"Q[{x},{y}]", f"Q[{x},{x}]", f"Q[{y},{y}]"
+            if x < K:
+                return f"R[{x},{y - K}]", f"Q[{x},{x}]", f"T[{y - K},{y - K}]"
+            return f"T[{x - K},{y - K}]", f"T[{x - K},{x - K}]", f"T[{y - K},{y - K}]"
+
+        n_ab, n_aa, n_bb = name(a, b)
+        raise ValueError(
+            f"|{n_ab}|={abs(float(C[a, b])):.6g} exceeds sqrt({n_aa} {n_bb})="
+            f"{float(bound[a, b]):.6g}: an overlap cannot exceed the product of the norms "
+            "(the covariance [[Q, R], [R^T, T]] must be positive semi-definite)"
+        )
 
 
 def _check_size(name: str, value: Any) -> int:

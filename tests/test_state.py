@@ -77,9 +77,11 @@ def test_save_load_roundtrip(tmp_path):
         (dict(R=np.full((3, 2), np.nan)), "R contains a non-finite value"),
         (dict(Q=np.array([[1.0, 0.5, 0], [0.4, 1, 0], [0, 0, 1]])), "Q must be symmetric"),
         (dict(Q=np.array([[1.0, 2.0, 0], [2.0, 1, 0], [0, 0, 1]])),
-         "not positive semi-definite: smallest eigenvalue"),
+         r"\|Q\[0,1\]\|=2 exceeds sqrt\(Q\[0,0\] Q\[1,1\]\)=1"),
+        (dict(Q=np.array([[1.0, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]])),
+         "not positive semi-definite: smallest eigenvalue -8.000e-01"),
         (dict(Q=-np.eye(3)), r"Q\[0,0\]=-1.0 is negative"),
-        (dict(R=np.full((3, 2), 5.0)), "not positive semi-definite"),
+        (dict(R=np.full((3, 2), 5.0)), r"\|R\[0,0\]\|=5 exceeds sqrt\(Q\[0,0\] T\[0,0\]\)"),
         (dict(v_star=[]), "at least one entry"),
     ],
 )
