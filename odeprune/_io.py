@@ -63,6 +63,8 @@ def write_npz(path: str | os.PathLike, kind: str, arrays: dict[str, np.ndarray],
     ``.npz`` is appended when missing, as numpy does. Returns the final path.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output path {str(path)!r} is a directory, expected a file name")
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     _check_writable(path)
@@ -123,7 +125,7 @@ def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
     if not path.exists():
         raise ValueError(f"file {str(path)!r} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise ValueError(
