@@ -49,7 +49,7 @@ def test_finite_agrees_with_order_parameter_prediction(weights, method, size, re
     # 2. ... and agrees with the limit prediction of the same weights' order parameters
     p = r.prediction
     assert p.metadata["method"] == method
-    se_total = np.hypot(r.test_error_se, p.eg_se)
+    se_total = np.hypot(r.test_error_se, r.limit_se)
     if method != "random_edge":
         # same subsets: a paired comparison (only test noise and the n-sample reweighting fit)
         diff, se_pair = r.paired_difference
@@ -138,5 +138,5 @@ def test_paper_setting_finite_vs_limit():
         r = prune_weights(sim, method=method, n_samples=20_000, n_masks=20, n_test=2000,
                           seed=0, **size)
         p = r.prediction
-        assert abs(r.test_error_mean - p.eg_mean) < (Z5 * np.hypot(r.test_error_se, p.eg_se)
+        assert abs(r.test_error_mean - p.eg_mean) < (Z5 * np.hypot(r.test_error_se, r.limit_se)
                                                      + 0.02 * p.eg_mean), (method, r)

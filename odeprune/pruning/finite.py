@@ -108,6 +108,17 @@ class FinitePruneResult:
         return float(np.std(self.eg_values, ddof=1) / np.sqrt(self.n_masks))
 
     @property
+    def limit_se(self) -> float:
+        """Standard error of a mean over ``n_masks`` outcomes drawn from the limit distribution,
+        ``prediction.eg_std / sqrt(n_masks)`` (plus the prediction's own Monte Carlo error):
+        the right yardstick for ``test_error_mean - prediction.eg_mean`` when the distribution
+        is heavy-tailed (rare bad subsets a few masks may all miss)."""
+        if self.prediction is None:
+            return float("nan")
+        p = self.prediction
+        return float(np.hypot(p.eg_std / np.sqrt(self.n_masks), p.eg_se))
+
+    @property
     def paired_difference(self) -> tuple[float, float]:
         """Mean over masks of ``test_errors - eg_limit`` and its standard error."""
         d = self.test_errors - self.eg_limit
