@@ -11,8 +11,8 @@ with the same packed state vector (upper triangle of ``Q`` row-major, then ``R``
 - the ``I3`` sums :math:`S_3[i,b] = \sum_c a_c I_3(i,b,c)` are two matrix products (for erf,
   :math:`I_3(i,b,c) \propto (C_{bc}(1+C_{ii}) - C_{ib}C_{ic}) / \sqrt{\Lambda_3(i,c)}`);
 - the ``I4`` sum :math:`\sum_{c,d} a_c a_d I_4(i,k,c,d)` is one batched tensor expression over the
-  pairs ``i <= k`` (Q is symmetric) and the pairs ``c <= d`` (``I4`` is symmetric in its last two
-  indices), so every integral is evaluated once: ``K(K+1)/2 * L(L+1)/2`` arcsines, ``L = K + M``.
+  pairs ``i <= k`` (Q is symmetric) and all ``(c, d)``: ``K(K+1)/2 * L**2`` arcsines,
+  ``L = K + M``, each with a branch-free rational approximation (fdlibm's) that XLA vectorises.
 
 The ODEs are integrated with diffrax's adaptive Dormand-Prince 5(4) (``solver="dopri5"``, the
 method of the numba backend) or Tsitouras 5(4) (``"tsit5"``) under a PI step-size controller with
@@ -73,6 +73,28 @@ _PSD_TOL = PSD_RTOL * 10  # as the numba backend: integration error on top of th
 
 
 # ------------------------------------------------------------------------------ right-hand side
+# fdlibm's rational approximation of asin (e_asin.c, Sun Microsystems 1993), branch-free: a few
+# ulp on [-1, 1]. XLA's f64 arcsin on the CPU costs ~30 ns per element, ~10x this; the I4 sum
+# is dominated by arcsines, so this is what makes the batched right-hand side fast.
+_PS = (1.66666666666666657415e-01, -3.25565818622400915405e-01, 2.01212532134862925881e-01,
+       -4.00555345006794114027e-02, 7.91534994289814532176e-04, 3.47933107596021167570e-05)
+_QS = (-2.40339491173441421878e00, 2.02094576023350569471e00, -6.88283971605453293030e-01,
+       7.70381505559019352791e-02)
+
+
+def _asin(x):
+    """``arcsin(clip(x, -1, 1))``, elementwise; agrees with ``jnp.arcsin`` to a few ulp."""
+    z = jnp.minimum(jnp.abs(x), 1.0)
+    small = z < 0.5
+    t = jnp.where(small, z * z, (1.0 - z) * 0.5)
+    p = t * (_PS[0] + t * (_PS[1] + t * (_PS[2] + t * (_PS[3] + t * (_PS[4] + t * _PS[5])))))
+    q = 1.0 + t * (_QS[0] + t * (_QS[1] + t * (_QS[2] + t * _QS[3])))
+    r = p / q
+    s = jnp.sqrt(t)
+    res = jnp.where(small, z + z * r, 0.5 * math.pi - 2.0 * (s + s * r))
+    return jnp.where(x < 0.0, -res, res)
+
+
 @functools.lru_cache(maxsize=None)
 def _layout(K: int, M: int):
     """Index arrays (numpy) for the packed state and the symmetric pair sums."""
@@ -82,9 +104,7 @@ def _layout(K: int, M: int):
     qidx = np.zeros((K, K), dtype=np.int32)
     qidx[pi, pk] = np.arange(nq)
     qidx[pk, pi] = np.arange(nq)
-    cq, dq = np.triu_indices(L)  # (c <= d) pairs of the I4 sum
-    wq = np.where(cq == dq, 1.0, 2.0)
-    return dict(K=K, M=M, L=L, nq=nq, pi=pi, pk=pk, qidx=qidx, cq=cq, dq=dq, wq=wq)
+    return dict(K=K, M=M, L=L, nq=nq, pi=pi, pk=pk, qidx=qidx)
 
 
 def _cov(y, T, v_star, lay):
@@ -104,7 +124,7 @@ def _I2_rows(C, K, erf):
         return C[:K, :]
     d1 = 1.0 + jnp.diagonal(C)
     x = C[:K, :] / jnp.sqrt(d1[:K, None] * d1[None, :])
-    return _2_PI * jnp.arcsin(jnp.clip(x, -1.0, 1.0))
+    return _2_PI * _asin(x)
 
 
 def _S3(C, a, K, erf):
@@ -121,26 +141,35 @@ def _S3(C, a, K, erf):
 
 
 def _S4_J2(C, a, lay, erf):
-    r"""Over the pairs ``i <= k``: :math:`\sum_{c,d} a_c a_d I_4(i,k,c,d)` and :math:`J_2(i,k)`."""
+    r"""Over the pairs ``i <= k``: :math:`\sum_{c,d} a_c a_d I_4(i,k,c,d)` and :math:`J_2(i,k)`.
+
+    For erf, with ``r_c = Lambda_1(i,k,c)^{-1/2}`` the arcsine argument is
+    :math:`\Lambda_0 r_c r_d = u^{(1)}_c C_{cd} r_d - u^{(2)}_c C_{kd} r_d - u^{(3)}_c C_{id} r_d`
+    with row factors :math:`u^{(1)}_c = \Lambda_4 r_c`,
+    :math:`u^{(2)}_c = (C_{kc}(1+C_{ii}) - C_{ik}C_{ic}) r_c`,
+    :math:`u^{(3)}_c = (C_{ic}(1+C_{kk}) - C_{ik}C_{kc}) r_c`: one broadcast expression of shape
+    (pairs, L, L). It covers all ``(c, d)``; keeping only ``c <= d`` would halve the arcsines but
+    needs gathers, which XLA runs slowly on the CPU and very slowly under ``vmap`` (measured:
+    up to 7x slower per member at K=20).
+    """
     pi, pk = lay["pi"], lay["pk"]
     if not erf:  # I4(i, k, c, d) = C_cd, J2 = 1
         s = a @ C @ a
         return jnp.full(pi.shape, s), jnp.ones(pi.shape)
-    cq, dq, wq = lay["cq"], lay["dq"], lay["wq"]
     d1 = 1.0 + jnp.diagonal(C)
     Ci = C[pi, :]                                         # C_ic, (P, L)
     Ck = C[pk, :]                                         # C_kc
-    cii1, ckk1, cik = d1[pi], d1[pk], C[pi, pk]
-    lam4 = cii1 * ckk1 - cik * cik                        # (P,)
-    lam1 = (lam4[:, None] * d1[None, :] - Ck * Ck * cii1[:, None] - Ci * Ci * ckk1[:, None]
-            + 2.0 * cik[:, None] * Ci * Ck)               # Lambda_1(i, k, c), (P, L)
-    r = 1.0 / jnp.sqrt(lam1)
-    Cic, Cid, Ckc, Ckd = Ci[:, cq], Ci[:, dq], Ck[:, cq], Ck[:, dq]  # (P, Lp)
-    lam0 = (lam4[:, None] * C[cq, dq][None, :] - Ckc * Ckd * cii1[:, None]
-            - Cic * Cid * ckk1[:, None] + cik[:, None] * (Cic * Ckd + Cid * Ckc))
-    x = jnp.clip(lam0 * r[:, cq] * r[:, dq], -1.0, 1.0)
-    s = jnp.arcsin(x) @ (wq * a[cq] * a[dq])
-    inv_sqrt_lam4 = 1.0 / jnp.sqrt(lam4)
+    cii1, ckk1, cik = d1[pi][:, None], d1[pk][:, None], C[pi, pk][:, None]
+    lam4 = cii1 * ckk1 - cik * cik                        # (P, 1)
+    lam1 = lam4 * d1[None, :] - Ck * Ck * cii1 - Ci * Ci * ckk1 + 2.0 * cik * Ci * Ck
+    r = 1.0 / jnp.sqrt(lam1)                              # Lambda_1(i, k, c)^(-1/2), (P, L)
+    u1 = lam4 * r
+    u2 = (Ck * cii1 - cik * Ci) * r
+    u3 = (Ci * ckk1 - cik * Ck) * r
+    x = (u1[:, :, None] * (C[None, :, :] * r[:, None, :]) - u2[:, :, None] * (Ck * r)[:, None, :]
+         - u3[:, :, None] * (Ci * r)[:, None, :])         # Lambda_0 r_c r_d, (P, L, L)
+    s = jnp.einsum("pcd,c,d->p", _asin(x), a, a)
+    inv_sqrt_lam4 = 1.0 / jnp.sqrt(lam4[:, 0])
     return _4_PI2 * inv_sqrt_lam4 * s, _2_PI * inv_sqrt_lam4
 
 
@@ -168,7 +197,7 @@ def _eg(y, T, v_star, lay, erf):
     C, a = _cov(y, T, v_star, lay)
     if erf:
         d1 = 1.0 + jnp.diagonal(C)
-        I2 = _2_PI * jnp.arcsin(jnp.clip(C / jnp.sqrt(d1[:, None] * d1[None, :]), -1.0, 1.0))
+        I2 = _2_PI * _asin(C / jnp.sqrt(d1[:, None] * d1[None, :]))
     else:
         I2 = C
     return 0.5 * a @ I2 @ a
@@ -255,13 +284,18 @@ def rhs(y, K: int, M: int, T, v_star, eta: float, eta_v: float, sigma: float = 0
         return np.asarray(out)
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled_eg(K, M, activation):
+    lay = _layout(K, M)
+    return jax.jit(lambda y, T, v_star: _eg(y, T, v_star, lay, activation == "erf"))
+
+
 def eg(state: OrderParams, activation: str = "erf") -> float:
     """Generalisation error of ``state`` computed with JAX (a check of the numba ``state.eg``)."""
-    act = get_activation(activation).name
-    lay = _layout(state.K, state.M)
+    f = _compiled_eg(state.K, state.M, get_activation(activation).name)
     with jax.enable_x64(True):
         y = jnp.asarray(pack(state.Q, state.R, state.v))
-        return float(_eg(y, jnp.asarray(state.T), jnp.asarray(state.v_star), lay, act == "erf"))
+        return float(f(y, jnp.asarray(state.T), jnp.asarray(state.v_star)))
 
 
 # ------------------------------------------------------------------------------ public entry points

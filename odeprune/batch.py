@@ -1,0 +1,290 @@
+r"""Many learning curves at once: ``integrate_batch(states, eta=..., alpha_max=...)``.
+
+The way a researcher runs 100 seeds or a learning-rate sweep: a list of initial
+:class:`~odeprune.state.OrderParams` (same ``K`` and ``M``), with ``eta``, ``eta_v`` and ``sigma``
+either shared or given per member. Two backends:
+
+- ``"numba"`` (default): every member is one :func:`odeprune.integrate` call, spread over a
+  :class:`concurrent.futures.ThreadPoolExecutor` with one worker per available core. The compiled
+  Dormand-Prince driver releases the GIL (``nogil=True``), so the threads run in parallel; the
+  numbers are bit-for-bit those of sequential ``integrate`` calls. Any
+  :class:`concurrent.futures.Executor` can be passed instead (a process pool, or
+  ``dask.distributed``'s ``Client.get_executor()`` on a cluster).
+- ``"jax"``: one jitted ``vmap`` over the batch (:func:`odeprune.backends.jax.integrate_batch`).
+  diffrax's adaptive loop then runs in lockstep: every member pays the step count of the slowest,
+  so batch similar runs together (``chunk_size=`` splits a batch into groups). Needs the optional
+  extra: ``pip install -e ".[jax]"``.
+
+The equations are those of :func:`odeprune.integrate` (Goldt et al. 2019, supplementary S3-S4).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, _check_save_at, default_save_at, integrate
+from .errors import DivergenceError
+from .results import LearningCurve
+from .state import OrderParams
+
+__all__ = ["integrate_batch", "BatchResult", "available_cores"]
+
+BACKENDS = ("numba", "jax")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (CPU affinity where the OS reports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, eq=False)
+class BatchResult:
+    """Learning curves of a batch, one per member, with stacked arrays for analysis.
+
+    Attributes
+    ----------
+    curves : list of LearningCurve or None
+        ``None`` where the member diverged (only with ``errors="keep"``).
+    errors : list of DivergenceError or None
+        The failure of each member, ``None`` where it succeeded.
+    alpha : ndarray, shape (n,)
+        Saved times, shared by all members.
+    eta, eta_v, sigma : ndarray, shape (B,)
+        Hyper-parameters per member.
+
+    Notes
+    -----
+    ``eg``, ``Q``, ``R`` and ``v`` stack the members along a leading axis of length ``B``
+    (shapes ``(B, n)``, ``(B, n, K, K)``, ``(B, n, K, M)``, ``(B, n, K)``); a failed member's
+    rows are NaN.
+    """
+
+    curves: list
+    errors: list
+    alpha: np.ndarray
+    eta: np.ndarray
+    eta_v: np.ndarray
+    sigma: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.curves)
+
+    def __iter__(self) -> Iterator[LearningCurve | None]:
+        return iter(self.curves)
+
+    def __getitem__(self, index: int) -> LearningCurve | None:
+        return self.curves[index]
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask (B,): which members reached ``alpha_max``."""
+        return np.array([c is not None for c in self.curves])
+
+    def _stack(self, name: str) -> np.ndarray:
+        ref = next((c for c in self.curves if c is not None), None)
+        if ref is None:
+            raise ValueError("every member of the batch diverged; see .errors")
+        shape = getattr(ref, name).shape
+        return np.stack([getattr(c, name) if c is not None else np.full(shape, np.nan)
+                         for c in self.curves])
+
+    @property
+    def eg(self) -> np.ndarray:
+        """Generalisation error, shape (B, n)."""
+        return self._stack("eg")
+
+    @property
+    def Q(self) -> np.ndarray:
+        return self._stack("Q")
+
+    @property
+    def R(self) -> np.ndarray:
+        return self._stack("R")
+
+    @property
+    def v(self) -> np.ndarray:
+        return self._stack("v")
+
+    def __repr__(self) -> str:
+        n_fail = sum(e is not None for e in self.errors)
+        return (f"BatchResult({len(self)} curves, alpha=[{self.alpha[0]:g}..{self.alpha[-1]:g}] "
+                f"({self.alpha.size} points), {n_fail} diverged, "
+                f"backend={self.metadata.get('backend')!r})")
+
+
+def _per_member(name: str, value, B: int, allow_zero: bool) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} must be a real number or an array of them") from None
+    if arr.ndim == 0:
+        arr = np.full(B, float(arr))
+    elif arr.shape != (B,):
+        raise ValueError(f"{name} must be a scalar or have one entry per state (length {B}), "
+                         f"got shape {arr.shape}")
+    bad = ~np.isfinite(arr) | (arr < 0) | ((arr == 0) & (not allow_zero))
+    if np.any(bad):
+        j = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}[{j}]={arr[j]!r} must be {'>= 0' if allow_zero else '> 0'} "
+                         "and finite")
+    return arr
+
+
+def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_at=None,
+                    eta_v=None, sigma=0.0, rtol: float = DEFAULT_RTOL,
+                    atol: float = DEFAULT_ATOL, activation: str = "erf",
+                    train_second_layer: bool = True, gradient_flow: bool = False,
+                    backend: str = "numba", executor: cf.Executor | None = None,
+                    n_workers: int | None = None, errors: str = "raise", method: str = "dopri5",
+                    solver: str = "dopri5", max_steps: int | None = None,
+                    chunk_size: int | None = None) -> BatchResult:
+    r"""Integrate the order-parameter ODEs for a batch of initial states and hyper-parameters.
+
+    Parameters
+    ----------
+    states : sequence of OrderParams, length B
+        Initial states; all must have the same ``K`` and ``M`` (``T`` and ``v_star`` may differ).
+    eta : float or array_like, shape (B,)
+        First-layer learning rate, shared or one per member (a learning-rate sweep).
+    alpha_max : float
+        Final time, shared.
+    save_at : array_like, optional
+        Saving times, shared (default: :func:`odeprune.dynamics.default_save_at`).
+    eta_v : float or array_like, shape (B,), optional
+        Second-layer learning rate; default ``eta`` (member by member).
+    sigma : float or array_like, shape (B,)
+        Output-noise level, shared or per member.
+    rtol, atol, activation, train_second_layer, gradient_flow :
+        As :func:`odeprune.integrate`.
+    backend : {"numba", "jax"}
+        ``"numba"``: threads over cores (default); ``"jax"``: one jitted ``vmap``.
+    executor : concurrent.futures.Executor, optional
+        numba backend only: where to run the members (default: a thread pool with ``n_workers``
+        threads, created and shut down here).
+    n_workers : int, optional
+        Threads of the default pool (default: every available core); ``1`` runs sequentially in
+        the calling thread.
+    errors : {"raise", "keep"}
+        ``"raise"`` (default) raises the first member's :class:`~odeprune.errors.DivergenceError`
+        (with the member index in the message) once all members are done; ``"keep"`` returns
+        the others and records the failures in ``BatchResult.errors``.
+    method : {"dopri5", "rk4", "euler"}
+        numba backend: the integrator of :func:`odeprune.integrate`.
+    solver : {"dopri5", "tsit5"}
+        jax backend: the diffrax solver.
+    max_steps : int, optional
+        Bound on the steps of each member (jax: of each lockstep group).
+    chunk_size : int, optional
+        jax backend: members per ``vmap`` call (default: the whole batch). Members of one call
+        advance in lockstep, so group runs of similar stiffness.
+
+    Returns
+    -------
+    BatchResult
+        ``.curves`` (list of LearningCurve), stacked ``.eg`` (B, n), ``.Q``, ``.R``, ``.v``.
+
+    Raises
+    ------
+    ValueError
+        Empty batch, a member that is not an OrderParams, mixed ``K`` or ``M``, or a
+        hyper-parameter array whose length is not ``B``.
+    DivergenceError
+        With ``errors="raise"``, when a member diverged.
+
+    Notes
+    -----
+    Goldt et al. (2019), supplementary S3-S4. With the numba backend each curve equals, bit for
+    bit, ``integrate(states[j], eta=eta[j], ...)``.
+    """
+    states = list(states) if not isinstance(states, OrderParams) else [states]
+    if not states:
+        raise ValueError("states is empty: give at least one OrderParams")
+    for j, s in enumerate(states):
+        if not isinstance(s, OrderParams):
+            raise ValueError(f"states[{j}] must be an OrderParams, got {type(s).__name__}")
+    K, M = states[0].K, states[0].M
+    for j, s in enumerate(states):
+        if (s.K, s.M) != (K, M):
+            raise ValueError(f"all states must have the same K and M: states[0] has (K={K}, "
+                             f"M={M}), states[{j}] has (K={s.K}, M={s.M}); integrate them in "
+                             "separate batches")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is unknown; expected one of {list(BACKENDS)}")
+    if errors not in ("raise", "keep"):
+        raise ValueError(f"errors={errors!r} must be 'raise' or 'keep'")
+    if executor is not None and backend != "numba":
+        raise ValueError("executor= is for the numba backend; the jax backend vmaps in-process")
+    if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
+        raise ValueError(f"n_workers={n_workers!r} must be a positive integer")
+    B = len(states)
+    eta_b = _per_member("eta", eta, B, allow_zero=False)
+    eta_v_b = eta_b.copy() if eta_v is None else _per_member("eta_v", eta_v, B, allow_zero=True)
+    sigma_b = _per_member("sigma", sigma, B, allow_zero=True)
+    alpha_max = float(alpha_max)
+    if not (math.isfinite(alpha_max) and alpha_max > 0):
+        raise ValueError(f"alpha_max={alpha_max!r} must be > 0 and finite")
+    t_out = default_save_at(alpha_max) if save_at is None else _check_save_at(save_at, alpha_max)
+
+    common = dict(alpha_max=alpha_max, save_at=t_out, rtol=rtol, atol=atol,
+                  activation=activation, train_second_layer=train_second_layer,
+                  gradient_flow=gradient_flow)
+    meta: dict = dict(backend=backend, K=K, M=M, batch_size=B)
+    if backend == "numba":
+        results = _numba_batch(states, eta_b, eta_v_b, sigma_b, common, method, max_steps,
+                               executor, n_workers, meta)
+    else:
+        from .backends import jax as _jax_backend
+
+        extra = {} if max_steps is None else {"max_steps": int(max_steps)}
+        results = _jax_backend.integrate_batch(states, eta=eta_b, eta_v=eta_v_b, sigma=sigma_b,
+                                               solver=solver, chunk_size=chunk_size, **common,
+                                               **extra)
+        meta.update(solver=solver, chunk_size=chunk_size)
+
+    curves = [r if isinstance(r, LearningCurve) else None for r in results]
+    errs = [r if isinstance(r, BaseException) else None for r in results]
+    if errors == "raise":
+        for j, e in enumerate(errs):
+            if e is not None:
+                raise DivergenceError(f"batch member {j}: {e}", alpha=e.alpha,
+                                      last_state=e.last_state, saved_to=e.saved_to) from e
+    return BatchResult(curves=curves, errors=errs, alpha=t_out, eta=eta_b, eta_v=eta_v_b,
+                       sigma=sigma_b, metadata=meta)
+
+
+def _one(state, eta, eta_v, sigma, common, method, max_steps):
+    """One member with the numba backend; a divergence is returned, not raised."""
+    extra = {} if max_steps is None else {"max_steps": int(max_steps)}
+    try:
+        return integrate(state, eta=eta, eta_v=eta_v, sigma=sigma, method=method,
+                         backend="numba", **common, **extra)
+    except DivergenceError as exc:
+        return exc
+
+
+def _numba_batch(states, eta, eta_v, sigma, common, method, max_steps, executor, n_workers,
+                 meta):
+    B = len(states)
+    args = [(states[j], float(eta[j]), float(eta_v[j]), float(sigma[j]), common, method,
+             max_steps) for j in range(B)]
+    if executor is not None:
+        meta["executor"] = type(executor).__name__
+        futures = [executor.submit(_one, *a) for a in args]
+        return [f.result() for f in futures]
+    workers = min(B, n_workers or available_cores())
+    meta["n_workers"] = workers
+    if workers == 1:
+        return [_one(*a) for a in args]
+    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="odeprune") as pool:
+        futures = [pool.submit(_one, *a) for a in args]
+        return [f.result() for f in futures]
