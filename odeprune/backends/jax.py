@@ -40,6 +40,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._rhs import pack, unpack
+from ..activations import get_activation
+from ..errors import DivergenceError
+from ..results import LearningCurve
+from ..state import PSD_RTOL, OrderParams
+
 INSTALL_HINT = 'pip install -e ".[jax]"'
 
 try:  # pragma: no cover - exercised only without JAX
@@ -52,11 +58,6 @@ except ImportError as exc:  # pragma: no cover
         f"Install the optional extra with: {INSTALL_HINT}"
     ) from exc
 
-from .._rhs import pack, unpack
-from ..activations import get_activation
-from ..errors import DivergenceError
-from ..results import LearningCurve
-from ..state import PSD_RTOL, OrderParams
 
 __all__ = ["integrate", "integrate_batch", "rhs", "eg", "SOLVERS", "DEFAULT_MAX_STEPS",
            "INSTALL_HINT"]
@@ -95,7 +96,7 @@ def _asin(x):
     return jnp.where(x < 0.0, -res, res)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _layout(K: int, M: int):
     """Index arrays (numpy) for the packed state and the symmetric pair sums."""
     L = K + M
