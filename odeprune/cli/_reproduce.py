@@ -1,0 +1,55 @@
+"""``odeprune reproduce``: every figure, one after the other, with the time each took."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ._figure import add_common, make_one
+
+DESCRIPTION = """\
+Reproduce all figures (fig2a, fig2b, fig3, fig4, curves) into one directory: PNG, PDF and the
+data behind each (JSON with all parameters, CSV). Expensive items are cached (default
+DIR/.cache), so an interrupted run continues where it stopped; fig2b and fig3 reuse the M=2, K=6
+simulations of fig2a. Prints how long each figure took and writes DIR/timings.json.
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("reproduce", help="reproduce all figures",
+                       description=DESCRIPTION,
+                       epilog="example:\n  odeprune reproduce --output figures\n"
+                              "  odeprune reproduce --quick --output /tmp/figs",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common(p)
+    p.add_argument("--only", default=None, metavar="A,B",
+                   help="comma-separated subset of the figures")
+    p.set_defaults(func=run_reproduce)
+
+
+def run_reproduce(args) -> int:
+    import json
+
+    from .._io import atomic_write_text
+    from ..figures import FIGURES
+    from . import CliError
+
+    names = list(FIGURES)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(FIGURES))
+        if unknown:
+            raise CliError(f"--only: unknown figure(s) {unknown}; expected {list(FIGURES)}")
+    timings = {}
+    t0 = time.perf_counter()
+    for name in names:
+        res = make_one(name, args)
+        timings[name] = round(res["seconds"], 2)
+        print(f"{name}: {res['seconds']:.1f} s", file=sys.stderr, flush=True)
+    total = time.perf_counter() - t0
+    print(f"all: {total:.1f} s", file=sys.stderr)
+    timings["total"] = round(total, 2)
+    atomic_write_text(args.output / ("timings-quick.json" if args.quick else "timings.json"),
+                      json.dumps(timings, indent=1) + "\n")
+    return 0

@@ -1,0 +1,73 @@
+"""The figures of Acharyya et al. (2021) and a Goldt et al. (2019)-style learning-curve figure.
+
+Each module has ``QUICK`` and ``FULL`` parameter sets, ``compute(params, cache_dir, progress)``
+(the expensive part, cached item by item in ``cache_dir``) and ``plot(data, out_dir)`` (PNG and
+PDF). :func:`make` runs both and writes the data behind the plot (``NAME.json`` with all
+parameters, seeds and the odeprune version; ``NAME.csv`` in long format).
+
+Not imported by ``odeprune`` itself: plotting never runs on import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+
+from . import _common
+
+#: figure name -> module (``odeprune.figures.<name>``)
+FIGURES = {
+    "fig2a": "fig2a",
+    "fig2b": "fig2b",
+    "fig3": "fig3",
+    "fig4": "fig4",
+    "curves": "curves",
+}
+
+__all__ = ["FIGURES", "get", "make"]
+
+
+def get(name: str):
+    """The module of figure ``name``."""
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; expected one of {list(FIGURES)}")
+    return importlib.import_module(f"{__name__}.{FIGURES[name]}")
+
+
+def make(name: str, out_dir: str | Path, quick: bool = False, cache_dir: str | Path | None = None,
+         progress: bool = True, params: dict | None = None) -> dict:
+    """Compute (from the cache when possible), write the data and plot figure ``name``.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`FIGURES`.
+    out_dir : path
+        Where ``NAME.png``, ``NAME.pdf``, ``NAME.json`` and ``NAME.csv`` go (created).
+    quick : bool
+        The reduced ``QUICK`` parameters instead of ``FULL``.
+    cache_dir : path or None
+        Cache of the expensive items (None: no cache).
+    params : dict, optional
+        Explicit parameters (override ``QUICK``/``FULL``).
+
+    Returns
+    -------
+    dict
+        ``paths`` (written files), ``data`` (what ``plot`` drew), ``seconds`` (wall time),
+        ``params``.
+    """
+    module = get(name)
+    p = dict(params if params is not None else (module.QUICK if quick else module.FULL))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = None if cache_dir is None else Path(cache_dir)
+    t0 = time.perf_counter()
+    data = _common.cached_json(cache, f"{name}-data", p,
+                               lambda: module.compute(p, cache, progress))
+    data["quick"] = bool(quick)
+    data["seconds_compute"] = time.perf_counter() - t0
+    paths = _common.write_data(out_dir, name, data)
+    paths += module.plot(data, out_dir)
+    return dict(paths=paths, data=data, seconds=time.perf_counter() - t0, params=p)
