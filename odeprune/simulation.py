@@ -80,12 +80,13 @@ def sgd_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator,
 # ------------------------------------------------------------------------------ compiled kernel
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH)
 def _sgd_block(w, v, w_star, v_star, rng, noise_rng, x, n_steps, eta_w, eta_v, sigma, act,
-               train_v, inv_sqrt_N, counter):
+               train_v, inv_sqrt_N, counter, mask, has_mask):
     """``n_steps`` online-SGD steps, in place on ``w`` (K, N), ``v`` (K,), ``rng``, ``counter``.
 
     ``eta_w = eta / sqrt(N)``, ``eta_v`` is already divided by N. ``x`` (N,) is scratch.
     ``counter[0]`` counts the steps done (updated with the weights, so the state seen from Python
-    is always consistent). Returns ``False`` (and stops before updating) when the error ``Delta``
+    is always consistent). With ``has_mask`` the first-layer update is multiplied by ``mask``
+    (K, N) (pruned weights stay zero: training a sparse network). Returns ``False`` (and stops before updating) when the error ``Delta``
     of a step is not finite.
     """
     K, N = w.shape
@@ -125,8 +126,12 @@ def _sgd_block(w, v, w_star, v_star, rng, noise_rng, x, n_steps, eta_w, eta_v, s
             return False
         for k in range(K):
             c = eta_w * v[k] * delta * gp[k]
-            for j in range(N):
-                w[k, j] -= c * x[j]
+            if has_mask:
+                for j in range(N):
+                    w[k, j] -= c * x[j] * mask[k, j]
+            else:
+                for j in range(N):
+                    w[k, j] -= c * x[j]
         if train_v:
             for k in range(K):
                 v[k] -= eta_v * delta * gl[k]
@@ -413,7 +418,7 @@ class _Run:
     """One seed's run: state, streams, outputs, checkpoint; driven block by block."""
 
     def __init__(self, N, K, M, eta, alpha_max, steps_out, eta_v, sigma, v_star, act, seed,
-                 n_test, train_v, n_train, init, checkpoint):
+                 n_test, train_v, n_train, init, checkpoint, mask=None):
         self.N, self.K, self.M = N, K, M
         self.act = act
         self.seed = seed
@@ -427,6 +432,11 @@ class _Run:
         else:
             w, w_star, v = init
             v_star = _broadcast_v_star(v_star, M)
+        self.has_mask = mask is not None
+        self.mask = (np.ascontiguousarray(mask, dtype=float) if self.has_mask
+                     else np.ones((1, 1)))
+        if self.has_mask:
+            w = w * self.mask
         self.w0, self.w_star, self.v0, self.v_star = w, w_star, v, v_star
         self.w = np.array(w, dtype=float, order="C")
         self.v = np.array(v, dtype=float)
@@ -456,7 +466,9 @@ class _Run:
                            activation=act.name, seed=seed, n_test=n_test,
                            train_second_layer=train_v, n_train=n_train,
                            alpha_max=float(steps_out[-1]) / N, init="explicit" if init is not None
-                           else "draw_weights")
+                           else "draw_weights",
+                           mask_kept_fraction=(float(self.mask.mean()) if self.has_mask
+                                               else None))
         self.wall = 0.0
 
     @property
@@ -500,7 +512,8 @@ class _Run:
                     before = self.step
                     ok = _sgd_block(self.w, self.v, self.w_star, self.v_star, self.rng,
                                     self.noise_rng, self.x, n, eta_w, eta_v, self.sigma,
-                                    self.act.code, self.train_v, self.inv_sqrt_N, self.counter)
+                                    self.act.code, self.train_v, self.inv_sqrt_N, self.counter,
+                                    self.mask, self.has_mask)
                     if not ok:
                         self._diverged()
                     if on_steps is not None:
@@ -597,7 +610,7 @@ def _state_json(rng: np.random.Generator) -> dict:
 # ------------------------------------------------------------------------------ public entry
 def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
              eta_v: float | None = None, sigma: float = 0.0, v_star: float | Any = 4.0,
-             activation: str = "erf", seed: int = 0, n_test: int = 10_000,
+             activation: str = "erf", seed: int = 0, n_test: int = 10_000, mask=None,
              train_second_layer: bool = True, n_train: int | None = None, init=None,
              seeds: Sequence[int] | None = None, n_runs: int | None = None,
              progress: bool = False, checkpoint: str | os.PathLike | None = None,
@@ -638,6 +651,9 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
         sample every step. The paper's protocol is ``N=500, n_train=800_000, alpha_max=1600``.
     init : tuple (w, w_star, v), optional
         Explicit initial weights, shapes (K, N), (M, N), (K,), instead of the seeded draw.
+    mask : array_like of 0/1, shape (K, N), optional
+        Train a sparse student: the initial first layer is multiplied by ``mask`` and so is
+        every update (the mask of iterative magnitude pruning with rewinding).
     seeds : sequence of int, optional
         Several runs with these seeds; returns a :class:`SimulationEnsemble`.
     n_runs : int, optional
@@ -691,6 +707,13 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
             raise ValueError("init must be a tuple (w, w_star, v) of shapes (K, N), (M, N), (K,)")
         init = (_weights("w", init[0], (K, N)), _weights("w_star", init[1], (M, N)),
                 _weights("v", init[2], (K,)))
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != (K, N):
+            raise ValueError(f"mask must have shape (K, N) = ({K}, {N}), got {mask.shape}")
+        if not np.all((mask == 0) | (mask == 1)):
+            raise ValueError("mask must contain only 0/1 (or False/True) entries")
+        mask = mask.astype(float)
     steps_out = _save_steps(save_at, alpha_max, N)
     if steps_out[-1] < 1:
         raise ValueError(f"alpha_max={alpha_max!r} is less than one step (1/N = {1 / N:g})")
@@ -698,7 +721,7 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
         raise ValueError("resume=True needs checkpoint=PATH")
     common = dict(N=N, K=K, M=M, eta=eta, alpha_max=alpha_max, steps_out=steps_out, eta_v=eta_v,
                   sigma=sigma, v_star=v_star, act=act, n_test=int(n_test),
-                  train_v=bool(train_second_layer), n_train=n_train, init=init)
+                  train_v=bool(train_second_layer), n_train=n_train, init=init, mask=mask)
 
     if seeds is None and n_runs is None:
         seed = _seed("seed", seed)

@@ -261,7 +261,7 @@ def test_unknown_reweight(s6):
 
 def test_reweight_not_for_edge(s6):
     with pytest.raises(ValueError, match=r"reweight='preact' does not apply to random_edge; "
-                                         r"allowed \('none', 'rescale', 'refit'\)"):
+                                         r"allowed \('none', 'rescale', 'refit', 'rescale_rows'\)"):
         prune(s6, "random_edge", c=0.5, reweight="preact")
 
 
@@ -331,7 +331,9 @@ def test_cli_all(saved_curve, tmp_path, capsys):
     assert main(["prune", str(saved_curve), "--method", "all", "--k", "all", "--reweight",
                  "all", "-o", str(tmp_path / "t.npz")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert sum(line.startswith("random_edge") for line in lines) == 6 * 3
+    from odeprune.pruning.reweight import EDGE_REWEIGHTS
+
+    assert sum(line.startswith("random_edge") for line in lines) == 6 * len(EDGE_REWEIGHTS)
     assert (tmp_path / "t.csv").exists()
 
 

@@ -10,8 +10,9 @@ from . import CliError
 from ._common import positive_int
 
 METHOD_CHOICES = ("random_node", "importance_node", "dpp_node", "dpp_map_node", "random_edge",
-                  "all")
-REWEIGHT_CHOICES = ("none", "preact", "activation", "refit", "rescale", "all")
+                  "magnitude_edge", "magnitude_edge_global", "dpp_edge", "snip_edge",
+                  "snip_edge_global", "all")
+REWEIGHT_CHOICES = ("none", "preact", "activation", "refit", "rescale", "rescale_rows", "all")
 
 DESCRIPTION = """\
 Prune a two-layer student given by its order parameters (N -> infinity) and print the
@@ -19,7 +20,8 @@ generalisation error of the pruned network: mean and spread over the method's ra
 (Acharyya et al. 2021). INPUT is a saved OrderParams, LearningCurve or SimulationResult file
 (the last saved time is used).
 
-Node methods keep k of the K units; random_edge keeps a fraction c of the first-layer weights.
+Node methods keep k of the K units; edge methods (random_edge, magnitude_edge[_global], dpp_edge,
+snip_edge[_global]) keep a fraction c of the first-layer weights.
 With --k and --method all, edge pruning uses the same parameter count, c = k/K (Eq. 1); with
 --c, node methods use k = cK when that is an integer. Reweightings that do not apply to a method
 are skipped under --method all / --reweight all (node: none, preact, activation, refit; edge:
@@ -80,6 +82,7 @@ def register(sub) -> None:
 
 def _jobs(args, K: int):
     from odeprune.pruning import METHODS
+    from odeprune.pruning.edge import EDGE_METHODS
     from odeprune.pruning.reweight import EDGE_REWEIGHTS, NODE_REWEIGHTS
 
     methods = METHODS if args.method == "all" else (args.method,)
@@ -90,7 +93,7 @@ def _jobs(args, K: int):
         raise CliError(f"--k {args.k} is out of range; allowed 1..K={K}")
     jobs = []
     for m in methods:
-        allowed = EDGE_REWEIGHTS if m == "random_edge" else NODE_REWEIGHTS
+        allowed = EDGE_REWEIGHTS if m in EDGE_METHODS else NODE_REWEIGHTS
         if args.reweight == "all":
             rws = allowed
         elif args.reweight in allowed:
@@ -100,7 +103,7 @@ def _jobs(args, K: int):
                            f"{', '.join(allowed)}")
         else:
             continue
-        if m == "random_edge":
+        if m in EDGE_METHODS:
             cs = [k / K for k in ks] if args.c is None else [args.c]
             jobs += [(m, None, c, rw) for c in cs for rw in rws]
         else:

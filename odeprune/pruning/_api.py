@@ -17,8 +17,8 @@ from . import reweight as _rw
 __all__ = ["METHODS", "REWEIGHTS", "PruneResult", "prune"]
 
 METHODS = node.NODE_METHODS + edge.EDGE_METHODS
-REWEIGHTS = ("none", "preact", "activation", "refit", "rescale")
-DETERMINISTIC = ("importance_node", "dpp_map_node", "random_edge")
+REWEIGHTS = ("none", "preact", "activation", "refit", "rescale", "rescale_rows")
+DETERMINISTIC = ("importance_node", "dpp_map_node") + edge.EDGE_METHODS
 
 
 def _readonly(a, dtype=float) -> np.ndarray:
@@ -201,6 +201,54 @@ _NODE_RW = _rw.NODE_REWEIGHTS
 _EDGE_RW = _rw.EDGE_REWEIGHTS
 
 
+def _is_int_seed(seed) -> bool:
+    return seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool))
+
+
+def _edge_map(state: OrderParams, method: str, c: float, seed, n_samples: int, activation: str):
+    """The Gaussian-coordinate edge map; memoised for integer seeds (the CLI and sweeps call it
+    once per reweighting with the same state)."""
+    from .edge_rules import edge_prune_map
+
+    if not _is_int_seed(seed) or seed is None and method.startswith("snip"):
+        return edge_prune_map(state, method, c, seed=seed, n_samples=n_samples,
+                              activation=activation)
+    key = (tuple(np.asarray(a).tobytes() for a in (state.Q, state.R, state.T, state.v,
+                                                    state.v_star)),
+           state.K, state.M, method, float(c), seed, n_samples, activation)
+    hit = _EDGE_CACHE.get(key)
+    if hit is None:
+        hit = edge_prune_map(state, method, c, seed=seed, n_samples=n_samples,
+                             activation=activation)
+        if len(_EDGE_CACHE) > 256:
+            _EDGE_CACHE.clear()
+        _EDGE_CACHE[key] = hit
+    return hit
+
+
+_EDGE_CACHE: dict = {}
+
+
+def _eg_se_from_entries(state: OrderParams, Q_se: np.ndarray, activation: str) -> float:
+    """Linear propagation of independent standard errors of Q entries to eg."""
+    h = 1e-6
+    var = 0.0
+    K = state.K
+    for i in range(K):
+        for k in range(i, K):
+            if Q_se[i, k] == 0:
+                continue
+            E = np.zeros((K, K))
+            E[i, k] = E[k, i] = h
+            try:
+                d = (state.replace(Q=state.Q + E).eg(activation)
+                     - state.replace(Q=state.Q - E).eg(activation)) / (2 * h)
+            except ValueError:
+                continue
+            var += (d * Q_se[i, k]) ** 2
+    return float(np.sqrt(var))
+
+
 def node_outcomes(state: OrderParams, subsets: np.ndarray, reweight: str,
                   G: np.ndarray | None = None, activation: str = "erf"
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -298,7 +346,18 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
         Qn = np.array(state.Q)[subsets[:, :, None], subsets[:, None, :]]
         Rn = np.array(state.R)[subsets]
     else:
-        pruned = edge.random_edge_map(state, c)
+        if method == "random_edge":
+            pruned = edge.random_edge_map(state, c)
+        else:
+            mapped = _edge_map(state, method, c, seed if _is_int_seed(seed) else rng,
+                               max(n_samples, 200_000), act.name)
+            pruned = mapped.state
+            if np.any(mapped.Q_se > 0):
+                meta["eg_mc_se"] = _eg_se_from_entries(pruned, mapped.Q_se, act.name)
+        if reweight == "rescale_rows":
+            from .edge_rules import rescale_rows
+
+            pruned = rescale_rows(pruned, state)
         Gp = node.activation_gram_all(pruned, act.name)
         G_SS, G_ST = Gp[:K, :K], Gp[:K, K:]
         v_new = np.array(state.v)

@@ -233,20 +233,30 @@ def _select_eigenvectors(lam: np.ndarray, E: np.ndarray, k: int, rng) -> np.ndar
 
 
 def _sample_elementary(V: np.ndarray, rng) -> list[int]:
-    """Kulesza & Taskar (2012), Alg. 1 second phase: sample from the DPP projecting on V."""
+    """Sample the projection DPP onto the orthonormal columns of ``V`` (N, k), exactly.
+
+    The chain rule with incremental Gram-Schmidt (the second phase of Kulesza & Taskar 2012,
+    Alg. 1, organised as in DPPy's ``proj_dpp_sampler_eig_GS``): item ``j`` is drawn with
+    probability ``||P_rest V_j||^2 / (k - t)`` and the residual norms are updated with the new
+    orthonormal direction. O(N k^2) instead of a QR per step.
+    """
+    N, k = V.shape
+    norms2 = np.einsum("ij,ij->i", V, V)
+    C = np.zeros((k, N))
     Y: list[int] = []
-    while V.shape[1] > 0:
-        p = np.sum(V**2, axis=1)
-        p /= p.sum()
-        i = int(np.searchsorted(np.cumsum(p), rng.random() * 1.0, side="right"))
-        i = min(i, V.shape[0] - 1)
+    for t in range(k):
+        p = np.clip(norms2, 0.0, None)
+        p[Y] = 0.0
+        total = p.sum()
+        i = int(np.searchsorted(np.cumsum(p), rng.random() * total, side="right"))
+        i = min(i, N - 1)
+        while p[i] == 0.0:  # round-off at the cumsum boundary
+            i -= 1
         Y.append(i)
-        j = int(np.argmax(np.abs(V[i])))
-        Vj = V[:, j].copy()
-        V = np.delete(V, j, axis=1)
-        V = V - np.outer(Vj, V[i] / Vj[i])  # columns now vanish at row i
-        if V.shape[1] > 0:
-            V, _ = np.linalg.qr(V)
+        c = V @ V[i] - C[:t].T @ C[:t, i]
+        c /= np.sqrt(p[i])
+        C[t] = c
+        norms2 -= c * c
     return sorted(Y)
 
 

@@ -21,7 +21,10 @@ from ..state import OrderParams
 
 __all__ = ["EDGE_METHODS", "random_edge_map", "check_c"]
 
-EDGE_METHODS = ("random_edge",)
+#: every edge method of :func:`odeprune.prune`; all but ``random_edge`` (Lemma 6, here) are
+#: Gaussian-coordinate maps in :mod:`odeprune.pruning.edge_rules`
+EDGE_METHODS = ("random_edge", "magnitude_edge", "magnitude_edge_global", "dpp_edge",
+                "snip_edge", "snip_edge_global")
 
 
 def check_c(c) -> float:

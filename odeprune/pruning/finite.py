@@ -34,7 +34,8 @@ import numpy as np
 from ..activations import get_activation
 from ..state import OrderParams
 from . import dpp, node
-from ._api import DETERMINISTIC, PruneResult, _check_int, _check_method_args, node_outcomes, prune
+from ._api import PruneResult, _check_int, _check_method_args, node_outcomes, prune
+from .edge import EDGE_METHODS
 from .reweight import RCOND
 
 __all__ = ["FinitePruneResult", "prune_weights"]
@@ -206,7 +207,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     n_samples = _check_int("n_samples", n_samples, 1)
     n_masks = _check_int("n_masks", n_masks, 1)
     n_test = _check_int("n_test", n_test, 2)
-    if method in DETERMINISTIC and method != "random_edge":
+    if method in ("importance_node", "dpp_map_node", "magnitude_edge", "magnitude_edge_global"):
         n_masks = 1
     if isinstance(seed, np.random.Generator):
         ss = np.random.SeedSequence(seed.integers(2**63))
@@ -252,11 +253,21 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     else:
         kept = np.empty(n_masks)
         for j in range(n_masks):
-            mask = rng_masks.random((K, N)) < c
+            if method == "random_edge":
+                mask = rng_masks.random((K, N)) < c
+            else:
+                from .finite_edges import edge_mask
+
+                mask = edge_mask(w, method, c, seed=rng_masks, v=v, w_star=w_star, v_star=v_star,
+                                 n_samples=n_samples, activation=act.name)[0]
             wp = w * mask
+            if reweight == "rescale_rows":  # variance-restoring: each row keeps its norm
+                norms = np.linalg.norm(wp, axis=1)
+                wp = wp * np.where(norms > 0, np.linalg.norm(w, axis=1) / np.where(norms > 0,
+                                                                               norms, 1), 1)[:, None]
             kept[j] = mask.mean()
             Gp = act.g(X @ wp.T / sqrtN)
-            if reweight == "none":
+            if reweight in ("none", "rescale_rows"):
                 vp = v.copy()
             elif reweight == "rescale":
                 phi = Gp @ v
@@ -280,10 +291,10 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
         eg_vals[j] = OrderParams.from_weights(wp, w_star, vp, v_star).eg(act.name)
 
     prediction = None
-    if predict or method == "random_edge":
+    if predict or method in EDGE_METHODS:
         prediction = prune(state, method, k=k, c=c, reweight=reweight, kernel=kernel,
                            seed=rng_pred, activation=act.name)
-    if method == "random_edge":
+    if method in EDGE_METHODS:
         eg_limit = np.full(n_out, prediction.eg_mean)
     else:
         eg_limit = node_outcomes(state, np.array(subsets_list), reweight, activation=act.name)[1]

@@ -28,7 +28,7 @@ __all__ = ["NODE_REWEIGHTS", "EDGE_REWEIGHTS", "RCOND", "reweight_node", "rescal
            "refit_weights", "eg_quadratic"]
 
 NODE_REWEIGHTS = ("none", "preact", "activation", "refit")
-EDGE_REWEIGHTS = ("none", "rescale", "refit")
+EDGE_REWEIGHTS = ("none", "rescale", "refit", "rescale_rows")
 #: Relative cut-off of the pseudo-inverses (``numpy.linalg.pinv(..., rcond=RCOND)``).
 RCOND = 1e-10
 

@@ -1,0 +1,298 @@
+r"""Edge-pruning rules on real finite-N weights, and iterative magnitude pruning with rewinding.
+
+The finite-N counterparts of :mod:`odeprune.pruning.edge_rules`:
+
+- ``magnitude_edge``: keep exactly the ``round(c N)`` largest ``|w_ij|`` of each row
+  (``magnitude_edge_global``: the ``round(c K N)`` largest over the whole first layer);
+- ``dpp_edge``: per unit, a k-DPP (``k = round(c N)``) over its incoming edges with the
+  **empirical** kernel of the authors, :math:`L^{(i)}_{jj'} = w_{ij} w_{ij'} (X^T X / n)_{jj'}`
+  over ``n`` input samples, sampled exactly (spectral sampler of :mod:`odeprune.pruning.dpp`).
+  For ``N > dpp_exact_max_N`` the O(N^3) eigendecomposition per unit is replaced by its
+  large-N limit (independent edges with probability :math:`\lambda_i w^2/(1+\lambda_i w^2)`,
+  mean ``c``), recorded in the metadata;
+- ``snip_edge``: scores :math:`|w_{ij} g_{ij}|` with the empirical gradient of the training loss
+  over ``n`` samples, :math:`g_i = \frac1n\sum_\mu \Delta_\mu v_i g'(\lambda_{i\mu}) x_\mu/\sqrt N`,
+  top ``round(c N)`` per row (``snip_edge_global``: over all rows);
+- ``random_edge``: i.i.d. Bernoulli(c) masks.
+
+:func:`prune_edges_weights` measures the pruned network's test error on fresh samples and compares
+with the limit map :func:`~odeprune.pruning.edge_rules.edge_prune_map` evaluated on the same
+weights' order parameters. :func:`iterative_magnitude_pruning` runs train -> prune -> rewind ->
+retrain rounds at finite N (Frankle & Carbin 2019; the lottery-ticket procedure studied in the
+teacher-student setting by Zhang et al. 2023).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import optimize
+
+from ..activations import get_activation
+from ..state import OrderParams
+from .edge import check_c
+
+__all__ = ["FINITE_EDGE_RULES", "edge_mask", "prune_edges_weights", "EdgePruneWeightsResult",
+           "iterative_magnitude_pruning", "IMPResult"]
+
+FINITE_EDGE_RULES = ("random_edge", "magnitude_edge", "magnitude_edge_global", "dpp_edge",
+                     "snip_edge", "snip_edge_global")
+
+
+def _top_mask(scores: np.ndarray, n_keep: int) -> np.ndarray:
+    """Boolean mask of the ``n_keep`` largest entries of ``scores`` (1-D); ties: lower index."""
+    mask = np.zeros(scores.shape, dtype=bool)
+    if n_keep > 0:
+        order = np.argsort(-scores, kind="stable")
+        mask[order[:n_keep]] = True
+    return mask
+
+
+def _rowwise_top(scores: np.ndarray, c: float) -> np.ndarray:
+    K, N = scores.shape
+    n_keep = int(round(c * N))
+    return np.stack([_top_mask(scores[i], n_keep) for i in range(K)])
+
+
+def _global_top(scores: np.ndarray, c: float) -> np.ndarray:
+    n_keep = int(round(c * scores.size))
+    return _top_mask(scores.ravel(), n_keep).reshape(scores.shape)
+
+
+def _empirical_gradient(w, v, w_star, v_star, X, act):
+    """``g`` (K, N): gradient of the mean squared loss over the samples ``X`` (n, N)."""
+    N = w.shape[1]
+    lam = X @ w.T / math.sqrt(N)
+    nu = X @ w_star.T / math.sqrt(N)
+    delta = act.g(lam) @ v - act.g(nu) @ v_star
+    coef = delta[:, None] * v[None, :] * act.g_prime(lam)      # (n, K)
+    return coef.T @ X / (X.shape[0] * math.sqrt(N))
+
+
+def edge_mask(w, rule: str, c: float, seed=None, v=None, w_star=None, v_star=None,
+              n_samples: int = 10_000, activation: str = "erf", dpp_exact_max_N: int = 2000
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+    """A (K, N) boolean mask of kept first-layer weights for ``rule`` keeping a fraction ``c``.
+
+    Returns ``(mask, info)``; ``info`` records how the mask was made (e.g. the DPP mode).
+    """
+    w = np.asarray(w, dtype=float)
+    if w.ndim != 2:
+        raise ValueError(f"w must have shape (K, N), got {w.shape}")
+    c = check_c(c)
+    if rule not in FINITE_EDGE_RULES:
+        raise ValueError(f"rule={rule!r} is unknown; expected one of {list(FINITE_EDGE_RULES)}")
+    rng = np.random.default_rng(seed)
+    K, N = w.shape
+    info: dict[str, Any] = {"rule": rule}
+    if rule == "random_edge":
+        return rng.random((K, N)) < c, info
+    if rule == "magnitude_edge":
+        return _rowwise_top(np.abs(w), c), info
+    if rule == "magnitude_edge_global":
+        return _global_top(np.abs(w), c), info
+    act = get_activation(activation)
+    if rule.startswith("snip"):
+        if v is None or w_star is None or v_star is None:
+            raise ValueError(f"rule={rule!r} needs v, w_star and v_star (the gradient)")
+        X = rng.standard_normal((n_samples, N))
+        g = _empirical_gradient(w, np.asarray(v, float), np.asarray(w_star, float),
+                                np.asarray(v_star, float), X, act)
+        scores = np.abs(w * g)
+        info["n_samples"] = n_samples
+        return (_rowwise_top(scores, c) if rule == "snip_edge" else _global_top(scores, c)), info
+    # dpp_edge
+    k = int(round(c * N))
+    if k == 0:
+        return np.zeros((K, N), dtype=bool), info
+    if k == N:
+        return np.ones((K, N), dtype=bool), info
+    if N <= dpp_exact_max_N:
+        from .dpp import sample_k_dpp
+
+        X = rng.standard_normal((n_samples, N))
+        G = X.T @ X / n_samples
+        mask = np.zeros((K, N), dtype=bool)
+        for i in range(K):
+            L = w[i][:, None] * G * w[i][None, :]
+            S = sample_k_dpp(L, k, size=1, seed=rng)[0]
+            mask[i, S] = True
+        info.update(mode="exact k-DPP, empirical kernel", n_samples=n_samples)
+        return mask, info
+    mask = np.zeros((K, N), dtype=bool)
+    for i in range(K):
+        w2 = w[i] ** 2
+        lam = math.exp(optimize.brentq(
+            lambda t, w2=w2: float(np.mean(np.exp(t) * w2 / (1 + np.exp(t) * w2))) - c, -60, 60))
+        mask[i] = rng.random(N) < lam * w2 / (1 + lam * w2)
+    info.update(mode="large-N limit: independent edges, p = lam w^2 / (1 + lam w^2)")
+    return mask, info
+
+
+@dataclass(frozen=True, eq=False)
+class EdgePruneWeightsResult:
+    """Edge pruning of real weights: test errors over masks and the limit prediction.
+
+    Attributes
+    ----------
+    test_errors, test_errors_se : ndarray, shape (n_masks,)
+        Test error of each pruned network on ``n_test`` fresh samples (noiseless labels).
+    eg_values : ndarray, shape (n_masks,)
+        :math:`\\epsilon_g` from the order parameters of each pruned network's weights.
+    kept_fraction : ndarray, shape (n_masks,)
+    eg_limit : float
+        The limit map (:func:`~odeprune.pruning.edge_rules.edge_prune_map`) on the order
+        parameters of the unpruned weights.
+    metadata : dict
+    """
+
+    test_errors: np.ndarray
+    test_errors_se: np.ndarray
+    eg_values: np.ndarray
+    kept_fraction: np.ndarray
+    eg_limit: float
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def eg_mean(self) -> float:
+        return float(np.mean(self.eg_values))
+
+    @property
+    def eg_se(self) -> float:
+        n = self.eg_values.size
+        return float(np.std(self.eg_values, ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+
+    @property
+    def test_error_mean(self) -> float:
+        return float(np.mean(self.test_errors))
+
+    @property
+    def test_error_se(self) -> float:
+        """Standard error of the mean test error: spread over masks and test sampling."""
+        n = self.test_errors.size
+        within = float(np.sqrt(np.mean(self.test_errors_se ** 2)) / math.sqrt(n))
+        between = float(np.std(self.test_errors, ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+        return max(within, between)
+
+
+def prune_edges_weights(w, v=None, w_star=None, v_star=None, rule: str = "magnitude_edge",
+                        c: float = 0.5, n_masks: int = 5, seed=0, n_test: int = 20_000,
+                        n_samples: int = 10_000, activation: str | None = None,
+                        predict: bool = True) -> EdgePruneWeightsResult:
+    """Prune real weights with an edge rule; test error on fresh samples; limit prediction.
+
+    ``w`` may be a simulation result (attributes ``w``, ``v`` (trajectory: last row),
+    ``w_star``, ``v_star``). Deterministic rules (magnitude) use one mask.
+    """
+    from .edge_rules import edge_prune_map
+    from .finite import _unpack
+
+    w, v, w_star, v_star, act_name = _unpack(w, v, w_star, v_star)
+    act = get_activation(activation or act_name or "erf")
+    c = check_c(c)
+    state = OrderParams.from_weights(w, w_star, v, v_star)
+    K, N = w.shape
+    if rule.startswith("magnitude"):
+        n_masks = 1
+    ss = np.random.SeedSequence(seed)
+    mask_seeds = ss.spawn(n_masks)
+    rng_test = np.random.default_rng(ss.spawn(1)[0])
+    errs, ses, egs, kept = [], [], [], []
+    info: dict[str, Any] = {}
+    for j in range(n_masks):
+        mask, info = edge_mask(w, rule, c, seed=mask_seeds[j], v=v, w_star=w_star, v_star=v_star,
+                               n_samples=n_samples, activation=act.name)
+        wp = w * mask
+        Xt = rng_test.standard_normal((n_test, N))
+        loss = 0.5 * (act.g(Xt @ wp.T / math.sqrt(N)) @ v
+                      - act.g(Xt @ w_star.T / math.sqrt(N)) @ v_star) ** 2
+        errs.append(loss.mean())
+        ses.append(loss.std(ddof=1) / math.sqrt(n_test))
+        egs.append(OrderParams.from_weights(wp, w_star, v, v_star).eg(act.name))
+        kept.append(mask.mean())
+    eg_limit = (edge_prune_map(state, rule, c, activation=act.name).state.eg(act.name)
+                if predict else float("nan"))
+    meta = dict(info)
+    meta.update(rule=rule, c=c, N=N, K=K, M=w_star.shape[0], n_masks=n_masks, n_test=n_test,
+                seed=seed, eg_unpruned=state.eg(act.name))
+    return EdgePruneWeightsResult(np.array(errs), np.array(ses), np.array(egs), np.array(kept),
+                                  float(eg_limit), meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# iterative magnitude pruning with rewinding
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class IMPResult:
+    """Rounds of iterative magnitude pruning with rewinding.
+
+    Attributes
+    ----------
+    kept_fraction : ndarray, shape (rounds + 1,)
+        Fraction of first-layer weights trained in each round (1 for the dense round 0).
+    eg_trained : ndarray, shape (rounds + 1,)
+        :math:`\\epsilon_g` after training each round's (sparse) network.
+    eg_pruned : ndarray, shape (rounds,)
+        :math:`\\epsilon_g` right after pruning the previous round's trained weights (before
+        rewinding): one-shot magnitude pruning at that sparsity.
+    masks : ndarray of bool, shape (rounds + 1, K, N)
+    results : list of SimulationResult
+    """
+
+    kept_fraction: np.ndarray
+    eg_trained: np.ndarray
+    eg_pruned: np.ndarray
+    masks: np.ndarray
+    results: list
+    metadata: dict = field(default_factory=dict)
+
+
+def iterative_magnitude_pruning(N: int, K: int, M: int, eta: float, alpha_per_round: float,
+                                rounds: int, prune_fraction: float = 0.2, v_star=4.0,
+                                sigma: float = 0.0, seed: int = 0, scope: str = "row",
+                                n_test: int = 2_000, progress: bool = False) -> IMPResult:
+    """Train -> prune ``prune_fraction`` of the remaining weights by magnitude -> rewind the
+    kept weights (and ``v``) to their initial values -> retrain with the mask fixed; repeat.
+
+    Every round uses the same seed (same initial draw, same SGD stream), so rounds differ only
+    by the mask. ``scope``: ``"row"`` (each unit keeps the same number of weights) or
+    ``"global"``.
+    """
+    from ..simulation import simulate
+
+    if not (0 < prune_fraction < 1):
+        raise ValueError(f"prune_fraction={prune_fraction!r} must be in (0, 1)")
+    if scope not in ("row", "global"):
+        raise ValueError(f"scope={scope!r} must be 'row' or 'global'")
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
+        raise ValueError(f"rounds={rounds!r} must be a positive integer")
+    mask = np.ones((K, N), dtype=bool)
+    masks, results, kept, eg_trained, eg_pruned = [], [], [], [], []
+    for r in range(rounds + 1):
+        res = simulate(N, K, M, eta, alpha_per_round, save_at=[alpha_per_round], sigma=sigma,
+                       v_star=v_star, seed=seed, n_test=n_test, mask=mask if r else None,
+                       progress=progress)
+        masks.append(mask.copy())
+        results.append(res)
+        kept.append(mask.mean())
+        eg_trained.append(float(res.eg[-1]))
+        if r == rounds:
+            break
+        # prune a fraction of the surviving weights of the trained network, by magnitude
+        scores = np.where(mask, np.abs(res.w), -np.inf)
+        if scope == "row":
+            n_keep = int(round(mask.sum(axis=1).min() * (1 - prune_fraction)))
+            new = np.stack([_top_mask(scores[i], n_keep) for i in range(K)])
+        else:
+            new = _top_mask(scores.ravel(), int(round(mask.sum() * (1 - prune_fraction))))
+            new = new.reshape(mask.shape)
+        mask = new & mask
+        eg_pruned.append(OrderParams.from_weights(res.w * mask, res.w_star, res.v[-1],
+                                                  res.v_star).eg())
+    return IMPResult(np.array(kept), np.array(eg_trained), np.array(eg_pruned), np.array(masks),
+                     results, dict(N=N, K=K, M=M, eta=eta, alpha_per_round=alpha_per_round,
+                                   rounds=rounds, prune_fraction=prune_fraction, sigma=sigma,
+                                   seed=seed, scope=scope))
