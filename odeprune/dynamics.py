@@ -8,7 +8,6 @@ steps, to update a progress bar, write a checkpoint, or notice Ctrl-C.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from ._solvers import (
     dopri5_run,
     fixed_run,
 )
+from ._validate import check_real as _positive
 from .activations import I2_matrix, get_activation
 from .errors import DivergenceError, OdepruneInterrupted
 from .results import LearningCurve
@@ -44,16 +44,6 @@ def default_save_at(alpha_max: float, n: int = 200) -> np.ndarray:
     """``0`` plus ``n`` log-spaced times from ``min(0.01, alpha_max/100)`` to ``alpha_max``."""
     lo = min(0.01, alpha_max / 100.0)
     return np.unique(np.concatenate([[0.0], np.geomspace(lo, alpha_max, n)]))
-
-
-def _positive(name: str, value: Any, allow_zero: bool = False) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} must be a real number") from None
-    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
-        raise ValueError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'} and finite")
-    return x
 
 
 def _check_save_at(save_at: Any, alpha_max: float) -> np.ndarray:
@@ -132,7 +122,8 @@ def integrate(state: OrderParams, eta: float, alpha_max: float, save_at=None, et
         Continue from ``checkpoint`` (same parameters required); gives exactly the numbers of an
         uninterrupted run.
     backend : {"numba", "jax"}
-        ``"jax"`` uses :mod:`odeprune.backends.jax` (optional extra).
+        ``"jax"`` uses :mod:`odeprune.backends.jax` (optional extra): diffrax's Dopri5 in one
+        compiled call, so no progress bar, checkpoint or fixed-step method there.
     divergence_path : path, optional
         Where to save the last good state if the run diverges.
 
@@ -167,11 +158,19 @@ def integrate(state: OrderParams, eta: float, alpha_max: float, save_at=None, et
         raise ValueError(f"backend={backend!r} is unknown; expected 'numba' or 'jax'")
     t_out = default_save_at(alpha_max) if save_at is None else _check_save_at(save_at, alpha_max)
     if backend == "jax":
+        if method != "dopri5":
+            raise ValueError(f"method={method!r} is not available with backend='jax' (it uses "
+                             "diffrax's adaptive Dopri5); use backend='numba'")
+        if checkpoint is not None or resume:
+            raise ValueError("checkpoint/resume are not available with backend='jax' (one "
+                             "compiled call); use backend='numba'")
         from .backends.jax import integrate as _jax_integrate
 
+        # the JAX run is one compiled call: no progress bar; max_steps counts attempted steps
         return _jax_integrate(state, eta=eta, alpha_max=alpha_max, save_at=t_out, eta_v=eta_v,
                               sigma=sigma, rtol=rtol, atol=atol, activation=act.name,
-                              train_second_layer=train_second_layer, gradient_flow=gradient_flow)
+                              train_second_layer=train_second_layer, gradient_flow=gradient_flow,
+                              max_steps=int(min(max_steps, 10_000_000)))
 
     K, M = state.K, state.M
     T = np.ascontiguousarray(state.T)

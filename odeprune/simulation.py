@@ -44,6 +44,8 @@ import numpy as np
 from numba import njit
 
 from . import _io
+from ._validate import check_real as _real
+from ._validate import check_size as _size
 from .activations import ERF, get_activation
 from .errors import DivergenceError, OdepruneInterrupted
 from .results import LearningCurve
@@ -362,24 +364,6 @@ class SimulationEnsemble:
 
 
 # ------------------------------------------------------------------------------ validation
-def _size(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}={value!r} must be a positive integer")
-    if value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer (>= 1)")
-    return int(value)
-
-
-def _real(name: str, value: Any, allow_zero: bool) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} must be a real number") from None
-    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
-        raise ValueError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'} and finite")
-    return x
-
-
 def _seed(name: str, value: Any) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
             or value < 0:

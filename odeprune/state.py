@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import _io
+from ._validate import check_size as _check_size
 from .activations import eg_from_cov, get_activation
 
 __all__ = ["OrderParams", "PSD_RTOL", "SYMMETRY_RTOL", "as_generator"]
@@ -307,14 +308,6 @@ def _check_correlations(C: np.ndarray, K: int) -> None:
             f"{float(bound[a, b]):.6g}: an overlap cannot exceed the product of the norms "
             "(the covariance [[Q, R], [R^T, T]] must be positive semi-definite)"
         )
-
-
-def _check_size(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}={value!r} must be a positive integer")
-    if value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer (>= 1)")
-    return int(value)
 
 
 def _broadcast_v_star(v_star: Any, M: int) -> np.ndarray:

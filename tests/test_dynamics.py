@@ -265,3 +265,11 @@ def test_interrupt_and_resume_is_exact(tmp_path, monkeypatch):
                              pack(s.Q, s.R, s.v), 0, np.zeros(3, dtype=np.int64),
                              np.zeros((1, 1)))
         odeprune.integrate(s, checkpoint=ckpt, resume=True, **kwargs)
+
+
+def test_jax_backend_rejects_numba_only_options(tmp_path):
+    s = OrderParams.random(20, 2, 1, seed=0)
+    with pytest.raises(ValueError, match="method='rk4' is not available with backend='jax'"):
+        odeprune.integrate(s, 0.5, 1.0, method="rk4", backend="jax")
+    with pytest.raises(ValueError, match="checkpoint/resume are not available"):
+        odeprune.integrate(s, 0.5, 1.0, checkpoint=tmp_path / "c.npz", backend="jax")
