@@ -33,12 +33,16 @@ def main():
     ap.add_argument("--Ns", default="500,2000,8000")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--alpha", type=float, default=150.0)
+    ap.add_argument("--rule", default="magnitude_edge",
+                    help="magnitude_edge (default), magnitude_edge_global, snip_edge, ...")
+    ap.add_argument("--draws", type=int, default=16, help="Gaussian surrogate draws")
     args = ap.parse_args()
     Ns = [500, 1000] if args.quick else [int(n) for n in args.Ns.split(",")]
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     alpha = 30.0 if args.quick else args.alpha
     cs = (0.1, 0.3, 0.5)
-    print(f"M=2 K=6 eta=0.5 v*=4 alpha={alpha}; magnitude_edge (per row)")
+    rule = args.rule
+    print(f"M=2 K=6 eta=0.5 v*=4 alpha={alpha}; {rule}")
     print(f"{'N':>6} {'seed':>4} {'c':>4} {'real':>8} {'gauss':>8} {'sd':>7} {'limit':>8} "
           f"{'(real-limit)/limit':>19} {'(gauss-limit)/limit':>20} {'z':>6} {'kurtosis':>9}")
     for N in Ns:
@@ -55,17 +59,17 @@ def main():
             kurt = np.mean(((w / np.sqrt(np.mean(w**2, axis=1, keepdims=True))) ** 4), axis=1) - 3
             rng = np.random.default_rng(seed)
             for c in cs:
-                mask, _ = edge_mask(w, "magnitude_edge", c)
+                mask, _ = edge_mask(w, rule, c, seed=seed, v=v, w_star=w_star, v_star=v_star)
                 real = OrderParams.from_weights(w * mask, w_star, v, v_star).eg()
                 gs = []
-                for _ in range(16):
+                for _ in range(args.draws):
                     zg = A @ rng.standard_normal((A.shape[1], N))
                     wg, wsg = zg[:6], zg[6:]
-                    mg, _ = edge_mask(wg, "magnitude_edge", c)
+                    mg, _ = edge_mask(wg, rule, c, seed=seed, v=v, w_star=wsg, v_star=v_star)
                     gs.append(OrderParams.from_weights(wg * mg, wsg, v, v_star).eg())
                 gauss = float(np.mean(gs))
                 sd = float(np.std(gs, ddof=1))
-                limit = edge_prune_map(state, "magnitude_edge", c).state.eg()
+                limit = edge_prune_map(state, rule, c).state.eg()
                 print(f"{N:6d} {seed:4d} {c:4.1f} {real:8.4f} {gauss:8.4f} {sd:7.4f} "
                       f"{limit:8.4f} {(real - limit) / limit:19.4f} "
                       f"{(gauss - limit) / limit:20.4f} {(real - limit) / sd:6.2f} "
