@@ -67,7 +67,7 @@ def make(name: str, out_dir: str | Path, quick: bool = False, cache_dir: str | P
     data = _common.cached_json(cache, f"{name}-data", p,
                                lambda: module.compute(p, cache, progress))
     data["quick"] = bool(quick)
-    data["seconds_compute"] = time.perf_counter() - t0
+    data["seconds_this_run"] = time.perf_counter() - t0  # ~0 when read from the cache
     paths = _common.write_data(out_dir, name, data)
     paths += module.plot(data, out_dir)
     return dict(paths=paths, data=data, seconds=time.perf_counter() - t0, params=p)

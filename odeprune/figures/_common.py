@@ -169,7 +169,8 @@ def write_data(out_dir: Path, name: str, data: dict) -> list[Path]:
     meta = dict(data)
     meta.setdefault("odeprune_version", _io.package_version())
     paths = [_io.atomic_write_text(out_dir / f"{name}.json",
-                                   json.dumps(_jsonable(meta), indent=1, sort_keys=True) + "\n")]
+                                   json.dumps(_jsonable(meta), sort_keys=True,
+                                              separators=(",", ":")) + "\n")]
     if data.get("rows"):
         paths.append(_io.atomic_write_text(out_dir / f"{name}.csv", rows_to_csv(data["rows"])))
     return paths

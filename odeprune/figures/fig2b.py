@@ -21,8 +21,9 @@ from . import _common, _sweep
 
 NAME = "fig2b"
 COMMON = dict(eta=0.5, v_star=4.0, alpha_max=1600.0, sigmas=[0.0, 0.25], n_masks=10,
-              n_samples=5000, limit_n_samples=500, magnitude_edge=True)
-FULL = dict(COMMON, configs=[dict(N=500, K=20, M=5, seeds=list(range(5))),
+              n_samples=5000, limit_n_samples=300, magnitude_edge=True)
+FULL = dict(COMMON, configs=[dict(N=500, K=20, M=5, seeds=list(range(5)),
+                                  ks=[1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20]),
                              dict(N=500, K=6, M=2, seeds=list(range(10)))])
 QUICK = dict(COMMON, alpha_max=20.0, magnitude_edge=False, n_masks=3, n_samples=1000, limit_n_samples=100,
              configs=[dict(N=100, K=8, M=2, seeds=[0, 1]), dict(N=100, K=6, M=2, seeds=[0, 1])])
@@ -32,15 +33,16 @@ PAIRS = {"none": (("dpp_node", "none"), ("random_edge", "none")),
 COLORS = {"dpp_node": "C0", "random_edge": "C1", "magnitude_edge": "C4"}
 
 
-def entries(K: int, magnitude: bool = True) -> list[dict]:
+def entries(K: int, magnitude: bool = True, ks: list[int] | None = None) -> list[dict]:
+    ks = list(range(1, K + 1)) if ks is None else list(ks)
     out = []
     for pair in PAIRS.values():
         for m, rw in pair:
-            out += [dict(method=m, reweight=rw, k=k) for k in range(1, K + 1)]
+            out += [dict(method=m, reweight=rw, k=k) for k in ks]
     if not magnitude:
         return out
     out += [dict(method="magnitude_edge", reweight="none", k=k, finite=False, seeds=[0])
-            for k in range(1, K + 1)]
+            for k in ks]
     return out
 
 
@@ -73,7 +75,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
     rows, per_seed = [], {}
     for cfg in params["configs"]:
         p = config_params(params, cfg)
-        ent = entries(p["K"], p["magnitude_edge"])
+        ent = entries(p["K"], p["magnitude_edge"], p.get("ks"))
         items = _sweep.run(cache_dir, p, ent, progress, f"{NAME} K={p['K']}")
         new = _sweep.aggregate(items, ent, dict(K=p["K"], M=p["M"])) + theory_rows(p)
         for r in new:
