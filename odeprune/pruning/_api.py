@@ -103,7 +103,11 @@ class PruneResult:
 
     @property
     def eg_se(self) -> float:
-        """Monte Carlo standard error of ``eg_mean`` (sample std with ddof=1 over sqrt(n))."""
+        """Monte Carlo standard error of ``eg_mean``: over sampled subsets (sample std with
+        ddof=1 over sqrt(n)), or of the Gaussian-coordinate Monte Carlo of an edge map
+        (propagated from the standard errors of the pruned overlaps)."""
+        if "eg_mc_se" in self.metadata:
+            return float(self.metadata["eg_mc_se"])
         n = int(self.metadata.get("n_draws", 0))
         if n <= 1:
             return 0.0
