@@ -196,6 +196,14 @@ def test_same_command_same_numbers(tmp_path):
     assert a["matrices"] == b["matrices"] and a["random_subset"] == b["random_subset"]
 
 
+def test_quick_default_output_is_separate(tmp_path, monkeypatch):
+    """A quick run without --output never overwrites the full-size figures/."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["figure", "fig4", "--quick", "--no-cache", "-q"]) == 0
+    assert (tmp_path / "figures-quick" / "fig4.png").exists()
+    assert not (tmp_path / "figures").exists()
+
+
 def test_cli_figure_and_errors(tmp_path, capsys):
     assert main(["figure", "fig4", "--quick", "--no-cache", "-q", "--output",
                  str(tmp_path)]) == 0

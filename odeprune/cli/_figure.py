@@ -28,14 +28,21 @@ examples:
 
 
 def add_common(p) -> None:
-    p.add_argument("--output", "-o", type=Path, default=Path("figures"), metavar="DIR",
-                   help="output directory (default: ./figures)")
+    p.add_argument("--output", "-o", type=Path, default=None, metavar="DIR",
+                   help="output directory (default: ./figures, or ./figures-quick with --quick "
+                        "so that a quick run never overwrites the full-size figures)")
     p.add_argument("--quick", action="store_true",
                    help="reduced size (small N, few seeds, short alpha): seconds, not minutes")
     p.add_argument("--cache", type=Path, default=None, metavar="DIR",
                    help="cache directory (default: DIR/.cache, or DIR/.cache-quick with --quick)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def output_dir(args) -> Path:
+    if args.output is None:
+        args.output = Path("figures-quick" if args.quick else "figures")
+    return args.output
 
 
 def cache_dir(args) -> Path | None:
@@ -61,7 +68,7 @@ def register(sub) -> None:
 def make_one(name: str, args) -> dict:
     from ..figures import make
 
-    args.output.mkdir(parents=True, exist_ok=True)
+    output_dir(args).mkdir(parents=True, exist_ok=True)
     return make(name, args.output, quick=args.quick, cache_dir=cache_dir(args),
                 progress=not args.quiet)
 

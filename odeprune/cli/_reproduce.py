@@ -34,6 +34,9 @@ def run_reproduce(args) -> int:
     from .._io import atomic_write_text
     from ..figures import FIGURES
     from . import CliError
+    from ._figure import output_dir
+
+    output_dir(args)
 
     names = list(FIGURES)
     if args.only:

@@ -5,17 +5,20 @@ c = k/K of the first-layer edges. Two settings: M=5, K=20 (the paper's Fig. 2B; 
 claims edge <= node for c <= 1/Z = 0.25) and M=2, K=6 with N=500, the node-to-edge ratios
 1:83, 2:166, ..., 6:500 of Section 4 (c = k/6; the runs are those of Fig. 2A).
 
-Top row: no reweighting (Theorem 2; DPP node vs random edge, Lemma 2 vs Lemma 4). Bottom row:
+Top row: no reweighting (Theorem 2; DPP node vs random edge, Lemma 2 vs Lemma 4). Middle row:
 reweighting, the paper's preact regression for DPP node and the best rescaling v' = A v for random
 edge (Theorem 3, Eq. 14 vs Eq. 15). Layers as in Fig. 2A: ODE limit (lines, mean over seeds),
 finite-N ``prune_weights`` (markers, mean +- std over seeds x masks), ansatz closed forms (dashed).
 Magnitude edge pruning (keep the largest |w_ij| of each row, limit map of
-``odeprune.pruning.edge_rules``) is an extra thin line, on seed 0's ODE state only.
+``odeprune.pruning.edge_rules``) is an extra thin line, on seed 0's ODE state only. Bottom row:
+node minus edge error for k <= M, the quantity whose sign Theorems 2 and 3 state.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from . import _common, _sweep
 
@@ -97,7 +100,7 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
 
     params, rows = data["params"], data["rows"]
     cols = [(cfg, s) for cfg in params["configs"] for s in params["sigmas"]]
-    fig, axes = plt.subplots(2, len(cols), figsize=(3.4 * len(cols), 6.6), squeeze=False)
+    fig, axes = plt.subplots(3, len(cols), figsize=(3.4 * len(cols), 9.6), squeeze=False)
     for j, (cfg, sigma) in enumerate(cols):
         K, M = cfg["K"], cfg["M"]
         for i, (name, pair) in enumerate(PAIRS.items()):
@@ -124,10 +127,12 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
             ax.grid(alpha=0.3)
             what = "no reweighting" if name == "none" else "reweighted"
             ax.set_title(f"M={M}, K={K}, σ={sigma:g}, {what}", fontsize=8.5)
-            if i == 1:
-                ax.set_xlabel("c = k/K (kept fraction of parameters)")
             if j == 0:
                 ax.set_ylabel(r"$\epsilon_g$ after pruning")
+        _difference_panel(axes[2, j], rows, K, M, sigma)
+        axes[2, j].set_xlabel("c = k/K (kept fraction of parameters)")
+        if j == 0:
+            axes[2, j].set_ylabel("ε(DPP node) − ε(random edge)")
     handles = [Line2D([], [], color="C0", lw=2, label="DPP node (reweighted: preact)"),
                Line2D([], [], color="C1", lw=2, label="random edge (reweighted: best A·v)"),
                Line2D([], [], color="C4", ls="-.", label="magnitude edge (ODE, seed 0)"),
@@ -139,8 +144,33 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.suptitle(f"Fig. 2B: DPP node vs random edge at equal parameter count, "
                  f"α={params['alpha_max']:g}", fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     return _common.save(fig, out_dir, NAME)
+
+
+def _difference_panel(ax, rows, K, M, sigma) -> None:
+    """Node minus edge for k <= M (where Theorems 2-3 speak), both reweighting cases."""
+    for name, pair in PAIRS.items():
+        (mn, rn), (me, re) = pair
+        ls = "-" if name == "none" else "--"
+        for layer, fmt in (("ode", ls), ("sim", "o"), ("theory", "x")):
+            match = {} if layer == "theory" else {"sigma": sigma}
+            kn, node, _ = _sweep.select(rows, layer=layer, K=K, M=M, method=mn, reweight=rn,
+                                        **match)
+            ke, edge, _ = _sweep.select(rows, layer=layer, K=K, M=M, method=me, reweight=re,
+                                        **match)
+            e = dict(zip(ke.astype(int).tolist(), edge, strict=True))
+            ks = [int(k) for k in kn if k <= M and int(k) in e]
+            if not ks:
+                continue
+            d = [node[list(kn).index(k)] - e[k] for k in ks]
+            col = "k" if name == "none" else "C2"
+            ax.plot(np.array(ks) / K, d, fmt, color=col, ms=4, lw=1.2,
+                    label=f"{'no reweighting' if name == 'none' else 'reweighted'}, {layer}")
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_title(f"M={M}, K={K}, σ={sigma:g}: k ≤ M; > 0: edge better", fontsize=8.5)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
 
 
 def edge_beats_node(rows: list[dict], K: int, M: int, sigma: float, layer: str,
