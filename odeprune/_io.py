@@ -46,6 +46,14 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON serialisable")
 
 
+def _umask_mode() -> int:
+    """``0o666`` masked by the process umask: the mode a plain ``open(..., "w")`` would give
+    (``mkstemp`` creates files ``0o600``)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _check_writable(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
@@ -83,6 +91,7 @@ def write_npz(path: str | os.PathLike, kind: str, arrays: dict[str, np.ndarray],
             np.savez(fh, **payload)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -103,6 +112,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -43,7 +43,8 @@ def test_quadrature_agrees_with_coordinate_monte_carlo(trained, rule):
     # 5 standard errors of the Monte Carlo estimate (+ the MC error of SNIP's own Q'_ik)
     se_Q = np.hypot(mc.Q_se, quad.Q_se)
     assert np.all(np.abs(quad.state.Q - mc.state.Q) <= 5 * se_Q + 1e-12)
-    assert np.all(np.abs(quad.state.R - mc.state.R) <= 5 * mc.R_se + 1e-12)
+    se_R = np.hypot(mc.R_se, quad.R_se)
+    assert np.all(np.abs(quad.state.R - mc.state.R) <= 5 * se_R + 1e-12)
 
 
 def _coords(state, N, rng):
@@ -82,6 +83,28 @@ def test_real_pruning_of_gaussian_coordinates_matches_map(trained, rule):
     # finite-N fluctuations are O(N^-1/2) ~ 5e-3; the tolerance is 5 standard errors of the mean
     # over independent draws plus an O(1/N) allowance for exact quantiles vs the limit threshold
     assert np.all(np.abs(mean) <= 5 * se + 5.0 / N), np.max(np.abs(mean) / (se + 1e-300))
+
+
+@pytest.mark.parametrize("name", ["snip_edge", "snip_edge_global"])
+def test_snip_monte_carlo_marginals_match_quadrature(trained, name):
+    """The Monte Carlo Q'_ii and R'_i of SNIP against one-dimensional quadrature."""
+    from odeprune.pruning.edge_rules import snip_marginal_quadrature
+
+    res = edge_prune_map(trained, name, 0.3, n_samples=400_000, seed=3)
+    from odeprune.pruning.edge_rules import augmented_covariance
+
+    Sigma = augmented_covariance(trained)
+    for i in range(trained.K):
+        q_ii, r_i = snip_marginal_quadrature(res.rule, Sigma, trained.K, trained.M, i)
+        assert abs(res.state.Q[i, i] - q_ii) <= 5 * res.Q_se[i, i] + 1e-12
+        assert np.all(np.abs(res.state.R[i] - r_i) <= 5 * res.R_se[i] + 1e-12)
+
+
+@pytest.mark.parametrize("c", [0.0, 1.0])
+def test_snip_extremes_are_exact(trained, c):
+    res = edge_prune_map(trained, "snip_edge", c, n_samples=20_000, seed=1)
+    np.testing.assert_allclose(res.state.Q, c * trained.Q, atol=1e-10)
+    np.testing.assert_allclose(res.state.R, c * trained.R, atol=1e-10)
 
 
 def test_snip_gradient_covariance_is_the_first_order_ode_term(trained):

@@ -157,6 +157,24 @@ def test_curves_shapes(quick):
                                    rtol=1e-10)
 
 
+def test_edges_shapes_and_full_keep(quick):
+    """Every rule at every k, both layers; keeping everything (c = 1) is the unpruned network."""
+    from odeprune.figures.edges import METHODS
+
+    d = quick[1]["edges"]
+    p, rows = d["params"], d["rows"]
+    for cfg in p["configs"]:
+        K = cfg["K"]
+        unpruned = {r["layer"]: r["mean"] for r in rows
+                    if r["method"] == "unpruned" and r["K"] == K}
+        for m, _, _ in METHODS:
+            for layer in ("ode", "sim"):
+                k, mean = _select(rows, layer=layer, method=m, K=K)
+                np.testing.assert_array_equal(k, np.arange(1, K + 1))
+                assert mean[-1] == pytest.approx(unpruned[layer], rel=1e-9)
+                assert np.all(mean[:-1] >= unpruned[layer] - 1e-9)
+
+
 def test_replot_uses_cache(quick, monkeypatch, tmp_path):
     out, data = quick
     module = get("fig2a")

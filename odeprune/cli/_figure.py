@@ -17,6 +17,7 @@ format) and plot it (NAME.png and NAME.pdf).
   fig3    heatmaps: DPP kernel, Q and R before and after DPP / random node pruning (k=2)
   fig4    closed-form difference DPP node - random edge over Z and c (panels A and B)
   curves  learning curves, ODE against finite-N SGD for several N
+  edges   edge rules (random, magnitude, DPP-edge, SNIP) vs node pruning at equal parameter count
 """
 
 EPILOG = """\

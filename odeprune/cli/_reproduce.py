@@ -9,7 +9,7 @@ import time
 from ._figure import add_common, make_one
 
 DESCRIPTION = """\
-Reproduce all figures (fig2a, fig2b, fig3, fig4, curves) into one directory: PNG, PDF and the
+Reproduce all figures (fig2a, fig2b, fig3, fig4, curves, edges) into one directory: PNG, PDF and the
 data behind each (JSON with all parameters, CSV). Expensive items are cached (default
 DIR/.cache), so an interrupted run continues where it stopped; fig2b and fig3 reuse the M=2, K=6
 simulations of fig2a. Prints how long each figure took and writes DIR/timings.json.

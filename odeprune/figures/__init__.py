@@ -23,6 +23,7 @@ FIGURES = {
     "fig3": "fig3",
     "fig4": "fig4",
     "curves": "curves",
+    "edges": "edges",
 }
 
 __all__ = ["FIGURES", "get", "make"]

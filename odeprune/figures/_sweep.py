@@ -53,7 +53,7 @@ def _finite(sim, e: dict, K: int, seed: int, cfg: dict) -> list[float]:
 
     kw = (dict(c=e["k"] / K) if e["method"].endswith("_edge") else dict(k=e["k"]))
     res = prune_weights(sim, method=e["method"], reweight=e["reweight"], n_masks=cfg["n_masks"],
-                        n_samples=cfg["n_samples"], n_test=2, seed=seed, predict=False, **kw)
+                        n_samples=cfg["n_samples"], n_test=0, seed=seed, predict=False, **kw)
     return res.eg_values.tolist()
 
 

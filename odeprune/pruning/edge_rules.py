@@ -329,11 +329,6 @@ class EdgeMapResult:
     rule: EdgeRule
 
 
-def _sqrt_psd(S):
-    lam, U = np.linalg.eigh(S)
-    return U * np.sqrt(np.clip(lam, 0, None))
-
-
 def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: str = "auto",
                    n_samples: int = 400_000, seed=0, activation: str = "erf") -> EdgeMapResult:
     r"""The order parameters after edge pruning with ``rule`` keeping a fraction ``c``.
@@ -346,8 +341,10 @@ def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: s
     c : float
         Kept fraction of first-layer weights, ``0 <= c <= 1``.
     method : {"auto", "quadrature", "mc"}
-        ``auto``: quadrature wherever the expectation is at most two-dimensional, Monte Carlo
-        for the rest (Q'_ik of SNIP). ``mc``: everything by Gaussian coordinate Monte Carlo.
+        ``auto``: quadrature for rules whose keep probability depends on ``w_ij`` alone (the
+        expectations are one- and two-dimensional), Gaussian coordinate Monte Carlo for rules
+        that also see the gradient (SNIP; ``Q'_ik`` is four-dimensional there, and one consistent
+        sample keeps the pruned covariance PSD). ``mc``: Monte Carlo for every rule.
     n_samples : int
         Monte Carlo coordinates.
     seed : int or Generator
@@ -383,62 +380,74 @@ def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: s
     R_se = np.zeros((K, M))
     if method == "quadrature" and rule.needs_gradient:
         raise ValueError(f"rule {rule.name!r} needs Monte Carlo for Q'_ik; use method='auto'")
+    n_samples = int(n_samples)
 
-    need_mc = method == "mc" or rule.needs_gradient
-    if need_mc:
-        rng = as_generator(seed)
-        A = _sqrt_psd(Sigma)
-        n_batches = 20
-        per = max(1, n_samples // n_batches)
-        sums_Q = np.zeros((n_batches, K, K))
-        sums_R = np.zeros((n_batches, K, M))
-        for b in range(n_batches):
-            z = rng.standard_normal((per, Sigma.shape[0])) @ A.T
-            w = z[:, :K]
-            g = z[:, K + M:] if rule.needs_gradient else None
-            P = np.column_stack([rule.keep_prob(i, w[:, i], None if g is None else g[:, i])
-                                 for i in range(K)])
-            pw = P * w
-            sums_Q[b] = pw.T @ pw / per
-            sums_Q[b][np.diag_indices(K)] = np.mean(P * w * w, axis=0)
-            sums_R[b] = pw.T @ z[:, K:K + M] / per
-        Q_mc = sums_Q.mean(axis=0)
-        R_mc = sums_R.mean(axis=0)
-        Q_mc_se = sums_Q.std(axis=0, ddof=1) / math.sqrt(n_batches)
-        R_mc_se = sums_R.std(axis=0, ddof=1) / math.sqrt(n_batches)
-
-    if method == "mc":
-        Qp, Rp, Q_se, R_se = Q_mc, R_mc, Q_mc_se, R_mc_se
+    if method == "mc" or rule.needs_gradient:
+        # Gaussian coordinate Monte Carlo for every entry (one consistent sample: the pruned
+        # overlaps are then a Gram matrix, and with moment matching the sample covariance of the
+        # coordinates is exactly Sigma, so [[Q', R'], [R'^T, T]] is PSD and c = 1 is exact)
+        Qp, Rp, Q_se, R_se = _coordinate_mc(rule, Sigma, K, M, n_samples, as_generator(seed))
     else:
         for i in range(K):
-            sd = math.sqrt(Q[i, i])
-            if rule.needs_gradient:
-                # (X, Y) = (w_i, g_i); E[w*_n | X, Y] linear; 1D integrals over X
-                b, s, tau = rule.beta[i], rule.s[i], rule.tau[i]
-                m_xx = _expect_x_smooth(
-                    lambda x: x * x * _trunc_prob(b * x, s, tau / _safe(np.abs(x))), sd)
-                m_xy = _expect_x_smooth(
-                    lambda x: x * _trunc_first_moment(b * x, s, tau / _safe(np.abs(x))), sd)
-                Qp[i, i] = m_xx
-                L = K + M
-                idx = [i, L + i]
-                S2 = Sigma[np.ix_(idx, idx)]
-                coef = np.linalg.lstsq(S2, Sigma[np.ix_(idx, range(K, K + M))], rcond=1e-12)[0]
-                Rp[i] = coef[0] * m_xx + coef[1] * m_xy
-            else:
-                m2 = _expect_x(lambda x: rule.keep_prob(i, x) * x * x, sd, rule.breakpoints(i))
-                Qp[i, i] = m2
-                Rp[i] = R[i] / Q[i, i] * m2 if Q[i, i] > 0 else 0.0
+            m2 = _expect_x(lambda x: rule.keep_prob(i, x) * x * x, math.sqrt(Q[i, i]),
+                           rule.breakpoints(i))
+            Qp[i, i] = m2
+            Rp[i] = R[i] / Q[i, i] * m2 if Q[i, i] > 0 else 0.0
         for i in range(K):
             for k in range(i + 1, K):
-                if rule.needs_gradient:
-                    Qp[i, k] = Qp[k, i] = Q_mc[i, k]
-                    Q_se[i, k] = Q_se[k, i] = Q_mc_se[i, k]
-                    continue
                 Qp[i, k] = Qp[k, i] = _pair_moment(rule, Q, i, k)
     return EdgeMapResult(
         state=OrderParams(Q=Qp, R=Rp, T=state.T, v=state.v, v_star=state.v_star),
         Q_se=Q_se, R_se=R_se, method=method, rule=rule)
+
+
+def _coordinate_mc(rule: EdgeRule, Sigma: np.ndarray, K: int, M: int, n_samples: int, rng):
+    """Pruned Q', R' and their standard errors (over 20 batches) by coordinate Monte Carlo.
+
+    Each batch's coordinates are moment-matched: the standard normal draws are whitened so that
+    their sample covariance is exactly the identity, hence that of ``z`` exactly ``Sigma``.
+    """
+    lam, U = np.linalg.eigh(Sigma)
+    keep = lam > 1e-12 * max(1.0, float(lam[-1]))
+    A = U[:, keep] * np.sqrt(lam[keep])           # Sigma = A A^T
+    r = A.shape[1]
+    n_batches = 20
+    per = max(r + 2, n_samples // n_batches)
+    sums_Q = np.zeros((n_batches, K, K))
+    sums_R = np.zeros((n_batches, K, M))
+    for b in range(n_batches):
+        u = rng.standard_normal((per, r))
+        u -= u.mean(axis=0)
+        S = u.T @ u / per
+        ev, V = np.linalg.eigh(S)
+        u = u @ (V / np.sqrt(ev)) @ V.T             # sample covariance exactly I
+        z = u @ A.T
+        w = z[:, :K]
+        g = z[:, K + M:] if rule.needs_gradient else None
+        P = np.column_stack([rule.keep_prob(i, w[:, i], None if g is None else g[:, i])
+                             for i in range(K)])
+        pw = P * w
+        sums_Q[b] = pw.T @ pw / per
+        sums_Q[b][np.diag_indices(K)] = np.mean(P * w * w, axis=0)
+        sums_R[b] = pw.T @ z[:, K:K + M] / per
+    return (sums_Q.mean(axis=0), sums_R.mean(axis=0),
+            sums_Q.std(axis=0, ddof=1) / math.sqrt(n_batches),
+            sums_R.std(axis=0, ddof=1) / math.sqrt(n_batches))
+
+
+def snip_marginal_quadrature(rule: SnipEdge, Sigma: np.ndarray, K: int, M: int, i: int
+                             ) -> tuple[float, np.ndarray]:
+    """``(Q'_ii, R'_i)`` of SNIP by one-dimensional quadrature (an independent check of the
+    Monte Carlo): with (X, Y) = (w_i, g_i), :math:`E[w^*_n | X, Y]` is linear in (X, Y)."""
+    b, s, tau = rule.beta[i], rule.s[i], rule.tau[i]
+    sd = math.sqrt(Sigma[i, i])
+    m_xx = _expect_x_smooth(lambda x: x * x * _trunc_prob(b * x, s, tau / _safe(np.abs(x))), sd)
+    m_xy = _expect_x_smooth(
+        lambda x: x * _trunc_first_moment(b * x, s, tau / _safe(np.abs(x))), sd)
+    idx = [i, K + M + i]
+    coef = np.linalg.lstsq(Sigma[np.ix_(idx, idx)], Sigma[np.ix_(idx, range(K, K + M))],
+                           rcond=1e-12)[0]
+    return m_xx, coef[0] * m_xx + coef[1] * m_xy
 
 
 def _check_probabilities(rule: EdgeRule, Sigma: np.ndarray, K: int, M: int) -> None:

@@ -188,7 +188,8 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
         Random masks / subsets drawn (deterministic methods use one).
     seed : int or numpy.random.Generator
     n_test : int
-        Fresh test inputs per mask.
+        Fresh test inputs per mask; 0 skips the test error (NaN) and keeps only the exact
+        :math:`\epsilon_g` of the pruned weights' order parameters.
     activation : {"erf", "linear"}, optional
     predict : bool
         Also compute the thermodynamic-limit prediction from the weights' order parameters.
@@ -206,7 +207,9 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
         raise ValueError(f"kernel={kernel!r} is unknown; allowed {node.KERNELS}")
     n_samples = _check_int("n_samples", n_samples, 1)
     n_masks = _check_int("n_masks", n_masks, 1)
-    n_test = _check_int("n_test", n_test, 2)
+    n_test = _check_int("n_test", n_test, 0)
+    if n_test == 1:
+        raise ValueError("n_test=1 cannot give a standard error; use 0 (no test error) or >= 2")
     if method in ("importance_node", "dpp_map_node", "magnitude_edge", "magnitude_edge_global"):
         n_masks = 1
     if isinstance(seed, np.random.Generator):
@@ -284,10 +287,14 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     test_se = np.empty(n_out)
     eg_vals = np.empty(n_out)
     for j, (wp, vp) in enumerate(zip(w_list, v_list, strict=True)):
-        Xt = rng_test.standard_normal((n_test, N))
-        loss = 0.5 * (act.g(Xt @ wp.T / sqrtN) @ vp - act.g(Xt @ w_star.T / sqrtN) @ v_star) ** 2
-        test_err[j] = loss.mean()
-        test_se[j] = loss.std(ddof=1) / np.sqrt(n_test)
+        if n_test:
+            Xt = rng_test.standard_normal((n_test, N))
+            loss = 0.5 * (act.g(Xt @ wp.T / sqrtN) @ vp
+                          - act.g(Xt @ w_star.T / sqrtN) @ v_star) ** 2
+            test_err[j] = loss.mean()
+            test_se[j] = loss.std(ddof=1) / np.sqrt(n_test)
+        else:
+            test_err[j] = test_se[j] = np.nan
         eg_vals[j] = OrderParams.from_weights(wp, w_star, vp, v_star).eg(act.name)
 
     prediction = None
