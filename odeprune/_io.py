@@ -85,31 +85,23 @@ def write_npz(path: str | os.PathLike, kind: str, arrays: dict[str, np.ndarray],
         if a.dtype == object:
             raise TypeError(f"array {name!r} has dtype object; refusing to pickle")
     payload["metadata"] = np.array(json.dumps(meta, default=_json_default, sort_keys=True))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return _atomic_write(path, "wb", lambda fh: np.savez(fh, **payload))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a text file (CSV, JSON) atomically."""
     path = Path(path)
     _check_writable(path)
+    return _atomic_write(path, "w", lambda fh: fh.write(text))
+
+
+def _atomic_write(path: Path, mode: str, write) -> Path:
+    """``write(fh)`` into a temporary file beside ``path``, fsync, then rename it into place;
+    on any failure (an interrupt included) the temporary file is removed."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _umask_mode())

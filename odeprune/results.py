@@ -19,8 +19,9 @@ from .state import OrderParams
 __all__ = ["LearningCurve", "load"]
 
 
-def _readonly(a) -> np.ndarray:
-    a = np.array(a, dtype=float)
+def _readonly(a, dtype=float) -> np.ndarray:
+    """A read-only copy of ``a`` (result containers are immutable)."""
+    a = np.array(a, dtype=dtype)
     a.setflags(write=False)
     return a
 

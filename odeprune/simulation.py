@@ -48,7 +48,7 @@ from ._validate import check_real as _real
 from ._validate import check_size as _size
 from .activations import ERF, get_activation
 from .errors import DivergenceError, OdepruneInterrupted
-from .results import LearningCurve
+from .results import LearningCurve, _readonly
 from .state import OrderParams, _broadcast_v_star
 
 __all__ = ["simulate", "SimulationResult", "SimulationEnsemble", "default_save_at", "sgd_streams"]
@@ -155,12 +155,6 @@ def _fields(X, w, scale, out):
 
 
 # ------------------------------------------------------------------------------ results
-def _readonly(a) -> np.ndarray:
-    a = np.array(a, dtype=float)
-    a.setflags(write=False)
-    return a
-
-
 @dataclass(frozen=True, eq=False)
 class SimulationResult(LearningCurve):
     """A finite-N SGD run: a :class:`~odeprune.LearningCurve` plus test errors and weights.
@@ -386,13 +380,9 @@ def _weights(name: str, value: Any, shape: tuple) -> np.ndarray:
 
 
 def _save_steps(save_at: Any, alpha_max: float, N: int) -> np.ndarray:
-    t = default_save_at(alpha_max) if save_at is None else np.array(save_at, dtype=float).ravel()
-    if t.size == 0:
-        raise ValueError("save_at must contain at least one time")
-    if not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise ValueError(f"save_at must contain finite times >= 0, got {t}")
-    if np.any(t > alpha_max * (1 + 1e-12)):
-        raise ValueError(f"save_at contains {t.max()!r} > alpha_max={alpha_max!r}")
+    from .dynamics import _check_save_at
+
+    t = default_save_at(alpha_max) if save_at is None else _check_save_at(save_at, alpha_max)
     steps = np.rint(np.concatenate([[0.0], t, [alpha_max]]) * N).astype(np.int64)
     return np.unique(steps)
 

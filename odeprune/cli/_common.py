@@ -54,3 +54,19 @@ def v_star_arg(text: str):
     if not values:
         raise argparse.ArgumentTypeError("expected a number or comma-separated numbers")
     return values[0] if len(values) == 1 else values
+
+
+def add_dynamics_arguments(parser):
+    """The learning-rule options shared by ``integrate`` and ``simulate``; returns the group."""
+    dyn = parser.add_argument_group("dynamics")
+    dyn.add_argument("--activation", choices=["erf", "linear"], default="erf",
+                     help="g(x) = erf(x/sqrt 2) (default) or x")
+    dyn.add_argument("--eta", type=positive_float, default=0.5,
+                     help="first-layer learning rate (default 0.5)")
+    dyn.add_argument("--eta-v", type=nonneg_float, default=None,
+                     help="second-layer learning rate (default: --eta)")
+    dyn.add_argument("--sigma", type=nonneg_float, default=0.0,
+                     help="output-noise std of the teacher labels (default 0)")
+    dyn.add_argument("--freeze-v", action="store_true",
+                     help="do not train the second layer (soft committee machine)")
+    return dyn

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import float_list, nonneg_float, positive_float, positive_int, v_star_arg
+from ._common import add_dynamics_arguments, float_list, positive_float, positive_int, v_star_arg
 
 DESCRIPTION = """\
 Integrate the order-parameter ODEs of online SGD (Saad & Solla 1995; Goldt et al. 2019) for a
@@ -42,17 +42,7 @@ def register(sub) -> None:
                       help="teacher second layer: a number, or M comma-separated (default 4)")
     init.add_argument("--init", type=Path, metavar="STATE.npz",
                       help="start from a saved OrderParams / LearningCurve / simulation file")
-    dyn = p.add_argument_group("dynamics")
-    dyn.add_argument("--activation", choices=["erf", "linear"], default="erf",
-                     help="g(x) = erf(x/sqrt 2) (default) or x")
-    dyn.add_argument("--eta", type=positive_float, default=0.5,
-                     help="first-layer learning rate (default 0.5)")
-    dyn.add_argument("--eta-v", type=nonneg_float, default=None,
-                     help="second-layer learning rate (default: --eta)")
-    dyn.add_argument("--sigma", type=nonneg_float, default=0.0,
-                     help="output-noise std of the teacher labels (default 0)")
-    dyn.add_argument("--freeze-v", action="store_true",
-                     help="do not train the second layer (soft committee machine)")
+    dyn = add_dynamics_arguments(p)
     dyn.add_argument("--gradient-flow", action="store_true",
                      help="drop the eta^2 terms (gradient flow instead of online SGD)")
     run = p.add_argument_group("integration")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import float_list, nonneg_float, positive_float, positive_int, v_star_arg
+from ._common import add_dynamics_arguments, float_list, positive_float, positive_int, v_star_arg
 
 DESCRIPTION = """\
 Train a real two-layer student (K hidden units, input dimension N) on a real two-layer teacher
@@ -43,16 +43,7 @@ def register(sub) -> None:
                      help="explicit seeds of several runs")
     net.add_argument("--v-star", type=v_star_arg, default=4.0,
                      help="teacher second layer: a number, or M comma-separated (default 4)")
-    dyn = p.add_argument_group("dynamics")
-    dyn.add_argument("--activation", choices=["erf", "linear"], default="erf",
-                     help="g(x) = erf(x/sqrt 2) (default) or x")
-    dyn.add_argument("--eta", type=positive_float, default=0.5,
-                     help="first-layer learning rate (default 0.5)")
-    dyn.add_argument("--eta-v", type=nonneg_float, default=None,
-                     help="second-layer learning rate (default: --eta)")
-    dyn.add_argument("--sigma", type=nonneg_float, default=0.0,
-                     help="output-noise std of the teacher labels (default 0)")
-    dyn.add_argument("--freeze-v", action="store_true", help="do not train the second layer")
+    dyn = add_dynamics_arguments(p)
     dyn.add_argument("--n-train", type=positive_int, default=None,
                      help="finite training set, replayed each pass (default: fresh samples)")
     run = p.add_argument_group("run")

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _io
 from ..activations import get_activation
+from ..results import _readonly
 from ..state import OrderParams
 from . import edge, node
 from . import reweight as _rw
@@ -19,12 +20,6 @@ __all__ = ["METHODS", "REWEIGHTS", "PruneResult", "prune"]
 METHODS = node.NODE_METHODS + edge.EDGE_METHODS
 REWEIGHTS = ("none", "preact", "activation", "refit", "rescale", "rescale_rows")
 DETERMINISTIC = ("importance_node", "dpp_map_node") + edge.EDGE_METHODS
-
-
-def _readonly(a, dtype=float) -> np.ndarray:
-    a = np.array(a, dtype=dtype)
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True, eq=False)
