@@ -160,3 +160,37 @@ def test_kernel_not_square():
 def test_k_out_of_range(k):
     with pytest.raises(ValueError, match="k="):
         dpp.sample_k_dpp(random_kernel(6), k)
+
+
+def test_large_kernel_sampler_does_not_overflow():
+    """e_k of hundreds of eigenvalues overflows float64; the sampler works in log space."""
+    import warnings
+
+    from odeprune.pruning.dpp import (
+        elementary_symmetric,
+        log_elementary_symmetric,
+        sample_k_dpp,
+    )
+
+    rng = np.random.default_rng(0)
+    lam = rng.uniform(0.5, 20, size=12)
+    np.testing.assert_allclose(np.exp(log_elementary_symmetric(lam, 6)),
+                               elementary_symmetric(lam, 6), rtol=1e-12)
+    w = rng.normal(size=400) * 3
+    L = np.diag(w**2) * 50.0  # diagonal kernel: k-DPP = conditional Bernoulli on the weights
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        S = sample_k_dpp(L, 200, size=40, seed=1)
+    assert S.shape == (40, 200) and all(len(set(r)) == 200 for r in S)
+    freq = np.bincount(S.ravel(), minlength=400) / 40
+    # a k-DPP with a diagonal kernel is conditional Poisson sampling: for many items each is
+    # kept nearly independently with probability t d_j / (1 + t d_j), sum = k
+    from scipy.optimize import brentq
+
+    d = np.diag(L)
+    t = brentq(lambda t: np.sum(t * d / (1 + t * d)) - 200, 1e-12, 1e12)
+    p = t * d / (1 + t * d)
+    order = np.argsort(np.abs(w))
+    for group in np.split(order, 8):  # 50 items x 40 samples per group
+        se = np.sqrt(np.mean(p[group] * (1 - p[group])) / (50 * 40))
+        assert abs(freq[group].mean() - p[group].mean()) < 5 * se + 0.01

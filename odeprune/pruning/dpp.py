@@ -145,6 +145,23 @@ def elementary_symmetric(lam, k: int) -> np.ndarray:
     return E
 
 
+def log_elementary_symmetric(lam, k: int) -> np.ndarray:
+    r"""``log`` of :func:`elementary_symmetric`, computed in log space (no overflow or
+    underflow for large kernels: e_k of 500 eigenvalues easily exceeds 1e308).
+
+    .. math:: \log E_{n,l} = \mathrm{logaddexp}(\log E_{n-1,l}, \log\lambda_n + \log E_{n-1,l-1})
+    """
+    lam = np.asarray(lam, dtype=float)
+    K = lam.shape[0]
+    with np.errstate(divide="ignore"):
+        log_lam = np.log(np.clip(lam, 0.0, None))
+    logE = np.full((K + 1, k + 1), -np.inf)
+    logE[:, 0] = 0.0
+    for n in range(1, K + 1):
+        logE[n, 1:] = np.logaddexp(logE[n - 1, 1:], log_lam[n - 1] + logE[n - 1, :-1])
+    return logE
+
+
 def _all_subsets(K: int, k: int) -> np.ndarray:
     n = math.comb(K, k)
     flat = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(K), k)),
@@ -215,8 +232,9 @@ def k_dpp_inclusion_probabilities(L, k: int) -> np.ndarray:
     return (V**2) @ weight
 
 
-def _select_eigenvectors(lam: np.ndarray, E: np.ndarray, k: int, rng) -> np.ndarray:
-    """Kulesza & Taskar (2012), Alg. 8: choose k eigenvector indices."""
+def _select_eigenvectors(lam: np.ndarray, logE: np.ndarray, k: int, rng) -> np.ndarray:
+    """Kulesza & Taskar (2012), Alg. 8: choose k eigenvector indices (``logE`` from
+    :func:`log_elementary_symmetric`)."""
     selected = []
     remaining = k
     for n in range(lam.shape[0], 0, -1):
@@ -225,7 +243,13 @@ def _select_eigenvectors(lam: np.ndarray, E: np.ndarray, k: int, rng) -> np.ndar
         if n == remaining:  # E[n-1, n] = 0: the ratio below is exactly 1
             selected.extend(range(n))
             break
-        p = lam[n - 1] * E[n - 1, remaining - 1] / E[n, remaining]
+        if lam[n - 1] <= 0.0:
+            continue
+        if logE[n - 1, remaining] == -np.inf:  # skipping item n is impossible
+            p = 1.0
+        else:
+            p = float(np.exp(np.log(lam[n - 1]) + logE[n - 1, remaining - 1]
+                             - logE[n, remaining]))
         if rng.random() < p:
             selected.append(n - 1)
             remaining -= 1
@@ -283,11 +307,11 @@ def sample_k_dpp(L, k: int, size: int = 1, seed: int | np.random.Generator | Non
     k = _check_k(k, K)
     lam, V = _spectrum(L)
     _check_rank(lam, k)
-    E = elementary_symmetric(lam, k)
+    logE = log_elementary_symmetric(lam, k)
     rng = as_generator(seed)
     out = np.empty((int(size), k), dtype=np.int64)
     for s in range(int(size)):
-        idx = _select_eigenvectors(lam, E, k, rng)
+        idx = _select_eigenvectors(lam, logE, k, rng)
         out[s] = _sample_elementary(V[:, idx], rng)
     return out
 
