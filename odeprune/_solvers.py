@@ -34,17 +34,36 @@ OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL = 0, 1, 2, 3, 4
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0
 
 
-@njit(cache=True, error_model="numpy")
-def psd_violation(C):
-    """Smallest eigenvalue of ``C`` relative to max(1, max|C|); >= -tol means PSD."""
+@njit(cache=True, error_model="numpy", nogil=True)
+def is_psd(C, tol, work):
+    """True when the smallest eigenvalue of ``C`` is at least ``-tol * max(1, max|C|)``.
+
+    A Cholesky factorisation of ``C + tol * scale * I`` succeeds exactly then. Written out here
+    (``work`` is an (L, L) scratch array) rather than calling LAPACK's eigvalsh: numba's LAPACK
+    wrappers serialise threads, and this check runs at every saved time of every curve of a
+    threaded batch.
+    """
     L = C.shape[0]
     scale = 1.0
     for i in range(L):
         for j in range(L):
             if abs(C[i, j]) > scale:
                 scale = abs(C[i, j])
-    w = np.linalg.eigvalsh(C)
-    return w[0] / scale
+    shift = tol * scale
+    for j in range(L):
+        d = C[j, j] + shift
+        for k in range(j):
+            d -= work[j, k] * work[j, k]
+        if not d > 0.0:
+            return False
+        d = math.sqrt(d)
+        work[j, j] = d
+        for i in range(j + 1, L):
+            acc = C[i, j]
+            for k in range(j):
+                acc -= work[i, k] * work[j, k]
+            work[i, j] = acc / d
+    return True
 
 
 @njit(cache=True, error_model="numpy")
@@ -73,6 +92,7 @@ def dopri5_run(t, y, h, f, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sig
     n = y.shape[0]
     L = K + M
     C = np.empty((L, L))
+    Cw = np.empty((L, L))
     a = np.empty(L)
     S3 = np.empty((K, L))
     u = np.empty(L)
@@ -153,7 +173,7 @@ def dopri5_run(t, y, h, f, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sig
                     Y_out[i_out, j] = y[j] + h * acc
                 # PSD check at every output
                 _fill_cov(Y_out[i_out], K, M, T, v_star, C, a)
-                if psd_violation(C) < -psd_tol:
+                if not is_psd(C, psd_tol, Cw):
                     return NOT_PSD, t, y, h, f, i_out, nfev, n_accept, n_reject
                 i_out += 1
             t = t_new
@@ -188,6 +208,7 @@ def fixed_run(t, y, dt, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sigma,
     n = y.shape[0]
     L = K + M
     C = np.empty((L, L))
+    Cw = np.empty((L, L))
     a = np.empty(L)
     S3 = np.empty((K, L))
     u = np.empty(L)
@@ -244,7 +265,7 @@ def fixed_run(t, y, dt, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sigma,
         if landing:
             Y_out[i_out, :] = y
             _fill_cov(y, K, M, T, v_star, C, a)
-            if psd_violation(C) < -psd_tol:
+            if not is_psd(C, psd_tol, Cw):
                 return NOT_PSD, t, y, i_out, nfev, steps
             i_out += 1
     return OK, t, y, i_out, nfev, steps

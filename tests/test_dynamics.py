@@ -273,3 +273,18 @@ def test_jax_backend_rejects_numba_only_options(tmp_path):
         odeprune.integrate(s, 0.5, 1.0, method="rk4", backend="jax")
     with pytest.raises(ValueError, match="checkpoint/resume are not available"):
         odeprune.integrate(s, 0.5, 1.0, checkpoint=tmp_path / "c.npz", backend="jax")
+
+
+def test_is_psd_matches_eigenvalues(rng):
+    from odeprune._solvers import is_psd
+
+    for _ in range(200):
+        L = int(rng.integers(1, 9))
+        A = rng.normal(size=(L, L))
+        C = A @ A.T - rng.uniform(0, 1.0) * np.eye(L) * rng.choice([0.0, 1.0])
+        tol = 1e-8
+        lam_min = np.linalg.eigvalsh(C)[0]
+        scale = max(1.0, np.abs(C).max())
+        if abs(lam_min / scale + tol) < 1e-9:
+            continue  # too close to the boundary to call
+        assert is_psd(C, tol, np.empty((L, L))) == (lam_min >= -tol * scale)
