@@ -49,7 +49,7 @@ from ._validate import check_size as _size
 from .activations import ERF, get_activation
 from .errors import DivergenceError, OdepruneInterrupted
 from .results import LearningCurve, _readonly
-from .state import OrderParams, _broadcast_v_star
+from .state import OrderParams, _as_array, _broadcast_v_star
 
 __all__ = ["simulate", "SimulationResult", "SimulationEnsemble", "default_save_at", "sgd_streams"]
 
@@ -367,16 +367,13 @@ def _seed(name: str, value: Any) -> int:
 
 def _weights(name: str, value: Any, shape: tuple) -> np.ndarray:
     try:
-        arr = np.array(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"init: {name} must be a real array") from None
-    if arr.shape != shape:
-        raise ValueError(f"init: {name} must have shape {shape}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ValueError(f"init: {name} contains a non-finite value ({arr[bad]}) at index {bad}; "
-                         "initial weights must be finite")
-    return arr
+        got = np.shape(value)
+    except ValueError:  # ragged
+        got = None
+    if got != shape:
+        raise ValueError(f"init: {name} must have shape {shape}, got {got}")
+    # real and finite, naming the first bad entry
+    return np.array(_as_array(f"init: {name}", value, len(shape)))
 
 
 def _save_steps(save_at: Any, alpha_max: float, N: int) -> np.ndarray:
