@@ -26,7 +26,7 @@ from ._solvers import (
     fixed_run,
 )
 from ._validate import check_real as _positive
-from .activations import I2_matrix, get_activation
+from .activations import get_activation
 from .errors import DivergenceError, OdepruneInterrupted
 from .results import LearningCurve
 from .state import PSD_RTOL, OrderParams
@@ -329,8 +329,3 @@ def _load_checkpoint(path, params, state, t_out):
     return (float(t), arrays["y"], float(h), arrays["f"], int(i_out), arrays["counters"],
             arrays["Y_done"])
 
-
-def activation_gram(state: OrderParams, activation: str = "erf") -> np.ndarray:
-    """``I2`` over the student fields (K, K): the limit of the activation Gram matrix."""
-    act = get_activation(activation)
-    return I2_matrix(act.code, np.ascontiguousarray(state.covariance()))[:state.K, :state.K]

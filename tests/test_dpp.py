@@ -187,6 +187,10 @@ def test_large_kernel_sampler_does_not_overflow():
     # kept nearly independently with probability t d_j / (1 + t d_j), sum = k
     from scipy.optimize import brentq
 
+    from odeprune.pruning.dpp import k_dpp_inclusion_probabilities
+
+    incl = k_dpp_inclusion_probabilities(L, 200)  # exact marginals, also in log space
+    assert np.all(np.isfinite(incl)) and incl.sum() == pytest.approx(200, rel=1e-10)
     d = np.diag(L)
     t = brentq(lambda t: np.sum(t * d / (1 + t * d)) - 200, 1e-12, 1e12)
     p = t * d / (1 + t * d)

@@ -224,11 +224,13 @@ def k_dpp_inclusion_probabilities(L, k: int) -> np.ndarray:
     k = _check_k(k, K)
     lam, V = _spectrum(L)
     _check_rank(lam, k)
-    e_k = elementary_symmetric(lam, k)[K, k]
-    weight = np.empty(K)
+    # ratios of elementary symmetric polynomials in log space (they overflow for large K)
+    log_e_k = log_elementary_symmetric(lam, k)[K, k]
+    weight = np.zeros(K)
     for n in range(K):
-        others = np.delete(lam, n)
-        weight[n] = lam[n] * elementary_symmetric(others, k - 1)[K - 1, k - 1] / e_k
+        if lam[n] > 0:
+            log_others = log_elementary_symmetric(np.delete(lam, n), k - 1)[K - 1, k - 1]
+            weight[n] = np.exp(np.log(lam[n]) + log_others - log_e_k)
     return (V**2) @ weight
 
 
