@@ -55,7 +55,6 @@ import math
 import os
 import pickle
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -747,21 +746,7 @@ def _assemble(xr, plan: _Plan, results: list):
 def save(ds, path: str | os.PathLike) -> Path:
     """Write ``ds`` as netCDF to ``path`` atomically (a temporary file beside it, then a
     rename). Read it back with ``xarray.open_dataset(path)`` or :func:`load`."""
-    path = Path(path)
-    _io._check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.nc", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp)
-        os.chmod(tmp, _io._umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return _io.atomic_write_path(path, ds.to_netcdf)
 
 
 def load(path: str | os.PathLike):
