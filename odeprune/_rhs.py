@@ -1,116 +1,277 @@
-r"""The right-hand side of the order-parameter ODEs (EQUATIONS.md §4), compiled with numba.
+r"""The right-hand side of the order-parameter ODEs, for dense and masked networks, compiled.
 
-The state vector packs the upper triangle of ``Q`` (row-major, ``i <= k``), then ``R`` (K*M,
-row-major), then ``v`` (K): symmetry of Q holds by construction.
+One right-hand side serves every network (``docs/theory.md`` §4, §8, §9): the input coordinates
+are split into **classes** by the mask pattern of the first layer (a dense network is one class
+with every unit kept and fraction ``f = 1``). Per class ``s`` the state holds the partial overlaps
+``Q^s`` (upper triangle, row-major, ``i <= k``), ``R^s`` (K*M, row-major) and, when the two-time
+overlaps are tracked, ``P^s`` (K*K, row-major, ``P^s_ik = w_i(alpha) . w_k(0) / N`` over the
+class's coordinates); the second layer ``v`` (K) comes last. The network's ``Q, R`` are the class
+sums. Symmetry of each ``Q^s`` holds by construction.
 
 .. math::
 
-    \dot R_{in} &= -\eta v_i \sum_c a_c I_3(i,n,c) \\
-    \dot Q_{ik} &= -\eta v_i \sum_c a_c I_3(i,k,c) - \eta v_k \sum_c a_c I_3(k,i,c)
-                   + \eta^2 v_i v_k \Big[\sum_{c,d} a_c a_d I_4(i,k,c,d) + \sigma^2 J_2(i,k)\Big] \\
+    \dot Q^s_{ik} &= m^s_i m^s_k\Big[-\eta v_i S^s_3[i, \lambda^s_k] - \eta v_k S^s_3[k, \lambda^s_i]
+                   + \eta^2 f_s v_i v_k \Big(\sum_{c,d} a_c a_d I_4(i,k,c,d)
+                   + \sigma^2 J_2(i,k)\Big)\Big] \\
+    \dot R^s_{in} &= -m^s_i\, \eta v_i S^s_3[i, \nu^s_n], \qquad
+    \dot P^s_{ik} = -m^s_i\, \eta v_i S^s_3[i, \lambda^{0,s}_k] \\
     \dot v_i &= -\eta_v \sum_c a_c I_2(i,c)
 
-with ``a = (v, -v_star)`` (Goldt et al. 2019, supplementary S3-S4; Saad & Solla 1995).
+with ``a = (v, -v_star)``, ``I2, I4, J2`` on the global covariance, and
+``S_3[i, y] = sum_c a_c E[g'(z_i) y g(z_c)]``. ``I3(a, b, c)`` is linear in ``(C_ab, C_bc)``
+(``docs/theory.md`` §3), so ``E[g'(z_i) y g(z_c)] = A_ic Cov(z_c, y) + B_ic Cov(z_i, y)`` for any
+``y`` jointly Gaussian with the fields; with ``U_ic = a_c A_ic`` and ``b_i = sum_c a_c B_ic``:
 
-Two implementations share the loop structure: a generic one that calls the scalar kernels of
-:mod:`odeprune.activations` (any activation), and a fast one for erf that hoists every quantity
-depending on fewer indices out of the inner loops (``Lambda_3`` per (i, c), ``Lambda_4`` and
-``Lambda_1`` per (i, k, c)). Both evaluate I3 K*L*L times, I4 once per (i<=k, c<=d) and I2 once
-per unordered pair; the tests check that they agree.
+.. math:: S_3[i, y] = \sum_c U_{ic}\,\mathrm{Cov}(z_c, y) + b_i\,\mathrm{Cov}(z_i, y).
+
+``U`` and ``b`` are computed once per evaluation (2 K L closed-form coefficients); each class
+then costs ``O(K L^2)``; the global ``I4`` sum (``i <= k``, ``c <= d``) is done once. Sources:
+Saad & Solla (1995); Goldt et al. (2019), supplementary S3–S4; the masked and two-time equations
+are this package's (``docs/theory.md`` §8–§9).
+
+Kernels take arrays plus one :class:`Params` record and one :class:`Work` record (numba accepts
+NamedTuples with ``cache=True``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from .activations import ERF, I2, I3, I4, J2
 
+__all__ = ["Params", "Work", "make_params", "make_work", "n_state", "pack", "unpack",
+           "pack_classes", "unpack_classes", "rhs", "rhs_into", "rhs_eval", "unpack_cov",
+           "fast_asin", "s3_sums"]
+
 _2_PI = 2.0 / math.pi
 _4_PI2 = 4.0 / (math.pi * math.pi)
 
 
-@njit(cache=True, error_model="numpy")
-def n_state(K, M):
-    return K * (K + 1) // 2 + K * M + K
+class Params(NamedTuple):
+    """Everything the right-hand side needs besides the state (one record, fixed per run).
+
+    ``mask`` (S, K) float 0/1, ``f`` (S,), ``T_cls`` (S, M, M), ``R0_cls`` (S, K, M) (the
+    initial per-class ``R``, used by the two-time overlaps ``P``), ``T`` (M, M), ``v_star`` (M,).
+    """
+
+    K: int
+    M: int
+    n_cls: int
+    eta: float
+    eta_v: float
+    sigma: float
+    act: int
+    train_v: bool
+    sgd: bool
+    fast: bool
+    track_P: bool
+    T: np.ndarray
+    v_star: np.ndarray
+    T_cls: np.ndarray
+    mask: np.ndarray
+    f: np.ndarray
+    R0_cls: np.ndarray
 
 
-@njit(cache=True, error_model="numpy")
-def unpack_cov(y, K, M, T, v_star, C, a):
-    """Fill the covariance ``C`` (L, L) and signed weights ``a`` (L,) from the state ``y``."""
-    p = 0
-    for i in range(K):
-        for k in range(i, K):
-            C[i, k] = y[p]
-            C[k, i] = y[p]
-            p += 1
-    for i in range(K):
-        for n in range(M):
-            C[i, K + n] = y[p]
-            C[K + n, i] = y[p]
-            p += 1
-    for i in range(K):
-        a[i] = y[p]
-        p += 1
-    for n in range(M):
-        for m in range(M):
-            C[K + n, K + m] = T[n, m]
-        a[K + n] = -v_star[n]
+class Work(NamedTuple):
+    """Scratch arrays of one evaluation (allocate once per run with :func:`make_work`)."""
+
+    C: np.ndarray      # (L, L) global covariance
+    Cs: np.ndarray     # (L, L) one class's covariance
+    a: np.ndarray      # (L,) signed second-layer weights
+    U: np.ndarray      # (K, L)
+    b: np.ndarray      # (K,)
+    S3: np.ndarray     # (K, L)
+    S4: np.ndarray     # (K, K) eta^2 bracket, upper triangle used
+    r: np.ndarray      # (L,) scratch of the I4 sum
+    Cw: np.ndarray     # (L, L) scratch of the PSD check
 
 
+def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, sgd=True,
+                fast=True, mask=None, f=None, T_cls=None, track_P=False, R0_cls=None) -> Params:
+    """Build a :class:`Params` record; without ``mask`` the network is dense (one class)."""
+    K, M = int(K), int(M)
+    T = np.ascontiguousarray(T, dtype=float)
+    if mask is None:
+        mask = np.ones((1, K))
+        f = np.ones(1)
+        T_cls = T[None].copy()
+    mask = np.ascontiguousarray(mask, dtype=float)
+    n_cls = mask.shape[0]
+    if R0_cls is None:
+        R0_cls = np.zeros((n_cls, K, M))
+    return Params(K, M, n_cls, float(eta), float(eta_v), float(sigma), int(act), bool(train_v),
+                  bool(sgd), bool(fast), bool(track_P), T, np.ascontiguousarray(v_star, float),
+                  np.ascontiguousarray(T_cls, float), mask, np.ascontiguousarray(f, float),
+                  np.ascontiguousarray(R0_cls, float))
+
+
+@njit(cache=True)
+def make_work(K, M):
+    L = K + M
+    return Work(np.zeros((L, L)), np.zeros((L, L)), np.zeros(L), np.zeros((K, L)), np.zeros(K),
+                np.zeros((K, L)), np.zeros((K, K)), np.zeros(L), np.zeros((L, L)))
+
+
+@njit(cache=True)
+def block_size(K, M, track_P):
+    return K * (K + 1) // 2 + K * M + (K * K if track_P else 0)
+
+
+@njit(cache=True)
+def n_state(K, M, n_cls=1, track_P=False):
+    """Length of the state vector: ``n_cls`` class blocks, then ``v``."""
+    return n_cls * block_size(K, M, track_P) + K
+
+
+# ------------------------------------------------------------------------------ packing
 def pack(Q, R, v):
-    """Pack (Q, R, v) into a state vector; the inverse of :func:`unpack`."""
-    K = Q.shape[0]
+    """Pack a dense (one-class) state; the inverse of :func:`unpack`."""
+    K = np.asarray(Q).shape[0]
     iu = np.triu_indices(K)
     return np.concatenate([np.asarray(Q)[iu], np.asarray(R).ravel(), np.asarray(v)])
 
 
 def unpack(y, K, M):
-    """Unpack state vector(s) ``y`` (..., n_state) into ``Q (..., K, K)``, ``R``, ``v``."""
-    y = np.asarray(y)
-    nq = K * (K + 1) // 2
+    """Unpack dense state vector(s) ``y`` (..., n_state) into ``Q (..., K, K)``, ``R``, ``v``."""
+    Q, R, _, v = unpack_classes(y, K, M, 1, False)
+    return Q[..., 0, :, :], R[..., 0, :, :], v
+
+
+def pack_classes(Q_cls, R_cls, v, P_cls=None):
+    """Pack per-class ``Q (S, K, K)``, ``R (S, K, M)``, optional ``P (S, K, K)``, and ``v``."""
+    Q_cls, R_cls = np.asarray(Q_cls, float), np.asarray(R_cls, float)
+    S, K = Q_cls.shape[:2]
     iu = np.triu_indices(K)
-    Q = np.zeros(y.shape[:-1] + (K, K))
-    Q[..., iu[0], iu[1]] = y[..., :nq]
-    Q[..., iu[1], iu[0]] = y[..., :nq]
-    R = y[..., nq:nq + K * M].reshape(y.shape[:-1] + (K, M))
-    v = y[..., nq + K * M:].copy()
-    return Q, R, v
+    parts = []
+    for s in range(S):
+        parts += [Q_cls[s][iu], R_cls[s].ravel()]
+        if P_cls is not None:
+            parts.append(np.asarray(P_cls[s], float).ravel())
+    parts.append(np.asarray(v, float))
+    return np.concatenate(parts)
+
+
+def unpack_classes(y, K, M, n_cls, track_P):
+    """Inverse of :func:`pack_classes` for state vector(s) ``y (..., n_state)``.
+
+    Returns ``Q (..., S, K, K)``, ``R (..., S, K, M)``, ``P (..., S, K, K)`` or None, ``v (..., K)``.
+    """
+    y = np.asarray(y, dtype=float)
+    lead = y.shape[:-1]
+    nq = K * (K + 1) // 2
+    nb = nq + K * M + (K * K if track_P else 0)
+    blocks = y[..., :n_cls * nb].reshape(lead + (n_cls, nb))
+    iu = np.triu_indices(K)
+    Q = np.zeros(lead + (n_cls, K, K))
+    Q[..., iu[0], iu[1]] = blocks[..., :nq]
+    Q[..., iu[1], iu[0]] = blocks[..., :nq]
+    R = blocks[..., nq:nq + K * M].reshape(lead + (n_cls, K, M)).copy()
+    P = blocks[..., nq + K * M:].reshape(lead + (n_cls, K, K)).copy() if track_P else None
+    v = y[..., n_cls * nb:].copy()
+    return Q, R, P, v
+
+
+@njit(cache=True, error_model="numpy")
+def unpack_cov(y, p, C, a):
+    """Fill the global covariance ``C`` (L, L) (class sums) and ``a`` (L,) from the state."""
+    K, M = p.K, p.M
+    nb = block_size(K, M, p.track_P)
+    for i in range(K):
+        for k in range(K):
+            C[i, k] = 0.0
+        for n in range(M):
+            C[i, K + n] = 0.0
+    for s in range(p.n_cls):
+        q = s * nb
+        for i in range(K):
+            for k in range(i, K):
+                C[i, k] += y[q]
+                q += 1
+        for i in range(K):
+            for n in range(M):
+                C[i, K + n] += y[q]
+                q += 1
+    for i in range(K):
+        for k in range(i + 1, K):
+            C[k, i] = C[i, k]
+        for n in range(M):
+            C[K + n, i] = C[i, K + n]
+    q = p.n_cls * nb
+    for i in range(K):
+        a[i] = y[q + i]
+    for n in range(M):
+        for m in range(M):
+            C[K + n, K + m] = p.T[n, m]
+        a[K + n] = -p.v_star[n]
+
+
+# ------------------------------------------------------------------------------ I3 coefficients
+@njit(cache=True, error_model="numpy")
+def i3_coefficients(act, C, a, K, U, b):
+    """``U_ic = a_c A_ic`` and ``b_i = sum_c a_c B_ic`` with ``I3(i,y,c) = A_ic C_yc + B_ic C_iy``.
+
+    For erf, ``A = (2/pi) / sqrt(Lambda_3)`` and ``B = -A C_ic / (1 + C_ii)``; for any other
+    activation the closed form is evaluated at the unit covariances ``(C_iy, C_yc) = (0, 1)`` and
+    ``(1, 0)`` (exact, since I3 is linear in them).
+    """
+    L = C.shape[0]
+    for i in range(K):
+        cii = C[i, i]
+        bi = 0.0
+        if act == ERF:
+            cii1 = 1.0 + cii
+            for c in range(L):
+                A = _2_PI / math.sqrt(cii1 * (1.0 + C[c, c]) - C[i, c] * C[i, c])
+                U[i, c] = a[c] * A
+                bi -= a[c] * A * C[i, c] / cii1
+        else:
+            for c in range(L):
+                U[i, c] = a[c] * I3(act, cii, 0.0, C[i, c], 1.0, C[c, c])
+                bi += a[c] * I3(act, cii, 1.0, C[i, c], 0.0, C[c, c])
+        b[i] = bi
+
+
+@njit(cache=True, error_model="numpy")
+def s3_from(U, b, Cs, K, L, S3):
+    """``S3[i, y] = sum_c U_ic Cs[c, y] + b_i Cs[i, y]`` for every field ``y`` (columns of Cs)."""
+    for i in range(K):
+        for y in range(L):
+            t = 0.0
+            for c in range(L):
+                t += U[i, c] * Cs[c, y]
+            S3[i, y] = t + b[i] * Cs[i, y]
+
+
+def s3_sums(act, C, a, K):
+    """``S3[i, b] = sum_c a_c I3(i, b, c)``, shape (K, L), at covariance ``C`` (L, L)."""
+    C = np.ascontiguousarray(C, dtype=float)
+    a = np.ascontiguousarray(a, dtype=float)
+    L = C.shape[0]
+    U, b, S3 = np.empty((K, L)), np.empty(K), np.empty((K, L))
+    i3_coefficients(int(act), C, a, int(K), U, b)
+    s3_from(U, b, C, int(K), L, S3)
+    return S3
 
 
 @njit(cache=True, error_model="numpy")
 def _s3_generic(act, C, a, K, L, S3):
-    # S3[i, b] = sum_c a_c I3(i, b, c)
-    for i in range(K):
-        for b in range(L):
-            s = 0.0
-            for c in range(L):
-                s += a[c] * I3(act, C[i, i], C[i, b], C[i, c], C[b, c], C[c, c])
-            S3[i, b] = s
+    # kept for callers of the previous layout: S3[i, b] = sum_c a_c I3(i, b, c)
+    U, b = np.empty((K, L)), np.empty(K)
+    i3_coefficients(act, C, a, K, U, b)
+    s3_from(U, b, C, K, L, S3)
 
 
 @njit(cache=True, error_model="numpy")
 def _s3_erf(C, a, K, L, S3, u, Cu):
-    for i in range(K):
-        cii1 = 1.0 + C[i, i]
-        for c in range(L):
-            lam3 = cii1 * (1.0 + C[c, c]) - C[i, c] * C[i, c]
-            u[c] = a[c] / math.sqrt(lam3)
-        s_i = 0.0
-        for c in range(L):
-            s_i += C[i, c] * u[c]
-        for b in range(L):
-            t = 0.0
-            for c in range(L):
-                t += C[b, c] * u[c]
-            Cu[b] = t
-        pref = _2_PI / cii1
-        for b in range(L):
-            S3[i, b] = pref * (cii1 * Cu[b] - C[i, b] * s_i)
+    _s3_generic(ERF, C, a, K, L, S3)
 
 
+# ------------------------------------------------------------------------------ the I4 sums
 @njit(cache=True, error_model="numpy")
 def _s4_generic(act, C, a, i, k, L):
     # sum_{c,d} a_c a_d I4(i, k, c, d), using the symmetry in (c, d)
@@ -197,51 +358,107 @@ def _s4_erf(C, a, i, k, L, r):
 
 
 @njit(cache=True, error_model="numpy")
-def rhs_into(y, dy, K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast,
-             C, a, S3, u, Cu):
-    """Write d y / d alpha into ``dy``. Work arrays: ``C`` (L,L), ``a`` (L,), ``S3`` (K,L),
-    ``u``, ``Cu`` (L,). ``sgd`` keeps the eta^2 (online SGD) terms; ``fast`` picks the erf path."""
-    L = K + M
-    unpack_cov(y, K, M, T, v_star, C, a)
-    use_fast = fast and act == ERF
-    if use_fast:
-        _s3_erf(C, a, K, L, S3, u, Cu)
-    else:
-        _s3_generic(act, C, a, K, L, S3)
-    p = 0
+def s4_sums(p, w):
+    """``S4[i, k] = sum_{c,d} a_c a_d I4(i,k,c,d) + sigma^2 J2(i,k)`` for ``i <= k``."""
+    C, a = w.C, w.a
+    K, L = p.K, p.K + p.M
+    use_fast = p.fast and p.act == ERF
     for i in range(K):
         for k in range(i, K):
-            d = -eta * a[i] * S3[i, k] - eta * a[k] * S3[k, i]
-            if sgd:
-                if use_fast:
-                    s4 = _s4_erf(C, a, i, k, L, u)
-                else:
-                    s4 = _s4_generic(act, C, a, i, k, L)
-                if sigma != 0.0:
-                    s4 += sigma * sigma * J2(act, C[i, i], C[i, k], C[k, k])
-                d += eta * eta * a[i] * a[k] * s4
-            dy[p] = d
-            p += 1
-    for i in range(K):
+            if use_fast:
+                s4 = _s4_erf(C, a, i, k, L, w.r)
+            else:
+                s4 = _s4_generic(p.act, C, a, i, k, L)
+            if p.sigma != 0.0:
+                s4 += p.sigma * p.sigma * J2(p.act, C[i, i], C[i, k], C[k, k])
+            w.S4[i, k] = s4
+
+
+# ------------------------------------------------------------------------------ right-hand side
+@njit(cache=True, error_model="numpy")
+def rhs_into(y, dy, p, w):
+    """Write ``d y / d alpha`` into ``dy`` (state layout: see the module docstring)."""
+    K, M = p.K, p.M
+    L = K + M
+    C, Cs, a, S3 = w.C, w.Cs, w.a, w.S3
+    unpack_cov(y, p, C, a)
+    i3_coefficients(p.act, C, a, K, w.U, w.b)
+    if p.sgd:
+        s4_sums(p, w)
+    nb = block_size(K, M, p.track_P)
+    eta = p.eta
+    for s in range(p.n_cls):
+        q0 = s * nb
+        # this class's covariance: Q^s, R^s, T^s
+        q = q0
+        for i in range(K):
+            for k in range(i, K):
+                Cs[i, k] = y[q]
+                Cs[k, i] = y[q]
+                q += 1
+        for i in range(K):
+            for n in range(M):
+                Cs[i, K + n] = y[q]
+                Cs[K + n, i] = y[q]
+                q += 1
         for n in range(M):
-            dy[p] = -eta * a[i] * S3[i, K + n]
-            p += 1
+            for m in range(M):
+                Cs[K + n, K + m] = p.T_cls[s, n, m]
+        s3_from(w.U, w.b, Cs, K, L, S3)
+        ms = p.mask[s]
+        fs = p.f[s]
+        q = q0
+        for i in range(K):
+            for k in range(i, K):
+                mik = ms[i] * ms[k]
+                if mik == 0.0:
+                    dy[q] = 0.0
+                else:
+                    d = -eta * a[i] * S3[i, k] - eta * a[k] * S3[k, i]
+                    if p.sgd:
+                        d += eta * eta * fs * a[i] * a[k] * w.S4[i, k]
+                    dy[q] = d
+                q += 1
+        for i in range(K):
+            for n in range(M):
+                dy[q] = -eta * a[i] * S3[i, K + n] if ms[i] != 0.0 else 0.0
+                q += 1
+        if p.track_P:
+            # Cov(z_c, lambda0^s_k) = P^s_ck (c a student), R0^s_kn (c = teacher n)
+            qP = q
+            for i in range(K):
+                if ms[i] == 0.0:
+                    for k in range(K):
+                        dy[qP + i * K + k] = 0.0
+                    continue
+                for k in range(K):
+                    t = 0.0
+                    for c in range(K):
+                        t += w.U[i, c] * y[qP + c * K + k]
+                    for n in range(M):
+                        t += w.U[i, K + n] * p.R0_cls[s, k, n]
+                    t += w.b[i] * y[qP + i * K + k]
+                    dy[qP + i * K + k] = -eta * a[i] * t
+    q = p.n_cls * nb
     for i in range(K):
-        if train_v:
-            s = 0.0
+        if p.train_v:
+            acc = 0.0
             for c in range(L):
-                s += a[c] * I2(act, C[i, i], C[i, c], C[c, c])
-            dy[p] = -eta_v * s
+                acc += a[c] * I2(p.act, C[i, i], C[i, c], C[c, c])
+            dy[q + i] = -p.eta_v * acc
         else:
-            dy[p] = 0.0
-        p += 1
+            dy[q + i] = 0.0
 
 
 @njit(cache=True, error_model="numpy")
-def rhs(y, K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast):
-    """Allocating convenience form of :func:`rhs_into` (tests, benchmarks)."""
-    L = K + M
+def rhs_eval(y, p):
+    """Allocating form of :func:`rhs_into` (tests, benchmarks, Jacobians)."""
     dy = np.empty_like(y)
-    rhs_into(y, dy, K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast,
-             np.empty((L, L)), np.empty(L), np.empty((K, L)), np.empty(L), np.empty(L))
+    rhs_into(y, dy, p, make_work(p.K, p.M))
     return dy
+
+
+def rhs(y, K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast):
+    """Dense right-hand side with plain arguments (a convenience for tests and benchmarks)."""
+    p = make_params(K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast)
+    return rhs_eval(np.ascontiguousarray(y, dtype=float), p)

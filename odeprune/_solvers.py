@@ -1,37 +1,77 @@
-"""Compiled ODE steppers for the order-parameter ODEs.
+"""Compiled ODE steppers for the order-parameter ODEs, behind one small protocol.
 
-``dopri5_run`` is the adaptive Dormand-Prince 5(4) method with its 4th-order dense output
-(Dormand & Prince 1980; Shampine 1986), using the Butcher tableau that scipy's ``RK45`` carries
-(read from scipy at import, not retyped). The step-size controller is scipy's (safety 0.9, factor
-in [0.2, 10]; error norm RMS of ``err / (atol + rtol * max(|y|, |y_new|))``). ``fixed_run`` does
-classical RK4 or explicit Euler with a fixed step, shortening a step only to land on an output time.
+Every stepper is a compiled function ``run(r, t_out, Y_out, p, ctl) -> status`` that advances
+the run state ``r`` (a :class:`RunState` of arrays, updated in place: ``y``, ``f = rhs(y)``,
+``ts = [t, h]`` and the integer counters) until every requested output ``Y_out[i]`` at
+``t_out[i]`` is filled or ``ctl.max_steps`` steps were taken (status ``CHUNK``). Because the
+whole state lives in ``r``, a run split into chunks gives bit-for-bit the numbers of one call:
+this is what makes progress bars, checkpoints, interrupts and resume exact. :data:`METHODS` maps
+names to steppers (like scipy's ``solve_ivp`` table).
 
-Both loop entirely in compiled code and return after ``max_steps`` accepted steps or once every
-requested output is filled, carrying their full state (``t, y, h, f``) so that a run split into
-chunks gives bit-for-bit the same numbers as one call: this is what makes progress bars,
-checkpoints and resume exact.
+- ``dopri5``: adaptive Dormand-Prince 5(4) with its 4th-order dense output (Dormand & Prince
+  1980; Shampine 1986), with the Butcher tableau that scipy's ``RK45`` carries (read from scipy's
+  public ``RK45`` class, not retyped); scipy's step-size controller (safety 0.9, factor in
+  [0.2, 10], RMS norm of ``err / (atol + rtol * max(|y|, |y_new|))``).
+- ``rk4`` / ``euler``: a fixed step ``dt`` on the grid ``t_n = n dt`` (the steps never depend
+  on the output times); outputs between grid points are interpolated (cubic Hermite for RK4,
+  which keeps its 4th order; the Euler line itself for Euler).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
-from scipy.integrate._ivp.rk import RK45
+from scipy.integrate import RK45
 
-from ._rhs import rhs_into, unpack_cov
+from ._rhs import make_work, rhs_into, unpack_cov
+
+__all__ = ["RunState", "Control", "new_run", "METHODS", "is_psd", "OK", "CHUNK", "NONFINITE",
+           "NOT_PSD", "STEP_TOO_SMALL", "STATUS_TEXT"]
 
 _A = np.ascontiguousarray(RK45.A, dtype=float)
 _B = np.ascontiguousarray(RK45.B, dtype=float)
-_C = np.ascontiguousarray(RK45.C, dtype=float)
 _E = np.ascontiguousarray(RK45.E, dtype=float)
 _P = np.ascontiguousarray(RK45.P, dtype=float)
 
-#: status codes returned by the compiled drivers
+#: status codes returned by the steppers
 OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL = 0, 1, 2, 3, 4
+STATUS_TEXT = {NONFINITE: "became non-finite", NOT_PSD: "stopped being positive semi-definite",
+               STEP_TOO_SMALL: "needed a vanishing step (or exceeded max_steps)"}
 
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0
+
+#: indices into RunState.counters
+I_OUT, NFEV, N_ACCEPT, N_REJECT = 0, 1, 2, 3
+
+
+class RunState(NamedTuple):
+    """The complete state of a run: ``y`` (n,), ``f = rhs(y)`` (n,), ``ts = [t, h]``,
+    ``counters = [i_out, nfev, n_accept, n_reject]`` (int64), and stepper scratch ``K`` (7, n)."""
+
+    y: np.ndarray
+    f: np.ndarray
+    ts: np.ndarray
+    counters: np.ndarray
+    Ks: np.ndarray
+
+
+class Control(NamedTuple):
+    """Solver settings: tolerances, fixed step, step budget of one call, PSD tolerance."""
+
+    rtol: float
+    atol: float
+    dt: float
+    max_steps: int
+    psd_tol: float
+
+
+def new_run(y, f, t, h) -> RunState:
+    y = np.array(y, dtype=float)
+    return RunState(y, np.array(f, dtype=float), np.array([float(t), float(h)]),
+                    np.zeros(4, dtype=np.int64), np.empty((7, y.shape[0])))
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -66,206 +106,198 @@ def is_psd(C, tol, work):
     return True
 
 
-@njit(cache=True, error_model="numpy")
-def _rms(err, y, y_new, atol, rtol):
-    s = 0.0
-    n = y.shape[0]
-    for j in range(n):
-        sc = atol + rtol * max(abs(y[j]), abs(y_new[j]))
-        s += (err[j] / sc) ** 2
-    return math.sqrt(s / n)
-
-
-@njit(cache=True, error_model="numpy")
-def _fill_cov(y, K, M, T, v_star, C, a):
-    unpack_cov(y, K, M, T, v_star, C, a)
+@njit(cache=True, error_model="numpy", nogil=True)
+def _all_finite(x):
+    for j in range(x.shape[0]):
+        if not math.isfinite(x[j]):
+            return False
+    return True
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def dopri5_run(t, y, h, f, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sigma, act,
-               train_v, sgd, fast, rtol, atol, max_steps, psd_tol):
-    """Advance from ``(t, y)`` with step ``h`` (``f = rhs(y)``), filling ``Y_out[i_out:]``.
+def _output_ok(Y_row, p, w, psd_tol):
+    unpack_cov(Y_row, p, w.C, w.a)
+    return is_psd(w.C, psd_tol, w.Cw)
 
-    Returns ``(status, t, y, h, f, i_out, nfev, n_accept, n_reject)``. On divergence, ``t, y``
-    are the last good accepted state.
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def dopri5_run(r, t_out, Y_out, p, ctl):
+    """Adaptive Dormand-Prince 5(4); see the module docstring for the protocol.
+
+    On divergence ``r`` holds the last good accepted state.
     """
+    y, f, Ks, cnt = r.y, r.f, r.Ks, r.counters
+    w = make_work(p.K, p.M)  # scratch allocated here: LLVM then knows it aliases nothing (measured: as fast as before)
     n = y.shape[0]
-    L = K + M
-    C = np.empty((L, L))
-    Cw = np.empty((L, L))
-    a = np.empty(L)
-    S3 = np.empty((K, L))
-    u = np.empty(L)
-    Cu = np.empty(L)
-    Ks = np.empty((7, n))
+    t, h = r.ts[0], r.ts[1]
     y_new = np.empty(n)
     f_new = np.empty(n)
     ytmp = np.empty(n)
-    err = np.empty(n)
-    nfev = 0
-    n_accept = 0
-    n_reject = 0
     n_out = t_out.shape[0]
-    # outputs at the current time
-    while i_out < n_out and t_out[i_out] <= t:
-        Y_out[i_out, :] = y
-        i_out += 1
+    while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t:
+        Y_out[cnt[I_OUT], :] = y
+        cnt[I_OUT] += 1
     steps = 0
-    while i_out < n_out:
-        if steps >= max_steps:
-            return CHUNK, t, y, h, f, i_out, nfev, n_accept, n_reject
+    status = OK
+    while cnt[I_OUT] < n_out:
+        if steps >= ctl.max_steps:
+            status = CHUNK
+            break
         if h < 1e-12 * max(1.0, abs(t)):
-            return STEP_TOO_SMALL, t, y, h, f, i_out, nfev, n_accept, n_reject
-        # one Dormand-Prince step
+            status = STEP_TOO_SMALL
+            break
         Ks[0, :] = f
         for s in range(1, 6):
             for j in range(n):
                 acc = 0.0
-                for r in range(s):
-                    acc += _A[s, r] * Ks[r, j]
+                for q in range(s):
+                    acc += _A[s, q] * Ks[q, j]
                 ytmp[j] = y[j] + h * acc
-            rhs_into(ytmp, Ks[s], K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast,
-                     C, a, S3, u, Cu)
+            rhs_into(ytmp, Ks[s], p, w)
         for j in range(n):
             acc = 0.0
-            for r in range(6):
-                acc += _B[r] * Ks[r, j]
+            for q in range(6):
+                acc += _B[q] * Ks[q, j]
             y_new[j] = y[j] + h * acc
-        finite = True
-        for j in range(n):
-            if not math.isfinite(y_new[j]):
-                finite = False
-                break
+        finite = _all_finite(y_new)
         if finite:
-            rhs_into(y_new, f_new, K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast,
-                     C, a, S3, u, Cu)
-            nfev += 6
-            for j in range(n):
-                if not math.isfinite(f_new[j]):
-                    finite = False
-                    break
+            rhs_into(y_new, f_new, p, w)
+            cnt[NFEV] += 6
+            finite = _all_finite(f_new)
         else:
-            nfev += 5
+            cnt[NFEV] += 5
+        en = math.inf
         if finite:
             Ks[6, :] = f_new
+            s2 = 0.0
             for j in range(n):
                 acc = 0.0
-                for r in range(7):
-                    acc += _E[r] * Ks[r, j]
-                err[j] = h * acc
-            en = _rms(err, y, y_new, atol, rtol)
-        else:
-            en = math.inf
+                for q in range(7):
+                    acc += _E[q] * Ks[q, j]
+                sc = ctl.atol + ctl.rtol * max(abs(y[j]), abs(y_new[j]))
+                s2 += (h * acc / sc) ** 2
+            en = math.sqrt(s2 / n)
         if en <= 1.0:
-            # dense output for every requested time inside (t, t + h]
             t_new = t + h
-            while i_out < n_out and t_out[i_out] <= t_new:
+            while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t_new:
+                i_out = cnt[I_OUT]
                 theta = (t_out[i_out] - t) / h
-                th1 = theta
                 th2 = theta * theta
-                th3 = th2 * theta
-                th4 = th3 * theta
                 for j in range(n):
                     acc = 0.0
-                    for r in range(7):
-                        q = _P[r, 0] * th1 + _P[r, 1] * th2 + _P[r, 2] * th3 + _P[r, 3] * th4
-                        acc += Ks[r, j] * q
+                    for q in range(7):
+                        acc += Ks[q, j] * (_P[q, 0] * theta + _P[q, 1] * th2
+                                           + _P[q, 2] * th2 * theta + _P[q, 3] * th2 * th2)
                     Y_out[i_out, j] = y[j] + h * acc
-                # PSD check at every output
-                _fill_cov(Y_out[i_out], K, M, T, v_star, C, a)
-                if not is_psd(C, psd_tol, Cw):
-                    return NOT_PSD, t, y, h, f, i_out, nfev, n_accept, n_reject
-                i_out += 1
+                if not _output_ok(Y_out[i_out], p, w, ctl.psd_tol):
+                    r.ts[0] = t
+                    r.ts[1] = h
+                    return NOT_PSD
+                cnt[I_OUT] += 1
             t = t_new
-            y = y_new.copy()
-            f = f_new.copy()
-            n_accept += 1
+            y[:] = y_new
+            f[:] = f_new
+            cnt[N_ACCEPT] += 1
             steps += 1
-            if en == 0.0:
-                factor = MAX_FACTOR
-            else:
-                factor = min(MAX_FACTOR, SAFETY * en ** -0.2)
+            factor = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR, SAFETY * en ** -0.2)
             h = h * factor
         else:
-            n_reject += 1
+            cnt[N_REJECT] += 1
             if not math.isfinite(en):
                 # a non-finite trial: shrink hard; if h is already tiny the run has diverged
                 if h < 1e-8 * max(1.0, abs(t)):
-                    return NONFINITE, t, y, h, f, i_out, nfev, n_accept, n_reject
+                    status = NONFINITE
+                    break
                 h = h * MIN_FACTOR
             else:
                 h = h * max(MIN_FACTOR, SAFETY * en ** -0.2)
-    return OK, t, y, h, f, i_out, nfev, n_accept, n_reject
+    r.ts[0] = t
+    r.ts[1] = h
+    return status
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def fixed_run(t, y, dt, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sigma, act, train_v,
-              sgd, fast, rk4, max_steps, psd_tol):
-    """Fixed-step RK4 (``rk4=True``) or explicit Euler from ``(t, y)``, filling ``Y_out``.
-
-    Returns ``(status, t, y, i_out, nfev, n_steps)``.
-    """
+def _fixed_run(r, t_out, Y_out, p, ctl, rk4):
+    y, f, Ks, cnt = r.y, r.f, r.Ks, r.counters
+    w = make_work(p.K, p.M)
     n = y.shape[0]
-    L = K + M
-    C = np.empty((L, L))
-    Cw = np.empty((L, L))
-    a = np.empty(L)
-    S3 = np.empty((K, L))
-    u = np.empty(L)
-    Cu = np.empty(L)
-    k1 = np.empty(n)
-    k2 = np.empty(n)
-    k3 = np.empty(n)
-    k4 = np.empty(n)
-    ytmp = np.empty(n)
-    y = y.copy()
-    nfev = 0
+    dt = ctl.dt
     n_out = t_out.shape[0]
+    t = r.ts[0]
+    step_index = int(round(t / dt))
+    ytmp = np.empty(n)
+    y_new = np.empty(n)
+    f_new = np.empty(n)
+    while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t + 1e-12 * max(1.0, t):
+        Y_out[cnt[I_OUT], :] = y
+        cnt[I_OUT] += 1
     steps = 0
-    while i_out < n_out and t_out[i_out] <= t + 1e-12 * max(1.0, t):
-        Y_out[i_out, :] = y
-        i_out += 1
-    while i_out < n_out:
-        if steps >= max_steps:
-            return CHUNK, t, y, i_out, nfev, steps
-        # take dt, or less to land on the next output
+    while cnt[I_OUT] < n_out:
+        if steps >= ctl.max_steps:
+            return CHUNK
         h = dt
-        target = t_out[i_out]
-        landing = False
-        if t + h >= target - 1e-12 * max(1.0, target):
-            h = target - t
-            landing = True
-        rhs_into(y, k1, K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast, C, a, S3, u, Cu)
         if rk4:
+            k2, k3, k4 = Ks[1], Ks[2], Ks[3]
             for j in range(n):
-                ytmp[j] = y[j] + 0.5 * h * k1[j]
-            rhs_into(ytmp, k2, K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast,
-                     C, a, S3, u, Cu)
+                ytmp[j] = y[j] + 0.5 * h * f[j]
+            rhs_into(ytmp, k2, p, w)
             for j in range(n):
                 ytmp[j] = y[j] + 0.5 * h * k2[j]
-            rhs_into(ytmp, k3, K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast,
-                     C, a, S3, u, Cu)
+            rhs_into(ytmp, k3, p, w)
             for j in range(n):
                 ytmp[j] = y[j] + h * k3[j]
-            rhs_into(ytmp, k4, K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast,
-                     C, a, S3, u, Cu)
+            rhs_into(ytmp, k4, p, w)
             for j in range(n):
-                ytmp[j] = y[j] + h / 6.0 * (k1[j] + 2.0 * k2[j] + 2.0 * k3[j] + k4[j])
-            nfev += 4
+                y_new[j] = y[j] + h / 6.0 * (f[j] + 2.0 * k2[j] + 2.0 * k3[j] + k4[j])
+            cnt[NFEV] += 3
         else:
             for j in range(n):
-                ytmp[j] = y[j] + h * k1[j]
-            nfev += 1
-        for j in range(n):
-            if not math.isfinite(ytmp[j]):
-                return NONFINITE, t, y, i_out, nfev, steps
-        y[:] = ytmp
-        t = target if landing else t + h
+                y_new[j] = y[j] + h * f[j]
+        if not _all_finite(y_new):
+            return NONFINITE
+        rhs_into(y_new, f_new, p, w)  # next step's first stage (and the Hermite slope)
+        cnt[NFEV] += 1
+        if not _all_finite(f_new):
+            return NONFINITE
+        t_new = (step_index + 1) * dt
+        while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t_new + 1e-12 * max(1.0, t_new):
+            i_out = cnt[I_OUT]
+            th = (t_out[i_out] - t) / h
+            if th > 1.0:
+                th = 1.0
+            for j in range(n):
+                if rk4:  # cubic Hermite on (y, f, y_new, f_new)
+                    h00 = 2 * th**3 - 3 * th**2 + 1
+                    h10 = th**3 - 2 * th**2 + th
+                    h01 = -2 * th**3 + 3 * th**2
+                    h11 = th**3 - th**2
+                    Y_out[i_out, j] = h00 * y[j] + h10 * h * f[j] + h01 * y_new[j] + h11 * h * f_new[j]
+                else:
+                    Y_out[i_out, j] = y[j] + th * h * f[j]
+            if not _output_ok(Y_out[i_out], p, w, ctl.psd_tol):
+                return NOT_PSD
+            cnt[I_OUT] += 1
+        y[:] = y_new
+        f[:] = f_new
+        step_index += 1
+        t = t_new
+        r.ts[0] = t
+        cnt[N_ACCEPT] += 1
         steps += 1
-        if landing:
-            Y_out[i_out, :] = y
-            _fill_cov(y, K, M, T, v_star, C, a)
-            if not is_psd(C, psd_tol, Cw):
-                return NOT_PSD, t, y, i_out, nfev, steps
-            i_out += 1
-    return OK, t, y, i_out, nfev, steps
+    return OK
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def rk4_run(r, t_out, Y_out, p, ctl):
+    """Classical RK4 on the fixed grid ``n dt``; Hermite-interpolated outputs."""
+    return _fixed_run(r, t_out, Y_out, p, ctl, True)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def euler_run(r, t_out, Y_out, p, ctl):
+    """Explicit Euler on the fixed grid ``n dt``; outputs on the Euler line."""
+    return _fixed_run(r, t_out, Y_out, p, ctl, False)
+
+
+#: method name -> compiled stepper
+METHODS = {"dopri5": dopri5_run, "rk4": rk4_run, "euler": euler_run}

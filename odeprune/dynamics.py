@@ -1,43 +1,58 @@
 r"""Learning curves in the thermodynamic limit: ``integrate(state, eta, alpha_max, ...)``.
 
-Integrates the Saad & Solla / Goldt et al. (2019) ODEs for ``(Q, R, v)`` (EQUATIONS.md §4) with a
-compiled adaptive Dormand-Prince 5(4) method (default) or a fixed-step RK4 / Euler scheme for
-comparison. The solver loops in compiled code; Python only sees it every ``chunk_steps`` accepted
-steps, to update a progress bar, write a checkpoint, or notice Ctrl-C.
+Integrates the order-parameter ODEs of online SGD (``docs/theory.md`` §4; Saad & Solla 1995;
+Goldt et al. 2019, supplementary S3–S4) for a dense network (:class:`~odeprune.state.OrderParams`)
+or a network with a fixed first-layer mask (:class:`~odeprune.sparse.SparseOrderParams`,
+``docs/theory.md`` §8), optionally with the two-time overlaps ``P`` (§9). One compiled
+right-hand side serves both (:mod:`odeprune._rhs`); the steppers (:mod:`odeprune._solvers`) loop
+in compiled code, and Python sees the run between chunks of about a quarter of a second
+(:mod:`odeprune._runcontrol`) to update the progress bar, write a checkpoint or stop on Ctrl-C /
+SIGTERM.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import _io
-from ._rhs import n_state, pack, rhs, unpack
+from ._rhs import make_params, n_state, pack_classes, rhs_eval, unpack_classes
+from ._runcontrol import RunControl
 from ._solvers import (
     CHUNK,
+    I_OUT,
+    N_ACCEPT,
+    NFEV,
     NONFINITE,
     NOT_PSD,
     OK,
+    STATUS_TEXT,
     STEP_TOO_SMALL,
-    dopri5_run,
-    fixed_run,
+    Control,
+    new_run,  # noqa: F401  (tests build run states through this module)
 )
+from ._solvers import METHODS as _STEPPERS
 from ._validate import check_real as _positive
-from .activations import get_activation
+from ._validate import check_size
+from .activations import eg_from_cov, get_activation
 from .errors import DivergenceError, OdepruneInterrupted
 from .results import LearningCurve
+from .sparse import SparseLearningCurve, SparseOrderParams, TwoTimeCurve
 from .state import PSD_RTOL, OrderParams
 
 __all__ = ["integrate", "default_save_at", "METHODS", "rhs_state"]
 
 #: integrator names accepted by ``method=``
-METHODS = ("dopri5", "rk4", "euler")
+METHODS = tuple(_STEPPERS)
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
+#: format of the checkpoint files (bumped when the solver state changes)
+CHECKPOINT_VERSION = 2
 
 
 def default_save_at(alpha_max: float, n: int = 200) -> np.ndarray:
@@ -58,46 +73,81 @@ def _check_save_at(save_at: Any, alpha_max: float) -> np.ndarray:
     return t
 
 
-def rhs_state(state: OrderParams, eta: float, eta_v: float | None = None, sigma: float = 0.0,
-              activation: str = "erf", train_second_layer: bool = True,
-              gradient_flow: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Time derivatives ``(dQ, dR, dv)`` at ``state`` (shapes of Q, R, v)."""
-    act = get_activation(activation)
+# ------------------------------------------------------------------------------ the problem
+def _problem(state, eta, eta_v, sigma, act_code, train_v, sgd, track_P, fast=True):
+    """``(params, y0)`` of a dense or sparse state: the dense one is one class."""
+    sp = state if isinstance(state, SparseOrderParams) else SparseOrderParams.from_dense(state)
+    R0 = sp.R if track_P else None
+    p = make_params(sp.K, sp.M, sp.T.sum(0), sp.v_star, eta, eta_v, sigma, act_code, train_v,
+                    sgd, fast, mask=sp.patterns.astype(float), f=sp.f, T_cls=sp.T,
+                    track_P=track_P, R0_cls=R0)
+    y0 = pack_classes(sp.Q, sp.R, sp.v, sp.Q if track_P else None)
+    return p, y0, sp
+
+
+def rhs_state(state, eta: float, eta_v: float | None = None, sigma: float = 0.0,
+              activation: str | None = None, train_second_layer: bool = True,
+              gradient_flow: bool = False):
+    """Time derivatives at ``state``: ``(dQ, dR, dv)`` for an OrderParams (shapes of Q, R, v);
+    per class ``(dQ (S,K,K), dR (S,K,M), dv)`` for a SparseOrderParams."""
+    act = get_activation(_activation_of(state, activation))
     eta_v = eta if eta_v is None else eta_v
-    y = pack(state.Q, state.R, state.v)
-    dy = rhs(y, state.K, state.M, np.ascontiguousarray(state.T), np.ascontiguousarray(state.v_star),
-             float(eta), float(eta_v), float(sigma), act.code, bool(train_second_layer),
-             not gradient_flow, True)
-    return unpack(dy, state.K, state.M)
+    p, y0, _ = _problem(state, float(eta), float(eta_v), float(sigma), act.code,
+                        bool(train_second_layer), not gradient_flow, False)
+    dQ, dR, _, dv = unpack_classes(rhs_eval(y0, p), p.K, p.M, p.n_cls, False)
+    if isinstance(state, SparseOrderParams):
+        return dQ, dR, dv
+    return dQ[0], dR[0], dv
+
+
+def _activation_of(state, activation) -> str:
+    own = getattr(state, "activation", "erf")
+    if activation is None:
+        return own
+    name = get_activation(activation).name
+    if name != own:
+        raise ValueError(f"activation={activation!r} conflicts with the state's activation "
+                         f"{own!r}; omit it (the state's is used), or reinterpret the overlaps "
+                         f"explicitly with state.replace(activation={name!r})")
+    return name
 
 
 def _params_dict(state, eta, eta_v, sigma, activation, train_v, gradient_flow, method, rtol, atol,
-                 dt, alpha_max) -> dict:
-    return dict(eta=eta, eta_v=eta_v, sigma=sigma, activation=activation,
-                train_second_layer=train_v, gradient_flow=gradient_flow, method=method,
-                rtol=rtol, atol=atol, dt=dt, alpha_max=alpha_max, K=state.K, M=state.M)
+                 dt, alpha_max, track_P) -> dict:
+    d = dict(eta=eta, eta_v=eta_v, sigma=sigma, activation=activation,
+             train_second_layer=train_v, gradient_flow=gradient_flow, method=method,
+             rtol=rtol, atol=atol, dt=dt, alpha_max=alpha_max, K=state.K, M=state.M)
+    if isinstance(state, SparseOrderParams):
+        d["n_classes"] = state.n_classes
+    if track_P:
+        d["track_initial"] = True
+    return d
 
 
-def integrate(state: OrderParams, eta: float, alpha_max: float, save_at=None, eta_v=None,
+def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
               sigma: float = 0.0, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
-              method: str = "dopri5", activation: str = "erf", train_second_layer: bool = True,
-              gradient_flow: bool = False, dt: float = 0.01, max_steps: int = 10_000_000,
-              progress: bool = False, checkpoint: str | os.PathLike | None = None,
-              resume: bool = False, chunk_steps: int = 500, backend: str = "numba",
-              divergence_path: str | os.PathLike | None = None) -> LearningCurve:
+              method: str = "dopri5", activation: str | None = None,
+              train_second_layer: bool = True, gradient_flow: bool = False, dt: float = 0.01,
+              max_steps: int = 10_000_000, progress: bool | None = None,
+              checkpoint: str | os.PathLike | None = None, resume: bool = False,
+              chunk_steps: int | None = None, backend: str = "numba",
+              divergence_path: str | os.PathLike | None = None, track_initial: bool = False,
+              alpha0: float = 0.0) -> LearningCurve:
     r"""Integrate the order-parameter ODEs of online SGD from ``state`` up to ``alpha_max``.
 
     Parameters
     ----------
-    state : OrderParams
-        Initial order parameters (e.g. ``OrderParams.random(N, K, M, v_star, seed)``).
+    state : OrderParams or SparseOrderParams
+        Initial order parameters (e.g. ``OrderParams.random(N, K, M, v_star, seed)``), or the
+        per-class state of a network with a fixed first-layer mask (``SparseOrderParams``,
+        e.g. ``prune(...).sparse_state``): pruned weights then stay zero while the rest trains.
     eta : float
         First-layer learning rate (the SGD step is ``eta / sqrt(N)``).
     alpha_max : float
-        Final time, in units of ``alpha = steps / N``.
+        Duration, in units of ``alpha = steps / N``.
     save_at : array_like, optional
-        Times at which to record the state; ``alpha_max`` is always added. Default:
-        :func:`default_save_at` (0 and 200 log-spaced times).
+        Times (from the start of this run) at which to record the state; ``alpha_max`` is
+        always added. Default: :func:`default_save_at` (0 and 200 log-spaced times).
     eta_v : float, optional
         Second-layer learning rate (the SGD step is ``eta_v / N``); default ``eta``.
     sigma : float
@@ -105,164 +155,197 @@ def integrate(state: OrderParams, eta: float, alpha_max: float, save_at=None, et
     rtol, atol : float
         Tolerances of the adaptive method, per component of the state vector.
     method : {"dopri5", "rk4", "euler"}
-        Adaptive Dormand-Prince 5(4) (default) or a fixed step ``dt``.
-    activation : {"erf", "linear"}
+        Adaptive Dormand-Prince 5(4) (default), or classical RK4 / explicit Euler on the fixed
+        grid ``alpha = n dt`` (outputs between grid points are interpolated; the steps never
+        depend on ``save_at``).
+    activation : str, optional
+        The state's own activation is used; passing a different one is an error (it would be
+        another network's dynamics).
     train_second_layer : bool
         ``False`` freezes ``v`` (soft committee machine).
     gradient_flow : bool
         Drop the ``eta**2`` terms (and with them sigma): the gradient-flow ODEs.
     dt : float
         Step of the fixed-step methods.
-    progress : bool
-        Show a progress bar (stderr).
+    max_steps : int
+        Give up (``DivergenceError``) after this many accepted steps.
+    progress : bool or None
+        Show a progress bar on stderr; None (default): when stderr is a terminal.
     checkpoint : path, optional
-        Write the solver state there every ``chunk_steps`` accepted steps (atomically) and on
-        Ctrl-C; removed when the run finishes.
+        Write the solver state there (atomically) every few seconds and on Ctrl-C / SIGTERM;
+        removed when the run finishes.
     resume : bool
         Continue from ``checkpoint`` (same parameters required); gives exactly the numbers of an
         uninterrupted run.
+    chunk_steps : int, optional
+        Upper bound on the steps between two looks from Python (default: chunks of about 0.25 s).
     backend : {"numba", "jax"}
-        ``"jax"`` uses :mod:`odeprune.backends.jax` (optional extra): diffrax's Dopri5 in one
-        compiled call, so no progress bar, checkpoint or fixed-step method there.
+        ``"jax"`` uses :mod:`odeprune.backends.jax` (optional extra; dense states only):
+        diffrax's Dopri5 in one compiled call, so no progress bar, checkpoint or fixed step.
     divergence_path : path, optional
         Where to save the last good state if the run diverges.
+    track_initial : bool
+        Also integrate the two-time overlaps ``P_ik = w_i(alpha) . w_k(0) / N``
+        (``docs/theory.md`` §9); the curve then has ``P`` and ``joint_covariance(index)``.
+    alpha0 : float
+        Time of ``state`` on an earlier run: the saved ``alpha`` are ``alpha0 + t`` (to continue
+        a curve).
 
     Returns
     -------
     LearningCurve
+        For a SparseOrderParams a :class:`~odeprune.sparse.SparseLearningCurve` (``final`` is a
+        SparseOrderParams; ``eg, Q, R, v`` those of the masked network); with
+        ``track_initial`` a :class:`~odeprune.sparse.TwoTimeCurve` (dense).
 
     Raises
     ------
     DivergenceError
-        The state became non-finite or not PSD; the message gives alpha and suggests a smaller eta.
+        The state became non-finite or not PSD; the message says at which alpha, what most
+        likely caused it (learning rate, step, tolerance, overflow, a singular initial
+        covariance) and what to change.
+    OdepruneInterrupted
+        Ctrl-C or SIGTERM; the checkpoint (if any) was written and the message says how to
+        resume.
 
     Notes
     -----
-    .. math:: \dot R_{in} = -\eta v_i \sum_c a_c I_3(i,n,c), \ \ldots \ \text{(EQUATIONS.md §4)}
-
-    Goldt et al. (2019), supplementary S3-S4; Saad & Solla (1995).
+    .. math:: \dot R_{in} = -\eta v_i \sum_c a_c I_3(i,n,c), \ \ldots \ \text{(docs/theory.md §4, §8)}
     """
-    if not isinstance(state, OrderParams):
-        raise ValueError(f"state must be an OrderParams, got {type(state).__name__}")
+    if not isinstance(state, (OrderParams, SparseOrderParams)):
+        raise ValueError("state must be an OrderParams or a SparseOrderParams, got "
+                         f"{type(state).__name__}")
     eta = _positive("eta", eta)
     eta_v = eta if eta_v is None else _positive("eta_v", eta_v, allow_zero=True)
     sigma = _positive("sigma", sigma, allow_zero=True)
     alpha_max = _positive("alpha_max", alpha_max)
+    alpha0 = _positive("alpha0", alpha0, allow_zero=True)
     rtol = _positive("rtol", rtol)
     atol = _positive("atol", atol)
     dt = _positive("dt", dt)
-    act = get_activation(activation)
+    max_steps = check_size("max_steps", max_steps)
+    if chunk_steps is not None:
+        chunk_steps = check_size("chunk_steps", chunk_steps)
+    act = get_activation(_activation_of(state, activation))
     if method not in METHODS:
         raise ValueError(f"method={method!r} is unknown; expected one of {list(METHODS)}")
     if backend not in ("numba", "jax"):
         raise ValueError(f"backend={backend!r} is unknown; expected 'numba' or 'jax'")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=PATH")
+    if method != "dopri5" and dt > alpha_max:
+        raise ValueError(f"dt={dt!r} is larger than alpha_max={alpha_max!r}: the fixed-step "
+                         "method would take no step inside the run; use a smaller dt")
     t_out = default_save_at(alpha_max) if save_at is None else _check_save_at(save_at, alpha_max)
+    sparse = isinstance(state, SparseOrderParams)
     if backend == "jax":
+        problems = []
         if method != "dopri5":
-            raise ValueError(f"method={method!r} is not available with backend='jax' (it uses "
-                             "diffrax's adaptive Dopri5); use backend='numba'")
+            problems.append(f"method={method!r} is not available with backend='jax' (it uses "
+                            "diffrax's adaptive Dopri5)")
         if checkpoint is not None or resume:
-            raise ValueError("checkpoint/resume are not available with backend='jax' (one "
-                             "compiled call); use backend='numba'")
+            problems.append("checkpoint/resume are not available with backend='jax' (one "
+                            "compiled call)")
+        if sparse:
+            problems.append("a SparseOrderParams (masked network) is not available with "
+                            "backend='jax'")
+        if track_initial or alpha0:
+            problems.append("track_initial/alpha0 are not available with backend='jax'")
+        if problems:
+            raise ValueError("; ".join(problems) + "; use backend='numba'")
         from .backends.jax import integrate as _jax_integrate
 
-        # the JAX run is one compiled call: no progress bar; max_steps counts attempted steps
         return _jax_integrate(state, eta=eta, alpha_max=alpha_max, save_at=t_out, eta_v=eta_v,
                               sigma=sigma, rtol=rtol, atol=atol, activation=act.name,
                               train_second_layer=train_second_layer, gradient_flow=gradient_flow,
                               max_steps=int(min(max_steps, 10_000_000)))
 
-    K, M = state.K, state.M
-    T = np.ascontiguousarray(state.T)
-    v_star = np.ascontiguousarray(state.v_star)
     sgd = not gradient_flow
+    track_P = bool(track_initial)
+    p, y0, sp = _problem(state, eta, eta_v, sigma, act.code, bool(train_second_layer), sgd,
+                         track_P)
     params = _params_dict(state, eta, eta_v, sigma, act.name, bool(train_second_layer),
-                          bool(gradient_flow), method, rtol, atol, dt, alpha_max)
+                          bool(gradient_flow), method, rtol, atol, dt, alpha_max, track_P)
     psd_tol = PSD_RTOL * 10  # integration error may add a little on top of the input tolerance
-
-    n = n_state(K, M)
+    n = n_state(p.K, p.M, p.n_cls, track_P)
     Y_out = np.zeros((t_out.size, n))
-    y = pack(state.Q, state.R, state.v)
-    t = 0.0
-    i_out = 0
-    counters = np.zeros(3, dtype=np.int64)  # nfev, n_accept, n_reject
-    f = rhs(y, K, M, T, v_star, eta, eta_v, sigma, act.code, bool(train_second_layer), sgd, True)
-    counters[0] += 1
-    h = _initial_step(y, f, rtol, atol, alpha_max) if method == "dopri5" else dt
-
+    f0 = rhs_eval(y0, p)
+    if not np.all(np.isfinite(f0)):
+        raise ValueError(_overflow_message(state, eta, sigma))
+    h0 = _initial_step(y0, f0, rtol, atol, alpha_max) if method == "dopri5" else dt
+    run = new_run(y0, f0, 0.0, h0)
+    run.counters[NFEV] = 1
     if resume:
-        if checkpoint is None:
-            raise ValueError("resume=True needs checkpoint=PATH")
-        t, y, h, f, i_out, counters, Y_done = _load_checkpoint(checkpoint, params, state, t_out)
-        Y_out[:i_out] = Y_done
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=float(alpha_max), unit="α", desc="integrate", leave=False,
-                   bar_format="{l_bar}{bar}| α={n:.4g}/{total:g} [{elapsed}<{remaining}]")
-        bar.update(t)
+        _load_checkpoint(checkpoint, params, y0, state, t_out, run, Y_out)
+    stepper = _STEPPERS[method]
+    ctl = Control(rtol, atol, dt, 1, psd_tol)
     status = CHUNK
-    try:
-        while status == CHUNK:
-            if method == "dopri5":
-                status, t, y, h, f, i_out, nfev, nacc, nrej = dopri5_run(
-                    t, y, h, f, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sigma, act.code,
-                    bool(train_second_layer), sgd, True, rtol, atol, chunk_steps, psd_tol)
+    where = lambda: float(run.ts[0])  # noqa: E731
+    with RunControl(alpha_max, "integrate", progress, start=where(),
+                    max_chunk=chunk_steps) as rc:
+        try:
+            while status == CHUNK:
+                before = int(run.counters[N_ACCEPT])
+                ctl = ctl._replace(max_steps=rc.chunk_steps())
+                t0 = time.perf_counter()
+                status = stepper(run, t_out, Y_out, p, ctl)
+                rc.chunk_done(where(), int(run.counters[N_ACCEPT]) - before,
+                              time.perf_counter() - t0)
+                if status == CHUNK and run.counters[N_ACCEPT] >= max_steps:
+                    status = STEP_TOO_SMALL
+                    break
+                if rc.interrupted is not None:
+                    raise KeyboardInterrupt
+                if status == CHUNK and checkpoint is not None and rc.checkpoint_due():
+                    _save_checkpoint(checkpoint, params, y0, state, t_out, run, Y_out)
+        except KeyboardInterrupt:
+            why = rc.interrupted or "Ctrl-C"
+            msg = f"integration interrupted ({why}) at alpha={alpha0 + where():.6g}"
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, params, y0, state, t_out, run, Y_out)
+                msg += (f"; checkpoint saved to {str(checkpoint)!r}: resume with resume=True "
+                        "(CLI: add --resume)")
             else:
-                status, t, y, i_out, nfev, nacc = fixed_run(
-                    t, y, dt, t_out, i_out, Y_out, K, M, T, v_star, eta, eta_v, sigma, act.code,
-                    bool(train_second_layer), sgd, True, method == "rk4", chunk_steps, psd_tol)
-                nrej = 0
-            counters += (nfev, nacc, nrej)
-            if bar is not None:
-                bar.update(min(t, alpha_max) - bar.n)
-            if status == CHUNK and counters[1] >= max_steps:
-                status = STEP_TOO_SMALL
-                break
-            if status == CHUNK and checkpoint is not None:
-                _save_checkpoint(checkpoint, params, state, t_out, t, y, h, f, i_out, counters,
-                                 Y_out)
-    except KeyboardInterrupt:
-        msg = "integration interrupted"
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, params, state, t_out, t, y, h, f, i_out, counters, Y_out)
-            msg += (f" at alpha={t:.6g}; checkpoint saved to {str(checkpoint)!r}: resume with "
-                    "resume=True (CLI: --resume)")
-        raise OdepruneInterrupted(msg, None if checkpoint is None else str(checkpoint)) from None
-    finally:
-        if bar is not None:
-            bar.close()
+                msg += "; nothing saved (pass checkpoint=PATH, CLI --output/--checkpoint, to " \
+                       "be able to resume)"
+            raise OdepruneInterrupted(msg, None if checkpoint is None else str(checkpoint)) \
+                from None
 
     if status != OK:
-        _raise_divergence(status, t, y, K, M, state, eta, counters, divergence_path, i_out,
-                          t_out, Y_out)
+        _raise_divergence(status, run, p, sp, state, dict(params, alpha0=alpha0),
+                          divergence_path, t_out, Y_out)
     if checkpoint is not None and Path(checkpoint).exists():
         Path(checkpoint).unlink()
 
-    Q, R, v = unpack(Y_out, K, M)
-    eg = _eg_along(Q, R, v, state, act)
+    Qc, Rc, Pc, v = unpack_classes(Y_out, p.K, p.M, p.n_cls, track_P)
+    Q, R = Qc.sum(1), Rc.sum(1)
+    eg = _eg_along(Q, R, v, p.T, sp.v_star, act)
     meta = dict(params)
-    meta.update(nfev=int(counters[0]), n_accept=int(counters[1]), n_reject=int(counters[2]),
-                status="success", message="integration reached alpha_max", backend="numba")
-    return LearningCurve(alpha=t_out, eg=eg, Q=Q, R=R, v=v, T=state.T, v_star=state.v_star,
-                         metadata=meta)
+    meta.update(nfev=int(run.counters[NFEV]), n_accept=int(run.counters[N_ACCEPT]),
+                n_reject=int(run.counters[3]), status="success",
+                message="integration reached alpha_max", backend="numba", alpha0=alpha0)
+    common = dict(alpha=alpha0 + t_out, eg=eg, Q=Q, R=R, v=v, T=p.T, v_star=sp.v_star,
+                  metadata=meta)
+    if sparse:
+        return SparseLearningCurve(**common, patterns=sp.patterns, f=sp.f, T_cls=sp.T,
+                                   Q_cls=Qc, R_cls=Rc, P_cls=Pc)
+    if track_P:
+        return TwoTimeCurve(**common, P=Pc[:, 0])
+    return LearningCurve(**common)
 
 
-def _eg_along(Q, R, v, state, act) -> np.ndarray:
-    from .activations import eg_from_cov
-
+def _eg_along(Q, R, v, T, v_star, act) -> np.ndarray:
+    K, M = Q.shape[1], T.shape[0]
     out = np.empty(Q.shape[0])
-    a = np.empty(state.K + state.M)
-    a[state.K:] = -state.v_star
-    C = np.zeros((state.K + state.M,) * 2)
-    C[state.K:, state.K:] = state.T
+    a = np.empty(K + M)
+    a[K:] = -v_star
+    C = np.zeros((K + M,) * 2)
+    C[K:, K:] = T
     for j in range(Q.shape[0]):
-        C[:state.K, :state.K] = Q[j]
-        C[:state.K, state.K:] = R[j]
-        C[state.K:, :state.K] = R[j].T
-        a[:state.K] = v[j]
+        C[:K, :K] = Q[j]
+        C[:K, K:] = R[j]
+        C[K:, :K] = R[j].T
+        a[:K] = v[j]
         out[j] = eg_from_cov(act.code, C, a)
     return out
 
@@ -276,56 +359,105 @@ def _initial_step(y, f, rtol, atol, alpha_max) -> float:
     return float(min(h0, alpha_max))
 
 
-def _raise_divergence(status, t, y, K, M, state, eta, counters, path, i_out, t_out, Y_out):
-    Q, R, v = unpack(y, K, M)
-    last = None
-    try:
-        last = OrderParams(Q=Q, R=R, T=state.T, v=v, v_star=state.v_star)
-    except ValueError:
-        if i_out > 0:
-            Qo, Ro, vo = unpack(Y_out[i_out - 1], K, M)
-            try:
-                last = OrderParams(Q=Qo, R=Ro, T=state.T, v=vo, v_star=state.v_star)
-                t = float(t_out[i_out - 1])
-            except ValueError:
-                last = None
+# ------------------------------------------------------------------------------ divergence
+def _overflow_message(state, eta, sigma) -> str:
+    d = state.dense() if isinstance(state, SparseOrderParams) else state
+    big = max(float(np.abs(d.covariance()).max()), float(np.abs(d.signed_weights()).max()))
+    return (f"the right-hand side overflows at the initial state (largest overlap or second-layer "
+            f"weight {big:.3g}, eta={eta:g}, sigma={sigma:g}): the inputs are too large to "
+            "represent the dynamics in floating point; rescale v_star / the weights (the "
+            "paper's scale is O(1)-O(10))")
+
+
+def _diagnosis(status, params, sp, t, n_accept) -> str:
+    """What most likely happened, and what to change (one sentence each)."""
+    eta, method = params["eta"], params["method"]
+    d = sp.dense()
+    C = d.covariance()
+    lam_min = float(np.linalg.eigvalsh(C)[0])
+    scale = max(1.0, float(np.abs(C).max()))
+    if params["method"] == "dopri5" and (params["rtol"] > 1e-3 or params["atol"] > 1e-3):
+        return (f"the tolerances rtol={params['rtol']:g}, atol={params['atol']:g} are too loose "
+                "to keep the state a valid covariance: use the defaults (rtol=1e-7, atol=1e-10)")
+    if method != "dopri5" and n_accept <= 2:
+        return (f"the fixed step dt={params['dt']:g} is beyond the stability limit of "
+                f"{method} here: use a smaller dt (e.g. {params['dt'] / 10:g}) or the adaptive "
+                "method dopri5")
+    if params["sigma"] > 0 and params["sigma"] ** 2 > 100 * max(1.0, float(np.abs(d.v_star).max()) ** 2):
+        return (f"the noise term eta^2 sigma^2 J2 dominates (sigma={params['sigma']:g} is far "
+                "above the teacher's output scale): the student's norms blow up; use a smaller "
+                "sigma or eta")
+    if status == NOT_PSD and lam_min < 1e-6 * scale and t < 1e-3 * params["alpha_max"] + 100:
+        return (f"the initial covariance [[Q, R], [R^T, T]] is singular (smallest eigenvalue "
+                f"{lam_min:.2g}); an exact ansatz such as OrderParams.specialised sits on the "
+                "boundary of valid states and the SGD noise (eta^2 terms) pushes it out: start "
+                "near it instead (e.g. mix in a little of a random state, see the README), or "
+                "use gradient_flow=True")
+    if method != "dopri5":
+        return (f"the fixed step dt={params['dt']:g} is likely too large for {method}: use a "
+                "smaller dt or the adaptive method dopri5")
+    return (f"eta={eta:g} is likely too large for this K={sp.K} and M={sp.M} (the eta^2 terms run "
+            f"away): try a smaller eta (e.g. {eta / 2:g})")
+
+
+def _raise_divergence(status, run, p, sp, state, params, path, t_out, Y_out):
+    t = float(run.ts[0])
+    alpha0 = params["alpha0"]
+    last = _state_from(run.y, p, sp)
+    if last is None and run.counters[I_OUT] > 0:
+        last = _state_from(Y_out[run.counters[I_OUT] - 1], p, sp)
+        t = float(t_out[run.counters[I_OUT] - 1])
     saved = None
     if path is not None and last is not None:
-        saved = str(last.save(path, metadata={"alpha": t, "reason": "divergence"}))
-    what = {NONFINITE: "became non-finite", NOT_PSD: "stopped being positive semi-definite",
-            STEP_TOO_SMALL: "needed a vanishing step (or exceeded max_steps)"}.get(status, "failed")
-    msg = (f"the ODE state {what} after alpha={t:.6g} (eta={eta:g}, K={K}, M={M}, "
-           f"{int(counters[1])} steps); eta is likely too large for this K and M: try a smaller "
-           f"eta (e.g. {eta / 2:g})")
+        saved = str(last.save(path, metadata={"alpha": alpha0 + t, "reason": "divergence"}))
+    what = STATUS_TEXT.get(status, "failed")
+    msg = (f"the ODE state {what} after alpha={alpha0 + t:.6g} (eta={params['eta']:g}, K={sp.K}, "
+           f"M={sp.M}, {int(run.counters[N_ACCEPT])} steps): "
+           + _diagnosis(status, params, sp, t, int(run.counters[N_ACCEPT])))
     if saved:
-        msg += f"; last good state saved to {saved!r}"
-    raise DivergenceError(msg, alpha=float(t), last_state=last, saved_to=saved)
+        msg += f"; last good state saved to {saved!r} (continue from it with --init)"
+    raise DivergenceError(msg, alpha=alpha0 + t, last_state=last, saved_to=saved)
 
 
-# --------------------------------------------------------------------- checkpoints
-def _save_checkpoint(path, params, state, t_out, t, y, h, f, i_out, counters, Y_out):
+def _state_from(y, p, sp):
+    Qc, Rc, _, v = unpack_classes(y, p.K, p.M, p.n_cls, p.track_P)
+    try:
+        if p.n_cls == 1 and np.all(sp.patterns):
+            return OrderParams(Q=Qc[0], R=Rc[0], T=p.T, v=v, v_star=sp.v_star,
+                               **_act_kw(sp.activation))
+        return sp.replace(Q=Qc, R=Rc, v=v)
+    except ValueError:
+        return None
+
+
+def _act_kw(name):
+    return {"activation": name} if "activation" in OrderParams.__dataclass_fields__ else {}
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def _save_checkpoint(path, params, y0, state, t_out, run, Y_out):
+    i_out = int(run.counters[I_OUT])
     _io.write_npz(path, "IntegrateCheckpoint",
-                  {"t_out": t_out, "y": y, "f": f, "Y_done": Y_out[:i_out], "counters": counters,
-                   "init": pack(state.Q, state.R, state.v), "T": state.T, "v_star": state.v_star,
-                   "scalars": np.array([t, h, float(i_out)])},
-                  {"params": params})
+                  {"t_out": t_out, "y": run.y, "f": run.f, "ts": run.ts, "counters": run.counters,
+                   "Y_done": Y_out[:i_out], "init": y0},
+                  {"params": params, "checkpoint_version": CHECKPOINT_VERSION})
 
 
-def _load_checkpoint(path, params, state, t_out):
+def _load_checkpoint(path, params, y0, state, t_out, run, Y_out):
     arrays, meta = _io.read_npz(path, "IntegrateCheckpoint")
+    if meta.get("checkpoint_version") != CHECKPOINT_VERSION:
+        raise ValueError(f"checkpoint {str(path)!r} was written by another odeprune version's "
+                         "solver; refusing to resume (delete it to start over)")
     if meta.get("params") != params:
         diff = {k: (meta.get("params", {}).get(k), v) for k, v in params.items()
                 if meta.get("params", {}).get(k) != v}
         raise ValueError(f"checkpoint {str(path)!r} was made with other parameters "
                          f"(checkpoint vs now: {diff}); refusing to resume")
-    same = (np.array_equal(arrays["init"], pack(state.Q, state.R, state.v))
-            and np.array_equal(arrays["T"], state.T) and np.array_equal(arrays["v_star"],
-                                                                         state.v_star)
-            and np.array_equal(arrays["t_out"], t_out))
-    if not same:
+    if not (np.array_equal(arrays["init"], y0) and np.array_equal(arrays["t_out"], t_out)):
         raise ValueError(f"checkpoint {str(path)!r} was made from another initial state or "
                          "save_at; refusing to resume")
-    t, h, i_out = arrays["scalars"]
-    return (float(t), arrays["y"], float(h), arrays["f"], int(i_out), arrays["counters"],
-            arrays["Y_done"])
-
+    run.y[:] = arrays["y"]
+    run.f[:] = arrays["f"]
+    run.ts[:] = arrays["ts"]
+    run.counters[:] = arrays["counters"]
+    Y_out[:int(run.counters[I_OUT])] = arrays["Y_done"]

@@ -62,7 +62,7 @@ def _gradient_flow_numpy(s, eta, eta_v, act="erf", h=1e-6):
 
 @pytest.mark.parametrize("act", ["erf", "linear"])
 def test_first_order_terms_are_the_gradient_of_eg(act):
-    s = OrderParams.random(80, 4, 3, v_star=[2.0, -1.0, 1.5], seed=7)
+    s = OrderParams.random(80, 4, 3, v_star=[2.0, -1.0, 1.5], seed=7).replace(activation=act)
     dQ, dR, dv = rhs_state(s, eta=0.7, eta_v=0.3, activation=act, gradient_flow=True)
     eQ, eR, ev = _gradient_flow_numpy(s, 0.7, 0.3, act)
     np.testing.assert_allclose(dQ, eQ, atol=1e-7)  # central differences: O(h^2) + round-off/h
@@ -203,7 +203,7 @@ def test_learning_curve_save_load(tmp_path):
 
 def test_divergence_reports_alpha_and_suggests_smaller_eta(tmp_path):
     # a linear network with a huge learning rate: the eta^2 terms run away (stiff, then unbounded)
-    s = OrderParams.random(100, 6, 2, v_star=4.0, seed=0)
+    s = OrderParams.random(100, 6, 2, v_star=4.0, seed=0).replace(activation="linear")
     with pytest.raises(DivergenceError, match=r"after alpha=.*try a smaller eta") as info:
         odeprune.integrate(s, eta=100.0, alpha_max=100, activation="linear", max_steps=20_000,
                            divergence_path=tmp_path / "last.npz")
@@ -241,7 +241,7 @@ def test_interrupt_and_resume_is_exact(tmp_path, monkeypatch):
     kwargs = dict(eta=0.5, alpha_max=300, sigma=0.1, chunk_steps=20)
     full = odeprune.integrate(s, **kwargs)
     ckpt = tmp_path / "run.ckpt.npz"
-    real = dyn.dopri5_run
+    real = dyn._STEPPERS["dopri5"]
     calls = {"n": 0}
 
     def flaky(*args):
@@ -250,10 +250,10 @@ def test_interrupt_and_resume_is_exact(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(dyn, "dopri5_run", flaky)
+    monkeypatch.setitem(dyn._STEPPERS, "dopri5", flaky)
     with pytest.raises(odeprune.OdepruneInterrupted, match="resume"):
         odeprune.integrate(s, checkpoint=ckpt, **kwargs)
-    monkeypatch.setattr(dyn, "dopri5_run", real)
+    monkeypatch.setitem(dyn._STEPPERS, "dopri5", real)
     assert ckpt.exists()
     resumed = odeprune.integrate(s, checkpoint=ckpt, resume=True, **kwargs)
     for name in ("alpha", "eg", "Q", "R", "v"):
@@ -261,9 +261,9 @@ def test_interrupt_and_resume_is_exact(tmp_path, monkeypatch):
     assert resumed.metadata["nfev"] == full.metadata["nfev"]
     assert not ckpt.exists()  # removed once the run completed
     with pytest.raises(ValueError, match="other parameters"):
-        dyn._save_checkpoint(ckpt, {"eta": 1.0}, s, full.alpha, 0.0, pack(s.Q, s.R, s.v), 0.1,
-                             pack(s.Q, s.R, s.v), 0, np.zeros(3, dtype=np.int64),
-                             np.zeros((1, 1)))
+        y0 = pack(s.Q, s.R, s.v)
+        dyn._save_checkpoint(ckpt, {"eta": 1.0}, y0, s, full.alpha,
+                             dyn.new_run(y0, y0, 0.0, 0.1), np.zeros((1, y0.size)))
         odeprune.integrate(s, checkpoint=ckpt, resume=True, **kwargs)
 
 

@@ -1,0 +1,119 @@
+"""Run control shared by every long-running driver: progress bar, chunking by time, Ctrl-C/SIGTERM.
+
+A driver calls compiled code in chunks; between chunks it updates the progress bar, writes a
+checkpoint and looks at :attr:`RunControl.interrupted`. While a run is active, SIGINT and SIGTERM
+only set that flag (no exception can then land inside compiled code, which numba reports as a
+``SystemError``); a second Ctrl-C interrupts at once. The chunk length adapts so that one chunk
+takes about ``target_seconds`` whatever the cost of a step (large K: one step per chunk).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+__all__ = ["RunControl", "want_progress"]
+
+
+def want_progress(progress: bool | None) -> bool:
+    """``progress=None`` means: show progress when stderr is a terminal."""
+    if progress is None:
+        try:
+            return bool(sys.stderr.isatty())
+        except (AttributeError, ValueError):
+            return False
+    return bool(progress)
+
+
+class RunControl:
+    """Context manager for one long run.
+
+    Parameters
+    ----------
+    total : float
+        Where the run ends (e.g. ``alpha_max``), for the progress bar.
+    desc : str
+        Progress-bar label.
+    progress : bool or None
+        Show a tqdm bar on stderr (None: when stderr is a terminal).
+    start : float
+        Where the run starts (resume).
+    max_chunk : int, optional
+        Upper bound on the steps of one chunk.
+    target_seconds : float
+        Wall time one chunk should take.
+    """
+
+    def __init__(self, total: float, desc: str, progress: bool | None = None, start: float = 0.0,
+                 max_chunk: int | None = None, target_seconds: float = 0.25, unit: str = "α"):
+        self.total = float(total)
+        self.desc = desc
+        self.show = want_progress(progress)
+        self.start = float(start)
+        self.max_chunk = max_chunk
+        self.target = float(target_seconds)
+        self.unit = unit
+        self.interrupted: str | None = None
+        self._steps = 1
+        self._old: dict = {}
+        self.bar = None
+        self._t_last_save = time.monotonic()
+
+    # ------------------------------------------------------------------ context
+    def __enter__(self) -> RunControl:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    self._old[sig] = signal.signal(sig, self._handler)
+                except (ValueError, OSError):  # pragma: no cover - exotic platforms
+                    pass
+        if self.show:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit=self.unit, desc=self.desc, leave=False,
+                            bar_format="{l_bar}{bar}| " + self.unit
+                            + "={n:.4g}/{total:g} [{elapsed}<{remaining}]")
+            self.bar.update(self.start)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+        if self.bar is not None:
+            self.bar.close()
+
+    def _handler(self, signum, frame) -> None:
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        if self.interrupted is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.interrupted = name
+
+    # ------------------------------------------------------------------ chunks
+    def chunk_steps(self) -> int:
+        """Steps for the next chunk (>= 1)."""
+        n = self._steps
+        if self.max_chunk is not None:
+            n = min(n, self.max_chunk)
+        return max(1, int(n))
+
+    def chunk_done(self, position: float, steps: int, seconds: float) -> None:
+        """Record a finished chunk: update the bar and the next chunk length."""
+        if steps > 0 and seconds > 0:
+            per = seconds / steps
+            want = self.target / per
+            self._steps = int(max(1, min(want, 4 * max(self._steps, 1), 1_000_000)))
+        elif steps > 0:
+            self._steps = min(4 * self._steps, 1_000_000)
+        if self.bar is not None:
+            self.bar.update(min(position, self.total) - self.bar.n)
+
+    def checkpoint_due(self, every_seconds: float = 2.0) -> bool:
+        """True at most once every ``every_seconds`` (checkpoints are written by time)."""
+        now = time.monotonic()
+        if now - self._t_last_save >= every_seconds:
+            self._t_last_save = now
+            return True
+        return False
