@@ -18,9 +18,12 @@ from typing import Any
 import numpy as np
 
 #: Version of the on-disk format. Bump when the layout of a result file changes.
-FORMAT_VERSION = 1
+#: 2: ``T`` and ``v_star`` of LearningCurve / SimulationResult files are arrays (version 1 kept
+#: them in the JSON metadata; still read); every state-holding file records its activation.
+FORMAT_VERSION = 2
 
-__all__ = ["FORMAT_VERSION", "write_npz", "read_npz", "atomic_write_text", "package_version"]
+__all__ = ["FORMAT_VERSION", "write_npz", "read_npz", "atomic_write_text", "atomic_write_path",
+           "package_version"]
 
 
 def package_version() -> str:
@@ -95,9 +98,33 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return _atomic_write(path, "w", lambda fh: fh.write(text))
 
 
+def atomic_write_path(path: str | os.PathLike, write) -> Path:
+    """``write(tmp_path)`` for writers that take a file name (matplotlib's ``savefig``): into a
+    uniquely named temporary file beside ``path`` (same suffix, so the format is inferred from
+    it), then renamed into place; removed on any failure."""
+    path = Path(path)
+    _check_writable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent or ".")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
 def _atomic_write(path: Path, mode: str, write) -> Path:
     """``write(fh)`` into a temporary file beside ``path``, fsync, then rename it into place;
-    on any failure (an interrupt included) the temporary file is removed."""
+    on any failure (an interrupt included) the temporary file is removed. The temporary name is
+    unique (``mkstemp``), so concurrent writers of the same path never share it: the last
+    rename wins, and every reader sees one complete file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, mode) as fh:
@@ -115,13 +142,14 @@ def _atomic_write(path: Path, mode: str, write) -> Path:
     return path
 
 
-def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
-             ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None,
+             allow_plain: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read an odeprune ``.npz``; check it is one, of an accepted ``kind`` and format version.
 
     Raises ``ValueError`` with a message naming the file for anything else: a missing file, a file
     that is not a zip/npz, a truncated file, a file without odeprune metadata, a different kind or
-    a newer format version.
+    a newer format version. With ``allow_plain``, a ``.npz`` without metadata (``np.savez`` of
+    plain arrays) is returned with ``{"kind": "plain", "format_version": 0}``.
     """
     path = Path(path)
     if not path.exists():
@@ -133,6 +161,8 @@ def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
         raise ValueError(
             f"file {str(path)!r} is not a readable odeprune result (.npz): {exc}"
         ) from None
+    if "metadata" not in arrays and allow_plain:
+        return arrays, {"kind": "plain", "format_version": 0}
     if "metadata" not in arrays:
         raise ValueError(f"file {str(path)!r} is not an odeprune result: it has no metadata entry")
     try:

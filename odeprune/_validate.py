@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_size", "check_real"]
+__all__ = ["check_size", "check_real", "check_activation", "check_integer_range"]
 
 
 def check_size(name: str, value: Any) -> int:
@@ -29,3 +29,60 @@ def check_real(name: str, value: Any, allow_zero: bool = False) -> float:
     if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
         raise ValueError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'} and finite")
     return x
+
+
+def check_activation(activation: Any, recorded: str | None, source: str = "the input") -> str:
+    """The activation to use: ``recorded`` (the one the input carries, e.g. a simulation's
+    ``metadata["activation"]``) unless ``activation`` is given; a given one that differs from a
+    recorded one is refused (it would compute another network's numbers). Neither: erf."""
+    from .activations import get_activation
+
+    rec = None if recorded is None else get_activation(recorded).name
+    if activation is None:
+        return rec or "erf"
+    name = get_activation(activation).name
+    if rec is not None and name != rec:
+        raise ValueError(f"activation={activation!r} conflicts with the activation {rec!r} of "
+                         f"{source}; omit it (the recorded one is used)")
+    return name
+
+
+def check_integer_range(name: str, value: Any, lo: Any = -math.inf, hi: Any = math.inf,
+                        allowed: str | None = None, integer: bool = True) -> np.ndarray:
+    """An array_like of numbers (integers when ``integer``), every entry within ``[lo, hi]``
+    (bounds broadcast against ``value``); returns it as a float array of ``value``'s shape.
+
+    One ``ValueError`` naming ``name``, the first offending entry as the user wrote it (``3``,
+    not ``3.0``) and what is allowed (``allowed``, default ``lo..hi``)."""
+    rng = allowed or f"{_num(lo)}..{_num(hi)}"
+    try:
+        x = np.asarray(value)
+    except Exception:  # noqa: BLE001 - ragged lists and the like
+        x = np.asarray(None)
+    if x.dtype == bool or x.dtype.kind not in "iuf":
+        raise ValueError(f"{name}={value!r} must be {'an integer' if integer else 'a real number'}"
+                         f" ({rng})")
+    xf = x.astype(float)
+    xb, lo_b, hi_b = np.broadcast_arrays(xf, np.asarray(lo, dtype=float),
+                                         np.asarray(hi, dtype=float))
+    nonfinite = ~np.isfinite(xb)
+    if integer:
+        frac = ~nonfinite & (xb != np.round(xb))
+        if np.any(frac):
+            first = _num(xb[frac].ravel()[0])
+            raise ValueError(f"{name}={first} must be an integer; allowed {rng}")
+    bad = nonfinite | (xb < lo_b) | (xb > hi_b)
+    if np.any(bad):
+        raise ValueError(f"{name}={_num(xb[bad].ravel()[0])} is out of range; allowed {rng}")
+    return xf
+
+
+def _num(x: Any) -> str:
+    """A number as the user would have written it (3, not 3.0)."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return repr(x)
+    if math.isfinite(f) and f == round(f) and abs(f) < 1e15:
+        return str(int(f))
+    return repr(f)

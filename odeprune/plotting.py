@@ -15,10 +15,10 @@ def save_figure(fig, path: str | os.PathLike, pdf: bool = False) -> Path:
     """Save ``fig`` to ``path`` atomically (and a ``.pdf`` twin when ``pdf``); close it."""
     path = Path(path)
     targets = [path] + ([path.with_suffix(".pdf")] if pdf else [])
-    for target in targets:
-        tmp = target.with_name(f".{target.name}.tmp{target.suffix}")
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.replace(tmp, target)
+    from ._io import atomic_write_path
+
+    for target in targets:  # unique temporary names: concurrent runs never collide
+        atomic_write_path(target, lambda tmp: fig.savefig(tmp, dpi=150, bbox_inches="tight"))
     plt.close(fig)
     return path
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _io
+from .activations import get_activation
 from .state import OrderParams
 
 __all__ = ["LearningCurve", "load"]
@@ -44,7 +45,8 @@ class LearningCurve:
     v_star : ndarray, shape (M,)
     metadata : dict
         Parameters (eta, eta_v, sigma, activation, ...), solver statistics (nfev, n_accept,
-        n_reject), status and message, package version.
+        n_reject), status and message, package version. ``metadata["activation"]`` is the
+        networks' activation (erf when absent) and is carried by every state of the curve.
     """
 
     alpha: np.ndarray
@@ -65,6 +67,12 @@ class LearningCurve:
         for name in ("eg", "Q", "R", "v"):
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f"{name} has {getattr(self, name).shape[0]} rows, alpha has {n}")
+        get_activation(self.metadata.get("activation", "erf"))  # refuse an unknown one
+
+    @property
+    def activation(self) -> str:
+        """The networks' activation (``metadata["activation"]``; erf when not recorded)."""
+        return get_activation(self.metadata.get("activation", "erf")).name
 
     @property
     def K(self) -> int:
@@ -77,7 +85,7 @@ class LearningCurve:
     def state(self, index: int) -> OrderParams:
         """The order parameters at saved index ``index``."""
         return OrderParams(Q=self.Q[index], R=self.R[index], T=self.T, v=self.v[index],
-                           v_star=self.v_star)
+                           v_star=self.v_star, activation=self.activation)
 
     @property
     def initial(self) -> OrderParams:
@@ -106,26 +114,22 @@ class LearningCurve:
 
     # ---------------------------------------------------------------- files
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"alpha": self.alpha, "eg": self.eg, "Q": self.Q, "R": self.R, "v": self.v}
+        return {"alpha": self.alpha, "eg": self.eg, "Q": self.Q, "R": self.R, "v": self.v,
+                "T": self.T, "v_star": self.v_star}
 
     def save(self, path: str | os.PathLike):
-        """Write ``.npz`` with arrays ``alpha, eg, Q, R, v`` and JSON metadata (with T, v_star)."""
+        """Write ``.npz`` with arrays ``alpha, eg, Q, R, v, T, v_star`` and JSON metadata (with
+        the activation)."""
         meta = dict(self.metadata)
-        meta["T"] = self.T.tolist()
-        meta["v_star"] = self.v_star.tolist()
+        meta["activation"] = self.activation
         return _io.write_npz(path, self.KIND, self._arrays(), meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LearningCurve:
         arrays, meta = _io.read_npz(path, cls.KIND)
-        missing = {"alpha", "eg", "Q", "R", "v"} - set(arrays)
-        if missing or "T" not in meta or "v_star" not in meta:
-            raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing "
-                             f"{sorted(missing | ({'T', 'v_star'} - set(meta)))}")
-        T = meta.pop("T")
-        v_star = meta.pop("v_star")
-        return cls(alpha=arrays["alpha"], eg=arrays["eg"], Q=arrays["Q"], R=arrays["R"],
-                   v=arrays["v"], T=T, v_star=v_star, metadata=meta)
+        arrays, meta = _teacher_arrays(path, cls.KIND, arrays, meta,
+                                       ("alpha", "eg", "Q", "R", "v"))
+        return cls(metadata=meta, **arrays)
 
     def to_csv(self) -> str:
         """``alpha,eg`` as CSV text."""
@@ -134,11 +138,34 @@ class LearningCurve:
         return "\n".join(lines) + "\n"
 
 
+def _teacher_arrays(path, kind: str, arrays: dict, meta: dict, need) -> tuple[dict, dict]:
+    """The arrays ``need`` plus ``T`` and ``v_star`` of a curve file, and the metadata without
+    file bookkeeping. ``T`` / ``v_star`` are arrays since format 2; format-1 files kept them in
+    the JSON metadata, still read here."""
+    meta = {k: v for k, v in meta.items() if k not in ("kind", "format_version")}
+    out = {}
+    for name in ("T", "v_star"):
+        if name in arrays:
+            out[name] = arrays[name]
+            meta.pop(name, None)
+        elif name in meta:
+            out[name] = meta.pop(name)
+    missing = sorted((set(need) - set(arrays)) | ({"T", "v_star"} - set(out)))
+    if missing:
+        raise ValueError(f"file {str(path)!r} is a truncated {kind}: missing {missing}")
+    out.update({name: arrays[name] for name in need})
+    return out, meta
+
+
 def load(path: str | os.PathLike) -> Any:
-    """Load any odeprune result file, dispatching on the ``kind`` stored in it."""
-    _, meta = _io.read_npz(path)
+    """Load any odeprune result file, dispatching on the ``kind`` stored in it.
+
+    A plain ``.npz`` without odeprune metadata (``np.savez`` of ``Q, R, T, v, v_star``, or of
+    the weights ``w, w_star, v, v_star``) loads as an :class:`OrderParams`.
+    """
+    _, meta = _io.read_npz(path, allow_plain=True)
     kind = meta["kind"]
-    if kind == "OrderParams":
+    if kind in ("OrderParams", "plain"):
         return OrderParams.load(path)
     if kind == LearningCurve.KIND:
         return LearningCurve.load(path)

@@ -233,15 +233,13 @@ class SimulationResult(LearningCurve):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SimulationResult:
+        from .results import _teacher_arrays
+
         arrays, meta = _io.read_npz(path, cls.KIND)
-        need = {"alpha", "eg", "Q", "R", "v", "eg_test", "eg_test_se", "w", "w_star"}
-        missing = need - set(arrays)
-        if missing or "T" not in meta or "v_star" not in meta:
-            raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing "
-                             f"{sorted(missing | ({'T', 'v_star'} - set(meta)))}")
-        T = meta.pop("T")
-        v_star = meta.pop("v_star")
-        return cls(T=T, v_star=v_star, metadata=meta, **{k: arrays[k] for k in need})
+        arrays, meta = _teacher_arrays(path, cls.KIND, arrays, meta,
+                                       ("alpha", "eg", "Q", "R", "v", "eg_test", "eg_test_se",
+                                        "w", "w_star"))
+        return cls(metadata=meta, **arrays)
 
     def to_csv(self) -> str:
         """``alpha,eg,eg_test,eg_test_se`` as CSV text."""
@@ -450,9 +448,10 @@ class _Run:
         i = self.i_out
         if not (np.all(np.isfinite(self.w)) and np.all(np.isfinite(self.v))):
             self._diverged()
-        state = OrderParams.from_weights(self.w, self.w_star, self.v, self.v_star)
+        state = OrderParams.from_weights(self.w, self.w_star, self.v, self.v_star,
+                                         activation=self.act.name)
         self.Q_out[i], self.R_out[i], self.v_out[i] = state.Q, state.R, state.v
-        self.eg_out[i] = state.eg(self.act.name)
+        self.eg_out[i] = state.eg()
         if self.X_test is not None:
             _fields(self.X_test, self.w, self.inv_sqrt_N, self.lam_test)
             phi = self.act.g(self.lam_test) @ self.v
@@ -510,13 +509,15 @@ class _Run:
         last = None
         if np.all(np.isfinite(self.w)) and np.all(np.isfinite(self.v)):
             try:
-                last = OrderParams.from_weights(self.w, self.w_star, self.v, self.v_star)
+                last = OrderParams.from_weights(self.w, self.w_star, self.v, self.v_star,
+                                                activation=self.act.name)
             except ValueError:
                 last = None
         if last is None and self.i_out > 0:
             j = self.i_out - 1
             last = OrderParams(Q=self.Q_out[j], R=self.R_out[j], T=self.w_star @ self.w_star.T
-                               / self.N, v=self.v_out[j], v_star=self.v_star)
+                               / self.N, v=self.v_out[j], v_star=self.v_star,
+                               activation=self.act.name)
         raise DivergenceError(
             f"the SGD weights became non-finite at alpha={alpha:.6g} (step {self.step}, "
             f"eta={self.eta:g}, eta_v={self.eta_v:g}, N={self.N}, K={self.K}, M={self.M}); "

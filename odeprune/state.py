@@ -21,9 +21,9 @@ import numpy as np
 
 from . import _io
 from ._validate import check_size as _check_size
-from .activations import eg_from_cov, get_activation
+from .activations import ACTIVATIONS, eg_from_cov, get_activation
 
-__all__ = ["OrderParams", "PSD_RTOL", "SYMMETRY_RTOL", "as_generator"]
+__all__ = ["OrderParams", "PSD_RTOL", "SYMMETRY_RTOL", "as_generator", "load_state"]
 
 #: Relative tolerance on the smallest eigenvalue of the covariance (scaled by its largest entry).
 PSD_RTOL = 1e-8
@@ -81,13 +81,17 @@ class OrderParams:
         Student second layer.
     v_star : array_like, shape (M,)
         Teacher second layer.
+    activation : str
+        The activation ``g`` of student and teacher (a name of
+        :data:`odeprune.activations.ACTIVATIONS`; default ``"erf"``). It is part of the state:
+        the error, the dynamics and every pruning map use it, and files keep it.
 
     Raises
     ------
     ValueError
         Wrong shapes, non-finite entries, asymmetric Q or T, negative diagonal, or a joint
         covariance ``[[Q, R], [R^T, T]]`` that is not positive semi-definite (the message says by
-        how much).
+        how much), or an unknown activation.
     """
 
     Q: np.ndarray
@@ -95,9 +99,11 @@ class OrderParams:
     T: np.ndarray
     v: np.ndarray
     v_star: np.ndarray
+    activation: str = "erf"
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "activation", get_activation(self.activation).name)
         Q = _as_array("Q", self.Q, 2)
         R = _as_array("R", self.R, 2)
         T = _as_array("T", self.T, 2)
@@ -161,13 +167,16 @@ class OrderParams:
         """``a = (v_1..v_K, -v*_1..-v*_M)``: the error is ``sum_c a_c g(field_c)``."""
         return np.concatenate([self.v, -self.v_star])
 
-    def eg(self, activation: str = "erf") -> float:
+    def eg(self, activation: str | None = None) -> float:
         r"""Generalisation error :math:`\epsilon_g = \frac12\sum_{c,d} a_c a_d I_2(c,d)`.
 
-        The noiseless-label error (EQUATIONS.md §5); the error on labels with output noise
-        ``sigma`` is ``eg + sigma**2 / 2``. For erf this is Eq. (5)-(8) of Acharyya et al. (2021).
+        The noiseless-label error (EQUATIONS.md §5) of this network, with its own activation;
+        the error on labels with output noise ``sigma`` is ``eg + sigma**2 / 2``. For erf this is
+        Eq. (5)-(8) of Acharyya et al. (2021). ``activation`` may only repeat the state's own
+        (another one would be the error of a different network: use
+        ``state.replace(activation=...)`` for that).
         """
-        act = get_activation(activation)
+        act = get_activation(self.check_activation(activation))
         key = ("eg", act.name)
         if key not in self._cache:
             self._cache[key] = float(
@@ -176,9 +185,26 @@ class OrderParams:
             )
         return self._cache[key]
 
+    def check_activation(self, activation: str | None, what: str = "activation") -> str:
+        """The state's activation; ``activation`` (when not None) must name the same one.
+
+        Raises ``ValueError`` for a different activation: computing with another ``g`` than
+        the network's would silently give another network's numbers.
+        """
+        if activation is None:
+            return self.activation
+        name = get_activation(activation).name
+        if name != self.activation:
+            raise ValueError(
+                f"{what}={activation!r} conflicts with the state's activation "
+                f"{self.activation!r}; omit it (the state's is used), or reinterpret the overlaps "
+                f"explicitly with state.replace(activation={name!r})")
+        return name
+
     def replace(self, **changes: Any) -> OrderParams:
-        """A new, validated ``OrderParams`` with some fields replaced."""
-        kw = dict(Q=self.Q, R=self.R, T=self.T, v=self.v, v_star=self.v_star)
+        """A new, validated ``OrderParams`` with some fields (or the activation) replaced."""
+        kw = dict(Q=self.Q, R=self.R, T=self.T, v=self.v, v_star=self.v_star,
+                  activation=self.activation)
         unknown = set(changes) - set(kw)
         if unknown:
             raise ValueError(f"unknown field(s) {sorted(unknown)}; expected {sorted(kw)}")
@@ -188,17 +214,19 @@ class OrderParams:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, OrderParams):
             return NotImplemented
-        return all(np.array_equal(getattr(self, n), getattr(other, n))
-                   for n in ("Q", "R", "T", "v", "v_star"))
+        return self.activation == other.activation and all(
+            np.array_equal(getattr(self, n), getattr(other, n))
+            for n in ("Q", "R", "T", "v", "v_star"))
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"OrderParams(K={self.K}, M={self.M}, eg={self.eg():.6g})"
+        return (f"OrderParams(K={self.K}, M={self.M}, activation={self.activation!r}, "
+                f"eg={self.eg():.6g})")
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_weights(cls, w, w_star, v, v_star) -> OrderParams:
+    def from_weights(cls, w, w_star, v, v_star, activation: str = "erf") -> OrderParams:
         """Order parameters of finite-N weights.
 
         Parameters
@@ -207,6 +235,8 @@ class OrderParams:
         w_star : array_like, shape (M, N)
         v : array_like, shape (K,)
         v_star : array_like, shape (M,)
+        activation : str
+            The networks' activation (default ``"erf"``).
         """
         w = _as_array("w", w, 2)
         w_star = _as_array("w_star", w_star, 2)
@@ -215,7 +245,8 @@ class OrderParams:
         N = w.shape[1]
         if N < 1:
             raise ValueError("w must have at least one column (N >= 1)")
-        return cls(Q=w @ w.T / N, R=w @ w_star.T / N, T=w_star @ w_star.T / N, v=v, v_star=v_star)
+        return cls(Q=w @ w.T / N, R=w @ w_star.T / N, T=w_star @ w_star.T / N, v=v, v_star=v_star,
+                   activation=activation)
 
     @staticmethod
     def draw_weights(N: int, K: int, M: int, v_star: float | Any = 1.0,
@@ -239,18 +270,21 @@ class OrderParams:
 
     @classmethod
     def random(cls, N: int, K: int, M: int, v_star: float | Any = 1.0,
-               seed: int | np.random.Generator | None = 0) -> OrderParams:
+               seed: int | np.random.Generator | None = 0, activation: str = "erf"
+               ) -> OrderParams:
         """Order parameters of the paper's random initialisation at input dimension ``N``.
 
         Every first-layer weight (teacher and student) and the student's ``v`` are i.i.d. N(0,1)
         (Acharyya et al. 2021, Section 4); ``v_star`` is a scalar broadcast to all M units or an
         array of length M. See :meth:`draw_weights` for the draw order.
         """
+        act = get_activation(activation).name  # checked before the draw
         w, w_star, v, v_star = cls.draw_weights(N, K, M, v_star, seed)
-        return cls.from_weights(w, w_star, v, v_star)
+        return cls.from_weights(w, w_star, v, v_star, activation=act)
 
     @classmethod
-    def specialised(cls, M: int, Z: int, v_star: float | Any = 1.0) -> OrderParams:
+    def specialised(cls, M: int, Z: int, v_star: float | Any = 1.0, activation: str = "erf"
+                    ) -> OrderParams:
         """The paper's specialised ansatz (EQUATIONS.md §6; Goldt et al. 2019, S58-S60).
 
         ``K = Z M`` students; unit ``i`` learns teacher ``i // Z``: ``Q_ik = 1`` within a block
@@ -261,29 +295,157 @@ class OrderParams:
         block = np.repeat(np.arange(M), Z)
         R = (block[:, None] == np.arange(M)[None, :]).astype(float)
         Q = R @ R.T
-        return cls(Q=Q, R=R, T=np.eye(M), v=v_star[block] / Z, v_star=v_star)
+        return cls(Q=Q, R=R, T=np.eye(M), v=v_star[block] / Z, v_star=v_star,
+                   activation=activation)
 
     # ------------------------------------------------------------------ files
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"Q": self.Q, "R": self.R, "T": self.T, "v": self.v, "v_star": self.v_star}
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None):
-        """Save as ``.npz`` with keys ``Q, R, T, v, v_star`` (plus JSON metadata); atomic."""
-        return _io.write_npz(path, "OrderParams", self.to_arrays(), metadata)
+        """Save as ``.npz`` with keys ``Q, R, T, v, v_star`` (plus JSON metadata with the
+        activation); atomic."""
+        meta = dict(metadata or {})
+        meta["activation"] = self.activation
+        return _io.write_npz(path, "OrderParams", self.to_arrays(), meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> OrderParams:
-        """Load an ``OrderParams`` file, or the final state of a LearningCurve/SimulationResult."""
-        arrays, meta = _io.read_npz(path)
-        if meta["kind"] == "OrderParams":
-            missing = {"Q", "R", "T", "v", "v_star"} - set(arrays)
-            if missing:
-                raise ValueError(f"file {str(path)!r} lacks array(s) {sorted(missing)}")
-            return cls(**{k: arrays[k] for k in ("Q", "R", "T", "v", "v_star")})
-        if "T" in meta and "v_star" in meta and {"Q", "R", "v"} <= set(arrays):
-            return cls(Q=arrays["Q"][-1], R=arrays["R"][-1], T=meta["T"], v=arrays["v"][-1],
-                       v_star=meta["v_star"])
-        raise ValueError(f"file {str(path)!r} holds a {meta['kind']}, which has no order parameters")
+    def load(cls, path: str | os.PathLike, pick: int | str | None = None,
+             run: int | None = None) -> OrderParams:
+        """The order parameters held by any odeprune file, or by a plain ``.npz`` of arrays.
+
+        - ``OrderParams``: the state;
+        - ``LearningCurve`` / ``SimulationResult``: the state at the last saved time;
+        - ``SimulationEnsemble``: the last state of run ``run`` (required with several runs);
+        - ``PruneResult``: the pruned state of outcome ``pick`` (an index, or ``"likeliest"``;
+          required with several outcomes);
+        - a plain ``np.savez`` file (no odeprune metadata) with arrays ``Q, R, T, v, v_star``, or
+          the weights ``w, w_star, v, v_star`` (:meth:`from_weights`); the activation is the
+          one in an ``activation`` array if there is one, else erf.
+
+        The state keeps the activation recorded in the file (erf for files written before it
+        was recorded).
+        """
+        return load_state(path, pick=pick, run=run)[0]
+
+
+#: Arrays of a plain order-parameter file and of a plain weights file.
+PLAIN_STATE_ARRAYS = ("Q", "R", "T", "v", "v_star")
+PLAIN_WEIGHT_ARRAYS = ("w", "w_star", "v", "v_star")
+
+
+def _choose(path, n: int, index, option: str, what: str, probs=None) -> int:
+    """Index into ``n`` candidates: ``index`` (int or 'likeliest'), or the only one."""
+    if index is None:
+        if n == 1:
+            return 0
+        hint = " or 'likeliest' (the most probable)" if probs is not None else ""
+        raise ValueError(f"file {str(path)!r} holds {n} {what}; choose one with {option}=I "
+                         f"(0..{n - 1}){hint}")
+    if isinstance(index, str) and probs is not None and index == "likeliest":
+        return int(np.argmax(probs))
+    if isinstance(index, str):
+        try:
+            index = int(index)
+        except ValueError:
+            extra = " or 'likeliest'" if probs is not None else ""
+            raise ValueError(f"{option}={index!r} must be an integer in 0..{n - 1}{extra}"
+                             ) from None
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+        raise ValueError(f"{option}={index!r} must be an integer in 0..{n - 1}")
+    if not -n <= index < n:
+        raise ValueError(f"{option}={index} is out of range: file {str(path)!r} holds {n} "
+                         f"{what} (0..{n - 1})")
+    return int(index) % n
+
+
+def _plain_activation(path, arrays) -> tuple[str, str]:
+    if "activation" not in arrays:
+        return "erf", "assumed"
+    a = arrays["activation"]
+    if a.ndim != 0 or a.dtype.kind not in "US":
+        raise ValueError(f"file {str(path)!r}: array 'activation' must be a string "
+                         f"(one of {sorted(ACTIVATIONS)}), got dtype {a.dtype}, shape {a.shape}")
+    return get_activation(str(a)).name, "file"
+
+
+def load_state(path: str | os.PathLike, pick: int | str | None = None,
+               run: int | None = None) -> tuple[OrderParams, dict]:
+    """:meth:`OrderParams.load`, also returning what was read: ``info`` has ``kind`` (the kind of
+    file, ``"plain"`` for a file without odeprune metadata), ``activation_source`` (``"file"``,
+    or ``"assumed"`` when the file does not record it), ``alpha`` (the time of the state for a
+    curve, else None) and ``description`` (one line)."""
+    arrays, meta = _io.read_npz(path, allow_plain=True)
+    kind = meta["kind"]
+    info: dict[str, Any] = dict(kind=kind, alpha=None, activation_source="file")
+    if run is not None and kind != "SimulationEnsemble":
+        raise ValueError(f"run={run!r} applies to a SimulationEnsemble file; {str(path)!r} holds "
+                         f"{'plain arrays' if kind == 'plain' else 'a ' + kind}")
+    if pick is not None and kind != "PruneResult":
+        raise ValueError(f"pick={pick!r} applies to a PruneResult file; {str(path)!r} holds "
+                         f"{'plain arrays' if kind == 'plain' else 'a ' + kind}")
+    if kind == "plain":
+        activation, info["activation_source"] = _plain_activation(path, arrays)
+        if set(PLAIN_STATE_ARRAYS) <= set(arrays):
+            info["description"] = "plain arrays Q, R, T, v, v_star"
+            state = OrderParams(**{k: arrays[k] for k in PLAIN_STATE_ARRAYS},
+                                activation=activation)
+        elif set(PLAIN_WEIGHT_ARRAYS) <= set(arrays):
+            info["description"] = "plain weights w, w_star, v, v_star"
+            state = OrderParams.from_weights(*(arrays[k] for k in PLAIN_WEIGHT_ARRAYS),
+                                             activation=activation)
+        else:
+            missing = sorted(set(PLAIN_STATE_ARRAYS) - set(arrays))
+            raise ValueError(
+                f"file {str(path)!r} has no metadata entry (not an odeprune result) and is not a "
+                f"plain set of order parameters: it lacks array(s) {missing} (expected Q, R, T, "
+                f"v, v_star, or the weights w, w_star, v, v_star); it has {sorted(arrays)}")
+        return state, info
+
+    if "activation" in meta:
+        activation = get_activation(meta["activation"]).name
+    elif kind == "SimulationEnsemble" and meta.get("run_metadata"):
+        activation = get_activation(meta["run_metadata"][0].get("activation", "erf")).name
+    else:
+        activation, info["activation_source"] = "erf", "assumed"
+
+    def need(names):
+        missing = sorted(set(names) - set(arrays))
+        if missing:
+            raise ValueError(f"file {str(path)!r} lacks array(s) {missing}")
+
+    if kind == "OrderParams":
+        need(PLAIN_STATE_ARRAYS)
+        info["description"] = "OrderParams"
+        return OrderParams(**{k: arrays[k] for k in PLAIN_STATE_ARRAYS},
+                           activation=activation), info
+    if kind in ("LearningCurve", "SimulationResult"):
+        need(("alpha", "Q", "R", "v"))
+        T = arrays["T"] if "T" in arrays else meta.get("T")
+        v_star = arrays["v_star"] if "v_star" in arrays else meta.get("v_star")
+        if T is None or v_star is None:
+            raise ValueError(f"file {str(path)!r} is a truncated {kind}: missing T / v_star")
+        info["alpha"] = float(arrays["alpha"][-1])
+        info["description"] = f"the final state of a {kind} (alpha={info['alpha']:g})"
+        return OrderParams(Q=arrays["Q"][-1], R=arrays["R"][-1], T=T, v=arrays["v"][-1],
+                           v_star=v_star, activation=activation), info
+    if kind == "SimulationEnsemble":
+        need(("alpha", "Q", "R", "v", "T", "v_star"))
+        j = _choose(path, arrays["Q"].shape[0], run, "run", "runs")
+        info["alpha"] = float(arrays["alpha"][j][-1])
+        info["description"] = f"the final state of run {j} of a SimulationEnsemble"
+        return OrderParams(Q=arrays["Q"][j][-1], R=arrays["R"][j][-1], T=arrays["T"][j],
+                           v=arrays["v"][j][-1], v_star=arrays["v_star"][j],
+                           activation=activation), info
+    if kind == "PruneResult":
+        need(("Q", "R", "v", "T", "v_star", "probabilities"))
+        n = arrays["Q"].shape[0]
+        what = f"outcomes of {meta.get('method', 'pruning')}"
+        j = _choose(path, n, pick, "pick", what, probs=arrays["probabilities"])
+        info["description"] = f"outcome {j} of a PruneResult ({meta.get('method', '?')})"
+        return OrderParams(Q=arrays["Q"][j], R=arrays["R"][j], T=arrays["T"], v=arrays["v"][j],
+                           v_star=arrays["v_star"], activation=activation), info
+    raise ValueError(f"file {str(path)!r} holds a {kind}, which has no order parameters")
 
 
 def _check_correlations(C: np.ndarray, K: int) -> None:

@@ -136,7 +136,7 @@ def test_deterministic_state_property(converged):
 
 
 def test_linear_activation(converged):
-    r = prune(converged, "random_node", k=3, activation="linear")
+    r = prune(converged.replace(activation="linear"), "random_node", k=3)
     assert r.metadata["activation"] == "linear"
     np.testing.assert_allclose(r.eg_values[0], r.states[0].eg("linear"), rtol=1e-12)
 

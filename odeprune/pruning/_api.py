@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _io
+from .._progress import progress_bar, want_progress
 from ..activations import get_activation
 from ..results import _readonly
 from ..state import OrderParams
@@ -99,8 +101,9 @@ class PruneResult:
     @property
     def eg_se(self) -> float:
         """Monte Carlo standard error of ``eg_mean``: over sampled subsets (sample std with
-        ddof=1 over sqrt(n)), or of the Gaussian-coordinate Monte Carlo of an edge map
-        (propagated from the standard errors of the pruned overlaps)."""
+        ddof=1 over sqrt(n)), or of the Gaussian-coordinate Monte Carlo of an edge map (the
+        spread of the final error over its independent Monte Carlo batches, over sqrt(batches):
+        every covariance between the pruned Q and R entries is included)."""
         if "eg_mc_se" in self.metadata:
             return float(self.metadata["eg_mc_se"])
         n = int(self.metadata.get("n_draws", 0))
@@ -109,11 +112,18 @@ class PruneResult:
         return self.eg_std * float(np.sqrt(n / (n - 1.0))) / float(np.sqrt(n))
 
     @property
+    def activation(self) -> str:
+        """The networks' activation (``metadata["activation"]``; erf when not recorded)."""
+        return get_activation(self.metadata.get("activation", "erf")).name
+
+    @property
     def states(self) -> tuple[OrderParams, ...]:
-        """Pruned order parameters per outcome (validated ``OrderParams``, built on access)."""
+        """Pruned order parameters per outcome (validated ``OrderParams`` with the result's
+        activation, built on access)."""
         if "states" not in self._cache:
             self._cache["states"] = tuple(
-                OrderParams(Q=self.Q[j], R=self.R[j], T=self.T, v=self.v[j], v_star=self.v_star)
+                OrderParams(Q=self.Q[j], R=self.R[j], T=self.T, v=self.v[j], v_star=self.v_star,
+                            activation=self.activation)
                 for j in range(self.n_outcomes))
         return self._cache["states"]
 
@@ -204,21 +214,20 @@ def _is_int_seed(seed) -> bool:
     return seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool))
 
 
-def _edge_map(state: OrderParams, method: str, c: float, seed, n_samples: int, activation: str):
+def _edge_map(state: OrderParams, method: str, c: float, seed, n_samples: int, progress):
     """The Gaussian-coordinate edge map; memoised for integer seeds (the CLI and sweeps call it
     once per reweighting with the same state)."""
     from .edge_rules import edge_prune_map
 
     if not _is_int_seed(seed) or seed is None and method.startswith("snip"):
         return edge_prune_map(state, method, c, seed=seed, n_samples=n_samples,
-                              activation=activation)
+                              progress=progress)
     key = (tuple(np.asarray(a).tobytes() for a in (state.Q, state.R, state.T, state.v,
                                                     state.v_star)),
-           state.K, state.M, method, float(c), seed, n_samples, activation)
+           state.K, state.M, method, float(c), seed, n_samples, state.activation)
     hit = _EDGE_CACHE.get(key)
     if hit is None:
-        hit = edge_prune_map(state, method, c, seed=seed, n_samples=n_samples,
-                             activation=activation)
+        hit = edge_prune_map(state, method, c, seed=seed, n_samples=n_samples, progress=progress)
         if len(_EDGE_CACHE) > 256:
             _EDGE_CACHE.clear()
         _EDGE_CACHE[key] = hit
@@ -228,33 +237,15 @@ def _edge_map(state: OrderParams, method: str, c: float, seed, n_samples: int, a
 _EDGE_CACHE: dict = {}
 
 
-def _eg_se_from_entries(state: OrderParams, Q_se: np.ndarray, activation: str) -> float:
-    """Linear propagation of independent standard errors of Q entries to eg."""
-    h = 1e-6
-    var = 0.0
-    K = state.K
-    for i in range(K):
-        for k in range(i, K):
-            if Q_se[i, k] == 0:
-                continue
-            E = np.zeros((K, K))
-            E[i, k] = E[k, i] = h
-            try:
-                d = (state.replace(Q=state.Q + E).eg(activation)
-                     - state.replace(Q=state.Q - E).eg(activation)) / (2 * h)
-            except ValueError:
-                continue
-            var += (d * Q_se[i, k]) ** 2
-    return float(np.sqrt(var))
-
-
 def node_outcomes(state: OrderParams, subsets: np.ndarray, reweight: str,
-                  G: np.ndarray | None = None, activation: str = "erf"
+                  G: np.ndarray | None = None, activation: str | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Reweighted second layers (n, k) and errors (n,) of a batch of kept subsets (n, k).
 
-    ``G`` is :math:`I_2` over all fields of ``state`` (computed when not given).
+    ``G`` is :math:`I_2` over all fields of ``state`` (computed with the state's activation
+    when not given; ``activation``, when given, must be the state's).
     """
+    activation = state.check_activation(activation)
     if G is None:
         G = node.activation_gram_all(state, activation)
     K = state.K
@@ -266,28 +257,70 @@ def node_outcomes(state: OrderParams, subsets: np.ndarray, reweight: str,
     return v_new, eg_values
 
 
+def _edge_reweight(state: OrderParams, pruned: OrderParams, reweight: str):
+    """``(pruned state after the reweighting, its second layer v, its error, A or None)`` of an
+    edge-pruned state (``v`` is still the unpruned one in ``pruned``)."""
+    if reweight == "rescale_rows":
+        from .edge_rules import rescale_rows
+
+        pruned = rescale_rows(pruned, state)
+    K = state.K
+    v_star = np.array(state.v_star)
+    Gp = node.activation_gram_all(pruned, pruned.activation)
+    G_SS, G_ST = Gp[:K, :K], Gp[:K, K:]
+    v_new = np.array(state.v)
+    A = None
+    if reweight == "rescale":
+        A = _rw.rescale_factor(G_SS, G_ST, v_new, v_star)
+        v_new = A * v_new
+    elif reweight == "refit":
+        v_new = _rw.refit_weights(G_SS, G_ST, v_star)
+    eg = float(_rw.eg_quadratic(G_SS, G_ST, Gp[K:, K:], v_new, v_star))
+    return pruned, v_new, eg, A
+
+
+def _dpp_node_sampled(L, k, exact, n_samples, rng, progress):
+    """:func:`node.dpp_node`, drawing Monte Carlo samples in chunks to show progress (the same
+    generator in the same order: the same draws as one call)."""
+    if exact and math.comb(L.shape[0], k) <= node.MAX_ENUMERATE:
+        return node.dpp_node(L, k, exact, n_samples, rng)
+    from . import dpp
+
+    chunk = 500
+    draws = []
+    with progress_bar(progress, n_samples, "dpp_node samples", unit="draw") as bar:
+        for start in range(0, n_samples, chunk):
+            size = min(chunk, n_samples - start)
+            draws.append(dpp.sample_k_dpp(L, k, size=size, seed=rng))
+            bar.update(size)
+    return node._from_draws(np.concatenate(draws))
+
+
 def prune(state: OrderParams, method: str, k: int | None = None, c: float | None = None,
           reweight: str = "none", kernel="Q", seed: int | np.random.Generator | None = None,
-          exact: bool = True, n_samples: int = 10_000, activation: str = "erf") -> PruneResult:
+          exact: bool = True, n_samples: int = 10_000, activation: str | None = None,
+          progress: bool | None = None) -> PruneResult:
     r"""Prune a network given by its order parameters: the distribution of :math:`\epsilon_g`.
 
     Parameters
     ----------
     state : OrderParams
-        The unpruned student (K units) and teacher (M units).
-    method : {"random_node", "importance_node", "dpp_node", "dpp_map_node", "random_edge"}
+        The unpruned student (K units) and teacher (M units), with its activation.
+    method : {"random_node", "importance_node", "dpp_node", "dpp_map_node", "random_edge", ...}
         Node methods keep ``k`` units: uniformly at random; the ``k`` largest :math:`|v_i|` (ties
         to the lower index); a k-DPP with kernel ``kernel`` (Acharyya et al. 2021, Appendix A and
         Lemma 1); its greedy MAP subset. ``random_edge`` keeps each first-layer weight with
-        probability ``c`` and maps the state by Lemma 6 (the expected network, as the paper).
+        probability ``c`` and maps the state by Lemma 6 (the expected network, as the paper); the
+        other edge rules are Gaussian-coordinate maps (:mod:`odeprune.pruning.edge_rules`).
     k : int, optional
         Kept units, ``1 <= k <= K`` (node methods; for ``dpp_node`` also ``k <= rank(L)``).
     c : float, optional
-        Kept fraction of edges, ``0 <= c <= 1`` (``random_edge``). Equal parameter count with
+        Kept fraction of edges, ``0 <= c <= 1`` (edge methods). Equal parameter count with
         node pruning means ``c = k / K`` (Eq. 1).
     reweight : str
         Node methods: ``"none"``, ``"preact"``, ``"activation"``, ``"refit"``; edge:
-        ``"none"``, ``"rescale"``, ``"refit"`` (see :mod:`odeprune.pruning.reweight`).
+        ``"none"``, ``"rescale"``, ``"refit"``, ``"rescale_rows"`` (see
+        :mod:`odeprune.pruning.reweight`).
     kernel : {"Q", "activation"} or array_like, shape (K, K)
         DPP kernel: ``Q`` (limit of the pre-activation Gram matrix, Lemma 1), the activation Gram
         matrix :math:`I_2`, or an explicit PSD matrix.
@@ -298,7 +331,12 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
         ``False`` (or more subsets) draw ``n_samples`` subsets instead.
     n_samples : int
         Monte Carlo draws.
-    activation : {"erf", "linear"}
+    activation : str, optional
+        The activation is the state's (``state.activation``); an explicit different one is
+        refused (reinterpret with ``state.replace(activation=...)``).
+    progress : bool or None
+        Progress bar for long Monte Carlo work (k-DPP sampling, coordinate Monte Carlo edge
+        maps); ``None`` (default): when stderr is a terminal.
 
     Returns
     -------
@@ -308,15 +346,16 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
     ------
     ValueError
         Unknown method/reweight/kernel, ``k`` outside 1..K, ``c`` outside [0, 1], a kernel that
-        is not PSD, ``k > rank(L)`` for the DPP; the message names the parameter and what is
-        allowed.
+        is not PSD, ``k > rank(L)`` for the DPP, an activation other than the state's; the
+        message names the parameter and what is allowed.
     """
     if not isinstance(state, OrderParams):
         raise ValueError(f"state must be an OrderParams, got {type(state).__name__}")
     K = state.K
     k, c = _check_method_args(method, k, c, reweight, K)
-    act = get_activation(activation)
+    act = get_activation(state.check_activation(activation))
     n_samples = _check_int("n_samples", n_samples, 1)
+    want_progress(progress)  # validate before any work
     rng, seed_record = _resolve_seed(seed)
     kernel_name = kernel if isinstance(kernel, str) else "custom"
     if isinstance(kernel, str) and kernel not in node.KERNELS:
@@ -324,13 +363,13 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
                          "PSD array")
     meta: dict[str, Any] = dict(method=method, k=k, c=c, reweight=reweight,
                                 kernel=kernel_name, activation=act.name, seed=seed_record,
-                                K=K, M=state.M, eg_unpruned=state.eg(act.name),
+                                K=K, M=state.M, eg_unpruned=state.eg(),
                                 odeprune_version=_io.package_version())
-    G = node.activation_gram_all(state, act.name)
     M = state.M
     v_star = np.array(state.v_star)
 
     if method in node.NODE_METHODS:
+        G = node.activation_gram_all(state, act.name)
         if method == "random_node":
             subsets, probs, n_draws = node.random_node(K, k, exact, n_samples, rng)
         elif method == "importance_node":
@@ -338,35 +377,32 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
         else:
             L = node.node_kernel(state, kernel, act.name)
             if method == "dpp_node":
-                subsets, probs, n_draws = node.dpp_node(L, k, exact, n_samples, rng)
+                subsets, probs, n_draws = _dpp_node_sampled(L, k, exact, n_samples, rng,
+                                                            progress)
             else:
                 subsets, probs, n_draws = node.dpp_map_node(L, k)
         v_new, eg_values = node_outcomes(state, subsets, reweight, G)
         Qn = np.array(state.Q)[subsets[:, :, None], subsets[:, None, :]]
         Rn = np.array(state.R)[subsets]
     else:
+        mapped = None
         if method == "random_edge":
             pruned = edge.random_edge_map(state, c)
         else:
             mapped = _edge_map(state, method, c, seed if _is_int_seed(seed) else rng,
-                               max(n_samples, 200_000), act.name)
+                               max(n_samples, 200_000), progress)
             pruned = mapped.state
-            if np.any(mapped.Q_se > 0):
-                meta["eg_mc_se"] = _eg_se_from_entries(pruned, mapped.Q_se, act.name)
-        if reweight == "rescale_rows":
-            from .edge_rules import rescale_rows
-
-            pruned = rescale_rows(pruned, state)
-        Gp = node.activation_gram_all(pruned, act.name)
-        G_SS, G_ST = Gp[:K, :K], Gp[:K, K:]
-        v_new = np.array(state.v)
-        if reweight == "rescale":
-            A = _rw.rescale_factor(G_SS, G_ST, v_new, v_star)
+        pruned, v_new, eg, A = _edge_reweight(state, pruned, reweight)
+        if A is not None:
             meta["A"] = A
-            v_new = A * v_new
-        elif reweight == "refit":
-            v_new = _rw.refit_weights(G_SS, G_ST, v_star)
-        eg_values = np.array([_rw.eg_quadratic(G_SS, G_ST, Gp[K:, K:], v_new, v_star)])
+        if mapped is not None and mapped.Q_batches is not None:
+            # the error of the final (reweighted) network in every independent Monte Carlo
+            # batch: its spread is the standard error with the joint covariance of Q' and R'
+            eg_b = np.array([_edge_reweight(state, b, reweight)[2]
+                             for b in mapped.batch_states()])
+            meta["eg_mc_se"] = float(eg_b.std(ddof=1) / np.sqrt(eg_b.size))
+            meta["mc_batches"] = int(eg_b.size)
+        eg_values = np.array([eg])
         subsets = np.arange(K, dtype=np.int64)[None, :]
         probs, n_draws = np.ones(1), 0
         Qn, Rn, v_new = np.array(pruned.Q)[None], np.array(pruned.R)[None], v_new[None]

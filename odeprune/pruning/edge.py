@@ -57,4 +57,4 @@ def random_edge_map(state: OrderParams, c: float) -> OrderParams:
     c = check_c(c)
     Q = c * c * np.array(state.Q)
     np.fill_diagonal(Q, c * np.diag(state.Q))
-    return OrderParams(Q=Q, R=c * np.array(state.R), T=state.T, v=state.v, v_star=state.v_star)
+    return state.replace(Q=Q, R=c * np.array(state.R))  # keeps T, v, v_star, activation

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, optimize, special
 
+from .._progress import progress_bar
 from ..activations import get_activation
 from ..state import OrderParams, as_generator
 
@@ -68,7 +69,7 @@ def _sf(x):
 # ---------------------------------------------------------------------------------------------
 # gradient coordinates
 # ---------------------------------------------------------------------------------------------
-def gradient_covariance(state: OrderParams, activation: str = "erf") -> np.ndarray:
+def gradient_covariance(state: OrderParams, activation: str | None = None) -> np.ndarray:
     r"""``G`` (K, K+M): covariance of the gradient coordinate ``g_i`` with every field.
 
     .. math:: G_{i,f} = E[v_i \Delta g'(\lambda_i)\, f] = v_i \sum_c a_c I_3(i, f, c),
@@ -78,7 +79,7 @@ def gradient_covariance(state: OrderParams, activation: str = "erf") -> np.ndarr
     """
     from .._rhs import _s3_erf, _s3_generic
 
-    act = get_activation(activation)
+    act = get_activation(state.check_activation(activation))
     C = np.ascontiguousarray(state.covariance(), dtype=float)
     a = state.signed_weights()
     K, L = state.K, C.shape[0]
@@ -90,7 +91,7 @@ def gradient_covariance(state: OrderParams, activation: str = "erf") -> np.ndarr
     return state.v[:, None] * S3
 
 
-def augmented_covariance(state: OrderParams, activation: str = "erf") -> np.ndarray:
+def augmented_covariance(state: OrderParams, activation: str | None = None) -> np.ndarray:
     """Covariance of ``(w_1..w_K, w*_1..w*_M, g_1..g_K)``, shape (2K+M, 2K+M).
 
     ``var(g_i) = G_i C^+ G_i^T`` (``g_i = b_i . z`` with ``C b_i = G_i``; the pseudo-inverse picks
@@ -320,17 +321,30 @@ EDGE_RULES = tuple(RULES)
 @dataclass(frozen=True)
 class EdgeMapResult:
     """Pruned order parameters and the Monte Carlo standard errors of their entries (0 where
-    computed by quadrature)."""
+    computed by quadrature). For a Monte Carlo map, ``Q_batches`` (B, K, K) and ``R_batches``
+    (B, K, M) are the estimates of ``B`` independent batches (``state`` holds their mean): the
+    error of any function of the pruned state is the spread of its value over the batches
+    divided by ``sqrt(B)``, with every covariance between the entries included."""
 
     state: OrderParams
     Q_se: np.ndarray
     R_se: np.ndarray
     method: str
     rule: EdgeRule
+    Q_batches: np.ndarray | None = None
+    R_batches: np.ndarray | None = None
+
+    def batch_states(self) -> list[OrderParams]:
+        """The pruned state of every Monte Carlo batch (empty for quadrature)."""
+        if self.Q_batches is None:
+            return []
+        return [self.state.replace(Q=q, R=r) for q, r in zip(self.Q_batches, self.R_batches,
+                                                             strict=True)]
 
 
 def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: str = "auto",
-                   n_samples: int = 400_000, seed=0, activation: str = "erf") -> EdgeMapResult:
+                   n_samples: int = 400_000, seed=0, activation: str | None = None,
+                   progress: bool | None = False) -> EdgeMapResult:
     r"""The order parameters after edge pruning with ``rule`` keeping a fraction ``c``.
 
     Parameters
@@ -348,6 +362,10 @@ def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: s
     n_samples : int
         Monte Carlo coordinates.
     seed : int or Generator
+    activation : str, optional
+        Must be the state's activation when given (the state's is used).
+    progress : bool or None
+        Progress bar over the Monte Carlo batches (None: when stderr is a terminal).
 
     Returns
     -------
@@ -361,6 +379,7 @@ def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: s
     from .edge import check_c
 
     c = check_c(c)
+    activation = state.check_activation(activation)
     if method not in ("auto", "quadrature", "mc"):
         raise ValueError(f"method={method!r} is unknown; expected 'auto', 'quadrature' or 'mc'")
     if isinstance(rule, str):
@@ -378,6 +397,7 @@ def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: s
     Rp = np.zeros((K, M))
     Q_se = np.zeros((K, K))
     R_se = np.zeros((K, M))
+    Q_batches = R_batches = None
     if method == "quadrature" and rule.needs_gradient:
         raise ValueError(f"rule {rule.name!r} needs Monte Carlo for Q'_ik; use method='auto'")
     n_samples = int(n_samples)
@@ -386,7 +406,12 @@ def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: s
         # Gaussian coordinate Monte Carlo for every entry (one consistent sample: the pruned
         # overlaps are then a Gram matrix, and with moment matching the sample covariance of the
         # coordinates is exactly Sigma, so [[Q', R'], [R'^T, T]] is PSD and c = 1 is exact)
-        Qp, Rp, Q_se, R_se = _coordinate_mc(rule, Sigma, K, M, n_samples, as_generator(seed))
+        Q_batches, R_batches = _coordinate_mc(rule, Sigma, K, M, n_samples, as_generator(seed),
+                                              progress)
+        n_batches = Q_batches.shape[0]
+        Qp, Rp = Q_batches.mean(axis=0), R_batches.mean(axis=0)
+        Q_se = Q_batches.std(axis=0, ddof=1) / math.sqrt(n_batches)
+        R_se = R_batches.std(axis=0, ddof=1) / math.sqrt(n_batches)
     else:
         for i in range(K):
             m2 = _expect_x(lambda x: rule.keep_prob(i, x) * x * x, math.sqrt(Q[i, i]),
@@ -397,12 +422,18 @@ def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: s
             for k in range(i + 1, K):
                 Qp[i, k] = Qp[k, i] = _pair_moment(rule, Q, i, k)
     return EdgeMapResult(
-        state=OrderParams(Q=Qp, R=Rp, T=state.T, v=state.v, v_star=state.v_star),
-        Q_se=Q_se, R_se=R_se, method=method, rule=rule)
+        state=state.replace(Q=Qp, R=Rp), Q_se=Q_se, R_se=R_se, method=method, rule=rule,
+        Q_batches=Q_batches, R_batches=R_batches)
 
 
-def _coordinate_mc(rule: EdgeRule, Sigma: np.ndarray, K: int, M: int, n_samples: int, rng):
-    """Pruned Q', R' and their standard errors (over 20 batches) by coordinate Monte Carlo.
+#: independent Monte Carlo batches of a coordinate Monte Carlo edge map
+MC_BATCHES = 20
+
+
+def _coordinate_mc(rule: EdgeRule, Sigma: np.ndarray, K: int, M: int, n_samples: int, rng,
+                   progress: bool | None = False):
+    """Pruned Q', R' of each of ``MC_BATCHES`` independent batches, shapes (B, K, K) and
+    (B, K, M), by coordinate Monte Carlo.
 
     Each batch's coordinates are moment-matched: the standard normal draws are whitened so that
     their sample covariance is exactly the identity, hence that of ``z`` exactly ``Sigma``.
@@ -411,28 +442,33 @@ def _coordinate_mc(rule: EdgeRule, Sigma: np.ndarray, K: int, M: int, n_samples:
     keep = lam > 1e-12 * max(1.0, float(lam[-1]))
     A = U[:, keep] * np.sqrt(lam[keep])           # Sigma = A A^T
     r = A.shape[1]
-    n_batches = 20
+    n_batches = MC_BATCHES
     per = max(r + 2, n_samples // n_batches)
     sums_Q = np.zeros((n_batches, K, K))
     sums_R = np.zeros((n_batches, K, M))
-    for b in range(n_batches):
-        u = rng.standard_normal((per, r))
-        u -= u.mean(axis=0)
-        S = u.T @ u / per
-        ev, V = np.linalg.eigh(S)
-        u = u @ (V / np.sqrt(ev)) @ V.T             # sample covariance exactly I
-        z = u @ A.T
-        w = z[:, :K]
-        g = z[:, K + M:] if rule.needs_gradient else None
-        P = np.column_stack([rule.keep_prob(i, w[:, i], None if g is None else g[:, i])
-                             for i in range(K)])
-        pw = P * w
-        sums_Q[b] = pw.T @ pw / per
-        sums_Q[b][np.diag_indices(K)] = np.mean(P * w * w, axis=0)
-        sums_R[b] = pw.T @ z[:, K:K + M] / per
-    return (sums_Q.mean(axis=0), sums_R.mean(axis=0),
-            sums_Q.std(axis=0, ddof=1) / math.sqrt(n_batches),
-            sums_R.std(axis=0, ddof=1) / math.sqrt(n_batches))
+    with progress_bar(progress, n_batches, f"{rule.name} Monte Carlo", unit="batch") as bar:
+        for b in range(n_batches):
+            _mc_batch(rule, A, K, M, per, r, rng, sums_Q[b], sums_R[b])
+            bar.update(1)
+    return sums_Q, sums_R
+
+
+def _mc_batch(rule, A, K, M, per, r, rng, out_Q, out_R) -> None:
+    """One moment-matched batch of ``per`` coordinate samples into ``out_Q``, ``out_R``."""
+    u = rng.standard_normal((per, r))
+    u -= u.mean(axis=0)
+    S = u.T @ u / per
+    ev, V = np.linalg.eigh(S)
+    u = u @ (V / np.sqrt(ev)) @ V.T             # sample covariance exactly I
+    z = u @ A.T
+    w = z[:, :K]
+    g = z[:, K + M:] if rule.needs_gradient else None
+    P = np.column_stack([rule.keep_prob(i, w[:, i], None if g is None else g[:, i])
+                         for i in range(K)])
+    pw = P * w
+    out_Q[...] = pw.T @ pw / per
+    out_Q[np.diag_indices(K)] = np.mean(P * w * w, axis=0)
+    out_R[...] = pw.T @ z[:, K:K + M] / per
 
 
 def snip_marginal_quadrature(rule: SnipEdge, Sigma: np.ndarray, K: int, M: int, i: int

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import make_bar, want_progress
+from .._validate import check_activation
 from ..activations import get_activation
 from ..state import OrderParams
 from . import dpp, node
@@ -164,7 +166,8 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
                   k: int | None = None, c: float | None = None, reweight: str = "none",
                   kernel: str = "Q", n_samples: int = 10_000, n_masks: int = 100,
                   seed: int | np.random.Generator | None = None, n_test: int = 10_000,
-                  activation: str | None = None, predict: bool = True) -> FinitePruneResult:
+                  activation: str | None = None, predict: bool = True,
+                  progress: bool | None = None) -> FinitePruneResult:
     r"""Prune finite-N weights and measure the pruned networks' test error.
 
     Parameters
@@ -193,14 +196,16 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     activation : {"erf", "linear"}, optional
     predict : bool
         Also compute the thermodynamic-limit prediction from the weights' order parameters.
+    progress : bool or None
+        Progress bar over the masks and their test errors (None: when stderr is a terminal).
 
     Returns
     -------
     FinitePruneResult
     """
     w, v, w_star, v_star, act_name = _unpack(w, v, w_star, v_star)
-    act = get_activation(activation or act_name or "erf")
-    state = OrderParams.from_weights(w, w_star, v, v_star)  # validates shapes
+    act = get_activation(check_activation(activation, act_name, "the simulation"))
+    state = OrderParams.from_weights(w, w_star, v, v_star, activation=act.name)  # validates
     K, N = w.shape
     k, c = _check_method_args(method, k, c, reweight, K)
     if kernel not in node.KERNELS:
@@ -210,6 +215,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     n_test = _check_int("n_test", n_test, 0)
     if n_test == 1:
         raise ValueError("n_test=1 cannot give a standard error; use 0 (no test error) or >= 2")
+    want_progress(progress)
     if method in ("importance_node", "dpp_map_node", "magnitude_edge", "magnitude_edge_global"):
         n_masks = 1
     if isinstance(seed, np.random.Generator):
@@ -227,6 +233,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     y = act.g(X @ w_star.T / sqrtN) @ v_star   # noiseless teacher outputs, (n,)
 
     subsets_list, v_list, w_list = [], [], []
+    bar = make_bar(progress, 2 * n_masks, f"prune_weights {method}", unit="mask")
     if method in node.NODE_METHODS:
         if method == "random_node":
             subsets = np.sort(np.argsort(rng_masks.random((n_masks, K)), axis=1)[:, :k], axis=1)
@@ -252,6 +259,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
             subsets_list.append(S)
             v_list.append(vS)
             w_list.append(w[S])
+            bar.update(1)
         kept = np.full(len(subsets_list), k / K)
     else:
         kept = np.empty(n_masks)
@@ -281,6 +289,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
             subsets_list.append(np.arange(K))
             v_list.append(vp)
             w_list.append(wp)
+            bar.update(1)
 
     n_out = len(w_list)
     test_err = np.empty(n_out)
@@ -295,21 +304,23 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
             test_se[j] = loss.std(ddof=1) / np.sqrt(n_test)
         else:
             test_err[j] = test_se[j] = np.nan
-        eg_vals[j] = OrderParams.from_weights(wp, w_star, vp, v_star).eg(act.name)
+        eg_vals[j] = OrderParams.from_weights(wp, w_star, vp, v_star, activation=act.name).eg()
+        bar.update(1)
+    bar.close()
 
     prediction = None
     if predict or method in EDGE_METHODS:
         prediction = prune(state, method, k=k, c=c, reweight=reweight, kernel=kernel,
-                           seed=rng_pred, activation=act.name)
+                           seed=rng_pred, progress=False)
     if method in EDGE_METHODS:
         eg_limit = np.full(n_out, prediction.eg_mean)
     else:
-        eg_limit = node_outcomes(state, np.array(subsets_list), reweight, activation=act.name)[1]
+        eg_limit = node_outcomes(state, np.array(subsets_list), reweight)[1]
     if not predict:
         prediction = None
     meta = dict(method=method, k=k, c=c, reweight=reweight, kernel=kernel, activation=act.name,
                 N=N, K=K, M=w_star.shape[0], n_samples=n_samples, n_masks=n_out, n_test=n_test,
-                seed=seed_record, eg_unpruned=state.eg(act.name))
+                seed=seed_record, eg_unpruned=state.eg())
     return FinitePruneResult(test_errors=test_err, test_errors_se=test_se, eg_values=eg_vals,
                              subsets=np.array(subsets_list, dtype=np.int64),
                              v=np.array(v_list), kept_fraction=kept, eg_limit=eg_limit,

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from .._validate import check_activation
 from ..activations import get_activation
 from ..state import OrderParams
 from .edge import check_c
@@ -191,9 +192,9 @@ def prune_edges_weights(w, v=None, w_star=None, v_star=None, rule: str = "magnit
     from .finite import _unpack
 
     w, v, w_star, v_star, act_name = _unpack(w, v, w_star, v_star)
-    act = get_activation(activation or act_name or "erf")
+    act = get_activation(check_activation(activation, act_name, "the simulation"))
     c = check_c(c)
-    state = OrderParams.from_weights(w, w_star, v, v_star)
+    state = OrderParams.from_weights(w, w_star, v, v_star, activation=act.name)
     K, N = w.shape
     if rule.startswith("magnitude"):
         n_masks = 1
@@ -211,13 +212,13 @@ def prune_edges_weights(w, v=None, w_star=None, v_star=None, rule: str = "magnit
                       - act.g(Xt @ w_star.T / math.sqrt(N)) @ v_star) ** 2
         errs.append(loss.mean())
         ses.append(loss.std(ddof=1) / math.sqrt(n_test))
-        egs.append(OrderParams.from_weights(wp, w_star, v, v_star).eg(act.name))
+        egs.append(OrderParams.from_weights(wp, w_star, v, v_star, activation=act.name).eg())
         kept.append(mask.mean())
-    eg_limit = (edge_prune_map(state, rule, c, activation=act.name).state.eg(act.name)
+    eg_limit = (edge_prune_map(state, rule, c).state.eg()
                 if predict else float("nan"))
     meta = dict(info)
     meta.update(rule=rule, c=c, N=N, K=K, M=w_star.shape[0], n_masks=n_masks, n_test=n_test,
-                seed=seed, eg_unpruned=state.eg(act.name))
+                seed=seed, eg_unpruned=state.eg())
     return EdgePruneWeightsResult(np.array(errs), np.array(ses), np.array(egs), np.array(kept),
                                   float(eg_limit), meta)
 
@@ -291,7 +292,7 @@ def iterative_magnitude_pruning(N: int, K: int, M: int, eta: float, alpha_per_ro
             new = new.reshape(mask.shape)
         mask = new & mask
         eg_pruned.append(OrderParams.from_weights(res.w * mask, res.w_star, res.v[-1],
-                                                  res.v_star).eg())
+                                                  res.v_star, activation=res.activation).eg())
     return IMPResult(np.array(kept), np.array(eg_trained), np.array(eg_pruned), np.array(masks),
                      results, dict(N=N, K=K, M=M, eta=eta, alpha_per_round=alpha_per_round,
                                    rounds=rounds, prune_fraction=prune_fraction, sigma=sigma,

@@ -10,7 +10,9 @@ Equal parameter count (Eq. 1) means ``k_n = c K = c Z M``. That is an integer on
 of ``c``; the comparisons :func:`theorem2_difference` and :func:`theorem3_difference` evaluate
 Lemma 2 at the *real* ``k = c Z M`` (Eq. 9 and Eq. 10 are linear in ``k``, so this is the linear
 interpolation between the integer values; Eq. 14 in the proof of Theorem 3 writes the same thing
-as ``M v*^2 (1 - Z c) / 6``). :func:`lemma2_dpp_node` itself accepts any real ``0 <= k <= M``.
+as ``M v*^2 (1 - Z c) / 6``). The public functions take the paper's integer counts
+(``M, Z >= 1``, ``0 <= k <= M`` for Lemma 2, ``0 <= k <= K = ZM`` for random node pruning) and
+refuse anything else with one ``ValueError`` naming the argument and the allowed range.
 
 All errors are :math:`\epsilon_g` for noiseless labels, as in the paper.
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import comb
+
+from .._validate import check_integer_range
 
 __all__ = [
     "lemma2_dpp_node",
@@ -34,10 +38,59 @@ __all__ = [
 ]
 
 
-def _check_range(name: str, x: np.ndarray, lo, hi, what: str) -> None:
-    if np.any(~np.isfinite(x)) or np.any(x < lo) or np.any(x > hi):
-        bad = x[(~np.isfinite(x)) | (x < lo) | (x > hi)].ravel()[0]
-        raise ValueError(f"{name}={bad!r} is out of range; allowed {what}")
+def _bound(symbol: str, value) -> str:
+    """``"M=2"`` for a scalar bound, ``"M"`` for an array of them."""
+    value = np.asarray(value)
+    if value.size == 1:
+        x = float(value.ravel()[0])
+        return f"{symbol}={int(x) if x == round(x) else x:g}"
+    return symbol
+
+
+def _domain(M=None, Z=None, k=None, c=None, v_star=None, k_max: str = "M", c_max_Z=False):
+    """The one validator of this module: every argument of the paper's closed forms.
+
+    ``M, Z``: integers >= 1; ``k``: integer in ``0..M`` (``k_max="M"``, Lemma 2) or ``0..ZM``
+    (``k_max="K"``, random node pruning); ``c``: real in ``[0, 1]`` (and ``<= 1/Z`` with
+    ``c_max_Z``, where Lemma 2 is evaluated at ``k = cZM``); ``v_star``: finite. Returns the
+    float arrays, broadcast against each other."""
+    out = {}
+    if M is not None:
+        out["M"] = check_integer_range("M", M, 1, np.inf, ">= 1 (teacher units)")
+    if Z is not None:
+        out["Z"] = check_integer_range("Z", Z, 1, np.inf, ">= 1 (student units per teacher unit)")
+    if k is not None:
+        if k_max == "M":
+            hi = out["M"]
+            allowed = f"0 <= k <= {_bound('M', hi)} (Lemma 2 keeps at most one unit per block)"
+        else:
+            hi = out["Z"] * out["M"]
+            allowed = f"0 <= k <= {_bound('K=Z*M', hi)}"
+        out["k"] = check_integer_range("k", k, 0, hi, allowed)
+    if c is not None:
+        out["c"] = check_integer_range("c", c, 0.0, 1.0, "0 <= c <= 1", integer=False)
+        if c_max_Z:
+            check_integer_range("c", out["c"], 0.0, 1.0 / out["Z"] * (1 + 1e-12),
+                                f"0 <= c <= 1/Z (Lemma 2 needs k = cZM <= M; "
+                                f"{_bound('Z', out['Z'])})", integer=False)
+    if v_star is not None:
+        out["v_star"] = check_integer_range("v_star", v_star, -np.inf, np.inf,
+                                            "a finite real number", integer=False)
+    names = list(out)
+    arrays = np.broadcast_arrays(*(out[n] for n in names))
+    return dict(zip(names, arrays, strict=True))
+
+
+def _scalar(out):
+    return out[()] if out.ndim == 0 else out
+
+
+def _eq9(M, Z, k, v_star):
+    return v_star**2 * (k / 6.0 * (1.0 - 1.0 / Z) ** 2 + (M - k) / 6.0)
+
+
+def _eq10(M, k, v_star):
+    return (M - k) * v_star**2 / 6.0
 
 
 def lemma2_dpp_node(M, Z, k, v_star=1.0):
@@ -53,15 +106,13 @@ def lemma2_dpp_node(M, Z, k, v_star=1.0):
     M, Z : array_like
         Teacher units and students per teacher unit.
     k : array_like
-        Kept units, ``0 <= k <= M`` (real values allowed: the formula is linear in ``k``).
+        Kept units, an integer ``0 <= k <= M`` (``theorem2_difference`` evaluates the formula,
+        linear in ``k``, at the real ``k = cZM``).
     v_star : array_like
         Teacher second-layer weight (the same for every teacher unit).
     """
-    M, Z, k, v_star = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (M, Z, k, v_star)))
-    _check_range("k", k - M, -np.inf, 0.0, "0 <= k <= M (Lemma 2 needs k_n <= M)")
-    _check_range("k", k, 0.0, np.inf, "0 <= k <= M")
-    out = v_star**2 * (k / 6.0 * (1.0 - 1.0 / Z) ** 2 + (M - k) / 6.0)
-    return out[()] if out.ndim == 0 else out
+    a = _domain(M=M, Z=Z, k=k, v_star=v_star)
+    return _scalar(_eq9(a["M"], a["Z"], a["k"], a["v_star"]))
 
 
 def lemma2_dpp_node_reweighted(M, Z, k, v_star=1.0):
@@ -71,11 +122,8 @@ def lemma2_dpp_node_reweighted(M, Z, k, v_star=1.0):
 
     ``Z`` does not enter; it is an argument for symmetry with :func:`lemma2_dpp_node`.
     """
-    M, Z, k, v_star = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (M, Z, k, v_star)))
-    _check_range("k", k - M, -np.inf, 0.0, "0 <= k <= M (Lemma 2 needs k_n <= M)")
-    _check_range("k", k, 0.0, np.inf, "0 <= k <= M")
-    out = (M - k) * v_star**2 / 6.0
-    return out[()] if out.ndim == 0 else out
+    a = _domain(M=M, Z=Z, k=k, v_star=v_star)
+    return _scalar(_eq10(a["M"], a["k"], a["v_star"]))
 
 
 def lemma3_node_subset(M, Z, counts, v_star=1.0):
@@ -95,11 +143,7 @@ def lemma3_node_subset(M, Z, counts, v_star=1.0):
     v_star : float or array_like, shape (M,)
         Teacher second layer (a scalar is broadcast to all units).
     """
-    counts = np.asarray(counts, dtype=float)
-    if counts.shape[-1:] != (int(M),):
-        raise ValueError(f"counts must have shape (..., M={M}), got {counts.shape}")
-    _check_range("counts", counts, 0, Z, f"0 <= l_m <= Z={Z}")
-    v_star = np.broadcast_to(np.asarray(v_star, dtype=float), (int(M),))
+    counts, v_star = _block_counts(M, Z, counts, v_star)
     return np.sum(v_star**2 / 6.0 * (1.0 - counts / Z) ** 2, axis=-1)
 
 
@@ -111,12 +155,29 @@ def lemma3_node_subset_reweighted(M, Z, counts, v_star=1.0):
     (the argument of the proof of Lemma 2, Eq. 10, applied to any subset; the reweightings
     ``"preact"``, ``"activation"`` and ``"refit"`` all give it on the ansatz).
     """
-    counts = np.asarray(counts, dtype=float)
-    if counts.shape[-1:] != (int(M),):
-        raise ValueError(f"counts must have shape (..., M={M}), got {counts.shape}")
-    _check_range("counts", counts, 0, Z, f"0 <= l_m <= Z={Z}")
-    v_star = np.broadcast_to(np.asarray(v_star, dtype=float), (int(M),))
+    counts, v_star = _block_counts(M, Z, counts, v_star)
     return np.sum(np.where(counts == 0, v_star**2 / 6.0, 0.0), axis=-1)
+
+
+def _block_counts(M, Z, counts, v_star):
+    """Lemma 3's arguments: scalar integers ``M, Z >= 1``; ``counts`` (..., M) integers in
+    ``0..Z``; ``v_star`` a scalar or (M,), finite."""
+    for name, value in (("M", M), ("Z", Z)):
+        if np.ndim(value) != 0:
+            raise ValueError(f"{name}={value!r} must be one integer >= 1 here (counts carries "
+                             "the batch axes)")
+    a = _domain(M=M, Z=Z)
+    M_i, Z_i = int(a["M"]), int(a["Z"])
+    counts = np.asarray(counts)
+    if counts.shape[-1:] != (M_i,):
+        raise ValueError(f"counts must have shape (..., M={M_i}), got {counts.shape}")
+    counts = check_integer_range("counts", counts, 0, Z_i, f"0 <= l_m <= Z={Z_i}")
+    v_star = np.asarray(v_star)
+    if v_star.shape not in ((), (M_i,)):
+        raise ValueError(f"v_star must be a scalar or have shape (M={M_i},), got {v_star.shape}")
+    v_star = check_integer_range("v_star", v_star, -np.inf, np.inf, "a finite real number",
+                                 integer=False)
+    return counts, np.broadcast_to(v_star, (M_i,))
 
 
 def _edge_terms(Z, c):
@@ -135,11 +196,10 @@ def lemma4_random_edge(M, Z, c, v_star=1.0):
         + \Big(1 - \frac1Z\Big)\arcsin\frac{c^2}{1+c} + \frac\pi6
         - 2\arcsin\frac{c}{\sqrt{2(1+c)}}\Big]
     """
-    M, Z, c, v_star = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (M, Z, c, v_star)))
-    _check_range("c", c, 0.0, 1.0, "0 <= c <= 1")
+    d = _domain(M=M, Z=Z, c=c, v_star=v_star)
+    M, Z, c, v_star = d["M"], d["Z"], d["c"], d["v_star"]
     a, b = _edge_terms(Z, c)
-    out = M * v_star**2 / np.pi * (a + np.pi / 6.0 - 2.0 * b)
-    return out[()] if out.ndim == 0 else out
+    return _scalar(M * v_star**2 / np.pi * (a + np.pi / 6.0 - 2.0 * b))
 
 
 def theorem3_rescaled_edge(M, Z, c, v_star=1.0):
@@ -161,8 +221,8 @@ def theorem3_rescaled_edge(M, Z, c, v_star=1.0):
     A : ndarray or float
         The minimiser.
     """
-    M, Z, c, v_star = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (M, Z, c, v_star)))
-    _check_range("c", c, 0.0, 1.0, "0 <= c <= 1")
+    d = _domain(M=M, Z=Z, c=c, v_star=v_star)
+    M, Z, c, v_star = d["M"], d["Z"], d["c"], d["v_star"]
     a, b = _edge_terms(Z, c)
     pos = a > 0
     A = np.where(pos, b / np.where(pos, a, 1.0), 1.0)
@@ -181,12 +241,10 @@ def theorem2_difference(Z, c, M=1, v_star=1.0):
     real number (see the module docstring); ``c`` must satisfy ``c <= 1/Z`` (Lemma 2 needs
     ``k <= M``).
     """
-    Z, c, M, v_star = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (Z, c, M, v_star)))
-    _check_range("c", c, 0.0, 1.0, "0 <= c <= 1")
-    _check_range("c", c * Z, 0.0, 1.0 + 1e-12, "0 <= c <= 1/Z (Lemma 2 needs k = cZM <= M)")
-    k = np.minimum(c * Z * M, M)
-    out = lemma2_dpp_node(M, Z, k, v_star) - lemma4_random_edge(M, Z, c, v_star)
-    return out
+    d = _domain(M=M, Z=Z, c=c, v_star=v_star, c_max_Z=True)
+    M, Z, c, v_star = d["M"], d["Z"], d["c"], d["v_star"]
+    k = np.minimum(c * Z * M, M)  # real k: Eq. 9 is linear in k (module docstring)
+    return _scalar(_eq9(M, Z, k, v_star) - lemma4_random_edge(M, Z, c, v_star))
 
 
 def theorem3_difference(Z, c, M=1, v_star=1.0):
@@ -196,12 +254,11 @@ def theorem3_difference(Z, c, M=1, v_star=1.0):
 
     The paper (Theorem 3, Figure 4B) claims it is ``<= 0`` for ``Z >= 4`` and ``0 <= c <= 1/Z``.
     """
-    Z, c, M, v_star = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (Z, c, M, v_star)))
-    _check_range("c", c, 0.0, 1.0, "0 <= c <= 1")
-    _check_range("c", c * Z, 0.0, 1.0 + 1e-12, "0 <= c <= 1/Z (Lemma 2 needs k = cZM <= M)")
-    k = np.minimum(c * Z * M, M)
+    d = _domain(M=M, Z=Z, c=c, v_star=v_star, c_max_Z=True)
+    M, Z, c, v_star = d["M"], d["Z"], d["c"], d["v_star"]
+    k = np.minimum(c * Z * M, M)  # real k: Eq. 10 is linear in k (module docstring)
     eg_edge, _ = theorem3_rescaled_edge(M, Z, c, v_star)
-    return lemma2_dpp_node_reweighted(M, Z, k, v_star) - eg_edge
+    return _scalar(_eq10(M, k, v_star) - eg_edge)
 
 
 def random_node_expected(M, Z, k, v_star=1.0):
@@ -216,7 +273,8 @@ def random_node_expected(M, Z, k, v_star=1.0):
         + \frac{\mathrm{Var}\,l}{Z^2}\Big],\quad E l = \frac{k}{M},\quad
         \mathrm{Var}\,l = k\frac{Z}{K}\Big(1 - \frac{Z}{K}\Big)\frac{K - k}{K - 1}
     """
-    M, Z, k, v_star = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (M, Z, k, v_star)))
+    d = _domain(M=M, Z=Z, k=k, v_star=v_star, k_max="K")
+    M, Z, k, v_star = d["M"], d["Z"], d["k"], d["v_star"]
     K = Z * M
     mean = k / M
     p = Z / K
@@ -228,7 +286,8 @@ def random_node_expected(M, Z, k, v_star=1.0):
 def random_node_expected_reweighted(M, Z, k, v_star=1.0):
     r"""Expected reweighted error of random node pruning: ``M v*^2/6`` times the probability
     that a block loses all its units, :math:`\binom{K-Z}{k}/\binom{K}{k}` (from Lemma 3)."""
-    M, Z, k, v_star = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (M, Z, k, v_star)))
+    d = _domain(M=M, Z=Z, k=k, v_star=v_star, k_max="K")
+    M, Z, k, v_star = d["M"], d["Z"], d["k"], d["v_star"]
     K = Z * M
     p_empty = comb(K - Z, k) / comb(K, k)
     out = M * v_star**2 / 6.0 * p_empty
