@@ -65,7 +65,7 @@ import numpy as np
 from . import _io
 from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL
 
-__all__ = ["sweep", "check", "save", "load", "TASKS", "EXTRA_HINT", "CACHE_VERSION"]
+__all__ = ["sweep", "run_points", "check", "save", "load", "TASKS", "EXTRA_HINT", "CACHE_VERSION"]
 
 #: Bump when the meaning of a cached point changes (invalidates every cached point).
 CACHE_VERSION = 1
@@ -501,58 +501,7 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
-          cache: str | os.PathLike | None = None, output: str | os.PathLike | None = None,
-          batch_size: int | None = None, max_workers: int | None = None,
-          progress: bool = True, errors: str = "record", desc: str | None = None):
-    r"""Run ``task`` at every point of ``grid`` and gather the results in an ``xarray.Dataset``.
-
-    Parameters
-    ----------
-    task : {"integrate", "simulate", "prune"}, callable or str
-        A built-in task (:data:`TASKS`; see :func:`task_integrate`, :func:`task_simulate`,
-        :func:`task_prune` for their parameters and outputs), a function ``fn(**params)``
-        returning a number, an array, an ``xarray.DataArray`` or a dict of those (names ->
-        data variables), or ``"package.module:function"``.
-    grid : dict
-        Axes: ``name -> list of values`` (numbers or strings; the product of all axes is swept)
-        or ``dim -> {name: list, ...}`` (zipped parameters sharing the dimension ``dim``).
-    fixed : dict, optional
-        Every other parameter of the task (JSON-serialisable; ``init`` may be an OrderParams).
-    executor : concurrent.futures.Executor, dask Client, "local" or "serial", optional
-        Where batches run; default ``"local"``: a process pool of ``max_workers`` (default: the
-        available cores) started with ``spawn``, shut down at the end.
-    cache : path, optional
-        Directory of per-point results (created if needed): reused, so a sweep resumes.
-    output : path, optional
-        Also :func:`save` the Dataset there (netCDF, atomically).
-    batch_size : int, optional
-        Points per submitted task (default: about four batches per worker).
-    max_workers : int, optional
-        Processes of the default pool.
-    progress : bool
-        A tqdm bar (stderr) counting points.
-    errors : {"record", "raise"}
-        ``"record"`` (default): a point that raises gets its message in the ``error`` variable
-        and NaN outputs; ``"raise"``: re-raise the first exception (after cancelling the rest).
-    desc : str, optional
-        Label of the progress bar.
-
-    Returns
-    -------
-    xarray.Dataset
-        Dimensions: the grid axes (in order), then each output's own (``alpha``); ``error``
-        (str, "" on success); attrs ``task``, ``odeprune_version``, ``grid`` and
-        ``fixed_parameters`` (JSON), ``n_points``, ``n_failed`` and each fixed parameter.
-
-    Raises
-    ------
-    ValueError
-        A bad task, grid, parameter name or executor (before any work starts).
-    ImportError
-        Without xarray: ``pip install "odeprune[sweep]"``.
-    """
-    xr = _require_xarray()
+def _check_run_args(executor, batch_size, max_workers, errors) -> None:
     if errors not in ("record", "raise"):
         raise ValueError(f"errors={errors!r} must be 'record' or 'raise'")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
@@ -566,9 +515,11 @@ def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
             or hasattr(executor, "get_executor")):
         raise ValueError(f"executor must be a concurrent.futures.Executor or a dask Client, got "
                          f"{type(executor).__name__}")
-    if output is not None:
-        _io._check_writable(Path(output))
-    plan = check(task, grid, fixed, executor)
+
+
+def _execute(plan: _Plan, task, executor, cache, batch_size, max_workers, progress, errors,
+             desc) -> list:
+    """Every point's answer, in grid order: cached ones read, the others run in batches."""
     cache_dir = None if cache is None else Path(cache)
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -655,10 +606,88 @@ def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
         if own is not None:
             own.shutdown(wait=True, cancel_futures=True)
 
+    return results
+
+
+def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
+          cache: str | os.PathLike | None = None, output: str | os.PathLike | None = None,
+          batch_size: int | None = None, max_workers: int | None = None,
+          progress: bool = True, errors: str = "record", desc: str | None = None):
+    r"""Run ``task`` at every point of ``grid`` and gather the results in an ``xarray.Dataset``.
+
+    Parameters
+    ----------
+    task : {"integrate", "simulate", "prune"}, callable or str
+        A built-in task (:data:`TASKS`; see :func:`task_integrate`, :func:`task_simulate`,
+        :func:`task_prune` for their parameters and outputs), a function ``fn(**params)``
+        returning a number, an array, an ``xarray.DataArray`` or a dict of those (names ->
+        data variables), or ``"package.module:function"``.
+    grid : dict
+        Axes: ``name -> list of values`` (numbers or strings; the product of all axes is swept)
+        or ``dim -> {name: list, ...}`` (zipped parameters sharing the dimension ``dim``).
+    fixed : dict, optional
+        Every other parameter of the task (JSON-serialisable; ``init`` may be an OrderParams).
+    executor : concurrent.futures.Executor, dask Client, "local" or "serial", optional
+        Where batches run; default ``"local"``: a process pool of ``max_workers`` (default: the
+        available cores) started with ``spawn``, shut down at the end.
+    cache : path, optional
+        Directory of per-point results (created if needed): reused, so a sweep resumes.
+    output : path, optional
+        Also :func:`save` the Dataset there (netCDF, atomically).
+    batch_size : int, optional
+        Points per submitted task (default: about four batches per worker).
+    max_workers : int, optional
+        Processes of the default pool.
+    progress : bool
+        A tqdm bar (stderr) counting points.
+    errors : {"record", "raise"}
+        ``"record"`` (default): a point that raises gets its message in the ``error`` variable
+        and NaN outputs; ``"raise"``: re-raise the first exception (after cancelling the rest).
+    desc : str, optional
+        Label of the progress bar.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimensions: the grid axes (in order), then each output's own (``alpha``); ``error``
+        (str, "" on success); attrs ``task``, ``odeprune_version``, ``grid`` and
+        ``fixed_parameters`` (JSON), ``n_points``, ``n_failed`` and each fixed parameter.
+
+    Raises
+    ------
+    ValueError
+        A bad task, grid, parameter name or executor (before any work starts).
+    ImportError
+        Without xarray: ``pip install "odeprune[sweep]"``.
+    """
+    xr = _require_xarray()
+    _check_run_args(executor, batch_size, max_workers, errors)
+    if output is not None:
+        _io._check_writable(Path(output))
+    plan = check(task, grid, fixed, executor)
+    results = _execute(plan, task, executor, cache, batch_size, max_workers, progress, errors,
+                       desc)
     ds = _assemble(xr, plan, results)
     if output is not None:
         save(ds, output)
     return ds
+
+
+def run_points(task, grid, *, fixed: Mapping | None = None, executor=None,
+               cache: str | os.PathLike | None = None, batch_size: int | None = None,
+               max_workers: int | None = None, progress: bool = True, errors: str = "record",
+               desc: str | None = None) -> list[dict]:
+    """The engine of :func:`sweep` without xarray: the same validation, batching, executor and
+    cache, answering one dict per point in grid order: ``params`` (the point's full
+    parameters), ``outputs`` (name -> array; empty on failure) and ``error`` (None or the
+    message). The figures use it for their per-seed grids."""
+    _check_run_args(executor, batch_size, max_workers, errors)
+    plan = check(task, grid, fixed, executor)
+    results = _execute(plan, task, executor, cache, batch_size, max_workers, progress, errors,
+                       desc)
+    return [dict(params=p, outputs={n: a for n, (_, a) in r[1].items()} if r[0] == "ok" else {},
+                 error=None if r[0] == "ok" else r[1])
+            for p, r in zip(plan.points, results, strict=True)]
 
 
 # ------------------------------------------------------------------------------- assembly

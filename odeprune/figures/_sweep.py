@@ -4,11 +4,13 @@ For every seed the finite-N student is trained by ``simulate`` and its initial o
 are integrated by ``integrate`` with the same hyper-parameters. The thermodynamic-limit layer is
 ``prune(curve.final, ...)``; the finite-N layer is ``prune_weights`` on the trained weights, whose
 ``eg_values`` (the exact noiseless error of each pruned network's weights, of which a test error
-would be an unbiased estimate) are kept for every mask. Each seed is one cache item.
+would be an unbiased estimate) are kept for every mask. Each seed is one cache item and one
+point of a :func:`odeprune.sweep.run_points` grid over the seeds.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -81,20 +83,36 @@ def seed_item(cache_dir: Path | None, p: dict, sigma: float, seed: int, entries:
     return _common.cached_json(cache_dir, "prune-seed", key, compute)
 
 
+def seed_task(cache_dir: str | None, p: dict, sigma: float, entries: list[dict], seed: int
+              ) -> dict:
+    """One point of the figures' grid over seeds (run by :func:`odeprune.sweep.run_points`):
+    the per-seed record of :func:`seed_item` (cached as before, so existing caches stay valid)
+    as one JSON string."""
+    item = seed_item(None if cache_dir is None else Path(cache_dir), p, sigma, seed, entries)
+    return {"item": json.dumps(item)}
+
+
 def run(cache_dir: Path | None, p: dict, entries: list[dict], progress: bool,
         desc: str) -> dict[float, list[dict]]:
-    """All seeds and noise levels: simulations first (in parallel), then the pruning."""
+    """All seeds and noise levels: per noise level, a sweep over the seeds (simulation, ODE and
+    pruning of each seed in one task) on a thread pool (the compiled SGD and ODE loops release
+    the GIL). The items are cached by :func:`seed_item` under the same keys as before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from odeprune.batch import available_cores
+    from odeprune.sweep import run_points
+
+    seeds = [int(s) for s in p["seeds"]]
     out: dict[float, list[dict]] = {}
     for sigma in p["sigmas"]:
-        sims = _common.simulations(cache_dir, sim_params(p, sigma), p["seeds"], progress,
-                                   desc=f"{desc} simulate sigma={sigma:g}")
-        bar = _common.progress_bar(len(sims), f"{desc} prune sigma={sigma:g}", progress)
-        items = []
-        for seed, sim in zip(p["seeds"], sims, strict=True):
-            items.append(seed_item(cache_dir, p, sigma, seed, entries, sim=sim))
-            bar.update(1)
-        bar.close()
-        out[sigma] = items
+        workers = max(1, min(len(seeds), available_cores()))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="odeprune-fig") as ex:
+            points = run_points(
+                seed_task, {"seed": seeds}, executor=ex, batch_size=1, progress=progress,
+                errors="raise", desc=f"{desc} sigma={sigma:g}",
+                fixed=dict(cache_dir=None if cache_dir is None else str(cache_dir), p=p,
+                           sigma=sigma, entries=entries))
+        out[sigma] = [json.loads(str(pt["outputs"]["item"])) for pt in points]
     return out
 
 
