@@ -44,6 +44,7 @@ import numpy as np
 from numba import njit
 
 from . import _io
+from ._progress import want_progress
 from ._validate import check_real as _real
 from ._validate import check_size as _size
 from .activations import ERF, get_activation
@@ -585,7 +586,7 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
              activation: str = "erf", seed: int = 0, n_test: int = 10_000, mask=None,
              train_second_layer: bool = True, n_train: int | None = None, init=None,
              seeds: Sequence[int] | None = None, n_runs: int | None = None,
-             progress: bool = False, checkpoint: str | os.PathLike | None = None,
+             progress: bool | None = None, checkpoint: str | os.PathLike | None = None,
              resume: bool = False, executor: Executor | None = None,
              max_workers: int | None = None) -> SimulationResult | SimulationEnsemble:
     r"""Online SGD of a two-layer student (K units) on a teacher (M units) at input dimension N.
@@ -630,8 +631,8 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
         Several runs with these seeds; returns a :class:`SimulationEnsemble`.
     n_runs : int, optional
         Several runs with seeds ``seed, seed + 1, ..., seed + n_runs - 1``.
-    progress : bool
-        Progress bar on stderr (tqdm).
+    progress : bool or None
+        Progress bar on stderr (tqdm); ``None`` (default): when stderr is a terminal.
     checkpoint : path, optional
         Write the run's state there (atomically) every ``CHECKPOINT_EVERY_S`` seconds at a saved
         time and on Ctrl-C; removed when the run finishes. For several runs, one file per seed
@@ -663,6 +664,7 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
     Goldt et al. (2019), Section 2; Acharyya et al. (2021), Section 4.
     """
     N, K, M = _size("N", N), _size("K", K), _size("M", M)
+    progress = want_progress(progress)
     eta = _real("eta", eta, allow_zero=False)
     eta_v = eta if eta_v is None else _real("eta_v", eta_v, allow_zero=True)
     sigma = _real("sigma", sigma, allow_zero=True)

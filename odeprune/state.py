@@ -370,20 +370,26 @@ def _plain_activation(path, arrays) -> tuple[str, str]:
 
 
 def load_state(path: str | os.PathLike, pick: int | str | None = None,
-               run: int | None = None) -> tuple[OrderParams, dict]:
+               run: int | None = None, names: dict | None = None) -> tuple[OrderParams, dict]:
     """:meth:`OrderParams.load`, also returning what was read: ``info`` has ``kind`` (the kind of
     file, ``"plain"`` for a file without odeprune metadata), ``activation_source`` (``"file"``,
     or ``"assumed"`` when the file does not record it), ``alpha`` (the time of the state for a
-    curve, else None) and ``description`` (one line)."""
+    curve, else None) and ``description`` (one line). ``names`` maps ``"pick"`` / ``"run"`` to
+    the option names used in messages (the CLI's ``--pick`` / ``--run``)."""
+    names = {"pick": "pick", "run": "run", **(names or {})}
     arrays, meta = _io.read_npz(path, allow_plain=True)
     kind = meta["kind"]
     info: dict[str, Any] = dict(kind=kind, alpha=None, activation_source="file")
+    held = "plain arrays" if kind == "plain" else f"a {kind}"
     if run is not None and kind != "SimulationEnsemble":
-        raise ValueError(f"run={run!r} applies to a SimulationEnsemble file; {str(path)!r} holds "
-                         f"{'plain arrays' if kind == 'plain' else 'a ' + kind}")
+        raise ValueError(f"{names['run']}={run!r} applies to a SimulationEnsemble file; "
+                         f"{str(path)!r} holds {held}")
     if pick is not None and kind != "PruneResult":
-        raise ValueError(f"pick={pick!r} applies to a PruneResult file; {str(path)!r} holds "
-                         f"{'plain arrays' if kind == 'plain' else 'a ' + kind}")
+        raise ValueError(f"{names['pick']}={pick!r} applies to a PruneResult file; "
+                         f"{str(path)!r} holds {held}")
+    if kind.endswith("Checkpoint"):
+        raise ValueError(f"file {str(path)!r} is a checkpoint ({kind}), not a result: continue "
+                         "its run with resume=True (CLI: the same command with --resume)")
     if kind == "plain":
         activation, info["activation_source"] = _plain_activation(path, arrays)
         if set(PLAIN_STATE_ARRAYS) <= set(arrays):
@@ -431,7 +437,7 @@ def load_state(path: str | os.PathLike, pick: int | str | None = None,
                            v_star=v_star, activation=activation), info
     if kind == "SimulationEnsemble":
         need(("alpha", "Q", "R", "v", "T", "v_star"))
-        j = _choose(path, arrays["Q"].shape[0], run, "run", "runs")
+        j = _choose(path, arrays["Q"].shape[0], run, names["run"], "runs")
         info["alpha"] = float(arrays["alpha"][j][-1])
         info["description"] = f"the final state of run {j} of a SimulationEnsemble"
         return OrderParams(Q=arrays["Q"][j][-1], R=arrays["R"][j][-1], T=arrays["T"][j],
@@ -441,7 +447,7 @@ def load_state(path: str | os.PathLike, pick: int | str | None = None,
         need(("Q", "R", "v", "T", "v_star", "probabilities"))
         n = arrays["Q"].shape[0]
         what = f"outcomes of {meta.get('method', 'pruning')}"
-        j = _choose(path, n, pick, "pick", what, probs=arrays["probabilities"])
+        j = _choose(path, n, pick, names["pick"], what, probs=arrays["probabilities"])
         info["description"] = f"outcome {j} of a PruneResult ({meta.get('method', '?')})"
         return OrderParams(Q=arrays["Q"][j], R=arrays["R"][j], T=arrays["T"], v=arrays["v"][j],
                            v_star=arrays["v_star"], activation=activation), info

@@ -58,14 +58,17 @@ def v_star_arg(text: str):
 
 def add_dynamics_arguments(parser):
     """The learning-rule options shared by ``integrate`` and ``simulate``; returns the group."""
+    from ..activations import ACTIVATIONS
+
     dyn = parser.add_argument_group("dynamics")
-    dyn.add_argument("--activation", choices=["erf", "linear"], default="erf",
-                     help="g(x) = erf(x/sqrt 2) (default) or x")
+    dyn.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
+                     help="the networks' activation (default: the one recorded in --init / "
+                          "--weights, else erf, g(x) = erf(x/sqrt 2))")
     dyn.add_argument("--eta", type=positive_float, default=0.5,
                      help="first-layer learning rate (default 0.5)")
     dyn.add_argument("--eta-v", type=nonneg_float, default=None,
                      help="second-layer learning rate (default: --eta)")
-    dyn.add_argument("--sigma", type=nonneg_float, default=0.0,
+    dyn.add_argument("--sigma", type=nonneg_float, default=None,
                      help="output-noise std of the teacher labels (default 0)")
     dyn.add_argument("--freeze-v", action="store_true",
                      help="do not train the second layer (soft committee machine)")

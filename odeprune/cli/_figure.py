@@ -40,6 +40,16 @@ def add_common(p) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
+def check_common(args) -> None:
+    """Refuse, before any work, options that contradict each other."""
+    from . import CliError
+
+    if args.no_cache and args.cache is not None:
+        raise CliError("--cache and --no-cache contradict each other; give one")
+    if args.output is not None and args.output.exists() and not args.output.is_dir():
+        raise CliError(f"--output {args.output} is a file; expected a directory")
+
+
 def output_dir(args) -> Path:
     if args.output is None:
         args.output = Path("figures-quick" if args.quick else "figures")
@@ -75,6 +85,7 @@ def make_one(name: str, args) -> dict:
 
 
 def run_figure(args) -> int:
+    check_common(args)
     res = make_one(args.name, args)
     files = ", ".join(str(p) for p in res["paths"])
     print(f"{args.name}: {res['seconds']:.1f} s -> {files}", file=sys.stderr)

@@ -8,6 +8,15 @@ from pathlib import Path
 
 from . import CliError
 from ._common import add_dynamics_arguments, float_list, positive_float, positive_int, v_star_arg
+from ._inputs import (
+    add_choice_options,
+    check_output,
+    explicit,
+    load_input_state,
+    load_weights,
+    note,
+    refuse_with,
+)
 
 DESCRIPTION = """\
 Integrate the order-parameter ODEs of online SGD (Saad & Solla 1995; Goldt et al. 2019) for a
@@ -32,37 +41,54 @@ def register(sub) -> None:
     p = sub.add_parser("integrate", help="learning curve from the ODEs (N -> infinity)",
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    init = p.add_argument_group("initial state (random draw, or --init)")
-    init.add_argument("--M", type=positive_int, default=2, help="teacher hidden units (default 2)")
-    init.add_argument("--K", type=positive_int, default=6, help="student hidden units (default 6)")
-    init.add_argument("--N", type=positive_int, default=500,
+    init = p.add_argument_group("initial state (random draw, or --init / --weights)")
+    init.add_argument("--M", type=positive_int, default=None,
+                      help="teacher hidden units (default 2)")
+    init.add_argument("--K", type=positive_int, default=None,
+                      help="student hidden units (default 6)")
+    init.add_argument("--N", type=positive_int, default=None,
                       help="input dimension of the random initial draw (default 500)")
-    init.add_argument("--seed", type=int, default=0, help="seed of the initial draw (default 0)")
-    init.add_argument("--v-star", type=v_star_arg, default=4.0,
+    init.add_argument("--seed", type=int, default=None, help="seed of the initial draw (default 0)")
+    init.add_argument("--v-star", type=v_star_arg, default=None,
                       help="teacher second layer: a number, or M comma-separated (default 4)")
     init.add_argument("--init", type=Path, metavar="STATE.npz",
-                      help="start from a saved OrderParams / LearningCurve / simulation file")
+                      help="start from the state in a file: an OrderParams, the final state of "
+                           "a LearningCurve or simulation (alpha then continues from its final "
+                           "alpha), an outcome of a PruneResult (--pick), a run of a "
+                           "SimulationEnsemble (--run), or a plain .npz of Q, R, T, v, v_star")
+    init.add_argument("--weights", type=Path, metavar="W.npz",
+                      help="start from the order parameters of weights: a plain .npz with "
+                           "arrays w (K,N), w_star (M,N), v (K,), v_star (M,), or a simulate "
+                           "result")
+    add_choice_options(init)
     dyn = add_dynamics_arguments(p)
     dyn.add_argument("--gradient-flow", action="store_true",
-                     help="drop the eta^2 terms (gradient flow instead of online SGD)")
+                     help="drop the eta^2 terms (gradient flow instead of online SGD; no noise)")
     run = p.add_argument_group("integration")
     run.add_argument("--alpha-max", type=positive_float, default=1000.0,
-                     help="final time alpha (default 1000)")
+                     help="length of the run in alpha (default 1000); from a curve, alpha "
+                          "continues at its final alpha")
     run.add_argument("--save-at", type=float_list, default=None, metavar="A1,A2,...",
-                     help="times to record (default: 200 log-spaced points)")
+                     help="times to record, from the start of this run (default: 200 "
+                          "log-spaced points)")
     run.add_argument("--method", choices=["dopri5", "rk4", "euler"], default="dopri5",
                      help="adaptive Dormand-Prince (default) or fixed step --dt")
-    run.add_argument("--dt", type=positive_float, default=0.01, help="fixed step (default 0.01)")
-    run.add_argument("--rtol", type=positive_float, default=None, help="relative tolerance")
-    run.add_argument("--atol", type=positive_float, default=None, help="absolute tolerance")
+    run.add_argument("--dt", type=positive_float, default=None,
+                     help="step of --method rk4/euler (default 0.01)")
+    run.add_argument("--rtol", type=positive_float, default=None,
+                     help="relative tolerance of --method dopri5")
+    run.add_argument("--atol", type=positive_float, default=None,
+                     help="absolute tolerance of --method dopri5")
     run.add_argument("--backend", choices=["numba", "jax"], default="numba",
-                     help="numba (default) or jax (needs the [jax] extra)")
+                     help="numba (default) or jax (needs the [jax] extra; dopri5 only, no "
+                          "checkpoint)")
     out = p.add_argument_group("output")
     out.add_argument("--output", "-o", type=Path, metavar="OUT.npz",
                      help="save the LearningCurve (.npz); also writes OUT.csv (alpha, eg)")
     out.add_argument("--plot", type=Path, metavar="FIG.png", help="plot eg(alpha) to this file")
     out.add_argument("--checkpoint", type=Path, metavar="FILE",
-                     help="checkpoint file (default: OUT.ckpt.npz beside --output)")
+                     help="checkpoint file (default with the numba backend: OUT.ckpt.npz "
+                          "beside --output)")
     out.add_argument("--resume", action="store_true", help="resume from the checkpoint")
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
     p.set_defaults(func=run_integrate)
@@ -77,34 +103,110 @@ def _table(curve, n_rows: int = 12) -> str:
     return "\n".join(lines)
 
 
-def run_integrate(args) -> int:
+def _check_options(args) -> None:
+    """Refuse, before any work, every option this combination cannot honour."""
+    if args.init is not None and args.weights is not None:
+        raise CliError("give --init or --weights, not both")
+    if args.init is not None:
+        refuse_with(args, f"--init {args.init}", "M", "K", "N", "seed", "v_star")
+    elif args.weights is not None:
+        refuse_with(args, f"--weights {args.weights}", "M", "K", "N", "seed", "v_star")
+        if args.pick is not None:
+            raise CliError("--pick applies to --init PRUNED.npz (a PruneResult)")
+    else:
+        given = explicit(args, "pick", "run")
+        if given:
+            raise CliError(f"{', '.join(given)} applies to a file given with --init")
+    if args.method == "dopri5" and args.dt is not None:
+        raise CliError("--dt applies to the fixed-step methods (--method rk4 or euler); "
+                       "dopri5 chooses its own steps (set --rtol/--atol instead)")
+    if args.method != "dopri5":
+        given = explicit(args, "rtol", "atol")
+        if given:
+            raise CliError(f"{', '.join(given)} applies to --method dopri5; --method "
+                           f"{args.method} takes a fixed step --dt")
+    if args.gradient_flow and args.sigma not in (None, 0.0):
+        raise CliError("--sigma has no effect with --gradient-flow (gradient flow has no label "
+                       "noise term); drop one of them")
+    if args.freeze_v and args.eta_v is not None:
+        raise CliError("--eta-v has no effect with --freeze-v (the second layer is frozen); "
+                       "drop one of them")
+    if args.backend == "jax":
+        if args.method != "dopri5":
+            raise CliError(f"--method {args.method} is not available with --backend jax "
+                           "(diffrax's adaptive Dopri5 only); use --backend numba")
+        if args.checkpoint is not None or args.resume:
+            raise CliError("--checkpoint/--resume are not available with --backend jax (one "
+                           "compiled call); use --backend numba")
+    check_output(args.output)
+    check_output(args.plot, "--plot")
+    if args.checkpoint is not None:
+        check_output(args.checkpoint, "--checkpoint")
+
+
+def _initial_state(args):
+    """``(state, alpha0)``: the initial state and the alpha it is at (a curve's final alpha)."""
     import odeprune
-    from odeprune.dynamics import DEFAULT_ATOL, DEFAULT_RTOL
 
     if args.init is not None:
-        state = odeprune.OrderParams.load(args.init)
-    else:
-        state = odeprune.OrderParams.random(args.N, args.K, args.M, v_star=args.v_star,
-                                            seed=args.seed)
+        state, info = load_input_state(args.init, pick=args.pick, run=args.run,
+                                       activation=args.activation)
+        return state, (info["alpha"] or 0.0)
+    if args.weights is not None:
+        w, w_star, v, v_star, act = load_weights(args.weights, run=args.run,
+                                                 activation=args.activation)
+        return odeprune.OrderParams.from_weights(w, w_star, v, v_star, activation=act), 0.0
+    state = odeprune.OrderParams.random(
+        args.N or 500, args.K or 6, args.M or 2, v_star=4.0 if args.v_star is None else
+        args.v_star, seed=0 if args.seed is None else args.seed,
+        activation=args.activation or "erf")
+    return state, 0.0
+
+
+def _integrate(state, alpha0: float, **kw):
+    """``odeprune.integrate`` with the saved alphas shifted by ``alpha0`` (a continued curve):
+    through its ``alpha0=`` keyword where it has one, else shifted here."""
+    import dataclasses
+    import inspect
+
+    import odeprune
+
+    has_alpha0 = "alpha0" in inspect.signature(odeprune.integrate).parameters
+    if has_alpha0 and alpha0:
+        return odeprune.integrate(state, alpha0=alpha0, **kw)
+    curve = odeprune.integrate(state, **kw)
+    if not alpha0:
+        return curve
+    meta = dict(curve.metadata, alpha0=alpha0)
+    return dataclasses.replace(curve, alpha=curve.alpha + alpha0, metadata=meta)
+
+
+def run_integrate(args) -> int:
+    from odeprune.dynamics import DEFAULT_ATOL, DEFAULT_RTOL
+
+    _check_options(args)
+    state, alpha0 = _initial_state(args)
+    if alpha0:
+        note(f"continuing {args.init} from alpha={alpha0:g}: the saved alphas start there")
     checkpoint = args.checkpoint
-    if checkpoint is None and args.output is not None:
+    if checkpoint is None and args.output is not None and args.backend == "numba":
         checkpoint = args.output.with_name(args.output.stem + ".ckpt.npz")
     if args.resume and (checkpoint is None or not Path(checkpoint).exists()):
         raise CliError(f"--resume: no checkpoint found at {checkpoint}")
-    if args.output is not None and not args.output.parent.exists():
-        raise CliError(f"--output {args.output}: directory {args.output.parent} does not exist")
-    curve = odeprune.integrate(
-        state, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at, eta_v=args.eta_v,
-        sigma=args.sigma, rtol=args.rtol or DEFAULT_RTOL, atol=args.atol or DEFAULT_ATOL,
-        method=args.method, activation=args.activation, train_second_layer=not args.freeze_v,
-        gradient_flow=args.gradient_flow, dt=args.dt, progress=not args.quiet,
-        checkpoint=checkpoint, resume=args.resume, backend=args.backend,
+    sigma = args.sigma or 0.0
+    curve = _integrate(
+        state, alpha0, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
+        eta_v=args.eta_v, sigma=sigma, rtol=args.rtol or DEFAULT_RTOL,
+        atol=args.atol or DEFAULT_ATOL, method=args.method, activation=state.activation,
+        train_second_layer=not args.freeze_v, gradient_flow=args.gradient_flow,
+        dt=args.dt or 0.01, progress=not args.quiet, checkpoint=checkpoint, resume=args.resume,
+        backend=args.backend,
         divergence_path=(args.output.with_name(args.output.stem + ".last_good.npz")
                          if args.output else None),
     )
     if not args.quiet:
-        print(f"# K={curve.K} M={curve.M} eta={args.eta} sigma={args.sigma} "
-              f"({curve.metadata.get('nfev', '?')} rhs evaluations)")
+        print(f"# K={curve.K} M={curve.M} activation={state.activation} eta={args.eta} "
+              f"sigma={sigma} ({curve.metadata.get('nfev', '?')} rhs evaluations)")
         print(_table(curve))
     if args.output is not None:
         from odeprune._io import atomic_write_text

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from . import CliError
 from ._common import positive_int
+from ._inputs import add_choice_options
 
 METHOD_CHOICES = ("random_node", "importance_node", "dpp_node", "dpp_map_node", "random_edge",
                   "magnitude_edge", "magnitude_edge_global", "dpp_edge", "snip_edge",
@@ -17,15 +19,18 @@ REWEIGHT_CHOICES = ("none", "preact", "activation", "refit", "rescale", "rescale
 DESCRIPTION = """\
 Prune a two-layer student given by its order parameters (N -> infinity) and print the
 generalisation error of the pruned network: mean and spread over the method's randomness
-(Acharyya et al. 2021). INPUT is a saved OrderParams, LearningCurve or SimulationResult file
-(the last saved time is used).
+(Acharyya et al. 2021). INPUT is any file holding a state: an OrderParams, a LearningCurve or
+SimulationResult (the last saved time), a SimulationEnsemble (--run I), a PruneResult (--pick I),
+or a plain .npz with arrays Q, R, T, v, v_star; --weights takes weights instead. The activation
+is the one recorded in the file.
 
 Node methods keep k of the K units; edge methods (random_edge, magnitude_edge[_global], dpp_edge,
 snip_edge[_global]) keep a fraction c of the first-layer weights.
 With --k and --method all, edge pruning uses the same parameter count, c = k/K (Eq. 1); with
 --c, node methods use k = cK when that is an integer. Reweightings that do not apply to a method
 are skipped under --method all / --reweight all (node: none, preact, activation, refit; edge:
-none, rescale, refit).
+none, rescale, refit, rescale_rows); each skipped group is named on stderr and recorded in the
+metadata of the results written.
 """
 
 EPILOG = """\
@@ -53,11 +58,19 @@ def _c_arg(text: str) -> float:
 
 
 def register(sub) -> None:
+    from ..activations import ACTIVATIONS
+
     p = sub.add_parser("prune", help="prune a saved state (N -> infinity); table of eg",
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input", type=Path, metavar="INPUT",
-                   help="OrderParams / LearningCurve / SimulationResult .npz")
+    p.add_argument("input", type=Path, metavar="INPUT", nargs="?",
+                   help="a file holding the state: OrderParams, LearningCurve or simulation "
+                        "(final state), SimulationEnsemble (--run), PruneResult (--pick), or a "
+                        "plain .npz of Q, R, T, v, v_star")
+    p.add_argument("--weights", type=Path, metavar="W.npz",
+                   help="instead of INPUT: weights (a plain .npz of w, w_star, v, v_star, or a "
+                        "simulate result); pruned through their order parameters")
+    add_choice_options(p)
     p.add_argument("--method", choices=METHOD_CHOICES, default="all",
                    help="pruning method, or all (default)")
     size = p.add_mutually_exclusive_group()
@@ -66,32 +79,71 @@ def register(sub) -> None:
     size.add_argument("--c", type=_c_arg, default=None, help="kept fraction of edges, in [0, 1]")
     p.add_argument("--reweight", choices=REWEIGHT_CHOICES, default="none",
                    help="second-layer reweighting (default none), or all applicable")
-    p.add_argument("--kernel", choices=["Q", "activation"], default="Q",
-                   help="DPP kernel: Q (pre-activation Gram limit, default) or activation (I2)")
-    p.add_argument("--activation", choices=["erf", "linear"], default="erf")
-    p.add_argument("--seed", type=int, default=0, help="seed for Monte Carlo sampling")
-    p.add_argument("--n-samples", type=positive_int, default=10_000,
-                   help="Monte Carlo draws when C(K,k) is too large to enumerate")
+    p.add_argument("--kernel", choices=["Q", "activation"], default=None,
+                   help="DPP kernel of dpp_node / dpp_map_node: Q (pre-activation Gram limit, "
+                        "default) or activation (I2)")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
+                   help="only for files that do not record it (plain arrays, old files); "
+                        "default: the file's, else erf")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the random methods (random_node, dpp_node sampling, snip_edge "
+                        "Monte Carlo; default 0)")
+    p.add_argument("--n-samples", type=positive_int, default=None,
+                   help="Monte Carlo draws of random_node / dpp_node when C(K,k) is too large "
+                        "to enumerate (default 10000); snip_edge's coordinate samples (at least "
+                        "200000)")
     p.add_argument("--monte-carlo", action="store_true",
-                   help="sample subsets even when enumeration is feasible")
+                   help="sample subsets of random_node / dpp_node even when enumeration is "
+                        "feasible")
     p.add_argument("--output", "-o", type=Path, metavar="OUT.npz",
                    help="save the PruneResult (several: OUT.<method>.<reweight>.<k|c>.npz, and "
                         "the table as OUT.csv)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run_prune)
 
 
+#: methods that use --seed / --n-samples / --monte-carlo
+SAMPLED = ("random_node", "dpp_node")
+SEEDED = SAMPLED + ("snip_edge", "snip_edge_global")
+KERNEL_METHODS = ("dpp_node", "dpp_map_node")
+
+
+def _check_options(args) -> None:
+    """Refuse, before any work, options that the chosen method(s) cannot honour."""
+    if (args.input is None) == (args.weights is None):
+        raise CliError("give INPUT (a file holding a state) or --weights W.npz, exactly one")
+    if args.weights is not None and args.pick is not None:
+        raise CliError("--pick applies to an INPUT PruneResult file, not to --weights")
+    if args.k is None and args.c is None:
+        raise CliError("give --k K (node pruning; 'all' for 1..K) or --c C (edge pruning)")
+    if args.method == "all":
+        return
+    if args.method not in KERNEL_METHODS and args.kernel is not None:
+        raise CliError(f"--kernel applies to {' and '.join(KERNEL_METHODS)}, not {args.method}")
+    if args.method not in SEEDED and args.seed is not None:
+        raise CliError(f"--seed has no effect on {args.method} (deterministic); it applies to "
+                       f"{', '.join(SEEDED)}")
+    if args.method not in SEEDED and args.n_samples is not None:
+        raise CliError(f"--n-samples has no effect on {args.method} (no Monte Carlo); it "
+                       f"applies to {', '.join(SEEDED)}")
+    if args.method not in SAMPLED and args.monte_carlo:
+        raise CliError(f"--monte-carlo applies to {' and '.join(SAMPLED)} (sampled subsets), "
+                       f"not {args.method}")
+
+
 def _jobs(args, K: int):
+    """``(jobs, skipped)``: the (method, k, c, reweight) to run, and one line per group of
+    combinations that ``--method all`` / ``--reweight all`` leave out, saying why."""
     from odeprune.pruning import METHODS
     from odeprune.pruning.edge import EDGE_METHODS
     from odeprune.pruning.reweight import EDGE_REWEIGHTS, NODE_REWEIGHTS
 
     methods = METHODS if args.method == "all" else (args.method,)
-    if args.k is None and args.c is None:
-        raise CliError("give --k K (node pruning; 'all' for 1..K) or --c C (edge pruning)")
     ks = list(range(1, K + 1)) if args.k == "all" else [args.k] if args.k is not None else []
     if args.k not in (None, "all") and not 1 <= args.k <= K:
         raise CliError(f"--k {args.k} is out of range; allowed 1..K={K}")
     jobs = []
+    skipped: dict[str, list[str]] = {}
     for m in methods:
         allowed = EDGE_REWEIGHTS if m in EDGE_METHODS else NODE_REWEIGHTS
         if args.reweight == "all":
@@ -102,6 +154,9 @@ def _jobs(args, K: int):
             raise CliError(f"--reweight {args.reweight} does not apply to {m}; allowed "
                            f"{', '.join(allowed)}")
         else:
+            kind = "edge" if m in EDGE_METHODS else "node"
+            skipped.setdefault(f"--reweight {args.reweight} does not apply to {kind} methods "
+                               f"(they take {', '.join(allowed)})", []).append(m)
             continue
         if m in EDGE_METHODS:
             cs = [k / K for k in ks] if args.c is None else [args.c]
@@ -113,30 +168,53 @@ def _jobs(args, K: int):
                     if args.method != "all":
                         raise CliError(f"--c {args.c} gives k = cK = {k:g}, not an integer in "
                                        f"1..K={K}; node methods need --k")
+                    skipped.setdefault(f"--c {args.c:g} gives k = cK = {k:g}, not an integer in "
+                                       f"1..K={K} (node methods keep whole units; give --k, or "
+                                       f"a c that is a multiple of 1/K)", []).append(m)
                     continue
                 node_ks = [int(round(k))]
             else:
                 node_ks = ks
             jobs += [(m, k, None, rw) for k in node_ks for rw in rws]
+    lines = [f"skipped {', '.join(ms)}: {why}" for why, ms in skipped.items()]
     if not jobs:
-        raise CliError("no (method, reweight) combination applies; see --help")
-    return jobs
+        raise CliError("no (method, reweight) combination applies: " + "; ".join(lines))
+    return jobs, lines
+
+
+def _load(args):
+    import odeprune
+
+    from ._inputs import load_input_state, load_weights
+
+    if args.weights is not None:
+        w, w_star, v, v_star, act = load_weights(args.weights, run=args.run,
+                                                 activation=args.activation)
+        return odeprune.OrderParams.from_weights(w, w_star, v, v_star, activation=act)
+    return load_input_state(args.input, pick=args.pick, run=args.run,
+                            activation=args.activation)[0]
 
 
 def run_prune(args) -> int:
     import odeprune
     from odeprune._io import atomic_write_text
 
-    state = odeprune.OrderParams.load(args.input)
-    if args.output is not None and not args.output.parent.exists():
-        raise CliError(f"--output {args.output}: directory {args.output.parent} does not exist")
-    jobs = _jobs(args, state.K)
+    from ._inputs import check_output
+
+    _check_options(args)
+    check_output(args.output)
+    state = _load(args)
+    jobs, skipped_lines = _jobs(args, state.K)
+    for line in skipped_lines:
+        print(f"# {line}", file=sys.stderr)
     results, skipped = [], {}
     for method, k, c, rw in jobs:
         try:
-            r = odeprune.prune(state, method, k=k, c=c, reweight=rw, kernel=args.kernel,
-                               seed=args.seed, exact=not args.monte_carlo,
-                               n_samples=args.n_samples, activation=args.activation)
+            r = odeprune.prune(state, method, k=k, c=c, reweight=rw, kernel=args.kernel or "Q",
+                               seed=0 if args.seed is None else args.seed,
+                               exact=not args.monte_carlo,
+                               n_samples=args.n_samples or 10_000,
+                               progress=False if args.quiet else None)
         except ValueError as exc:
             if len(jobs) == 1:
                 raise
@@ -147,11 +225,16 @@ def run_prune(args) -> int:
             continue
         results.append(r)
     for method, (reason, what) in skipped.items():
-        print(f"# skipped {method} at {', '.join(what)}: {reason}", file=sys.stderr)
+        line = f"skipped {method} at {', '.join(what)}: {reason}"
+        skipped_lines.append(line)
+        print(f"# {line}", file=sys.stderr)
+    if skipped_lines:  # recorded in every result written
+        results = [dataclasses.replace(r, metadata=dict(r.metadata, skipped=skipped_lines))
+                   for r in results]
     header = (f"{'method':<16}{'k':>4}{'c':>9}  {'reweight':<11}{'eg_mean':>12}{'eg_std':>11}"
               f"{'mc_se':>10}")
-    print(f"# K={state.K} M={state.M} eg_unpruned={state.eg(args.activation):.6g} "
-          f"kernel={args.kernel}")
+    print(f"# K={state.K} M={state.M} activation={state.activation} "
+          f"eg_unpruned={state.eg():.6g} kernel={args.kernel or 'Q'}")
     print(header)
     rows = ["method,k,c,reweight,eg_mean,eg_std,eg_se,exact"]
     for r in results:

@@ -34,8 +34,9 @@ def run_reproduce(args) -> int:
     from .._io import atomic_write_text
     from ..figures import FIGURES
     from . import CliError
-    from ._figure import output_dir
+    from ._figure import check_common, output_dir
 
+    check_common(args)
     output_dir(args)
 
     names = list(FIGURES)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import CliError
 from ._common import add_dynamics_arguments, float_list, positive_float, positive_int, v_star_arg
+from ._inputs import check_output, explicit, load_weights
 
 DESCRIPTION = """\
 Train a real two-layer student (K hidden units, input dimension N) on a real two-layer teacher
@@ -33,16 +34,27 @@ def register(sub) -> None:
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     net = p.add_argument_group("networks")
-    net.add_argument("--M", type=positive_int, default=2, help="teacher hidden units (default 2)")
-    net.add_argument("--K", type=positive_int, default=6, help="student hidden units (default 6)")
-    net.add_argument("--N", type=positive_int, default=500, help="input dimension (default 500)")
-    net.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+    net.add_argument("--M", type=positive_int, default=None,
+                     help="teacher hidden units (default 2)")
+    net.add_argument("--K", type=positive_int, default=None,
+                     help="student hidden units (default 6)")
+    net.add_argument("--N", type=positive_int, default=None,
+                     help="input dimension (default 500)")
+    net.add_argument("--seed", type=int, default=None,
+                     help="seed of the run (default 0): initial weights (unless --weights) and "
+                          "the SGD samples")
     net.add_argument("--runs", type=positive_int, default=None,
                      help="number of runs, seeds --seed, --seed+1, ... (default: one run)")
     net.add_argument("--seeds", type=str, default=None, metavar="S1,S2,...",
                      help="explicit seeds of several runs")
-    net.add_argument("--v-star", type=v_star_arg, default=4.0,
+    net.add_argument("--v-star", type=v_star_arg, default=None,
                      help="teacher second layer: a number, or M comma-separated (default 4)")
+    net.add_argument("--weights", type=Path, metavar="W.npz",
+                     help="initial weights instead of the seeded draw: a plain .npz of w (K,N), "
+                          "w_star (M,N), v (K,), v_star (M,), or a simulate result (its final "
+                          "weights: training continues)")
+    net.add_argument("--run", type=int, default=None, metavar="I",
+                     help="run of a SimulationEnsemble file given with --weights")
     dyn = add_dynamics_arguments(p)
     dyn.add_argument("--n-train", type=positive_int, default=None,
                      help="finite training set, replayed each pass (default: fresh samples)")
@@ -54,7 +66,7 @@ def register(sub) -> None:
     run.add_argument("--n-test", type=int, default=10_000,
                      help="held-out test samples for the empirical error (default 10000; 0: none)")
     run.add_argument("--workers", type=positive_int, default=None,
-                     help="threads for several runs (default: number of CPUs)")
+                     help="threads for several runs (--runs/--seeds; default: number of CPUs)")
     out = p.add_argument_group("output")
     out.add_argument("--output", "-o", type=Path, metavar="OUT.npz",
                      help="save the result (.npz); also writes OUT.csv")
@@ -87,28 +99,63 @@ def _table(alpha, eg, eg_test, eg_spread, n_rows: int = 12) -> str:
     return "\n".join(lines)
 
 
+def _check_options(args) -> None:
+    """Refuse, before any work, every option this combination cannot honour."""
+    if args.runs is not None and args.seeds is not None:
+        raise CliError("give --runs or --seeds, not both")
+    if args.seeds is not None and args.seed is not None:
+        raise CliError("--seed has no effect with --seeds (the seeds are given); drop one")
+    if args.workers is not None and args.runs is None and args.seeds is None:
+        raise CliError("--workers applies to several runs (--runs or --seeds)")
+    if args.n_test < 0:
+        raise CliError(f"--n-test {args.n_test}: expected an integer >= 0")
+    if args.freeze_v and args.eta_v is not None:
+        raise CliError("--eta-v has no effect with --freeze-v (the second layer is frozen); "
+                       "drop one of them")
+    if args.weights is not None:
+        given = explicit(args, "M", "K", "N", "v_star")
+        if given:
+            raise CliError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} given by "
+                           f"the shapes and arrays of --weights {args.weights}; drop "
+                           f"{'it' if len(given) == 1 else 'them'}")
+    elif args.run is not None:
+        raise CliError("--run applies to a SimulationEnsemble file given with --weights")
+    if args.resume and args.checkpoint is None and args.output is None:
+        raise CliError("--resume needs the checkpoint: give --output (its checkpoint is "
+                       "OUT.ckpt.npz) or --checkpoint")
+    check_output(args.output)
+    check_output(args.plot, "--plot")
+    if args.checkpoint is not None:
+        check_output(args.checkpoint, "--checkpoint")
+
+
 def run_simulate(args) -> int:
     import numpy as np
 
     import odeprune
     from odeprune.simulation import SimulationEnsemble
 
-    if args.runs is not None and args.seeds is not None:
-        raise CliError("give --runs or --seeds, not both")
-    if args.n_test < 0:
-        raise CliError(f"--n-test {args.n_test}: expected an integer >= 0")
+    _check_options(args)
     seeds = _parse_seeds(args.seeds) if args.seeds is not None else None
     checkpoint = args.checkpoint
     if checkpoint is None and args.output is not None:
         checkpoint = args.output.with_name(args.output.stem + ".ckpt.npz")
-    if args.output is not None and not args.output.parent.exists():
-        raise CliError(f"--output {args.output}: directory {args.output.parent} does not exist")
+    activation = args.activation
+    if args.weights is not None:
+        w, w_star, v, v_star, activation = load_weights(args.weights, run=args.run,
+                                                        activation=args.activation)
+        N, K, M, init = w.shape[1], w.shape[0], w_star.shape[0], (w, w_star, v)
+    else:
+        N, K, M, init = args.N or 500, args.K or 6, args.M or 2, None
+        v_star = 4.0 if args.v_star is None else args.v_star
+    sigma = args.sigma or 0.0
+    seed = 0 if args.seed is None else args.seed
     result = odeprune.simulate(
-        args.N, args.K, args.M, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
-        eta_v=args.eta_v, sigma=args.sigma, v_star=args.v_star, activation=args.activation,
-        seed=args.seed, n_test=args.n_test, train_second_layer=not args.freeze_v,
+        N, K, M, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
+        eta_v=args.eta_v, sigma=sigma, v_star=v_star, activation=activation or "erf",
+        seed=seed, n_test=args.n_test, train_second_layer=not args.freeze_v,
         n_train=args.n_train, seeds=seeds, n_runs=args.runs, progress=not args.quiet,
-        checkpoint=checkpoint, resume=args.resume, max_workers=args.workers)
+        checkpoint=checkpoint, resume=args.resume, max_workers=args.workers, init=init)
     ensemble = isinstance(result, SimulationEnsemble)
     if ensemble:
         eg, spread = result.eg_mean, result.eg_std
@@ -117,8 +164,8 @@ def run_simulate(args) -> int:
     else:
         eg, spread, eg_test, first = result.eg, np.zeros_like(result.eg), result.eg_test, result
     if not args.quiet:
-        runs = f"{len(result)} runs" if ensemble else f"seed={args.seed}"
-        print(f"# N={first.N} K={first.K} M={first.M} eta={args.eta} sigma={args.sigma} ({runs}; "
+        runs = f"{len(result)} runs" if ensemble else f"seed={seed}"
+        print(f"# N={first.N} K={first.K} M={first.M} eta={args.eta} sigma={sigma} ({runs}; "
               "+- is the std over runs)")
         print(_table(result.alpha, eg, eg_test, spread))
     if args.output is not None:
