@@ -229,3 +229,218 @@ def test_kill_and_resume_simulate_is_exact(tmp_path):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     with zipfile.ZipFile(out) as z:
         assert "metadata.npy" in z.namelist()
+
+
+# ------------------------------------------------------------------ issue 17
+# item 1: the activation is part of the state
+
+
+def test_activation_is_part_of_the_state(tmp_path):
+    s = OrderParams.random(100, 4, 2, v_star=2.0, seed=1)
+    lin = s.replace(activation="linear")
+    assert s.activation == "erf" and lin.activation == "linear"
+    assert lin != s and "activation='linear'" in repr(lin)
+    assert lin.replace(v=lin.v).activation == "linear"
+    assert OrderParams.random(100, 4, 2, 2.0, seed=1, activation="linear") == lin
+    assert OrderParams.specialised(2, 2, activation="linear").activation == "linear"
+    w, w_star, v, v_star = OrderParams.draw_weights(100, 4, 2, 2.0, seed=1)
+    assert OrderParams.from_weights(w, w_star, v, v_star, activation="linear") == lin
+    # the error is the network's own; an explicit other activation is refused
+    C, a = lin.covariance(), lin.signed_weights()
+    np.testing.assert_allclose(lin.eg(), 0.5 * a @ C @ a, rtol=1e-12)  # linear: I2 = C
+    np.testing.assert_allclose(lin.eg("linear"), lin.eg(), rtol=0)
+    with pytest.raises(ValueError, match="activation='erf' conflicts with the state's "
+                                         "activation 'linear'"):
+        lin.eg("erf")
+    with pytest.raises(ValueError, match="activation='tanh' is unknown"):
+        s.replace(activation="tanh")
+    assert OrderParams.load(lin.save(tmp_path / "lin.npz")) == lin
+
+
+def test_every_result_carries_the_activation(tmp_path):
+    s = OrderParams.random(60, 3, 2, v_star=1.5, seed=2, activation="linear")
+    curve = odeprune.integrate(s, eta=0.3, alpha_max=2.0, activation="linear")
+    assert curve.final.activation == "linear" and curve.state(0).activation == "linear"
+    np.testing.assert_allclose(curve.final.eg(), curve.eg[-1], rtol=1e-12)
+    assert odeprune.load(curve.save(tmp_path / "c.npz")).final == curve.final
+    sim = odeprune.simulate(60, 3, 2, 0.3, 1.0, v_star=1.5, seed=2, n_test=10,
+                            activation="linear")
+    assert sim.final.activation == "linear" and sim.initial == s
+    np.testing.assert_allclose(sim.final.eg(), sim.eg[-1], rtol=1e-12)
+    assert odeprune.load(sim.save(tmp_path / "s.npz")).final == sim.final
+    r = odeprune.prune(s, "dpp_node", k=2)
+    assert r.activation == "linear" and all(t.activation == "linear" for t in r.states)
+    np.testing.assert_allclose([t.eg() for t in r.states], r.eg_values, rtol=1e-10)
+    assert odeprune.load(r.save(tmp_path / "r.npz")).states == r.states
+    e = odeprune.prune(s, "snip_edge", c=0.5, seed=0, reweight="rescale")
+    np.testing.assert_allclose(e.states[0].eg(), e.eg_mean, rtol=1e-10)
+    with pytest.raises(ValueError, match="conflicts with the state's activation"):
+        odeprune.prune(s, "random_node", k=2, activation="erf")
+
+
+def test_cli_prune_of_a_linear_curve_reports_the_linear_error(tmp_path, capsys):
+    from odeprune.cli import main
+
+    out = tmp_path / "lin.npz"
+    assert main(["integrate", "-q", "--activation", "linear", "--alpha-max", "50", "-o",
+                 str(out)]) == 0
+    curve = odeprune.load(out)
+    assert main(["prune", str(out), "--method", "importance_node", "--k", "6"]) == 0
+    text = capsys.readouterr().out
+    assert f"eg_unpruned={curve.eg[-1]:.6g}" in text and abs(curve.eg[-1]) < 1e-8
+    assert main(["integrate", "--init", str(out), "--activation", "erf"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "conflicts with the activation 'linear'" in err
+
+
+# item 2: every Monte Carlo error bar is calibrated
+
+
+def _band(n: int, p: float = 1e-3) -> tuple[float, float]:
+    """Two-sided (1 - p) band of the ratio sample std / true std over n values (chi-square with
+    n - 1 degrees of freedom), widened by 10% for the noise of the mean reported se."""
+    from scipy.stats import chi2
+
+    lo = np.sqrt(chi2.ppf(p / 2, n - 1) / (n - 1))
+    hi = np.sqrt(chi2.ppf(1 - p / 2, n - 1) / (n - 1))
+    return lo / 1.1, hi * 1.1
+
+
+@pytest.mark.parametrize("method,kw", [
+    ("random_node", dict(k=3, exact=False, n_samples=300)),
+    ("dpp_node", dict(k=3, exact=False, n_samples=300)),
+    ("snip_edge", dict(c=0.5)),
+    ("snip_edge_global", dict(c=0.5, reweight="rescale")),
+])
+def test_monte_carlo_error_bars_are_calibrated(method, kw, record_property):
+    """Seed-to-seed spread of eg_mean over 40 seeds against the mean reported eg_se (issue 17:
+    SNIP's was 2.1x too small, from propagating Q's entry errors as independent, R's ignored)."""
+    s = odeprune.integrate(OrderParams.random(300, 5, 2, v_star=3.0, seed=0), eta=0.5,
+                           alpha_max=30.0).final
+    n = 40
+    res = [odeprune.prune(s, method, seed=1000 + i, progress=False, **kw) for i in range(n)]
+    eg = np.array([r.eg_mean for r in res])
+    se = np.array([r.eg_se for r in res])
+    ratio = eg.std(ddof=1) / se.mean()
+    record_property("spread_over_se", ratio)
+    lo, hi = _band(n)
+    assert lo < ratio < hi, (ratio, lo, hi)
+
+
+# item 3: theory checks its domain, one message each
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda t: t.random_node_expected(2, 3, 7, 4.0), r"^k=7 is out of range; allowed 0 <= k "
+                                                     r"<= K=Z\*M=6$"),
+    (lambda t: t.lemma2_dpp_node(2, 0, 1), r"^Z=0 is out of range; allowed >= 1"),
+    (lambda t: t.lemma2_dpp_node(2, 3, 1.5), r"^k=1.5 must be an integer; allowed 0 <= k <= M=2"),
+    (lambda t: t.lemma2_dpp_node(2, 3, 3), r"^k=3 is out of range; allowed 0 <= k <= M=2"),
+    (lambda t: t.lemma2_dpp_node_reweighted(2, 3, [1, 3]), r"^k=3 is out of range"),
+    (lambda t: t.random_node_expected_reweighted(2, 3, -1), r"^k=-1 is out of range"),
+    (lambda t: t.lemma4_random_edge(2.5, 3, 0.5), r"^M=2.5 must be an integer"),
+    (lambda t: t.theorem3_rescaled_edge(2, 3, -0.1), r"^c=-0.1 is out of range; allowed 0 <= c"),
+    (lambda t: t.theorem2_difference(4, 0.3), r"^c=0.3 is out of range; allowed 0 <= c <= 1/Z"),
+    (lambda t: t.theorem3_difference(0, 0.3), r"^Z=0 is out of range"),
+    (lambda t: t.lemma3_node_subset(2, 4, [1.5, 0]), r"^counts=1.5 must be an integer"),
+    (lambda t: t.lemma3_node_subset_reweighted(2, 4, [0, 5]), r"^counts=5 is out of range"),
+    (lambda t: t.lemma2_dpp_node(2, 3, 1, np.nan), r"^v_star=nan is out of range"),
+    (lambda t: t.lemma2_dpp_node("2", 3, 1), r"^M='2' must be an integer"),
+])
+def test_theory_domain(call, match):
+    from odeprune.pruning import theory
+
+    with pytest.raises(ValueError, match=match):
+        call(theory)
+
+
+# item 7: progress by default on a terminal, progress=False silences it
+
+
+class _Tty:
+    def __init__(self):
+        self.parts = []
+
+    def write(self, s):
+        self.parts.append(s)
+        return len(s)
+
+    def flush(self):
+        pass
+
+    tty = True
+
+    def isatty(self):
+        return self.tty
+
+
+def test_long_calls_show_progress_on_a_terminal(monkeypatch):
+    from odeprune import _progress
+    from odeprune.pruning import prune_weights
+
+    monkeypatch.setattr(_progress, "DELAY_S", 0.0)
+    s = OrderParams.random(100, 6, 2, v_star=2.0, seed=0)
+    calls = {
+        "prune": lambda p: odeprune.prune(s, "dpp_node", k=2, exact=False, n_samples=1000,
+                                          seed=0, progress=p),
+        "snip": lambda p: odeprune.prune(s, "snip_edge", c=0.5, seed=7, progress=p),
+        "prune_weights": lambda p: prune_weights(*OrderParams.draw_weights(50, 4, 2, seed=0)[:1],
+                                                 v=np.ones(4), w_star=np.ones((2, 50)),
+                                                 v_star=np.ones(2), method="random_node", k=2,
+                                                 n_masks=3, n_samples=50, n_test=20, seed=0,
+                                                 progress=p),
+        "simulate": lambda p: odeprune.simulate(50, 3, 2, 0.5, 2.0, n_test=0, progress=p),
+    }
+    for name, call in calls.items():
+        tty = _Tty()
+        monkeypatch.setattr(sys, "stderr", tty)
+        call(None)
+        assert "".join(tty.parts), f"{name}: no progress on a terminal"
+        tty.parts.clear()
+        call(False)
+        assert not "".join(tty.parts), f"{name}: progress=False still drew a bar"
+    pipe = _Tty()
+    pipe.tty = False
+    monkeypatch.setattr(sys, "stderr", pipe)
+    assert not _progress.want_progress(None)
+    with pytest.raises(ValueError, match="progress="):
+        _progress.want_progress("yes")
+
+
+# item 11: the JAX backend from the command line
+
+
+def test_cli_jax_backend_with_output(tmp_path):
+    pytest.importorskip("diffrax")
+    from odeprune.cli import main
+
+    out = tmp_path / "jax.npz"
+    assert main(["integrate", "-q", "--backend", "jax", "--alpha-max", "5", "--K", "3",
+                 "--output", str(out)]) == 0
+    ref = tmp_path / "numba.npz"
+    assert main(["integrate", "-q", "--alpha-max", "5", "--K", "3", "--output", str(ref)]) == 0
+    a, b = odeprune.load(out), odeprune.load(ref)
+    assert a.metadata["backend"] == "jax"
+    np.testing.assert_allclose(a.eg, b.eg, rtol=1e-5, atol=1e-9)  # both at rtol 1e-7
+    assert not list(tmp_path.glob("*.ckpt.npz"))
+
+
+# item 15: --method all names what it skips
+
+
+def test_prune_all_names_skipped_methods(tmp_path, capsys):
+    from odeprune.cli import main
+
+    s = OrderParams.random(100, 6, 2, v_star=2.0, seed=0)
+    p = s.save(tmp_path / "s.npz")
+    assert main(["prune", str(p), "--method", "all", "--c", "0.3", "-o",
+                 str(tmp_path / "all")]) == 0
+    err = capsys.readouterr().err
+    line = ("skipped random_node, importance_node, dpp_node, dpp_map_node: --c 0.3 gives "
+            "k = cK = 1.8, not an integer in 1..K=6")
+    assert line in err
+    r = odeprune.load(tmp_path / "all.random_edge.none.c0.3.npz")
+    assert any(line in x for x in r.metadata["skipped"])
+    assert main(["prune", str(p), "--method", "all", "--k", "2", "--reweight", "rescale"]) == 0
+    assert ("skipped random_node, importance_node, dpp_node, dpp_map_node: --reweight rescale "
+            "does not apply to node methods") in capsys.readouterr().err
