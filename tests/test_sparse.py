@@ -1,0 +1,297 @@
+"""The masked-network ODE (docs/theory.md §8) and two-time overlaps (§9).
+
+References: the dense ODE (one class), splitting an unmasked network into classes (the same
+network), Lemma 6 (random masks), finite-N masked SGD from the same weights and masks, and
+finite differences (P's equation is the derivative of a bilinear overlap).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import odeprune
+from odeprune import OrderParams
+from odeprune.dynamics import rhs_state
+from odeprune.errors import DivergenceError
+from odeprune.sparse import (
+    SparseLearningCurve,
+    SparseOrderParams,
+    TwoTimeCurve,
+    all_patterns,
+)
+
+ETA = 0.5
+
+
+def _weights(N, K, M, seed):
+    return OrderParams.draw_weights(N, K, M, v_star=2.0, seed=seed)
+
+
+# ------------------------------------------------------------------------------ the state
+def test_from_dense_is_one_class_and_dense_roundtrips():
+    s = OrderParams.random(300, 4, 2, v_star=3.0, seed=1)
+    sp = SparseOrderParams.from_dense(s)
+    assert sp.n_classes == 1 and sp.dense() == s
+    assert sp.eg() == s.eg()
+    np.testing.assert_array_equal(sp.density()[0], np.ones(4))
+
+
+def test_from_weights_is_exact_at_finite_N(rng):
+    w, w_star, v, v_star = _weights(400, 3, 2, 0)
+    mask = rng.random(w.shape) < 0.6
+    sp = SparseOrderParams.from_weights(w, w_star, v, v_star, mask)
+    direct = OrderParams.from_weights(w * mask, w_star, v, v_star)
+    np.testing.assert_allclose(sp.dense().Q, direct.Q, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(sp.dense().R, direct.R, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(sp.dense().T, direct.T, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(sp.density()[0], mask.mean(1), rtol=1e-14)
+    np.testing.assert_allclose(sp.f.sum(), 1.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("c", [0.0, 0.3, 0.5, 1.0])
+def test_random_mask_dense_is_lemma6(c):
+    s = OrderParams.random(500, 5, 2, v_star=4.0, seed=3)
+    sp = SparseOrderParams.random_mask(s, c)
+    d = sp.dense()
+    Q6 = c * c * s.Q + (c - c * c) * np.diag(np.diag(s.Q))
+    np.testing.assert_allclose(d.Q, Q6, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(d.R, c * s.R, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(d.T, s.T, rtol=1e-14, atol=1e-14)
+    expect = odeprune.prune(s, "random_edge", c=c).states[0] if c not in (0.0,) else None
+    if expect is not None:
+        np.testing.assert_allclose(d.Q, expect.Q, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(sp.density()[1], c, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(patterns=np.array([[1, 2]])), "0/1"),
+    (dict(f=[1.2]), "outside"),
+    (dict(f=[-0.1]), "outside"),
+    (dict(patterns=np.array([[True, False]]), ), "non-zero"),
+    (dict(Q=np.array([[[1.0, 2.0], [2.0, 1.0]]])), "positive semi-definite"),
+    (dict(R=np.zeros((1, 3, 1))), "shape"),
+])
+def test_bad_sparse_states_are_refused(bad, match):
+    kw = dict(patterns=np.ones((1, 2), bool), f=[1.0], Q=np.eye(2)[None], R=np.zeros((1, 2, 1)),
+              T=np.eye(1)[None], v=[1.0, 1.0], v_star=[1.0])
+    kw.update(bad)
+    with pytest.raises(ValueError, match=match):
+        SparseOrderParams(**kw)
+
+
+def test_fractions_must_sum_to_one():
+    with pytest.raises(ValueError, match="sum to 1"):
+        SparseOrderParams(patterns=np.ones((2, 1), bool), f=[0.5, 0.6],
+                          Q=np.ones((2, 1, 1)), R=np.zeros((2, 1, 1)), T=np.ones((2, 1, 1)),
+                          v=[1.0], v_star=[1.0])
+
+
+def test_mask_shape_and_values_refused():
+    w, w_star, v, v_star = _weights(50, 2, 1, 0)
+    with pytest.raises(ValueError, match="shape"):
+        SparseOrderParams.from_weights(w, w_star, v, v_star, np.ones((2, 49)))
+    with pytest.raises(ValueError, match="0/1"):
+        SparseOrderParams.from_weights(w, w_star, v, v_star, np.full((2, 50), 0.5))
+
+
+def test_too_many_classes_refused():
+    s = OrderParams.random(50, 13, 1, seed=0)
+    with pytest.raises(ValueError, match="2\\^13 mask classes"):
+        SparseOrderParams.random_mask(s, 0.5)
+
+
+def test_save_load_roundtrip(tmp_path):
+    s = OrderParams.random(300, 3, 2, v_star=3.0, seed=1)
+    sp = SparseOrderParams.random_mask(s, 0.4)
+    path = sp.save(tmp_path / "sp.npz")
+    assert SparseOrderParams.load(path) == sp
+
+
+# ------------------------------------------------------------------------------ right-hand side
+@pytest.mark.parametrize("act", ["erf", "linear"])
+def test_one_class_rhs_is_the_dense_rhs(act):
+    s = OrderParams.random(80, 4, 3, v_star=[2.0, -1.0, 1.5], seed=7).replace(activation=act)
+    dense = rhs_state(s, eta=0.6, eta_v=0.3, sigma=0.2)
+    one = rhs_state(SparseOrderParams.from_dense(s), eta=0.6, eta_v=0.3, sigma=0.2)
+    for a, b in zip(dense, one):
+        np.testing.assert_allclose(np.squeeze(b), a, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("act", ["erf", "linear"])
+def test_split_classes_sum_to_the_dense_rhs(act):
+    # coordinates of an unmasked network split into even / odd j: the per-class derivatives
+    # must sum to the dense derivative (the per-class algebra with unequal classes)
+    w, w_star, v, v_star = _weights(301, 4, 2, 5)
+    s = OrderParams.from_weights(w, w_star, v, v_star, activation=act)
+    N = w.shape[1]
+    parts = [np.arange(0, N, 2), np.arange(1, N, 2)]
+    sp = SparseOrderParams(
+        patterns=np.ones((2, 4), bool), f=[len(j) / N for j in parts],
+        Q=[w[:, j] @ w[:, j].T / N for j in parts], R=[w[:, j] @ w_star[:, j].T / N for j in parts],
+        T=[w_star[:, j] @ w_star[:, j].T / N for j in parts], v=v, v_star=v_star, activation=act)
+    dQ, dR, dv = rhs_state(s, eta=ETA, sigma=0.1)
+    sQ, sR, sv = rhs_state(sp, eta=ETA, sigma=0.1)
+    np.testing.assert_allclose(sQ.sum(0), dQ, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(sR.sum(0), dR, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(sv, dv, rtol=1e-13)
+
+
+def test_pruned_entries_stay_zero_and_masked_first_order_terms_are_projected_gradients():
+    # gradient flow of a masked network: dQ^s = -(eta/N)-scaled projections of dEg/dW onto kept
+    # coordinates. Check against the weights: d w~ = -eta * mask * grad (finite N, exact).
+    w, w_star, v, v_star = _weights(200, 3, 2, 2)
+    rng = np.random.default_rng(0)
+    mask = rng.random(w.shape) < 0.5
+    sp = SparseOrderParams.from_weights(w, w_star, v, v_star, mask)
+    dQ, dR, _ = rhs_state(sp, eta=ETA, gradient_flow=True)
+    m = sp.patterns.astype(float)
+    assert np.all(dQ * (1 - m[:, :, None] * m[:, None, :]) == 0)
+    assert np.all(dR * (1 - m[:, :, None]) == 0)
+    # finite differences of eg along the masked gradient step reproduce the rhs
+    N = w.shape[1]
+    wm = w * mask
+    s0 = OrderParams.from_weights(wm, w_star, v, v_star)
+
+    def eg_of(W):
+        return OrderParams.from_weights(W, w_star, v, v_star).eg()
+
+    grad = np.zeros_like(wm)
+    h = 1e-6
+    for i in range(wm.shape[0]):
+        for j in range(N):
+            if mask[i, j]:
+                e = np.zeros_like(wm)
+                e[i, j] = h
+                grad[i, j] = (eg_of(wm + e) - eg_of(wm - e)) / (2 * h)
+    # SGD: dw = -(eta/sqrt(N)) ... ; in alpha units the gradient-flow drift is -eta N * grad / N
+    vel = -ETA * N * grad * mask          # d w~ / d alpha  (alpha = steps / N)
+    dQ_fd = (vel @ wm.T + wm @ vel.T) / N
+    np.testing.assert_allclose(dQ.sum(0), dQ_fd, atol=2e-6 * max(1, np.abs(dQ_fd).max()))
+    np.testing.assert_allclose(dR.sum(0), vel @ w_star.T / N,
+                               atol=2e-6 * max(1, np.abs(dQ_fd).max()))
+    assert s0.K == 3
+
+
+# ------------------------------------------------------------------------------ learning curves
+def test_one_class_curve_is_the_dense_curve():
+    s = OrderParams.random(500, 6, 2, v_star=4.0, seed=0)
+    dense = odeprune.integrate(s, ETA, 200)
+    one = odeprune.integrate(SparseOrderParams.from_dense(s), ETA, 200)
+    assert isinstance(one, SparseLearningCurve)
+    np.testing.assert_array_equal(one.eg, dense.eg)  # the same compiled code, bit for bit
+    assert isinstance(one.final, SparseOrderParams)
+    np.testing.assert_allclose(one.final.dense().Q, dense.final.Q, rtol=1e-14)
+
+
+def test_split_network_curve_is_the_dense_curve():
+    s = OrderParams.random(500, 4, 2, v_star=3.0, seed=4)
+    sp = SparseOrderParams.from_dense(s).split(3)
+    dense = odeprune.integrate(s, ETA, 300, rtol=1e-9, atol=1e-12)
+    split = odeprune.integrate(sp, ETA, 300, rtol=1e-9, atol=1e-12)
+    # the same network: equal up to the integrator's error (the split state vector differs)
+    np.testing.assert_allclose(split.eg, dense.eg, rtol=1e-6, atol=1e-9)
+
+
+def test_masked_curve_keeps_the_mask_and_differs_from_the_dense_summed_state():
+    s = OrderParams.random(500, 4, 2, v_star=3.0, seed=0)
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    c = odeprune.integrate(sp, ETA, 100)
+    fin = c.final
+    np.testing.assert_array_equal(fin.patterns, sp.patterns)
+    m = fin.patterns.astype(float)
+    assert np.all(fin.Q * (1 - m[:, :, None] * m[:, None, :]) == 0)
+    assert fin.density()[1] == pytest.approx(0.5, rel=1e-14)
+    np.testing.assert_allclose(c.eg[0], sp.eg(), rtol=1e-14)
+    # the masked network is not the dense network started from the summed state
+    d = odeprune.integrate(sp.dense(), ETA, 100)
+    assert abs(d.eg[-1] - c.eg[-1]) > 1e-3 * c.eg[-1]
+
+
+def test_masked_curve_file_roundtrip_and_resume(tmp_path):
+    s = OrderParams.random(300, 3, 2, v_star=3.0, seed=0)
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    c = odeprune.integrate(sp, ETA, 50, track_initial=True)
+    path = c.save(tmp_path / "c.npz")
+    back = SparseLearningCurve.load(path)
+    np.testing.assert_array_equal(back.P_cls, c.P_cls)
+    assert back.final == c.final
+    assert SparseOrderParams.load(path) == c.final
+
+
+def test_masked_refusals():
+    s = OrderParams.random(100, 3, 2, seed=0)
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    with pytest.raises(ValueError, match="not available with backend='jax'"):
+        odeprune.integrate(sp, ETA, 1.0, backend="jax")
+
+
+# ------------------------------------------------------------------------------ two-time overlaps
+def test_P_starts_at_Q_and_its_derivative_matches_finite_differences():
+    # d/dalpha (w(alpha) . w(0)) at alpha=0 equals the first-order part of d/dalpha Q's
+    # one-sided term: dP_ik(0) = -eta v_i S3[i, k], and P(0) = Q(0)
+    s = OrderParams.random(400, 3, 2, v_star=2.0, seed=2)
+    c = odeprune.integrate(s, ETA, 1e-3, save_at=[0.0], track_initial=True, rtol=1e-11,
+                           atol=1e-14)
+    assert isinstance(c, TwoTimeCurve)
+    np.testing.assert_array_equal(c.P[0], s.Q)
+    dQ_gf = rhs_state(s, eta=ETA, gradient_flow=True)[0]
+    # dQ_gf = D + D^T with D_ik = -eta v_i S3[i,k] = dP_ik(0); P's slope is D
+    dP = (c.P[-1] - c.P[0]) / 1e-3
+    np.testing.assert_allclose(dP + dP.T, dQ_gf, rtol=2e-3, atol=2e-3 * np.abs(dQ_gf).max())
+
+
+def test_joint_covariance_is_psd_and_consistent():
+    s = OrderParams.random(500, 4, 2, v_star=3.0, seed=1)
+    c = odeprune.integrate(s, ETA, 100, track_initial=True)
+    for j in (0, len(c) // 2, -1):
+        J = c.joint_covariance(j)
+        assert np.linalg.eigvalsh(J)[0] > -1e-8 * np.abs(J).max()
+        np.testing.assert_array_equal(J[4:8, 4:8], c.Q[j])
+        np.testing.assert_array_equal(J[:4, :4], c.Q[0])
+
+
+def _finite_N_masked(N, seeds, alpha, mask_kind, track=False):
+    K, M = 4, 2
+    w, w_star, v, v_star = OrderParams.draw_weights(N, K, M, v_star=2.0, seed=100)
+    rng = np.random.default_rng(7)
+    if mask_kind == "random":
+        mask = rng.random(w.shape) < 0.5
+    else:  # magnitude mask of the initial weights, half kept per unit
+        thr = np.median(np.abs(w), axis=1, keepdims=True)
+        mask = np.abs(w) > thr
+    sp = SparseOrderParams.from_weights(w, w_star, v, v_star, mask)
+    save_at = np.array([0.0, 2.0, 5.0, 10.0, alpha])
+    ens = odeprune.simulate(N, K, M, ETA, alpha, save_at=save_at, init=(w, w_star, v),
+                            v_star=v_star, mask=mask.astype(float), seeds=list(seeds), n_test=0)
+    curve = odeprune.integrate(sp, ETA, alpha, save_at=save_at)
+    egs = np.array([r.eg for r in ens.runs])
+    return curve, egs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mask_kind", ["random", "magnitude"])
+def test_masked_ode_matches_finite_N_masked_sgd(mask_kind):
+    gaps = {}
+    for N in (500, 2000):
+        curve, egs = _finite_N_masked(N, range(8), 20.0, mask_kind)
+        mean = egs.mean(0)
+        se = egs.std(0, ddof=1) / np.sqrt(egs.shape[0])
+        # each ODE start is the exact state of the weights; the ODE must lie within the seeds'
+        # spread (4 standard errors plus the O(1/N) finite-size bias of the mean)
+        assert np.all(np.abs(curve.eg - mean) <= 4 * se + 2.0 / N + 1e-12), (N, curve.eg, mean, se)
+        gaps[N] = float(np.sqrt(np.mean((curve.eg - mean) ** 2)))
+    assert gaps[2000] < gaps[500], gaps
+
+
+def test_all_patterns_order():
+    p = all_patterns(3)
+    assert p.shape == (8, 3)
+    assert len({tuple(r) for r in p}) == 8
+
+
+def test_divergence_of_masked_run_is_reported():
+    s = OrderParams.random(100, 4, 2, v_star=4.0, seed=0).replace(activation="linear")
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    with pytest.raises(DivergenceError, match="after alpha="):
+        odeprune.integrate(sp, eta=100.0, alpha_max=100, max_steps=5_000)
