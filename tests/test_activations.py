@@ -5,17 +5,21 @@ import pytest
 from conftest import random_cov
 from scipy.special import erf
 
-from odeprune.activations import get_activation
+from odeprune import activations as A
+from odeprune.activations import ACTIVATIONS, CODES, get_activation
 
 N_MC = 1_000_000
 
 
 def _g(name, x):
-    return erf(x / np.sqrt(2)) if name == "erf" else x
+    # independent of the registry's numpy functions
+    return {"erf": lambda: erf(x / np.sqrt(2)), "linear": lambda: x,
+            "relu": lambda: np.where(x > 0, x, 0.0)}[name]()
 
 
 def _gp(name, x):
-    return np.sqrt(2 / np.pi) * np.exp(-x * x / 2) if name == "erf" else np.ones_like(x)
+    return {"erf": lambda: np.sqrt(2 / np.pi) * np.exp(-x * x / 2),
+            "linear": lambda: np.ones_like(x), "relu": lambda: (x > 0).astype(float)}[name]()
 
 
 def _check(samples, exact):
@@ -25,7 +29,7 @@ def _check(samples, exact):
     assert abs(mean - exact) < 5 * se + 1e-12, (mean, exact, se)
 
 
-@pytest.mark.parametrize("name", ["erf", "linear"])
+@pytest.mark.parametrize("name", ["erf", "linear", "relu"])
 @pytest.mark.parametrize("case", range(4))
 def test_integrals_match_monte_carlo(name, case):
     rng = np.random.default_rng(100 + case)
@@ -55,8 +59,58 @@ def test_i2_matrix_is_pairwise_i2(rng):
 
 
 def test_unknown_activation():
-    with pytest.raises(ValueError, match="activation='relu' is unknown"):
-        get_activation("relu")
+    with pytest.raises(ValueError, match="activation='tanh' is unknown"):
+        get_activation("tanh")
+    with pytest.raises(ValueError, match="is not registered"):
+        get_activation(A.Activation("tanh", 7, "g(x) = tanh x", np.tanh, np.tanh))
+
+
+def test_registry_is_consistent():
+    assert sorted(a.code for a in ACTIVATIONS.values()) == sorted(CODES)
+    assert all(get_activation(name).name == name for name in ACTIVATIONS)
+    x = np.linspace(-3, 3, 13)
+    for name, act in ACTIVATIONS.items():
+        np.testing.assert_allclose(act.g(x), _g(name, x), rtol=1e-15, atol=0)
+        np.testing.assert_allclose(act.g_prime(x), _gp(name, x), rtol=1e-15, atol=0)
+        # the compiled scalar helpers agree with the numpy ones
+        np.testing.assert_allclose([A.g(act.code, xi) for xi in x], act.g(x), rtol=1e-15,
+                                   atol=1e-300)
+        np.testing.assert_allclose([A.g_prime(act.code, xi) for xi in x], act.g_prime(x),
+                                   rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("fn, args", [
+    (A.I2, (1.0, 0.2, 1.0)), (A.J2, (1.0, 0.2, 1.0)), (A.I3, (1.0, 0.2, 0.1, 0.3, 1.0)),
+    (A.I4, (1.0, 0.1, 0.2, 0.3, 1.0, 0.1, 0.2, 1.0, 0.3, 1.0)), (A.g, (0.5,)), (A.g_prime, (0.5,)),
+    (A.check_code, ())])
+@pytest.mark.parametrize("code", [-1, 3, 99])
+def test_unknown_code_raises_in_compiled_dispatch(fn, args, code):
+    with pytest.raises(ValueError, match="unknown activation code"):
+        fn(code, *args)
+
+
+def test_unknown_code_raises_in_matrix_helpers():
+    C = np.eye(3)
+    with pytest.raises(ValueError, match="unknown activation code"):
+        A.I2_matrix(5, C)
+    with pytest.raises(ValueError, match="unknown activation code"):
+        A.eg_from_cov(5, C, np.ones(3))
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_I3_is_linear_in_cab_and_cbc(name, rng):
+    """I3(a, b, c) = cab * I3|(1,0) + cbc * I3|(0,1) for fixed (caa, cac, ccc): the masked ODE
+    (EQUATIONS.md §8) evaluates it at unit vectors."""
+    code = get_activation(name).code
+    for _ in range(20):
+        C = random_cov(rng, 2, scale=rng.uniform(0.1, 3))
+        caa, cac, ccc = C[0, 0], C[0, 1], C[1, 1]
+        e1 = A.I3(code, caa, 1.0, cac, 0.0, ccc)
+        e2 = A.I3(code, caa, 0.0, cac, 1.0, ccc)
+        assert A.I3(code, caa, 0.0, cac, 0.0, ccc) == 0.0
+        for cab, cbc in rng.normal(size=(5, 2)) * 3:
+            np.testing.assert_allclose(A.I3(code, caa, cab, cac, cbc, ccc), cab * e1 + cbc * e2,
+                                       rtol=1e-13, atol=1e-15)
 
 
 def test_fast_asin_accuracy():
