@@ -24,6 +24,7 @@ FIGURES = {
     "fig4": "fig4",
     "curves": "curves",
     "edges": "edges",
+    "limit": "limit",
 }
 
 __all__ = ["FIGURES", "get", "make"]
