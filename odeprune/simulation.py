@@ -47,7 +47,9 @@ from . import _io
 from ._progress import want_progress
 from ._validate import check_real as _real
 from ._validate import check_size as _size
-from .activations import ERF, get_activation
+from .activations import check_code, get_activation
+from .activations import g as _g
+from .activations import g_prime as _g_prime
 from .errors import DivergenceError, OdepruneInterrupted
 from .results import LearningCurve, _readonly
 from .state import OrderParams, _as_array, _broadcast_v_star
@@ -92,6 +94,7 @@ def _sgd_block(w, v, w_star, v_star, rng, noise_rng, x, n_steps, eta_w, eta_v, s
     (K, N) (pruned weights stay zero: training a sparse network). Returns ``False`` (and stops before updating) when the error ``Delta``
     of a step is not finite.
     """
+    check_code(act)  # an unknown activation code is an error (registry: odeprune.activations)
     K, N = w.shape
     M = w_star.shape[0]
     gl = np.empty(K)
@@ -105,10 +108,7 @@ def _sgd_block(w, v, w_star, v_star, rng, noise_rng, x, n_steps, eta_w, eta_v, s
             for j in range(N):
                 acc += w_star[n, j] * x[j]
             nu = acc * inv_sqrt_N
-            if act == ERF:
-                y += v_star[n] * math.erf(nu * _INV_SQRT2)
-            else:
-                y += v_star[n] * nu
+            y += v_star[n] * _g(act, nu)
         if sigma > 0.0:
             y += sigma * noise_rng.standard_normal()
         phi = 0.0
@@ -117,12 +117,8 @@ def _sgd_block(w, v, w_star, v_star, rng, noise_rng, x, n_steps, eta_w, eta_v, s
             for j in range(N):
                 acc += w[k, j] * x[j]
             lam = acc * inv_sqrt_N
-            if act == ERF:
-                gl[k] = math.erf(lam * _INV_SQRT2)
-                gp[k] = _SQRT_2_OVER_PI * math.exp(-0.5 * lam * lam)
-            else:
-                gl[k] = lam
-                gp[k] = 1.0
+            gl[k] = _g(act, lam)
+            gp[k] = _g_prime(act, lam)
             phi += v[k] * gl[k]
         delta = phi - y
         if not math.isfinite(delta):
