@@ -135,7 +135,8 @@ def task_prune(*, N: int = 500, K: int = 6, M: int = 2, v_star=4.0, seed: int = 
                kernel: str = "Q", prune_seed: int = 0, exact: bool = True,
                n_samples: int = 10_000, activation: str = "erf", _memo=None):
     """Prune ``OrderParams.random(N, K, M, v_star, seed)`` (or ``init``), first trained by
-    ``integrate`` up to ``alpha_max`` when it is > 0 (one training per batch and state):
+    ``integrate`` up to ``alpha_max`` when it is > 0 (trained once per batch and state; the
+    last eight are kept, so put the axes that change the state first):
     ``eg_mean``, ``eg_std``, ``eg_se`` and ``eg_unpruned``.
 
     A node method given ``c`` instead of ``k`` keeps ``k = c K`` units (equal parameter count,
@@ -152,7 +153,8 @@ def task_prune(*, N: int = 500, K: int = 6, M: int = 2, v_star=4.0, seed: int = 
         if alpha_max > 0:
             state = integrate(state, eta=eta, alpha_max=alpha_max, sigma=sigma,
                               activation=activation).final
-        memo.clear()  # grid order keeps one trained state's points together
+        while len(memo) >= 8:  # a few trained states per batch (put seed axes first)
+            memo.pop(next(iter(memo)))
         memo[key] = state
     state = memo[key]
     if method.endswith("_node") and k is None and c is not None:
