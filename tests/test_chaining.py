@@ -209,3 +209,13 @@ def test_concurrent_writers_of_one_path(tmp_path):
     got = OrderParams.load(target)
     assert got in (OrderParams.random(30, 3, 2, seed=1), OrderParams.random(30, 3, 2, seed=2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["same.npz", "same.npz.png"]
+
+
+def test_jax_backend_continues_a_curve_too(files, tmp_path):
+    pytest.importorskip("diffrax")
+    first = odeprune.load(files["curve"])
+    out = tmp_path / "more.npz"
+    assert cli("integrate", "-q", "--init", files["curve"], "--alpha-max", "2", "--backend",
+               "jax", "-o", out) == 0
+    more = odeprune.load(out)
+    assert more.alpha[0] == first.alpha[-1] and more.activation == "linear"

@@ -172,7 +172,7 @@ def _integrate(state, alpha0: float, **kw):
     import odeprune
 
     has_alpha0 = "alpha0" in inspect.signature(odeprune.integrate).parameters
-    if has_alpha0 and alpha0:
+    if has_alpha0 and alpha0 and kw.get("backend") != "jax":  # the JAX path has no alpha0
         return odeprune.integrate(state, alpha0=alpha0, **kw)
     curve = odeprune.integrate(state, **kw)
     if not alpha0:
