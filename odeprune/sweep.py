@@ -169,6 +169,10 @@ def task_prune(*, N: int = 500, K: int = 6, M: int = 2, v_star=4.0, seed: int = 
             "eg_unpruned": ((), float(res.metadata.get("eg_unpruned", np.nan)))}, {}
 
 
+#: Default batch size of tasks whose points are expensive (a finite-N run): one point per
+#: batch, so each is cached as soon as it is done.
+_BATCH_HINT = {"simulate": 1}
+
 #: Built-in tasks: name -> function of keyword parameters (their defaults are the sweep's).
 TASKS: dict[str, Callable] = {"integrate": task_integrate, "simulate": task_simulate,
                               "prune": task_prune}
@@ -503,6 +507,21 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel what is queued and terminate the running workers of a pool this module owns."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(timeout=5)
+
+
 def _check_run_args(executor, batch_size, max_workers, errors) -> None:
     if errors not in ("record", "raise"):
         raise ValueError(f"errors={errors!r} must be 'record' or 'raise'")
@@ -556,7 +575,8 @@ def _execute(plan: _Plan, task, executor, cache, batch_size, max_workers, progre
                 workers = 1
             else:
                 workers = _n_workers(ex, max_workers)
-            size = batch_size or max(1, math.ceil(len(todo) / (4 * workers)))
+            size = batch_size or _BATCH_HINT.get(plan.task_id) or \
+                max(1, math.ceil(len(todo) / (4 * workers)))
             batches = [todo[j:j + size] for j in range(0, len(todo), size)]
             if ex is None or ex == "local":
                 if len(batches) == 1 or workers == 1:
@@ -603,10 +623,15 @@ def _execute(plan: _Plan, task, executor, cache, batch_size, max_workers, progre
                     for fut in futures:
                         fut.cancel()
                     raise
+    except BaseException:
+        if own is not None:  # Ctrl-C or an error: stop the pool's workers now
+            _stop_pool(own)
+            own = None
+        raise
     finally:
         bar.close()
         if own is not None:
-            own.shutdown(wait=True, cancel_futures=True)
+            own.shutdown(wait=True)
 
     return results
 
@@ -637,7 +662,9 @@ def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
     output : path, optional
         Also :func:`save` the Dataset there (netCDF, atomically).
     batch_size : int, optional
-        Points per submitted task (default: about four batches per worker).
+        Points per submitted task (default: about four batches per worker; one for
+        ``"simulate"``). A point is cached when its batch returns, so expensive user tasks
+        want small batches.
     max_workers : int, optional
         Processes of the default pool.
     progress : bool

@@ -158,8 +158,11 @@ def run_sweep(args) -> int:
             with Client(args.scheduler) as client:
                 ds = _sweep.sweep(spec["task"], spec["grid"], executor=client, **kw)
         else:
+            import logging
+
             with LocalCluster(n_workers=args.workers or _sweep._cores(), threads_per_worker=1,
-                              processes=True, dashboard_address=None) as cluster, \
+                              processes=True, dashboard_address=None,
+                              silence_logs=logging.ERROR) as cluster, \
                     Client(cluster) as client:
                 ds = _sweep.sweep(spec["task"], spec["grid"], executor=client, **kw)
     else:
