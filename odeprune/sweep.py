@@ -58,7 +58,6 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -316,8 +315,8 @@ def check(task, grid, fixed: Mapping | None = None, executor=None) -> _Plan:
         var_kw = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
         unknown = sorted(n for n in names if n not in accepted and not var_kw)
         if unknown:
-            raise ValueError(f"task {task_id!r} has no parameter(s) {unknown}; it takes "
-                             f"{sorted(n for n, p in accepted.items() if p.kind is not p.VAR_KEYWORD)}")
+            takes = sorted(n for n, p in accepted.items() if p.kind is not p.VAR_KEYWORD)
+            raise ValueError(f"task {task_id!r} has no parameter(s) {unknown}; it takes {takes}")
         missing = sorted(n for n, p in accepted.items()
                          if p.default is p.empty and n not in names
                          and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
@@ -753,7 +752,7 @@ def _assemble(xr, plan: _Plan, results: list):
     # sizes of the outputs' own dims (the largest over points; shorter ones are NaN-padded)
     sizes: dict = {}
     for i in ok:
-        for name, (d, a) in results[i][1].items():
+        for d, a in results[i][1].values():
             for dim, s in zip(d, a.shape):
                 sizes[dim] = max(sizes.get(dim, 0), s)
     data_vars = {}
