@@ -54,8 +54,10 @@ _4_PI2 = 4.0 / (math.pi * math.pi)
 class Params(NamedTuple):
     """Everything the right-hand side needs besides the state (one record, fixed per run).
 
-    ``mask`` (S, K) float 0/1, ``f`` (S,), ``T_cls`` (S, M, M), ``R0_cls`` (S, K, M) (the
-    initial per-class ``R``, used by the two-time overlaps ``P``), ``T`` (M, M), ``v_star`` (M,).
+    ``units`` (S, K): the kept units of each class (the first ``nk[s]``, ascending); ``off``
+    (S+1,): where each class's block starts in the state vector (``off[S]``: ``v``); ``f`` (S,),
+    ``T_cls`` (S, M, M), ``R0_cls`` (S, K, M) (the initial per-class ``R``, used by the
+    two-time overlaps ``P``), ``T`` (M, M), ``v_star`` (M,).
     """
 
     K: int
@@ -72,7 +74,9 @@ class Params(NamedTuple):
     T: np.ndarray
     v_star: np.ndarray
     T_cls: np.ndarray
-    mask: np.ndarray
+    units: np.ndarray
+    nk: np.ndarray
+    off: np.ndarray
     f: np.ndarray
     R0_cls: np.ndarray
 
@@ -92,22 +96,29 @@ class Work(NamedTuple):
 
 
 def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, sgd=True,
-                fast=True, mask=None, f=None, T_cls=None, track_P=False, R0_cls=None) -> Params:
-    """Build a :class:`Params` record; without ``mask`` the network is dense (one class)."""
+                fast=True, patterns=None, f=None, T_cls=None, track_P=False,
+                R0_cls=None) -> Params:
+    """Build a :class:`Params` record; without ``patterns`` the network is dense (one class)."""
     K, M = int(K), int(M)
     T = np.ascontiguousarray(T, dtype=float)
-    if mask is None:
-        mask = np.ones((1, K))
+    if patterns is None:
+        patterns = np.ones((1, K), dtype=bool)
         f = np.ones(1)
         T_cls = T[None].copy()
-    mask = np.ascontiguousarray(mask, dtype=float)
-    n_cls = mask.shape[0]
+    patterns = np.asarray(patterns, dtype=bool)
+    n_cls = patterns.shape[0]
+    units = np.zeros((n_cls, K), dtype=np.int64)
+    nk = patterns.sum(1).astype(np.int64)
+    for s in range(n_cls):
+        units[s, :nk[s]] = np.flatnonzero(patterns[s])
+    sizes = nk * (nk + 1) // 2 + nk * M + (nk * nk if track_P else 0)
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     if R0_cls is None:
         R0_cls = np.zeros((n_cls, K, M))
     return Params(K, M, n_cls, float(eta), float(eta_v), float(sigma), int(act), bool(train_v),
                   bool(sgd), bool(fast), bool(track_P), T, np.ascontiguousarray(v_star, float),
-                  np.ascontiguousarray(T_cls, float), mask, np.ascontiguousarray(f, float),
-                  np.ascontiguousarray(R0_cls, float))
+                  np.ascontiguousarray(T_cls, float), units, nk, off,
+                  np.ascontiguousarray(f, float), np.ascontiguousarray(R0_cls, float))
 
 
 @njit(cache=True)
@@ -117,15 +128,38 @@ def make_work(K, M):
                 np.zeros((K, L)), np.zeros((K, K)), np.zeros(L), np.zeros((L, L)))
 
 
-@njit(cache=True)
-def block_size(K, M, track_P):
-    return K * (K + 1) // 2 + K * M + (K * K if track_P else 0)
-
-
-@njit(cache=True)
 def n_state(K, M, n_cls=1, track_P=False):
-    """Length of the state vector: ``n_cls`` class blocks, then ``v``."""
-    return n_cls * block_size(K, M, track_P) + K
+    """Length of the state vector of ``n_cls`` classes with every unit kept (a dense network:
+    one class)."""
+    return n_cls * (K * (K + 1) // 2 + K * M + (K * K if track_P else 0)) + K
+
+
+def _layout(patterns, M, track_P):
+    """Where each stored entry sits in the state vector: rows ``(class, i, k or n, position)``
+    for the upper triangle of ``Q^s`` over kept units, the rows of ``R^s`` of kept units and
+    ``P^s`` over kept x kept; and the position of ``v``."""
+    patterns = np.asarray(patterns, dtype=bool)
+    S, K = patterns.shape
+    Q_idx, R_idx, P_idx = [], [], []
+    pos = 0
+    for s in range(S):
+        u = np.flatnonzero(patterns[s])
+        k = len(u)
+        a, b = np.triu_indices(k)
+        Q_idx.append(np.stack([np.full(len(a), s), u[a], u[b], pos + np.arange(len(a))]))
+        pos += len(a)
+        ra, rn = np.divmod(np.arange(k * M), M)
+        R_idx.append(np.stack([np.full(k * M, s), u[ra], rn, pos + np.arange(k * M)]))
+        pos += k * M
+        if track_P:
+            pa, pb = np.divmod(np.arange(k * k), max(k, 1))
+            P_idx.append(np.stack([np.full(k * k, s), u[pa], u[pb], pos + np.arange(k * k)]))
+            pos += k * k
+
+    def cat(parts):
+        return np.concatenate(parts, axis=1).astype(np.int64)
+
+    return cat(Q_idx), cat(R_idx), (cat(P_idx) if track_P else None), pos
 
 
 # ------------------------------------------------------------------------------ packing
@@ -138,70 +172,72 @@ def pack(Q, R, v):
 
 def unpack(y, K, M):
     """Unpack dense state vector(s) ``y`` (..., n_state) into ``Q (..., K, K)``, ``R``, ``v``."""
-    Q, R, _, v = unpack_classes(y, K, M, 1, False)
+    Q, R, _, v = unpack_classes(y, M, np.ones((1, K), dtype=bool), False)
     return Q[..., 0, :, :], R[..., 0, :, :], v
 
 
-def pack_classes(Q_cls, R_cls, v, P_cls=None):
-    """Pack per-class ``Q (S, K, K)``, ``R (S, K, M)``, optional ``P (S, K, K)``, and ``v``."""
+def pack_classes(patterns, Q_cls, R_cls, v, P_cls=None):
+    """Pack per-class ``Q (S, K, K)``, ``R (S, K, M)``, optional ``P (S, K, K)`` and ``v``
+    (only the entries of kept units are stored)."""
     Q_cls, R_cls = np.asarray(Q_cls, float), np.asarray(R_cls, float)
-    S, K = Q_cls.shape[:2]
-    iu = np.triu_indices(K)
-    parts = []
-    for s in range(S):
-        parts += [Q_cls[s][iu], R_cls[s].ravel()]
-        if P_cls is not None:
-            parts.append(np.asarray(P_cls[s], float).ravel())
-    parts.append(np.asarray(v, float))
-    return np.concatenate(parts)
+    qi, ri, pi, nv = _layout(patterns, R_cls.shape[2], P_cls is not None)
+    y = np.empty(nv + len(v))
+    y[qi[3]] = Q_cls[qi[0], qi[1], qi[2]]
+    y[ri[3]] = R_cls[ri[0], ri[1], ri[2]]
+    if P_cls is not None:
+        y[pi[3]] = np.asarray(P_cls, float)[pi[0], pi[1], pi[2]]
+    y[nv:] = v
+    return y
 
 
-def unpack_classes(y, K, M, n_cls, track_P):
-    """Inverse of :func:`pack_classes` for state vector(s) ``y (..., n_state)``.
+def unpack_classes(y, M, patterns, track_P):
+    """Inverse of :func:`pack_classes` for state vector(s) ``y (..., n)``.
 
     Returns ``Q (..., S, K, K)``, ``R (..., S, K, M)``, ``P (..., S, K, K)`` or None, ``v (..., K)``.
     """
     y = np.asarray(y, dtype=float)
+    S, K = np.shape(patterns)
     lead = y.shape[:-1]
-    nq = K * (K + 1) // 2
-    nb = nq + K * M + (K * K if track_P else 0)
-    blocks = y[..., :n_cls * nb].reshape(lead + (n_cls, nb))
-    iu = np.triu_indices(K)
-    Q = np.zeros(lead + (n_cls, K, K))
-    Q[..., iu[0], iu[1]] = blocks[..., :nq]
-    Q[..., iu[1], iu[0]] = blocks[..., :nq]
-    R = blocks[..., nq:nq + K * M].reshape(lead + (n_cls, K, M)).copy()
-    P = blocks[..., nq + K * M:].reshape(lead + (n_cls, K, K)).copy() if track_P else None
-    v = y[..., n_cls * nb:].copy()
-    return Q, R, P, v
+    qi, ri, pi, nv = _layout(patterns, M, track_P)
+    Q = np.zeros(lead + (S, K, K))
+    Q[..., qi[0], qi[1], qi[2]] = y[..., qi[3]]
+    Q[..., qi[0], qi[2], qi[1]] = y[..., qi[3]]
+    R = np.zeros(lead + (S, K, M))
+    R[..., ri[0], ri[1], ri[2]] = y[..., ri[3]]
+    P = None
+    if track_P:
+        P = np.zeros(lead + (S, K, K))
+        P[..., pi[0], pi[1], pi[2]] = y[..., pi[3]]
+    return Q, R, P, y[..., nv:].copy()
 
 
 @njit(cache=True, error_model="numpy")
 def unpack_cov(y, p, C, a):
     """Fill the global covariance ``C`` (L, L) (class sums) and ``a`` (L,) from the state."""
     K, M = p.K, p.M
-    nb = block_size(K, M, p.track_P)
     for i in range(K):
         for k in range(K):
             C[i, k] = 0.0
         for n in range(M):
             C[i, K + n] = 0.0
     for s in range(p.n_cls):
-        q = s * nb
-        for i in range(K):
-            for k in range(i, K):
-                C[i, k] += y[q]
+        q = p.off[s]
+        u = p.units[s]
+        nk = p.nk[s]
+        for x in range(nk):
+            for z in range(x, nk):
+                C[u[x], u[z]] += y[q]
                 q += 1
-        for i in range(K):
+        for x in range(nk):
             for n in range(M):
-                C[i, K + n] += y[q]
+                C[u[x], K + n] += y[q]
                 q += 1
     for i in range(K):
         for k in range(i + 1, K):
             C[k, i] = C[i, k]
         for n in range(M):
             C[K + n, i] = C[i, K + n]
-    q = p.n_cls * nb
+    q = p.off[p.n_cls]
     for i in range(K):
         a[i] = y[q + i]
     for n in range(M):
@@ -380,66 +416,72 @@ def rhs_into(y, dy, p, w):
     """Write ``d y / d alpha`` into ``dy`` (state layout: see the module docstring)."""
     K, M = p.K, p.M
     L = K + M
-    C, Cs, a, S3 = w.C, w.Cs, w.a, w.S3
+    C, Cs, a, U, bv, S3 = w.C, w.Cs, w.a, w.U, w.b, w.S3
     unpack_cov(y, p, C, a)
-    i3_coefficients(p.act, C, a, K, w.U, w.b)
+    i3_coefficients(p.act, C, a, K, U, bv)
     if p.sgd:
         s4_sums(p, w)
-    nb = block_size(K, M, p.track_P)
     eta = p.eta
     for s in range(p.n_cls):
-        q0 = s * nb
-        # this class's covariance: Q^s, R^s, T^s
+        u = p.units[s]
+        nk = p.nk[s]
+        Ls = nk + M
+        q0 = p.off[s]
+        # this class's covariance over its own fields (kept units, then teachers): Cs (Ls, Ls);
+        # the fields of pruned units have zero covariance with this class's partial fields
         q = q0
-        for i in range(K):
-            for k in range(i, K):
-                Cs[i, k] = y[q]
-                Cs[k, i] = y[q]
+        for x in range(nk):
+            for z in range(x, nk):
+                Cs[x, z] = y[q]
+                Cs[z, x] = y[q]
                 q += 1
-        for i in range(K):
+        for x in range(nk):
             for n in range(M):
-                Cs[i, K + n] = y[q]
-                Cs[K + n, i] = y[q]
+                Cs[x, nk + n] = y[q]
+                Cs[nk + n, x] = y[q]
                 q += 1
         for n in range(M):
             for m in range(M):
-                Cs[K + n, K + m] = p.T_cls[s, n, m]
-        s3_from(w.U, w.b, Cs, K, L, S3)
-        ms = p.mask[s]
+                Cs[nk + n, nk + m] = p.T_cls[s, n, m]
+        # S3[x, col] = sum_c U[u_x, c] Cov(z_c, partial field col) + b[u_x] Cov(z_{u_x}, col)
+        for x in range(nk):
+            i = u[x]
+            for col in range(Ls):
+                t = 0.0
+                for z in range(nk):
+                    t += U[i, u[z]] * Cs[z, col]
+                for n in range(M):
+                    t += U[i, K + n] * Cs[nk + n, col]
+                S3[x, col] = t + bv[i] * Cs[x, col]
         fs = p.f[s]
         q = q0
-        for i in range(K):
-            for k in range(i, K):
-                mik = ms[i] * ms[k]
-                if mik == 0.0:
-                    dy[q] = 0.0
-                else:
-                    d = -eta * a[i] * S3[i, k] - eta * a[k] * S3[k, i]
-                    if p.sgd:
-                        d += eta * eta * fs * a[i] * a[k] * w.S4[i, k]
-                    dy[q] = d
+        for x in range(nk):
+            i = u[x]
+            for z in range(x, nk):
+                k = u[z]
+                d = -eta * a[i] * S3[x, z] - eta * a[k] * S3[z, x]
+                if p.sgd:
+                    d += eta * eta * fs * a[i] * a[k] * w.S4[i, k]
+                dy[q] = d
                 q += 1
-        for i in range(K):
+        for x in range(nk):
             for n in range(M):
-                dy[q] = -eta * a[i] * S3[i, K + n] if ms[i] != 0.0 else 0.0
+                dy[q] = -eta * a[u[x]] * S3[x, nk + n]
                 q += 1
         if p.track_P:
             # Cov(z_c, lambda0^s_k) = P^s_ck (c a student), R0^s_kn (c = teacher n)
-            qP = q
-            for i in range(K):
-                if ms[i] == 0.0:
-                    for k in range(K):
-                        dy[qP + i * K + k] = 0.0
-                    continue
-                for k in range(K):
+            for x in range(nk):
+                i = u[x]
+                for z in range(nk):
+                    k = u[z]
                     t = 0.0
-                    for c in range(K):
-                        t += w.U[i, c] * y[qP + c * K + k]
+                    for c in range(nk):
+                        t += U[i, u[c]] * y[q + c * nk + z]
                     for n in range(M):
-                        t += w.U[i, K + n] * p.R0_cls[s, k, n]
-                    t += w.b[i] * y[qP + i * K + k]
-                    dy[qP + i * K + k] = -eta * a[i] * t
-    q = p.n_cls * nb
+                        t += U[i, K + n] * p.R0_cls[s, k, n]
+                    t += bv[i] * y[q + x * nk + z]
+                    dy[q + x * nk + z] = -eta * a[i] * t
+    q = p.off[p.n_cls]
     for i in range(K):
         if p.train_v:
             acc = 0.0

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import _io
-from ._rhs import make_params, n_state, pack_classes, rhs_eval, unpack_classes
+from ._rhs import make_params, pack_classes, rhs_eval, unpack_classes
 from ._runcontrol import RunControl
 from ._solvers import (
     CHUNK,
@@ -79,9 +79,9 @@ def _problem(state, eta, eta_v, sigma, act_code, train_v, sgd, track_P, fast=Tru
     sp = state if isinstance(state, SparseOrderParams) else SparseOrderParams.from_dense(state)
     R0 = sp.R if track_P else None
     p = make_params(sp.K, sp.M, sp.T.sum(0), sp.v_star, eta, eta_v, sigma, act_code, train_v,
-                    sgd, fast, mask=sp.patterns.astype(float), f=sp.f, T_cls=sp.T,
-                    track_P=track_P, R0_cls=R0)
-    y0 = pack_classes(sp.Q, sp.R, sp.v, sp.Q if track_P else None)
+                    sgd, fast, patterns=sp.patterns, f=sp.f, T_cls=sp.T, track_P=track_P,
+                    R0_cls=R0)
+    y0 = pack_classes(sp.patterns, sp.Q, sp.R, sp.v, sp.Q if track_P else None)
     return p, y0, sp
 
 
@@ -92,9 +92,9 @@ def rhs_state(state, eta: float, eta_v: float | None = None, sigma: float = 0.0,
     per class ``(dQ (S,K,K), dR (S,K,M), dv)`` for a SparseOrderParams."""
     act = get_activation(_activation_of(state, activation))
     eta_v = eta if eta_v is None else eta_v
-    p, y0, _ = _problem(state, float(eta), float(eta_v), float(sigma), act.code,
+    p, y0, sp = _problem(state, float(eta), float(eta_v), float(sigma), act.code,
                         bool(train_second_layer), not gradient_flow, False)
-    dQ, dR, _, dv = unpack_classes(rhs_eval(y0, p), p.K, p.M, p.n_cls, False)
+    dQ, dR, _, dv = unpack_classes(rhs_eval(y0, p), p.M, sp.patterns, False)
     if isinstance(state, SparseOrderParams):
         return dQ, dR, dv
     return dQ[0], dR[0], dv
@@ -267,8 +267,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     params = _params_dict(state, eta, eta_v, sigma, act.name, bool(train_second_layer),
                           bool(gradient_flow), method, rtol, atol, dt, alpha_max, track_P)
     psd_tol = PSD_RTOL * 10  # integration error may add a little on top of the input tolerance
-    n = n_state(p.K, p.M, p.n_cls, track_P)
-    Y_out = np.zeros((t_out.size, n))
+    Y_out = np.zeros((t_out.size, y0.size))
     f0 = rhs_eval(y0, p)
     if not np.all(np.isfinite(f0)):
         raise ValueError(_overflow_message(state, eta, sigma))
@@ -317,7 +316,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     if checkpoint is not None and Path(checkpoint).exists():
         Path(checkpoint).unlink()
 
-    Qc, Rc, Pc, v = unpack_classes(Y_out, p.K, p.M, p.n_cls, track_P)
+    Qc, Rc, Pc, v = unpack_classes(Y_out, p.M, sp.patterns, track_P)
     Q, R = Qc.sum(1), Rc.sum(1)
     eg = _eg_along(Q, R, v, p.T, sp.v_star, act)
     meta = dict(params)
@@ -420,7 +419,7 @@ def _raise_divergence(status, run, p, sp, state, params, path, t_out, Y_out):
 
 
 def _state_from(y, p, sp):
-    Qc, Rc, _, v = unpack_classes(y, p.K, p.M, p.n_cls, p.track_P)
+    Qc, Rc, _, v = unpack_classes(y, p.M, sp.patterns, p.track_P)
     try:
         if p.n_cls == 1 and np.all(sp.patterns):
             return OrderParams(Q=Qc[0], R=Rc[0], T=p.T, v=v, v_star=sp.v_star,
