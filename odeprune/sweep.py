@@ -55,6 +55,7 @@ import math
 import os
 import pickle
 import sys
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -814,3 +815,15 @@ def load(path: str | os.PathLike):
         raise ValueError(f"file {str(path)!r} does not exist")
     with xr.open_dataset(path) as ds:
         return ds.load()
+
+
+class _CallableModule(types.ModuleType):
+    """``odeprune.sweep(...)`` calls :func:`sweep`: the package attribute ``odeprune.sweep``
+    is this module as soon as it has been imported, so the module itself must be the entry
+    function too (``from odeprune.sweep import sweep`` works as well)."""
+
+    def __call__(self, *args, **kwargs):
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

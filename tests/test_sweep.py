@@ -158,6 +158,16 @@ def test_bad_sweeps_fail_before_any_work(task, grid, fixed, match):
         check(task, grid, fixed)
 
 
+def test_module_is_callable():
+    import odeprune.sweep as module
+
+    ds = module("integrate", {"eta": [0.5]}, fixed={"alpha_max": 1.0, "N": 50},
+                executor="serial", progress=False)
+    xr.testing.assert_identical(ds, sweep("integrate", {"eta": [0.5]},
+                                          fixed={"alpha_max": 1.0, "N": 50},
+                                          executor="serial", progress=False))
+
+
 def test_bad_run_arguments():
     with pytest.raises(ValueError, match="executor="):
         sweep("integrate", {"eta": [0.5]}, executor="slurm")
