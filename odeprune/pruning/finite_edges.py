@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from .._progress import make_bar
 from .._validate import check_activation
 from ..activations import get_activation
 from ..state import OrderParams
@@ -182,11 +183,13 @@ class EdgePruneWeightsResult:
 def prune_edges_weights(w, v=None, w_star=None, v_star=None, rule: str = "magnitude_edge",
                         c: float = 0.5, n_masks: int = 5, seed=0, n_test: int = 20_000,
                         n_samples: int = 10_000, activation: str | None = None,
-                        predict: bool = True) -> EdgePruneWeightsResult:
+                        predict: bool = True, progress: bool | None = None
+                        ) -> EdgePruneWeightsResult:
     """Prune real weights with an edge rule; test error on fresh samples; limit prediction.
 
     ``w`` may be a simulation result (attributes ``w``, ``v`` (trajectory: last row),
-    ``w_star``, ``v_star``). Deterministic rules (magnitude) use one mask.
+    ``w_star``, ``v_star``). Deterministic rules (magnitude) use one mask. ``progress``: a bar
+    over the masks (None: when stderr is a terminal).
     """
     from .edge_rules import edge_prune_map
     from .finite import _unpack
@@ -203,6 +206,7 @@ def prune_edges_weights(w, v=None, w_star=None, v_star=None, rule: str = "magnit
     rng_test = np.random.default_rng(ss.spawn(1)[0])
     errs, ses, egs, kept = [], [], [], []
     info: dict[str, Any] = {}
+    bar = make_bar(progress, n_masks, f"prune_edges_weights {rule}", unit="mask")
     for j in range(n_masks):
         mask, info = edge_mask(w, rule, c, seed=mask_seeds[j], v=v, w_star=w_star, v_star=v_star,
                                n_samples=n_samples, activation=act.name)
@@ -214,7 +218,9 @@ def prune_edges_weights(w, v=None, w_star=None, v_star=None, rule: str = "magnit
         ses.append(loss.std(ddof=1) / math.sqrt(n_test))
         egs.append(OrderParams.from_weights(wp, w_star, v, v_star, activation=act.name).eg())
         kept.append(mask.mean())
-    eg_limit = (edge_prune_map(state, rule, c).state.eg()
+        bar.update(1)
+    bar.close()
+    eg_limit = (edge_prune_map(state, rule, c, progress=progress).state.eg()
                 if predict else float("nan"))
     meta = dict(info)
     meta.update(rule=rule, c=c, N=N, K=K, M=w_star.shape[0], n_masks=n_masks, n_test=n_test,
@@ -254,7 +260,8 @@ class IMPResult:
 def iterative_magnitude_pruning(N: int, K: int, M: int, eta: float, alpha_per_round: float,
                                 rounds: int, prune_fraction: float = 0.2, v_star=4.0,
                                 sigma: float = 0.0, seed: int = 0, scope: str = "row",
-                                n_test: int = 2_000, progress: bool = False) -> IMPResult:
+                                n_test: int = 2_000, progress: bool | None = None
+                                ) -> IMPResult:
     """Train -> prune ``prune_fraction`` of the remaining weights by magnitude -> rewind the
     kept weights (and ``v``) to their initial values -> retrain with the mask fixed; repeat.
 
