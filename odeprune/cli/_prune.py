@@ -231,7 +231,7 @@ def run_prune(args) -> int:
     if skipped_lines:  # recorded in every result written
         results = [dataclasses.replace(r, metadata=dict(r.metadata, skipped=skipped_lines))
                    for r in results]
-    header = (f"{'method':<16}{'k':>4}{'c':>9}  {'reweight':<11}{'eg_mean':>12}{'eg_std':>11}"
+    header = (f"{'method':<22}{'k':>4}{'c':>9}  {'reweight':<11}{'eg_mean':>12}{'eg_std':>11}"
               f"{'mc_se':>10}")
     print(f"# K={state.K} M={state.M} activation={state.activation} "
           f"eg_unpruned={state.eg():.6g} kernel={args.kernel or 'Q'}")
@@ -241,7 +241,7 @@ def run_prune(args) -> int:
         m = r.metadata
         k = r.subsets.shape[1] if m["k"] is not None else None
         c = m["c"] if m["c"] is not None else k / state.K
-        print(f"{r.method:<16}{(k if k is not None else '-'):>4}{c:>9.4f}  {m['reweight']:<11}"
+        print(f"{r.method:<22}{(k if k is not None else '-'):>4}{c:>9.4f}  {m['reweight']:<11}"
               f"{r.eg_mean:>12.6g}{r.eg_std:>11.4g}{r.eg_se:>10.2g}")
         rows.append(f"{r.method},{'' if k is None else k},{c!r},{m['reweight']},{r.eg_mean!r},"
                     f"{r.eg_std!r},{r.eg_se!r},{r.exact}")
