@@ -423,6 +423,8 @@ def load_state(path: str | os.PathLike, pick: int | str | None = None,
     if kind == "OrderParams":
         need(PLAIN_STATE_ARRAYS)
         info["description"] = "OrderParams"
+        if isinstance(meta.get("alpha"), (int, float)) and not isinstance(meta["alpha"], bool):
+            info["alpha"] = float(meta["alpha"])  # a state saved along a run (last good state)
         return OrderParams(**{k: arrays[k] for k in PLAIN_STATE_ARRAYS},
                            activation=activation), info
     if kind in ("LearningCurve", "SimulationResult"):

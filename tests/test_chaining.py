@@ -219,3 +219,14 @@ def test_jax_backend_continues_a_curve_too(files, tmp_path):
                "jax", "-o", out) == 0
     more = odeprune.load(out)
     assert more.alpha[0] == first.alpha[-1] and more.activation == "linear"
+
+
+def test_integrate_from_a_last_good_state_continues_its_alpha(tmp_path):
+    """``integrate`` saves the last good state of a diverged run (with its alpha) beside
+    --output; --init from it continues the clock."""
+    s = OrderParams.random(60, 3, 2, v_star=1.5, seed=4)
+    p = s.save(tmp_path / "run.last_good.npz", metadata={"alpha": 7.5, "reason": "divergence"})
+    out = tmp_path / "again.npz"
+    assert cli("integrate", "-q", "--init", p, "--alpha-max", "1", "-o", out) == 0
+    again = odeprune.load(out)
+    assert again.alpha[0] == 7.5 and again.initial == s
