@@ -157,28 +157,36 @@ def _teacher_arrays(path, kind: str, arrays: dict, meta: dict, need) -> tuple[di
     return out, meta
 
 
+#: kind stored in a file -> (module, class) whose ``load`` reads it
+KINDS = {
+    "OrderParams": ("odeprune.state", "OrderParams"),
+    "LearningCurve": ("odeprune.results", "LearningCurve"),
+    "SimulationResult": ("odeprune.simulation", "SimulationResult"),
+    "SimulationEnsemble": ("odeprune.simulation", "SimulationEnsemble"),
+    "PruneResult": ("odeprune.pruning", "PruneResult"),
+    "SparseOrderParams": ("odeprune.sparse", "SparseOrderParams"),
+    "SparseLearningCurve": ("odeprune.sparse", "SparseLearningCurve"),
+    "TwoTimeCurve": ("odeprune.sparse", "TwoTimeCurve"),
+}
+
+
 def load(path: str | os.PathLike) -> Any:
-    """Load any odeprune result file, dispatching on the ``kind`` stored in it.
+    """Load any odeprune result file, dispatching on the ``kind`` stored in it (:data:`KINDS`).
 
     A plain ``.npz`` without odeprune metadata (``np.savez`` of ``Q, R, T, v, v_star``, or of
     the weights ``w, w_star, v, v_star``) loads as an :class:`OrderParams`.
     """
+    import importlib
+
     _, meta = _io.read_npz(path, allow_plain=True)
     kind = meta["kind"]
-    if kind in ("OrderParams", "plain"):
+    if kind == "plain":
         return OrderParams.load(path)
-    if kind == LearningCurve.KIND:
-        return LearningCurve.load(path)
-    if kind == "SimulationResult":
-        from .simulation import SimulationResult
-
-        return SimulationResult.load(path)
-    if kind == "SimulationEnsemble":
-        from .simulation import SimulationEnsemble
-
-        return SimulationEnsemble.load(path)
-    if kind == "PruneResult":
-        from .pruning import PruneResult
-
-        return PruneResult.load(path)
-    raise ValueError(f"file {str(path)!r} holds an unknown kind {kind!r}")
+    if kind.endswith("Checkpoint"):
+        raise ValueError(f"file {str(path)!r} is a checkpoint ({kind}), not a result: continue "
+                         "its run with resume=True (CLI: the same command with --resume)")
+    if kind not in KINDS:
+        raise ValueError(f"file {str(path)!r} holds an unknown kind {kind!r}; odeprune.load "
+                         f"reads {sorted(KINDS)}")
+    module, name = KINDS[kind]
+    return getattr(importlib.import_module(module), name).load(path)

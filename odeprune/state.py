@@ -427,7 +427,11 @@ def load_state(path: str | os.PathLike, pick: int | str | None = None,
             info["alpha"] = float(meta["alpha"])  # a state saved along a run (last good state)
         return OrderParams(**{k: arrays[k] for k in PLAIN_STATE_ARRAYS},
                            activation=activation), info
-    if kind in ("LearningCurve", "SimulationResult"):
+    if kind in ("SparseOrderParams", "SparseLearningCurve"):
+        raise ValueError(f"file {str(path)!r} holds a {kind}: a masked network (per-class order "
+                         "parameters), not a dense state; load it with "
+                         "odeprune.sparse.SparseOrderParams.load (integrate --init accepts it)")
+    if kind in ("LearningCurve", "SimulationResult", "TwoTimeCurve"):
         need(("alpha", "Q", "R", "v"))
         T = arrays["T"] if "T" in arrays else meta.get("T")
         v_star = arrays["v_star"] if "v_star" in arrays else meta.get("v_star")

@@ -230,3 +230,23 @@ def test_integrate_from_a_last_good_state_continues_its_alpha(tmp_path):
     assert cli("integrate", "-q", "--init", p, "--alpha-max", "1", "-o", out) == 0
     again = odeprune.load(out)
     assert again.alpha[0] == 7.5 and again.initial == s
+
+
+def test_masked_network_files(tmp_path, capsys):
+    """A masked network's state and curve continue under integrate --init; prune, which maps
+    dense states, refuses them with one line; odeprune.load reads every kind."""
+    sparse = pytest.importorskip("odeprune.sparse")
+    s = sparse.SparseOrderParams.random_mask(OrderParams.random(60, 3, 2, 1.5, seed=0), 0.5)
+    p = s.save(tmp_path / "sp.npz")
+    assert isinstance(odeprune.load(p), sparse.SparseOrderParams)
+    out = tmp_path / "spc.npz"
+    assert cli("integrate", "-q", "--init", p, "--alpha-max", "1", "-o", out) == 0
+    curve = odeprune.load(out)
+    assert isinstance(curve, sparse.SparseLearningCurve)
+    out2 = tmp_path / "spc2.npz"
+    assert cli("integrate", "-q", "--init", out, "--alpha-max", "1", "-o", out2) == 0
+    np.testing.assert_allclose(odeprune.load(out2).alpha[-1], 2.0, rtol=1e-12)
+    capsys.readouterr()
+    assert cli("prune", out, "--method", "importance_node", "--k", "1") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "masked network" in err

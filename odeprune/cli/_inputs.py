@@ -55,6 +55,11 @@ def refuse_with(args, source: str, *names: str) -> None:
                        f"random initial draw; the initial state comes from {source}")
 
 
+def explicit_values(**options) -> str:
+    """``"--pick, --run"`` for the options given (not None)."""
+    return ", ".join(OPTION_NAMES.get(k, f"--{k}") for k, v in options.items() if v is not None)
+
+
 def _settle_activation(state, info, path, activation):
     """The state with the activation settled: the file's, or ``--activation`` when the file does
     not record one; a conflicting ``--activation`` is refused."""
@@ -80,10 +85,32 @@ def _say_plain(info, path, state, activation) -> None:
              "erf assumed (give --activation to change it)")
 
 
-def load_input_state(path: Path, pick=None, run=None, activation: str | None = None):
-    """``(state, info)`` from any file holding states (see :func:`odeprune.state.load_state`)."""
+SPARSE_KINDS = ("SparseOrderParams", "SparseLearningCurve")
+
+
+def load_input_state(path: Path, pick=None, run=None, activation: str | None = None,
+                     allow_sparse: bool = False):
+    """``(state, info)`` from any file holding states (see :func:`odeprune.state.load_state`);
+    with ``allow_sparse``, a masked network's file gives a ``SparseOrderParams``."""
+    from .. import _io
     from ..state import load_state
 
+    if allow_sparse:
+        arrays, meta = _io.read_npz(path, allow_plain=True)
+        if meta["kind"] in SPARSE_KINDS:
+            from ..sparse import SparseOrderParams
+
+            given = explicit_values(pick=pick, run=run)
+            if given:
+                raise CliError(f"{given} does not apply to {path} (a {meta['kind']})")
+            state = SparseOrderParams.load(path)
+            if activation is not None and activation != state.activation:
+                raise CliError(f"--activation {activation} conflicts with the activation "
+                               f"{state.activation!r} recorded in {path}; omit --activation")
+            alpha = (float(arrays["alpha"][-1]) if meta["kind"] == "SparseLearningCurve"
+                     else None)
+            return state, dict(kind=meta["kind"], alpha=alpha, activation_source="file",
+                               description=f"a masked network ({meta['kind']})")
     state, info = load_state(path, pick=pick, run=run, names=OPTION_NAMES)
     state = _settle_activation(state, info, path, activation)
     _say_plain(info, path, state, activation)

@@ -150,7 +150,7 @@ def _initial_state(args):
 
     if args.init is not None:
         state, info = load_input_state(args.init, pick=args.pick, run=args.run,
-                                       activation=args.activation)
+                                       activation=args.activation, allow_sparse=True)
         return state, (info["alpha"] or 0.0)
     if args.weights is not None:
         w, w_star, v, v_star, act = load_weights(args.weights, run=args.run,
