@@ -112,9 +112,9 @@ def _I2_derivs(name: str, x: float, y: float, z: float):
                              "|correlation| = 1 or a zero row, where I2 is not twice "
                              "differentiable)")
         sD = math.sqrt(D)
-        rho = y / math.sqrt(x * z)
-        f = (sD + y * (0.5 * math.pi + math.asin(rho))) / (2 * math.pi)
-        g = np.array([sD / (4 * math.pi * x), 0.25 + math.asin(rho) / (2 * math.pi),
+        theta = math.atan2(sD, y)     # = arccos(rho), well conditioned near |rho| = 1
+        f = (sD + y * (math.pi - theta)) / (2 * math.pi)
+        g = np.array([sD / (4 * math.pi * x), (math.pi - theta) / (2 * math.pi),
                       sD / (4 * math.pi * z)])
         h = np.array([[(2 * y * y - x * z) / (8 * math.pi * x * x * sD),
                        -y / (4 * math.pi * x * sD), 1.0 / (8 * math.pi * sD)],

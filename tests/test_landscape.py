@@ -6,6 +6,7 @@ of Zhang et al.'s formula) and the one-shot actual limit against direct prune ca
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -29,17 +30,22 @@ def _state(w, w_star, v, v_star, activation):
 
 
 # ------------------------------------------------------------------ an independent eps_g in JAX
-def _eg_jax(activation, w_star, v_star):
-    """eps_g(W, v) = 1/2 a^T I2(C) a with C from Q = W W^T/N, R = W W*^T/N (EQUATIONS §3, §5)."""
-    ws, vs = jnp.asarray(w_star), jnp.asarray(v_star)
-    N = w_star.shape[1]
+def _eg_jax(activation):
+    """eps_g(W, v; W*, v*) = 1/2 a^T I2(C) a, C from Q = W W^T/N, R = W W*^T/N (EQUATIONS §3, §5)."""
 
-    def eg(W, v):
+    def eg(W, v, ws, vs):
+        N = W.shape[1]
         Z = jnp.concatenate([W, ws])
         C = Z @ Z.T / N
         d = jnp.diag(C)
         if activation == "erf":
             I2 = 2 / jnp.pi * jnp.arcsin(C / jnp.sqrt((1 + d)[:, None] * (1 + d)[None, :]))
+        elif activation == "relu":  # EQUATIONS §3b off the diagonal, E[relu(a)^2] = C_aa/2 on it
+            off = ~jnp.eye(C.shape[0], dtype=bool)
+            xz = d[:, None] * d[None, :]
+            sD = jnp.sqrt(jnp.where(off, xz - C * C, 1.0))
+            rho = jnp.where(off, C / jnp.sqrt(xz), 0.0)
+            I2 = jnp.where(off, (sD + C * (jnp.pi / 2 + jnp.arcsin(rho))) / (2 * jnp.pi), C / 2)
         else:
             I2 = C
         a = jnp.concatenate([v, -vs])
@@ -48,17 +54,32 @@ def _eg_jax(activation, w_star, v_star):
     return eg
 
 
+@functools.lru_cache(maxsize=None)
+def _jitted(activation, K):
+    """Compiled Hessian over (W.ravel(), v) and gradient (one compile per activation/shape)."""
+    eg = _eg_jax(activation)
+
+    def flat(theta, ws, vs):
+        N = ws.shape[1]
+        return eg(theta[:K * N].reshape(K, N), theta[K * N:], ws, vs)
+
+    return jax.jit(jax.hessian(flat)), jax.jit(jax.grad(eg, argnums=(0, 1)))
+
+
 def _dense_hessian(w, w_star, v, v_star, activation):
     """Hessian over (W.ravel(), v) by jax.hessian, float64."""
-    K, N = w.shape
+    K = w.shape[0]
     with jax.enable_x64(True):
-        eg = _eg_jax(activation, w_star, v_star)
+        hess, _ = _jitted(activation, K)
+        theta = jnp.concatenate([jnp.asarray(w).ravel(), jnp.asarray(v)])
+        return np.asarray(hess(theta, jnp.asarray(w_star), jnp.asarray(v_star)))
 
-        def f(theta):
-            return eg(theta[:K * N].reshape(K, N), theta[K * N:])
 
-        H = jax.jit(jax.hessian(f))(jnp.concatenate([jnp.asarray(w).ravel(), jnp.asarray(v)]))
-        return np.asarray(H)
+def _jax_grad(w, w_star, v, v_star, activation):
+    with jax.enable_x64(True):
+        _, grad = _jitted(activation, w.shape[0])
+        gW, gv = grad(jnp.asarray(w), jnp.asarray(v), jnp.asarray(w_star), jnp.asarray(v_star))
+        return np.asarray(gW), np.asarray(gv)
 
 
 def _trained(N, K, M, activation, seed, steps=400, lr=None):
@@ -66,11 +87,11 @@ def _trained(N, K, M, activation, seed, steps=400, lr=None):
     w, w_star, v, v_star = OrderParams.draw_weights(N, K, M, v_star=1.0, seed=seed)
     lr = lr if lr is not None else (0.5 if activation == "erf" else 0.02)
     with jax.enable_x64(True):
-        eg = _eg_jax(activation, w_star, v_star)
-        grad = jax.jit(jax.grad(eg, argnums=(0, 1)))
+        _, grad = _jitted(activation, K)
         W, V = jnp.asarray(w), jnp.asarray(v)
+        ws, vs = jnp.asarray(w_star), jnp.asarray(v_star)
         for _ in range(steps):
-            gW, gV = grad(W, V)
+            gW, gV = grad(W, V, ws, vs)
             W, V = W - lr * N * gW, V - lr * gV   # N * grad_W: the natural step on rows
         return np.asarray(W), w_star, np.asarray(V), v_star
 
@@ -80,6 +101,7 @@ def _cases():
         for N in (50, 100):
             for kind in ("random", "trained"):
                 yield activation, N, kind
+    yield "relu", 50, "random"   # ReLU: I2 is smooth only for non-aligned fields
 
 
 @pytest.mark.parametrize("activation,N,kind", list(_cases()))
@@ -166,9 +188,7 @@ def test_gradient_against_finite_differences(activation):
         fd = (eg(v=s.v + e) - eg(v=s.v - e)) / (2 * h)
         np.testing.assert_allclose(fd, g.dv[i], rtol=1e-6, atol=1e-8)
     # weight gradient and its norm against JAX at the weights
-    with jax.enable_x64(True):
-        gW, gv = jax.jit(jax.grad(_eg_jax(activation, w_star, v_star), argnums=(0, 1)))(
-            jnp.asarray(w), jnp.asarray(v))
+    gW, gv = _jax_grad(w, w_star, v, v_star, activation)
     np.testing.assert_allclose(g.weight_gradient(w, w_star), np.asarray(gW), rtol=1e-9,
                                atol=1e-13)
     np.testing.assert_allclose(g.weight_norm, math.sqrt(N) * np.linalg.norm(np.asarray(gW)),
@@ -250,8 +270,9 @@ def test_pruning_limit_fixed_point_and_finite_N(minimum):
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if excess(mid) < 0 else (lo, mid)
-    # sampling of the removed norm (relative sd ~ 1/sqrt(D)) and K r outliers of weight 1/N
-    np.testing.assert_allclose(hi / D, res.rho, atol=5e-3)
+    # seed-to-seed spread of the finite-N fixed point (removed norm sampled, K r outliers of
+    # weight 1/N): about 4e-4 at N = 20000 (seeds 0-2); 5 spreads
+    np.testing.assert_allclose(hi / D, res.rho, atol=2e-3)
 
 
 def test_actual_limit_consistent_with_prune(minimum):

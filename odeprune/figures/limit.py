@@ -207,16 +207,19 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     ax = axes[2]
     fin = P["finite"]
     pop = np.array(fin["population"])
-    lo = max(1e-6, float(np.min(np.abs(pop[pop != 0])))) if np.any(pop != 0) else 1e-6
     allv = np.concatenate([pop] + [np.array(v) for v in fin["empirical"].values()])
-    bins = np.geomspace(lo / 10, float(np.max(np.abs(allv))) * 1.5, 60)
+    top = float(np.max(np.abs(allv)))
+    floor = 1e-6 * top          # |values| below are drawn at the floor (flat directions)
+    bins = np.geomspace(floor / 1.5, top * 1.5, 70)
     for n, (nn, emp) in enumerate(fin["empirical"].items()):
         emp = np.array(emp)
-        ax.hist(np.abs(emp), bins=bins, histtype="step", color=f"C{n + 1}", lw=1.2,
+        ax.hist(np.clip(np.abs(emp), floor, None), bins=bins, histtype="step",
+                color=f"C{n + 1}", lw=1.2,
                 label=f"empirical, n={nn} (n/D={int(nn) / fin['D']:g})")
-    ax.hist(np.abs(pop), bins=bins, histtype="stepfilled", color="0.3", alpha=0.35,
-            label=f"population (exact), N={fin['N']}, D={fin['D']}")
-    ax.set(xscale="log", yscale="log", xlabel=r"$|N\lambda|$", ylabel="count")
+    ax.hist(np.clip(np.abs(pop), floor, None), bins=bins, histtype="stepfilled", color="0.3",
+            alpha=0.35, label=f"population (exact), N={fin['N']}, D={fin['D']}")
+    ax.set(xscale="log", yscale="log", ylabel="count",
+           xlabel=r"$|N\lambda|$ (values below $10^{-6}$ max at the left edge)")
     ax.set_title("(c) first-layer Hessian at the M=%d, K=%d minimum" % (p["finite"]["M"],
                                                                         p["finite"]["K"]),
                  fontsize=9)
