@@ -31,6 +31,7 @@ import numpy as np
 from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, _check_save_at, default_save_at, integrate
 from .errors import DivergenceError
 from .results import LearningCurve
+from .sparse import SparseOrderParams
 from .state import OrderParams
 
 __all__ = ["integrate_batch", "BatchResult", "available_cores"]
@@ -142,7 +143,7 @@ def _per_member(name: str, value, B: int, allow_zero: bool) -> np.ndarray:
 
 def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_at=None,
                     eta_v=None, sigma=0.0, rtol: float = DEFAULT_RTOL,
-                    atol: float = DEFAULT_ATOL, activation: str = "erf",
+                    atol: float = DEFAULT_ATOL, activation: str | None = None,
                     train_second_layer: bool = True, gradient_flow: bool = False,
                     backend: str = "numba", executor: cf.Executor | None = None,
                     n_workers: int | None = None, errors: str = "raise", method: str = "dopri5",
@@ -152,8 +153,9 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
 
     Parameters
     ----------
-    states : sequence of OrderParams, length B
+    states : sequence of OrderParams or SparseOrderParams, length B
         Initial states; all must have the same ``K`` and ``M`` (``T`` and ``v_star`` may differ).
+        Masked networks (:class:`~odeprune.sparse.SparseOrderParams`) need the numba backend.
     eta : float or array_like, shape (B,)
         First-layer learning rate, shared or one per member (a learning-rate sweep).
     alpha_max : float
@@ -165,7 +167,8 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
     sigma : float or array_like, shape (B,)
         Output-noise level, shared or per member.
     rtol, atol, activation, train_second_layer, gradient_flow :
-        As :func:`odeprune.integrate`.
+        As :func:`odeprune.integrate` (each state's own activation is used; ``activation`` may
+        only repeat it).
     backend : {"numba", "jax"}
         ``"numba"``: threads over cores (default); ``"jax"``: one jitted ``vmap``.
     executor : concurrent.futures.Executor, optional
@@ -206,12 +209,23 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
     Goldt et al. (2019), supplementary S3-S4. With the numba backend each curve equals, bit for
     bit, ``integrate(states[j], eta=eta[j], ...)``.
     """
-    states = list(states) if not isinstance(states, OrderParams) else [states]
+    states = list(states) if not isinstance(states, (OrderParams, SparseOrderParams)) \
+        else [states]
     if not states:
         raise ValueError("states is empty: give at least one OrderParams")
     for j, s in enumerate(states):
-        if not isinstance(s, OrderParams):
-            raise ValueError(f"states[{j}] must be an OrderParams, got {type(s).__name__}")
+        if not isinstance(s, (OrderParams, SparseOrderParams)):
+            raise ValueError(f"states[{j}] must be an OrderParams or SparseOrderParams, got "
+                             f"{type(s).__name__}")
+    if backend == "jax":
+        if any(isinstance(s, SparseOrderParams) for s in states):
+            raise ValueError("masked networks (SparseOrderParams) are not available with "
+                             "backend='jax'; use backend='numba'")
+        acts = {s.activation for s in states}
+        if len(acts) > 1:
+            raise ValueError(f"backend='jax' needs one activation for the whole batch, got "
+                             f"{sorted(acts)}")
+        activation = states[0].check_activation(activation)
     K, M = states[0].K, states[0].M
     for j, s in enumerate(states):
         if (s.K, s.M) != (K, M):

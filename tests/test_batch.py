@@ -90,6 +90,7 @@ def test_bad_input(states):
 def test_divergent_member_kept_or_raised(states):
     eta = [0.5, 20.0]
     kw = dict(alpha_max=10.0, activation="linear", train_second_layer=False)
+    states = [s.replace(activation="linear") for s in states]
     batch = op.integrate_batch(states[:2], eta=eta, errors="keep", **kw)
     assert list(batch.ok) == [True, False]
     assert isinstance(batch.errors[1], op.DivergenceError) and batch.errors[0] is None

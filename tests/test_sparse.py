@@ -295,3 +295,14 @@ def test_divergence_of_masked_run_is_reported():
     sp = SparseOrderParams.random_mask(s, 0.5)
     with pytest.raises(DivergenceError, match="after alpha="):
         odeprune.integrate(sp, eta=100.0, alpha_max=100, max_steps=5_000)
+
+
+def test_batch_accepts_masked_states_and_equals_single_calls():
+    s = OrderParams.random(300, 3, 2, v_star=3.0, seed=0)
+    states = [SparseOrderParams.random_mask(s, c) for c in (0.3, 0.7)]
+    batch = odeprune.integrate_batch(states, eta=ETA, alpha_max=20.0)
+    for st, curve in zip(states, batch.curves):
+        np.testing.assert_array_equal(curve.eg, odeprune.integrate(st, ETA, 20.0,
+                                                                   save_at=batch.alpha).eg)
+    with pytest.raises(ValueError, match="not available with backend='jax'"):
+        odeprune.integrate_batch(states, eta=ETA, alpha_max=1.0, backend="jax")
