@@ -732,7 +732,7 @@ def _drive_single(run: _Run, progress: bool, resume: bool) -> SimulationResult:
         if bar is not None:
             bar.close()
     if run.checkpoint is not None and run.checkpoint.exists():
-        run.checkpoint.unlink()
+        run.checkpoint.unlink(missing_ok=True)  # a concurrent run may remove it
     return run.result()
 
 
@@ -808,7 +808,7 @@ def _drive_ensemble(seeds, common, progress, checkpoint, resume, executor, max_w
         for s in seeds:
             p = _seed_path(checkpoint, s)
             if p.exists():
-                p.unlink()
+                p.unlink(missing_ok=True)
     meta = {k: v for k, v in results[0].metadata.items() if k not in ("seed", "steps",
                                                                       "wall_time_s")}
     meta["seeds"] = list(seeds)
