@@ -250,3 +250,20 @@ def test_masked_network_files(tmp_path, capsys):
     assert cli("prune", out, "--method", "importance_node", "--k", "1") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "masked network" in err
+
+
+def test_concurrent_commands_into_one_directory(tmp_path):
+    """Several CLI runs writing the same outputs (and their default checkpoints) at once all
+    succeed; what is left is complete files, no temporaries."""
+    cmds = [["integrate", "-q", "--alpha-max", "30", "-o", "curve.npz", "--plot", "curve.png"],
+            ["simulate", "-q", "--N", "60", "--alpha-max", "2", "--n-test", "10", "-o",
+             "sim.npz"]]
+    procs = [subprocess.Popen([sys.executable, "-m", "odeprune", *c], cwd=tmp_path,
+                              stderr=subprocess.PIPE, text=True) for c in cmds for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    assert isinstance(odeprune.load(tmp_path / "curve.npz"), odeprune.LearningCurve)
+    assert odeprune.load(tmp_path / "sim.npz").N == 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.csv", "curve.npz", "curve.png",
+                                                          "sim.csv", "sim.npz"]
