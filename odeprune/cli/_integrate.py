@@ -116,15 +116,16 @@ def _check_options(args) -> None:
     else:
         given = explicit(args, "pick", "run")
         if given:
-            raise CliError(f"{', '.join(given)} applies to a file given with --init")
+            raise CliError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
+                           "a file given with --init (--run also with --weights)")
     if args.method == "dopri5" and args.dt is not None:
         raise CliError("--dt applies to the fixed-step methods (--method rk4 or euler); "
                        "dopri5 chooses its own steps (set --rtol/--atol instead)")
     if args.method != "dopri5":
         given = explicit(args, "rtol", "atol")
         if given:
-            raise CliError(f"{', '.join(given)} applies to --method dopri5; --method "
-                           f"{args.method} takes a fixed step --dt")
+            raise CliError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
+                           f"--method dopri5; --method {args.method} takes a fixed step --dt")
     if args.gradient_flow and args.sigma not in (None, 0.0):
         raise CliError("--sigma has no effect with --gradient-flow (gradient flow has no label "
                        "noise term); drop one of them")
