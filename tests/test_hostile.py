@@ -444,3 +444,28 @@ def test_prune_all_names_skipped_methods(tmp_path, capsys):
     assert main(["prune", str(p), "--method", "all", "--k", "2", "--reweight", "rescale"]) == 0
     assert ("skipped random_node, importance_node, dpp_node, dpp_map_node: --reweight rescale "
             "does not apply to node methods") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("which", ["prune_weights", "prune_edges_weights"])
+def test_finite_n_error_bars_are_calibrated(which, record_property):
+    """The finite-N pruning results' eg_se and test_error_se against their seed-to-seed spread
+    (40 seeds; chi-square band as above)."""
+    from odeprune.pruning import finite_edges, prune_weights
+
+    w, w_star, v, v_star = OrderParams.draw_weights(60, 4, 2, 2.0, seed=5)
+    n = 40
+    if which == "prune_weights":
+        res = [prune_weights(w, v, w_star, v_star, method="random_node", k=2, n_masks=8,
+                             n_samples=100, n_test=300, seed=i, predict=False, progress=False)
+               for i in range(n)]
+    else:
+        res = [finite_edges.prune_edges_weights(w, v, w_star, v_star, rule="random_edge", c=0.5,
+                                                n_masks=8, n_test=300, seed=i, predict=False,
+                                                progress=False)
+               for i in range(n)]
+    lo, hi = _band(n)
+    for mean, se in (("eg_mean", "eg_se"), ("test_error_mean", "test_error_se")):
+        spread = np.std([getattr(r, mean) for r in res], ddof=1)
+        ratio = spread / np.mean([getattr(r, se) for r in res])
+        record_property(f"{mean}_spread_over_se", ratio)
+        assert lo < ratio < hi, (mean, ratio, lo, hi)
