@@ -3,24 +3,24 @@
 The thermodynamic limit (order-parameter ODEs, pruning as maps on order parameters) and finite-N
 online SGD, in one notation (Goldt et al. 2019; Acharyya et al. 2021).
 
-Heavier parts (simulation, pruning, theory, batches) are imported on first use, so that
-``import odeprune`` stays light and never imports JAX or matplotlib.
+Every public name is imported on first use (PEP 562 ``__getattr__`` over the ``_LAZY`` table), so
+``import odeprune`` imports neither numpy nor numba, scipy, JAX or matplotlib: a command line or a
+script pays only for what it uses.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 
-from ._io import package_version as _package_version
-from .dynamics import integrate
-from .errors import DivergenceError, OdepruneInterrupted
-from .results import LearningCurve, load
-from .state import OrderParams
-
-__version__ = _package_version()
-
-# public name -> (module, attribute or None for the module itself)
+# public name -> (module, attribute; None for the module itself)
 _LAZY = {
+    "OrderParams": ("odeprune.state", "OrderParams"),
+    "LearningCurve": ("odeprune.results", "LearningCurve"),
+    "integrate": ("odeprune.dynamics", "integrate"),
+    "load": ("odeprune.results", "load"),
+    "DivergenceError": ("odeprune.errors", "DivergenceError"),
+    "OdepruneInterrupted": ("odeprune.errors", "OdepruneInterrupted"),
     "simulate": ("odeprune.simulation", "simulate"),
     "SimulationResult": ("odeprune.simulation", "SimulationResult"),
     "SimulationEnsemble": ("odeprune.simulation", "SimulationEnsemble"),
@@ -28,30 +28,48 @@ _LAZY = {
     "PruneResult": ("odeprune.pruning", "PruneResult"),
     "theory": ("odeprune.pruning.theory", None),
     "integrate_batch": ("odeprune.batch", "integrate_batch"),
+    "SparseOrderParams": ("odeprune.sparse", "SparseOrderParams"),
+    "landscape": ("odeprune.landscape", None),
+    "sweep": ("odeprune.sweep", "sweep"),
+    "workflows": ("odeprune.workflows", None),
 }
 
-__all__ = [
-    "OrderParams",
-    "LearningCurve",
-    "integrate",
-    "load",
-    "DivergenceError",
-    "OdepruneInterrupted",
-    "__version__",
-    *_LAZY,
-]
+_HERE = os.path.dirname(__file__)
+
+
+def _shipped(module_name: str) -> bool:
+    """Whether ``module_name`` (inside this package) exists, without importing it."""
+    rel = os.path.join(_HERE, *module_name.split(".")[1:])
+    return os.path.isfile(rel + ".py") or os.path.isfile(os.path.join(rel, "__init__.py"))
+
+
+#: the public names whose modules are shipped (``from odeprune import *`` never fails)
+__all__ = ["__version__", *(name for name, (mod, _) in _LAZY.items() if _shipped(mod))]
 
 
 def __getattr__(name: str):
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'odeprune' has no attribute {name!r}") from None
-    module = importlib.import_module(module_name)
-    value = module if attr is None else getattr(module, attr)
+    if name == "__version__":
+        from ._io import package_version
+
+        value = package_version()
+    else:
+        try:
+            module_name, attr = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module 'odeprune' has no attribute {name!r}") from None
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise  # the module exists but one of its own imports is missing
+            raise ImportError(
+                f"odeprune.{name} is part of the public API but its module {module_name!r} is "
+                "not available in this installation (an older or partial checkout?)",
+                name=module_name) from exc
+        value = module if attr is None else getattr(module, attr)
     globals()[name] = value
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(__all__))

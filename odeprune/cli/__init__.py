@@ -29,7 +29,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (it imports package metadata)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show the version and exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .._io import package_version
+
+        print(f"odeprune {package_version()}")  # on stdout, as argparse's "version" action
+        parser.exit()
+
+
+def _requested_command(argv: list[str] | None) -> str | None:
+    """The sub-command named in ``argv`` (the first non-option word), if it is one of ours."""
+    for word in sys.argv[1:] if argv is None else argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every sub-command, or only ``only`` (a name in :data:`COMMANDS`).
+
+    :func:`main` registers only the sub-command it runs (its module, and what that imports, are
+    the only ones loaded); ``odeprune --help`` and unknown commands register them all.
+    """
     parser = _Parser(
         prog="odeprune",
         description=(
@@ -39,12 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Run 'odeprune COMMAND --help' for the options of a command.",
     )
-    from .. import __version__
-
-    parser.add_argument("--version", action="version", version=f"odeprune {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"{__name__}._{name}")
         except ModuleNotFoundError as exc:
@@ -56,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(only=_requested_command(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -1,0 +1,474 @@
+r"""Stiff-capable integration with an automatic explicit -> implicit switch (issue 16, item 1).
+
+After the learning is done, the order-parameter ODEs relax towards a fixed point along directions
+whose rates differ by orders of magnitude: an explicit method (Dormand-Prince) is then limited by
+its stability region, not by accuracy, and its cost grows linearly with ``alpha``. An implicit
+method (Radau IIA of order 5, or BDF) takes steps limited by accuracy only.
+
+This module only needs the right-hand side as a callable ``f(y) -> dy`` (autonomous; float arrays
+of shape ``(n,)``) and, for the automatic choice, an *explicit chunk* callable with the leading
+arguments and return values of :func:`odeprune._solvers.dopri5_run`::
+
+    explicit_chunk(t, y, h, f, t_out, i_out, Y_out, max_steps)
+        -> (status, t, y, h, f, i_out, nfev, n_accept, n_reject)
+
+which advances at most ``max_steps`` accepted steps and fills ``Y_out[i_out:]`` at the times
+``t_out`` it passes (and checks them, e.g. for positive semi-definiteness).
+
+Pieces
+------
+- :func:`fd_jacobian`: forward-difference Jacobian, ``n`` evaluations of ``f``.
+- :func:`spectral_radius`: power iteration with finite-difference Jacobian-vector products
+  (about 10-20 evaluations), used by the stiffness test.
+- :class:`Stepper`: the chunked driver. ``method="auto"`` runs the explicit chunk while the
+  dynamics are not stiff; every ``probe_steps`` accepted steps in which the step size has not
+  grown (stagnation), it estimates the spectral radius ``rho`` of the Jacobian and switches to the
+  implicit method once ``h * rho >= switch_h_rho`` (Dormand-Prince's stability interval on the
+  negative real axis is about ``[-3.3, 0]``; a step that the controller keeps at ``h rho >= 1``
+  over many steps is stability-limited: the fast modes have decayed, otherwise the error estimate
+  would have forced ``h rho << 1``) and the remaining span needs at least ``min_remaining_steps``
+  more explicit steps (Hairer & Wanner 1996, IV.2 discuss the same test inside DOPRI5 with the
+  cheaper ``||f(y7) - f(y6)|| / ||y7 - y6||`` estimate, which needs the stages). There is no switch
+  back: once relaxing towards a fixed point, the dynamics stay stiff.
+- The implicit phase uses scipy's :class:`~scipy.integrate.Radau` (default) or
+  :class:`~scipy.integrate.BDF` through the ``OdeSolver`` protocol (``step()``,
+  ``dense_output()``) with the Jacobian of :func:`fd_jacobian` (scipy reuses it across steps and
+  re-evaluates it only when the Newton iteration converges slowly).
+
+Reproducibility
+---------------
+The whole state of a :class:`Stepper` between chunks is ``(phase, t, y, h, f, i_out, counters)``
+(:meth:`Stepper.get_state` / :meth:`Stepper.set_state`, plain arrays, ``.npz``-friendly). The
+explicit phase is bit-for-bit chunk-invariant (the compiled stepper carries its full state). The
+implicit phase restarts scipy's solver at every chunk boundary from ``(t, y, h)`` (a new Jacobian,
+``n + 1`` evaluations, per chunk of ``chunk_steps`` steps): the internal state of scipy's solvers
+(LU factors, Newton extrapolation, the predictive controller's memory) cannot be saved, so it is
+not carried across chunks at all. Hence a run interrupted and resumed from a checkpoint gives the
+numbers of an uninterrupted run with the same ``chunk_steps``, bit for bit; runs with different
+``chunk_steps`` agree within the integration tolerance only (the stiffness test is also made at
+chunk-aligned points).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = [
+    "Stepper",
+    "integrate_stiff",
+    "fd_jacobian",
+    "spectral_radius",
+    "resolved_eg_floor",
+    "STIFF_METHODS",
+    "OK",
+    "CHUNK",
+    "NONFINITE",
+    "NOT_PSD",
+    "STEP_TOO_SMALL",
+]
+
+#: status codes (the same values as :mod:`odeprune._solvers`)
+OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL = 0, 1, 2, 3, 4
+
+#: implicit methods by name
+STIFF_METHODS = ("radau", "bdf")
+
+#: phases of a :class:`Stepper`
+EXPLICIT, STIFF = 0, 1
+
+_EPS = np.finfo(float).eps
+_SQRT_EPS = math.sqrt(_EPS)
+
+
+def fd_jacobian(f: Callable, y: np.ndarray, f0: np.ndarray) -> np.ndarray:
+    r"""Forward-difference Jacobian ``J[i, j] = (f(y + h_j e_j)_i - f0_i) / h_j``, shape (n, n).
+
+    ``n`` evaluations of ``f``. The increment ``h_j = sqrt(eps) * max(|y_j|, 1e-3)`` is rounded
+    to a representable difference (``(y_j + h_j) - y_j``), so the only error is the truncation
+    error ``O(h_j |f''|)`` and ``O(eps |f| / h_j)`` of rounding: about ``1e-8`` relative, ample
+    for the Newton iteration of an implicit method (which only needs an approximate Jacobian).
+    """
+    y = np.asarray(y, dtype=float)
+    n = y.shape[0]
+    J = np.empty((n, n))
+    yp = y.copy()
+    for j in range(n):
+        yj = y[j]
+        h = _SQRT_EPS * max(abs(yj), 1e-3)
+        yp[j] = yj + h
+        h = yp[j] - yj
+        J[:, j] = (f(yp) - f0) / h
+        yp[j] = yj
+    return J
+
+
+def spectral_radius(f: Callable, y: np.ndarray, f0: np.ndarray, max_iter: int = 20,
+                    rel_tol: float = 0.02) -> tuple[float, int]:
+    r"""Estimate ``max |lambda(J)|`` of the Jacobian of ``f`` at ``y`` by power iteration.
+
+    Each iteration is one finite-difference Jacobian-vector product
+    :math:`Jv \approx (f(y + \delta v) - f(y)) / \delta`; the start vector is fixed (seed 0),
+    so the estimate is deterministic. Stops when two successive estimates agree within
+    ``rel_tol`` (at least 3 iterations). Returns ``(rho, n_evaluations)``.
+    """
+    y = np.asarray(y, dtype=float)
+    v = np.random.default_rng(0).standard_normal(y.shape[0])
+    v /= np.linalg.norm(v)
+    delta = _SQRT_EPS * max(1.0, float(np.linalg.norm(y)))
+    rho_old, rho = 0.0, 0.0
+    it = 0
+    for it in range(1, max_iter + 1):
+        w = (f(y + delta * v) - f0) / delta
+        rho = float(np.linalg.norm(w))
+        if not math.isfinite(rho) or rho == 0.0:
+            return rho, it
+        v = w / rho
+        if it >= 3 and abs(rho - rho_old) <= rel_tol * rho:
+            break
+        rho_old = rho
+    return rho, it
+
+
+def resolved_eg_floor(eg: Callable, y: np.ndarray, rtol: float, atol: float) -> float:
+    r"""The smallest ``eps_g`` that tolerances ``(rtol, atol)`` resolve at state ``y``.
+
+    An error ``e`` in the state within the tolerance (``|e_j| <= atol + rtol |y_j|``) changes
+    ``eps_g`` by :math:`\nabla\epsilon_g \cdot e \le \sum_j |\partial_j \epsilon_g|
+    (\mathrm{atol} + \mathrm{rtol}|y_j|)`, which does not vanish with ``eps_g`` itself when the
+    terms of ``eps_g`` cancel (near a minimum ``|grad eps_g| ~ sqrt(eps_g)``, so the relative
+    error grows like ``rtol / sqrt(eps_g)``). Returns that bound (central differences of ``eg``,
+    ``2 n`` evaluations); compare it with ``eps_g`` to warn (see docs/speed.md).
+    """
+    y = np.asarray(y, dtype=float)
+    scale = atol + rtol * np.abs(y)
+    total = 0.0
+    yp = y.copy()
+    for j in range(y.shape[0]):
+        h = 1e-6 * max(abs(y[j]), 1e-3)
+        yp[j] = y[j] + h
+        up = eg(yp)
+        yp[j] = y[j] - h
+        down = eg(yp)
+        yp[j] = y[j]
+        total += abs(up - down) / (2 * h) * scale[j]
+    return float(total)
+
+
+class _Counted:
+    """``f`` counting its evaluations; ``fun(t, y)`` for scipy; the first call may be cached."""
+
+    __slots__ = ("f", "nfev", "cached", "last")
+
+    def __init__(self, f):
+        self.f = f
+        self.nfev = 0
+        self.cached = None
+        self.last = None
+
+    def __call__(self, y):
+        self.nfev += 1
+        out = np.array(self.f(y), dtype=float)
+        self.last = (np.array(y, dtype=float), out)
+        return out
+
+    def at(self, y):
+        """``f(y)``, reusing the last evaluation when it was at the same point."""
+        if self.last is not None and np.array_equal(self.last[0], y):
+            return self.last[1]
+        return self(y)
+
+    def fun(self, t, y):
+        if self.cached is not None:
+            c, self.cached = self.cached, None
+            if np.array_equal(c[0], y):
+                return c[1].copy()
+        return self(y)
+
+
+class Stepper:
+    r"""Chunked integration of ``y' = f(y)`` from ``t`` to ``t_out[-1]``, filling ``Y_out``.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(y) -> dy``, arrays of shape (n,).
+    t_out : ndarray, shape (n_out,)
+        Increasing output times (the last one is the end).
+    rtol, atol : float
+        Tolerances of both phases (per component, scipy's RMS norm).
+    method : {"auto", "radau", "bdf", "explicit"}
+        ``"auto"``: explicit until stiff, then ``stiff_method``; ``"radau"``/``"bdf"``: implicit
+        from the start; ``"explicit"``: the explicit chunk only (no switch).
+    explicit_chunk : callable, optional
+        Required for ``"auto"`` and ``"explicit"`` (see the module docstring).
+    stiff_method : {"radau", "bdf"}
+        The implicit method of ``"auto"``.
+    chunk_steps : int
+        Accepted steps per :meth:`step_chunk` (the unit of progress and checkpoints).
+    check : callable, optional
+        ``check(y) -> bool`` at every output of the implicit phase (e.g. a PSD test); ``False``
+        stops with status ``NOT_PSD``. The explicit chunk does its own checks.
+    probe_steps, switch_h_rho, min_remaining_steps :
+        The stiffness test of ``"auto"`` (see the module docstring).
+
+    Attributes
+    ----------
+    status : int
+        ``CHUNK`` while running, then ``OK`` or an error code.
+    t, y, h, f0, i_out : the current state
+    nfev, njev, nlu, n_accept, n_reject, n_probe : counters (``nfev`` includes the Jacobian and
+        the stiffness probes); ``t_switch`` : time of the switch to the implicit method (nan if
+        none).
+    """
+
+    def __init__(self, f: Callable, t_out, Y_out: np.ndarray, rtol: float, atol: float,
+                 method: str = "auto", explicit_chunk: Callable | None = None,
+                 stiff_method: str = "radau", chunk_steps: int = 500,
+                 check: Callable | None = None, probe_steps: int = 50,
+                 switch_h_rho: float = 1.0, min_remaining_steps: int = 200):
+        if method not in ("auto", "explicit", *STIFF_METHODS):
+            raise ValueError(f"method={method!r} is unknown; expected 'auto', 'explicit', "
+                             f"{', '.join(map(repr, STIFF_METHODS))}")
+        if stiff_method not in STIFF_METHODS:
+            raise ValueError(f"stiff_method={stiff_method!r} is unknown; expected one of "
+                             f"{list(STIFF_METHODS)}")
+        if method in ("auto", "explicit") and explicit_chunk is None:
+            raise ValueError(f"method={method!r} needs explicit_chunk")
+        self.fun = _Counted(f)
+        self.t_out = np.asarray(t_out, dtype=float)
+        self.Y_out = Y_out
+        self.rtol, self.atol = float(rtol), float(atol)
+        self.method = method
+        self.stiff_method = method if method in STIFF_METHODS else stiff_method
+        self.explicit_chunk = explicit_chunk
+        self.chunk_steps = int(chunk_steps)
+        self.check = check
+        self.probe_steps = int(probe_steps)
+        self.switch_h_rho = float(switch_h_rho)
+        self.min_remaining_steps = int(min_remaining_steps)
+        self.status = CHUNK
+        self.message = ""
+        self.phase = EXPLICIT if method in ("auto", "explicit") else STIFF
+        self.t = 0.0
+        self.y = None
+        self.h = 0.0
+        self.f0 = None
+        self.i_out = 0
+        self.nfev_explicit = 0
+        self.njev = self.nlu = self.n_accept = self.n_reject = self.n_probe = 0
+        self.t_switch = math.nan
+
+    # ------------------------------------------------------------------ state
+    @property
+    def nfev(self) -> int:
+        """All evaluations of ``f``: explicit chunks, implicit phase, Jacobians and probes."""
+        return self.nfev_explicit + self.fun.nfev
+
+    def start(self, t0: float, y0, h0: float = 0.0, f0=None) -> Stepper:
+        """Set the initial state (``h0 = 0``: the method picks the first step)."""
+        self.t = float(t0)
+        self.y = np.array(y0, dtype=float)
+        self.f0 = self.fun(self.y) if f0 is None else np.array(f0, dtype=float)
+        self.h = float(h0)
+        while self.i_out < self.t_out.size and self.t_out[self.i_out] <= self.t:
+            self.Y_out[self.i_out] = self.y
+            self.i_out += 1
+        if self.phase == EXPLICIT and self.h <= 0.0:
+            self.h = _initial_step(self.y, self.f0, self.rtol, self.atol,
+                                   float(self.t_out[-1]) - self.t)
+        return self
+
+    _COUNTERS = ("nfev_explicit", "nfev_other", "njev", "nlu", "n_accept", "n_reject", "n_probe")
+
+    def get_state(self) -> dict:
+        """The state between chunks as plain arrays (with ``Y_out[:i_out]`` kept by the caller)."""
+        return {
+            "phase": np.int64(self.phase),
+            "t": np.float64(self.t), "h": np.float64(self.h), "t_switch": np.float64(self.t_switch),
+            "y": self.y.copy(), "f": self.f0.copy(), "i_out": np.int64(self.i_out),
+            "counters": np.array([self.nfev_explicit, self.fun.nfev, self.njev, self.nlu,
+                                  self.n_accept, self.n_reject, self.n_probe], dtype=np.int64),
+        }
+
+    def set_state(self, state: dict) -> Stepper:
+        """Restore :meth:`get_state` (``Y_out[:i_out]`` must be restored by the caller)."""
+        self.phase = int(state["phase"])
+        self.t, self.h = float(state["t"]), float(state["h"])
+        self.t_switch = float(state["t_switch"])
+        self.y = np.array(state["y"], dtype=float)
+        self.f0 = np.array(state["f"], dtype=float)
+        self.i_out = int(state["i_out"])
+        c = [int(x) for x in state["counters"]]
+        (self.nfev_explicit, self.fun.nfev, self.njev, self.nlu, self.n_accept, self.n_reject,
+         self.n_probe) = c
+        self.status = CHUNK if self.i_out < self.t_out.size else OK
+        return self
+
+    # ------------------------------------------------------------------ stepping
+    def step_chunk(self) -> int:
+        """Advance by up to ``chunk_steps`` accepted steps; returns (and sets) ``status``."""
+        if self.status != CHUNK:
+            return self.status
+        budget = self.chunk_steps
+        while budget > 0 and self.status == CHUNK:
+            if self.phase == EXPLICIT:
+                budget -= self._explicit(budget)
+            else:
+                budget -= self._implicit(budget)
+        return self.status
+
+    def _explicit(self, budget: int) -> int:
+        probing = self.method == "auto"
+        n = min(budget, self.probe_steps) if probing else budget
+        h_before = self.h
+        status, t, y, h, f, i_out, nfev, nacc, nrej = self.explicit_chunk(
+            self.t, self.y, self.h, self.f0, self.t_out, self.i_out, self.Y_out, n)
+        self.t, self.y, self.h, self.f0, self.i_out = float(t), y, float(h), f, int(i_out)
+        self.nfev_explicit += int(nfev)
+        self.n_accept += int(nacc)
+        self.n_reject += int(nrej)
+        self.status = int(status)
+        if probing and self.status == CHUNK and self.h <= 2.0 * h_before:
+            self._maybe_switch()
+        return max(int(nacc), 1)
+
+    def _maybe_switch(self) -> None:
+        remaining = float(self.t_out[-1]) - self.t
+        if remaining < self.min_remaining_steps * self.h:
+            return
+        rho, k = spectral_radius(self.fun, self.y, self.f0)
+        self.n_probe += 1
+        if math.isfinite(rho) and self.h * rho >= self.switch_h_rho:
+            self.phase = STIFF
+            self.t_switch = self.t
+            self.h = 0.0  # the implicit method chooses its own first step
+
+    def _implicit(self, budget: int) -> int:
+        from scipy.integrate import BDF, Radau
+
+        cls = Radau if self.stiff_method == "radau" else BDF
+        fun = self.fun
+        t_end = float(self.t_out[-1])
+        if self.t >= t_end:
+            self._fill_to(self.t, None)
+            self.status = OK
+            return 1
+
+        def jac(t, y):
+            self.njev += 1
+            return fd_jacobian(fun, y, fun.at(y))
+
+        fun.cached = (self.y.copy(), self.f0.copy())
+        solver = cls(fun.fun, self.t, self.y, t_end, rtol=self.rtol, atol=self.atol, jac=jac,
+                     first_step=(min(self.h, t_end - self.t) if self.h > 0 else None))
+        fun.cached = None
+        steps = 0
+        while steps < budget:
+            t_old = solver.t
+            message = solver.step()
+            if solver.status == "failed":
+                self.status = STEP_TOO_SMALL
+                self.message = str(message)
+                break
+            steps += 1
+            y_new = solver.y
+            if not np.all(np.isfinite(y_new)):
+                self.status = NONFINITE
+                break
+            if not self._fill_to(solver.t, solver, t_old):
+                self.status = NOT_PSD
+                # keep the last good state (t_old) for the divergence report
+                steps -= 1
+                self.nlu += solver.nlu
+                return max(steps, 1)
+            self.t, self.y = float(solver.t), y_new.copy()
+            if solver.status == "finished" or self.i_out >= self.t_out.size:
+                self.status = OK
+                break
+        self.h = float(solver.h_abs)
+        # Radau keeps f(y) of the last step; BDF does not evaluate it
+        self.f0 = solver.f.copy() if cls is Radau and solver.t == self.t else fun(self.y)
+        self.nlu += solver.nlu
+        self.n_accept += steps
+        return max(steps, 1)
+
+    def _fill_to(self, t_new, solver, t_old=None) -> bool:
+        t_out, i = self.t_out, self.i_out
+        dense = None
+        while i < t_out.size and t_out[i] <= t_new:
+            if solver is None or t_out[i] == t_new:
+                yi = self.y if solver is None else solver.y
+            else:
+                if dense is None:
+                    dense = solver.dense_output()
+                yi = dense(t_out[i])
+            self.Y_out[i] = yi
+            if self.check is not None and not self.check(self.Y_out[i]):
+                self.i_out = i
+                return False
+            i += 1
+        self.i_out = i
+        return True
+
+
+def _initial_step(y, f, rtol, atol, span) -> float:
+    # Hairer, Norsett & Wanner (1993), II.4 -- the simple first guess (as dynamics.py does)
+    scale = atol + np.abs(y) * rtol
+    d0 = np.sqrt(np.mean((y / scale) ** 2))
+    d1 = np.sqrt(np.mean((f / scale) ** 2))
+    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    return float(min(h0, span))
+
+
+class StiffSolution:
+    """Result of :func:`integrate_stiff`: ``t``, ``Y`` (n_out, n), ``status``, ``message``,
+    counters ``nfev, njev, nlu, n_accept, n_reject, n_probe`` and ``t_switch``."""
+
+    def __init__(self, stepper: Stepper):
+        s = stepper
+        self.t = s.t_out
+        self.Y = s.Y_out
+        self.status = s.status
+        self.success = s.status == OK
+        self.message = s.message or {OK: "reached the last output time",
+                                     NONFINITE: "the state became non-finite",
+                                     NOT_PSD: "an output failed the check",
+                                     STEP_TOO_SMALL: "the step size became too small"}.get(
+            s.status, "stopped")
+        self.nfev, self.njev, self.nlu = s.nfev, s.njev, s.nlu
+        self.n_accept, self.n_reject, self.n_probe = s.n_accept, s.n_reject, s.n_probe
+        self.t_switch = s.t_switch
+        self.i_out = s.i_out
+
+    def __repr__(self):
+        return (f"StiffSolution(status={self.status}, nfev={self.nfev}, njev={self.njev}, "
+                f"steps={self.n_accept}, t_switch={self.t_switch:.6g})")
+
+
+def integrate_stiff(f: Callable, y0, t_out, rtol: float = 1e-7, atol: float = 1e-10,
+                    method: str = "auto", explicit_chunk: Callable | None = None,
+                    chunk_steps: int = 500, on_chunk: Callable | None = None,
+                    **options) -> StiffSolution:
+    r"""Integrate ``y' = f(y)`` from ``t_out[0]`` (``y0``) through the times ``t_out``.
+
+    A convenience loop over :class:`Stepper`: ``on_chunk(stepper)`` is called after every chunk
+    (progress, checkpoints via ``stepper.get_state()``). ``options`` go to :class:`Stepper`.
+
+    Returns
+    -------
+    StiffSolution
+        ``Y`` (n_out, n) at ``t_out``, ``status``/``message``, evaluation counters.
+    """
+    t_out = np.asarray(t_out, dtype=float)
+    y0 = np.asarray(y0, dtype=float)
+    Y_out = np.zeros((t_out.size, y0.size))
+    st = Stepper(f, t_out, Y_out, rtol, atol, method=method, explicit_chunk=explicit_chunk,
+                 chunk_steps=chunk_steps, **options).start(float(t_out[0]), y0)
+    while st.status == CHUNK:
+        st.step_chunk()
+        if on_chunk is not None:
+            on_chunk(st)
+    return StiffSolution(st)
