@@ -300,6 +300,9 @@ class OrderParams:
 
     # ------------------------------------------------------------------ files
     def to_arrays(self) -> dict[str, np.ndarray]:
+        """The numeric arrays ``Q, R, T, v, v_star`` (the activation is :attr:`activation`; a
+        plain ``np.savez(path, activation=np.array(state.activation), **state.to_arrays())``
+        keeps it, and :meth:`load` reads it back)."""
         return {"Q": self.Q, "R": self.R, "T": self.T, "v": self.v, "v_star": self.v_star}
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None):
