@@ -136,8 +136,9 @@ _I4_MAX_LEVELS = 26
 
 @njit(cache=True, error_model="numpy")
 def _corr(cab, caa, cbb):
-    # correlation, clipped to [-1, 1] (caa, cbb > 0)
-    return _clip1(cab / (math.sqrt(caa) * math.sqrt(cbb)))
+    # correlation, clipped to [-1, 1] (caa, cbb > 0); exactly 1 for a field with itself, since
+    # sqrt(x*x) == |x| in IEEE arithmetic (sqrt(x)*sqrt(x) is not always x)
+    return _clip1(cab / math.sqrt(caa * cbb))
 
 
 @njit(cache=True, error_model="numpy")
@@ -153,7 +154,9 @@ def relu_I2(caa, cab, cbb):
     if caa <= 0.0 or cbb <= 0.0:
         return 0.0
     rho = _corr(cab, caa, cbb)
-    return _1_2PI * (math.sqrt(max(caa * cbb - cab * cab, 0.0)) + cab * (_HALF_PI + math.asin(rho)))
+    root = math.sqrt(caa * cbb)  # == caa on the diagonal (sqrt(x*x) == |x| in IEEE arithmetic)
+    det = max((root - cab) * (root + cab), 0.0)
+    return _1_2PI * (math.sqrt(det) + cab * (_HALF_PI + math.asin(rho)))
 
 
 @njit(cache=True, error_model="numpy")
@@ -166,7 +169,8 @@ def relu_I3(caa, cab, cac, cbc, ccc):
     if caa <= 0.0 or ccc <= 0.0:
         return 0.0
     rho = _corr(cac, caa, ccc)
-    return (cab * math.sqrt(max(caa * ccc - cac * cac, 0.0)) / caa * _1_2PI
+    root = math.sqrt(caa * ccc)
+    return (cab * math.sqrt(max((root - cac) * (root + cac), 0.0)) / caa * _1_2PI
             + cbc * (0.25 + _1_2PI * math.asin(rho)))
 
 
@@ -251,9 +255,19 @@ def _asin_ratio(num, vk, vl):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _relu_m4_integrand(t, p01, p02, p03, p12, p13, p23):
-    r"""``G(t)`` of :func:`_relu_m4`: the derivative of ``E[X_2 X_3 1{X>0}]`` along
-    ``R(t) = (1-t) I + t R``, with the ``P_4`` part integrated by parts (see there)."""
+def _one_minus_sq(p, s):
+    # 1 - r^2 for r = (1 - s) p, as (1 - |r|)(1 + |r|) with 1 - |r| = (1 - |p|) + s |p|: exact
+    # cancellation-free even where 1 - s rounds to 1 (1 - |p| is exact for |p| >= 1/2, Sterbenz)
+    ap = abs(p)
+    om = (1.0 - ap) + s * ap
+    return om * (2.0 - om)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _relu_m4_integrand(s, p01, p02, p03, p12, p13, p23):
+    r"""``G(t)`` of :func:`_relu_m4` at ``t = 1 - s``: the derivative of ``E[X_2 X_3 1{X>0}]``
+    along ``R(t) = (1-t) I + t R``, with the ``P_4`` part integrated by parts (see there)."""
+    t = 1.0 - s
     r01 = t * p01
     r02 = t * p02
     r03 = t * p03
@@ -274,23 +288,27 @@ def _relu_m4_integrand(t, p01, p02, p03, p12, p13, p23):
     n, vk, vl = _pair_partial(r23, r02, r12, r03, r13, r01)        # (0,1 | 2,3)
     a23 = _asin_ratio(n, vk, vl)
     # q_ij = P(X_k>0, X_l>0 | X_i = X_j = 0) / sqrt(1 - r_ij^2)
-    d01 = 1.0 - r01 * r01
-    q01 = (0.25 + _1_2PI * a01) / math.sqrt(d01)
-    q02 = (0.25 + _1_2PI * a02) / math.sqrt(1.0 - r02 * r02)
-    q03 = (0.25 + _1_2PI * a03) / math.sqrt(1.0 - r03 * r03)
-    q12 = (0.25 + _1_2PI * a12) / math.sqrt(1.0 - r12 * r12)
-    q13 = (0.25 + _1_2PI * a13) / math.sqrt(1.0 - r13 * r13)
-    q23 = (0.25 + _1_2PI * a23) / math.sqrt(1.0 - r23 * r23)
+    o01 = _one_minus_sq(p01, s)
+    o02 = _one_minus_sq(p02, s)
+    o03 = _one_minus_sq(p03, s)
+    o12 = _one_minus_sq(p12, s)
+    o13 = _one_minus_sq(p13, s)
+    q01 = (0.25 + _1_2PI * a01) / math.sqrt(o01)
+    q02 = (0.25 + _1_2PI * a02) / math.sqrt(o02)
+    q03 = (0.25 + _1_2PI * a03) / math.sqrt(o03)
+    q12 = (0.25 + _1_2PI * a12) / math.sqrt(o12)
+    q13 = (0.25 + _1_2PI * a13) / math.sqrt(o13)
+    q23 = (0.25 + _1_2PI * a23) / math.sqrt(_one_minus_sq(p23, s))
     # Price's theorem: dF/dr_ij = E[d_i d_j (x_2 x_3 1{x>0})]
     D01 = ((math.sqrt(max(v2 * v3 - n01 * n01, 0.0)) + n01 * (_HALF_PI + a01))
-           * _1_4PI2 / (d01 * math.sqrt(d01)))
-    D02 = ((r13 - r03 * r01) * q01 + (r23 - r03 * r02) * q02 + (1.0 - r03 * r03) * q03)
-    D03 = ((r12 - r02 * r01) * q01 + (1.0 - r02 * r02) * q02 + (r23 - r02 * r03) * q03)
-    D12 = ((r03 - r13 * r01) * q01 + (r23 - r13 * r12) * q12 + (1.0 - r13 * r13) * q13)
-    D13 = ((r02 - r12 * r01) * q01 + (1.0 - r12 * r12) * q12 + (r23 - r12 * r13) * q13)
+           * _1_4PI2 / (o01 * math.sqrt(o01)))
+    D02 = (r13 - r03 * r01) * q01 + (r23 - r03 * r02) * q02 + o03 * q03
+    D03 = (r12 - r02 * r01) * q01 + o02 * q02 + (r23 - r02 * r03) * q03
+    D12 = (r03 - r13 * r01) * q01 + (r23 - r13 * r12) * q12 + o13 * q13
+    D13 = (r02 - r12 * r01) * q01 + o12 * q12 + (r23 - r12 * r13) * q13
     dP4 = p01 * q01 + p02 * q02 + p03 * q03 + p12 * q12 + p13 * q13 + p23 * q23
     return (p01 * D01 + _1_2PI * (p02 * D02 + p03 * D03 + p12 * D12 + p13 * D13
-                                  + p23 * (1.0 - t) * dP4))
+                                  + p23 * s * dP4))
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
@@ -338,7 +356,7 @@ def _relu_m4(p01, p02, p03, p12, p13, p23):
         s = 0.0
         for j in range(_GL_N):
             u = lo + h * _GL_X[j]
-            s += _GL_W[j] * u * _relu_m4_integrand(1.0 - u * u, p01, p02, p03, p12, p13, p23)
+            s += _GL_W[j] * u * _relu_m4_integrand(u * u, p01, p02, p03, p12, p13, p23)
         total += 2.0 * h * s
         hi = lo
     return 0.125 / math.pi + p23 / 16.0 + total
@@ -366,17 +384,13 @@ def relu_I4(caa, cab, cac, cad, cbb, cbc, cbd, ccc, ccd, cdd):
     """
     if caa <= 0.0 or cbb <= 0.0 or ccc <= 0.0 or cdd <= 0.0:
         return 0.0
-    sa = math.sqrt(caa)
-    sb = math.sqrt(cbb)
-    sc = math.sqrt(ccc)
-    sd = math.sqrt(cdd)
     r = np.empty((4, 4))
-    r[0, 1] = _clip1(cab / (sa * sb))
-    r[0, 2] = _clip1(cac / (sa * sc))
-    r[0, 3] = _clip1(cad / (sa * sd))
-    r[1, 2] = _clip1(cbc / (sb * sc))
-    r[1, 3] = _clip1(cbd / (sb * sd))
-    r[2, 3] = _clip1(ccd / (sc * sd))
+    r[0, 1] = _corr(cab, caa, cbb)
+    r[0, 2] = _corr(cac, caa, ccc)
+    r[0, 3] = _corr(cad, caa, cdd)
+    r[1, 2] = _corr(cbc, cbb, ccc)
+    r[1, 3] = _corr(cbd, cbb, cdd)
+    r[2, 3] = _corr(ccd, ccc, cdd)
     grp = np.arange(4)
     for j in range(4):
         r[j, j] = 1.0
@@ -395,7 +409,7 @@ def relu_I4(caa, cab, cac, cad, cbb, cbc, cbd, ccc, ccd, cdd):
         if grp[i] == i:
             pos[i] = n
             n += 1
-    scale = sc * sd
+    scale = math.sqrt(ccc * cdd)
     if n == 4:
         return scale * _relu_m4(r[0, 1], r[0, 2], r[0, 3], r[1, 2], r[1, 3], r[2, 3])
     p = pos[grp[2]]

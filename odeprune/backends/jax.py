@@ -12,7 +12,12 @@ with the same packed state vector (upper triangle of ``Q`` row-major, then ``R``
   :math:`I_3(i,b,c) \propto (C_{bc}(1+C_{ii}) - C_{ib}C_{ic}) / \sqrt{\Lambda_3(i,c)}`);
 - the ``I4`` sum :math:`\sum_{c,d} a_c a_d I_4(i,k,c,d)` is one batched tensor expression over the
   pairs ``i <= k`` (Q is symmetric) and all ``(c, d)``: ``K(K+1)/2 * L**2`` arcsines,
-  ``L = K + M``, each with a branch-free rational approximation (fdlibm's) that XLA vectorises.
+  ``L = K + M``, each with a branch-free rational approximation (fdlibm's) that XLA vectorises;
+  for ReLU each entry is the 1-D path integral of :func:`odeprune.activations.relu_I4` on a
+  fixed 252-node rule (``docs/relu.md``).
+
+The activation is dispatched by its registry code (:mod:`odeprune.activations`); an unknown one
+raises ``ValueError`` when the function is traced.
 
 The ODEs are integrated with diffrax's adaptive Dormand-Prince 5(4) (``solver="dopri5"``, the
 method of the numba backend) or Tsitouras 5(4) (``"tsit5"``) under a PI step-size controller with
@@ -41,7 +46,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._rhs import pack, unpack
-from ..activations import get_activation
+from ..activations import CODES, ERF, LINEAR, RELU, get_activation
 from ..errors import DivergenceError
 from ..results import LearningCurve
 from ..state import PSD_RTOL, OrderParams
@@ -119,29 +124,176 @@ def _cov(y, T, v_star, lay):
     return C, a
 
 
-def _I2_rows(C, K, erf):
+def _safe_corr(C, var_a, var_b):
+    """Correlations ``C / sqrt(var_a var_b)`` clipped to [-1, 1]; 0 where a variance is 0."""
+    den = var_a * var_b
+    ok = den > 0.0
+    return jnp.where(ok, jnp.clip(C / jnp.sqrt(jnp.where(ok, den, 1.0)), -1.0, 1.0), 0.0)
+
+
+def _code(activation):
+    """The registry code of an activation name; ``ValueError`` for an unknown one."""
+    return get_activation(activation).code
+
+
+def _unknown(code):
+    return ValueError(f"unknown activation code {code!r} (expected one of {sorted(CODES)})")
+
+
+def _I2_rows(C, K, code):
     """``I2(i, c)`` for student ``i`` and every field ``c``: shape (K, L)."""
-    if not erf:
+    if code == LINEAR:
         return C[:K, :]
-    d1 = 1.0 + jnp.diagonal(C)
-    x = C[:K, :] / jnp.sqrt(d1[:K, None] * d1[None, :])
-    return _2_PI * _asin(x)
+    d = jnp.diagonal(C)
+    if code == ERF:
+        d1 = 1.0 + d
+        x = C[:K, :] / jnp.sqrt(d1[:K, None] * d1[None, :])
+        return _2_PI * _asin(x)
+    if code == RELU:
+        return _relu_I2(C[:K, :], d[:K, None], d[None, :], _same(K, C.shape[0]))
+    raise _unknown(code)
 
 
-def _S3(C, a, K, erf):
+def _relu_I2(cab, caa, cbb, same):
+    r""":math:`[\sqrt{C_{aa}C_{bb}-C_{ab}^2} + C_{ab}(\pi/2 + \arcsin\rho)]/(2\pi)` (EQUATIONS §3b).
+
+    ``same`` (broadcastable boolean) marks the entries where ``a`` and ``b`` are the same field:
+    there ``rho = 1`` and the root is 0 exactly (XLA's fused arithmetic leaves ~1e-17 there,
+    which the square root would turn into ~1e-9).
+    """
+    rho = jnp.where(same, 1.0, _safe_corr(cab, caa, cbb))
+    root = jnp.sqrt(jnp.maximum(caa * cbb, 0.0))
+    det = jnp.where(same, 0.0, jnp.maximum((root - cab) * (root + cab), 0.0))
+    val = jnp.sqrt(det) + cab * (0.5 * math.pi + _asin(rho))
+    return jnp.where((caa > 0.0) & (cbb > 0.0), val / (2.0 * math.pi), 0.0)
+
+
+def _same(K, L):
+    """Boolean (K, L): student ``i`` is field ``c``."""
+    return np.arange(K)[:, None] == np.arange(L)[None, :]
+
+
+def _S3(C, a, K, code):
     r""":math:`S_3[i,b] = \sum_c a_c I_3(i,b,c)`, shape (K, L)."""
-    if not erf:  # I3(i, b, c) = C_bc
+    if code == LINEAR:  # I3(i, b, c) = C_bc
         return jnp.broadcast_to(C @ a, (K, C.shape[0]))
-    d1 = 1.0 + jnp.diagonal(C)
+    d = jnp.diagonal(C)
     Ci = C[:K, :]
-    lam3 = d1[:K, None] * d1[None, :] - Ci * Ci          # Lambda_3(i, c)
-    U = a[None, :] / jnp.sqrt(lam3)                       # a_c / sqrt(Lambda_3(i, c))
-    CU = U @ C                                            # sum_c C_bc U_ic  (C symmetric)
-    s = jnp.sum(Ci * U, axis=1)                           # sum_c C_ic U_ic
-    return _2_PI * (CU - Ci * (s / d1[:K])[:, None])
+    if code == ERF:
+        d1 = 1.0 + d
+        lam3 = d1[:K, None] * d1[None, :] - Ci * Ci          # Lambda_3(i, c)
+        U = a[None, :] / jnp.sqrt(lam3)                       # a_c / sqrt(Lambda_3(i, c))
+        CU = U @ C                                            # sum_c C_bc U_ic  (C symmetric)
+        s = jnp.sum(Ci * U, axis=1)                           # sum_c C_ic U_ic
+        return _2_PI * (CU - Ci * (s / d1[:K])[:, None])
+    if code == RELU:
+        # I3(i,b,c) = C_ib sqrt(C_ii C_cc - C_ic^2) / (2 pi C_ii) + C_bc P(i > 0, c > 0)
+        dii, dcc = d[:K, None], d[None, :]
+        live = (dii > 0.0) & (dcc > 0.0)
+        same = _same(K, C.shape[0])
+        rho = jnp.where(same, 1.0, _safe_corr(Ci, dii, dcc))
+        P2 = jnp.where(live, 0.25 + _asin(rho) / (2.0 * math.pi), 0.0)
+        rt = jnp.sqrt(jnp.maximum(dii * dcc, 0.0))
+        det = jnp.where(same, 0.0, jnp.maximum((rt - Ci) * (rt + Ci), 0.0))
+        root = jnp.where(live, jnp.sqrt(det), 0.0)
+        s = (root @ a) / (2.0 * math.pi * jnp.where(d[:K] > 0.0, d[:K], 1.0))
+        return (a[None, :] * P2) @ C + Ci * s[:, None]
+    raise _unknown(code)
 
 
-def _S4_J2(C, a, lay, erf):
+# ReLU I4 (odeprune.activations.relu_I4): the same path integral over R(t) = (1-t) I + t R, with a
+# fixed rule (XLA needs static shapes): t = 1 - u^2, 12-node Gauss-Legendre on the u-panels
+# [3^-(j+1), 3^-j], j < _RELU_LEVELS, and [0, 3^-_RELU_LEVELS] (252 nodes). The numba kernel
+# picks the depth from lambda_min(R) and merges exactly aligned fields; here every entry gets the
+# deepest rule and exactly aligned fields (a unit with itself) go through the integral, whose
+# integrand is then rougher (singular at t = -1/3 and t = 1): 12 nodes give ~1e-12 there, 8 only
+# ~3e-9.
+_RELU_LEVELS = 20
+_RELU_NODES = 12
+
+
+@functools.cache
+def _relu_nodes():
+    x, w = np.polynomial.legendre.leggauss(_RELU_NODES)
+    x, w = 0.5 * (x + 1.0), 0.5 * w
+    edges = np.concatenate([3.0 ** -np.arange(_RELU_LEVELS + 1), [0.0]])
+    u = np.concatenate([lo + (hi - lo) * x for hi, lo in zip(edges[:-1], edges[1:])])
+    wu = np.concatenate([(hi - lo) * w for hi, lo in zip(edges[:-1], edges[1:])])
+    return u, 2.0 * u * wu  # nodes in u and weights for  int_0^1 G(t) dt = int 2u G(1-u^2) du
+
+
+def _pair_partial_asin(rij, rik, ril, rjk, rjl, rkl):
+    dij = 1.0 - rij * rij
+    num = rkl * dij - (rik * ril + rjk * rjl) + rij * (rik * rjl + rjk * ril)
+    vk = dij - rik * rik - rjk * rjk + 2.0 * rij * rik * rjk
+    vl = dij - ril * ril - rjl * rjl + 2.0 * rij * ril * rjl
+    return num, vk, vl, _asin(num / jnp.sqrt(jnp.maximum(vk * vl, 1e-300)))
+
+
+def _one_minus_sq(p, s):
+    """``1 - r**2`` for ``r = (1 - s) p`` without cancellation (as in the numba kernel)."""
+    ap = jnp.abs(p)
+    om = (1.0 - ap) + s * ap
+    return om * (2.0 - om)
+
+
+def _relu_G(s, p01, p02, p03, p12, p13, p23):
+    """The integrand of :func:`odeprune.activations._relu_m4_integrand` at ``t = 1 - s``."""
+    t = 1.0 - s
+    r01, r02, r03, r12, r13, r23 = (t * p01, t * p02, t * p03, t * p12, t * p13, t * p23)
+    n01, v2, v3, a01 = _pair_partial_asin(r01, r02, r03, r12, r13, r23)
+    a02 = _pair_partial_asin(r02, r01, r03, r12, r23, r13)[3]
+    a03 = _pair_partial_asin(r03, r01, r02, r13, r23, r12)[3]
+    a12 = _pair_partial_asin(r12, r01, r13, r02, r23, r03)[3]
+    a13 = _pair_partial_asin(r13, r01, r12, r03, r23, r02)[3]
+    a23 = _pair_partial_asin(r23, r02, r12, r03, r13, r01)[3]
+    i2p = 1.0 / (2.0 * math.pi)
+    o01, o02, o03 = _one_minus_sq(p01, s), _one_minus_sq(p02, s), _one_minus_sq(p03, s)
+    o12, o13, o23 = _one_minus_sq(p12, s), _one_minus_sq(p13, s), _one_minus_sq(p23, s)
+    q01 = (0.25 + i2p * a01) / jnp.sqrt(o01)
+    q02 = (0.25 + i2p * a02) / jnp.sqrt(o02)
+    q03 = (0.25 + i2p * a03) / jnp.sqrt(o03)
+    q12 = (0.25 + i2p * a12) / jnp.sqrt(o12)
+    q13 = (0.25 + i2p * a13) / jnp.sqrt(o13)
+    q23 = (0.25 + i2p * a23) / jnp.sqrt(o23)
+    D01 = ((jnp.sqrt(jnp.maximum(v2 * v3 - n01 * n01, 0.0)) + n01 * (0.5 * math.pi + a01))
+           * i2p * i2p / (o01 * jnp.sqrt(o01)))
+    D02 = (r13 - r03 * r01) * q01 + (r23 - r03 * r02) * q02 + o03 * q03
+    D03 = (r12 - r02 * r01) * q01 + o02 * q02 + (r23 - r02 * r03) * q03
+    D12 = (r03 - r13 * r01) * q01 + (r23 - r13 * r12) * q12 + o13 * q13
+    D13 = (r02 - r12 * r01) * q01 + o12 * q12 + (r23 - r12 * r13) * q13
+    dP4 = p01 * q01 + p02 * q02 + p03 * q03 + p12 * q12 + p13 * q13 + p23 * q23
+    return p01 * D01 + i2p * (p02 * D02 + p03 * D03 + p12 * D12 + p13 * D13 + p23 * s * dP4)
+
+
+def _relu_S4(C, a, pi, pk):
+    r""":math:`\sum_{c,d} a_c a_d I_4(i,k,c,d)` for ReLU over the pairs ``(pi, pk)``, shape (P,).
+
+    The fixed-node path integral runs as a ``fori_loop`` over nodes of (P, L, L) arrays.
+    """
+    d = jnp.diagonal(C)
+    live = d > 0.0
+    rho = jnp.where(np.eye(C.shape[0], dtype=bool), 1.0, _safe_corr(C, d[:, None], d[None, :]))
+    p01 = rho[pi, pk][:, None, None]
+    p02 = rho[pi, :][:, :, None]
+    p03 = rho[pi, :][:, None, :]
+    p12 = rho[pk, :][:, :, None]
+    p13 = rho[pk, :][:, None, :]
+    p23 = rho[None, :, :]
+    u, w = (jnp.asarray(z) for z in _relu_nodes())
+
+    def body(j, acc):
+        return acc + w[j] * _relu_G(u[j] * u[j], p01, p02, p03, p12, p13, p23)
+
+    F0 = jnp.broadcast_to(0.125 / math.pi + p23 / 16.0, (pi.size,) + C.shape)
+    F = jax.lax.fori_loop(0, u.size, body, F0)
+    sd = jnp.sqrt(jnp.where(live, d, 0.0))
+    ok = (live[pi] & live[pk])[:, None, None] & live[None, :, None] & live[None, None, :]
+    I4 = jnp.where(ok, F * sd[None, :, None] * sd[None, None, :], 0.0)
+    return jnp.einsum("pcd,c,d->p", I4, a, a)
+
+
+def _S4_J2(C, a, lay, code):
     r"""Over the pairs ``i <= k``: :math:`\sum_{c,d} a_c a_d I_4(i,k,c,d)` and :math:`J_2(i,k)`.
 
     For erf, with ``r_c = Lambda_1(i,k,c)^{-1/2}`` the arcsine argument is
@@ -151,12 +303,19 @@ def _S4_J2(C, a, lay, erf):
     :math:`u^{(3)}_c = (C_{ic}(1+C_{kk}) - C_{ik}C_{kc}) r_c`: one broadcast expression of shape
     (pairs, L, L). It covers all ``(c, d)``; keeping only ``c <= d`` would halve the arcsines but
     needs gathers, which XLA runs slowly on the CPU and very slowly under ``vmap`` (measured:
-    up to 7x slower per member at K=20).
+    up to 7x slower per member at K=20). For ReLU see :func:`_relu_S4`.
     """
     pi, pk = lay["pi"], lay["pk"]
-    if not erf:  # I4(i, k, c, d) = C_cd, J2 = 1
+    if code == LINEAR:  # I4(i, k, c, d) = C_cd, J2 = 1
         s = a @ C @ a
         return jnp.full(pi.shape, s), jnp.ones(pi.shape)
+    if code == RELU:
+        d = jnp.diagonal(C)
+        rho = jnp.where(pi == pk, 1.0, _safe_corr(C[pi, pk], d[pi], d[pk]))
+        J2 = jnp.where((d[pi] > 0.0) & (d[pk] > 0.0), 0.25 + _asin(rho) / (2.0 * math.pi), 0.0)
+        return _relu_S4(C, a, pi, pk), J2
+    if code != ERF:
+        raise _unknown(code)
     d1 = 1.0 + jnp.diagonal(C)
     Ci = C[pi, :]                                         # C_ic, (P, L)
     Ck = C[pk, :]                                         # C_kc
@@ -174,33 +333,38 @@ def _S4_J2(C, a, lay, erf):
     return _4_PI2 * inv_sqrt_lam4 * s, _2_PI * inv_sqrt_lam4
 
 
-def _vector_field(y, T, v_star, eta, eta_v, sigma, lay, erf, train_v, sgd):
-    """``dy/dalpha`` for the packed state ``y`` (EQUATIONS.md §4)."""
+def _vector_field(y, T, v_star, eta, eta_v, sigma, lay, code, train_v, sgd):
+    """``dy/dalpha`` for the packed state ``y`` (EQUATIONS.md §4); ``code`` an activation code."""
     K = lay["K"]
     pi, pk = lay["pi"], lay["pk"]
     C, a = _cov(y, T, v_star, lay)
-    S3 = _S3(C, a, K, erf)
+    S3 = _S3(C, a, K, code)
     av = a[:K]
     dQ = -eta * (av[pi] * S3[pi, pk] + av[pk] * S3[pk, pi])
     if sgd:
-        S4, J2 = _S4_J2(C, a, lay, erf)
+        S4, J2 = _S4_J2(C, a, lay, code)
         dQ = dQ + eta * eta * av[pi] * av[pk] * (S4 + sigma * sigma * J2)
     dR = -eta * av[:, None] * S3[:, K:]
     if train_v:
-        dv = -eta_v * (_I2_rows(C, K, erf) @ a)
+        dv = -eta_v * (_I2_rows(C, K, code) @ a)
     else:
         dv = jnp.zeros(K)
     return jnp.concatenate([dQ, dR.ravel(), dv])
 
 
-def _eg(y, T, v_star, lay, erf):
+def _eg(y, T, v_star, lay, code):
     r""":math:`\epsilon_g = \frac12 \sum_{c,d} a_c a_d I_2(c,d)` (EQUATIONS.md §5)."""
     C, a = _cov(y, T, v_star, lay)
-    if erf:
-        d1 = 1.0 + jnp.diagonal(C)
+    d = jnp.diagonal(C)
+    if code == ERF:
+        d1 = 1.0 + d
         I2 = _2_PI * _asin(C / jnp.sqrt(d1[:, None] * d1[None, :]))
-    else:
+    elif code == LINEAR:
         I2 = C
+    elif code == RELU:
+        I2 = _relu_I2(C, d[:, None], d[None, :], _same(C.shape[0], C.shape[0]))
+    else:
+        raise _unknown(code)
     return 0.5 * a @ I2 @ a
 
 
@@ -215,11 +379,11 @@ def _all_finite_rms_norm(x):
 
 def _make_solve(K, M, activation, train_v, sgd, solver, max_steps):
     lay = _layout(K, M)
-    erf = activation == "erf"
+    code = _code(activation)
 
     def field(t, y, args):
         T, v_star, eta, eta_v, sigma = args
-        return _vector_field(y, T, v_star, eta, eta_v, sigma, lay, erf, train_v, sgd)
+        return _vector_field(y, T, v_star, eta, eta_v, sigma, lay, code, train_v, sgd)
 
     term = diffrax.ODETerm(field)
 
@@ -231,7 +395,7 @@ def _make_solve(K, M, activation, train_v, sgd, solver, max_steps):
                                   saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller,
                                   max_steps=max_steps, throw=False)
         ys = sol.ys
-        eg = jax.vmap(lambda y: _eg(y, T, v_star, lay, erf))(ys)
+        eg = jax.vmap(lambda y: _eg(y, T, v_star, lay, code))(ys)
         return dict(ys=ys, eg=eg, result=sol.result._value, num_steps=sol.stats["num_steps"],
                     num_accepted=sol.stats["num_accepted_steps"],
                     num_rejected=sol.stats["num_rejected_steps"])
@@ -250,9 +414,9 @@ def _compiled(K, M, activation, train_v, sgd, solver, max_steps, batched):
 @functools.lru_cache(maxsize=64)
 def _compiled_rhs(K, M, activation, train_v, sgd):
     lay = _layout(K, M)
-    erf = activation == "erf"
+    code = _code(activation)
     return jax.jit(lambda y, T, v_star, eta, eta_v, sigma: _vector_field(
-        y, T, v_star, eta, eta_v, sigma, lay, erf, train_v, sgd))
+        y, T, v_star, eta, eta_v, sigma, lay, code, train_v, sgd))
 
 
 def rhs(y, K: int, M: int, T, v_star, eta: float, eta_v: float, sigma: float = 0.0,
@@ -270,7 +434,7 @@ def rhs(y, K: int, M: int, T, v_star, eta: float, eta_v: float, sigma: float = 0
     T : array_like, shape (M, M)
     v_star : array_like, shape (M,)
     eta, eta_v, sigma : float
-    activation : {"erf", "linear"}
+    activation : {"erf", "linear", "relu"}
     train_second_layer, gradient_flow : bool
 
     Returns
@@ -288,12 +452,16 @@ def rhs(y, K: int, M: int, T, v_star, eta: float, eta_v: float, sigma: float = 0
 @functools.lru_cache(maxsize=64)
 def _compiled_eg(K, M, activation):
     lay = _layout(K, M)
-    return jax.jit(lambda y, T, v_star: _eg(y, T, v_star, lay, activation == "erf"))
+    code = _code(activation)
+    return jax.jit(lambda y, T, v_star: _eg(y, T, v_star, lay, code))
 
 
-def eg(state: OrderParams, activation: str = "erf") -> float:
-    """Generalisation error of ``state`` computed with JAX (a check of the numba ``state.eg``)."""
-    f = _compiled_eg(state.K, state.M, get_activation(activation).name)
+def eg(state: OrderParams, activation: str | None = None) -> float:
+    """Generalisation error of ``state`` computed with JAX (a check of the numba ``state.eg``).
+
+    ``activation`` defaults to the state's own (and may only repeat it).
+    """
+    f = _compiled_eg(state.K, state.M, state.check_activation(activation))
     with jax.enable_x64(True):
         y = jnp.asarray(pack(state.Q, state.R, state.v))
         return float(f(y, jnp.asarray(state.T), jnp.asarray(state.v_star)))
@@ -380,7 +548,7 @@ def _curve_or_error(state, out, j, ts, params, batch_info=None):
         alpha = float(ts[last_idx])
         try:
             last = OrderParams(Q=Q[last_idx], R=R[last_idx], T=state.T, v=v[last_idx],
-                               v_star=state.v_star)
+                               v_star=state.v_star, activation=state.activation)
         except ValueError:
             last = None
     if code == diffrax.RESULTS.max_steps_reached._value:
@@ -408,7 +576,7 @@ def _params(K, M, eta, eta_v, sigma, activation, train_v, gradient_flow, solver,
 
 def integrate(state: OrderParams, *, eta: float, alpha_max: float, save_at, eta_v: float,
               sigma: float = 0.0, rtol: float = 1e-7, atol: float = 1e-10,
-              activation: str = "erf", train_second_layer: bool = True,
+              activation: str | None = None, train_second_layer: bool = True,
               gradient_flow: bool = False, solver: str = "dopri5",
               max_steps: int = DEFAULT_MAX_STEPS) -> LearningCurve:
     r"""Integrate the order-parameter ODEs from ``state`` with diffrax (JAX, float64).
@@ -425,7 +593,8 @@ def integrate(state: OrderParams, *, eta: float, alpha_max: float, save_at, eta_
         Sorted saving times in ``[0, alpha_max]``, ending at ``alpha_max``.
     rtol, atol : float
         Tolerances of the PI step-size controller.
-    activation : {"erf", "linear"}
+    activation : {"erf", "linear", "relu"}, optional
+        Defaults to the state's own activation (and may only repeat it).
     train_second_layer, gradient_flow : bool
     solver : {"dopri5", "tsit5"}
     max_steps : int
@@ -450,7 +619,7 @@ def integrate(state: OrderParams, *, eta: float, alpha_max: float, save_at, eta_
     (seconds); later calls reuse the compiled function.
     """
     ts = np.asarray(save_at, dtype=float)
-    act = get_activation(activation).name
+    act = state.check_activation(activation)
     out = _run([state], eta, alpha_max, ts, eta_v, sigma, rtol, atol, act, train_second_layer,
                gradient_flow, solver, max_steps, batched=False)
     params = _params(state.K, state.M, eta, eta_v, sigma, act, train_second_layer, gradient_flow,
@@ -462,7 +631,8 @@ def integrate(state: OrderParams, *, eta: float, alpha_max: float, save_at, eta_
 
 
 def integrate_batch(states: Sequence[OrderParams], *, eta, alpha_max: float, save_at, eta_v,
-                    sigma=0.0, rtol: float = 1e-7, atol: float = 1e-10, activation: str = "erf",
+                    sigma=0.0, rtol: float = 1e-7, atol: float = 1e-10,
+                    activation: str | None = None,
                     train_second_layer: bool = True, gradient_flow: bool = False,
                     solver: str = "dopri5", max_steps: int = DEFAULT_MAX_STEPS,
                     chunk_size: int | None = None) -> list[LearningCurve | DivergenceError]:
@@ -489,7 +659,10 @@ def integrate_batch(states: Sequence[OrderParams], *, eta, alpha_max: float, sav
     """
     ts = np.asarray(save_at, dtype=float)
     B = len(states)
-    act = get_activation(activation).name
+    acts = {s.check_activation(activation) for s in states}
+    if len(acts) > 1:
+        raise ValueError(f"the states of one batch must share their activation, got {sorted(acts)}")
+    act = acts.pop()
     eta_b, eta_v_b, sigma_b = (_as_batch("eta", eta, B), _as_batch("eta_v", eta_v, B),
                                _as_batch("sigma", sigma, B))
     size = B if chunk_size is None else max(1, int(chunk_size))
