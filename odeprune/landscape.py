@@ -140,15 +140,15 @@ def _diag_derivs(name: str, x: float):
 
 
 def _activation_name(state, activation) -> str:
-    if hasattr(state, "check_activation"):      # states that carry their activation
-        name = state.check_activation(activation)
-    else:
-        name = activation if activation is not None else getattr(state, "activation", "erf")
-    act = get_activation(name)
-    if act.name not in SUPPORTED:
-        raise ValueError(f"activation={act.name!r} has no analytic Hessian here; supported: "
+    own = getattr(state, "activation", None)
+    name = get_activation(activation if activation is not None else (own or "erf")).name
+    if own is not None and name != get_activation(own).name:
+        raise ValueError(f"activation={activation!r} conflicts with the state's activation "
+                         f"{own!r}; omit it (the state's is used)")
+    if name not in SUPPORTED:
+        raise ValueError(f"activation={name!r} has no analytic Hessian here; supported: "
                          f"{SUPPORTED}")
-    return act.name
+    return name
 
 
 def _entry_index(K: int, M: int):
@@ -229,30 +229,53 @@ def _G_HR(D: _Derivs, K: int, M: int):
 
 
 def _basis(C: np.ndarray):
-    """``A`` (L, r) with ``A A^T = C`` on the numerical support (eigenvalues > RANK_RTOL)."""
+    """``A`` (L, r) with ``A A^T = C`` on the numerical support (eigenvalues > RANK_RTOL times
+    the largest)."""
     lam, U = np.linalg.eigh(C)
-    keep = lam > RANK_RTOL * max(1.0, float(lam[-1]))
+    top = float(lam[-1]) if lam.size else 0.0
+    keep = lam > RANK_RTOL * top if top > 0 else np.zeros(lam.size, dtype=bool)
     return U[:, keep] * np.sqrt(lam[keep])
 
 
-def _jacobian(A: np.ndarray, K: int, idx: np.ndarray, P: int) -> np.ndarray:
-    """``J`` (P, K r): first-order change of the free entries of C per unit of ``X`` (K, r),
-    the rows' components in the orthonormal basis of S, in natural units (``dW = X`` with the
-    ``1/sqrt(N)`` factored out)."""
+def _jacobian(A: np.ndarray, units: np.ndarray, K: int, idx: np.ndarray, P: int) -> np.ndarray:
+    """``J`` (P, |u| r): first-order change of the free entries of C per unit of ``X`` (|u|, r),
+    the components of the rows ``units`` in an orthonormal basis of their span, in natural units
+    (``dW = X`` with the ``1/sqrt(N)`` factored out). ``A`` (|u| + M, r): the fields ``units``
+    then the M teachers, ``A A^T`` their (per-class) covariance."""
+    nu = units.size
     L, r = A.shape
-    J = np.zeros((P, K * r))
-    for i in range(K):
-        cols = slice(i * r, (i + 1) * r)
-        for c in range(L):
-            e = idx[i, c]
-            if e < 0:
-                continue
-            if c == i:
-                J[e, cols] += 2.0 * A[i]
-            else:
-                # dC_ic = X_i . A_c + A_i . X_c: row i's part here, row c's in its own pass
-                J[e, cols] += A[c]
+    fields = np.concatenate([units, K + np.arange(L - nu)])
+    J = np.zeros((P, nu * r))
+    for a, i in enumerate(units):
+        cols = slice(a * r, (a + 1) * r)
+        for c, fc in enumerate(fields):
+            e = idx[i, fc]
+            # dC_ic = X_i . A_c + A_i . X_c: row i's part here, row c's in its own pass
+            J[e, cols] += 2.0 * A[a] if c == a else A[c]
     return J
+
+
+def _classes(state):
+    """``(C, a, K, M, classes)``: the summed covariance and, per mask class with kept units,
+    ``(units, f, C_s)`` with ``C_s`` the class covariance over (units, teachers). A dense state
+    is one class with every unit and f = 1."""
+    K, M = state.K, state.M
+    if isinstance(state, OrderParams):
+        C = np.array(state.covariance(), dtype=float)
+        return C, state.signed_weights(), K, M, [(np.arange(K), 1.0, C)]
+    dense = state.dense()
+    C = np.array(dense.covariance(), dtype=float)
+    out = []
+    for s in range(state.n_classes):
+        units = np.flatnonzero(np.asarray(state.patterns[s], dtype=bool))
+        f = float(state.f[s])
+        if units.size == 0 or f == 0:
+            continue
+        Qs = np.asarray(state.Q[s], float)[np.ix_(units, units)]
+        Rs = np.asarray(state.R[s], float)[units]
+        Ts = np.asarray(state.T[s], float)
+        out.append((units, f, np.block([[Qs, Rs], [Rs.T, Ts]])))
+    return C, dense.signed_weights(), K, M, out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,29 +322,39 @@ class HessianSpectrum:
 
     Attributes
     ----------
-    eigenvalues : ndarray, shape (K + K r,)
-        First-layer eigenvalues in natural units :math:`N\lambda`: the K bulk values
-        :math:`2\mu_a` (one entry per eigenvalue of G, so equal values may repeat) followed by the
-        ``K r`` outliers, each part ascending.
-    multiplicities : ndarray, shape (K + K r,)
-        At finite ``N``: ``N - r`` for each bulk entry and 1 for each outlier (they sum to
-        ``K N``). In the limit (``N=None``): the fraction of ``N``, 1 for bulk and 0 for outliers.
+    eigenvalues : ndarray, shape (n_bulk + n_outliers,)
+        First-layer eigenvalues in natural units :math:`N\lambda`: the bulk values (dense state:
+        the K values :math:`2\mu_a`, one entry per eigenvalue of G, so equal values may repeat;
+        masked state: the eigenvalues of :math:`2G[s,s]` per mask class ``s``) followed by the
+        outliers (``K r`` for a dense state), each part ascending.
+    multiplicities : ndarray, shape (n_bulk + n_outliers,)
+        At finite ``N``: ``N f - r`` for each bulk entry (dense: ``N - r``; masked: the class's
+        coordinates minus the rank of its span) and 1 for each outlier; they sum to the number
+        of (kept) first-layer weights. In the limit (``N=None``): the fraction of ``N`` (bulk:
+        1, or the class fraction ``f_s``; outliers: 0).
     labels : tuple of str
         ``"bulk"`` or ``"outlier"`` per entry.
     N : int or None
     rank : int
-        ``r = dim span{w_k, w*_n}`` (numerical rank of C).
+        ``r = dim span{w_k, w*_n}`` (numerical rank of C); for a masked state the sum of the
+        per-class ranks.
     G : ndarray, shape (K, K)
-        :math:`\partial\epsilon_g/\partial Q`.
-    outlier_matrix : ndarray, shape (K r, K r)
+        :math:`\partial\epsilon_g/\partial Q` (of the summed order parameters).
+    outlier_matrix : ndarray, shape (n_outliers, n_outliers)
         ``F`` (natural units).
     second_layer : ndarray, shape (K,)
         Eigenvalues of :math:`\partial^2\epsilon_g/\partial v^2 = I_2` (student block; raw units).
     second_layer_matrix : ndarray, shape (K, K)
-    mixed : ndarray, shape (K, K r)
-        :math:`\sqrt N\,\partial^2\epsilon_g/\partial v\,\partial X` in the basis of S
+    mixed : ndarray, shape (K, n_outliers)
+        :math:`\sqrt N\,\partial^2\epsilon_g/\partial v\,\partial X` in the basis of the span
         (N-independent; zero on the bulk).
     activation : str
+    bulk_fraction : ndarray, shape (n_bulk,)
+        Fraction of the input coordinates behind each bulk entry (1 dense; ``f_s`` masked).
+    bulk_rank : ndarray of int, shape (n_bulk,)
+        Rank subtracted from ``N f`` in the multiplicity of each bulk entry.
+    bulk_class : ndarray of int, shape (n_bulk,)
+        Mask class of each bulk entry (0 for a dense state).
     """
 
     eigenvalues: np.ndarray
@@ -335,47 +368,58 @@ class HessianSpectrum:
     second_layer_matrix: np.ndarray
     mixed: np.ndarray
     activation: str
-    _extra: dict = field(default_factory=dict, repr=False)
+    bulk_fraction: np.ndarray
+    bulk_rank: np.ndarray
+    bulk_class: np.ndarray
+
+    @property
+    def n_bulk(self) -> int:
+        return int(self.bulk_fraction.size)
 
     @property
     def bulk(self) -> np.ndarray:
-        """The K bulk eigenvalues :math:`2\\mu_a` (natural units), ascending."""
-        return self.eigenvalues[: self.G.shape[0]]
+        r"""The bulk eigenvalues (natural units); dense: the K values :math:`2\mu_a`, ascending."""
+        return self.eigenvalues[: self.n_bulk]
 
     @property
     def outliers(self) -> np.ndarray:
-        """The ``K r`` outlier eigenvalues (natural units), ascending."""
-        return self.eigenvalues[self.G.shape[0]:]
+        """The outlier eigenvalues (natural units), ascending."""
+        return self.eigenvalues[self.n_bulk:]
+
+    def bulk_multiplicities(self, N: int | None = None) -> np.ndarray:
+        """``round(N f) - r`` per bulk entry at ``N`` (int array)."""
+        N = self._need_N(N)
+        mult = np.rint(N * self.bulk_fraction).astype(np.int64) - self.bulk_rank
+        if np.any(mult < 0):
+            raise ValueError(f"N={N} is too small: a class has fewer coordinates than the rank "
+                             "of its span")
+        return mult
 
     def first_layer(self, N: int | None = None) -> np.ndarray:
         """Every first-layer eigenvalue at ``N`` with repetition, natural units, ascending;
-        shape (K N,)."""
-        N = self._need_N(N)
-        mult = np.concatenate([np.full(self.G.shape[0], N - self.rank),
+        shape (number of (kept) first-layer weights,)."""
+        mult = np.concatenate([self.bulk_multiplicities(N),
                                np.ones(self.outliers.size, dtype=np.int64)])
         return np.sort(np.repeat(self.eigenvalues, mult))
 
     def joint(self, N: int | None = None) -> np.ndarray:
-        """Every eigenvalue of the Hessian in ``(W, v)`` at ``N``, raw units, ascending;
-        shape (K N + K,). The bulk is ``2 mu_a / N``; the rest is the spectrum of
+        """Every eigenvalue of the Hessian in ``(W, v)`` at ``N``, raw units, ascending. The bulk
+        is its natural value over ``N``; the rest is the spectrum of
         ``[[F/N, mixed^T/sqrt N], [mixed/sqrt N, I2]]``."""
+        mult = self.bulk_multiplicities(N)
         N = self._need_N(N)
-        K = self.G.shape[0]
         F, B, V = self.outlier_matrix, self.mixed, self.second_layer_matrix
         big = np.block([[F / N, B.T / math.sqrt(N)], [B / math.sqrt(N), V]])
         finite = np.linalg.eigvalsh(big)
-        bulk = np.repeat(self.bulk / N, N - self.rank)
-        del K
-        return np.sort(np.concatenate([bulk, finite]))
+        return np.sort(np.concatenate([np.repeat(self.bulk / N, mult), finite]))
 
     def _need_N(self, N):
         N = self.N if N is None else N
         if N is None:
             raise ValueError("give N (the input dimension) to expand the spectrum")
-        N = int(N)
-        if N < self.rank:
-            raise ValueError(f"N={N} is below the rank r={self.rank} of span{{w, w*}}")
-        return N
+        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
+            raise ValueError(f"N={N!r} must be a positive integer")
+        return int(N)
 
 
 @dataclass(frozen=True)
@@ -475,9 +519,24 @@ class ActualLimit:
 # ---------------------------------------------------------------------------------------------
 # the functions
 # ---------------------------------------------------------------------------------------------
-def _check_state(state) -> None:
-    if not isinstance(state, OrderParams):
-        raise ValueError(f"state must be an OrderParams, got {type(state).__name__}")
+def _is_sparse(state) -> bool:
+    try:
+        from .sparse import SparseOrderParams
+    except ImportError:  # pragma: no cover - the masked networks are part of the package
+        return False
+    return isinstance(state, SparseOrderParams)
+
+
+def _check_state(state, dense_only: bool = False) -> None:
+    if isinstance(state, OrderParams):
+        return
+    if _is_sparse(state):
+        if dense_only:
+            raise ValueError("this function takes a dense OrderParams (an unpruned network); "
+                             "got a SparseOrderParams")
+        return
+    raise ValueError(f"state must be an OrderParams or a SparseOrderParams, got "
+                     f"{type(state).__name__}")
 
 
 def gradient(state: OrderParams, activation: str | None = None) -> Gradient:
@@ -485,7 +544,9 @@ def gradient(state: OrderParams, activation: str | None = None) -> Gradient:
 
     Parameters
     ----------
-    state : OrderParams
+    state : OrderParams or SparseOrderParams
+        For a masked network the weight gradient is over the kept weights only (per class ``s``:
+        ``B_s = [2G[s,s], H_R[s]]`` on the class covariance).
     activation : {"erf", "linear", "relu"}, optional
         Default: ``state.activation`` when the state carries one, else ``"erf"``.
 
@@ -502,12 +563,14 @@ def gradient(state: OrderParams, activation: str | None = None) -> Gradient:
     """
     _check_state(state)
     name = _activation_name(state, activation)
-    K, M = state.K, state.M
-    C = np.array(state.covariance(), dtype=float)
-    D = _derivatives(C, state.signed_weights(), K, name)
+    C, a, K, M, classes = _classes(state)
+    D = _derivatives(C, a, K, name)
     G, HR = _G_HR(D, K, M)
-    B = np.hstack([2.0 * G, HR])
-    wn = math.sqrt(max(0.0, float(np.trace(B @ C @ B.T))))
+    sq = 0.0
+    for units, _, Cs in classes:   # masked: only kept weights move, class by class
+        B = np.hstack([2.0 * G[np.ix_(units, units)], HR[units]])
+        sq += float(np.trace(B @ Cs @ B.T))
+    wn = math.sqrt(max(0.0, sq))
     return Gradient(dQ=G, dR=HR, dv=D.dv.copy(), weight_norm=wn,
                     norm=math.sqrt(wn * wn + float(D.dv @ D.dv)), eg=D.eg)
 
@@ -518,7 +581,11 @@ def hessian_spectrum(state: OrderParams, N: int | None = None,
 
     Parameters
     ----------
-    state : OrderParams
+    state : OrderParams or SparseOrderParams
+        A masked network (EQUATIONS.md §8): its Hessian lives on the kept weights. Per mask
+        class ``s`` (units ``s``, fraction ``f_s`` of the coordinates, span of rank ``r_s``) the
+        bulk is the eigenvalues of :math:`2G[s,s]` with multiplicity :math:`Nf_s - r_s`; the
+        outliers come from one matrix coupling all classes through ``(Q, R)``.
     N : int, optional
         Input dimension for the multiplicities (``N - r`` per bulk value); ``None``: the limit
         (multiplicities as fractions of N).
@@ -542,31 +609,56 @@ def hessian_spectrum(state: OrderParams, N: int | None = None,
     """
     _check_state(state)
     name = _activation_name(state, activation)
-    K, M = state.K, state.M
-    C = np.array(state.covariance(), dtype=float)
-    D = _derivatives(C, state.signed_weights(), K, name)
+    C, a, K, M, classes = _classes(state)
+    D = _derivatives(C, a, K, name)
     G, _ = _G_HR(D, K, M)
-    A = _basis(C)
-    r = A.shape[1]
-    if N is not None:
-        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < r:
-            raise ValueError(f"N={N!r} must be an integer >= r={r} (the rank of span{{w, w*}})")
-        N = int(N)
-    J = _jacobian(A, K, D.idx, D.g.size)
-    F = 2.0 * np.kron(G, np.eye(r)) + J.T @ D.H @ J
+    blocks, Js, bulk, frac, ranks, cls = [], [], [], [], [], []
+    for c_i, (units, f, Cs) in enumerate(classes):
+        A = _basis(Cs)
+        r = A.shape[1]
+        Gs = G[np.ix_(units, units)]
+        mu = np.linalg.eigvalsh(Gs)
+        bulk.append(2.0 * mu)
+        frac.append(np.full(units.size, f))
+        ranks.append(np.full(units.size, r, dtype=np.int64))
+        cls.append(np.full(units.size, c_i, dtype=np.int64))
+        if r:
+            blocks.append(2.0 * np.kron(Gs, np.eye(r)))
+            Js.append(_jacobian(A, units, K, D.idx, D.g.size))
+    J = np.hstack(Js) if Js else np.zeros((D.g.size, 0))
+    n_out = J.shape[1]
+    F = np.zeros((n_out, n_out))
+    o = 0
+    for blk in blocks:
+        F[o:o + blk.shape[0], o:o + blk.shape[0]] = blk
+        o += blk.shape[0]
+    F += J.T @ D.H @ J
     F = 0.5 * (F + F.T)
-    bulk = np.sort(2.0 * np.linalg.eigvalsh(G))
+    bulk_v, frac_v = np.concatenate(bulk), np.concatenate(frac)
+    rank_v, cls_v = np.concatenate(ranks), np.concatenate(cls)
+    order = np.argsort(bulk_v, kind="stable")
+    bulk_v, frac_v, rank_v, cls_v = bulk_v[order], frac_v[order], rank_v[order], cls_v[order]
     out = np.linalg.eigvalsh(F)
     if N is None:
-        mult = np.concatenate([np.ones(K), np.zeros(out.size)])
+        mult = np.concatenate([frac_v, np.zeros(out.size)])
     else:
-        mult = np.concatenate([np.full(K, N - r), np.ones(out.size)]).astype(np.int64)
+        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
+            raise ValueError(f"N={N!r} must be a positive integer")
+        N = int(N)
+        bm = np.rint(N * frac_v).astype(np.int64) - rank_v
+        if np.any(bm < 0) or np.any(np.abs(N * frac_v - np.rint(N * frac_v)) > 1e-6):
+            raise ValueError(f"N={N} does not fit the state: each class needs N f coordinates "
+                             "(an integer) at least the rank of its span (dense: N >= r = "
+                             f"{int(rank_v.max()) if rank_v.size else 0})")
+        mult = np.concatenate([bm, np.ones(out.size, dtype=np.int64)])
     V = D.I2[:K, :K].copy()
     return HessianSpectrum(
-        eigenvalues=np.concatenate([bulk, out]), multiplicities=mult,
-        labels=tuple(["bulk"] * K + ["outlier"] * out.size), N=N, rank=r, G=G,
-        outlier_matrix=F, second_layer=np.linalg.eigvalsh(V), second_layer_matrix=V,
-        mixed=D.Mv @ J, activation=name)
+        eigenvalues=np.concatenate([bulk_v, out]), multiplicities=mult,
+        labels=tuple(["bulk"] * bulk_v.size + ["outlier"] * out.size), N=N,
+        rank=int(sum(int(rk[0]) for rk in ranks if rk.size)),
+        G=G, outlier_matrix=F, second_layer=np.linalg.eigvalsh(V), second_layer_matrix=V,
+        mixed=D.Mv @ J, activation=name, bulk_fraction=frac_v, bulk_rank=rank_v,
+        bulk_class=cls_v)
 
 
 def sharpness(state: OrderParams, N: int | None = None,
@@ -586,12 +678,14 @@ def sharpness(state: OrderParams, N: int | None = None,
         ``trace`` (raw), ``top`` (natural units), which part holds the top, the top bulk value.
     """
     spec = hessian_spectrum(state, N, activation)
-    K = spec.G.shape[0]
-    trG2 = float(np.sum(spec.bulk))
-    trace = trG2 if N is None else ((N - spec.rank) * trG2 + float(np.trace(spec.outlier_matrix))) / N
+    if N is None:
+        trace = float(spec.bulk @ spec.bulk_fraction)
+    else:
+        trace = float((spec.bulk @ spec.multiplicities[:spec.n_bulk]
+                       + np.trace(spec.outlier_matrix)) / N)
     j = int(np.argmax(spec.eigenvalues))
     return Sharpness(trace=trace, top=float(spec.eigenvalues[j]), top_label=spec.labels[j],
-                     bulk_top=float(spec.bulk[K - 1]))
+                     bulk_top=float(spec.bulk.max()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -699,7 +793,7 @@ def pruning_limit(state: OrderParams, eps: float, activation: str | None = None,
     \frac{\varepsilon}{m_r\nu + \varepsilon}\big]`, a Monte Carlo over :math:`w_j\sim N(0,Q)`.
     By Cauchy interlacing :math:`\rho_U \ge \rho`.
     """
-    _check_state(state)
+    _check_state(state, dense_only=True)
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
             or not math.isfinite(float(eps)) or eps <= 0:
         raise ValueError(f"eps={eps!r} must be a positive finite number (the loss tolerance)")
@@ -802,7 +896,7 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
     """
     from .pruning import prune
 
-    _check_state(state)
+    _check_state(state, dense_only=True)
     eps_arr = np.atleast_1d(np.asarray(eps, dtype=float))
     if eps_arr.ndim != 1 or eps_arr.size == 0 or not np.all(np.isfinite(eps_arr)) \
             or np.any(eps_arr <= 0):

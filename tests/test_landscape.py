@@ -132,6 +132,39 @@ def test_spectrum_equals_dense_finite_N_hessian(activation, N, kind):
             _state(*OrderParams.draw_weights(N, K, M, 1.0, seed), activation), activation).norm
 
 
+@pytest.mark.parametrize("activation", ["erf", "linear"])
+def test_masked_spectrum_equals_dense_submatrix(activation):
+    """A masked network's Hessian lives on the kept weights: the principal submatrix of the
+    dense Hessian at the masked weights; per class bulk 2G[s,s] with multiplicity N f_s - r_s."""
+    sparse = pytest.importorskip("odeprune.sparse")
+    N, K, M = 40, 3, 2
+    w, w_star, v, v_star = OrderParams.draw_weights(N, K, M, v_star=[1.0, -2.0], seed=3)
+    mask = np.random.default_rng(0).random((K, N)) < 0.6
+    state = sparse.SparseOrderParams.from_weights(w, w_star, v, v_star, mask,
+                                                  activation=activation)
+    spec = ls.hessian_spectrum(state, N)
+    wm = np.where(mask, w, 0.0)
+    H = _dense_hessian(wm, w_star, v, v_star, activation)
+    keep = np.concatenate([mask.ravel(), np.ones(K, dtype=bool)])
+    Hk = H[np.ix_(keep, keep)]
+    n_kept = int(mask.sum())
+    dense_w = np.linalg.eigvalsh(Hk[:n_kept, :n_kept]) * N
+    assert spec.multiplicities.sum() == n_kept
+    np.testing.assert_allclose(spec.first_layer(), dense_w, rtol=1e-9,
+                               atol=1e-9 * np.max(np.abs(dense_w)))
+    dense_joint = np.linalg.eigvalsh(Hk)
+    np.testing.assert_allclose(spec.joint(), dense_joint, rtol=1e-9,
+                               atol=1e-9 * np.max(np.abs(dense_joint)))
+    np.testing.assert_allclose(ls.sharpness(state, N).trace, np.trace(Hk[:n_kept, :n_kept]),
+                               rtol=1e-10)
+    g = ls.gradient(state)
+    gW, _ = _jax_grad(wm, w_star, v, v_star, activation)
+    np.testing.assert_allclose(g.weight_norm, math.sqrt(N) * np.linalg.norm(gW[mask]),
+                               rtol=1e-10)
+    with pytest.raises(ValueError, match="dense OrderParams"):
+        ls.pruning_limit(state, 0.1)
+
+
 def test_bulk_at_teacher_equals_closed_form():
     """EQUATIONS §10: W = W*, K = M, v = v* = 1, Q = T = I, erf."""
     K, N = 3, 60
