@@ -54,7 +54,7 @@ def _eg_jax(activation):
     return eg
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted(activation, K):
     """Compiled Hessian over (W.ravel(), v) and gradient (one compile per activation/shape)."""
     eg = _eg_jax(activation)

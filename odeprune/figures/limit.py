@@ -171,7 +171,7 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     ax = axes[0]
     styles = {"predicted": ("-", "o"), "upper_bound": (":", "^"), "trace_bound": ("-.", "v"),
               "actual_none": ("--", "s"), "actual_refit": ("--", "x")}
-    for n, (key, e) in enumerate(P["limit"].items()):
+    for n, e in enumerate(P["limit"].values()):
         col = f"C{n}"
         for kind, (ls_, mk) in styles.items():
             if kind not in e:
@@ -220,9 +220,8 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
             alpha=0.35, label=f"population (exact), N={fin['N']}, D={fin['D']}")
     ax.set(xscale="log", yscale="log", ylabel="count",
            xlabel=r"$|N\lambda|$ (values below $10^{-6}$ max at the left edge)")
-    ax.set_title("(c) first-layer Hessian at the M=%d, K=%d minimum" % (p["finite"]["M"],
-                                                                        p["finite"]["K"]),
-                 fontsize=9)
+    ax.set_title(f"(c) first-layer Hessian at the M={p['finite']['M']}, K={p['finite']['K']} "
+                 "minimum", fontsize=9)
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
