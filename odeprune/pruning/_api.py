@@ -134,6 +134,28 @@ class PruneResult:
             raise ValueError(f"{self.method} has {self.n_outcomes} outcomes; use .states")
         return self.states[0]
 
+    @property
+    def sparse_state(self):
+        """Per-class state (:class:`~odeprune.SparseOrderParams`) of the masked network of an edge
+        rule (``docs/theory.md`` §8; :func:`odeprune.pruning.sparse_maps.sparse_state`); its
+        ``dense()`` is :attr:`state` within :attr:`sparse_state_se`. Computed on first access
+        with prune's seed (an integer seed: the same coordinates as the edge map) and cached;
+        ``ValueError`` for node methods and results loaded from files."""
+        return self._sparse()[0]
+
+    @property
+    def sparse_state_se(self):
+        """Standard errors of :attr:`sparse_state` (``SparseMapError``; ``float()`` is the
+        error of ``eg``)."""
+        return self._sparse()[1]
+
+    def _sparse(self):
+        if "sparse" not in self._cache:
+            from .sparse_maps import for_prune_result
+
+            self._cache["sparse"] = for_prune_result(self)
+        return self._cache["sparse"]
+
     def __repr__(self) -> str:
         m = self.metadata
         what = f"k={m.get('k')}" if m.get("c") is None else f"c={m.get('c'):g}"
@@ -408,5 +430,11 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
         Qn, Rn, v_new = np.array(pruned.Q)[None], np.array(pruned.R)[None], v_new[None]
     meta["n_draws"] = int(n_draws)
     meta["n_samples"] = n_samples if n_draws else None
-    return PruneResult(subsets=subsets, probabilities=probs, eg_values=eg_values, Q=Qn, R=Rn,
-                       v=v_new, T=np.array(state.T), v_star=v_star.reshape(M), metadata=meta)
+    result = PruneResult(subsets=subsets, probabilities=probs, eg_values=eg_values, Q=Qn, R=Rn,
+                         v=v_new, T=np.array(state.T), v_star=v_star.reshape(M), metadata=meta)
+    if method in edge.EDGE_METHODS:  # for result.sparse_state, computed on first access
+        from .sparse_maps import sparse_args_for_prune
+
+        result._cache["sparse_args"] = sparse_args_for_prune(state, seed, rng, seed_record,
+                                                             n_samples)
+    return result
