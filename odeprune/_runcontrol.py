@@ -10,21 +10,12 @@ takes about ``target_seconds`` whatever the cost of a step (large K: one step pe
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 
-__all__ = ["RunControl", "want_progress"]
+from ._progress import make_bar
 
-
-def want_progress(progress: bool | None) -> bool:
-    """``progress=None`` means: show progress when stderr is a terminal."""
-    if progress is None:
-        try:
-            return bool(sys.stderr.isatty())
-        except (AttributeError, ValueError):
-            return False
-    return bool(progress)
+__all__ = ["RunControl"]
 
 
 class RunControl:
@@ -37,7 +28,7 @@ class RunControl:
     desc : str
         Progress-bar label.
     progress : bool or None
-        Show a tqdm bar on stderr (None: when stderr is a terminal).
+        Show a tqdm bar on stderr (None: when stderr is a terminal; :mod:`odeprune._progress`).
     start : float
         Where the run starts (resume).
     max_chunk : int, optional
@@ -50,7 +41,7 @@ class RunControl:
                  max_chunk: int | None = None, target_seconds: float = 0.25, unit: str = "α"):
         self.total = float(total)
         self.desc = desc
-        self.show = want_progress(progress)
+        self.progress = progress
         self.start = float(start)
         self.max_chunk = max_chunk
         self.target = float(target_seconds)
@@ -58,7 +49,7 @@ class RunControl:
         self.interrupted: str | None = None
         self._steps = 1
         self._old: dict = {}
-        self.bar = None
+        self.bar = make_bar(False, 1, desc)
         self._t_last_save = time.monotonic()
 
     # ------------------------------------------------------------------ context
@@ -69,21 +60,17 @@ class RunControl:
                     self._old[sig] = signal.signal(sig, self._handler)
                 except (ValueError, OSError):  # pragma: no cover - exotic platforms
                     pass
-        if self.show:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=self.total, unit=self.unit, desc=self.desc, leave=False,
+        self.bar = make_bar(self.progress, self.total, self.desc, self.unit,
                             bar_format="{l_bar}{bar}| " + self.unit
                             + "={n:.4g}/{total:g} [{elapsed}<{remaining}]")
-            self.bar.update(self.start)
+        self.bar.update(self.start)
         return self
 
     def __exit__(self, *exc) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
     def _handler(self, signum, frame) -> None:
         name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
@@ -107,8 +94,7 @@ class RunControl:
             self._steps = int(max(1, min(want, 4 * max(self._steps, 1), 1_000_000)))
         elif steps > 0:
             self._steps = min(4 * self._steps, 1_000_000)
-        if self.bar is not None:
-            self.bar.update(min(position, self.total) - self.bar.n)
+        self.bar.update(min(position, self.total) - self.bar.n)
 
     def checkpoint_due(self, every_seconds: float = 2.0) -> bool:
         """True at most once every ``every_seconds`` (checkpoints are written by time)."""

@@ -52,6 +52,7 @@ from .activations import g as _g
 from .activations import g_prime as _g_prime
 from .errors import DivergenceError, OdepruneInterrupted
 from .results import LearningCurve, _readonly
+from .sparse import joint_coordinate_covariance
 from .state import OrderParams, _as_array, _broadcast_v_star
 
 __all__ = ["simulate", "SimulationResult", "SimulationEnsemble", "default_save_at", "sgd_streams"]
@@ -172,6 +173,10 @@ class SimulationResult(LearningCurve):
         Final student first layer (the final ``v`` is ``v[-1]``).
     w_star : ndarray, shape (M, N)
         Teacher first layer.
+    P : ndarray, shape (n, K, K), optional
+        Two-time overlaps ``P_ik = w_i(alpha) . w_k(0) / N`` of the (masked) weights at every
+        saved time, the finite-N counterpart of ``integrate(..., track_initial=True)``
+        (docs/theory.md §9). Absent (None) in files written before it was recorded.
     metadata : dict
         Parameters (N, K, M, eta, eta_v, sigma, activation, seed, n_test, n_train, ...), steps,
         wall time, status, message, package version.
@@ -181,6 +186,7 @@ class SimulationResult(LearningCurve):
     eg_test_se: np.ndarray = None  # type: ignore[assignment]
     w: np.ndarray = None  # type: ignore[assignment]
     w_star: np.ndarray = None  # type: ignore[assignment]
+    P: np.ndarray | None = None
 
     KIND = "SimulationResult"
 
@@ -197,6 +203,19 @@ class SimulationResult(LearningCurve):
         if self.w.shape != (self.K, self.N) or self.w_star.shape != (self.M, self.N):
             raise ValueError(f"w {self.w.shape} / w_star {self.w_star.shape} do not match "
                              f"K={self.K}, M={self.M}")
+        if self.P is not None:
+            object.__setattr__(self, "P", _readonly(self.P))
+            if self.P.shape != self.Q.shape:
+                raise ValueError(f"P must have the shape of Q {self.Q.shape}, got {self.P.shape}")
+
+    def joint_covariance(self, index: int) -> np.ndarray:
+        """Covariance of one coordinate ``(w(0), w(alpha), w*)`` at saved index ``index`` (as
+        :meth:`odeprune.sparse.TwoTimeCurve.joint_covariance`)."""
+        if self.P is None:
+            raise ValueError("this result has no two-time overlaps P (written by an older "
+                             "odeprune)")
+        return joint_coordinate_covariance(self.Q[0], self.R[0], self.P[index], self.Q[index],
+                                           self.R[index], self.T)
 
     @property
     def N(self) -> int:
@@ -226,6 +245,8 @@ class SimulationResult(LearningCurve):
         out = super()._arrays()
         out.update(eg_test=self.eg_test, eg_test_se=self.eg_test_se, w=self.w,
                    w_star=self.w_star)
+        if self.P is not None:
+            out["P"] = self.P
         return out
 
     @classmethod
@@ -236,7 +257,7 @@ class SimulationResult(LearningCurve):
         arrays, meta = _teacher_arrays(path, cls.KIND, arrays, meta,
                                        ("alpha", "eg", "Q", "R", "v", "eg_test", "eg_test_se",
                                         "w", "w_star"))
-        return cls(metadata=meta, **arrays)
+        return cls(metadata=meta, P=_io.read_npz(path, cls.KIND)[0].get("P"), **arrays)
 
     def to_csv(self) -> str:
         """``alpha,eg,eg_test,eg_test_se`` as CSV text."""
@@ -413,6 +434,7 @@ class _Run:
         self.x = np.empty(N)
         n_out = steps_out.size
         self.Q_out = np.empty((n_out, K, K))
+        self.P_out = np.empty((n_out, K, K))
         self.R_out = np.empty((n_out, K, M))
         self.v_out = np.empty((n_out, K))
         self.eg_out = np.empty(n_out)
@@ -448,6 +470,7 @@ class _Run:
         state = OrderParams.from_weights(self.w, self.w_star, self.v, self.v_star,
                                          activation=self.act.name)
         self.Q_out[i], self.R_out[i], self.v_out[i] = state.Q, state.R, state.v
+        self.P_out[i] = self.w @ self.w0.T / self.N
         self.eg_out[i] = state.eg()
         if self.X_test is not None:
             _fields(self.X_test, self.w, self.inv_sqrt_N, self.lam_test)
@@ -530,7 +553,7 @@ class _Run:
             alpha=self.steps_out / self.N, eg=self.eg_out, Q=self.Q_out, R=self.R_out,
             v=self.v_out, T=self.w_star @ self.w_star.T / self.N, v_star=self.v_star,
             metadata=meta, eg_test=self.egt_out, eg_test_se=self.egt_se, w=self.w,
-            w_star=self.w_star)
+            w_star=self.w_star, P=self.P_out)
 
     # -------------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> None:
@@ -540,6 +563,7 @@ class _Run:
             {"w": self.w, "v": self.v, "counter": self.counter, "w0": self.w0, "v0": self.v0,
              "w_star": self.w_star, "v_star": self.v_star, "steps_out": self.steps_out,
              "Q_out": self.Q_out[:i], "R_out": self.R_out[:i], "v_out": self.v_out[:i],
+             "P_out": self.P_out[:i],
              "eg_out": self.eg_out[:i], "egt_out": self.egt_out[:i], "egt_se": self.egt_se[:i]},
             {"params": self.params, "rng": _state_json(self.rng), "wall": self.wall,
              "noise_rng": _state_json(self.noise_rng)})
@@ -563,6 +587,11 @@ class _Run:
         i = arrays["eg_out"].shape[0]
         self.Q_out[:i], self.R_out[:i], self.v_out[:i] = (arrays["Q_out"], arrays["R_out"],
                                                          arrays["v_out"])
+        if "P_out" in arrays:
+            self.P_out[:i] = arrays["P_out"]
+        else:  # a checkpoint of an older version: P of the saved times from the current weights
+            raise ValueError(f"checkpoint {str(self.checkpoint)!r} predates the two-time "
+                             "overlaps; delete it to start over")
         self.eg_out[:i], self.egt_out[:i], self.egt_se[:i] = (arrays["eg_out"],
                                                              arrays["egt_out"], arrays["egt_se"])
         self.i_out = i

@@ -28,7 +28,8 @@ from . import _io
 from .results import LearningCurve, _readonly
 from .state import PSD_RTOL, OrderParams
 
-__all__ = ["SparseOrderParams", "SparseLearningCurve", "TwoTimeCurve", "MAX_EXACT_K", "all_patterns"]
+__all__ = ["SparseOrderParams", "SparseLearningCurve", "TwoTimeCurve",
+           "joint_coordinate_covariance", "MAX_EXACT_K", "all_patterns"]
 
 #: the largest K for which every one of the 2^K mask classes is kept (exact limit)
 MAX_EXACT_K = 12
@@ -384,7 +385,7 @@ class SparseLearningCurve(LearningCurve):
                              "track_initial=True")
         out = []
         for s in range(self.f.shape[0]):
-            out.append(_joint(self.Q_cls[0, s], self.R_cls[0, s], self.P_cls[index, s],
+            out.append(joint_coordinate_covariance(self.Q_cls[0, s], self.R_cls[0, s], self.P_cls[index, s],
                               self.Q_cls[index, s], self.R_cls[index, s], self.T_cls[s])
                        / self.f[s])
         return np.array(out)
@@ -409,7 +410,9 @@ class SparseLearningCurve(LearningCurve):
         return cls(metadata=meta, P_cls=arrays.get("P_cls"), **{k: arrays[k] for k in names})
 
 
-def _joint(Q0, R0, P, Q, R, T) -> np.ndarray:
+def joint_coordinate_covariance(Q0, R0, P, Q, R, T) -> np.ndarray:
+    """``[[Q0, P^T, R0], [P, Q, R], [R0^T, R^T, T]]``: the covariance of one coordinate
+    ``(w(0), w(alpha), w*)`` (times N; docs/theory.md §9)."""
     return np.block([[Q0, P.T, R0], [P, Q, R], [R0.T, R.T, T]])
 
 
@@ -436,7 +439,7 @@ class TwoTimeCurve(LearningCurve):
     def joint_covariance(self, index: int) -> np.ndarray:
         """Covariance of one coordinate ``(w(0), w(alpha), w*)`` at saved index ``index``:
         ``[[Q0, P^T, R0], [P, Q, R], [R0^T, R^T, T]]``, shape (2K+M, 2K+M)."""
-        return _joint(self.Q[0], self.R[0], self.P[index], self.Q[index], self.R[index], self.T)
+        return joint_coordinate_covariance(self.Q[0], self.R[0], self.P[index], self.Q[index], self.R[index], self.T)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = super()._arrays()

@@ -264,8 +264,10 @@ def _finite_N_masked(N, seeds, alpha, mask_kind, track=False):
     save_at = np.array([0.0, 2.0, 5.0, 10.0, alpha])
     ens = odeprune.simulate(N, K, M, ETA, alpha, save_at=save_at, init=(w, w_star, v),
                             v_star=v_star, mask=mask.astype(float), seeds=list(seeds), n_test=0)
-    curve = odeprune.integrate(sp, ETA, alpha, save_at=save_at)
+    curve = odeprune.integrate(sp, ETA, alpha, save_at=save_at, track_initial=track)
     egs = np.array([r.eg for r in ens.runs])
+    if track:
+        return curve, egs, np.array([r.P for r in ens.runs])
     return curve, egs
 
 
@@ -282,6 +284,31 @@ def test_masked_ode_matches_finite_N_masked_sgd(mask_kind):
         assert np.all(np.abs(curve.eg - mean) <= 4 * se + 2.0 / N + 1e-12), (N, curve.eg, mean, se)
         gaps[N] = float(np.sqrt(np.mean((curve.eg - mean) ** 2)))
     assert gaps[2000] < gaps[500], gaps
+
+
+@pytest.mark.slow
+def test_two_time_overlaps_match_finite_N():
+    # P(alpha) = w(alpha) . w(0) / N of real masked SGD vs the masked ODE's P, same start
+    gaps = {}
+    for N in (500, 2000):
+        curve, _, P = _finite_N_masked(N, range(8), 20.0, "random", track=True)
+        mean = P.mean(0)
+        se = P.std(0, ddof=1) / np.sqrt(P.shape[0])
+        np.testing.assert_allclose(P[:, 0], np.broadcast_to(curve.P[0], P[:, 0].shape),
+                                   rtol=1e-12, atol=1e-15)  # the same start, summed in another order
+        z = np.abs(curve.P - mean) / np.maximum(se, 1e-12)
+        assert np.all(np.abs(curve.P - mean) <= 4 * se + 2.0 / N), (N, z.max())
+        gaps[N] = float(np.sqrt(np.mean((curve.P - mean) ** 2)))
+    assert gaps[2000] < gaps[500], gaps
+
+
+def test_simulation_records_P_and_roundtrips(tmp_path):
+    r = odeprune.simulate(100, 3, 2, ETA, 2.0, seed=0, n_test=0)
+    np.testing.assert_allclose(r.P[0], r.Q[0], rtol=1e-13)
+    back = type(r).load(r.save(tmp_path / "r.npz"))
+    np.testing.assert_array_equal(back.P, r.P)
+    J = r.joint_covariance(-1)
+    assert J.shape == (8, 8) and np.linalg.eigvalsh(J)[0] > -1e-10
 
 
 def test_all_patterns_order():
