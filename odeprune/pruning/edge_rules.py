@@ -344,7 +344,7 @@ class EdgeMapResult:
 
 def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: str = "auto",
                    n_samples: int = 400_000, seed=0, activation: str | None = None,
-                   progress: bool | None = False) -> EdgeMapResult:
+                   progress: bool | None = None) -> EdgeMapResult:
     r"""The order parameters after edge pruning with ``rule`` keeping a fraction ``c``.
 
     Parameters
