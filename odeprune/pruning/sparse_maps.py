@@ -90,6 +90,9 @@ class SparseMapError:
     R : ndarray, shape (S, K, M)
     T : ndarray, shape (S, M, M)
         Per-entry standard errors, aligned with the returned classes.
+    dense_Q : ndarray, shape (K, K)
+    dense_R : ndarray, shape (K, M)
+        Standard errors of the class sums (the masked network's ``Q``, ``R``).
     eg_batches : ndarray, shape (n_batches,)
         The error of each batch (empty when exact).
     method : {"exact", "mc"}
@@ -102,6 +105,8 @@ class SparseMapError:
     Q: np.ndarray
     R: np.ndarray
     T: np.ndarray
+    dense_Q: np.ndarray
+    dense_R: np.ndarray
     eg_batches: np.ndarray
     method: str
 
@@ -531,7 +536,10 @@ def _run(strata, dec, K, M, v, v_star, activation, original, n_samples, seed, re
     sq = math.sqrt(B)
     se = SparseMapError(eg=float(eg_b.std(ddof=1) / sq), f=f_b.std(axis=0, ddof=1) / sq,
                         Q=Qr_b.std(axis=0, ddof=1) / sq, R=Rr_b.std(axis=0, ddof=1) / sq,
-                        T=T_b.std(axis=0, ddof=1) / sq, eg_batches=eg_b, method="mc")
+                        T=T_b.std(axis=0, ddof=1) / sq,
+                        dense_Q=Qr_b.sum(1).std(axis=0, ddof=1) / sq,
+                        dense_R=Rr_b.sum(1).std(axis=0, ddof=1) / sq, eg_batches=eg_b,
+                        method="mc")
     return sp, se
 
 
@@ -579,7 +587,8 @@ def _random_exact(state: OrderParams, c: float, reweight: str):
                      state.v, state.v_star, state.activation, state, reweight)
     z = np.zeros
     se = SparseMapError(eg=0.0, f=z(sp.f.shape), Q=z(sp.Q.shape), R=z(sp.R.shape),
-                        T=z(sp.T.shape), eg_batches=z(0), method="exact")
+                        T=z(sp.T.shape), dense_Q=z(sp.Q.shape[1:]), dense_R=z(sp.R.shape[1:]),
+                        eg_batches=z(0), method="exact")
     return sp, se
 
 
