@@ -45,6 +45,7 @@ from numba import njit
 
 from . import _io
 from ._progress import want_progress
+from ._rng import fill_normals
 from ._validate import check_real as _real
 from ._validate import check_size as _size
 from .activations import check_code, get_activation
@@ -101,8 +102,7 @@ def _sgd_block(w, v, w_star, v_star, rng, noise_rng, x, n_steps, eta_w, eta_v, s
     gl = np.empty(K)
     gp = np.empty(K)
     for _ in range(n_steps):
-        for j in range(N):
-            x[j] = rng.standard_normal()
+        fill_normals(rng, x)  # x ~ N(0, I_N): xoshiro256++ seeded from rng, ziggurat (_rng.py)
         y = 0.0
         for n in range(M):
             acc = 0.0

@@ -11,6 +11,7 @@ import pytest
 
 import odeprune
 from odeprune import simulation as sim
+from odeprune._rng import normals_numpy
 from odeprune.errors import DivergenceError, OdepruneInterrupted
 from odeprune.simulation import SimulationEnsemble, SimulationResult, sgd_streams, simulate
 
@@ -46,7 +47,7 @@ def numpy_sgd(w, v, w_star, v_star, seed, n_steps, eta, eta_v, sigma, activation
         if n_train is not None and step % n_train == 0:
             rng.bit_generator.state = start
             noise_rng.bit_generator.state = noise_start
-        x = rng.standard_normal(N)
+        x = normals_numpy(rng, N)  # the documented input stream (odeprune._rng)
         y = v_star @ g(w_star @ x / math.sqrt(N))
         if sigma > 0:
             y += sigma * noise_rng.standard_normal()
