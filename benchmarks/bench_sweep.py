@@ -17,8 +17,9 @@ Every variant is checked to give the loop's numbers bit for bit. Run:
     python benchmarks/bench_sweep.py            # 1000 curves
     python benchmarks/bench_sweep.py --n 200    # a quicker check
 
-Timings are wall-clock seconds; on a shared machine take the loop/serial ratio from the same
-run (they are measured alternately, best of ``--repeat``).
+Timings are wall-clock seconds, and CPU seconds of this process for the in-process variants;
+on a loaded machine the CPU ratio is the meaningful overhead (loop and serial sweep are measured
+alternately, best of ``--repeat``).
 """
 
 from __future__ import annotations
@@ -53,9 +54,15 @@ def run_sweep(n: int, **kw):
 
 
 def timed(fn, *a, **kw):
-    t = time.perf_counter()
+    """Wall-clock seconds and the result; CPU seconds of this process in ``LAST_CPU``."""
+    global LAST_CPU
+    t, c = time.perf_counter(), time.process_time()
     out = fn(*a, **kw)
+    LAST_CPU = time.process_time() - c
     return time.perf_counter() - t, out
+
+
+LAST_CPU = 0.0
 
 
 def main() -> None:
@@ -71,30 +78,31 @@ def main() -> None:
     workers = args.workers or available_cores()
     plain_loop(2)  # compile / load the numba cache outside the timings
     rows = []
-    t_loop = t_serial = np.inf
+    t_loop = t_serial = c_loop = c_serial = np.inf
     ref = None
     for _ in range(args.repeat):  # alternate, so that load changes hit both alike
         t, eg = timed(plain_loop, n)
-        t_loop, ref = min(t_loop, t), eg
+        t_loop, c_loop, ref = min(t_loop, t), min(c_loop, LAST_CPU), eg
         t, ds = timed(run_sweep, n, executor="serial")
-        t_serial = min(t_serial, t)
+        t_serial, c_serial = min(t_serial, t), min(c_serial, LAST_CPU)
         np.testing.assert_array_equal(ds["eg"].values, ref)
-    rows += [("plain loop of integrate", 1, t_loop), ("sweep, serial, no cache", 1, t_serial)]
+    rows += [("plain loop of integrate", 1, t_loop, c_loop),
+             ("sweep, serial, no cache", 1, t_serial, c_serial)]
 
     cache = tempfile.mkdtemp(prefix="odeprune-bench-sweep-")
     try:
         t, ds = timed(run_sweep, n, executor="serial", cache=cache)
         np.testing.assert_array_equal(ds["eg"].values, ref)
-        rows.append(("sweep, serial, writing the cache", 1, t))
+        rows.append(("sweep, serial, writing the cache", 1, t, LAST_CPU))
         t, ds = timed(run_sweep, n, executor="serial", cache=cache)
         np.testing.assert_array_equal(ds["eg"].values, ref)
-        rows.append(("sweep, everything cached (resume)", 1, t))
+        rows.append(("sweep, everything cached (resume)", 1, t, LAST_CPU))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
     t, ds = timed(run_sweep, n, max_workers=workers)
     np.testing.assert_array_equal(ds["eg"].values, ref)
-    rows.append(("sweep, local process pool (spawn)", workers, t))
+    rows.append(("sweep, local process pool (spawn)", workers, t, None))
 
     if not args.no_dask:
         import distributed
@@ -107,18 +115,21 @@ def main() -> None:
             client.run(plain_loop, 1)  # load odeprune and the numba cache on every worker
             t, ds = timed(run_sweep, n, executor=client)
             np.testing.assert_array_equal(ds["eg"].values, ref)
-        rows.append((f"dask LocalCluster start-up ({workers} workers)", workers, t_start))
-        rows.append(("sweep, dask LocalCluster (warm workers)", workers, t))
+        rows.append((f"dask LocalCluster start-up ({workers} workers)", workers, t_start, None))
+        rows.append(("sweep, dask LocalCluster (warm workers)", workers, t, None))
 
     print(f"\n{n} curves: M={PARAMS['M']}, K={PARAMS['K']}, alpha_max={PARAMS['alpha_max']:g}, "
           f"eta={PARAMS['eta']}; {available_cores()} cores, load {os.getloadavg()[0]:.1f}")
-    print(f"{'variant':<42} {'procs':>5} {'wall s':>8} {'ms/curve':>9} {'vs loop':>8}")
-    for name, procs, t in rows:
+    print(f"{'variant':<42} {'procs':>5} {'wall s':>8} {'ms/curve':>9} {'vs loop':>8} "
+          f"{'CPU ms/curve':>12} {'vs loop':>8}")
+    for name, procs, t, cpu in rows:
         ms = "" if "start-up" in name else f"{1e3 * t / n:9.2f}"
         rel = "" if "start-up" in name else f"{t / t_loop:8.3f}"
-        print(f"{name:<42} {procs:>5} {t:8.2f} {ms:>9} {rel:>8}")
-    print(f"\noverhead of the sweep machinery (serial, no cache): "
-          f"{100 * (t_serial / t_loop - 1):+.1f} %")
+        cms = "" if cpu is None else f"{1e3 * cpu / n:12.2f}"
+        crel = "" if cpu is None else f"{cpu / c_loop:8.3f}"
+        print(f"{name:<42} {procs:>5} {t:8.2f} {ms:>9} {rel:>8} {cms:>12} {crel:>8}")
+    print(f"\noverhead of the sweep machinery (serial, no cache): wall "
+          f"{100 * (t_serial / t_loop - 1):+.1f} %, CPU {100 * (c_serial / c_loop - 1):+.1f} %")
 
 
 if __name__ == "__main__":
