@@ -49,7 +49,7 @@ from .state import OrderParams
 
 __all__ = ["WorkflowResult", "retrain", "retrain_finite", "prune_at_init",
            "prune_at_init_finite", "lottery_ticket", "lottery_ticket_finite",
-           "iterative_magnitude_pruning_finite", "time_grid", "RETRAIN_SEED_OFFSET",
+           "iterative_magnitude_pruning", "iterative_magnitude_pruning_finite", "time_grid", "RETRAIN_SEED_OFFSET",
            "INIT_RULES", "TICKET_ARMS"]
 
 #: retraining of simulation seed ``s`` uses the SGD stream of ``s + RETRAIN_SEED_OFFSET``
@@ -247,47 +247,15 @@ def _integrate(state, eta, alpha_max, save_at, common):
                               progress=False, **common)
 
 
-def _rescale_rows_sparse(sp, original: OrderParams):
-    """Variance-restoring row rescale of a masked network's per-class state: every kept row gets
-    back the norm of its unpruned row (``Q^s_ik / (s_i s_k)``, ``R^s_in / s_i`` with
-    ``s_i = sqrt(Q'_ii / Q_ii)``), as :func:`odeprune.pruning.edge_rules.rescale_rows`."""
-    Qd = np.diag(sp.dense().Q)
-    Q0 = np.diag(original.Q)
-    s = np.sqrt(np.where((Q0 > 0) & (Qd > 0), Qd / np.where(Q0 > 0, Q0, 1.0), 1.0))
-    return sp.replace(Q=sp.Q / np.outer(s, s)[None], R=sp.R / s[None, :, None])
+def _sparse_edge_state(state, method: str, c: float, seed, n_samples: int,
+                       reweight: str = "none"):
+    """``(per-class state, standard error of its eg)`` of ``state`` pruned by the edge rule
+    ``method`` (mask decided by the weights it is applied to) and reweighted
+    (:func:`odeprune.pruning.sparse_maps.sparse_state`; exact for ``random_edge``)."""
+    from .pruning.sparse_maps import sparse_state
 
-
-def _sparse_edge_state(state: OrderParams, method: str, c: float, seed, n_samples: int):
-    """The per-class state of ``state`` pruned by the edge rule ``method`` (mask decided by the
-    same weights it is applied to), without reweighting."""
-    from .sparse import SparseOrderParams
-
-    if method == "random_edge":
-        return SparseOrderParams.random_mask(state, c)
-    import odeprune
-
-    pr = odeprune.prune(state, method, c=c, seed=seed, n_samples=n_samples, progress=False)
-    sp = getattr(pr, "sparse_state", None)
-    if sp is None:
-        raise ValueError(f"{method} in the limit needs the per-class map of the mask "
-                         "(PruneResult.sparse_state, odeprune.pruning.sparse_maps), which this "
-                         "odeprune does not have; use the finite-N workflow")
-    return sp
-
-
-def _reweighted_sparse(sp, state: OrderParams, method: str, c: float, reweight: str, seed,
-                       n_samples: int):
-    """Apply an edge reweighting to a masked network's per-class state; returns it with the
-    second layer the reweighting gives (``prune``'s, on the summed state)."""
-    import odeprune
-
-    if reweight == "none":
-        return sp
-    if reweight == "rescale_rows":
-        return _rescale_rows_sparse(sp, state)
-    # rescale / refit change v only: the optimal v for the pruned network's own order parameters
-    pr = odeprune.prune(sp.dense(), "random_edge", c=1.0, reweight=reweight, progress=False)
-    return sp.replace(v=np.array(pr.v[0]))
+    sp, se = sparse_state(state, method, c, seed=seed, n_samples=n_samples, reweight=reweight)
+    return sp, float(se)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,6 +326,7 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
         durations; an edge rule on K > 12 (2^K mask classes: use :func:`retrain_finite`).
     """
     import odeprune
+
     from .pruning import node
 
     state = _check_state(state)
@@ -408,12 +377,12 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
         arm_curves: Any = curves if len(curves) > 1 else curves[0]
         n = len(states)
     else:
-        sp = _sparse_edge_state(state, method, c, seed, n_samples)
-        sp = _reweighted_sparse(sp, state, method, c, reweight, seed, n_samples)
+        sp, map_se = _sparse_edge_state(state, method, c, seed, n_samples, reweight)
         curve = _integrate(sp, eta, float(d_alphas[-1]), grid, common)
         eg = np.asarray(curve.eg)
         se = np.zeros_like(eg)
-        meta.update(n_classes=sp.n_classes, density=sp.density()[1])
+        se[0] = map_se
+        meta.update(n_classes=sp.n_classes, density=sp.density()[1], map_eg_se=map_se)
         arm_curves, n = curve, 1
     alpha = np.asarray(arm_curves[0].alpha if isinstance(arm_curves, list) else arm_curves.alpha)
     table = []
@@ -652,9 +621,8 @@ def prune_at_init(state: OrderParams, method: str, c: float, *, rescale: bool = 
     grid = time_grid(alpha_max, rep) if save_at is None else \
         np.unique(np.concatenate([np.asarray(save_at, float), rep]))
     common = dict(eta_v=eta_v, sigma=sigma)
-    sp = _sparse_edge_state(state, method, c, seed, n_samples)
-    if rescale:
-        sp = _rescale_rows_sparse(sp, state)
+    sp, map_se = _sparse_edge_state(state, method, c, seed, n_samples,
+                                    "rescale_rows" if rescale else "none")
     label = f"{method} c={c:.4g} {'rescale' if rescale else 'plain'}"
     runs = [(label, sp)] + ([("dense", state)] if dense else [])
     alpha, eg, se, curves, table = {}, {}, {}, {}, []
@@ -662,16 +630,19 @@ def prune_at_init(state: OrderParams, method: str, c: float, *, rescale: bool = 
         cv = _integrate(s, eta, alpha_max, grid, common)
         alpha[name], eg[name] = np.asarray(cv.alpha), np.asarray(cv.eg)
         se[name], curves[name] = np.zeros(len(cv.alpha)), cv
+        if name != "dense":
+            se[name][0] = map_se
         for a in rep:
             j = int(np.argmin(np.abs(alpha[name] - a)))
             table.append(dict(workflow="prune_at_init", layer="limit", arm=name,
                               method=method if name != "dense" else "dense",
                               c=c if name != "dense" else 1.0,
                               rescale=rescale if name != "dense" else False,
-                              alpha=float(alpha[name][j]), eg=float(eg[name][j]), eg_se=0.0, n=1))
+                              alpha=float(alpha[name][j]), eg=float(eg[name][j]),
+                              eg_se=float(se[name][j]), n=1))
     meta = dict(method=method, c=c, rescale=rescale, eta=eta, eta_v=eta_v, sigma=sigma,
                 alpha_max=alpha_max, seed=seed, K=state.K, M=state.M, n_classes=sp.n_classes,
-                density=sp.density()[1], odeprune_version=_io.package_version())
+                density=sp.density()[1], map_eg_se=map_se, odeprune_version=_io.package_version())
     return WorkflowResult("prune_at_init", "limit", alpha, eg, se, table, meta, curves=curves)
 
 
@@ -780,20 +751,16 @@ def _check_ticket_args(c, alpha_T, alpha_rewind, alpha_max, scope, arms):
     return c, alpha_T, alpha_rewind, alpha_max, arms
 
 
-def _ticket_sparse(two_time, c: float, scope: str, v, seed, n_samples: int):
-    """Per-class state of the ticket: the magnitude mask of ``w(alpha_T)`` applied to
-    ``w(alpha_rewind)``, from the joint coordinate law of the two-time curve (§9)."""
-    try:
-        from .pruning import sparse_maps
-    except ImportError:
-        sparse_maps = None
-    fn = getattr(sparse_maps, "transferred_mask_state", None) if sparse_maps else None
-    if fn is None:
-        raise ValueError("the lottery ticket in the limit needs odeprune.pruning.sparse_maps "
-                         "(the mask decided by w(alpha_T) applied to w(alpha_rewind)), which this "
-                         "odeprune does not have; use lottery_ticket_finite")
+def _ticket_sparse(two_time, base, c: float, scope: str, v_decide, seed, n_samples: int):
+    """``(per-class state, se)`` of the ticket: the magnitude mask of ``w(alpha_T)`` applied to
+    the rewound weights, from the joint coordinate law of the two-time curve (§9); ``base`` is
+    the rewound network (dense, or the per-class state of a previous IMP round)."""
+    from .pruning.sparse_maps import sparse_state_from_joint
+
     rule = "magnitude_edge" if scope == "row" else "magnitude_edge_global"
-    return fn(two_time, rule, c, seed=seed, n_samples=n_samples)
+    sp, se = sparse_state_from_joint(two_time.joint_covariance(-1), base, rule, c,
+                                     v_decide=v_decide, seed=seed, n_samples=n_samples)
+    return sp, float(se)
 
 
 def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
@@ -839,6 +806,7 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
     WorkflowResult
     """
     import odeprune
+
     from .sparse import SparseOrderParams
 
     state = _check_state(state)
@@ -855,36 +823,39 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
         np.unique(np.concatenate([np.asarray(save_at, float), rep]))
     common = dict(eta_v=eta_v, sigma=sigma)
     rule = "magnitude_edge" if scope == "row" else "magnitude_edge_global"
-    s_r = state if alpha_rewind == 0 else _integrate(state, eta, alpha_rewind, [alpha_rewind],
+    s_r = state if alpha_rewind == 0 else _integrate(state, eta, alpha_rewind, [0.0, alpha_rewind],
                                                      common).final
     two = odeprune.integrate(s_r, eta=eta, alpha_max=alpha_T - alpha_rewind,
-                             save_at=[alpha_T - alpha_rewind], track_initial=True,
+                             save_at=[0.0, alpha_T - alpha_rewind], track_initial=True,
                              progress=False, **common)
     s_T = two.final
-    starts = {}
+    starts, map_se = {}, {}
     for arm in arms:
+        map_se[arm] = 0.0
         if arm == "dense":
             starts[arm] = s_r
         elif arm == "random":
             starts[arm] = SparseOrderParams.random_mask(s_r, c)
         elif arm == "magnitude_init":
-            starts[arm] = _sparse_edge_state(s_r, rule, c, seed, n_samples)
+            starts[arm], map_se[arm] = _sparse_edge_state(s_r, rule, c, seed, n_samples)
         elif arm == "finetune":
-            starts[arm] = _sparse_edge_state(s_T, rule, c, seed, n_samples)
+            starts[arm], map_se[arm] = _sparse_edge_state(s_T, rule, c, seed, n_samples)
         else:
-            starts[arm] = _ticket_sparse(two, c, scope, s_r.v, seed, n_samples)
+            starts[arm], map_se[arm] = _ticket_sparse(two, s_r, c, scope, s_T.v, seed, n_samples)
     alpha, eg, se, curves, table = {}, {}, {}, {}, []
     bar = make_bar(progress, len(starts), "lottery_ticket arms", unit="arm")
     for arm, s in starts.items():
         cv = _integrate(s, eta, alpha_max, grid, common)
         alpha[arm], eg[arm], se[arm], curves[arm] = (np.asarray(cv.alpha), np.asarray(cv.eg),
                                                      np.zeros(len(cv.alpha)), cv)
+        se[arm][0] = map_se[arm]
         for a in rep:
             j = int(np.argmin(np.abs(alpha[arm] - a)))
             table.append(dict(workflow="lottery_ticket", layer="limit", arm=arm,
                               c=1.0 if arm == "dense" else c, scope=scope,
                               alpha_T=alpha_T, alpha_rewind=alpha_rewind,
-                              alpha=float(alpha[arm][j]), eg=float(eg[arm][j]), eg_se=0.0, n=1))
+                              alpha=float(alpha[arm][j]), eg=float(eg[arm][j]),
+                              eg_se=float(se[arm][j]), n=1))
         bar.update(1)
     bar.close()
     meta = dict(c=c, alpha_T=alpha_T, alpha_rewind=alpha_rewind, alpha_max=alpha_max, eta=eta,
@@ -917,6 +888,7 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
         ``eg`` of shape (n_seeds, n) per arm, and the ODE from the same real starts.
     """
     import odeprune
+
     from .pruning.finite_edges import edge_mask
     from .sparse import SparseOrderParams
 
@@ -994,6 +966,91 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
                 retrain_seed_offset=RETRAIN_SEED_OFFSET, odeprune_version=_io.package_version())
     return WorkflowResult("lottery_ticket", "finite", alpha, eg, se, table, meta, eg_ode=eg_ode,
                           curves=sims)
+
+
+def _check_imp_args(rounds, prune_fraction, alpha_per_round, scope):
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
+        raise ValueError(f"rounds={rounds!r} must be a positive integer")
+    pf = _positive("prune_fraction", prune_fraction)
+    if not pf < 1:
+        raise ValueError(f"prune_fraction={prune_fraction!r} must be in (0, 1)")
+    if scope not in ("row", "global"):
+        raise ValueError(f"scope={scope!r} must be 'row' or 'global'")
+    return int(rounds), pf, _positive("alpha_per_round", alpha_per_round)
+
+
+def iterative_magnitude_pruning(state: OrderParams, *, rounds: int = 3,
+                                prune_fraction: float = 0.2, alpha_per_round: float = 200.0,
+                                eta: float = 0.5, eta_v: float | None = None, sigma: float = 0.0,
+                                scope: str = "row", seed: int = 0, n_samples: int = 200_000,
+                                save_at: Sequence[float] | None = None,
+                                progress: bool | None = None) -> WorkflowResult:
+    r"""Iterative magnitude pruning with rewinding to ``alpha = 0``, in the limit.
+
+    Round 0 trains the dense network from ``state`` for ``alpha_per_round`` while tracking the
+    two-time overlaps with its start (§9). Each further round keeps, among the weights kept so
+    far, the fraction ``1 - prune_fraction`` of largest trained magnitude (per row, or over the
+    layer with ``scope="global"``), rewinds the kept weights (and ``v``) to ``state`` and trains
+    the masked network again, tracking its per-class two-time overlaps: the next mask refines the
+    classes by the joint law of (rewound, trained) coordinates per class
+    (:func:`odeprune.pruning.sparse_maps.sparse_state_from_joint`). This is the protocol of
+    :func:`iterative_magnitude_pruning_finite`.
+
+    Returns
+    -------
+    WorkflowResult
+        Arm ``"round <r>"`` per round, with the learning curve of that round; the table has per
+        round the kept fraction ``c``, ``eg`` after training, ``eg_pruned`` (one-shot magnitude
+        pruning of the previous round's trained network at that sparsity, before rewinding) and
+        ``eg_se`` (coordinate Monte Carlo of the start, not propagated through training).
+    """
+    import odeprune
+
+    from .pruning.sparse_maps import sparse_state, sparse_state_from_joint
+
+    state = _check_state(state)
+    rounds, pf, apr = _check_imp_args(rounds, prune_fraction, alpha_per_round, scope)
+    eta = _positive("eta", eta)
+    if state.K > 12:
+        raise ValueError(f"K={state.K}: 2^K mask classes, out of reach exactly in the limit; "
+                         "use iterative_magnitude_pruning_finite")
+    want_progress(progress)
+    grid = time_grid(apr) if save_at is None else np.unique(np.asarray(save_at, float))
+    common = dict(eta_v=eta_v, sigma=sigma)
+    rule = "magnitude_edge" if scope == "row" else "magnitude_edge_global"
+    alpha, eg, se, curves, table = {}, {}, {}, {}, []
+    start: Any = state
+    start_se, pruned, pruned_se = 0.0, None, 0.0
+    bar = make_bar(progress, rounds + 1, "IMP rounds (limit)", unit="round")
+    for r in range(rounds + 1):
+        cv = odeprune.integrate(start, eta=eta, alpha_max=apr, save_at=grid, track_initial=True,
+                                progress=False, **common)
+        arm = f"round {r}"
+        alpha[arm], eg[arm] = np.asarray(cv.alpha), np.asarray(cv.eg)
+        se[arm] = np.zeros(len(cv.alpha))
+        se[arm][0] = start_se
+        curves[arm] = cv
+        dens = 1.0 if r == 0 else start.density()[1]
+        row = dict(workflow="imp", layer="limit", arm=arm, round=r, c=float(dens), alpha=apr,
+                   eg=float(cv.eg[-1]), eg_se=0.0, eg_start=float(cv.eg[0]),
+                   eg_start_se=start_se, n=1)
+        if pruned is not None:
+            row.update(eg_pruned=pruned, eg_pruned_se=pruned_se)
+        table.append(row)
+        bar.update(1)
+        if r == rounds:
+            break
+        sp_T, se_T = sparse_state(cv.final, rule, 1.0 - pf, seed=seed, n_samples=n_samples)
+        pruned, pruned_se = float(sp_T.eg()), float(se_T)
+        start, se_s = sparse_state_from_joint(cv.joint_covariance(-1), start, rule, 1.0 - pf,
+                                              v_decide=cv.final.v, seed=seed,
+                                              n_samples=n_samples)
+        start_se = float(se_s)
+    bar.close()
+    meta = dict(rounds=rounds, prune_fraction=pf, alpha_per_round=apr, eta=eta, eta_v=eta_v,
+                sigma=sigma, scope=scope, seed=seed, n_samples=n_samples, K=state.K, M=state.M,
+                odeprune_version=_io.package_version())
+    return WorkflowResult("imp", "limit", alpha, eg, se, table, meta, curves=curves)
 
 
 def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 3,
