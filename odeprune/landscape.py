@@ -64,6 +64,7 @@ __all__ = [
     "hessian_spectrum",
     "population_hessian_weights",
     "pruning_limit",
+    "magnitude_global_map",
     "removed_mass",
     "sharpness",
 ]
@@ -505,7 +506,10 @@ class ActualLimit:
     eg_star : float
     reweight : str
     evaluations : int
-        Calls of :func:`odeprune.prune` so far (cumulative over the ``eps`` of one call).
+        Pruned errors computed so far (cumulative over the ``eps`` of one call).
+    fallbacks : tuple of float
+        Kept fractions at which :func:`odeprune.prune` failed and :func:`magnitude_global_map`
+        was used (cumulative).
     """
 
     eps: float
@@ -514,6 +518,7 @@ class ActualLimit:
     eg_star: float
     reweight: str
     evaluations: int
+    fallbacks: tuple = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -735,6 +740,77 @@ def removed_mass(Q: np.ndarray, rho: float) -> float:
     return float(np.sum(d[pos] * (special.erf(t / math.sqrt(2.0)) - 2.0 * t * _phi(t))))
 
 
+def _trunc_first_moment(mu, s, tau):
+    r""":math:`E[Y 1\{|Y| > \tau\}]`, :math:`Y \sim N(\mu, s^2)` (vectorised in mu; s >= 0)."""
+    mu = np.asarray(mu, dtype=float)
+    if s <= 0:
+        return np.where(np.abs(mu) > tau, mu, 0.0)
+    a, b = (tau - mu) / s, (-tau - mu) / s
+    return (mu * (0.5 * special.erfc(a / math.sqrt(2.0)) + special.ndtr(b))
+            + s * (_phi(a) - _phi(b)))
+
+
+def _pair_moment(Qii, Qik, Qkk, tau):
+    r""":math:`E[x\,1\{|x|>\tau\}\; y\,1\{|y|>\tau\}]` for :math:`(x, y)` centred Gaussian with
+    covariance ``[[Qii, Qik], [Qik, Qkk]]``: an integral over ``x`` of the exact conditional
+    moment of ``y``, with breakpoints at the threshold and around ``x = ±tau/beta`` where the
+    inner function turns over within ``s/|beta|`` (nearly aligned units have ``s -> 0``)."""
+    from scipy import integrate
+
+    sx = math.sqrt(Qii)
+    if sx == 0 or Qkk == 0:
+        return 0.0
+    beta = Qik / Qii
+    s = math.sqrt(max(Qkk - Qik * Qik / Qii, 0.0))
+    pts = {tau, 12.0 * sx}
+    if beta != 0:
+        for k in (0.0, 1.0, 3.0, 8.0):
+            for sign in (-1.0, 1.0):
+                pts.add(tau / abs(beta) + sign * k * s / abs(beta))
+    edges = sorted(p for p in pts if tau <= p <= 12.0 * sx)
+
+    def f(x):
+        dens = math.exp(-0.5 * (x / sx) ** 2) / (sx * math.sqrt(2 * math.pi))
+        both = (x * float(_trunc_first_moment(beta * x, s, tau))
+                + (-x) * float(_trunc_first_moment(-beta * x, s, tau)))   # x and -x
+        return dens * both
+
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi > lo:
+            total += integrate.quad(f, lo, hi, epsabs=0.0, epsrel=1e-13, limit=200)[0]
+    return total
+
+
+def magnitude_global_map(state: OrderParams, c: float) -> OrderParams:
+    r"""Order parameters after one-shot global magnitude pruning keeping a fraction ``c``.
+
+    .. math:: Q'_{ii} = E[w_i^2 1\{|w_i|>\tau\}],\ R'_{in} = \frac{R_{in}}{Q_{ii}} Q'_{ii},\
+              Q'_{ik} = E[w_i 1\{|w_i|>\tau\}\, w_k 1\{|w_k|>\tau\}],\ w\sim N(0, Q)
+
+    The same map as ``odeprune.prune(state, "magnitude_edge_global", c=c)`` (the coordinate
+    picture of :mod:`odeprune.pruning.edge_rules`), computed here with breakpoints that keep
+    nearly aligned units (the duplicated units of a trained K > M student) accurate;
+    :func:`actual_limit` uses it where that map fails its positive-semi-definiteness check.
+    """
+    Q = np.array(state.Q, dtype=float)
+    K = Q.shape[0]
+    tau = global_threshold(Q, c)
+    d = np.diag(Q)
+    Qp = np.zeros((K, K))
+    if math.isinf(tau):
+        return state.replace(Q=Qp, R=np.zeros_like(state.R))
+    for i in range(K):
+        if d[i] > 0:
+            t = tau / math.sqrt(d[i])
+            Qp[i, i] = d[i] * (1.0 - float(special.erf(t / math.sqrt(2.0))) + 2.0 * t * _phi(t))
+    for i in range(K):
+        for k in range(i + 1, K):
+            Qp[i, k] = Qp[k, i] = _pair_moment(d[i], Q[i, k], d[k], tau)
+    scale = np.where(d > 0, Qp.diagonal() / np.where(d > 0, d, 1.0), 0.0)
+    return state.replace(Q=Qp, R=np.array(state.R) * scale[:, None])
+
+
 def _terms(mu: np.ndarray, eps: float, m: float) -> np.ndarray:
     r""":math:`r^2/(\|w^r\|^2 + r^2)` per bulk value in the limit: ``eps / (m mu + eps)``
     (1 for flat directions, mu = 0)."""
@@ -864,7 +940,7 @@ def _upper_bound(Q, G, eps, m, tau, n, rng):
 
 def actual_limit(state: OrderParams, eps, reweight: str = "refit",
                  activation: str | None = None, xtol: float = 1e-3, grid: int = 11,
-                 method: str = "magnitude_edge_global"):
+                 method: str = "magnitude_edge_global", engine: str = "prune"):
     r"""Smallest kept fraction ``c`` at which one-shot edge pruning keeps
     :math:`\epsilon_g \le \epsilon_g^* + \varepsilon` (no retraining).
 
@@ -887,6 +963,12 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
         point ``c' >= c`` (the pruned error need not be monotone in ``c``).
     method : str
         Edge method of :func:`odeprune.prune` (default global magnitude pruning).
+    engine : {"prune", "quadrature"}
+        ``"prune"``: :func:`odeprune.prune`; where its map fails its positive-semi-definiteness
+        check (nearly aligned units of a trained K > M student, whose pair moments it computes
+        to about 1e-5 there), global magnitude pruning falls back to
+        :func:`magnitude_global_map` (listed in ``ActualLimit.fallbacks``). ``"quadrature"``:
+        :func:`magnitude_global_map` throughout.
 
     Returns
     -------
@@ -905,14 +987,43 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
         raise ValueError(f"grid={grid!r} must be an integer >= 2")
     if not (0 < xtol < 1):
         raise ValueError(f"xtol={xtol!r} must be in (0, 1)")
+    if engine not in ("prune", "quadrature"):
+        raise ValueError(f"engine={engine!r} must be 'prune' or 'quadrature'")
+    if engine == "quadrature" and (method != "magnitude_edge_global"
+                                   or reweight not in ("none", "refit")):
+        raise ValueError("engine='quadrature' computes magnitude_edge_global with reweight "
+                         "'none' or 'refit' only")
     name = _activation_name(state, activation)
     eg_star = float(state.eg(name))
     memo: dict = {}
+    fallbacks: list = []
+
+    def local(c):
+        pruned = magnitude_global_map(state, c)
+        if reweight == "refit":
+            from .pruning.node import activation_gram_all
+            from .pruning.reweight import refit_weights
+
+            Gp = activation_gram_all(pruned, name)
+            K = state.K
+            pruned = pruned.replace(v=refit_weights(Gp[:K, :K], Gp[:K, K:],
+                                                    np.array(state.v_star)))
+        return float(pruned.eg(name))
 
     def eg_at(c):
         c = float(c)
         if c not in memo:
-            memo[c] = prune(state, method, c=c, reweight=reweight, activation=name).eg_mean
+            if engine == "quadrature":
+                memo[c] = local(c)
+            else:
+                try:
+                    memo[c] = prune(state, method, c=c, reweight=reweight,
+                                    activation=name).eg_mean
+                except ValueError:
+                    if method != "magnitude_edge_global" or reweight not in ("none", "refit"):
+                        raise
+                    memo[c] = local(c)
+                    fallbacks.append(c)
         return memo[c]
 
     cs = np.linspace(0.0, 1.0, int(grid))
@@ -929,7 +1040,8 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
             j -= 1
         if j == 0:
             out.append(ActualLimit(eps=float(e), c=0.0, eg=float(egs[0]), eg_star=eg_star,
-                                   reweight=reweight, evaluations=len(memo)))
+                                   reweight=reweight, evaluations=len(memo),
+                                   fallbacks=tuple(fallbacks)))
             continue
         lo, hi = float(cs[j - 1]), float(cs[j])
         while hi - lo > xtol:
@@ -939,7 +1051,8 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
             else:
                 lo = mid
         out.append(ActualLimit(eps=float(e), c=hi, eg=eg_at(hi), eg_star=eg_star,
-                               reweight=reweight, evaluations=len(memo)))
+                               reweight=reweight, evaluations=len(memo),
+                               fallbacks=tuple(fallbacks)))
     return out if np.ndim(eps) else out[0]
 
 

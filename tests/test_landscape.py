@@ -325,6 +325,34 @@ def test_actual_limit_consistent_with_prune(minimum):
         ls.actual_limit(minimum, -1.0)
 
 
+def test_magnitude_global_map_against_edge_map_and_monte_carlo(minimum):
+    import odeprune
+
+    for c in (0.2, 0.6, 0.9):
+        mine = ls.magnitude_global_map(minimum, c)
+        ref = odeprune.prune(minimum, "magnitude_edge_global", c=c)
+        np.testing.assert_allclose(mine.Q, ref.Q[0], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(mine.R, ref.R[0], rtol=1e-10, atol=1e-13)
+    # a nearly anti-aligned pair (1 - |rho| = 1e-7, as duplicated units of a K > M minimum):
+    # the pair moment against coordinate Monte Carlo (|mc - quad| < 5 standard errors)
+    Qii, Qkk, rho = 0.9, 1.1, -(1 - 1e-7)
+    Qik = rho * math.sqrt(Qii * Qkk)
+    tau = 0.4
+    quad = ls._pair_moment(Qii, Qik, Qkk, tau)
+    assert abs(quad) <= math.sqrt(ls._pair_moment(Qii, Qii, Qii, tau)
+                                  * ls._pair_moment(Qkk, Qkk, Qkk, tau))
+    rng = np.random.default_rng(0)
+    C = np.array([[Qii, Qik], [Qik, Qkk]])
+    ev, U = np.linalg.eigh(C)
+    A = U * np.sqrt(np.clip(ev, 0, None))
+    vals = []
+    for _ in range(10):
+        z = rng.standard_normal((200_000, 2)) @ A.T
+        x, y = z[:, 0], z[:, 1]
+        vals.append(np.mean(x * (np.abs(x) > tau) * y * (np.abs(y) > tau)))
+    assert abs(np.mean(vals) - quad) < 5 * np.std(vals, ddof=1) / math.sqrt(len(vals))
+
+
 # ------------------------------------------------------------------ finite N: empirical Hessian
 def test_empirical_hessian_against_autodiff():
     N, K, M, n = 8, 3, 2, 40
