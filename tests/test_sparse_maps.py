@@ -244,9 +244,35 @@ def test_refinement_exact_cases(trained):
     for name in ("f", "Q", "R", "T"):
         np.testing.assert_allclose(getattr(sp3, name), getattr(sp1, name), rtol=1e-12,
                                    atol=1e-14)
-    # magnitude refinement: the density is c times the old one, per row
-    sp4, _ = sparse_state(sp1, "magnitude_edge", 0.5, seed=0)
-    np.testing.assert_allclose(sp4.density()[0], 0.3, atol=0.005)
+    # magnitude and DPP refinement: the density is c times the old one, per row
+    for rule in ("magnitude_edge", "dpp_edge"):
+        sp4, _ = sparse_state(sp1, rule, 0.5, seed=0)
+        np.testing.assert_allclose(sp4.density()[0], 0.3, atol=0.005)
+    # one unmasked class: the mixture calibration is the rule's own, the map today's
+    for rule in ("magnitude_edge", "magnitude_edge_global", "dpp_edge"):
+        sp5, se = sparse_state(SparseOrderParams.from_dense(trained), rule, C_KEEP, seed=1)
+        assert abs(sp5.eg() - prune(trained, rule, c=C_KEEP).eg_mean) <= 4.5 * se.eg
+
+
+def test_with_integrated_two_time_curves(trained):
+    """At alpha = 0 the joint law is (w0, w0, w*): a mask decided there is today's map; and a
+    masked curve's per-class joint laws at c = 1 give back its initial classes."""
+    curve = odeprune.integrate(trained, 0.5, 2.0, track_initial=True)
+    sp, se = sparse_state_from_joint(curve.joint_covariance(0), curve.initial,
+                                     "magnitude_edge", 0.5, seed=3)
+    assert abs(sp.eg() - prune(curve.initial, "magnitude_edge", c=0.5).eg_mean) <= 4.5 * se.eg
+    sp0 = SparseOrderParams.random_mask(trained, 0.5)
+    scurve = odeprune.integrate(sp0, 0.5, 2.0, track_initial=True)
+    back, _ = sparse_state_from_joint(scurve.joint_covariance(-1), scurve.initial,
+                                      "magnitude_edge_global", 1.0, seed=3)
+    assert _codes(back.patterns) == _codes(sp0.patterns)
+    for name in ("f", "Q", "R", "T"):
+        np.testing.assert_allclose(getattr(back, name), getattr(sp0, name), rtol=1e-11,
+                                   atol=1e-13)
+    ticket, se = sparse_state_from_joint(scurve.joint_covariance(-1), scurve.initial,
+                                         "magnitude_edge_global", 0.5, seed=3)
+    _assert_class_invariants(ticket)
+    np.testing.assert_allclose(ticket.density()[1], 0.25, atol=0.005)
 
 
 # ------------------------------------------------------------------ bad input

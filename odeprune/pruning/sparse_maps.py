@@ -290,9 +290,11 @@ def sparse_state_from_joint(joint_cov, base: OrderParams | SparseOrderParams, ru
     if J.shape != want:
         raise ValueError(f"joint_cov must have shape {want} (covariance of (w_values, w_decide, "
                          f"w*) for K={K}, M={M}{', per class' if sparse else ''}), got {J.shape}")
-    if not np.all(np.isfinite(J)):
-        raise ValueError("joint_cov contains non-finite values")
     Js = J if sparse else J[None]
+    if sparse:   # classes with f_s = 0 carry no coordinates (their conditional law may be nan)
+        Js = np.where((base.f > 0)[:, None, None], Js, 0.0)
+    if not np.all(np.isfinite(Js)):
+        raise ValueError("joint_cov contains non-finite values")
     for s, C in enumerate(Js):
         scale = max(1.0, float(np.abs(C).max(initial=0)))
         if np.abs(C - C.T).max(initial=0) > 1e-10 * scale:
@@ -502,22 +504,29 @@ def _run(strata, dec, K, M, v, v_star, activation, original, n_samples, seed, re
         factors.append((A, r, per))
     bits = 1 << np.arange(K)
     for b in range(B):
+        # every stratum's moment-matched coordinates, then one pass over all of them
+        zs, wts, pats = [], [], []
         for st, (A, r, per) in zip(strata, factors, strict=True):
-            z = _draw(rng, A, per, r, st.Sigma.shape[0])
-            P = np.asarray(dec(z), dtype=float) * st.pattern[None, :]
-            F = _features(z, K, M)
-            wt = st.f / per
-            if not np.all((P == 0) | (P == 1)) and n_pat <= MAX_WEIGHTED_PATTERNS:
-                W = _pattern_weights(P)
-                f_b[b] += wt * W.sum(axis=0)
-                F_b[b] += wt * (W.T @ F)
-                continue
-            if not np.all((P == 0) | (P == 1)):
-                P = (rng.random(P.shape) < P).astype(float)
-            code = (P > 0.5).astype(np.int64) @ bits
-            f_b[b] += wt * np.bincount(code, minlength=n_pat)
-            for j in range(nf):
-                F_b[b, :, j] += wt * np.bincount(code, weights=F[:, j], minlength=n_pat)
+            zs.append(_draw(rng, A, per, r, st.Sigma.shape[0]))
+            wts.append(np.full(per, st.f / per))
+            pats.append(np.broadcast_to(st.pattern, (per, K)))
+        z = np.concatenate(zs) if len(zs) > 1 else zs[0]
+        wt = np.concatenate(wts) if len(wts) > 1 else wts[0]
+        P = np.asarray(dec(z), dtype=float) * (np.concatenate(pats) if len(pats) > 1
+                                               else pats[0])
+        F = _features(z, K, M) * wt[:, None]
+        deterministic = bool(np.all((P == 0) | (P == 1)))
+        if not deterministic and n_pat <= MAX_WEIGHTED_PATTERNS:
+            W = _pattern_weights(P)                  # P(s | z), exact given z
+            f_b[b] = wt @ W
+            F_b[b] = W.T @ F
+            continue
+        if not deterministic:                        # too many patterns: draw the masks
+            P = (rng.random(P.shape) < P).astype(float)
+        code = (P > 0.5).astype(np.int64) @ bits
+        f_b[b] = np.bincount(code, weights=wt, minlength=n_pat)
+        for j in range(nf):
+            F_b[b, :, j] = np.bincount(code, weights=F[:, j], minlength=n_pat)
     seen = np.flatnonzero(f_b.max(axis=0) > 0)
     pats = all_patterns(K)[seen]
     f_b, F_b = f_b[:, seen], F_b[:, seen]
