@@ -120,10 +120,10 @@ def test_prune_result_hook(trained, tmp_path):
     again, _ = sparse_state(trained, "dpp_edge", 0.5, seed=r.metadata["seed"])
     assert r.sparse_state == again
     with pytest.raises(ValueError, match="edge rules"):
-        prune(trained, "random_node", k=2).sparse_state
+        _ = prune(trained, "random_node", k=2).sparse_state
     path = r.save(tmp_path / "r.npz")
     with pytest.raises(ValueError, match="does not hold the unpruned state"):
-        odeprune.PruneResult.load(path).sparse_state
+        _ = odeprune.PruneResult.load(path).sparse_state
 
 
 # ------------------------------------------------------------------ joint laws, finite N
