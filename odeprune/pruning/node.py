@@ -35,18 +35,23 @@ MAX_ENUMERATE = 20_000
 PROB_ATOL = 1e-12
 
 
-def activation_gram_all(state, activation: str = "erf") -> np.ndarray:
-    """:math:`I_2` over all ``K + M`` fields of ``state`` (students first), shape (K+M, K+M)."""
-    act = get_activation(activation)
+def activation_gram_all(state, activation: str | None = None) -> np.ndarray:
+    """:math:`I_2` over all ``K + M`` fields of ``state`` (students first), shape (K+M, K+M).
+
+    ``activation`` defaults to the state's own (and may only repeat it): a ReLU state gets the
+    ReLU Gram matrix, never an erf one by default.
+    """
+    act = get_activation(state.check_activation(activation))
     return act.I2_matrix(np.ascontiguousarray(state.covariance()))
 
 
-def node_kernel(state, kernel="Q", activation: str = "erf") -> np.ndarray:
+def node_kernel(state, kernel="Q", activation: str | None = None) -> np.ndarray:
     r"""The DPP kernel over the student units, shape (K, K).
 
     ``"Q"``: the limit of the pre-activation Gram matrix :math:`h_i\cdot h_j/(N n)`
     (Acharyya et al. 2021, Lemma 1); ``"activation"``: the limit of the activation Gram matrix,
-    :math:`L_{ij} = I_2(i, j)`; or an explicit PSD array of shape (K, K).
+    :math:`L_{ij} = I_2(i, j)` with the state's activation; or an explicit PSD array of shape
+    (K, K).
     """
     if isinstance(kernel, str):
         if kernel == "Q":
