@@ -39,7 +39,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .activations import ERF, I2, I3, I4, J2
 
@@ -71,6 +71,7 @@ class Params(NamedTuple):
     sgd: bool
     fast: bool
     track_P: bool
+    threads: bool
     T: np.ndarray
     v_star: np.ndarray
     T_cls: np.ndarray
@@ -97,7 +98,7 @@ class Work(NamedTuple):
 
 def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, sgd=True,
                 fast=True, patterns=None, f=None, T_cls=None, track_P=False,
-                R0_cls=None) -> Params:
+                R0_cls=None, threads=False) -> Params:
     """Build a :class:`Params` record; without ``patterns`` the network is dense (one class)."""
     K, M = int(K), int(M)
     T = np.ascontiguousarray(T, dtype=float)
@@ -116,7 +117,8 @@ def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, s
     if R0_cls is None:
         R0_cls = np.zeros((n_cls, K, M))
     return Params(K, M, n_cls, float(eta), float(eta_v), float(sigma), int(act), bool(train_v),
-                  bool(sgd), bool(fast), bool(track_P), T, np.ascontiguousarray(v_star, float),
+                  bool(sgd), bool(fast), bool(track_P), bool(threads), T,
+                  np.ascontiguousarray(v_star, float),
                   np.ascontiguousarray(T_cls, float), units, nk, off,
                   np.ascontiguousarray(f, float), np.ascontiguousarray(R0_cls, float))
 
@@ -410,6 +412,36 @@ def s4_sums(p, w):
             w.S4[i, k] = s4
 
 
+@njit(cache=True)
+def _pair(q, K):
+    """Pair index ``q`` -> ``(i, k)``, ``i <= k``, row-major over the upper triangle."""
+    i = 0
+    while q >= K - i:
+        q -= K - i
+        i += 1
+    return i, i + q
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def s4_sums_threaded(p, w):
+    """:func:`s4_sums` with the (i <= k) pairs spread over numba's threads; each pair is
+    computed by the same code as in the serial form, so the numbers are bit for bit the same."""
+    C, a, S4 = w.C, w.a, w.S4  # bound outside the parallel loop (writes through w.S4 inside
+    K, L = p.K, p.K + p.M      # a parfor body were lost)
+    use_fast = p.fast and p.act == ERF
+    sigma, act = p.sigma, p.act
+    n_pairs = K * (K + 1) // 2
+    for q in prange(n_pairs):
+        i, k = _pair(np.int64(q), np.int64(K))  # prange indices are unsigned
+        if use_fast:
+            s4 = _s4_erf(C, a, i, k, L, np.empty(L))
+        else:
+            s4 = _s4_generic(act, C, a, i, k, L)
+        if sigma != 0.0:
+            s4 += sigma * sigma * J2(act, C[i, i], C[i, k], C[k, k])
+        S4[i, k] = s4
+
+
 # ------------------------------------------------------------------------------ right-hand side
 @njit(cache=True, error_model="numpy")
 def rhs_into(y, dy, p, w):
@@ -420,7 +452,10 @@ def rhs_into(y, dy, p, w):
     unpack_cov(y, p, C, a)
     i3_coefficients(p.act, C, a, K, U, bv)
     if p.sgd:
-        s4_sums(p, w)
+        if p.threads:
+            s4_sums_threaded(p, w)
+        else:
+            s4_sums(p, w)
     eta = p.eta
     for s in range(p.n_cls):
         u = p.units[s]

@@ -23,9 +23,11 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, _check_save_at, default_save_at, integrate
@@ -279,6 +281,10 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
 def _one(state, eta, eta_v, sigma, common, method, max_steps):
     """One member with the numba backend; a divergence is returned, not raised."""
     extra = {} if max_steps is None else {"max_steps": int(max_steps)}
+    if threading.current_thread() is not threading.main_thread():
+        # members already run in parallel: one numba thread per member (numba's thread count
+        # is per thread; the threaded RHS gives the same numbers for any count)
+        numba.set_num_threads(1)
     try:
         return integrate(state, eta=eta, eta_v=eta_v, sigma=sigma, method=method,
                          backend="numba", **common, **extra)

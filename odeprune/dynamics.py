@@ -51,6 +51,8 @@ METHODS = tuple(_STEPPERS)
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
+#: from this K on, one curve's right-hand side is threaded by default
+THREADED_K = 15
 #: format of the checkpoint files (bumped when the solver state changes)
 CHECKPOINT_VERSION = 2
 
@@ -74,13 +76,14 @@ def _check_save_at(save_at: Any, alpha_max: float) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ the problem
-def _problem(state, eta, eta_v, sigma, act_code, train_v, sgd, track_P, fast=True):
+def _problem(state, eta, eta_v, sigma, act_code, train_v, sgd, track_P, fast=True,
+             threads=False):
     """``(params, y0)`` of a dense or sparse state: the dense one is one class."""
     sp = state if isinstance(state, SparseOrderParams) else SparseOrderParams.from_dense(state)
     R0 = sp.R if track_P else None
     p = make_params(sp.K, sp.M, sp.T.sum(0), sp.v_star, eta, eta_v, sigma, act_code, train_v,
                     sgd, fast, patterns=sp.patterns, f=sp.f, T_cls=sp.T, track_P=track_P,
-                    R0_cls=R0)
+                    R0_cls=R0, threads=threads)
     y0 = pack_classes(sp.patterns, sp.Q, sp.R, sp.v, sp.Q if track_P else None)
     return p, y0, sp
 
@@ -132,7 +135,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
               checkpoint: str | os.PathLike | None = None, resume: bool = False,
               chunk_steps: int | None = None, backend: str = "numba",
               divergence_path: str | os.PathLike | None = None, track_initial: bool = False,
-              alpha0: float = 0.0) -> LearningCurve:
+              alpha0: float = 0.0, threads: bool | None = None) -> LearningCurve:
     r"""Integrate the order-parameter ODEs of online SGD from ``state`` up to ``alpha_max``.
 
     Parameters
@@ -190,6 +193,11 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     alpha0 : float
         Time of ``state`` on an earlier run: the saved ``alpha`` are ``alpha0 + t`` (to continue
         a curve).
+    threads : bool, optional
+        Spread the ``I4`` sum of each evaluation over numba's threads (``numba.set_num_threads``
+        or ``NUMBA_NUM_THREADS`` set how many); default: for ``K >= 15``. The numbers do not
+        depend on the number of threads. :func:`odeprune.integrate_batch` runs members in
+        parallel instead.
 
     Returns
     -------
@@ -262,8 +270,9 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
 
     sgd = not gradient_flow
     track_P = bool(track_initial)
+    threads = state.K >= THREADED_K if threads is None else bool(threads)
     p, y0, sp = _problem(state, eta, eta_v, sigma, act.code, bool(train_second_layer), sgd,
-                         track_P)
+                         track_P, threads=threads)
     params = _params_dict(state, eta, eta_v, sigma, act.name, bool(train_second_layer),
                           bool(gradient_flow), method, rtol, atol, dt, alpha_max, track_P)
     psd_tol = PSD_RTOL * 10  # integration error may add a little on top of the input tolerance

@@ -333,3 +333,24 @@ def test_batch_accepts_masked_states_and_equals_single_calls():
                                                                    save_at=batch.alpha).eg)
     with pytest.raises(ValueError, match="not available with backend='jax'"):
         odeprune.integrate_batch(states, eta=ETA, alpha_max=1.0, backend="jax")
+
+
+def test_threaded_rhs_is_bit_identical_for_any_thread_count():
+    import numba
+
+    from odeprune import _rhs
+
+    s = OrderParams.random(300, 16, 3, v_star=2.0, seed=0)
+    y = _rhs.pack(s.Q, s.R, s.v)
+    p = _rhs.make_params(16, 3, s.T, s.v_star, ETA, ETA, 0.1, 0, True, True, True, threads=True)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = _rhs.rhs_eval(y, p)
+        numba.set_num_threads(before)
+        many = _rhs.rhs_eval(y, p)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one, many)
+    serial = _rhs.rhs_eval(y, p._replace(threads=False))
+    np.testing.assert_allclose(many, serial, rtol=1e-13, atol=1e-15)
