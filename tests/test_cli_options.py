@@ -62,6 +62,11 @@ CASES = [
     (["prune", "{d}/lin.npz", "--k", "2", "--activation", "erf"], "conflicts with the "
                                                                   "activation 'linear'"),
     (["prune", "{d}/s.npz", "--k", "9"], "out of range"),
+    (["prune", "{d}/s.npz", "--method", "random_node", "--k", "2", "--seed", "3"],
+     "--seed has no effect: random_node enumerates all C(4,2) = 6 subsets exactly"),
+    (["prune", "{d}/s.npz", "--method", "dpp_node", "--k", "2", "--n-samples", "30"],
+     "--n-samples has no effect: dpp_node enumerates"),
+    (["integrate", "--resume"], "--resume needs the checkpoint"),
     # simulate
     (["simulate", "--runs", "2", "--seeds", "1,2"], "not both"),
     (["simulate", "--seeds", "1,2", "--seed", "3"], "--seed has no effect with --seeds"),

@@ -139,6 +139,9 @@ def _check_options(args) -> None:
         if args.checkpoint is not None or args.resume:
             raise CliError("--checkpoint/--resume are not available with --backend jax (one "
                            "compiled call); use --backend numba")
+    if args.resume and args.checkpoint is None and args.output is None:
+        raise CliError("--resume needs the checkpoint: give --output (its checkpoint is "
+                       "OUT.ckpt.npz) or --checkpoint")
     check_output(args.output)
     check_output(args.plot, "--plot")
     if args.checkpoint is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import CliError
 from ._common import positive_int
-from ._inputs import add_choice_options
+from ._inputs import add_choice_options, explicit
 
 METHOD_CHOICES = ("random_node", "importance_node", "dpp_node", "dpp_map_node", "random_edge",
                   "magnitude_edge", "magnitude_edge_global", "dpp_edge", "snip_edge",
@@ -131,6 +131,24 @@ def _check_options(args) -> None:
                        f"not {args.method}")
 
 
+def _check_sampling(args, K: int) -> None:
+    """``--seed`` / ``--n-samples`` of random_node / dpp_node act only when subsets are sampled;
+    refuse them when every subset is enumerated exactly."""
+    import math
+
+    from odeprune.pruning.node import MAX_ENUMERATE
+
+    if args.method not in SAMPLED or args.monte_carlo or args.k in (None, "all"):
+        return
+    if not 1 <= args.k <= K or math.comb(K, args.k) > MAX_ENUMERATE:
+        return
+    given = explicit(args, "seed", "n_samples")
+    if given:
+        raise CliError(f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect: "
+                       f"{args.method} enumerates all C({K},{args.k}) = "
+                       f"{math.comb(K, args.k)} subsets exactly; add --monte-carlo to sample")
+
+
 def _jobs(args, K: int):
     """``(jobs, skipped)``: the (method, k, c, reweight) to run, and one line per group of
     combinations that ``--method all`` / ``--reweight all`` leave out, saying why."""
@@ -204,6 +222,7 @@ def run_prune(args) -> int:
     _check_options(args)
     check_output(args.output)
     state = _load(args)
+    _check_sampling(args, state.K)
     jobs, skipped_lines = _jobs(args, state.K)
     for line in skipped_lines:
         print(f"# {line}", file=sys.stderr)
