@@ -67,12 +67,12 @@ class LearningCurve:
         for name in ("eg", "Q", "R", "v"):
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f"{name} has {getattr(self, name).shape[0]} rows, alpha has {n}")
-        get_activation(self.metadata.get("activation", "erf"))  # refuse an unknown one
+        get_activation(self.metadata.get("activation") or "erf")  # refuse an unknown one
 
     @property
     def activation(self) -> str:
         """The networks' activation (``metadata["activation"]``; erf when not recorded)."""
-        return get_activation(self.metadata.get("activation", "erf")).name
+        return get_activation(self.metadata.get("activation") or "erf").name
 
     @property
     def K(self) -> int:

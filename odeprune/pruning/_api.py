@@ -114,7 +114,7 @@ class PruneResult:
     @property
     def activation(self) -> str:
         """The networks' activation (``metadata["activation"]``; erf when not recorded)."""
-        return get_activation(self.metadata.get("activation", "erf")).name
+        return get_activation(self.metadata.get("activation") or "erf").name
 
     @property
     def states(self) -> tuple[OrderParams, ...]:
