@@ -411,7 +411,7 @@ def load_state(path: str | os.PathLike, pick: int | str | None = None,
                 f"v, v_star, or the weights w, w_star, v, v_star); it has {sorted(arrays)}")
         return state, info
 
-    if "activation" in meta:
+    if meta.get("activation"):
         activation = get_activation(meta["activation"]).name
     elif kind == "SimulationEnsemble" and meta.get("run_metadata"):
         activation = get_activation(meta["run_metadata"][0].get("activation", "erf")).name
