@@ -1,0 +1,224 @@
+"""The stiff path (odeprune._stiff): implicit methods on a linear stiff system with a closed-form
+solution, the automatic explicit -> implicit switch on the order-parameter ODEs against a tight
+independent reference (scipy's DOP853 at rtol 1e-13), tolerance-scaled errors, a cost budget,
+and exact resume from a saved state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+from scipy.linalg import expm
+
+import odeprune as op
+from odeprune import _stiff
+from odeprune._stiff import CHUNK, OK, Stepper, fd_jacobian, integrate_stiff, spectral_radius
+
+
+# ------------------------------------------------------------------ adapters to the compiled core
+# (the only place that knows the signatures of the compiled right-hand side and stepper)
+def order_param_problem(K=6, M=2, eta=0.5, sigma=0.0, seed=0):
+    """``f(y)``, ``explicit_chunk``, ``y0`` and ``eg(Y)`` for OrderParams.random(500, K, M, 4)."""
+    from odeprune._rhs import make_params, make_work, n_state, pack, rhs_into, unpack
+    from odeprune._solvers import Control, dopri5_run, new_run
+
+    state = op.OrderParams.random(500, K, M, v_star=4.0, seed=seed)
+    p = make_params(K, M, state.T, state.v_star, eta, eta, sigma)
+    w = make_work(K, M)
+    n = n_state(K, M)
+
+    def f(y):
+        dy = np.empty(n)
+        rhs_into(np.ascontiguousarray(y, dtype=float), dy, p, w)
+        return dy
+
+    def make_chunk(rtol, atol):
+        def chunk(t, y, h, fy, t_out, i_out, Y_out, max_steps):
+            r = new_run(y, fy, t, h)
+            r.counters[0] = i_out
+            status = dopri5_run(r, t_out, Y_out, p, Control(rtol, atol, 0.0, max_steps, 1e-9))
+            return (status, r.ts[0], r.y.copy(), r.ts[1], r.f.copy(), int(r.counters[0]),
+                    int(r.counters[1]), int(r.counters[2]), int(r.counters[3]))
+        return chunk
+
+    def eg(Y):
+        # erf generalisation error, Saad & Solla (1995): 1/2 sum_cd a_c a_d I2(c, d)
+        Q, R, v = unpack(np.atleast_2d(Y), K, M)
+        m = Q.shape[0]
+        C = np.zeros((m, K + M, K + M))
+        C[:, :K, :K], C[:, :K, K:], C[:, K:, :K], C[:, K:, K:] = Q, R, R.transpose(0, 2, 1), \
+            state.T
+        a = np.concatenate([v, -np.broadcast_to(state.v_star, (m, M))], axis=1)
+        d = np.sqrt(1 + np.diagonal(C, axis1=1, axis2=2))
+        I2 = (2 / np.pi) * np.arcsin(C / (d[:, :, None] * d[:, None, :]))
+        return 0.5 * np.einsum("mc,mcd,md->m", a, I2, a)
+
+    return f, make_chunk, pack(state.Q, state.R, state.v), eg
+
+
+def save_at(alpha_max, n=60):
+    return np.unique(np.concatenate([[0.0], np.geomspace(0.01, alpha_max, n)]))
+
+
+_REF = {}
+
+
+def reference_eg(alpha_max):
+    """eps_g at save_at(alpha_max) by scipy's DOP853 at rtol 1e-13 (independent of our code)."""
+    if alpha_max not in _REF:
+        f, _, y0, eg = order_param_problem()
+        t = save_at(alpha_max)
+        sol = solve_ivp(lambda _, y: f(y), (0.0, alpha_max), y0, method="DOP853", t_eval=t,
+                        rtol=1e-13, atol=1e-15)
+        assert sol.success
+        _REF[alpha_max] = eg(sol.y.T)
+    return _REF[alpha_max]
+
+
+def auto_run(alpha_max, rtol=1e-7, atol=1e-10, **kw):
+    f, make_chunk, y0, eg = order_param_problem()
+    sol = integrate_stiff(f, y0, save_at(alpha_max), rtol, atol, method=kw.pop("method", "auto"),
+                          explicit_chunk=make_chunk(rtol, atol), **kw)
+    assert sol.status == OK, sol.message
+    return sol, eg(sol.Y)
+
+
+# ------------------------------------------------------------------ a linear stiff system
+def linear_problem(n=6, stiffness=1e5, seed=1):
+    rng = np.random.default_rng(seed)
+    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    lam = -np.geomspace(1.0, stiffness, n)
+    A = V @ np.diag(lam) @ V.T
+    y0 = rng.standard_normal(n)
+    return A, y0
+
+
+@pytest.mark.parametrize("method", ["radau", "bdf"])
+def test_linear_stiff_error_converges_with_tolerance(method):
+    A, y0 = linear_problem()
+    t = np.array([0.0, 0.1, 3.0])
+    exact = np.array([expm(A * ti) @ y0 for ti in t])
+    err = [np.abs(integrate_stiff(lambda y: A @ y, y0, t, rtol, rtol * 1e-3, method=method).Y
+                  - exact).max() for rtol in (1e-5, 1e-8)]
+    assert err[1] < err[0] / 100, err
+
+
+@pytest.mark.parametrize("method", ["radau", "bdf"])
+@pytest.mark.parametrize("rtol", [1e-5, 1e-8])
+def test_linear_stiff_system_tolerance_scaled(method, rtol):
+    A, y0 = linear_problem()
+    t = np.array([0.0, 1e-3, 0.1, 1.0, 3.0])
+    atol = rtol * 1e-3
+    # chunks of 100 steps: BDF restarts at order 1 in every chunk (see _stiff.py)
+    sol = integrate_stiff(lambda y: A @ y, y0, t, rtol, atol, method=method, chunk_steps=100)
+    assert sol.status == OK
+    exact = np.array([expm(A * ti) @ y0 for ti in t])
+    scaled = np.abs(sol.Y - exact) / (atol + rtol * np.abs(exact))
+    # the controllers bound the local error per step by the tolerance: the global error is at
+    # most their sum; Radau's is within a small multiple of the tolerance, BDF's (variable order,
+    # lower-order error estimate) within ~1e2 at rtol=1e-8 (measured 98 on this problem)
+    assert scaled.max() < (20 if method == "radau" else sol.n_accept), scaled.max()
+    # stiff: hundreds of steps, not the ~3e5 / 3.3 ~ 1e5 an explicit method would need
+    assert sol.n_accept < 2000
+
+
+def test_fd_jacobian_and_spectral_radius_on_a_linear_map():
+    A, y0 = linear_problem(stiffness=1e4)
+    J = fd_jacobian(lambda y: A @ y, y0, A @ y0)
+    np.testing.assert_allclose(J, A, rtol=0, atol=1e-6 * np.abs(A).max())
+    rho, n_iter = spectral_radius(lambda y: A @ y, y0, A @ y0, max_iter=200, rel_tol=1e-6)
+    np.testing.assert_allclose(rho, 1e4, rtol=1e-3)
+    assert n_iter <= 200
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="method='rk9' is unknown"):
+        Stepper(lambda y: y, [0.0, 1.0], np.zeros((2, 1)), 1e-6, 1e-9, method="rk9")
+    with pytest.raises(ValueError, match="needs explicit_chunk"):
+        Stepper(lambda y: y, [0.0, 1.0], np.zeros((2, 1)), 1e-6, 1e-9, method="auto")
+
+
+# ------------------------------------------------------------------ order-parameter ODEs
+@pytest.mark.parametrize("alpha_max", [1e3, 1e4])
+def test_auto_matches_tight_reference(alpha_max):
+    ref = reference_eg(alpha_max)
+    sol, eg = auto_run(alpha_max)
+    assert np.isfinite(sol.t_switch)  # the long tail is integrated implicitly
+    np.testing.assert_allclose(eg, ref, rtol=1e-6, atol=0)
+
+
+def test_error_scales_with_tolerance():
+    ref = reference_eg(1e3)
+    errs = {}
+    for rtol in (1e-6, 1e-8):
+        _, eg = auto_run(1e3, rtol=rtol, atol=rtol * 1e-3)
+        errs[rtol] = np.max(np.abs(eg / ref - 1))
+        assert errs[rtol] < 10 * rtol, (rtol, errs[rtol])
+    assert errs[1e-8] < errs[1e-6] / 10
+
+
+def test_cost_budget_auto_vs_explicit():
+    sol3, _ = auto_run(1e3)
+    sol4, _ = auto_run(1e4)
+    exp4, _ = auto_run(1e4, method="explicit")
+    assert sol4.nfev <= 2 * sol3.nfev, (sol3.nfev, sol4.nfev)
+    assert sol4.nfev <= exp4.nfev / 3, (sol4.nfev, exp4.nfev)
+    assert exp4.njev == 0 and np.isnan(exp4.t_switch)
+
+
+def test_short_run_stays_explicit():
+    sol, _ = auto_run(5.0)
+    assert np.isnan(sol.t_switch) and sol.njev == 0
+
+
+@pytest.mark.parametrize("stiff_method", ["bdf", "radau"])
+def test_resume_from_saved_state_is_bit_identical(tmp_path, stiff_method):
+    f, make_chunk, y0, _ = order_param_problem()
+    t = save_at(2e3)
+    chunk = make_chunk(1e-7, 1e-10)
+
+    def stepper(Y):
+        return Stepper(f, t, Y, 1e-7, 1e-10, method="auto", explicit_chunk=chunk,
+                       stiff_method=stiff_method, chunk_steps=40)
+
+    Y_full = np.zeros((t.size, y0.size))
+    st = stepper(Y_full).start(0.0, y0)
+    while st.step_chunk() == CHUNK:
+        pass
+    assert st.status == OK and np.isfinite(st.t_switch)
+
+    # interrupted after a few chunks in each phase, state through an .npz file, resumed
+    for n_chunks in (3, 30):
+        Y = np.zeros_like(Y_full)
+        st1 = stepper(Y).start(0.0, y0)
+        for _ in range(n_chunks):
+            st1.step_chunk()
+        np.savez(tmp_path / "ckpt.npz", Y_done=Y[:st1.i_out], **st1.get_state())
+        saved = dict(np.load(tmp_path / "ckpt.npz"))
+        Y2 = np.zeros_like(Y_full)
+        Y2[:int(saved["i_out"])] = saved.pop("Y_done")
+        st2 = stepper(Y2).set_state(saved)
+        while st2.step_chunk() == CHUNK:
+            pass
+        np.testing.assert_array_equal(Y2, Y_full)
+        assert (st2.nfev, st2.njev, st2.n_accept) == (st.nfev, st.njev, st.n_accept)
+
+
+def test_chunk_size_changes_numbers_only_within_tolerance():
+    _, eg_a = auto_run(2e3, chunk_steps=40)
+    _, eg_b = auto_run(2e3, chunk_steps=100_000)
+    np.testing.assert_allclose(eg_a, eg_b, rtol=1e-6, atol=0)
+
+
+@pytest.mark.slow
+def test_auto_matches_tight_reference_alpha_1e5():
+    # the reference is explicit and stability-limited: ~2e6 evaluations
+    ref = reference_eg(1e5)
+    sol3, _ = auto_run(1e3)
+    sol, eg = auto_run(1e5)
+    np.testing.assert_allclose(eg, ref, rtol=1e-6, atol=0)
+    assert sol.nfev <= 2 * sol3.nfev
+
+
+def test_module_imports_scipy_only_when_stepping():
+    assert "solve_ivp" not in vars(_stiff)
