@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from . import _io
+from ._validate import check_real
+from .activations import get_activation
 from .results import LearningCurve, _readonly
 from .state import PSD_RTOL, OrderParams
 
@@ -115,8 +117,6 @@ class SparseOrderParams:
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        from .activations import get_activation
-
         object.__setattr__(self, "activation", get_activation(self.activation).name)
         pats = _patterns(self.patterns)
         f = _arr("f", self.f, 1)
@@ -268,8 +268,6 @@ class SparseOrderParams:
         :meth:`dense` is Lemma 6 of Acharyya et al. (2021). Classes with ``f_s = 0`` (c = 0 or 1)
         are dropped.
         """
-        from ._validate import check_real
-
         c = check_real("c", c, allow_zero=True)
         if c > 1:
             raise ValueError(f"c={c!r} must be in [0, 1] (the kept fraction of edges)")
