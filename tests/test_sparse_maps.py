@@ -175,10 +175,11 @@ def _compare(limit, se, finite, n_seeds):
         assert np.all(np.abs(rows.mean(axis=0) - lim) <= tol), (code, rows.mean(0) - lim, tol)
 
 
-def test_rewound_magnitude_mask_against_finite_n():
-    """Mask = top c of |wT| per row, applied to w0 (a lottery ticket), N = 20000."""
+@pytest.mark.parametrize("N, n_seeds", [(2_000, 10), (20_000, 6)])
+def test_rewound_magnitude_mask_against_finite_n(N, n_seeds):
+    """Mask = top c of |wT| per row, applied to w0 (a lottery ticket)."""
     pop = _population()
-    c, N, n_seeds = 0.4, 20_000, 6
+    c = 0.4
     limit, se = sparse_state_from_joint(pop["J"], pop["state0"], "magnitude_edge", c, seed=1)
     _assert_class_invariants(limit)
     finite = []
@@ -295,13 +296,16 @@ def test_bad_input(trained, kwargs, match):
 def test_bad_input_joint_and_sizes(trained):
     K, M = trained.K, trained.M
     J = np.eye(2 * K + M)
+    Jt = J.copy()
+    Jt[2 * K:, 2 * K:] = trained.T
     cases = [
         (lambda: sparse_state_from_joint(np.eye(K + M), trained, "magnitude_edge", 0.5),
          "shape"),
         (lambda: sparse_state_from_joint(-J, trained, "magnitude_edge", 0.5), "semi-definite"),
-        (lambda: sparse_state_from_joint(J, trained, "magnitude_edge", 0.5, v_decide=[1.0]),
+        (lambda: sparse_state_from_joint(J, trained, "magnitude_edge", 0.5), "teacher block"),
+        (lambda: sparse_state_from_joint(Jt, trained, "magnitude_edge", 0.5, v_decide=[1.0]),
          "v_decide"),
-        (lambda: sparse_state_from_joint(J, SparseOrderParams.from_dense(trained), "snip_edge",
+        (lambda: sparse_state_from_joint(Jt, SparseOrderParams.from_dense(trained), "snip_edge",
                                          0.5), "sparse base"),
         (lambda: sparse_state(SparseOrderParams.from_dense(trained), "snip_edge", 0.5),
          "sparse state"),

@@ -303,6 +303,12 @@ def sparse_state_from_joint(joint_cov, base: OrderParams | SparseOrderParams, ru
         if lam < -PSD_RTOL * scale:
             raise ValueError(f"joint_cov{f'[{s}]' if sparse else ''} is not positive "
                              f"semi-definite (smallest eigenvalue {lam:.3e})")
+    fw = base.f if sparse else np.ones(1)
+    T_joint = np.einsum("s,snm->nm", fw, Js[:, 2 * K:, 2 * K:])
+    T_base = base.T.sum(0) if sparse else np.array(base.T)
+    if np.abs(T_joint - T_base).max() > 1e-8 * max(1.0, float(np.abs(T_base).max())):
+        raise ValueError("the teacher block of joint_cov (last M rows, order (w_values, w_decide, "
+                         "w*)) does not match base.T: wrong order or a different teacher")
     if sparse and rule.startswith("snip"):
         raise ValueError(f"rule={rule!r} on a sparse base is not implemented (the gradient "
                          "coordinate per class is not built); use a dense base")
