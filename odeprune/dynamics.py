@@ -322,8 +322,8 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     if status != OK:
         _raise_divergence(status, run, p, sp, state, dict(params, alpha0=alpha0),
                           divergence_path, t_out, Y_out)
-    if checkpoint is not None and Path(checkpoint).exists():
-        Path(checkpoint).unlink()
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
 
     Qc, Rc, Pc, v = unpack_classes(Y_out, p.M, sp.patterns, track_P)
     Q, R = Qc.sum(1), Rc.sum(1)

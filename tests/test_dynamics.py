@@ -192,7 +192,8 @@ def test_learning_curve_save_load(tmp_path):
     c = odeprune.integrate(s, 0.5, 5, sigma=0.1)
     path = c.save(tmp_path / "curve.npz")
     with np.load(path) as data:
-        assert set(data.files) == {"alpha", "eg", "Q", "R", "v", "metadata"}
+        # format 2 (issue 17): T and v_star are arrays, no longer inside the JSON metadata
+        assert set(data.files) == {"alpha", "eg", "Q", "R", "v", "T", "v_star", "metadata"}
     back = odeprune.LearningCurve.load(path)
     for name in ("alpha", "eg", "Q", "R", "v", "T", "v_star"):
         np.testing.assert_array_equal(getattr(back, name), getattr(c, name))
