@@ -8,7 +8,9 @@ seed, N=500) computed
   (the pure overhead of the sweep machinery: batching, output normalisation, assembly of the
   Dataset, and with the cache one atomic, fsynced ``.npz`` per point),
 - re-read from a complete cache (what a resumed sweep costs when nothing is left to do),
-- through the default local process pool (spawn, one process per core),
+- through the default local process pool (spawn, one process per core; its start-up, which
+  loads odeprune and numba's compiled kernels in every worker, included) and through a
+  process pool whose workers are already warm,
 - through a ``dask.distributed.LocalCluster`` (processes, one thread each), cluster start-up
   timed separately.
 
@@ -102,7 +104,15 @@ def main() -> None:
 
     t, ds = timed(run_sweep, n, max_workers=workers)
     np.testing.assert_array_equal(ds["eg"].values, ref)
-    rows.append(("sweep, local process pool (spawn)", workers, t, None))
+    rows.append(("sweep, default local pool (cold start)", workers, t, None))
+    import concurrent.futures as cf
+    import multiprocessing
+
+    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(plain_loop, [1] * (4 * workers)))  # start and warm every worker
+        t, ds = timed(run_sweep, n, executor=pool)
+    np.testing.assert_array_equal(ds["eg"].values, ref)
+    rows.append(("sweep, process pool (warm workers)", workers, t, None))
 
     if not args.no_dask:
         import distributed
