@@ -25,16 +25,15 @@ Spec format (see docs/sweep.md):
   batch_size = 8            # optional, points per submitted task
 
   [fixed]                   # every other parameter of the task
-  M = 2
   alpha_max = 1000.0
 
   [grid]                    # axes; their product is swept
   eta = [0.25, 0.5, 1.0]
-  K = [2, 3, 4, 6]
+  seed = [0, 1, 2]
 
-  [grid.size]               # zipped axes: one dimension "size", K and M advance together
-  K = [2, 4]
-  M = [1, 2]
+  [grid.size]               # a zipped axis: one dimension "size", K and M advance together
+  K = [2, 4, 6]             # (each parameter on one axis only)
+  M = [1, 2, 3]
 """
 
 EPILOG = """\
