@@ -25,6 +25,7 @@ FIGURES = {
     "curves": "curves",
     "edges": "edges",
     "limit": "limit",
+    "retrain": "retrain", "init-pruning": "init_pruning", "tickets": "tickets",
 }
 
 __all__ = ["FIGURES", "get", "make"]
