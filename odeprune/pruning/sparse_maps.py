@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
 from ..sparse import MAX_EXACT_K, SparseOrderParams, all_patterns
 from ..state import PSD_RTOL, OrderParams, as_generator
@@ -164,7 +164,7 @@ def sparse_state(state: OrderParams | SparseOrderParams, rule: str, c: float, *,
         is refined: the rule decides among the *kept* weights (``c`` is the fraction of the kept
         weights that stay, per row or globally, so the density becomes ``c`` times the old one;
         global thresholds count kept weights only), new pattern = old pattern AND keep, equal
-        patterns merged. SNIP rules need a dense state.
+        patterns merged. SNIP's gradient is that of the masked network (its dense state).
     rule : str
         One of ``random_edge``, ``magnitude_edge``, ``magnitude_edge_global``, ``dpp_edge``,
         ``snip_edge``, ``snip_edge_global`` (:mod:`odeprune.pruning.edge_rules`).
@@ -204,21 +204,17 @@ def sparse_state(state: OrderParams | SparseOrderParams, rule: str, c: float, *,
     _check_seed(seed)
     K, M = state.K, state.M
     if isinstance(state, SparseOrderParams):
-        if rule.startswith("snip"):
-            raise ValueError(f"rule={rule!r} on a sparse state is not implemented (the gradient "
-                             "coordinate per class is not built); prune a dense state")
-        keep = state.f > 0
-        cov = []
-        for s in np.flatnonzero(keep):
-            C = np.block([[state.Q[s], state.R[s]], [state.R[s].T, state.T[s]]]) / state.f[s]
-            cov.append(C)
-        strata = [_Stratum(float(state.f[s]), state.patterns[s], C)
-                  for s, C in zip(np.flatnonzero(keep), cov, strict=True)]
-        dec = _Decider(rule, list(range(K)), None)
-        _calibrate_mixture(dec, strata, K, c)
-        original = state.dense()
-        return _run(strata, dec, K, M, state.v, state.v_star, state.activation, original,
-                    n_samples, seed, reweight)
+        # the joint law (w, w, w*) of each class: the weights decide and are kept
+        idx = np.r_[0:K, 0:K, K:K + M]
+        Js = []
+        for s in range(state.n_classes):
+            if state.f[s] > 0:
+                C = np.block([[state.Q[s], state.R[s]], [state.R[s].T, state.T[s]]]) / state.f[s]
+                Js.append(C[np.ix_(idx, idx)])
+            else:
+                Js.append(np.zeros((2 * K + M, 2 * K + M)))
+        return sparse_state_from_joint(np.array(Js), state, rule, c, seed=seed,
+                                       n_samples=n_samples, reweight=reweight)
     if rule == "random_edge":
         return _random_exact(state, c, reweight)
     rule_obj = RULES[rule]()
@@ -254,7 +250,10 @@ def sparse_state_from_joint(joint_cov, base: OrderParams | SparseOrderParams, ru
         is the fraction of the *kept* weights that stay (per row, or over all kept weights for the
         global rules): the density becomes ``c`` times the old one.
     rule : str
-        An edge rule (see :func:`sparse_state`); SNIP only with a dense ``base``.
+        An edge rule (see :func:`sparse_state`). SNIP scores with the gradient of the
+        deciding network (``w_decide`` with ``v_decide``; for a sparse base the masked network
+        summed over the classes): ``g = b (w_decide, w*)`` per coordinate, ``b = G C^+`` with
+        ``G`` of :func:`~odeprune.pruning.edge_rules.gradient_covariance`.
     c : float
         Kept fraction, ``0 <= c <= 1``.
     v_decide : array_like, shape (K,), optional
@@ -309,9 +308,6 @@ def sparse_state_from_joint(joint_cov, base: OrderParams | SparseOrderParams, ru
     if np.abs(T_joint - T_base).max() > 1e-8 * max(1.0, float(np.abs(T_base).max())):
         raise ValueError("the teacher block of joint_cov (last M rows, order (w_values, w_decide, "
                          "w*)) does not match base.T: wrong order or a different teacher")
-    if sparse and rule.startswith("snip"):
-        raise ValueError(f"rule={rule!r} on a sparse base is not implemented (the gradient "
-                         "coordinate per class is not built); use a dense base")
     v_dec = base.v if v_decide is None else np.asarray(v_decide, dtype=float)
     if v_dec.shape != (K,) or not np.all(np.isfinite(v_dec)):
         raise ValueError(f"v_decide must be a finite array of shape ({K},), got {v_dec.shape}")
@@ -327,28 +323,27 @@ def sparse_state_from_joint(joint_cov, base: OrderParams | SparseOrderParams, ru
         C = 0.5 * (Js[s] + Js[s].T)[np.ix_(perm, perm)]
         strata.append(_Stratum(float(f[s]), pats[s], C))
     act = base.activation
+    rule_obj = RULES[rule]()
+    grad_cols = list(range(2 * K + M, 3 * K + M)) if rule_obj.needs_gradient else None
+    # the deciding network (dense: the class sums), for its calibration and SNIP's gradient
+    Cd = np.sum([st.f * st.Sigma[K:, K:] for st in strata], axis=0)    # (w*, w_decide)
+    Cd = 0.5 * (Cd + Cd.T)
+    dstate = OrderParams(Q=Cd[M:, M:], R=Cd[M:, :M], T=Cd[:M, :M], v=v_dec, v_star=base.v_star,
+                         activation=act)
+    if rule_obj.needs_gradient:
+        Cdd = np.array(dstate.covariance(), dtype=float)
+        b = gradient_covariance(dstate) @ np.linalg.pinv(Cdd, rcond=1e-12, hermitian=True)
+        lin = np.zeros((K, 2 * K + M))           # g = b (w_decide, w*)
+        lin[:, K + M:] = b[:, :K]
+        lin[:, K:K + M] = b[:, K:]
+        Lmap = np.vstack([np.eye(2 * K + M), lin])
+        strata = [_Stratum(st.f, st.pattern, Lmap @ st.Sigma @ Lmap.T) for st in strata]
+    dec = _Decider(rule, decide_cols, grad_cols, rule_obj)
     if sparse:
-        dec = _Decider(rule, decide_cols, None)
         _calibrate_mixture(dec, strata, K, c)
-    else:
-        C = strata[0].Sigma
-        dstate = OrderParams(Q=C[K + M:, K + M:], R=C[K + M:, K:K + M], T=C[K:K + M, K:K + M],
-                             v=v_dec, v_star=base.v_star, activation=act)
-        rule_obj = RULES[rule]()
-        if rule_obj.needs_gradient:
-            Sd = augmented_covariance(dstate)
-            Cd = np.array(dstate.covariance(), dtype=float)
-            b = gradient_covariance(dstate) @ np.linalg.pinv(Cd, rcond=1e-12, hermitian=True)
-            lin = np.zeros((K, 2 * K + M))           # g = b (w_decide, w*)
-            lin[:, K + M:] = b[:, :K]
-            lin[:, K:K + M] = b[:, K:]
-            Lmap = np.vstack([np.eye(2 * K + M), lin])
-            strata[0] = _Stratum(1.0, pats[0], Lmap @ C @ Lmap.T)
-            rule_obj.calibrate(Sd, K, M, c)
-            dec = _Decider(rule, decide_cols, list(range(2 * K + M, 3 * K + M)), rule_obj)
-        else:
-            rule_obj.calibrate(np.array(dstate.covariance(), dtype=float), K, M, c)
-            dec = _Decider(rule, decide_cols, None, rule_obj)
+    else:   # one Gaussian: the rule's own calibration, as the edge maps
+        rule_obj.calibrate(augmented_covariance(dstate) if rule_obj.needs_gradient
+                           else np.array(dstate.covariance(), dtype=float), K, M, c)
     vals = [st.Sigma[:K + M, :K + M] * st.f for st in strata]
     Cv = np.sum(vals, axis=0)
     original = OrderParams(Q=0.5 * (Cv[:K, :K] + Cv[:K, :K].T), R=Cv[:K, K:],
@@ -434,7 +429,54 @@ def _calibrate_mixture(dec: _Decider, strata, K: int, c: float) -> None:
                     lam[i] = math.exp(optimize.brentq(frac, -60, 60, xtol=1e-14))
         rule.lam = lam
         return
+    if dec.name.startswith("snip"):
+        kept_table, scale = _snip_kept(strata, dec.decide_cols, dec.grad_cols)
+
+        def solve_snip(rows):
+            if wk[:, rows].sum() <= 0:
+                return np.inf
+
+            def kept(t):
+                return float((wk[:, rows] * kept_table(t)[:, rows]).sum() / wk[:, rows].sum())
+
+            if kept(0.0) <= c:
+                return 0.0
+            return _solve_global(kept, c, scale)
+
+        if dec.name == "snip_edge":
+            rule.tau = np.array([solve_snip([i]) for i in range(K)])
+        else:
+            rule.tau = np.full(K, solve_snip(list(range(K))))
+        return
     raise ValueError(f"rule {dec.name!r} has no mixture calibration")  # pragma: no cover
+
+
+def _snip_kept(strata, decide_cols, grad_cols):
+    """``P(|w_i g_i| > t)`` per class and unit, a function of ``t`` returning (S, K), as
+    :meth:`~odeprune.pruning.edge_rules.SnipEdge._kept` per class (Gauss-Hermite over ``w_i``,
+    ``g_i | w_i`` Gaussian); and the score scale."""
+    d, g = np.array(decide_cols), np.array(grad_cols)
+    vx = np.array([st.Sigma[d, d] for st in strata])
+    cxy = np.array([st.Sigma[d, g] for st in strata])
+    vy = np.array([st.Sigma[g, g] for st in strata])
+    pos = vx > 0
+    beta = np.where(pos, cxy / np.where(pos, vx, 1.0), 0.0)
+    sres = np.sqrt(np.maximum(vy - np.where(pos, cxy * cxy / np.where(pos, vx, 1.0), 0.0), 0.0))
+    sd = np.sqrt(np.maximum(vx, 0.0))
+    x = sd[..., None] * _GH_X                                  # (S, K, n)
+    mu = beta[..., None] * x
+    ss = sres[..., None]
+    ss_safe = np.where(ss > 0, ss, 1.0)
+    ax = np.maximum(np.abs(x), 1e-300)
+
+    def table(t):
+        tau = t / ax
+        p = np.where(ss > 0, _sf((tau - mu) / ss_safe) + special.ndtr((-tau - mu) / ss_safe),
+                     (np.abs(mu) > tau).astype(float))
+        return p @ _GH_W
+
+    scale = float((sd * (np.abs(beta) * sd + sres)).max(initial=0.0)) + 1e-300
+    return table, scale
 
 
 # ---------------------------------------------------------------------------------------------
