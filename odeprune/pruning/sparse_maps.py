@@ -36,6 +36,19 @@ network's error over the batches divided by ``sqrt(MC_BATCHES)`` (every covarian
 class entries included). On a dense state the coordinates are drawn exactly as
 :func:`~odeprune.pruning.edge_rules.edge_prune_map` draws them, so with the same integer seed the
 class sums equal that map's Monte Carlo (SNIP) to rounding.
+
+Calibration. On a dense state (or a dense joint law) the thresholds are the rule's own
+(:meth:`EdgeRule.calibrate`, exactly as the edge maps). When a sparse state is refined, ``c`` is
+the fraction of the weights *still kept* that stay (per row for the row rules, over all kept
+weights for the global ones: pruned weights do not count), so the density becomes ``c`` times the
+old one; the thresholds solve that equation on the mixture of the classes' Gaussian laws. SNIP
+scores ``|w_ij g_ij|`` with the gradient of the deciding network (the masked network for a sparse
+state): ``g_i = b_i . (w_decide, w*)`` per coordinate with ``b = G C^+``
+(:func:`~odeprune.pruning.edge_rules.gradient_covariance`), exact for Gaussian inputs.
+
+``PruneResult.sparse_state`` (and ``sparse_state_se``) of an edge rule calls :func:`sparse_state`
+on first access with prune's ``n_samples`` and seed (an integer as given, ``None`` as the recorded
+entropy ``metadata["seed"]``, a Generator as a snapshot taken by prune), then caches it.
 """
 
 from __future__ import annotations
@@ -190,7 +203,7 @@ def sparse_state(state: OrderParams | SparseOrderParams, rule: str, c: float, *,
     ------
     ValueError
         Unknown or node rule, ``c`` outside [0, 1], a reweighting that does not keep a mask,
-        ``K > MAX_EXACT_K``, SNIP on a sparse state; before any work.
+        ``K > MAX_EXACT_K``; before any work.
 
     Notes
     -----
