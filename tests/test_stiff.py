@@ -222,3 +222,21 @@ def test_auto_matches_tight_reference_alpha_1e5():
 
 def test_module_imports_scipy_only_when_stepping():
     assert "solve_ivp" not in vars(_stiff)
+
+
+def test_resolved_eg_floor_of_a_quadratic_and_the_message():
+    # eps_g = |y - y*|^2 / 2 near its minimum: gradient y - y*, floor = sum |y_j - y*_j| tol_j
+    y_star = np.array([1.0, -2.0, 0.5])
+    y = y_star + np.array([1e-4, -2e-4, 0.0])
+    rtol, atol = 1e-7, 1e-10
+
+    def eg(z):
+        return 0.5 * float(np.sum((z - y_star) ** 2))
+
+    floor = _stiff.resolved_eg_floor(eg, y, rtol, atol)
+    expected = float(np.sum(np.abs(y - y_star) * (atol + rtol * np.abs(y))))
+    np.testing.assert_allclose(floor, expected, rtol=1e-6)
+    assert _stiff.eg_resolution_message(eg(y), floor, False) is None  # 1e-4 relative
+    msg = _stiff.eg_resolution_message(1e-12, floor, False)
+    assert msg is not None and "method='auto'" in msg
+    assert _stiff.eg_resolution_message(1e-12, floor, True) is None

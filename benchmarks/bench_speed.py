@@ -1,0 +1,410 @@
+"""Benchmark of issue 16 (speed where it still hurts), in one run:
+
+1. the stiff path: alpha = 1e3, 1e4, 1e5 for M=2/K=6 and M=5/K=20, explicit Dormand-Prince vs
+   implicit (BDF / Radau from the start) vs ``auto`` (explicit, then BDF once stiff): seconds,
+   right-hand-side evaluations (Jacobians and stiffness probes included), Jacobians, steps, and
+   the max relative eps_g error over the saved times against a tight reference;
+2. start-up: ``python -c "import odeprune"`` and the quick-start command
+   ``odeprune integrate --plot curve.png`` as whole processes, against ``python -c pass``, and
+   what the heavy imports cost on their own;
+3. the SGD step at N=500 (K=6/M=2, K=20/M=5): us per step and per step's Gaussian draws with the
+   old generator (numba's ``Generator.standard_normal``) and the new one (odeprune._rng), same
+   process;
+4. placeholder rows for the threaded right-hand side (RHS us per I4 against a floor loop; 1 vs 2
+   threads): :func:`rhs_threads_rows` is the hook.
+
+    python benchmarks/bench_speed.py                  # everything (~10 min on 2 busy cores)
+    python benchmarks/bench_speed.py --quick          # K=6 only for the stiff table
+    python benchmarks/bench_speed.py --skip stiff,sgd --repeats 5
+
+The machine is shared: every time is the minimum of ``--repeats`` runs, and ratios are taken
+within this process. The implicit phase's LU factorisations run on one BLAS thread
+(``OPENBLAS_NUM_THREADS=1`` is set here unless already set; see docs/speed.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import inspect  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ETA, V_STAR = 0.5, 4.0
+ALPHAS = (1e3, 1e4, 1e5)
+
+
+# ----------------------------------------------------------------------------- helpers
+def row(cells, widths):
+    return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+
+
+def header(cells, widths):
+    print(row(cells, widths))
+    print(row(["-" * w for w in widths], widths))
+
+
+def fmt_s(x):
+    if x is None or not np.isfinite(x):
+        return "-"
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+
+
+def best_of(fn, repeats):
+    out, best = None, np.inf
+    for _ in range(max(repeats, 1)):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+# ----------------------------------------------------------------------------- 1. stiff path
+def problem(M, K, sigma=0.0, v_star=V_STAR):
+    """``f``, ``make_chunk(rtol, atol)``, ``y0``, ``eg(Y)`` for OrderParams.random(500, K, M)
+    (the adapter to the compiled right-hand side and Dormand-Prince stepper)."""
+    import odeprune as op
+    from odeprune._rhs import make_params, make_work, n_state, pack, rhs_into, unpack
+    from odeprune._solvers import Control, dopri5_run, new_run
+
+    state = op.OrderParams.random(500, K, M, v_star=v_star, seed=0)
+    p = make_params(K, M, state.T, state.v_star, ETA, ETA, sigma)
+    w = make_work(K, M)
+    n = n_state(K, M)
+
+    def f(y):
+        dy = np.empty(n)
+        rhs_into(np.ascontiguousarray(y, dtype=float), dy, p, w)
+        return dy
+
+    def make_chunk(rtol, atol):
+        def chunk(t, y, h, fy, t_out, i_out, Y_out, max_steps):
+            r = new_run(y, fy, t, h)
+            r.counters[0] = i_out
+            status = dopri5_run(r, t_out, Y_out, p, Control(rtol, atol, 0.0, max_steps, 1e-9))
+            return (status, r.ts[0], r.y.copy(), r.ts[1], r.f.copy(), int(r.counters[0]),
+                    int(r.counters[1]), int(r.counters[2]), int(r.counters[3]))
+        return chunk
+
+    def eg(Y):
+        Q, R, v = unpack(np.atleast_2d(Y), K, M)
+        m = Q.shape[0]
+        C = np.zeros((m, K + M, K + M))
+        C[:, :K, :K], C[:, :K, K:], C[:, K:, :K], C[:, K:, K:] = (Q, R, R.transpose(0, 2, 1),
+                                                                  state.T)
+        a = np.concatenate([v, -np.broadcast_to(state.v_star, (m, M))], axis=1)
+        d = np.sqrt(1 + np.diagonal(C, axis1=1, axis2=2))
+        I2 = (2 / np.pi) * np.arcsin(np.clip(C / (d[:, :, None] * d[:, None, :]), -1, 1))
+        return 0.5 * np.einsum("mc,mcd,md->m", a, I2, a)
+
+    return f, make_chunk, pack(state.Q, state.R, state.v), eg
+
+
+def save_at(alpha_max, n=200):
+    lo = min(0.01, alpha_max / 100.0)
+    return np.unique(np.concatenate([[0.0], np.geomspace(lo, alpha_max, n)]))
+
+
+def run_method(M, K, alpha, method, rtol=1e-7, atol=1e-10, stiff_method="bdf"):
+    from odeprune._stiff import integrate_stiff
+
+    f, make_chunk, y0, eg = problem(M, K)
+    sol = integrate_stiff(f, y0, save_at(alpha), rtol, atol, method=method,
+                          explicit_chunk=make_chunk(rtol, atol), stiff_method=stiff_method)
+    return sol, eg(sol.Y)
+
+
+def bench_stiff(configs, alphas, repeats, with_reference, explicit_limit_s):
+    print("\n## 1. Stiff path (default tolerances rtol=1e-7, atol=1e-10; 201 saved points)\n")
+    print("reference: auto at rtol=1e-11, atol=1e-14 (the tests check auto against scipy's "
+          "DOP853 at rtol=1e-13)\n")
+    widths = [10, 8, 9, 9, 8, 6, 6, 9, 10]
+    header(["config", "alpha", "method", "s", "nfev", "njev", "steps", "switch α",
+            "max rel err"], widths)
+    summary = {}
+    for M, K in configs:
+        run_method(M, K, 1.0, "auto")  # compile / load caches
+        explicit_rate = None  # s per unit alpha of the explicit method (stability-limited)
+        for alpha in alphas:
+            ref = None
+            if with_reference:
+                ref = run_method(M, K, alpha, "auto", 1e-11, 1e-14)[1]
+            for method in ("explicit", "bdf", "radau", "auto"):
+                if method == "explicit" and explicit_rate and explicit_rate * alpha > \
+                        explicit_limit_s:
+                    print(row([f"M={M}, K={K}", f"{alpha:g}", method,
+                               f"~{explicit_rate * alpha:.0f} (projected)", "-", "-", "-", "-",
+                               "-"], widths))
+                    continue
+                if method == "radau" and K > 10:
+                    continue  # n Jacobians of n evaluations each: see docs/speed.md
+                reps = 1 if (method == "explicit" and alpha >= 1e4) else repeats
+                t, (sol, eg) = best_of(lambda m=method: run_method(M, K, alpha, m), reps)
+                if method == "explicit":
+                    explicit_rate = t / alpha
+                err = float(np.max(np.abs(eg / ref - 1))) if ref is not None else np.nan
+                summary[(M, K, alpha, method)] = (t, sol.nfev)
+                print(row([f"M={M}, K={K}", f"{alpha:g}", method, fmt_s(t), sol.nfev, sol.njev,
+                           sol.n_accept, fmt_s(sol.t_switch), f"{err:.1e}"], widths))
+                sys.stdout.flush()
+    print()
+    for M, K in configs:
+        a3, a5 = summary.get((M, K, 1e3, "auto")), summary.get((M, K, 1e5, "auto"))
+        e3 = summary.get((M, K, 1e3, "explicit"))
+        if a3 and a5:
+            msg = (f"M={M}, K={K}: auto alpha=1e5 / auto alpha=1e3: {a5[0] / a3[0]:.2f}x time, "
+                   f"{a5[1] / a3[1]:.2f}x evaluations")
+            if e3:
+                msg += (f"; auto alpha=1e5 / explicit alpha=1e3: {a5[0] / e3[0]:.2f}x time, "
+                        f"{a5[1] / e3[1]:.2f}x evaluations")
+            print(msg)
+
+
+def bench_small_noise(repeats):
+    """Issue 16's small-noise case: sigma=1e-3, eps_g ~ 1e-7, final eps_g at the defaults."""
+    from odeprune._stiff import integrate_stiff, resolved_eg_floor
+
+    print("\n## 1b. Small noise (M=K=2, v*=1, sigma=1e-3, alpha=1e4): relative error of the "
+          "final eps_g\n")
+    f, make_chunk, y0, eg = problem(2, 2, sigma=1e-3, v_star=1.0)
+    t = save_at(1e4)
+    ref = integrate_stiff(f, y0, t, 1e-12, 1e-15, method="auto",
+                          explicit_chunk=make_chunk(1e-12, 1e-15))
+    eg_ref = eg(ref.Y)
+    widths = [9, 7, 7, 7, 12, 12, 14]
+    header(["method", "rtol", "atol", "nfev", "final error", "max error", "floor / eps_g"],
+           widths)
+    for rtol, atol in [(1e-7, 1e-10), (1e-9, 1e-12)]:
+        for method in ("explicit", "auto"):
+            sol = integrate_stiff(f, y0, t, rtol, atol, method=method,
+                                  explicit_chunk=make_chunk(rtol, atol))
+            e = eg(sol.Y)
+            floor = resolved_eg_floor(lambda y: float(eg(y)[0]), sol.Y[-1], rtol, atol)
+            print(row([method, f"{rtol:g}", f"{atol:g}", sol.nfev,
+                       f"{abs(e[-1] / eg_ref[-1] - 1):.1e}",
+                       f"{np.max(np.abs(e / eg_ref - 1)):.1e}", f"{floor / e[-1]:.1e}"], widths))
+    print(f"(final eps_g = {eg_ref[-1]:.3e}; 'floor' = resolved_eg_floor, the worst-case change of "
+          "eps_g by errors within the tolerances)")
+
+
+# ----------------------------------------------------------------------------- 2. start-up
+def process_seconds(argv, repeats, cwd=None):
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True, cwd=cwd)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_startup(repeats):
+    print("\n## 2. Start-up (whole processes, warm caches, min of "
+          f"{repeats})\n")
+    py = sys.executable
+    base = process_seconds([py, "-c", "pass"], repeats)
+    widths = [58, 9, 12]
+    header(["process", "s", "minus python"], widths)
+    print(row(["python -c pass", fmt_s(base), "-"], widths))
+    with tempfile.TemporaryDirectory() as tmp:
+        process_seconds([py, "-m", "odeprune", "integrate", "--plot", "warm.png"], 1, cwd=tmp)
+        rows = [("python -c 'import odeprune'", [py, "-c", "import odeprune"]),
+                ("python -c 'import odeprune; odeprune.OrderParams'",
+                 [py, "-c", "import odeprune; odeprune.OrderParams"]),
+                ("odeprune integrate --plot curve.png (quick start)",
+                 [py, "-m", "odeprune", "integrate", "--plot", "curve.png"]),
+                ("odeprune integrate (no plot)", [py, "-m", "odeprune", "integrate"])]
+        for name, argv in rows:
+            t = process_seconds(argv, repeats, cwd=tmp)
+            print(row([name, fmt_s(t), fmt_s(t - base)], widths))
+    print("\nwhat single imports cost (whole process minus python -c pass):")
+    for stmt in ("import numpy", "import numba", "import scipy.special",
+                 "import scipy.integrate", "import scipy.linalg",
+                 "import matplotlib.figure, matplotlib.backends.backend_agg",
+                 "import matplotlib.pyplot", "import tqdm.auto",
+                 "import odeprune.dynamics", "import odeprune.plotting"):
+        t = process_seconds([py, "-c", stmt], repeats)
+        print(f"  {stmt:60s} {t - base:6.3f} s")
+
+
+# ----------------------------------------------------------------------------- 3. SGD step
+def _old_sgd_kernel():
+    """``_sgd_block`` as it was before issue 16: the same source with the old Gaussian loop."""
+    from numba import njit
+
+    import odeprune.simulation as sim
+
+    src = textwrap.dedent(inspect.getsource(sim._sgd_block.py_func))
+    new = "fill_normals(rng, x)"
+    if new not in src:
+        return None
+    src = src.replace(new, "for j in range(N):\n            x[j] = rng.standard_normal()\n        #")
+    src = "\n".join(line for line in src.splitlines() if not line.startswith("@"))
+    ns = dict(vars(sim))
+    exec(src, ns)  # noqa: S102 - our own source, modified
+    return njit(nogil=True, error_model="numpy", fastmath=sim._FASTMATH)(ns["_sgd_block"])
+
+
+def _sgd_step_fn(kernel, N, K, M, n_steps=2000):
+    """A callable timing ``n_steps`` steps of ``kernel`` (returns seconds)."""
+    import odeprune.simulation as sim
+
+    params = inspect.signature(sim._sgd_block.py_func).parameters
+    gen = np.random.default_rng(1)
+    w_star = gen.standard_normal((M, N))
+    w0 = gen.standard_normal((K, N))
+    w, v, v_star = w0.copy(), np.full(K, 0.1), np.ones(M)
+    rng, noise_rng = np.random.default_rng(2), np.random.default_rng(3)
+    x, counter, mask = np.empty(N), np.zeros(1, np.int64), np.ones((1, 1))
+    kw = dict(w=w, v=v, w_star=w_star, v_star=v_star, rng=rng, noise_rng=noise_rng, x=x,
+              eta_w=ETA / np.sqrt(N), eta_v=ETA / N, sigma=0.0, act=0, train_v=True,
+              inv_sqrt_N=1 / np.sqrt(N), counter=counter, mask=mask, has_mask=False)
+
+    def call(n):
+        kw["n_steps"] = n
+        return kernel(*[kw[name] for name in params])
+
+    call(1)
+
+    def timed():
+        w[:] = w0
+        v[:] = 0.1
+        t0 = time.thread_time()  # CPU time: robust to being descheduled on a busy machine
+        call(n_steps)
+        return (time.thread_time() - t0) / n_steps
+
+    return timed
+
+
+def interleaved_min(fns, repeats):
+    """Minimum time of each callable, calling them in turn ``repeats`` times (a busy machine's
+    slow phases then hit all of them alike)."""
+    best = [np.inf] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], fn())
+    return best
+
+
+def bench_sgd(repeats):
+    from numba import njit
+
+    import odeprune.simulation as sim
+    from odeprune._rng import fill_normals
+
+    @njit
+    def gauss_old(rng, x, reps):
+        for _ in range(reps):
+            for j in range(x.shape[0]):
+                x[j] = rng.standard_normal()
+
+    @njit
+    def gauss_new(rng, x, reps):
+        for _ in range(reps):
+            fill_normals(rng, x)
+
+    print("\n## 3. SGD step (N=500, erf, eta=0.5; CPU µs per step (thread time), min of "
+          f"{repeats} x 2000 steps, old and new interleaved)\n")
+    old = _old_sgd_kernel()
+    widths = [10, 12, 12, 8, 16, 16]
+    header(["config", "old step µs", "new step µs", "old/new", "old Gaussians µs",
+            "new Gaussians µs"], widths)
+    for M, K in ((2, 6), (5, 20)):
+        N = 500
+        x, r = np.empty(N), np.random.default_rng(0)
+        gauss_old(r, x, 1)
+        gauss_new(r, x, 1)
+
+        def g(fn):
+            def timed():
+                t0 = time.thread_time()
+                fn(r, x, 2000)
+                return (time.thread_time() - t0) / 2000
+            return timed
+
+        fns = [g(gauss_old), g(gauss_new), _sgd_step_fn(sim._sgd_block, N, K, M)]
+        if old is not None:
+            fns.append(_sgd_step_fn(old, N, K, M))
+        times = [t * 1e6 for t in interleaved_min(fns, repeats)]
+        g_old, g_new, s_new = times[:3]
+        s_old = times[3] if old is not None else np.nan
+        print(row([f"M={M}, K={K}", f"{s_old:.2f}", f"{s_new:.2f}", f"{s_old / s_new:.2f}×",
+                   f"{g_old:.2f}", f"{g_new:.2f}"], widths))
+    print("('Gaussians': N=500 draws in a bare compiled loop; inside the kernel the old draw "
+          "costs more, see old - new step)")
+
+
+# ----------------------------------------------------------------------------- 4. lead's hook
+def rhs_threads_rows():
+    """Hook for the threaded right-hand side (issue 16, item 3; the lead's rows): return a list
+    of ``(config, rhs µs, µs per I4, floor µs per I4, 1 thread s, 2 threads s, speed-up)``
+    tuples, or ``None`` while not implemented."""
+    return None
+
+
+def bench_rhs_threads():
+    print("\n## 4. Right-hand side: µs per I4 against a floor loop; 1 vs 2 threads\n")
+    widths = [10, 9, 10, 14, 11, 12, 9]
+    header(["config", "rhs µs", "µs per I4", "floor µs/I4", "1 thread s", "2 threads s",
+            "speed-up"], widths)
+    rows = rhs_threads_rows()
+    for r in rows or [("M=5, K=20", "-", "-", "-", "-", "-", "-")]:
+        print(row(r, widths))
+    if rows is None:
+        print("(placeholder: the threaded RHS rows are filled by rhs_threads_rows())")
+
+
+# ----------------------------------------------------------------------------- main
+def machine():
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} cores, {model}; Python {platform.python_version()}, "
+            f"numpy {np.__version__}; load average {load}; "
+            f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="stiff table for M=2/K=6 only")
+    ap.add_argument("--skip", default="", help="comma-separated: stiff, noise, startup, sgd, rhs")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the tight reference runs (no accuracy column)")
+    ap.add_argument("--explicit-limit", type=float, default=60.0,
+                    help="project (do not run) explicit runs expected to take longer (s)")
+    args = ap.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    print(f"# odeprune speed benchmark (issue 16) — {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"machine: {machine()}")
+    if "stiff" not in skip:
+        configs = [(2, 6)] if args.quick else [(2, 6), (5, 20)]
+        bench_stiff(configs, ALPHAS, args.repeats, not args.no_reference, args.explicit_limit)
+    if "noise" not in skip:
+        bench_small_noise(args.repeats)
+    if "startup" not in skip:
+        bench_startup(max(args.repeats, 3))
+    if "sgd" not in skip:
+        bench_sgd(max(4 * args.repeats, 20))
+    if "rhs" not in skip:
+        bench_rhs_threads()
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
