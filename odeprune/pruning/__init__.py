@@ -8,11 +8,16 @@
 - :func:`prune_weights` -- the same methods on real weights at finite N, with test errors on
   fresh samples (:mod:`odeprune.pruning.finite`).
 - :mod:`odeprune.pruning.dpp` -- k-DPP probabilities, marginals, exact sampler, greedy MAP.
+- :func:`sparse_state`, :func:`sparse_state_from_joint` -- the per-class state
+  (:class:`~odeprune.sparse.SparseOrderParams`) of a network pruned by an edge rule, the input
+  of the masked-network ODE (retraining, lottery tickets; docs/theory.md §8-§9).
 """
 
 from __future__ import annotations
 
 from ._api import METHODS, REWEIGHTS, PruneResult, prune
 from .finite import FinitePruneResult, prune_weights
+from .sparse_maps import sparse_state, sparse_state_from_joint
 
-__all__ = ["prune", "PruneResult", "prune_weights", "FinitePruneResult", "METHODS", "REWEIGHTS"]
+__all__ = ["prune", "PruneResult", "prune_weights", "FinitePruneResult", "METHODS", "REWEIGHTS",
+           "sparse_state", "sparse_state_from_joint"]
