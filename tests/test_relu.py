@@ -367,3 +367,31 @@ def test_relu_activation_gram_kernel_and_refit():
         assert abs(grad) < 1e-7, (kept, grad)
     none = odeprune.prune(s, method="importance_node", k=2, reweight="none").eg_values[0]
     assert res.eg_values[0] <= none
+
+
+# ------------------------------------------------------------------ the figure
+def test_relu_quick_figure(tmp_path):
+    from odeprune.figures import FIGURES, get, make
+
+    assert FIGURES["relu"] == "relu"
+    out = make("relu", tmp_path, quick=True, cache_dir=None, progress=False)
+    d = out["data"]
+    for suffix in (".png", ".pdf", ".json", ".csv"):
+        path = tmp_path / f"relu{suffix}"
+        assert path.exists() and path.stat().st_size > 0, path
+    assert d["figure"] == "relu" and d["params"] == get("relu").QUICK
+    assert np.all(np.isfinite([r["mean"] for r in d["rows"]]))
+    for K in d["params"]["Ks"]:
+        c = d["curves"][str(K)]
+        # both layers start from the same initial order parameters
+        np.testing.assert_allclose(np.array(c["sim"])[:, 0], np.array(c["ode"])[:, 0],
+                                   rtol=1e-12)
+    prune = [r for r in d["rows"] if r["panel"] == "prune"]
+    unpruned = [r["mean"] for r in prune if r["method"] == "unpruned"][0]
+    # keeping everything (k = K, c = 1) is the unpruned network for every method; refitting its
+    # second layer can only lower the error (the least-squares optimum over v)
+    full = [r["mean"] for r in prune if r["k"] == r["K"] and r["method"] != "unpruned"
+            and r["reweight"] == "none"]
+    np.testing.assert_allclose(full, unpruned, rtol=1e-8, atol=1e-12)
+    refit = [r["mean"] for r in prune if r["k"] == r["K"] and r["reweight"] == "refit"]
+    assert refit and np.all(np.array(refit) <= unpruned * (1 + 1e-12))

@@ -24,6 +24,7 @@ FIGURES = {
     "fig4": "fig4",
     "curves": "curves",
     "edges": "edges",
+    "relu": "relu",
     "limit": "limit",
     "retrain": "retrain", "init-pruning": "init_pruning", "tickets": "tickets",
 }
