@@ -505,6 +505,7 @@ class ActualLimit:
         :math:`\epsilon_g` of the pruned network at ``c``.
     eg_star : float
     reweight : str
+        The second-layer treatment, or ``"retrained(alpha=...)"``.
     evaluations : int
         Pruned errors computed so far (cumulative over the ``eps`` of one call).
     fallbacks : tuple of float
@@ -940,7 +941,9 @@ def _upper_bound(Q, G, eps, m, tau, n, rng):
 
 def actual_limit(state: OrderParams, eps, reweight: str = "refit",
                  activation: str | None = None, xtol: float = 1e-3, grid: int = 11,
-                 method: str = "magnitude_edge_global", engine: str = "prune"):
+                 method: str = "magnitude_edge_global", engine: str = "prune",
+                 retrain_alpha: float | None = None, retrain_eta: float = 1.0,
+                 seed: int = 0):
     r"""Smallest kept fraction ``c`` at which one-shot edge pruning keeps
     :math:`\epsilon_g \le \epsilon_g^* + \varepsilon` (no retraining).
 
@@ -969,6 +972,19 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
         to about 1e-5 there), global magnitude pruning falls back to
         :func:`magnitude_global_map` (listed in ``ActualLimit.fallbacks``). ``"quadrature"``:
         :func:`magnitude_global_map` throughout.
+
+    retrain_alpha : float, optional
+        Retrain the pruned network before measuring: the masked network
+        (``prune(...).sparse_state``, EQUATIONS.md §8; exact classes, so ``K <= 12``) is
+        integrated by gradient flow (second layer trained too) for ``retrain_alpha`` at learning
+        rate ``retrain_eta``, and its final :math:`\epsilon_g` is compared with
+        :math:`\epsilon_g^* + \varepsilon`. ``reweight`` is then ignored (retraining moves
+        ``v``). The per-class state is a coordinate Monte Carlo: one ``seed`` for every ``c``
+        (common random numbers), so the bisection sees a smooth function; its standard error is
+        that of ``PruneResult.sparse_state_se``.
+    retrain_eta : float
+    seed : int
+        Seed of the per-class Monte Carlo (with ``retrain_alpha``).
 
     Returns
     -------
@@ -1010,10 +1026,27 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
                                                     np.array(state.v_star)))
         return float(pruned.eg(name))
 
+    if retrain_alpha is not None:
+        if not (math.isfinite(retrain_alpha) and retrain_alpha > 0):
+            raise ValueError(f"retrain_alpha={retrain_alpha!r} must be a positive time")
+        from .dynamics import integrate
+
+        def retrained(c):
+            pr = prune(state, method, c=c, activation=name, seed=seed)
+            sparse = pr.sparse_state
+            curve = integrate(sparse, retrain_eta, float(retrain_alpha), gradient_flow=True,
+                              save_at=[0.0, float(retrain_alpha)])
+            # the recorded eps_g of the summed state (reading .final would re-validate every
+            # class, and tiny classes can drift past the PSD tolerance by rounding)
+            return float(curve.eg[-1])
+
     def eg_at(c):
         c = float(c)
         if c not in memo:
-            if engine == "quadrature":
+            if retrain_alpha is not None:
+                memo[c] = retrained(c) if c > 0 else float(
+                    prune(state, method, c=0.0, activation=name).eg_mean)
+            elif engine == "quadrature":
                 memo[c] = local(c)
             else:
                 try:
@@ -1026,6 +1059,7 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
                     fallbacks.append(c)
         return memo[c]
 
+    label = reweight if retrain_alpha is None else f"retrained(alpha={float(retrain_alpha):g})"
     cs = np.linspace(0.0, 1.0, int(grid))
     egs = np.array([eg_at(c) for c in cs])
     out = []
@@ -1040,7 +1074,7 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
             j -= 1
         if j == 0:
             out.append(ActualLimit(eps=float(e), c=0.0, eg=float(egs[0]), eg_star=eg_star,
-                                   reweight=reweight, evaluations=len(memo),
+                                   reweight=label, evaluations=len(memo),
                                    fallbacks=tuple(fallbacks)))
             continue
         lo, hi = float(cs[j - 1]), float(cs[j])
@@ -1051,7 +1085,7 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
             else:
                 lo = mid
         out.append(ActualLimit(eps=float(e), c=hi, eg=eg_at(hi), eg_star=eg_star,
-                               reweight=reweight, evaluations=len(memo),
+                               reweight=label, evaluations=len(memo),
                                fallbacks=tuple(fallbacks)))
     return out if np.ndim(eps) else out[0]
 

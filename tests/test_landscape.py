@@ -353,6 +353,24 @@ def test_magnitude_global_map_against_edge_map_and_monte_carlo(minimum):
     assert abs(np.mean(vals) - quad) < 5 * np.std(vals, ddof=1) / math.sqrt(len(vals))
 
 
+def test_actual_limit_after_retraining(minimum):
+    """Retrained (masked gradient flow) errors at the returned c and just below it bracket the
+    tolerance; retraining lowers the kept fraction needed."""
+    import odeprune
+
+    eps, xtol, alpha = 0.03, 1e-2, 50.0
+    res = ls.actual_limit(minimum, eps, retrain_alpha=alpha, xtol=xtol, seed=3)
+    assert res.reweight.startswith("retrained")
+
+    def retrained(c):
+        sparse = odeprune.prune(minimum, "magnitude_edge_global", c=c, seed=3).sparse_state
+        return odeprune.integrate(sparse, 1.0, alpha, gradient_flow=True,
+                                  save_at=[0.0, alpha]).eg[-1]
+
+    assert retrained(res.c) <= minimum.eg() + eps < retrained(res.c - xtol)
+    assert res.c < ls.actual_limit(minimum, eps, reweight="refit", xtol=xtol).c
+
+
 # ------------------------------------------------------------------ finite N: empirical Hessian
 def test_empirical_hessian_against_autodiff():
     N, K, M, n = 8, 3, 2, 40

@@ -5,7 +5,7 @@ Hessian spectrum through order parameters (EQUATIONS.md §10, :mod:`odeprune.lan
     (:func:`~odeprune.landscape.pruning_limit`, with their upper bound and their trace bound) and
     the actual smallest fraction at which one-shot global magnitude pruning keeps
     eps_g <= eps_g* + eps (:func:`~odeprune.landscape.actual_limit`; second layer untouched, or
-    refitted). States: minima reached by gradient flow (``integrate(..., gradient_flow=True)``,
+    refitted; and, for K <= 12, after retraining the masked network by gradient flow). States: minima reached by gradient flow (``integrate(..., gradient_flow=True)``,
     eta=1 so alpha is gradient-flow time) from the paper's random start
     ``OrderParams.random(500, K, M, v_star=4, seed)``, M=2, K=6 and M=5, K=20.
 (b) Along the paper's SGD learning curve (eta=0.5, M=2, K=6, v*=4): the bulk values 2 mu_a,
@@ -28,13 +28,13 @@ FULL = dict(
     configs=[dict(K=6, M=2, alpha_max=3e4), dict(K=20, M=5, alpha_max=1e5)],
     N0=500, v_star=4.0, seed=0, eta=1.0, rtol=1e-10, atol=1e-12,
     eps=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1], reweights=["none", "refit"],
-    xtol=1e-3, upper_samples=20_000,
+    xtol=1e-3, upper_samples=20_000, retrain_alpha=1000.0, retrain_max_K=12,
     curve=dict(K=6, M=2, eta=0.5, alpha_max=1600.0, n_times=60),
     finite=dict(K=6, M=2, N=100, n_over_D=[1, 4, 16, 64], seed=1),
 )
 QUICK = dict(
     FULL, configs=[dict(K=4, M=2, alpha_max=2e4)], v_star=2.0, eps=[1e-3, 1e-2, 1e-1],
-    xtol=1e-2, upper_samples=2000,
+    xtol=1e-2, upper_samples=2000, retrain_alpha=50.0,
     curve=dict(K=4, M=2, eta=0.5, alpha_max=50.0, n_times=12),
     finite=dict(K=4, M=2, N=30, n_over_D=[2, 8], seed=1),
 )
@@ -91,13 +91,20 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                            ("trace_bound", "rho_trace")):
             entry[kind] = [getattr(r, attr) for r in preds]
         entry["upper_bound_se"] = [r.rho_upper_se for r in preds]
+        kinds = ["predicted", "upper_bound", "trace_bound"]
         for rw in p["reweights"]:
             act = ls.actual_limit(state, p["eps"], reweight=rw, xtol=p["xtol"])
             entry[f"actual_{rw}"] = [a.c for a in act]
+            entry[f"fallbacks_{rw}"] = list(act[-1].fallbacks)
+            kinds.append(f"actual_{rw}")
             bar.update(1)
+        if p.get("retrain_alpha") and K <= p["retrain_max_K"]:
+            act = ls.actual_limit(state, p["eps"], xtol=p["xtol"], seed=p["seed"],
+                                  retrain_alpha=p["retrain_alpha"])
+            entry["actual_retrained"] = [a.c for a in act]
+            kinds.append("actual_retrained")
         for j, e in enumerate(p["eps"]):
-            for kind in ("predicted", "upper_bound", "trace_bound",
-                         *[f"actual_{rw}" for rw in p["reweights"]]):
+            for kind in kinds:
                 rows.append(dict(panel="limit", K=K, M=M, eps=e, quantity=kind,
                                  value=float(entry[kind][j])))
         panels["limit"][f"{K},{M}"] = entry
@@ -158,7 +165,9 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                       "their upper bound (Hessian on the removed coordinates, Monte Carlo); "
                       "trace_bound: their sharpness bound; actual_none/actual_refit: one-shot "
                       "global magnitude pruning, second layer kept/refitted, smallest c with "
-                      "eps_g <= eps_g* + eps (to xtol). Eigenvalues in natural units N*lambda; "
+                      "eps_g <= eps_g* + eps (to xtol); actual_retrained: the same after "
+                      "retraining the masked network by gradient flow for retrain_alpha (K <= "
+                      "retrain_max_K, exact mask classes). Eigenvalues in natural units N*lambda; "
                       "the trace is raw (sum of lambda).")
 
 
@@ -170,7 +179,8 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     ax = axes[0]
     styles = {"predicted": ("-", "o"), "upper_bound": (":", "^"), "trace_bound": ("-.", "v"),
-              "actual_none": ("--", "s"), "actual_refit": ("--", "x")}
+              "actual_none": ("--", "s"), "actual_refit": ("--", "x"),
+              "actual_retrained": ("-", "D")}
     for n, e in enumerate(P["limit"].values()):
         col = f"C{n}"
         for kind, (ls_, mk) in styles.items():
