@@ -17,10 +17,14 @@ import pytest
 
 xr = pytest.importorskip("xarray")
 
+import importlib  # noqa: E402
+
 import odeprune  # noqa: E402
-from odeprune import sweep as sweep_module  # noqa: E402
 from odeprune.cli import main  # noqa: E402
 from odeprune.sweep import check, load, run_points, save, sweep  # noqa: E402
+
+# the module itself (the package attribute ``odeprune.sweep`` may be the function)
+sweep_module = importlib.import_module("odeprune.sweep")
 
 GRID = {"eta": [0.5, 1.0, 2.0], "K": [2, 3]}
 FIXED = {"M": 2, "alpha_max": 8.0, "N": 100, "save_at": [0.0, 1.0, 2.0, 4.0, 8.0]}
@@ -158,10 +162,9 @@ def test_bad_sweeps_fail_before_any_work(task, grid, fixed, match):
         check(task, grid, fixed)
 
 
-def test_module_is_callable():
-    import odeprune.sweep as module
-
-    ds = module("integrate", {"eta": [0.5]}, fixed={"alpha_max": 1.0, "N": 50},
+def test_module_and_package_attribute_are_callable():
+    assert callable(odeprune.sweep)
+    ds = sweep_module("integrate", {"eta": [0.5]}, fixed={"alpha_max": 1.0, "N": 50},
                 executor="serial", progress=False)
     xr.testing.assert_identical(ds, sweep("integrate", {"eta": [0.5]},
                                           fixed={"alpha_max": 1.0, "N": 50},

@@ -121,8 +121,11 @@ def read_spec(path: Path) -> dict:
 
 def run_sweep(args) -> int:
     spec = read_spec(args.spec)
+    import importlib
+
+    # the module (the package attribute odeprune.sweep may be the function)
+    _sweep = importlib.import_module("odeprune.sweep")
     try:
-        from odeprune import sweep as _sweep
         _sweep._require_xarray()
     except ImportError as exc:
         raise CliError(str(exc)) from None
