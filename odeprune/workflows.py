@@ -49,7 +49,7 @@ from .state import OrderParams
 
 __all__ = ["WorkflowResult", "retrain", "retrain_finite", "prune_at_init",
            "prune_at_init_finite", "lottery_ticket", "lottery_ticket_finite",
-           "iterative_magnitude_pruning", "iterative_magnitude_pruning_finite", "time_grid", "RETRAIN_SEED_OFFSET",
+           "iterative_magnitude_pruning", "iterative_magnitude_pruning_finite", "table_to_csv", "time_grid", "RETRAIN_SEED_OFFSET",
            "INIT_RULES", "TICKET_ARMS"]
 
 #: retraining of simulation seed ``s`` uses the SGD stream of ``s + RETRAIN_SEED_OFFSET``
@@ -138,21 +138,37 @@ class WorkflowResult:
         return (f"WorkflowResult({self.workflow}, {self.layer}, arms={self.arms}, "
                 f"rows={len(self.table)})")
 
+    @classmethod
+    def combine(cls, results: Sequence[WorkflowResult]) -> WorkflowResult:
+        """One result with the arms and table rows of several results of the same workflow and
+        layer (e.g. one :func:`retrain` per method); ``metadata["parts"]`` keeps each part's
+        parameters."""
+        results = list(results)
+        if not results:
+            raise ValueError("combine needs at least one WorkflowResult")
+        first = results[0]
+        if any((r.workflow, r.layer) != (first.workflow, first.layer) for r in results):
+            raise ValueError("combine takes results of one workflow and one layer")
+        alpha, eg, se, ode, curves, table = {}, {}, {}, {}, {}, []
+        for r in results:
+            clash = set(r.alpha) & set(alpha)
+            if clash:
+                raise ValueError(f"arms {sorted(clash)} appear in more than one result")
+            alpha.update(r.alpha)
+            eg.update(r.eg)
+            se.update(r.eg_se)
+            ode.update(r.eg_ode)
+            curves.update(r.curves)
+            table += r.table
+        meta = dict(parts=[r.metadata for r in results],
+                    odeprune_version=_io.package_version())
+        return cls(first.workflow, first.layer, alpha, eg, se, table, meta, eg_ode=ode,
+                   curves=curves)
+
     # ---------------------------------------------------------------- files
     def to_csv(self) -> str:
         """The table as CSV text (the union of the rows' columns, in first-seen order)."""
-        fields: list[str] = []
-        for r in self.table:
-            for k in r:
-                if k not in fields:
-                    fields.append(k)
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-        w.writeheader()
-        for r in self.table:
-            w.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v)
-                        for k, v in r.items()})
-        return buf.getvalue()
+        return table_to_csv(self.table)
 
     def save(self, path: str | os.PathLike):
         """One ``.npz``: per arm ``alpha.<i>``, ``eg.<i>``, ``eg_se.<i>`` (and ``eg_ode.<i>``);
@@ -187,6 +203,23 @@ class WorkflowResult:
             meta.pop(key, None)
         return cls(workflow=workflow, layer=layer, alpha=alpha, eg=eg, eg_se=eg_se, table=table,
                    metadata=meta, eg_ode=eg_ode)
+
+
+def table_to_csv(rows: Sequence[dict]) -> str:
+    """Rows (dicts) as CSV text: the union of their columns in first-seen order; floats with
+    ``repr`` (round-trip exact), missing values empty."""
+    fields: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in fields:
+                fields.append(k)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v)
+                    for k, v in r.items()})
+    return buf.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------

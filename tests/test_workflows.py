@@ -223,3 +223,74 @@ def test_lottery_ticket_limit_matches_finite_N():
             stats[a][N] = _paired(lim[a], fin.eg[a][:, -1])
     for a in arms:
         _check_shrinks(stats[a])
+
+
+# ------------------------------------------------------------------------ command line, figures
+def test_cli_retrain_writes_files_the_next_command_reads(tmp_path, capsys):
+    from odeprune.cli import main
+
+    trained = tmp_path / "trained.npz"
+    assert main(["integrate", "--K", "4", "--M", "2", "--alpha-max", "20", "-o",
+                 str(trained)]) == 0
+    out = tmp_path / "re"
+    assert main(["retrain", str(trained), "--method", "importance_node,random_edge", "--k", "2",
+                 "--delta-alpha", "5", "-q", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "importance_node k=2 none" in text and "random_edge c=0.5 none" in text
+    res = workflows.WorkflowResult.load(tmp_path / "re.npz")
+    assert len(res.arms) == 2 and (tmp_path / "re.csv").read_text().startswith("workflow,")
+    # the retrained networks continue with integrate --init (dense and masked)
+    for arm in ("importance_node_k_2_none", "random_edge_c_0.5_none"):
+        assert main(["integrate", "--init", str(tmp_path / f"re.{arm}.npz"), "--alpha-max",
+                     "2", "-o", str(tmp_path / f"cont.{arm}.npz")]) == 0
+    cont = odeprune.load(tmp_path / "cont.importance_node_k_2_none.npz")
+    np.testing.assert_allclose(cont.alpha[0], 5.0)
+    np.testing.assert_allclose(cont.eg[0], res.eg_at(res.arms[0], 5.0), rtol=1e-10)
+
+
+def test_cli_retrain_finite_and_ticket(tmp_path, capsys):
+    from odeprune.cli import main
+
+    sims = tmp_path / "sims.npz"
+    assert main(["simulate", "--N", "100", "--K", "3", "--M", "1", "--alpha-max", "5",
+                 "--seeds", "0,1", "--n-test", "0", "-o", str(sims)]) == 0
+    assert main(["retrain", str(sims), "--finite", "--method", "magnitude_edge", "--c", "0.5",
+                 "--delta-alpha", "2", "-q", "-o", str(tmp_path / "rf")]) == 0
+    ens = odeprune.load(tmp_path / "rf.magnitude_edge_c_0.5_none.npz")
+    assert len(ens) == 2 and np.all(np.mean(np.asarray(ens[0].w) != 0, axis=1) == 0.5)
+    assert main(["ticket", "--mode", "imp", "--N", "100", "--K", "3", "--M", "1", "--rounds",
+                 "1", "--alpha-train", "2", "--n-samples", "20000", "--layer", "both",
+                 "--seeds", "0,1", "-q", "-o", str(tmp_path / "imp")]) == 0
+    text = capsys.readouterr().out
+    assert "# imp, N -> inf" in text and "# imp, finite N=100, 2 seeds" in text
+    assert workflows.WorkflowResult.load(tmp_path / "imp.finite.npz").table[1]["c"] == 0.8
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["ticket", "--c", "0.5", "--mode", "imp"], "--c does not apply"),
+    (["ticket"], "needs --c"),
+    (["ticket", "--c", "0.5", "--alpha-rewind", "600"], "--alpha-rewind"),
+    (["ticket", "--mode", "init", "--c", "0.5", "--rounds", "2"], "--mode imp only"),
+])
+def test_cli_refuses_contradictions_in_one_line(argv, match, capsys):
+    from odeprune.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["retrain", "init-pruning", "tickets"])
+def test_quick_figure(name, tmp_path):
+    from odeprune.figures import make
+
+    res = make(name, tmp_path, quick=True, cache_dir=tmp_path / "cache", progress=False)
+    rows = res["data"]["rows"]
+    layers = {r["layer"] for r in rows}
+    assert layers == {"limit", "finite"}
+    assert np.all(np.isfinite([r["eg"] for r in rows]))
+    for suffix in (".png", ".pdf", ".json", ".csv"):
+        assert (tmp_path / f"{name}{suffix}").stat().st_size > 0
+    # a re-plot comes from the cache
+    again = make(name, tmp_path, quick=True, cache_dir=tmp_path / "cache", progress=False)
+    assert again["data"]["rows"] == rows

@@ -15,7 +15,7 @@ import sys
 from ..errors import DivergenceError, OdepruneInterrupted
 
 #: sub-commands, in help order; each is ``odeprune.cli._<name>``
-COMMANDS = ("integrate", "simulate", "prune", "figure", "reproduce", "sweep")
+COMMANDS = ("integrate", "simulate", "prune", "retrain", "ticket", "figure", "reproduce", "sweep")
 
 EXIT_USAGE = 2
 

@@ -42,7 +42,7 @@ FULL = dict(COMMON, configs=[
          finite_seeds=[])])
 QUICK = dict(COMMON, alpha_train=20.0, delta_alphas=[2.0, 10.0], n_samples_map=20_000,
              n_samples_finite=500, max_outcomes=4, configs=[
-                 dict(N=60, K=3, M=1, ks=[1, 2], seeds=[0], edges=True, finite_ks=[2],
+                 dict(N=60, K=3, M=1, ks=[2], seeds=[0], edges=True, finite_ks=[2],
                       finite_seeds=[0, 1])])
 
 
