@@ -190,6 +190,18 @@ def test_without_xarray_says_which_extra(monkeypatch, tmp_path, capsys):
     assert 'odeprune[sweep]' in capsys.readouterr().err
 
 
+def test_corrupt_cache_file_is_recomputed(tmp_path):
+    kw = dict(fixed={"alpha_max": 1.0, "N": 50}, executor="serial", progress=False,
+              cache=tmp_path)
+    first = sweep("integrate", {"eta": [0.5, 1.0]}, **kw)
+    files = sorted(tmp_path.glob("*.npz"))
+    assert len(files) == 2
+    files[0].write_bytes(b"not a zip file")  # e.g. a disk error
+    (tmp_path / f".{files[1].name}.x.tmp").write_bytes(b"")  # a kill's leftover temporary
+    xr.testing.assert_identical(sweep("integrate", {"eta": [0.5, 1.0]}, **kw), first)
+    assert files[0].stat().st_size > 100
+
+
 def test_cache_key_covers_parameters_and_version(monkeypatch):
     p = dict(check("integrate", {"eta": [0.5]}).points[0])
     k = sweep_module.point_key("integrate", p)
