@@ -184,6 +184,10 @@ def test_without_xarray_says_which_extra(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "xarray", None)
     with pytest.raises(ImportError, match=r'pip install "odeprune\[sweep\]"'):
         sweep("integrate", {"eta": [0.5]})
+    # the engine itself (what the figures use) needs no xarray
+    (pt,) = run_points(failing_task, {"x": [2.0]}, executor="serial", progress=False)
+    assert pt["error"] is None and pt["params"] == {"x": 2.0}
+    np.testing.assert_array_equal(pt["outputs"]["square"], 4.0)
     spec = tmp_path / "s.toml"
     spec.write_text('task = "integrate"\n[grid]\neta = [0.5]\n')
     assert main(["sweep", str(spec)]) == 2
