@@ -428,11 +428,10 @@ def _read_point(path: Path):
 
 
 # -------------------------------------------------------------------------------- workers
-def _normalise(out) -> tuple[dict, dict]:
+def _normalise(out, builtin: bool = False) -> tuple[dict, dict]:
     """A task's return value -> ({name: (dims, array)}, {dim: coordinate array})."""
-    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], dict) and \
-            isinstance(out[1], dict):
-        data, coords = out  # the built-in tasks' form
+    if builtin:
+        data, coords = out  # the built-in tasks answer in this form already
     else:
         if not isinstance(out, Mapping):
             out = {"value": out}
@@ -474,7 +473,7 @@ def _run_batch(task, points: list, raise_errors: bool = False) -> list:
     for p in points:
         try:
             res = fn(**p, _memo=memo) if builtin else fn(**p)
-            data, coords = _normalise(res)
+            data, coords = _normalise(res, builtin)
             out.append(("ok", data, coords))
         except Exception as exc:
             if raise_errors:
