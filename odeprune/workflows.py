@@ -403,8 +403,11 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
         if sampled:
             se = E.std(0, ddof=1) / math.sqrt(E.shape[0]) if E.shape[0] > 1 else np.zeros(
                 E.shape[1])
-        else:
-            se = np.full(E.shape[1], pr.eg_se)
+        elif pr.exact:
+            se = np.zeros(E.shape[1])
+        else:  # prune sampled the subsets: Monte Carlo error of the frequency-weighted mean
+            n_draws = int(pr.metadata["n_draws"])
+            se = np.sqrt(np.maximum(probs @ (E - probs @ E) ** 2, 0.0) / max(n_draws - 1, 1))
         meta.update(n_outcomes=len(states), outcomes_sampled=sampled,
                     eg_pruned_exact=pr.eg_mean)
         arm_curves: Any = curves if len(curves) > 1 else curves[0]
