@@ -39,16 +39,18 @@ Pieces
 
 Reproducibility
 ---------------
-The whole state of a :class:`Stepper` between chunks is ``(phase, t, y, h, f, i_out, counters)``
-(:meth:`Stepper.get_state` / :meth:`Stepper.set_state`, plain arrays, ``.npz``-friendly). The
-explicit phase is bit-for-bit chunk-invariant (the compiled stepper carries its full state). The
-implicit phase restarts scipy's solver at every chunk boundary from ``(t, y, h)`` (a new Jacobian,
-``n + 1`` evaluations, per chunk of ``chunk_steps`` steps): the internal state of scipy's solvers
-(LU factors, Newton extrapolation, the predictive controller's memory) cannot be saved, so it is
-not carried across chunks at all. Hence a run interrupted and resumed from a checkpoint gives the
-numbers of an uninterrupted run with the same ``chunk_steps``, bit for bit; runs with different
-``chunk_steps`` agree within the integration tolerance only (the stiffness test is also made at
-chunk-aligned points).
+The numbers never depend on how a run is cut into chunks (the lead's run control sizes chunks
+by wall time): the explicit phase is chunk-invariant (the compiled stepper carries its full
+state), the stiffness probes sit at fixed multiples of ``probe_steps`` accepted steps, and the
+scipy solver of the implicit phase lives across chunks. The state between chunks
+(:meth:`Stepper.get_state` / :meth:`Stepper.set_state`: plain arrays, ``.npz``-friendly) holds
+``(phase, t, y, h, f, i_out, counters, h_probe)`` and, in the implicit phase, the complete state
+of scipy's BDF (differences ``D``, order, step counter, Jacobian, and the LU factors as they are:
+scipy keeps an LU across step-size changes, so it cannot be recomputed). Resuming from it gives
+the numbers of the uninterrupted run bit for bit, with BDF (the implicit method of ``"auto"``).
+With Radau only ``h`` and the Jacobian are saved (its Newton starting guess, a dense output of
+the previous step, and its predictive controller's memory are not): a resumed Radau phase agrees
+with the uninterrupted one within the tolerance, not bitwise.
 """
 
 from __future__ import annotations
@@ -298,6 +300,11 @@ class Stepper:
         self.nfev_explicit = 0
         self.njev = self.nlu = self.n_accept = self.n_reject = self.n_probe = 0
         self.t_switch = math.nan
+        self.h_probe = math.inf  # h at the last stiffness probe point
+        self._solver = None  # the live implicit solver (scipy), kept across chunks
+        self._saved_solver = None  # its state from set_state, applied when it is rebuilt
+        self._primed_J = None
+        self._nlu_seen = 0
 
     # ------------------------------------------------------------------ state
     @property
@@ -322,14 +329,36 @@ class Stepper:
     _COUNTERS = ("nfev_explicit", "nfev_other", "njev", "nlu", "n_accept", "n_reject", "n_probe")
 
     def get_state(self) -> dict:
-        """The state between chunks as plain arrays (with ``Y_out[:i_out]`` kept by the caller)."""
-        return {
+        """The state between chunks as plain arrays (``Y_out[:i_out]`` is kept by the caller).
+
+        Includes the complete state of a live BDF solver (differences, order, Jacobian, LU), so
+        that :meth:`set_state` resumes bit for bit; for Radau only ``h`` and the Jacobian are kept
+        (its Newton starting guess and predictive controller restart: a resumed Radau phase
+        agrees with the uninterrupted one within the tolerance, not bitwise).
+        """
+        state = {
             "phase": np.int64(self.phase),
             "t": np.float64(self.t), "h": np.float64(self.h), "t_switch": np.float64(self.t_switch),
+            "h_probe": np.float64(self.h_probe),
             "y": self.y.copy(), "f": self.f0.copy(), "i_out": np.int64(self.i_out),
             "counters": np.array([self.nfev_explicit, self.fun.nfev, self.njev, self.nlu,
                                   self.n_accept, self.n_reject, self.n_probe], dtype=np.int64),
         }
+        solver = self._solver
+        saved = self._saved_solver
+        if solver is not None:
+            lu = getattr(solver, "LU", None)
+            n = self.y.shape[0]
+            saved = {"J": np.array(solver.J, dtype=float), "h": np.float64(solver.h_abs),
+                     "D": np.array(getattr(solver, "D", np.zeros((0, n)))),
+                     "order": np.int64(getattr(solver, "order", 0)),
+                     "n_equal_steps": np.int64(getattr(solver, "n_equal_steps", 0)),
+                     "lu_valid": np.bool_(lu is not None),
+                     "lu": np.array(lu[0]) if lu is not None else np.zeros((n, n)),
+                     "piv": np.array(lu[1]) if lu is not None else np.zeros(n, dtype=np.int32)}
+        if saved is not None:
+            state.update({f"solver_{k}": v for k, v in saved.items()})
+        return state
 
     def set_state(self, state: dict) -> Stepper:
         """Restore :meth:`get_state` (``Y_out[:i_out]`` must be restored by the caller)."""
@@ -339,6 +368,10 @@ class Stepper:
         self.y = np.array(state["y"], dtype=float)
         self.f0 = np.array(state["f"], dtype=float)
         self.i_out = int(state["i_out"])
+        self.h_probe = float(state["h_probe"])
+        saved = {k[len("solver_"):]: v for k, v in state.items() if k.startswith("solver_")}
+        self._solver = None
+        self._saved_solver = saved or None
         c = [int(x) for x in state["counters"]]
         (self.nfev_explicit, self.fun.nfev, self.njev, self.nlu, self.n_accept, self.n_reject,
          self.n_probe) = c
@@ -347,7 +380,11 @@ class Stepper:
 
     # ------------------------------------------------------------------ stepping
     def step_chunk(self) -> int:
-        """Advance by up to ``chunk_steps`` accepted steps; returns (and sets) ``status``."""
+        """Advance by up to ``chunk_steps`` accepted steps; returns (and sets) ``status``.
+
+        The numbers never depend on the chunking: the stiffness probes sit at fixed multiples
+        of ``probe_steps`` accepted steps, and the implicit solver lives across chunks.
+        """
         if self.status != CHUNK:
             return self.status
         budget = self.chunk_steps
@@ -355,13 +392,15 @@ class Stepper:
             if self.phase == EXPLICIT:
                 budget -= self._explicit(budget)
             else:
-                budget -= self._implicit(budget)
+                with _one_blas_thread():
+                    budget -= self._implicit(budget)
         return self.status
 
     def _explicit(self, budget: int) -> int:
         probing = self.method == "auto"
-        n = min(budget, self.probe_steps) if probing else budget
-        h_before = self.h
+        n = budget
+        if probing:  # stop at the next multiple of probe_steps (independent of the chunking)
+            n = min(budget, self.probe_steps - self.n_accept % self.probe_steps)
         status, t, y, h, f, i_out, nfev, nacc, nrej = self.explicit_chunk(
             self.t, self.y, self.h, self.f0, self.t_out, self.i_out, self.Y_out, n)
         self.t, self.y, self.h, self.f0, self.i_out = float(t), y, float(h), f, int(i_out)
@@ -369,8 +408,11 @@ class Stepper:
         self.n_accept += int(nacc)
         self.n_reject += int(nrej)
         self.status = int(status)
-        if probing and self.status == CHUNK and self.h <= 2.0 * h_before:
-            self._maybe_switch()
+        if probing and self.status == CHUNK and self.n_accept % self.probe_steps == 0:
+            stagnant = self.h <= 2.0 * self.h_probe
+            self.h_probe = self.h
+            if stagnant:
+                self._maybe_switch()
         return max(int(nacc), 1)
 
     def _maybe_switch(self) -> None:
@@ -386,35 +428,57 @@ class Stepper:
             self.t_switch = self.t
             self.h = 0.0  # the implicit method chooses its own first step
 
-    def _implicit(self, budget: int) -> int:
-        with _one_blas_thread():
-            return self._implicit_steps(budget)
+    def _jac(self, t, y):
+        if self._primed_J is not None:  # a restored solver's saved Jacobian (not re-evaluated)
+            J, self._primed_J = self._primed_J, None
+            return J
+        self.njev += 1
+        if self.user_jac is None:
+            return fd_jacobian(self.fun, y, self.fun.at(y))
+        self.nfev_explicit += y.shape[0]  # counted as n evaluations
+        return np.asarray(self.user_jac(y, self.fun.at(y)), dtype=float)
 
-    def _implicit_steps(self, budget: int) -> int:
+    def _new_solver(self):
         from scipy.integrate import BDF, Radau
 
         cls = Radau if self.stiff_method == "radau" else BDF
         fun = self.fun
+        saved = self._saved_solver
+        self._saved_solver = None
+        if saved is not None:
+            self._primed_J = np.array(saved["J"], dtype=float)
+        # f(y) at the start is known: scipy's first call and the first Jacobian reuse it (set
+        # from the state alone, so that a resumed run counts exactly as an uninterrupted one)
+        fun.cached = (self.y.copy(), self.f0.copy())
+        fun.last = (self.y.copy(), self.f0.copy())
+        t_end = float(self.t_out[-1])
+        solver = cls(fun.fun, self.t, self.y, t_end, rtol=self.rtol, atol=self.atol,
+                     jac=self._jac,
+                     first_step=(min(self.h, t_end - self.t) if self.h > 0 else None))
+        fun.cached = None
+        self._primed_J = None
+        if saved is not None and cls is BDF:
+            # the complete BDF state: differences, order, LU (kept as factorised: scipy reuses
+            # an LU across step-size changes, so it cannot be recomputed from J and h)
+            solver.D[...] = saved["D"]
+            solver.order = int(saved["order"])
+            solver.n_equal_steps = int(saved["n_equal_steps"])
+            solver.h_abs = float(saved["h"])
+            solver.J = np.array(saved["J"], dtype=float)
+            solver.LU = ((np.array(saved["lu"], dtype=float), np.array(saved["piv"]))
+                         if bool(saved["lu_valid"]) else None)
+        self._nlu_seen = solver.nlu
+        return solver
+
+    def _implicit(self, budget: int) -> int:
         t_end = float(self.t_out[-1])
         if self.t >= t_end:
             self._fill_to(self.t, None)
             self.status = OK
             return 1
-
-        def jac(t, y):
-            self.njev += 1
-            if self.user_jac is None:
-                return fd_jacobian(fun, y, fun.at(y))
-            self.nfev_explicit += y.shape[0]  # counted as n evaluations
-            return np.asarray(self.user_jac(y, fun.at(y)), dtype=float)
-
-        # f(y) at the start is known: scipy's first call and the first Jacobian reuse it (set
-        # from the state alone, so that a resumed chunk counts exactly as an uninterrupted one)
-        fun.cached = (self.y.copy(), self.f0.copy())
-        fun.last = (self.y.copy(), self.f0.copy())
-        solver = cls(fun.fun, self.t, self.y, t_end, rtol=self.rtol, atol=self.atol, jac=jac,
-                     first_step=(min(self.h, t_end - self.t) if self.h > 0 else None))
-        fun.cached = None
+        if self._solver is None:
+            self._solver = self._new_solver()
+        solver = self._solver
         steps = 0
         while steps < budget:
             t_old = solver.t
@@ -423,26 +487,26 @@ class Stepper:
                 self.status = STEP_TOO_SMALL
                 self.message = str(message)
                 break
-            steps += 1
             y_new = solver.y
             if not np.all(np.isfinite(y_new)):
                 self.status = NONFINITE
                 break
             if not self._fill_to(solver.t, solver, t_old):
-                self.status = NOT_PSD
-                # keep the last good state (t_old) for the divergence report
-                steps -= 1
-                self.nlu += solver.nlu
-                return max(steps, 1)
+                self.status = NOT_PSD  # t, y stay the last good state
+                break
+            steps += 1
             self.t, self.y = float(solver.t), y_new.copy()
             if solver.status == "finished" or self.i_out >= self.t_out.size:
                 self.status = OK
                 break
         self.h = float(solver.h_abs)
-        # Radau keeps f(y) of the last step; BDF does not evaluate it
-        self.f0 = solver.f.copy() if cls is Radau and solver.t == self.t else fun(self.y)
-        self.nlu += solver.nlu
+        if getattr(solver, "f", None) is not None and solver.t == self.t:
+            self.f0 = np.array(solver.f)  # Radau's f(y) of the last step (BDF has none)
+        self.nlu += solver.nlu - self._nlu_seen
+        self._nlu_seen = solver.nlu
         self.n_accept += steps
+        if self.status != CHUNK:
+            self._solver = None
         return max(steps, 1)
 
     def _fill_to(self, t_new, solver, t_old=None) -> bool:
