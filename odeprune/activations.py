@@ -384,13 +384,23 @@ def relu_I4(caa, cab, cac, cad, cbb, cbc, cbd, ccc, ccd, cdd):
     """
     if caa <= 0.0 or cbb <= 0.0 or ccc <= 0.0 or cdd <= 0.0:
         return 0.0
+    scale = math.sqrt(ccc * cdd)
+    p01 = _corr(cab, caa, cbb)
+    p02 = _corr(cac, caa, ccc)
+    p03 = _corr(cad, caa, cdd)
+    p12 = _corr(cbc, cbb, ccc)
+    p13 = _corr(cbd, cbb, cdd)
+    p23 = _corr(ccd, ccc, cdd)
+    if max(abs(p01), abs(p02), abs(p03), abs(p12), abs(p13), abs(p23)) < 1.0:
+        # four distinct fields (the common case): no merging, no work arrays
+        return scale * _relu_m4(p01, p02, p03, p12, p13, p23)
     r = np.empty((4, 4))
-    r[0, 1] = _corr(cab, caa, cbb)
-    r[0, 2] = _corr(cac, caa, ccc)
-    r[0, 3] = _corr(cad, caa, cdd)
-    r[1, 2] = _corr(cbc, cbb, ccc)
-    r[1, 3] = _corr(cbd, cbb, cdd)
-    r[2, 3] = _corr(ccd, ccc, cdd)
+    r[0, 1] = p01
+    r[0, 2] = p02
+    r[0, 3] = p03
+    r[1, 2] = p12
+    r[1, 3] = p13
+    r[2, 3] = p23
     grp = np.arange(4)
     for j in range(4):
         r[j, j] = 1.0
@@ -409,7 +419,6 @@ def relu_I4(caa, cab, cac, cad, cbb, cbc, cbd, ccc, ccd, cdd):
         if grp[i] == i:
             pos[i] = n
             n += 1
-    scale = math.sqrt(ccc * cdd)
     if n == 4:
         return scale * _relu_m4(r[0, 1], r[0, 2], r[0, 3], r[1, 2], r[1, 3], r[2, 3])
     p = pos[grp[2]]
