@@ -386,6 +386,7 @@ def test_relu_quick_figure(tmp_path):
         # both layers start from the same initial order parameters
         np.testing.assert_allclose(np.array(c["sim"])[:, 0], np.array(c["ode"])[:, 0],
                                    rtol=1e-12)
+    assert "NaN" not in (tmp_path / "relu.json").read_text()
     prune = [r for r in d["rows"] if r["panel"] == "prune"]
     unpruned = [r["mean"] for r in prune if r["method"] == "unpruned"][0]
     # keeping everything (k = K, c = 1) is the unpruned network for every method; refitting its

@@ -73,9 +73,9 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
         for j, a in enumerate(alpha):
             for layer, A in (("sim", S), ("ode", O)):
                 mean, sd, se, n = _common.mean_std(A[:, j])
-                rows.append(dict(panel="curve", K=K, alpha=float(a), layer=layer, method="",
-                                 reweight="", k=-1, c=float("nan"), mean=mean, std=sd, sem=se,
-                                 n_seeds=n))
+                rows.append(dict(panel="curve", K=K, alpha=float(a), layer=layer,
+                                 method="unpruned", reweight="none", k=K, c=1.0, mean=mean,
+                                 std=sd, sem=se, n_seeds=n))
     if trained is None:
         raise ValueError(f"prune_K={p['prune_K']} / prune_seed={p['prune_seed']} must be one of "
                          f"Ks={p['Ks']} / seeds={p['seeds']}")
