@@ -8,7 +8,10 @@ weights themselves, and fine-tuning of the magnitude-pruned trained network. Lin
 ticket's per-class state from the joint law of (w(alpha_rewind), w(alpha_T), w*), §9), mean over
 seeds' initial order parameters; markers: finite N (real weights, real masks, SGD, same seeds,
 common random numbers across arms), mean +- standard error. Last panel: iterative magnitude
-pruning with rewinding to alpha=0, in the limit (per-class refinement) and at finite N.
+pruning with rewinding to alpha=0, in the limit (per-class refinement) and at finite N. The limit
+is exact for the first round only: later masks are decided within classes whose coordinates are
+truncated (not Gaussian), which the per-class Gaussian refinement ignores; the panel shows how
+far that closure is from finite N.
 """
 
 from __future__ import annotations
@@ -172,8 +175,12 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3, which="both")
     ax.legend(handles=[Line2D([], [], color="C3", label="after retraining the round"),
                        Line2D([], [], color="C0", ls=":",
-                              label="one-shot pruned trained net\n(before rewinding)")],
-              fontsize=7)
+                              label="one-shot pruned trained net\n(before rewinding)"),
+                       Line2D([], [], color="0.3", label="N→∞: exact for round 1; later rounds\n"
+                              "a per-class Gaussian closure\n(classes are not Gaussian: see "
+                              "docs/workflows.md)"),
+                       Line2D([], [], color="0.3", ls="", marker="o", label="finite N")],
+              fontsize=6.5)
     handles = [Line2D([], [], color=col, label=lab) for _, col, lab in ARMS]
     handles += [Line2D([], [], color="0.3", label="N→∞ (mean over seeds)"),
                 Line2D([], [], color="0.3", ls="", marker="o",
