@@ -146,14 +146,16 @@ class SparseOrderParams:
             raise ValueError(f"{which}[{', '.join(map(str, idx))}] is non-zero but unit {idx[1]} "
                              f"is pruned in class {idx[0]}: entries outside a class's pattern "
                              "must be exactly 0")
+        # tolerances on the scale of the whole network (the class sums), as for OrderParams:
+        # a small class carries the integration error of the whole state vector
+        scale = max(1.0, float(np.abs(Q.sum(0)).max(initial=0)), float(np.abs(T.sum(0)).max()),
+                    float(np.abs(R.sum(0)).max(initial=0)))
         for s in range(S):
             for name, A in (("Q", Q[s]), ("T", T[s])):
-                scale = max(1.0, float(np.abs(A).max(initial=0)))
                 if np.abs(A - A.T).max(initial=0) > 1e-10 * scale:
                     raise ValueError(f"{name}[{s}] must be symmetric")
             C = np.block([[Q[s], R[s]], [R[s].T, T[s]]])
             C = 0.5 * (C + C.T)
-            scale = max(1.0, float(np.abs(C).max()))
             lam = float(np.linalg.eigvalsh(C)[0])
             if lam < -PSD_RTOL * scale:
                 raise ValueError(f"class {s}: covariance [[Q^s, R^s], [R^s^T, T^s]] is not "
