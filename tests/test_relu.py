@@ -326,8 +326,10 @@ def test_relu_jax_rhs_and_eg_equal_numba():
             ref = rhs(y, s.K, s.M, s.T, s.v_star, 0.5, 0.3, 0.25, RELU, True, not gf, True)
             got = jb.rhs(y, s.K, s.M, s.T, s.v_star, 0.5, 0.3, 0.25, "relu", gradient_flow=gf)
             # first-order terms: closed forms on both sides; eta^2 terms: JAX's fixed 252-node
-            # rule is ~1e-9 per I4 entry on exactly aligned fields (numba merges them)
-            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-15 if gf else 1e-7)
+            # rule against numba's adaptive one (1e-12), and for the distinct but exactly
+            # aligned students of the last state integral (JAX) against merged closed form
+            # (numba; 3e-11 measured)
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-15 if gf else 1e-10)
         np.testing.assert_allclose(jb.eg(s), s.eg(), rtol=1e-13, atol=1e-16)
 
 

@@ -266,11 +266,64 @@ def _relu_G(s, p01, p02, p03, p12, p13, p23):
     return p01 * D01 + i2p * (p02 * D02 + p03 * D03 + p12 * D12 + p13 * D13 + p23 * s * dP4)
 
 
-def _relu_S4(C, a, pi, pk):
-    r""":math:`\sum_{c,d} a_c a_d I_4(i,k,c,d)` for ReLU over the pairs ``(pi, pk)``, shape (P,).
+@functools.cache
+def _relu_merges(K: int, M: int):
+    """Index coincidences of the ReLU ``I4(i, k, c, d)`` entries, for the pairs ``i <= k`` of
+    :func:`_layout` and all ``(c, d)``: arrays of shape (P, L, L) with the number ``n`` of distinct
+    fields, the first-appearance representatives ``g0, g1, g2`` of the groups and the positions
+    ``p, q`` of the groups of ``c`` and ``d`` (as the numba kernel merges them)."""
+    lay = _layout(K, M)
+    L, pi, pk = lay["L"], lay["pi"], lay["pk"]
+    shape = (pi.size, L, L)
+    n = np.zeros(shape, np.int64)
+    g = np.zeros((3,) + shape, np.int64)
+    pq = np.zeros((2,) + shape, np.int64)
+    for e, (i, k) in enumerate(zip(pi, pk)):
+        for c in range(L):
+            for d in range(L):
+                reps: list[int] = []
+                pos = []
+                for f in (i, k, c, d):
+                    if f not in reps:
+                        reps.append(f)
+                    pos.append(reps.index(f))
+                n[e, c, d] = len(reps)
+                for j, f in enumerate(reps[:3]):
+                    g[j, e, c, d] = f
+                pq[:, e, c, d] = pos[2], pos[3]
+    return n, g, pq
 
-    The fixed-node path integral runs as a ``fori_loop`` over nodes of (P, L, L) arrays.
+
+def _relu_m3(R01, R02, R12, p, q):
+    r""":math:`E[Y_p Y_q 1\{Y>0\}]` for three unit-variance fields, broadcast (as
+    :func:`odeprune.activations._relu_m3`, Tallis 1961); valid for ``|R_kl| < 1``."""
+    Rm = jnp.stack([jnp.stack([jnp.ones_like(R01), R01, R02], -1),
+                    jnp.stack([R01, jnp.ones_like(R01), R12], -1),
+                    jnp.stack([R02, R12, jnp.ones_like(R01)], -1)], -2)      # (..., 3, 3)
+    Rp = jnp.take_along_axis(Rm, p[..., None, None], axis=-2)[..., 0, :]    # R[p, :]
+    Rq = jnp.take_along_axis(Rm, q[..., None, None], axis=-2)[..., 0, :]    # R[q, :]
+    Rpq = jnp.take_along_axis(Rp, q[..., None], axis=-1)[..., 0]
+    P3 = 0.125 + (_asin(R01) + _asin(R02) + _asin(R12)) / (4.0 * math.pi)
+    term = 0.0
+    for k in range(3):
+        for l in range(3):
+            if l != k:
+                rkl = Rm[..., k, l]
+                term = term + Rp[..., k] * (Rq[..., l] - rkl * Rq[..., k]) / jnp.sqrt(
+                    jnp.maximum(1.0 - rkl * rkl, 1e-300))
+    return Rpq * P3 + term / (4.0 * math.pi)
+
+
+def _relu_S4(C, a, lay):
+    r""":math:`\sum_{c,d} a_c a_d I_4(i,k,c,d)` for ReLU over the pairs ``i <= k``, shape (P,).
+
+    Entries with coinciding indices (``i = k``, ``c = i``, ``c = d``, ...) use the merged closed
+    forms, as the numba kernel does; the others the fixed-node path integral, run as a
+    ``fori_loop`` over nodes of (P, L, L) arrays (also where two distinct fields happen to be
+    exactly aligned, e.g. the specialised ansatz).
     """
+    pi, pk = lay["pi"], lay["pk"]
+    n, g, pq = _relu_merges(lay["K"], lay["M"])
     d = jnp.diagonal(C)
     live = d > 0.0
     rho = jnp.where(np.eye(C.shape[0], dtype=bool), 1.0, _safe_corr(C, d[:, None], d[None, :]))
@@ -287,6 +340,15 @@ def _relu_S4(C, a, pi, pk):
 
     F0 = jnp.broadcast_to(0.125 / math.pi + p23 / 16.0, (pi.size,) + C.shape)
     F = jax.lax.fori_loop(0, u.size, body, F0)
+    # merged entries: n = 1, 2 (continuous up to |rho| = 1) and 3 (when no pair is aligned)
+    r2 = rho[g[0], g[1]]
+    s1 = jnp.sqrt(jnp.maximum(1.0 - r2 * r2, 0.0))
+    F2 = jnp.where(pq[0] == pq[1], 0.25 + (_asin(r2) + r2 * s1) / (2.0 * math.pi),
+                   (s1 + r2 * (0.5 * math.pi + _asin(r2))) / (2.0 * math.pi))
+    R01, R02, R12 = rho[g[0], g[1]], rho[g[0], g[2]], rho[g[1], g[2]]
+    ok3 = jnp.maximum(jnp.maximum(jnp.abs(R01), jnp.abs(R02)), jnp.abs(R12)) < 1.0
+    F3 = _relu_m3(R01, R02, R12, jnp.asarray(pq[0]), jnp.asarray(pq[1]))
+    F = jnp.where(n == 1, 0.5, jnp.where(n == 2, F2, jnp.where((n == 3) & ok3, F3, F)))
     sd = jnp.sqrt(jnp.where(live, d, 0.0))
     ok = (live[pi] & live[pk])[:, None, None] & live[None, :, None] & live[None, None, :]
     I4 = jnp.where(ok, F * sd[None, :, None] * sd[None, None, :], 0.0)
@@ -313,7 +375,7 @@ def _S4_J2(C, a, lay, code):
         d = jnp.diagonal(C)
         rho = jnp.where(pi == pk, 1.0, _safe_corr(C[pi, pk], d[pi], d[pk]))
         J2 = jnp.where((d[pi] > 0.0) & (d[pk] > 0.0), 0.25 + _asin(rho) / (2.0 * math.pi), 0.0)
-        return _relu_S4(C, a, pi, pk), J2
+        return _relu_S4(C, a, lay), J2
     if code != ERF:
         raise _unknown(code)
     d1 = 1.0 + jnp.diagonal(C)
