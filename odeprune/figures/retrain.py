@@ -177,10 +177,10 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
             if j == 0:
                 ax.set_ylabel(r"$\epsilon_g$")
         if not cfg["edges"]:
-            axes[i, 0].text(0.02, 0.02, "node methods only: edge-pruned K=20 networks have up "
-                            "to 2^20 mask classes\n(out of reach exactly in the limit); finite N "
-                            "not run at K=20", transform=axes[i, 0].transAxes, fontsize=6,
-                            va="bottom")
+            axes[i, 0].text(0.98, 0.98, "node methods only: edge-pruned K=20\nnetworks have "
+                            "up to 2^20 mask classes\n(out of reach exactly in the limit);\n"
+                            "finite N not run at K=20 (cost)", transform=axes[i, 0].transAxes,
+                            fontsize=6, va="top", ha="right")
     handles = [Line2D([], [], color=col, ls="--" if rw == "preact" else "-", lw=1.6, label=lab)
                for _, rw, col, lab in METHODS]
     handles += [Line2D([], [], color="k", label="N→∞: maps + ODEs (mean over seeds)"),
