@@ -30,7 +30,7 @@ _LAZY = {
     "integrate_batch": ("odeprune.batch", "integrate_batch"),
     "SparseOrderParams": ("odeprune.sparse", "SparseOrderParams"),
     "landscape": ("odeprune.landscape", None),
-    "sweep": ("odeprune.sweep", "sweep"),
+    "sweep": ("odeprune.sweep", None),  # the module is callable: odeprune.sweep(...)
     "workflows": ("odeprune.workflows", None),
 }
 

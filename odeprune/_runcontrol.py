@@ -9,6 +9,7 @@ takes about ``target_seconds`` whatever the cost of a step (large K: one step pe
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -51,6 +52,7 @@ class RunControl:
         self._old: dict = {}
         self.bar = make_bar(False, 1, desc)
         self._t_last_save = time.monotonic()
+        self._first_save = True
 
     # ------------------------------------------------------------------ context
     def __enter__(self) -> RunControl:
@@ -96,10 +98,16 @@ class RunControl:
             self._steps = min(4 * self._steps, 1_000_000)
         self.bar.update(min(position, self.total) - self.bar.n)
 
-    def checkpoint_due(self, every_seconds: float = 2.0) -> bool:
-        """True at most once every ``every_seconds`` (checkpoints are written by time)."""
+    def checkpoint_due(self) -> bool:
+        """True after the first chunk, then at most once every ``ODEPRUNE_CHECKPOINT_EVERY_S``
+        seconds (default 2; checkpoints are written by time, as for ``simulate``)."""
         now = time.monotonic()
-        if now - self._t_last_save >= every_seconds:
+        if self._first_save:
+            self._first_save = False
+            self._t_last_save = now
+            return True
+        every = float(os.environ.get("ODEPRUNE_CHECKPOINT_EVERY_S", "2"))
+        if now - self._t_last_save >= every:
             self._t_last_save = now
             return True
         return False

@@ -28,8 +28,8 @@ from scipy.integrate import RK45
 
 from ._rhs import make_work, rhs_into, unpack_cov
 
-__all__ = ["RunState", "Control", "new_run", "METHODS", "is_psd", "OK", "CHUNK", "NONFINITE",
-           "NOT_PSD", "STEP_TOO_SMALL", "STATUS_TEXT"]
+__all__ = ["RunState", "Control", "new_run", "METHODS", "is_psd", "output_ok", "OK", "CHUNK",
+           "NONFINITE", "NOT_PSD", "STEP_TOO_SMALL", "STATUS_TEXT"]
 
 _A = np.ascontiguousarray(RK45.A, dtype=float)
 _B = np.ascontiguousarray(RK45.B, dtype=float)
@@ -115,7 +115,8 @@ def _all_finite(x):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _output_ok(Y_row, p, w, psd_tol):
+def output_ok(Y_row, p, w, psd_tol):
+    """The PSD check of a saved state (the global covariance)."""
     unpack_cov(Y_row, p, w.C, w.a)
     return is_psd(w.C, psd_tol, w.Cw)
 
@@ -189,7 +190,7 @@ def dopri5_run(r, t_out, Y_out, p, ctl):
                         acc += Ks[q, j] * (_P[q, 0] * theta + _P[q, 1] * th2
                                            + _P[q, 2] * th2 * theta + _P[q, 3] * th2 * th2)
                     Y_out[i_out, j] = y[j] + h * acc
-                if not _output_ok(Y_out[i_out], p, w, ctl.psd_tol):
+                if not output_ok(Y_out[i_out], p, w, ctl.psd_tol):
                     r.ts[0] = t
                     r.ts[1] = h
                     return NOT_PSD
@@ -274,7 +275,7 @@ def _fixed_run(r, t_out, Y_out, p, ctl, rk4):
                     Y_out[i_out, j] = h00 * y[j] + h10 * h * f[j] + h01 * y_new[j] + h11 * h * f_new[j]
                 else:
                     Y_out[i_out, j] = y[j] + th * h * f[j]
-            if not _output_ok(Y_out[i_out], p, w, ctl.psd_tol):
+            if not output_ok(Y_out[i_out], p, w, ctl.psd_tol):
                 return NOT_PSD
             cnt[I_OUT] += 1
         y[:] = y_new

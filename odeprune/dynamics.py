@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import _io
-from ._rhs import make_params, pack_classes, rhs_eval, unpack_classes
+from ._rhs import make_params, make_work, pack_classes, rhs_eval, rhs_into, unpack_classes
 from ._runcontrol import RunControl
 from ._solvers import (
     CHUNK,
     I_OUT,
     N_ACCEPT,
+    N_REJECT,
     NFEV,
     NONFINITE,
     NOT_PSD,
@@ -33,21 +35,22 @@ from ._solvers import (
     STATUS_TEXT,
     STEP_TOO_SMALL,
     Control,
-    new_run,  # noqa: F401  (tests build run states through this module)
+    new_run,
+    output_ok,
 )
 from ._solvers import METHODS as _STEPPERS
 from ._validate import check_real as _positive
 from ._validate import check_size
 from .activations import eg_from_cov, get_activation
-from .errors import DivergenceError, OdepruneInterrupted
+from .errors import DivergenceError, OdepruneAccuracyWarning, OdepruneInterrupted
 from .results import LearningCurve
 from .sparse import SparseLearningCurve, SparseOrderParams, TwoTimeCurve
 from .state import PSD_RTOL, OrderParams
 
 __all__ = ["integrate", "default_save_at", "METHODS", "rhs_state"]
 
-#: integrator names accepted by ``method=``
-METHODS = tuple(_STEPPERS)
+#: integrator names accepted by ``method=``: the compiled explicit steppers and the stiff path
+METHODS = (*_STEPPERS, "auto", "bdf", "radau")
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
@@ -280,37 +283,34 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     f0 = rhs_eval(y0, p)
     if not np.all(np.isfinite(f0)):
         raise ValueError(_overflow_message(state, eta, sigma))
-    h0 = _initial_step(y0, f0, rtol, atol, alpha_max) if method == "dopri5" else dt
-    run = new_run(y0, f0, 0.0, h0)
-    run.counters[NFEV] = 1
-    if resume:
-        _load_checkpoint(checkpoint, params, y0, state, t_out, run, Y_out)
-    stepper = _STEPPERS[method]
+    h0 = _initial_step(y0, f0, rtol, atol, alpha_max) if method in ("dopri5", "auto") else dt
     ctl = Control(rtol, atol, dt, 1, psd_tol)
+    drv = (_Stiff if method in STIFF_METHODS else _Compiled)(method, p, y0, f0, h0, t_out, Y_out,
+                                                            ctl)
+    if resume:
+        _load_checkpoint(checkpoint, params, y0, state, t_out, drv, Y_out)
     status = CHUNK
-    where = lambda: float(run.ts[0])  # noqa: E731
-    with RunControl(alpha_max, "integrate", progress, start=where(),
+    with RunControl(alpha_max, "integrate", progress, start=drv.t,
                     max_chunk=chunk_steps) as rc:
         try:
             while status == CHUNK:
-                before = int(run.counters[N_ACCEPT])
-                ctl = ctl._replace(max_steps=rc.chunk_steps())
+                before = drv.counts()["n_accept"]
                 t0 = time.perf_counter()
-                status = stepper(run, t_out, Y_out, p, ctl)
-                rc.chunk_done(where(), int(run.counters[N_ACCEPT]) - before,
-                              time.perf_counter() - t0)
-                if status == CHUNK and run.counters[N_ACCEPT] >= max_steps:
+                status = drv.advance(rc.chunk_steps())
+                n_accept = drv.counts()["n_accept"]
+                rc.chunk_done(drv.t, n_accept - before, time.perf_counter() - t0)
+                if status == CHUNK and n_accept >= max_steps:
                     status = STEP_TOO_SMALL
                     break
                 if rc.interrupted is not None:
                     raise KeyboardInterrupt
                 if status == CHUNK and checkpoint is not None and rc.checkpoint_due():
-                    _save_checkpoint(checkpoint, params, y0, state, t_out, run, Y_out)
+                    _save_checkpoint(checkpoint, params, y0, state, t_out, drv, Y_out)
         except KeyboardInterrupt:
             why = rc.interrupted or "Ctrl-C"
-            msg = f"integration interrupted ({why}) at alpha={alpha0 + where():.6g}"
+            msg = f"integration interrupted ({why}) at alpha={alpha0 + drv.t:.6g}"
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, params, y0, state, t_out, run, Y_out)
+                _save_checkpoint(checkpoint, params, y0, state, t_out, drv, Y_out)
                 msg += (f"; checkpoint saved to {str(checkpoint)!r}: resume with resume=True "
                         "(CLI: add --resume)")
             else:
@@ -318,6 +318,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
                        "be able to resume)"
             raise OdepruneInterrupted(msg, None if checkpoint is None else str(checkpoint)) \
                 from None
+    run = drv.last_good()
 
     if status != OK:
         _raise_divergence(status, run, p, sp, state, dict(params, alpha0=alpha0),
@@ -329,9 +330,9 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     Q, R = Qc.sum(1), Rc.sum(1)
     eg = _eg_along(Q, R, v, p.T, sp.v_star, act)
     meta = dict(params)
-    meta.update(nfev=int(run.counters[NFEV]), n_accept=int(run.counters[N_ACCEPT]),
-                n_reject=int(run.counters[3]), status="success",
-                message="integration reached alpha_max", backend="numba", alpha0=alpha0)
+    meta.update(drv.counts(), status="success", message="integration reached alpha_max",
+                backend="numba", alpha0=alpha0, final_phase=drv.phase)
+    _warn_unresolved_eg(eg, Y_out[-1], p, sp, act, track_P, rtol, atol, method, drv, meta)
     common = dict(alpha=alpha0 + t_out, eg=eg, Q=Q, R=R, v=v, T=p.T, v_star=sp.v_star,
                   metadata=meta)
     if sparse:
@@ -365,6 +366,108 @@ def _initial_step(y, f, rtol, atol, alpha_max) -> float:
     d1 = np.sqrt(np.mean((f / scale) ** 2))
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     return float(min(h0, alpha_max))
+
+
+# ------------------------------------------------------------------------------ drivers
+class _Compiled:
+    """A compiled stepper of :mod:`odeprune._solvers` (dopri5, rk4, euler) driven in chunks."""
+
+    def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
+        self.stepper = _STEPPERS[method]
+        self.p, self.t_out, self.Y_out, self.ctl = p, t_out, Y_out, ctl
+        self.run = new_run(y0, f0, 0.0, h0)
+        self.run.counters[NFEV] = 1
+        self.phase = "explicit"
+
+    @property
+    def t(self) -> float:
+        return float(self.run.ts[0])
+
+    def counts(self) -> dict:
+        c = self.run.counters
+        return dict(nfev=int(c[NFEV]), n_accept=int(c[N_ACCEPT]), n_reject=int(c[N_REJECT]))
+
+    def advance(self, n_steps: int) -> int:
+        return self.stepper(self.run, self.t_out, self.Y_out, self.p,
+                            self.ctl._replace(max_steps=n_steps))
+
+    def last_good(self):
+        return self.run
+
+    def get_state(self) -> dict:
+        r = self.run
+        return {"y": r.y, "f": r.f, "ts": r.ts, "counters": r.counters}
+
+    def set_state(self, arrays) -> None:
+        r = self.run
+        r.y[:] = arrays["y"]
+        r.f[:] = arrays["f"]
+        r.ts[:] = arrays["ts"]
+        r.counters[:] = arrays["counters"]
+
+
+class _Stiff:
+    """``method="auto"/"bdf"/"radau"``: :class:`odeprune._stiff.Stepper` (explicit Dormand-Prince
+    chunks until stiff, then scipy's BDF; or an implicit method from the start)."""
+
+    def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
+        from ._stiff import Stepper
+
+        w = make_work(p.K, p.M)
+
+        def f(y):
+            dy = np.empty_like(y)
+            rhs_into(y, dy, p, w)
+            return dy
+
+        def explicit_chunk(t, y, h, fy, t_out_, i_out, Y, max_steps):
+            r = new_run(y, fy, t, h)
+            r.counters[I_OUT] = i_out
+            status = _STEPPERS["dopri5"](r, t_out_, Y, p, ctl._replace(max_steps=max_steps))
+            c = r.counters
+            return (status, float(r.ts[0]), r.y, float(r.ts[1]), r.f, int(c[I_OUT]),
+                    int(c[NFEV]), int(c[N_ACCEPT]), int(c[N_REJECT]))
+
+        self.st = Stepper(f, t_out, Y_out, ctl.rtol, ctl.atol, method=method,
+                          explicit_chunk=explicit_chunk, stiff_method="bdf",
+                          check=lambda y: output_ok(y, p, w, ctl.psd_tol))
+        self.st.start(0.0, y0, h0=h0 if method == "auto" else 0.0, f0=f0)
+        self.st.fun.nfev += 1  # f0, as the compiled path counts it
+
+    @property
+    def t(self) -> float:
+        return float(self.st.t)
+
+    @property
+    def phase(self) -> str:
+        from ._stiff import STIFF
+
+        return "implicit" if self.st.phase == STIFF else "explicit"
+
+    def counts(self) -> dict:
+        st = self.st
+        return dict(nfev=int(st.nfev), n_accept=int(st.n_accept), n_reject=int(st.n_reject),
+                    njev=int(st.njev), alpha_switch=float(st.t_switch))
+
+    def advance(self, n_steps: int) -> int:
+        self.st.chunk_steps = int(n_steps)
+        return self.st.step_chunk()
+
+    def last_good(self):
+        r = new_run(self.st.y, self.st.f0, self.st.t, self.st.h)
+        r.counters[N_ACCEPT] = self.st.n_accept
+        r.counters[I_OUT] = self.st.i_out
+        return r
+
+    def get_state(self) -> dict:
+        return {f"stiff_{k}": v for k, v in self.st.get_state().items()}
+
+    def set_state(self, arrays) -> None:
+        self.st.set_state({k[len("stiff_"):]: arrays[k] for k in arrays
+                           if k.startswith("stiff_")})
+
+
+STIFF_METHODS = ("auto", "bdf", "radau")
 
 
 # ------------------------------------------------------------------------------ divergence
@@ -443,15 +546,15 @@ def _act_kw(name):
 
 
 # ------------------------------------------------------------------------------ checkpoints
-def _save_checkpoint(path, params, y0, state, t_out, run, Y_out):
-    i_out = int(run.counters[I_OUT])
+def _save_checkpoint(path, params, y0, state, t_out, drv, Y_out):
+    i_out = int(drv.last_good().counters[I_OUT]) if isinstance(drv, _Stiff) \
+        else int(drv.run.counters[I_OUT])
     _io.write_npz(path, "IntegrateCheckpoint",
-                  {"t_out": t_out, "y": run.y, "f": run.f, "ts": run.ts, "counters": run.counters,
-                   "Y_done": Y_out[:i_out], "init": y0},
+                  {"t_out": t_out, "Y_done": Y_out[:i_out], "init": y0, **drv.get_state()},
                   {"params": params, "checkpoint_version": CHECKPOINT_VERSION})
 
 
-def _load_checkpoint(path, params, y0, state, t_out, run, Y_out):
+def _load_checkpoint(path, params, y0, state, t_out, drv, Y_out):
     arrays, meta = _io.read_npz(path, "IntegrateCheckpoint")
     if meta.get("checkpoint_version") != CHECKPOINT_VERSION:
         raise ValueError(f"checkpoint {str(path)!r} was written by another odeprune version's "
@@ -464,8 +567,26 @@ def _load_checkpoint(path, params, y0, state, t_out, run, Y_out):
     if not (np.array_equal(arrays["init"], y0) and np.array_equal(arrays["t_out"], t_out)):
         raise ValueError(f"checkpoint {str(path)!r} was made from another initial state or "
                          "save_at; refusing to resume")
-    run.y[:] = arrays["y"]
-    run.f[:] = arrays["f"]
-    run.ts[:] = arrays["ts"]
-    run.counters[:] = arrays["counters"]
-    Y_out[:int(run.counters[I_OUT])] = arrays["Y_done"]
+    drv.set_state(arrays)
+    done = arrays["Y_done"]
+    Y_out[:done.shape[0]] = done
+
+
+# ------------------------------------------------------------------------------ accuracy
+def _warn_unresolved_eg(eg, y_final, p, sp, act, track_P, rtol, atol, method, drv, meta):
+    """Warn when the final eps_g is below what the tolerances resolve (explicit runs only;
+    docs/speed.md §2): errors within rtol/atol may then change its leading digits."""
+    from ._stiff import eg_resolution_message, resolved_eg_floor
+
+    if method == "euler" or not (eg[-1] > 0) or eg[-1] > 1e-4:
+        return  # a large eps_g is always resolved; skip the 2n evaluations
+
+    def eg_of(y):
+        Qc, Rc, _, v = unpack_classes(y[None], p.M, sp.patterns, track_P)
+        return float(_eg_along(Qc.sum(1), Rc.sum(1), v, p.T, sp.v_star, act)[0])
+
+    floor = resolved_eg_floor(eg_of, y_final, rtol, atol)
+    meta["eg_resolution"] = floor / float(eg[-1])
+    msg = eg_resolution_message(float(eg[-1]), floor, ended_implicit=drv.phase == "implicit")
+    if msg:
+        warnings.warn(msg, OdepruneAccuracyWarning, stacklevel=3)

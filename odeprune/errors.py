@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DivergenceError", "OdepruneInterrupted"]
+__all__ = ["DivergenceError", "OdepruneInterrupted", "OdepruneAccuracyWarning"]
 
 
 class DivergenceError(RuntimeError):
@@ -31,3 +31,8 @@ class OdepruneInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, checkpoint: str | None = None):
         super().__init__(message)
         self.checkpoint = checkpoint
+
+
+class OdepruneAccuracyWarning(RuntimeWarning):
+    """A result whose last digits the requested tolerances may not resolve (e.g. a tiny final
+    eps_g of an explicit run); the message says what to change."""

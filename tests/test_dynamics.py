@@ -262,9 +262,10 @@ def test_interrupt_and_resume_is_exact(tmp_path, monkeypatch):
     assert resumed.metadata["nfev"] == full.metadata["nfev"]
     assert not ckpt.exists()  # removed once the run completed
     with pytest.raises(ValueError, match="other parameters"):
-        y0 = pack(s.Q, s.R, s.v)
-        dyn._save_checkpoint(ckpt, {"eta": 1.0}, y0, s, full.alpha,
-                             dyn.new_run(y0, y0, 0.0, 0.1), np.zeros((1, y0.size)))
+        from odeprune import _io
+
+        _io.write_npz(ckpt, "IntegrateCheckpoint", {"init": pack(s.Q, s.R, s.v)},
+                      {"params": {"eta": 1.0}, "checkpoint_version": dyn.CHECKPOINT_VERSION})
         odeprune.integrate(s, checkpoint=ckpt, resume=True, **kwargs)
 
 
