@@ -71,14 +71,18 @@ def register(sub) -> None:
     run.add_argument("--save-at", type=float_list, default=None, metavar="A1,A2,...",
                      help="times to record, from the start of this run (default: 200 "
                           "log-spaced points)")
-    run.add_argument("--method", choices=["dopri5", "rk4", "euler"], default="dopri5",
-                     help="adaptive Dormand-Prince (default) or fixed step --dt")
+    run.add_argument("--method", choices=["dopri5", "auto", "bdf", "radau", "rk4", "euler"],
+                     default="dopri5",
+                     help="adaptive Dormand-Prince (default); auto: Dormand-Prince until the "
+                          "dynamics become stiff, then implicit BDF (much cheaper for long runs, "
+                          "alpha >= 1e4); bdf/radau: implicit from the start; rk4/euler: fixed "
+                          "step --dt")
     run.add_argument("--dt", type=positive_float, default=None,
                      help="step of --method rk4/euler (default 0.01)")
     run.add_argument("--rtol", type=positive_float, default=None,
-                     help="relative tolerance of --method dopri5")
+                     help="relative tolerance of the adaptive methods (default 1e-7)")
     run.add_argument("--atol", type=positive_float, default=None,
-                     help="absolute tolerance of --method dopri5")
+                     help="absolute tolerance of the adaptive methods (default 1e-10)")
     run.add_argument("--backend", choices=["numba", "jax"], default="numba",
                      help="numba (default) or jax (needs the [jax] extra; dopri5 only, no "
                           "checkpoint)")
@@ -118,14 +122,16 @@ def _check_options(args) -> None:
         if given:
             raise CliError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
                            "a file given with --init (--run also with --weights)")
-    if args.method == "dopri5" and args.dt is not None:
+    adaptive = args.method in ("dopri5", "auto", "bdf", "radau")
+    if adaptive and args.dt is not None:
         raise CliError("--dt applies to the fixed-step methods (--method rk4 or euler); "
-                       "dopri5 chooses its own steps (set --rtol/--atol instead)")
-    if args.method != "dopri5":
+                       f"{args.method} chooses its own steps (set --rtol/--atol instead)")
+    if not adaptive:
         given = explicit(args, "rtol", "atol")
         if given:
             raise CliError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
-                           f"--method dopri5; --method {args.method} takes a fixed step --dt")
+                           f"--method dopri5/auto/bdf/radau (the adaptive methods); --method "
+                           f"{args.method} takes a fixed step --dt")
     if args.gradient_flow and args.sigma not in (None, 0.0):
         raise CliError("--sigma has no effect with --gradient-flow (gradient flow has no label "
                        "noise term); drop one of them")
