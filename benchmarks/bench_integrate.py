@@ -65,7 +65,7 @@ def jax_info() -> str:
 
 # ----------------------------------------------------------------------------- plain numpy RHS
 def numpy_rhs(y, K, M, T, v_star, eta, eta_v, sigma):
-    """The right-hand side (EQUATIONS.md §4, erf) written straightforwardly in numpy: full
+    """The right-hand side (docs/theory.md §4, erf) written straightforwardly in numpy: full
     (i, k, c, d) tensors, no symmetry used. The baseline that a first implementation would be."""
     nq = K * (K + 1) // 2
     iu = np.triu_indices(K)

@@ -1,4 +1,4 @@
-r"""The loss landscape of the population error through order parameters (EQUATIONS.md §10).
+r"""The loss landscape of the population error through order parameters (docs/theory.md §10).
 
 :math:`\epsilon_g(W, v)` depends on the first layer ``W`` (K, N) only through
 :math:`Q = WW^T/N` and :math:`R = WW^{*T}/N`, at every N. Write :math:`G = \partial\epsilon_g/\partial Q`
@@ -24,7 +24,7 @@ Both are N-independent; the decomposition is exact at finite N for Gaussian inpu
 layer adds :math:`\partial^2\epsilon_g/\partial v_i\partial v_k = I_2(i, k)` (order 1 in raw units)
 and a mixed block :math:`\partial^2\epsilon_g/\partial v\,\partial W` (order :math:`N^{-1/2}`) that
 also only sees S. All derivatives here are analytic derivatives of the closed-form :math:`I_2`
-(EQUATIONS.md §3, §3b), so the module needs no JAX; :func:`population_hessian_weights` (JAX,
+(docs/theory.md §3, §3b), so the module needs no JAX; :func:`population_hessian_weights` (JAX,
 optional) and :func:`empirical_hessian` (numpy) are the finite-N counterparts.
 
 The pruning limit of Zhang et al. (2024, "How sparse can we prune a deep network: a fundamental
@@ -181,7 +181,7 @@ class _Derivs:
 
 def _derivatives(C: np.ndarray, a: np.ndarray, K: int, name: str) -> _Derivs:
     r""":math:`\epsilon_g = \sum_{c<d} a_c a_d I_2(c,d) + \frac12\sum_c a_c^2 h(C_{cc})` and its
-    first and second derivatives in the free entries of C (EQUATIONS.md §5)."""
+    first and second derivatives in the free entries of C (docs/theory.md §5)."""
     L = C.shape[0]
     M = L - K
     idx, P = _entry_index(K, M)
@@ -319,7 +319,7 @@ class Gradient:
 
 @dataclass(frozen=True, eq=False)
 class HessianSpectrum:
-    r"""Exact population Hessian spectrum of :math:`\epsilon_g` at a state (EQUATIONS.md §10).
+    r"""Exact population Hessian spectrum of :math:`\epsilon_g` at a state (docs/theory.md §10).
 
     Attributes
     ----------
@@ -565,7 +565,7 @@ def gradient(state: OrderParams, activation: str | None = None) -> Gradient:
     .. math:: \nabla_{w_i}\epsilon_g = \frac2N\sum_k G_{ik}w_k + \frac1N\sum_n (H_R)_{in}w^*_n,
               \quad N\|\nabla_W\epsilon_g\|^2 = \mathrm{tr}(BCB^T),\ B = [2G, H_R].
 
-    Analytic derivatives of the closed-form :math:`I_2` (EQUATIONS.md §3, §10).
+    Analytic derivatives of the closed-form :math:`I_2` (docs/theory.md §3, §10).
     """
     _check_state(state)
     name = _activation_name(state, activation)
@@ -583,12 +583,12 @@ def gradient(state: OrderParams, activation: str | None = None) -> Gradient:
 
 def hessian_spectrum(state: OrderParams, N: int | None = None,
                      activation: str | None = None) -> HessianSpectrum:
-    r"""Exact first-layer population Hessian spectrum of :math:`\epsilon_g` (EQUATIONS.md §10).
+    r"""Exact first-layer population Hessian spectrum of :math:`\epsilon_g` (docs/theory.md §10).
 
     Parameters
     ----------
     state : OrderParams or SparseOrderParams
-        A masked network (EQUATIONS.md §8): its Hessian lives on the kept weights. Per mask
+        A masked network (docs/theory.md §8): its Hessian lives on the kept weights. Per mask
         class ``s`` (units ``s``, fraction ``f_s`` of the coordinates, span of rank ``r_s``) the
         bulk is the eigenvalues of :math:`2G[s,s]` with multiplicity :math:`Nf_s - r_s`; the
         outliers come from one matrix coupling all classes through ``(Q, R)``.
@@ -974,7 +974,7 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
 
     retrain_alpha : float, optional
         Retrain the pruned network before measuring: the masked network
-        (``prune(...).sparse_state``, EQUATIONS.md §8; exact classes, so ``K <= 12``) is
+        (``prune(...).sparse_state``, docs/theory.md §8; exact classes, so ``K <= 12``) is
         integrated by gradient flow (second layer trained too) for ``retrain_alpha`` at learning
         rate ``retrain_eta``, and its final :math:`\epsilon_g` is compared with
         :math:`\epsilon_g^* + \varepsilon`. ``reweight`` is then ignored (retraining moves
@@ -1123,7 +1123,7 @@ def population_hessian_weights(w, w_star, v, v_star, activation: str = "erf") ->
     Notes
     -----
     :math:`\epsilon_g = \frac12 a^T I_2(C) a` with :math:`C` from :math:`Q = WW^T/N`,
-    :math:`R = WW^{*T}/N` (EQUATIONS.md §5), differentiated twice by ``jax.hessian`` in float64
+    :math:`R = WW^{*T}/N` (docs/theory.md §5), differentiated twice by ``jax.hessian`` in float64
     (a scoped ``jax.enable_x64``). Needs the optional JAX extra (imported here only). The
     independent check of :func:`hessian_spectrum`.
     """

@@ -1,7 +1,7 @@
 r"""Finite-N online SGD of a two-layer student on a two-layer teacher: the ground truth.
 
 ``simulate(N, K, M, eta, alpha_max, ...)`` trains real weights with one fresh Gaussian sample per
-step (EQUATIONS.md §1; Goldt et al. 2019, Section 2; Acharyya et al. 2021, Section 4):
+step (docs/theory.md §1; Goldt et al. 2019, Section 2; Acharyya et al. 2021, Section 4):
 
 .. math::
 
@@ -161,7 +161,7 @@ class SimulationResult(LearningCurve):
     ----------
     alpha, eg, Q, R, v, T, v_star
         As in :class:`~odeprune.LearningCurve`; ``eg`` is computed from the order parameters of
-        the weights (EQUATIONS.md §5), on noiseless labels. ``alpha = steps / N`` exactly (save
+        the weights (docs/theory.md §5), on noiseless labels. ``alpha = steps / N`` exactly (save
         times are rounded to whole steps).
     eg_test : ndarray, shape (n,)
         Empirical test error ``mean(0.5 (phi - y)^2)`` on ``n_test`` held-out fresh samples with

@@ -1,6 +1,6 @@
 """``OrderParams``: a two-layer network in the thermodynamic limit, as its order parameters.
 
-A student with ``K`` hidden units and a teacher with ``M`` are described (EQUATIONS.md §2) by
+A student with ``K`` hidden units and a teacher with ``M`` are described (docs/theory.md §2) by
 
 - ``Q`` (K, K): ``Q_ik = w_i . w_k / N``, symmetric;
 - ``R`` (K, M): ``R_in = w_i . w*_n / N``;
@@ -170,7 +170,7 @@ class OrderParams:
     def eg(self, activation: str | None = None) -> float:
         r"""Generalisation error :math:`\epsilon_g = \frac12\sum_{c,d} a_c a_d I_2(c,d)`.
 
-        The noiseless-label error (EQUATIONS.md §5) of this network, with its own activation;
+        The noiseless-label error (docs/theory.md §5) of this network, with its own activation;
         the error on labels with output noise ``sigma`` is ``eg + sigma**2 / 2``. For erf this is
         Eq. (5)-(8) of Acharyya et al. (2021). ``activation`` may only repeat the state's own
         (another one would be the error of a different network: use
@@ -285,7 +285,7 @@ class OrderParams:
     @classmethod
     def specialised(cls, M: int, Z: int, v_star: float | Any = 1.0, activation: str = "erf"
                     ) -> OrderParams:
-        """The paper's specialised ansatz (EQUATIONS.md §6; Goldt et al. 2019, S58-S60).
+        """The paper's specialised ansatz (docs/theory.md §6; Goldt et al. 2019, S58-S60).
 
         ``K = Z M`` students; unit ``i`` learns teacher ``i // Z``: ``Q_ik = 1`` within a block
         and 0 across, ``R_in = 1`` for the block of ``n``, ``T = I`` and ``v_i = v*_n / Z``.

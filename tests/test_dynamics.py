@@ -1,4 +1,4 @@
-"""The ODE right-hand side and the integrators (EQUATIONS.md §4), against independent computations."""
+"""The ODE right-hand side and the integrators (docs/theory.md §4), against independent computations."""
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from odeprune.dynamics import rhs_state
 
 
 def _eg_numpy(Q, R, T, v, v_star, act="erf"):
-    """eg from EQUATIONS.md §5 in plain numpy (erf: the paper's Eq. 5-8)."""
+    """eg from docs/theory.md §5 in plain numpy (erf: the paper's Eq. 5-8)."""
     C = np.block([[Q, R], [R.T, T]])
     a = np.concatenate([v, -v_star])
     if act == "linear":

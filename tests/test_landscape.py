@@ -1,6 +1,6 @@
 """odeprune.landscape: the order-parameter Hessian spectrum against the dense finite-N Hessian
 (JAX autodiff of an eps_g written here from the closed-form I2), the W = W* values of
-EQUATIONS.md §10, the gradient against finite differences, the pruning limit (refusal at
+docs/theory.md §10, the gradient against finite differences, the pruning limit (refusal at
 non-minima, the removed mass against the edge map, the fixed point against a finite-N evaluation
 of Zhang et al.'s formula) and the one-shot actual limit against direct prune calls."""
 

@@ -26,7 +26,7 @@ def assert_same(a: SimulationResult, b: SimulationResult) -> None:
 # ------------------------------------------------------------------ plain-numpy twin
 def numpy_sgd(w, v, w_star, v_star, seed, n_steps, eta, eta_v, sigma, activation="erf",
               train_v=True, n_train=None):
-    """The update of EQUATIONS.md §1 written plainly in numpy, on the documented streams."""
+    """The update of docs/theory.md §1 written plainly in numpy, on the documented streams."""
     w, v = w.copy(), v.copy()
     K, N = w.shape
     rng, noise_rng, _ = sgd_streams(seed)

@@ -1,5 +1,5 @@
 """The fundamental limit of pruning (Zhang et al. 2024) against what pruning reaches, and the
-Hessian spectrum through order parameters (EQUATIONS.md §10, :mod:`odeprune.landscape`).
+Hessian spectrum through order parameters (docs/theory.md §10, :mod:`odeprune.landscape`).
 
 (a) Kept fraction vs the loss tolerance eps: Zhang et al.'s formula in the limit
     (:func:`~odeprune.landscape.pruning_limit`, with their upper bound and their trace bound) and

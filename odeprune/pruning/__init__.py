@@ -3,7 +3,7 @@
 - :func:`prune` -- node pruning (random, importance, k-DPP, k-DPP MAP) and random edge pruning
   as exact maps on :class:`~odeprune.OrderParams`, with second-layer reweighting; returns a
   :class:`PruneResult` (the distribution of the generalisation error over the method's
-  randomness). Sources: Acharyya et al. (2021), Lemmas 1-6; EQUATIONS.md §6.
+  randomness). Sources: Acharyya et al. (2021), Lemmas 1-6; docs/theory.md §6.
 - :mod:`odeprune.pruning.theory` -- the paper's closed forms (Lemma 2-4, Theorems 2-3).
 - :func:`prune_weights` -- the same methods on real weights at finite N, with test errors on
   fresh samples (:mod:`odeprune.pruning.finite`).

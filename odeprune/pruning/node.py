@@ -1,4 +1,4 @@
-r"""Node pruning as maps on order parameters (Acharyya et al. 2021, Lemma 3; EQUATIONS.md §6).
+r"""Node pruning as maps on order parameters (Acharyya et al. 2021, Lemma 3; docs/theory.md §6).
 
 Keeping the student units ``S`` (``|S| = k``) maps
 

@@ -1,4 +1,4 @@
-r"""Second-layer reweighting after pruning, in the thermodynamic limit (EQUATIONS.md §6).
+r"""Second-layer reweighting after pruning, in the thermodynamic limit (docs/theory.md §6).
 
 Everything is a linear-algebra map on the order parameters and on the Gaussian averages
 :math:`I_2` of the (pruned) fields. With ``G = I2`` over all ``K + M`` fields, ``S`` the kept
@@ -78,7 +78,7 @@ def eg_quadratic(G_SS: np.ndarray, G_ST: np.ndarray, G_TT: np.ndarray, v: np.nda
 
         \epsilon_g = \tfrac12\left(v^T I_{2,SS} v - 2 v^T I_{2,ST} v^* + v^{*T} I_{2,TT} v^*\right)
 
-    (EQUATIONS.md §5; Acharyya et al. 2021, Eq. 5-8).
+    (docs/theory.md §5; Acharyya et al. 2021, Eq. 5-8).
 
     Parameters
     ----------
