@@ -9,8 +9,8 @@ this is what makes progress bars, checkpoints, interrupts and resume exact. :dat
 names to steppers (like scipy's ``solve_ivp`` table).
 
 - ``dopri5``: adaptive Dormand-Prince 5(4) with its 4th-order dense output (Dormand & Prince
-  1980; Shampine 1986), with the Butcher tableau that scipy's ``RK45`` carries (read from scipy's
-  public ``RK45`` class, not retyped); scipy's step-size controller (safety 0.9, factor in
+  1980; Shampine 1986), with the Butcher tableau of scipy's ``RK45`` (written out as rationals,
+  checked against scipy in the tests); scipy's step-size controller (safety 0.9, factor in
   [0.2, 10], RMS norm of ``err / (atol + rtol * max(|y|, |y_new|))``).
 - ``rk4`` / ``euler``: a fixed step ``dt`` on the grid ``t_n = n dt`` (the steps never depend
   on the output times); outputs between grid points are interpolated (cubic Hermite for RK4,
@@ -24,17 +24,33 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
-from scipy.integrate import RK45
 
 from ._rhs import make_work, rhs_into, unpack_cov
 
 __all__ = ["RunState", "Control", "new_run", "METHODS", "is_psd", "output_ok", "OK", "CHUNK",
            "NONFINITE", "NOT_PSD", "STEP_TOO_SMALL", "STATUS_TEXT"]
 
-_A = np.ascontiguousarray(RK45.A, dtype=float)
-_B = np.ascontiguousarray(RK45.B, dtype=float)
-_E = np.ascontiguousarray(RK45.E, dtype=float)
-_P = np.ascontiguousarray(RK45.P, dtype=float)
+# Dormand & Prince (1980) RK5(4)7M and Shampine's (1986) dense output, as rationals: the values
+# of scipy's RK45.A/B/E/P (a test checks them against scipy; importing scipy.integrate here
+# cost 0.4 s of start-up).
+_A = np.array([
+    [0, 0, 0, 0, 0],
+    [1 / 5, 0, 0, 0, 0],
+    [3 / 40, 9 / 40, 0, 0, 0],
+    [44 / 45, -56 / 15, 32 / 9, 0, 0],
+    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0],
+    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656]])
+_B = np.array([35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84])
+_E = np.array([-71 / 57600, 0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40])
+_P = np.array([
+    [1, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432],
+    [0, 0, 0, 0],
+    [0, 131558114200 / 32700410799, -68118460800 / 10900136933, 87487479700 / 32700410799],
+    [0, -1754552775 / 470086768, 14199869525 / 1410260304, -10690763975 / 1880347072],
+    [0, 127303824393 / 49829197408, -318862633887 / 49829197408,
+     701980252875 / 199316789632],
+    [0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844],
+    [0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423]])
 
 #: status codes returned by the steppers
 OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL = 0, 1, 2, 3, 4

@@ -142,3 +142,13 @@ def test_fixed_step_interpolation_keeps_the_order():
         errs.append(abs(c.eg[1] - ref.eg[1]))
     slope = np.log2(errs[0] / errs[1])
     assert slope > 3.5, (errs, slope)
+
+
+def test_dormand_prince_tableau_is_scipys():
+    from scipy.integrate import RK45
+
+    from odeprune import _solvers
+
+    for name in ("A", "B", "E", "P"):
+        np.testing.assert_allclose(getattr(_solvers, f"_{name}"), getattr(RK45, name),
+                                   rtol=1e-15, atol=1e-16)
