@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
-from scipy.special import erf as _np_erf
 
 __all__ = ["ERF", "LINEAR", "RELU", "CODES", "Activation", "get_activation", "ACTIVATIONS",
            "check_code", "g", "g_prime", "I2", "I3", "I4", "J2"]
@@ -571,7 +570,11 @@ def eg_from_cov(act, C, a):
 # Python-side registry
 # ---------------------------------------------------------------------------------------------
 def _erf_g(x):
-    return _np_erf(x * _INV_SQRT2)
+    # imported here, not at the top: scipy.special costs 0.16 s of every start-up (issue 16),
+    # and only finite-N code evaluates g with numpy
+    from scipy.special import erf
+
+    return erf(x * _INV_SQRT2)
 
 
 def _erf_g_prime(x):

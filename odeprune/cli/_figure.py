@@ -18,6 +18,11 @@ format) and plot it (NAME.png and NAME.pdf).
   fig4    closed-form difference DPP node - random edge over Z and c (panels A and B)
   curves  learning curves, ODE against finite-N SGD for several N
   edges   edge rules (random, magnitude, DPP-edge, SNIP) vs node pruning at equal parameter count
+  retrain       every pruning method before and after retraining (limit and finite N)
+  init-pruning  pruning the random initial network (random, magnitude, SNIP), then training
+  tickets       lottery tickets with rewinding vs dense, random mask, fine-tuning; IMP
+  limit         Zhang et al.'s pruning limit vs global magnitude pruning; Hessian spectrum
+  relu          ReLU learning curves (ODE vs SGD) and node vs edge pruning of a ReLU student
 """
 
 EPILOG = """\
