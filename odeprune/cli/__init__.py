@@ -61,8 +61,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="odeprune",
         description=(
             "Learning curves and pruning of two-layer networks in the teacher-student setup: "
-            "integrate the order-parameter ODEs (N -> infinity), simulate finite-N SGD, prune, "
-            "and reproduce the figures of Acharyya et al. (2021)."
+            "integrate the order-parameter ODEs (N -> infinity, dense or with a fixed pruning "
+            "mask), simulate finite-N SGD, prune, retrain pruned networks (fine-tuning, lottery "
+            "tickets, pruning at initialisation), sweep parameter grids, and reproduce the "
+            "figures of Acharyya et al. (2021) and ours."
         ),
         epilog="Run 'odeprune COMMAND --help' for the options of a command.",
     )
