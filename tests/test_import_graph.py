@@ -1,0 +1,80 @@
+"""The package's module-level imports form no cycle (issue 11): a bottom-layer module never
+reaches up into a higher one at import time. Imports inside functions (optional extras such as
+JAX and dask, and the CLI's per-command imports that keep start-up fast) are not counted."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import odeprune
+
+ROOT = Path(odeprune.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for f in ROOT.rglob("*.py"):
+        parts = ("odeprune",) + f.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = f
+    return out
+
+
+def _top_level_imports(name: str, path: Path, mods: dict) -> set[str]:
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    nodes = []
+    for node in tree.body:  # module level, including under `if`/`try`
+        nodes.append(node)
+        if isinstance(node, (ast.If, ast.Try)):
+            nodes.extend(node.body)
+    out = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in mods)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for a in node.names:
+                sub = f"{target}.{a.name}"
+                if sub in mods:
+                    out.add(sub)
+                elif target in mods:
+                    out.add(target)
+    out.discard(name)
+    return out
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    cycles, color, stack = [], {}, []
+
+    def visit(u):
+        color[u] = 1
+        stack.append(u)
+        for v in sorted(graph.get(u, ())):
+            if color.get(v) == 1:
+                cycles.append(stack[stack.index(v):] + [v])
+            elif v not in color:
+                visit(v)
+        stack.pop()
+        color[u] = 2
+
+    for u in sorted(graph):
+        if u not in color:
+            visit(u)
+    return cycles
+
+
+def test_no_import_cycle_at_module_level():
+    mods = _modules()
+    graph = {m: _top_level_imports(m, p, mods) for m, p in mods.items()}
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_detector_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
