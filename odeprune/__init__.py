@@ -21,6 +21,7 @@ _LAZY = {
     "load": ("odeprune.results", "load"),
     "DivergenceError": ("odeprune.errors", "DivergenceError"),
     "OdepruneInterrupted": ("odeprune.errors", "OdepruneInterrupted"),
+    "OdepruneAccuracyWarning": ("odeprune.errors", "OdepruneAccuracyWarning"),
     "simulate": ("odeprune.simulation", "simulate"),
     "SimulationResult": ("odeprune.simulation", "SimulationResult"),
     "SimulationEnsemble": ("odeprune.simulation", "SimulationEnsemble"),
@@ -29,6 +30,7 @@ _LAZY = {
     "theory": ("odeprune.pruning.theory", None),
     "integrate_batch": ("odeprune.batch", "integrate_batch"),
     "SparseOrderParams": ("odeprune.sparse", "SparseOrderParams"),
+    "SparseLearningCurve": ("odeprune.sparse", "SparseLearningCurve"),
     "landscape": ("odeprune.landscape", None),
     "sweep": ("odeprune.sweep", None),  # the module is callable: odeprune.sweep(...)
     "workflows": ("odeprune.workflows", None),

@@ -247,8 +247,11 @@ def minimum():
     import odeprune
 
     s = OrderParams.random(500, 4, 2, v_star=2.0, seed=1)
-    return odeprune.integrate(s, 1.0, 2e4, gradient_flow=True, rtol=1e-10, atol=1e-12,
-                              save_at=[0.0, 2e4]).final
+    # eps_g ~ 2e-9 at the minimum is below what these tolerances resolve (the integrator says
+    # so with an OdepruneAccuracyWarning); the tests use the state's Q, R, v, which are accurate
+    with pytest.warns(odeprune.OdepruneAccuracyWarning):
+        return odeprune.integrate(s, 1.0, 2e4, gradient_flow=True, rtol=1e-10, atol=1e-12,
+                                  save_at=[0.0, 2e4]).final
 
 
 def test_pruning_limit_refuses_non_minimum():
@@ -391,8 +394,10 @@ def test_actual_limit_after_retraining(minimum):
 
     def retrained(c):
         sparse = odeprune.prune(minimum, "magnitude_edge_global", c=c, seed=3).sparse_state
-        return odeprune.integrate(sparse, 1.0, alpha, gradient_flow=True,
-                                  save_at=[0.0, alpha]).eg[-1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", odeprune.OdepruneAccuracyWarning)
+            return odeprune.integrate(sparse, 1.0, alpha, gradient_flow=True,
+                                      save_at=[0.0, alpha]).eg[-1]
 
     assert retrained(res.c) <= minimum.eg() + eps < retrained(res.c - xtol)
     assert res.c < ls.actual_limit(minimum, eps, reweight="refit", xtol=xtol).c
