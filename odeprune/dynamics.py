@@ -29,7 +29,6 @@ from ._solvers import (
     N_ACCEPT,
     N_REJECT,
     NFEV,
-    NONFINITE,
     NOT_PSD,
     OK,
     STATUS_TEXT,
