@@ -66,7 +66,7 @@ def main(repeats: int) -> None:
             res[n] = (t / 50, dy.copy())
     finally:
         numba.set_num_threads(n_max)
-    print(f"\nK=20, M=5: one right-hand side (threaded I4 sum)")
+    print("\nK=20, M=5: one right-hand side (threaded I4 sum)")
     for n, (t, _) in res.items():
         print(f"  {n} thread(s): {1e6 * t:8.0f} us   speed-up {res[1][0] / t:5.2f}x")
     same = all(np.array_equal(res[1][1], d) for _, d in res.values())
