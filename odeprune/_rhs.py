@@ -217,6 +217,36 @@ def unpack_classes(y, M, patterns, track_P):
 def unpack_cov(y, p, C, a):
     """Fill the global covariance ``C`` (L, L) (class sums) and ``a`` (L,) from the state."""
     K, M = p.K, p.M
+    if p.n_cls == 1 and p.nk[0] == K:  # a dense network: the state is Q's triangle, then R
+        q = 0
+        for i in range(K):
+            for k in range(i, K):
+                C[i, k] = y[q]
+                q += 1
+        for i in range(K):
+            for n in range(M):
+                C[i, K + n] = y[q]
+                q += 1
+    else:
+        _sum_classes(y, p, C)
+    for i in range(K):
+        for k in range(i + 1, K):
+            C[k, i] = C[i, k]
+        for n in range(M):
+            C[K + n, i] = C[i, K + n]
+    q = p.off[p.n_cls]
+    for i in range(K):
+        a[i] = y[q + i]
+    for n in range(M):
+        for m in range(M):
+            C[K + n, K + m] = p.T[n, m]
+        a[K + n] = -p.v_star[n]
+
+
+@njit(cache=True, error_model="numpy")
+def _sum_classes(y, p, C):
+    """Upper triangle of ``Q`` and ``R`` in ``C`` as the class sums."""
+    K, M = p.K, p.M
     for i in range(K):
         for k in range(K):
             C[i, k] = 0.0
@@ -234,18 +264,6 @@ def unpack_cov(y, p, C, a):
             for n in range(M):
                 C[u[x], K + n] += y[q]
                 q += 1
-    for i in range(K):
-        for k in range(i + 1, K):
-            C[k, i] = C[i, k]
-        for n in range(M):
-            C[K + n, i] = C[i, K + n]
-    q = p.off[p.n_cls]
-    for i in range(K):
-        a[i] = y[q + i]
-    for n in range(M):
-        for m in range(M):
-            C[K + n, K + m] = p.T[n, m]
-        a[K + n] = -p.v_star[n]
 
 
 # ------------------------------------------------------------------------------ I3 coefficients
@@ -264,9 +282,10 @@ def i3_coefficients(act, C, a, K, U, b):
         if act == ERF:
             cii1 = 1.0 + cii
             for c in range(L):
-                A = _2_PI / math.sqrt(cii1 * (1.0 + C[c, c]) - C[i, c] * C[i, c])
-                U[i, c] = a[c] * A
-                bi -= a[c] * A * C[i, c] / cii1
+                uc = a[c] * _2_PI / math.sqrt(cii1 * (1.0 + C[c, c]) - C[i, c] * C[i, c])
+                U[i, c] = uc
+                bi -= uc * C[i, c]
+            bi /= cii1
         else:
             for c in range(L):
                 U[i, c] = a[c] * I3(act, cii, 0.0, C[i, c], 1.0, C[c, c])
@@ -367,18 +386,19 @@ def _s4_erf(C, a, i, k, L, r):
 @njit(cache=True, error_model="numpy")
 def s4_sums(p, w):
     """``S4[i, k] = sum_{c,d} a_c a_d I4(i,k,c,d) + sigma^2 J2(i,k)`` for ``i <= k``."""
-    C, a = w.C, w.a
+    C, a, S4 = w.C, w.a, w.S4
     K, L = p.K, p.K + p.M
     use_fast = p.fast and p.act == ERF
+    r = np.empty(L)  # local scratch: LLVM then knows it aliases nothing (measured 6 % faster)
     for i in range(K):
         for k in range(i, K):
             if use_fast:
-                s4 = _s4_erf(C, a, i, k, L, w.r)
+                s4 = _s4_erf(C, a, i, k, L, r)
             else:
                 s4 = _s4_generic(p.act, C, a, i, k, L)
             if p.sigma != 0.0:
                 s4 += p.sigma * p.sigma * J2(p.act, C[i, i], C[i, k], C[k, k])
-            w.S4[i, k] = s4
+            S4[i, k] = s4
 
 
 @njit(cache=True)
@@ -432,31 +452,39 @@ def rhs_into(y, dy, p, w):
         Ls = nk + M
         q0 = p.off[s]
         # this class's covariance over its own fields (kept units, then teachers): Cs (Ls, Ls);
-        # the fields of pruned units have zero covariance with this class's partial fields
-        q = q0
-        for x in range(nk):
-            for z in range(x, nk):
-                Cs[x, z] = y[q]
-                Cs[z, x] = y[q]
-                q += 1
-        for x in range(nk):
-            for n in range(M):
-                Cs[x, nk + n] = y[q]
-                Cs[nk + n, x] = y[q]
-                q += 1
-        for n in range(M):
-            for m in range(M):
-                Cs[nk + n, nk + m] = p.T_cls[s, n, m]
-        # S3[x, col] = sum_c U[u_x, c] Cov(z_c, partial field col) + b[u_x] Cov(z_{u_x}, col)
-        for x in range(nk):
-            i = u[x]
-            for col in range(Ls):
-                t = 0.0
-                for z in range(nk):
-                    t += U[i, u[z]] * Cs[z, col]
+        # the fields of pruned units have zero covariance with this class's partial fields.
+        # One class with every unit kept (a dense network) is the global covariance itself.
+        dense = p.n_cls == 1 and nk == K
+        if not dense:
+            q = q0
+            for x in range(nk):
+                for z in range(x, nk):
+                    Cs[x, z] = y[q]
+                    Cs[z, x] = y[q]
+                    q += 1
+            for x in range(nk):
                 for n in range(M):
-                    t += U[i, K + n] * Cs[nk + n, col]
-                S3[x, col] = t + bv[i] * Cs[x, col]
+                    Cs[x, nk + n] = y[q]
+                    Cs[nk + n, x] = y[q]
+                    q += 1
+            for n in range(M):
+                for m in range(M):
+                    Cs[nk + n, nk + m] = p.T_cls[s, n, m]
+        # S3[x, col] = sum_c U[u_x, c] Cov(z_c, partial field col) + b[u_x] Cov(z_{u_x}, col)
+        if dense:  # no index indirection: vectorisable
+            s3_from(U, bv, C, K, L, S3)
+        elif nk == K:
+            s3_from(U, bv, Cs, K, L, S3)
+        else:
+            for x in range(nk):
+                i = u[x]
+                for col in range(Ls):
+                    t = 0.0
+                    for z in range(nk):
+                        t += U[i, u[z]] * Cs[z, col]
+                    for n in range(M):
+                        t += U[i, K + n] * Cs[nk + n, col]
+                    S3[x, col] = t + bv[i] * Cs[x, col]
         fs = p.f[s]
         q = q0
         for x in range(nk):

@@ -234,7 +234,9 @@ _QS4 = 7.70381505559019352791e-02
 @njit(cache=True, error_model="numpy", inline="always")
 def fast_asin(x):
     """``asin(clip(x, -1, 1))``, vectorisable (fdlibm's rational approximation, a few ulp)."""
-    z = min(abs(x), 1.0)
+    z = abs(x)
+    if z > 1.0:
+        z = 1.0
     small = z < 0.5
     t = z * z if small else (1.0 - z) * 0.5
     p = t * (_PS0 + t * (_PS1 + t * (_PS2 + t * (_PS3 + t * (_PS4 + t * _PS5)))))
