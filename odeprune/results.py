@@ -167,6 +167,7 @@ KINDS = {
     "SparseOrderParams": ("odeprune.sparse", "SparseOrderParams"),
     "SparseLearningCurve": ("odeprune.sparse", "SparseLearningCurve"),
     "TwoTimeCurve": ("odeprune.sparse", "TwoTimeCurve"),
+    "WorkflowResult": ("odeprune.workflows", "WorkflowResult"),
 }
 
 
