@@ -78,3 +78,14 @@ def test_no_import_cycle_at_module_level():
 
 def test_the_cycle_detector_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_load_reads_every_result_kind_it_lists(tmp_path):
+    from odeprune import OrderParams, integrate, load, workflows
+    from odeprune.results import KINDS
+
+    s = OrderParams.random(200, 3, 2, v_star=2.0, seed=0)
+    r = workflows.retrain(integrate(s, 0.5, 20.0).final, "importance_node", k=2,
+                          delta_alphas=[5.0])
+    assert "WorkflowResult" in KINDS
+    assert type(load(r.save(tmp_path / "r.npz"))).__name__ == "WorkflowResult"
