@@ -12,10 +12,10 @@ import csv
 import hashlib
 import io
 import json
-import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,35 +88,34 @@ def simulation(cache_dir: Path | None, params: dict, seed: int):
     return res
 
 
+def simulation_point(cache_dir: str, params: dict, seed: int) -> dict:
+    """One point of the figures' grids over seeds (run by :func:`odeprune.sweep.run_points`):
+    the seed's simulation, written to its cache file in ``cache_dir``."""
+    simulation(Path(cache_dir), params, int(seed))
+    return {"seed": int(seed)}
+
+
 def simulations(cache_dir: Path | None, params: dict, seeds: Sequence[int], progress: bool,
                 desc: str = "simulate") -> list:
-    """Runs for all ``seeds`` (cached per seed), the missing ones in parallel threads (the
-    compiled SGD loop releases the GIL)."""
-    seeds = list(seeds)
-    out: dict[int, Any] = {}
-    missing = []
-    for s in seeds:
-        path = cache_path(cache_dir, "sim", dict(params, seed=s), ".npz")
-        if path is not None and path.exists():
-            out[s] = simulation(cache_dir, params, s)
-        else:
-            missing.append(s)
-    if missing:
-        bar = progress_bar(len(missing), f"{desc} ({len(missing)} seeds)", progress)
-        workers = max(1, min(len(missing), os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as ex:
-            futures = {ex.submit(simulation, cache_dir, params, s): s for s in missing}
-            try:
-                for f in as_completed(futures):
-                    out[futures[f]] = f.result()
-                    bar.update(1)
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
-            finally:
-                bar.close()
-    return [out[s] for s in seeds]
+    """Runs for all ``seeds`` (cached per seed): the missing ones as a grid over the seeds
+    through :func:`odeprune.sweep.run_points` on a thread pool (the compiled SGD loop releases
+    the GIL), the one code path of every figure's grid. Without a cache directory the runs go
+    through a temporary one."""
+    from odeprune.batch import available_cores
+    from odeprune.sweep import run_points
+
+    seeds = [int(s) for s in seeds]
+    with tempfile.TemporaryDirectory(prefix="odeprune-fig-") as scratch:
+        where = Path(scratch) if cache_dir is None else Path(cache_dir)
+        missing = [s for s in seeds
+                   if not cache_path(where, "sim", dict(params, seed=s), ".npz").exists()]
+        if missing:
+            workers = max(1, min(len(missing), available_cores()))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="odeprune-fig") as ex:
+                run_points(simulation_point, {"seed": missing}, executor=ex, batch_size=1,
+                           progress=progress, errors="raise", desc=f"{desc} ({len(missing)} seeds)",
+                           fixed=dict(cache_dir=str(where), params=dict(params)))
+        return [simulation(where, params, s) for s in seeds]
 
 
 def ode_curve(cache_dir: Path | None, state, params: dict, key: dict):
