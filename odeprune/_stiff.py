@@ -322,7 +322,7 @@ class Stepper:
             self.Y_out[self.i_out] = self.y
             self.i_out += 1
         if self.phase == EXPLICIT and self.h <= 0.0:
-            self.h = _initial_step(self.y, self.f0, self.rtol, self.atol,
+            self.h = initial_step(self.y, self.f0, self.rtol, self.atol,
                                    float(self.t_out[-1]) - self.t)
         return self
 
@@ -549,7 +549,7 @@ class _one_blas_thread:
         return False
 
 
-def _initial_step(y, f, rtol, atol, span) -> float:
+def initial_step(y, f, rtol, atol, span) -> float:
     # Hairer, Norsett & Wanner (1993), II.4 -- the simple first guess (as dynamics.py does)
     scale = atol + np.abs(y) * rtol
     d0 = np.sqrt(np.mean((y / scale) ** 2))

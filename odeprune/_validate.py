@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_size", "check_real", "check_activation", "check_integer_range"]
+__all__ = ["check_size", "check_real", "check_array", "check_activation", "check_integer_range"]
 
 
 def check_size(name: str, value: Any) -> int:
@@ -86,3 +86,19 @@ def _num(x: Any) -> str:
     if math.isfinite(f) and f == round(f) and abs(f) < 1e15:
         return str(int(f))
     return repr(f)
+
+
+def check_array(name: str, value: Any, ndim: int) -> np.ndarray:
+    """A read-only float array with ``ndim`` dimensions and finite entries (the copy is new)."""
+    try:
+        arr = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real array, got {type(value).__name__}") from None
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} contains a non-finite value ({float(arr[tuple(bad)])}) at index "
+                         f"{tuple(int(i) for i in bad)}")
+    arr.setflags(write=False)
+    return arr

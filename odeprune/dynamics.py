@@ -38,6 +38,7 @@ from ._solvers import (
     output_ok,
 )
 from ._solvers import METHODS as _STEPPERS
+from ._stiff import STIFF, Stepper, eg_resolution_message, initial_step, resolved_eg_floor
 from ._validate import check_real as _positive
 from ._validate import check_size
 from .activations import eg_from_cov, get_activation
@@ -282,7 +283,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     f0 = rhs_eval(y0, p)
     if not np.all(np.isfinite(f0)):
         raise ValueError(_overflow_message(state, eta, sigma))
-    h0 = _initial_step(y0, f0, rtol, atol, alpha_max) if method in ("dopri5", "auto") else dt
+    h0 = initial_step(y0, f0, rtol, atol, alpha_max) if method in ("dopri5", "auto") else dt
     ctl = Control(rtol, atol, dt, 1, psd_tol)
     drv = (_Stiff if method in STIFF_METHODS else _Compiled)(method, p, y0, f0, h0, t_out, Y_out,
                                                             ctl)
@@ -358,15 +359,6 @@ def _eg_along(Q, R, v, T, v_star, act) -> np.ndarray:
     return out
 
 
-def _initial_step(y, f, rtol, atol, alpha_max) -> float:
-    # Hairer, Norsett & Wanner (1993), II.4 -- the simple first guess (as scipy does)
-    scale = atol + np.abs(y) * rtol
-    d0 = np.sqrt(np.mean((y / scale) ** 2))
-    d1 = np.sqrt(np.mean((f / scale) ** 2))
-    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
-    return float(min(h0, alpha_max))
-
-
 # ------------------------------------------------------------------------------ drivers
 class _Compiled:
     """A compiled stepper of :mod:`odeprune._solvers` (dopri5, rk4, euler) driven in chunks."""
@@ -410,8 +402,6 @@ class _Stiff:
     chunks until stiff, then scipy's BDF; or an implicit method from the start)."""
 
     def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
-        from ._stiff import Stepper
-
         w = make_work(p.K, p.M)
 
         def f(y):
@@ -439,8 +429,6 @@ class _Stiff:
 
     @property
     def phase(self) -> str:
-        from ._stiff import STIFF
-
         return "implicit" if self.st.phase == STIFF else "explicit"
 
     def counts(self) -> dict:
@@ -575,8 +563,6 @@ def _load_checkpoint(path, params, y0, state, t_out, drv, Y_out):
 def _warn_unresolved_eg(eg, y_final, p, sp, act, track_P, rtol, atol, method, drv, meta):
     """Warn when the final eps_g is below what the tolerances resolve (explicit runs only;
     docs/speed.md §2): errors within rtol/atol may then change its leading digits."""
-    from ._stiff import eg_resolution_message, resolved_eg_floor
-
     if method == "euler" or not (eg[-1] > 0) or eg[-1] > 1e-4:
         return  # a large eps_g is always resolved; skip the 2n evaluations
 

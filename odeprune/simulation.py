@@ -46,6 +46,7 @@ from numba import njit
 from . import _io
 from ._progress import want_progress
 from ._rng import fill_normals
+from ._validate import check_array
 from ._validate import check_real as _real
 from ._validate import check_size as _size
 from .activations import check_code, get_activation
@@ -54,7 +55,7 @@ from .activations import g_prime as _g_prime
 from .errors import DivergenceError, OdepruneInterrupted
 from .results import LearningCurve, _readonly
 from .sparse import joint_coordinate_covariance
-from .state import OrderParams, _as_array, _broadcast_v_star
+from .state import OrderParams, _broadcast_v_star
 
 __all__ = ["simulate", "SimulationResult", "SimulationEnsemble", "default_save_at", "sgd_streams"]
 
@@ -389,7 +390,7 @@ def _weights(name: str, value: Any, shape: tuple) -> np.ndarray:
     if got != shape:
         raise ValueError(f"init: {name} must have shape {shape}, got {got}")
     # real and finite, naming the first bad entry
-    return np.array(_as_array(f"init: {name}", value, len(shape)))
+    return np.array(check_array(f"init: {name}", value, len(shape)))
 
 
 def _save_steps(save_at: Any, alpha_max: float, N: int) -> np.ndarray:

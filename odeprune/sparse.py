@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import _io
-from ._validate import check_real
+from ._validate import check_array, check_real
 from .activations import get_activation
 from .results import LearningCurve, _readonly
 from .state import PSD_RTOL, OrderParams
@@ -45,19 +45,6 @@ def all_patterns(K: int) -> np.ndarray:
         raise ValueError(f"K={K} units have 2^{K} mask classes: the exact limit is limited to "
                          f"K <= {MAX_EXACT_K}; use finite N (simulate with mask=...) instead")
     return np.array(list(itertools.product([False, True], repeat=K)), dtype=bool)[:, ::-1]
-
-
-def _arr(name: str, value: Any, ndim: int) -> np.ndarray:
-    try:
-        a = np.array(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real array, got {type(value).__name__}") from None
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains non-finite values")
-    a.setflags(write=False)
-    return a
 
 
 def _patterns(value: Any) -> np.ndarray:
@@ -119,9 +106,9 @@ class SparseOrderParams:
     def __post_init__(self) -> None:
         object.__setattr__(self, "activation", get_activation(self.activation).name)
         pats = _patterns(self.patterns)
-        f = _arr("f", self.f, 1)
-        Q, R, T = _arr("Q", self.Q, 3), _arr("R", self.R, 3), _arr("T", self.T, 3)
-        v, v_star = _arr("v", self.v, 1), _arr("v_star", self.v_star, 1)
+        f = check_array("f", self.f, 1)
+        Q, R, T = check_array("Q", self.Q, 3), check_array("R", self.R, 3), check_array("T", self.T, 3)
+        v, v_star = check_array("v", self.v, 1), check_array("v_star", self.v_star, 1)
         S, K = pats.shape
         M = v_star.shape[0]
         if S < 1:
@@ -400,14 +387,7 @@ class SparseLearningCurve(LearningCurve):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SparseLearningCurve:
-        arrays, meta = _io.read_npz(path, cls.KIND)
-        meta = {k: v for k, v in meta.items() if k not in ("kind", "format_version")}
-        names = ("alpha", "eg", "Q", "R", "v", "T", "v_star", "patterns", "f", "T_cls",
-                 "Q_cls", "R_cls")
-        missing = sorted(set(names) - set(arrays))
-        if missing:
-            raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing {missing}")
-        return cls(metadata=meta, P_cls=arrays.get("P_cls"), **{k: arrays[k] for k in names})
+        return _load_curve(cls, path, ("patterns", "f", "T_cls", "Q_cls", "R_cls"), ("P_cls",))
 
 
 def joint_coordinate_covariance(Q0, R0, P, Q, R, T) -> np.ndarray:
@@ -448,10 +428,17 @@ class TwoTimeCurve(LearningCurve):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TwoTimeCurve:
-        arrays, meta = _io.read_npz(path, cls.KIND)
-        meta = {k: v for k, v in meta.items() if k not in ("kind", "format_version")}
-        names = ("alpha", "eg", "Q", "R", "v", "T", "v_star", "P")
-        missing = sorted(set(names) - set(arrays))
-        if missing:
-            raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing {missing}")
-        return cls(metadata=meta, **{k: arrays[k] for k in names})
+        return _load_curve(cls, path, ("P",))
+
+
+def _load_curve(cls, path, extra: tuple, optional: tuple = ()):
+    """A curve file of kind ``cls.KIND``: the LearningCurve arrays plus ``extra`` (required)
+    and ``optional`` ones."""
+    arrays, meta = _io.read_npz(path, cls.KIND)
+    meta = {k: v for k, v in meta.items() if k not in ("kind", "format_version")}
+    names = ("alpha", "eg", "Q", "R", "v", "T", "v_star", *extra)
+    missing = sorted(set(names) - set(arrays))
+    if missing:
+        raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing {missing}")
+    return cls(metadata=meta, **{k: arrays[k] for k in names},
+               **{k: arrays.get(k) for k in optional})

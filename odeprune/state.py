@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import _io
+from ._validate import check_array
 from ._validate import check_size as _check_size
 from .activations import ACTIVATIONS, eg_from_cov, get_activation
 
@@ -39,21 +40,6 @@ def as_generator(seed: int | np.random.Generator | np.random.SeedSequence | None
     if isinstance(seed, (bool, float)):
         raise ValueError(f"seed={seed!r} must be an int, a SeedSequence or a Generator")
     return np.random.default_rng(seed)
-
-
-def _as_array(name: str, value: Any, ndim: int) -> np.ndarray:
-    try:
-        arr = np.array(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real array, got {type(value).__name__}") from None
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} contains a non-finite value ({float(arr[tuple(bad)])}) at index "
-                         f"{tuple(int(i) for i in bad)}")
-    arr.setflags(write=False)
-    return arr
 
 
 def _check_symmetric(name: str, A: np.ndarray) -> None:
@@ -104,11 +90,11 @@ class OrderParams:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "activation", get_activation(self.activation).name)
-        Q = _as_array("Q", self.Q, 2)
-        R = _as_array("R", self.R, 2)
-        T = _as_array("T", self.T, 2)
-        v = _as_array("v", self.v, 1)
-        v_star = _as_array("v_star", self.v_star, 1)
+        Q = check_array("Q", self.Q, 2)
+        R = check_array("R", self.R, 2)
+        T = check_array("T", self.T, 2)
+        v = check_array("v", self.v, 1)
+        v_star = check_array("v_star", self.v_star, 1)
         K, M = v.shape[0], v_star.shape[0]
         if K < 1:
             raise ValueError("v must have at least one entry (K >= 1 student units)")
@@ -238,8 +224,8 @@ class OrderParams:
         activation : str
             The networks' activation (default ``"erf"``).
         """
-        w = _as_array("w", w, 2)
-        w_star = _as_array("w_star", w_star, 2)
+        w = check_array("w", w, 2)
+        w_star = check_array("w_star", w_star, 2)
         if w.shape[1] != w_star.shape[1]:
             raise ValueError(f"w has N={w.shape[1]} columns but w_star has {w_star.shape[1]}")
         N = w.shape[1]
