@@ -315,19 +315,6 @@ def s3_sums(act, C, a, K):
     return S3
 
 
-@njit(cache=True, error_model="numpy")
-def _s3_generic(act, C, a, K, L, S3):
-    # kept for callers of the previous layout: S3[i, b] = sum_c a_c I3(i, b, c)
-    U, b = np.empty((K, L)), np.empty(K)
-    i3_coefficients(act, C, a, K, U, b)
-    s3_from(U, b, C, K, L, S3)
-
-
-@njit(cache=True, error_model="numpy")
-def _s3_erf(C, a, K, L, S3, u, Cu):
-    _s3_generic(ERF, C, a, K, L, S3)
-
-
 # ------------------------------------------------------------------------------ the I4 sums
 @njit(cache=True, error_model="numpy")
 def _s4_generic(act, C, a, i, k, L):

@@ -47,6 +47,7 @@ import numpy as np
 from scipy import integrate, optimize, special
 
 from .._progress import progress_bar
+from .._rhs import s3_sums
 from ..activations import get_activation
 from ..state import OrderParams, as_generator
 
@@ -77,17 +78,8 @@ def gradient_covariance(state: OrderParams, activation: str | None = None) -> np
     the Stein coefficient of :math:`\partial\epsilon_g/\partial w_i` (up to the positive factor
     ``1/N``, which no score-ranking rule sees). Goldt et al. (2019), S3.
     """
-    from .._rhs import _s3_erf, _s3_generic
-
     act = get_activation(state.check_activation(activation))
-    C = np.ascontiguousarray(state.covariance(), dtype=float)
-    a = state.signed_weights()
-    K, L = state.K, C.shape[0]
-    S3 = np.empty((K, L))
-    if act.name == "erf":
-        _s3_erf(C, a, K, L, S3, np.empty(L), np.empty(L))
-    else:
-        _s3_generic(act.code, C, a, K, L, S3)
+    S3 = s3_sums(act.code, state.covariance(), state.signed_weights(), state.K)
     return state.v[:, None] * S3
 
 
