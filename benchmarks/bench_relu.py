@@ -19,32 +19,16 @@ Prints tables (numbers, not a test); record them in docs/relu.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 
 import numpy as np
+from bench_integrate import machine  # the sibling benchmark (run from benchmarks/)
 from numba import njit
 
 import odeprune as op
 from odeprune import activations as A
 from odeprune._rhs import pack, rhs
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    return (f"{model}; nproc={os.cpu_count()}; python {platform.python_version()}; "
-            f"numpy {np.__version__}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 def timeit(fn, repeats: int, number: int) -> float:

@@ -74,27 +74,16 @@ def problem(M, K, sigma=0.0, v_star=V_STAR):
     """``f``, ``make_chunk(rtol, atol)``, ``y0``, ``eg(Y)`` for OrderParams.random(500, K, M)
     (the adapter to the compiled right-hand side and Dormand-Prince stepper)."""
     import odeprune as op
-    from odeprune._rhs import make_params, make_work, n_state, pack, rhs_into, unpack
-    from odeprune._solvers import Control, dopri5_run, new_run
+    from odeprune._rhs import make_params, pack, unpack
+    from odeprune._solvers import Control
+    from odeprune.dynamics import stiff_callables
 
     state = op.OrderParams.random(500, K, M, v_star=v_star, seed=0)
     p = make_params(K, M, state.T, state.v_star, ETA, ETA, sigma)
-    w = make_work(K, M)
-    n = n_state(K, M)
-
-    def f(y):
-        dy = np.empty(n)
-        rhs_into(np.ascontiguousarray(y, dtype=float), dy, p, w)
-        return dy
+    f, _, _ = stiff_callables(p, Control(1e-7, 1e-10, 0.0, 1, 1e-9))
 
     def make_chunk(rtol, atol):
-        def chunk(t, y, h, fy, t_out, i_out, Y_out, max_steps):
-            r = new_run(y, fy, t, h)
-            r.counters[0] = i_out
-            status = dopri5_run(r, t_out, Y_out, p, Control(rtol, atol, 0.0, max_steps, 1e-9))
-            return (status, r.ts[0], r.y.copy(), r.ts[1], r.f.copy(), int(r.counters[0]),
-                    int(r.counters[1]), int(r.counters[2]), int(r.counters[3]))
-        return chunk
+        return stiff_callables(p, Control(rtol, atol, 0.0, 1, 1e-9))[1]
 
     def eg(Y):
         Q, R, v = unpack(np.atleast_2d(Y), K, M)

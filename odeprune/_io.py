@@ -104,33 +104,29 @@ def atomic_write_path(path: str | os.PathLike, write) -> Path:
     it), then renamed into place; removed on any failure."""
     path = Path(path)
     _check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
-                               dir=path.parent or ".")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return _via_temporary(path, f".tmp{path.suffix}", write)
 
 
 def _atomic_write(path: Path, mode: str, write) -> Path:
-    """``write(fh)`` into a temporary file beside ``path``, fsync, then rename it into place;
-    on any failure (an interrupt included) the temporary file is removed. The temporary name is
-    unique (``mkstemp``), so concurrent writers of the same path never share it: the last
-    rename wins, and every reader sees one complete file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, mode) as fh:
+    """``write(fh)`` into a temporary file beside ``path``, fsync, then rename it into place."""
+    def to_file(tmp):
+        with open(tmp, mode) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+
+    return _via_temporary(path, ".tmp", to_file)
+
+
+def _via_temporary(path: Path, suffix: str, write) -> Path:
+    """``write(tmp_name)``, then rename the temporary file onto ``path``; on any failure (an
+    interrupt included) the temporary file is removed. The temporary name is unique
+    (``mkstemp``), so concurrent writers of the same path never share it: the last rename wins,
+    and every reader sees one complete file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent or ".")
+    os.close(fd)
+    try:
+        write(tmp)
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:

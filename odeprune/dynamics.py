@@ -397,29 +397,41 @@ class _Compiled:
         r.counters[:] = arrays["counters"]
 
 
+def stiff_callables(p, ctl):
+    """What :class:`odeprune._stiff.Stepper` needs of a compiled problem ``p`` (a
+    :class:`~odeprune._rhs.Params`) and its :class:`~odeprune._solvers.Control`: the right-hand
+    side ``f(y)``, the Dormand-Prince chunk ``explicit_chunk(t, y, h, f, t_out, i_out, Y_out,
+    max_steps)`` and the PSD check ``check(y)`` of a saved state."""
+    w = make_work(p.K, p.M)
+
+    def f(y):
+        y = np.ascontiguousarray(y, dtype=float)
+        dy = np.empty_like(y)
+        rhs_into(y, dy, p, w)
+        return dy
+
+    def explicit_chunk(t, y, h, fy, t_out, i_out, Y, max_steps):
+        r = new_run(y, fy, t, h)
+        r.counters[I_OUT] = i_out
+        status = _STEPPERS["dopri5"](r, t_out, Y, p, ctl._replace(max_steps=max_steps))
+        c = r.counters
+        return (status, float(r.ts[0]), r.y, float(r.ts[1]), r.f, int(c[I_OUT]),
+                int(c[NFEV]), int(c[N_ACCEPT]), int(c[N_REJECT]))
+
+    def check(y):
+        return output_ok(y, p, w, ctl.psd_tol)
+
+    return f, explicit_chunk, check
+
+
 class _Stiff:
     """``method="auto"/"bdf"/"radau"``: :class:`odeprune._stiff.Stepper` (explicit Dormand-Prince
     chunks until stiff, then scipy's BDF; or an implicit method from the start)."""
 
     def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
-        w = make_work(p.K, p.M)
-
-        def f(y):
-            dy = np.empty_like(y)
-            rhs_into(y, dy, p, w)
-            return dy
-
-        def explicit_chunk(t, y, h, fy, t_out_, i_out, Y, max_steps):
-            r = new_run(y, fy, t, h)
-            r.counters[I_OUT] = i_out
-            status = _STEPPERS["dopri5"](r, t_out_, Y, p, ctl._replace(max_steps=max_steps))
-            c = r.counters
-            return (status, float(r.ts[0]), r.y, float(r.ts[1]), r.f, int(c[I_OUT]),
-                    int(c[NFEV]), int(c[N_ACCEPT]), int(c[N_REJECT]))
-
+        f, explicit_chunk, check = stiff_callables(p, ctl)
         self.st = Stepper(f, t_out, Y_out, ctl.rtol, ctl.atol, method=method,
-                          explicit_chunk=explicit_chunk, stiff_method="bdf",
-                          check=lambda y: output_ok(y, p, w, ctl.psd_tol))
+                          explicit_chunk=explicit_chunk, stiff_method="bdf", check=check)
         self.st.start(0.0, y0, h0=h0 if method == "auto" else 0.0, f0=f0)
         self.st.fun.nfev += 1  # f0, as the compiled path counts it
 

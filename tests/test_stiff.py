@@ -19,27 +19,16 @@ from odeprune._stiff import CHUNK, OK, Stepper, fd_jacobian, integrate_stiff, sp
 # (the only place that knows the signatures of the compiled right-hand side and stepper)
 def order_param_problem(K=6, M=2, eta=0.5, sigma=0.0, seed=0):
     """``f(y)``, ``explicit_chunk``, ``y0`` and ``eg(Y)`` for OrderParams.random(500, K, M, 4)."""
-    from odeprune._rhs import make_params, make_work, n_state, pack, rhs_into, unpack
-    from odeprune._solvers import Control, dopri5_run, new_run
+    from odeprune._rhs import make_params, pack, unpack
+    from odeprune._solvers import Control
+    from odeprune.dynamics import stiff_callables
 
     state = op.OrderParams.random(500, K, M, v_star=4.0, seed=seed)
     p = make_params(K, M, state.T, state.v_star, eta, eta, sigma)
-    w = make_work(K, M)
-    n = n_state(K, M)
-
-    def f(y):
-        dy = np.empty(n)
-        rhs_into(np.ascontiguousarray(y, dtype=float), dy, p, w)
-        return dy
+    f, _, _ = stiff_callables(p, Control(1e-7, 1e-10, 0.0, 1, 1e-9))
 
     def make_chunk(rtol, atol):
-        def chunk(t, y, h, fy, t_out, i_out, Y_out, max_steps):
-            r = new_run(y, fy, t, h)
-            r.counters[0] = i_out
-            status = dopri5_run(r, t_out, Y_out, p, Control(rtol, atol, 0.0, max_steps, 1e-9))
-            return (status, r.ts[0], r.y.copy(), r.ts[1], r.f.copy(), int(r.counters[0]),
-                    int(r.counters[1]), int(r.counters[2]), int(r.counters[3]))
-        return chunk
+        return stiff_callables(p, Control(rtol, atol, 0.0, 1, 1e-9))[1]
 
     def eg(Y):
         # erf generalisation error, Saad & Solla (1995): 1/2 sum_cd a_c a_d I2(c, d)

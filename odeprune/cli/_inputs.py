@@ -170,6 +170,18 @@ def load_weights(path: Path, run=None, activation: str | None = None):
     return w, w_star, v, np.asarray(v_star, dtype=float), act
 
 
+def check_run_outputs(args) -> None:
+    """The outputs of a long run (``--output``, ``--plot``, ``--checkpoint``), and a
+    ``--resume`` that can find its checkpoint, before any work."""
+    if args.resume and args.checkpoint is None and args.output is None:
+        raise CliError("--resume needs the checkpoint: give --output (its checkpoint is "
+                       "OUT.ckpt.npz) or --checkpoint")
+    check_output(args.output)
+    check_output(args.plot, "--plot")
+    if args.checkpoint is not None:
+        check_output(args.checkpoint, "--checkpoint")
+
+
 def check_output(path: Path | None, option: str = "--output") -> None:
     """Refuse, before any work, an output whose directory is missing (or a directory)."""
     if path is None:

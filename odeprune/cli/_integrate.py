@@ -10,7 +10,7 @@ from . import CliError
 from ._common import add_dynamics_arguments, float_list, positive_float, positive_int, v_star_arg
 from ._inputs import (
     add_choice_options,
-    check_output,
+    check_run_outputs,
     explicit,
     load_input_state,
     load_weights,
@@ -145,13 +145,7 @@ def _check_options(args) -> None:
         if args.checkpoint is not None or args.resume:
             raise CliError("--checkpoint/--resume are not available with --backend jax (one "
                            "compiled call); use --backend numba")
-    if args.resume and args.checkpoint is None and args.output is None:
-        raise CliError("--resume needs the checkpoint: give --output (its checkpoint is "
-                       "OUT.ckpt.npz) or --checkpoint")
-    check_output(args.output)
-    check_output(args.plot, "--plot")
-    if args.checkpoint is not None:
-        check_output(args.checkpoint, "--checkpoint")
+    check_run_outputs(args)
 
 
 def _initial_state(args):

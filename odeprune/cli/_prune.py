@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import positive_int
+from ._common import fraction, positive_int
 from ._inputs import add_choice_options, explicit
 
 METHOD_CHOICES = ("random_node", "importance_node", "dpp_node", "dpp_map_node", "random_edge",
@@ -47,16 +47,6 @@ def _k_arg(text: str):
     return positive_int(text)
 
 
-def _c_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
-
-
 def register(sub) -> None:
     from ..activations import ACTIVATIONS
 
@@ -76,7 +66,7 @@ def register(sub) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--k", type=_k_arg, default=None, metavar="K|all",
                       help="kept units (1..K), or all of 1..K")
-    size.add_argument("--c", type=_c_arg, default=None, help="kept fraction of edges, in [0, 1]")
+    size.add_argument("--c", type=fraction, default=None, help="kept fraction of edges, in [0, 1]")
     p.add_argument("--reweight", choices=REWEIGHT_CHOICES, default="none",
                    help="second-layer reweighting (default none), or all applicable")
     p.add_argument("--kernel", choices=["Q", "activation"], default=None,

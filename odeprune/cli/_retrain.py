@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import float_list, positive_float, positive_int
+from ._common import float_list, fraction, positive_float, positive_int
 
 NODE = ("random_node", "importance_node", "dpp_node", "dpp_map_node")
 EDGE = ("random_edge", "magnitude_edge", "magnitude_edge_global", "dpp_edge", "snip_edge",
@@ -74,16 +74,6 @@ def _reweights_arg(text: str) -> list[str]:
     return out
 
 
-def _c_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
-
-
 def register(sub) -> None:
     p = sub.add_parser("retrain", help="prune a trained student, retrain it; eg before/after",
                        description=DESCRIPTION, epilog=EPILOG,
@@ -101,7 +91,7 @@ def register(sub) -> None:
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--k", type=positive_int, help="kept units (node methods; edge rules "
                                                      "then keep c = k/K)")
-    size.add_argument("--c", type=_c_arg, help="kept fraction of first-layer weights (edge "
+    size.add_argument("--c", type=fraction, help="kept fraction of first-layer weights (edge "
                                                "rules; node methods need k = cK integer)")
     p.add_argument("--reweight", type=_reweights_arg, default=["none"], metavar="R[,R..]",
                    help="second-layer reweighting(s) before retraining (default none). Node: "

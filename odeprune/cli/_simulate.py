@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import CliError
 from ._common import add_dynamics_arguments, float_list, positive_float, positive_int, v_star_arg
-from ._inputs import check_output, explicit, load_weights
+from ._inputs import check_run_outputs, explicit, load_weights
 
 DESCRIPTION = """\
 Train a real two-layer student (K hidden units, input dimension N) on a real two-layer teacher
@@ -120,13 +120,7 @@ def _check_options(args) -> None:
                            f"{'it' if len(given) == 1 else 'them'}")
     elif args.run is not None:
         raise CliError("--run applies to a SimulationEnsemble file given with --weights")
-    if args.resume and args.checkpoint is None and args.output is None:
-        raise CliError("--resume needs the checkpoint: give --output (its checkpoint is "
-                       "OUT.ckpt.npz) or --checkpoint")
-    check_output(args.output)
-    check_output(args.plot, "--plot")
-    if args.checkpoint is not None:
-        check_output(args.checkpoint, "--checkpoint")
+    check_run_outputs(args)
 
 
 def run_simulate(args) -> int:

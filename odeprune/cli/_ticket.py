@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import float_list, positive_float, positive_int, v_star_arg
+from ._common import float_list, fraction, positive_float, positive_int, v_star_arg
 
 ARMS = ("dense", "ticket", "random", "magnitude_init", "finetune")
 INIT_RULES = ("random_edge", "magnitude_edge", "magnitude_edge_global", "snip_edge",
@@ -51,16 +51,6 @@ examples:
 """
 
 
-def _c_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
-
-
 def _int_list(text: str) -> list[int]:
     try:
         if "-" in text and "," not in text:
@@ -98,7 +88,7 @@ def register(sub) -> None:
     net.add_argument("--init", type=Path, default=None, metavar="FILE",
                      help="start the limit from this state instead of the random draw")
     prot = p.add_argument_group("protocol")
-    prot.add_argument("--c", type=_c_arg, default=None,
+    prot.add_argument("--c", type=fraction, default=None,
                       help="kept fraction of first-layer weights (ticket, init)")
     prot.add_argument("--alpha-train", type=positive_float, default=None,
                       help="dense training before taking the mask (ticket; default 500), or "
