@@ -107,15 +107,9 @@ def rhs_state(state, eta: float, eta_v: float | None = None, sigma: float = 0.0,
 
 
 def _activation_of(state, activation) -> str:
-    own = getattr(state, "activation", "erf")
-    if activation is None:
-        return own
-    name = get_activation(activation).name
-    if name != own:
-        raise ValueError(f"activation={activation!r} conflicts with the state's activation "
-                         f"{own!r}; omit it (the state's is used), or reinterpret the overlaps "
-                         f"explicitly with state.replace(activation={name!r})")
-    return name
+    """The state's activation (an explicit, different ``activation`` is refused)."""
+    dense = state.dense() if isinstance(state, SparseOrderParams) else state
+    return dense.check_activation(activation)
 
 
 def _params_dict(state, eta, eta_v, sigma, activation, train_v, gradient_flow, method, rtol, atol,
@@ -534,20 +528,15 @@ def _state_from(y, p, sp):
     try:
         if p.n_cls == 1 and np.all(sp.patterns):
             return OrderParams(Q=Qc[0], R=Rc[0], T=p.T, v=v, v_star=sp.v_star,
-                               **_act_kw(sp.activation))
+                               activation=sp.activation)
         return sp.replace(Q=Qc, R=Rc, v=v)
     except ValueError:
         return None
 
 
-def _act_kw(name):
-    return {"activation": name} if "activation" in OrderParams.__dataclass_fields__ else {}
-
-
 # ------------------------------------------------------------------------------ checkpoints
 def _save_checkpoint(path, params, y0, state, t_out, drv, Y_out):
-    i_out = int(drv.last_good().counters[I_OUT]) if isinstance(drv, _Stiff) \
-        else int(drv.run.counters[I_OUT])
+    i_out = int(drv.last_good().counters[I_OUT])
     _io.write_npz(path, "IntegrateCheckpoint",
                   {"t_out": t_out, "Y_done": Y_out[:i_out], "init": y0, **drv.get_state()},
                   {"params": params, "checkpoint_version": CHECKPOINT_VERSION})

@@ -60,10 +60,6 @@ def _patterns(value: Any) -> np.ndarray:
     return a
 
 
-def _dense_kwargs(activation: str) -> dict:
-    return {"activation": activation} if "activation" in OrderParams.__dataclass_fields__ else {}
-
-
 @dataclass(frozen=True, eq=False)
 class SparseOrderParams:
     """Order parameters of a network with a fixed first-layer mask, per mask class.
@@ -172,7 +168,7 @@ class SparseOrderParams:
         """The :class:`OrderParams` of the masked network (the class sums)."""
         if "dense" not in self._cache:
             self._cache["dense"] = OrderParams(**self.dense_arrays(),
-                                               **_dense_kwargs(self.activation))
+                                               activation=self.activation)
         return self._cache["dense"]
 
     def eg(self) -> float:
@@ -247,7 +243,7 @@ class SparseOrderParams:
         """One class, nothing pruned: the same network as ``state``."""
         return cls(patterns=np.ones((1, state.K), dtype=bool), f=[1.0], Q=state.Q[None],
                    R=state.R[None], T=state.T[None], v=state.v, v_star=state.v_star,
-                   activation=getattr(state, "activation", "erf"))
+                   activation=state.activation)
 
     @classmethod
     def random_mask(cls, state: OrderParams, c: float) -> SparseOrderParams:
@@ -270,7 +266,7 @@ class SparseOrderParams:
         R = f[:, None, None] * state.R[None] * m[:, :, None]
         T = f[:, None, None] * state.T[None]
         return cls(patterns=pats, f=f / f.sum(), Q=Q, R=R, T=T, v=state.v, v_star=state.v_star,
-                   activation=getattr(state, "activation", "erf"))
+                   activation=state.activation)
 
     def split(self, n: int = 2) -> SparseOrderParams:
         """The same network with every class split into ``n`` equal sub-classes (a test of the
