@@ -18,27 +18,25 @@
     python benchmarks/bench_speed.py --skip stiff,sgd --repeats 5
 
 The machine is shared: every time is the minimum of ``--repeats`` runs, and ratios are taken
-within this process. The implicit phase's LU factorisations run on one BLAS thread
-(``OPENBLAS_NUM_THREADS=1`` is set here unless already set; see docs/speed.md).
+within this process. The implicit phase limits its LU factorisations to one BLAS thread itself
+(threadpoolctl; see docs/speed.md), so nothing is set here.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import inspect
+import platform
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import NamedTuple
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import argparse  # noqa: E402
-import inspect  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import textwrap  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 ETA, V_STAR = 0.5, 4.0
 ALPHAS = (1e3, 1e4, 1e5)
@@ -80,10 +78,10 @@ def problem(M, K, sigma=0.0, v_star=V_STAR):
 
     state = op.OrderParams.random(500, K, M, v_star=v_star, seed=0)
     p = make_params(K, M, state.T, state.v_star, ETA, ETA, sigma)
-    f, _, _ = stiff_callables(p, Control(1e-7, 1e-10, 0.0, 1, 1e-9))
+    f = stiff_callables(p, Control(1e-7, 1e-10, 0.0, 1, 1e-9)).f
 
     def make_chunk(rtol, atol):
-        return stiff_callables(p, Control(rtol, atol, 0.0, 1, 1e-9))[1]
+        return stiff_callables(p, Control(rtol, atol, 0.0, 1, 1e-9)).explicit_chunk
 
     def eg(Y):
         Q, R, v = unpack(np.atleast_2d(Y), K, M)
@@ -104,13 +102,25 @@ def save_at(alpha_max, n=200):
     return np.unique(np.concatenate([[0.0], np.geomspace(lo, alpha_max, n)]))
 
 
-def run_method(M, K, alpha, method, rtol=1e-7, atol=1e-10, stiff_method="bdf"):
-    from odeprune._stiff import integrate_stiff
+class _Run(NamedTuple):
+    nfev: int
+    njev: int
+    n_accept: int
+    t_switch: float
 
-    f, make_chunk, y0, eg = problem(M, K)
-    sol = integrate_stiff(f, y0, save_at(alpha), rtol, atol, method=method,
-                          explicit_chunk=make_chunk(rtol, atol), stiff_method=stiff_method)
-    return sol, eg(sol.Y)
+
+def run_method(M, K, alpha, method, rtol=1e-7, atol=1e-10):
+    """``odeprune.integrate`` as a user calls it (``method="explicit"``: its default Dormand-Prince
+    stepper); returns ``(counters, eps_g at the saved alphas)``."""
+    import odeprune as op
+
+    state = op.OrderParams.random(500, K, M, v_star=V_STAR, seed=0)
+    c = op.integrate(state, eta=ETA, alpha_max=alpha, save_at=save_at(alpha), rtol=rtol,
+                     atol=atol, method="dopri5" if method == "explicit" else method,
+                     progress=False)
+    m = c.metadata
+    return _Run(int(m["nfev"]), int(m.get("njev", 0)), int(m.get("n_accept", -1)),
+                float(m.get("alpha_switch", np.nan))), c.eg
 
 
 def bench_stiff(configs, alphas, repeats, with_reference, explicit_limit_s):

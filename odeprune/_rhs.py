@@ -422,16 +422,23 @@ def s4_sums_threaded(p, w):
 @njit(cache=True, error_model="numpy")
 def rhs_into(y, dy, p, w):
     """Write ``d y / d alpha`` into ``dy`` (state layout: see the module docstring)."""
-    K, M = p.K, p.M
-    L = K + M
-    C, Cs, a, U, bv, S3 = w.C, w.Cs, w.a, w.U, w.b, w.S3
-    unpack_cov(y, p, C, a)
-    i3_coefficients(p.act, C, a, K, U, bv)
+    unpack_cov(y, p, w.C, w.a)
+    i3_coefficients(p.act, w.C, w.a, p.K, w.U, w.b)
     if p.sgd:
         if p.threads:
             s4_sums_threaded(p, w)
         else:
             s4_sums(p, w)
+    assemble(y, dy, p, w)
+
+
+@njit(cache=True, error_model="numpy")
+def assemble(y, dy, p, w):
+    """The rest of :func:`rhs_into` once ``w.C``, ``w.a``, ``w.U``, ``w.b`` and (SGD) ``w.S4``
+    hold this state's values: the per-class ``S3`` sums and the derivatives."""
+    K, M = p.K, p.M
+    L = K + M
+    C, Cs, a, U, bv, S3 = w.C, w.Cs, w.a, w.U, w.b, w.S3
     eta = p.eta
     for s in range(p.n_cls):
         u = p.units[s]

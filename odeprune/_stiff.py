@@ -59,6 +59,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "Stepper",
@@ -248,9 +249,9 @@ class Stepper:
     probe_steps, switch_h_rho, min_remaining_steps :
         The stiffness test of ``"auto"`` (see the module docstring).
     jac : callable, optional
-        ``jac(y, f0) -> J`` (n, n), e.g. a compiled finite-difference Jacobian that loops over the
-        columns without returning to Python; counted as ``n`` evaluations. Default:
-        :func:`fd_jacobian` of ``f``.
+        ``jac(y) -> J`` (n, n), e.g. :func:`odeprune._jacobian.jacobian_into` (compiled, and
+        recomputing only what each column moves); counted in ``njev`` only, not in ``nfev``.
+        Default: :func:`fd_jacobian` of ``f`` (``n`` evaluations each, counted in ``nfev``).
 
     Attributes
     ----------
@@ -435,8 +436,7 @@ class Stepper:
         self.njev += 1
         if self.user_jac is None:
             return fd_jacobian(self.fun, y, self.fun.at(y))
-        self.nfev_explicit += y.shape[0]  # counted as n evaluations
-        return np.asarray(self.user_jac(y, self.fun.at(y)), dtype=float)
+        return np.asarray(self.user_jac(y), dtype=float)  # counted in njev only
 
     def _new_solver(self):
         from scipy.integrate import BDF, Radau
@@ -528,25 +528,12 @@ class Stepper:
         return True
 
 
-class _one_blas_thread:
-    """Run the LU factorisations of the implicit phase on one BLAS thread when ``threadpoolctl``
-    is installed: for n <= ~500 a multi-threaded LU gains nothing, and on a loaded machine
-    OpenBLAS's spinning threads made the K=20 implicit phase 2.3x slower (measured)."""
-
-    def __enter__(self):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            self._ctx = None
-            return self
-        self._ctx = threadpool_limits(1, user_api="blas")
-        self._ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.__exit__(*exc)
-        return False
+def _one_blas_thread():
+    """Run the LU factorisations of the implicit phase on one BLAS thread: for n <= ~500 a
+    multi-threaded LU gains nothing, and OpenBLAS's spinning threads took the cores from numba's
+    threaded right-hand side (K=20, M=5, alpha=1e5: 2.8 s instead of 1.0 s on the idle 2-core
+    machine; on a loaded one 2.3x slower)."""
+    return threadpool_limits(1, user_api="blas")
 
 
 def initial_step(y, f, rtol, atol, span) -> float:

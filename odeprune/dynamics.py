@@ -16,11 +16,13 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import _io
+from ._jacobian import column_entries, jacobian_into
 from ._rhs import make_params, make_work, pack_classes, rhs_eval, rhs_into, unpack_classes
 from ._runcontrol import RunControl
 from ._solvers import (
@@ -391,11 +393,22 @@ class _Compiled:
         r.counters[:] = arrays["counters"]
 
 
-def stiff_callables(p, ctl):
-    """What :class:`odeprune._stiff.Stepper` needs of a compiled problem ``p`` (a
-    :class:`~odeprune._rhs.Params`) and its :class:`~odeprune._solvers.Control`: the right-hand
-    side ``f(y)``, the Dormand-Prince chunk ``explicit_chunk(t, y, h, f, t_out, i_out, Y_out,
-    max_steps)`` and the PSD check ``check(y)`` of a saved state."""
+class StiffProblem(NamedTuple):
+    """What :class:`odeprune._stiff.Stepper` needs of a compiled problem: the right-hand side
+    ``f(y)``, the Dormand-Prince chunk ``explicit_chunk(t, y, h, f, t_out, i_out, Y_out,
+    max_steps)``, the PSD check ``check(y)`` of a saved state and the Jacobian ``jac(y)``."""
+
+    f: Callable
+    explicit_chunk: Callable
+    check: Callable
+    jac: Callable
+
+
+def stiff_callables(p, ctl) -> StiffProblem:
+    """The :class:`StiffProblem` of a compiled problem ``p`` (a :class:`~odeprune._rhs.Params`)
+    and its :class:`~odeprune._solvers.Control`. The Jacobian is
+    :func:`odeprune._jacobian.jacobian_into` (compiled; only the moved ``I4`` terms per
+    column)."""
     w = make_work(p.K, p.M)
 
     def f(y):
@@ -415,7 +428,19 @@ def stiff_callables(p, ctl):
     def check(y):
         return output_ok(y, p, w, ctl.psd_tol)
 
-    return f, explicit_chunk, check
+    patterns = np.zeros((p.n_cls, p.K), dtype=bool)
+    for s in range(p.n_cls):
+        patterns[s, p.units[s, :p.nk[s]]] = True
+    cols = column_entries(patterns, p.K, p.M, p.track_P)
+    w0, w1 = make_work(p.K, p.M), make_work(p.K, p.M)
+
+    def jac(y):
+        y = np.ascontiguousarray(y, dtype=float)
+        J = np.empty((y.shape[0], y.shape[0]))
+        jacobian_into(y, p, w0, w1, cols, J)
+        return J
+
+    return StiffProblem(f, explicit_chunk, check, jac)
 
 
 class _Stiff:
@@ -423,9 +448,10 @@ class _Stiff:
     chunks until stiff, then scipy's BDF; or an implicit method from the start)."""
 
     def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
-        f, explicit_chunk, check = stiff_callables(p, ctl)
-        self.st = Stepper(f, t_out, Y_out, ctl.rtol, ctl.atol, method=method,
-                          explicit_chunk=explicit_chunk, stiff_method="bdf", check=check)
+        sp = stiff_callables(p, ctl)
+        self.st = Stepper(sp.f, t_out, Y_out, ctl.rtol, ctl.atol, method=method,
+                          explicit_chunk=sp.explicit_chunk, stiff_method="bdf", check=sp.check,
+                          jac=sp.jac)
         self.st.start(0.0, y0, h0=h0 if method == "auto" else 0.0, f0=f0)
         self.st.fun.nfev += 1  # f0, as the compiled path counts it
 

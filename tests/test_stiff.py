@@ -25,10 +25,10 @@ def order_param_problem(K=6, M=2, eta=0.5, sigma=0.0, seed=0):
 
     state = op.OrderParams.random(500, K, M, v_star=4.0, seed=seed)
     p = make_params(K, M, state.T, state.v_star, eta, eta, sigma)
-    f, _, _ = stiff_callables(p, Control(1e-7, 1e-10, 0.0, 1, 1e-9))
+    f = stiff_callables(p, Control(1e-7, 1e-10, 0.0, 1, 1e-9)).f
 
     def make_chunk(rtol, atol):
-        return stiff_callables(p, Control(rtol, atol, 0.0, 1, 1e-9))[1]
+        return stiff_callables(p, Control(rtol, atol, 0.0, 1, 1e-9)).explicit_chunk
 
     def eg(Y):
         # erf generalisation error, Saad & Solla (1995): 1/2 sum_cd a_c a_d I2(c, d)

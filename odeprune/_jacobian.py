@@ -1,0 +1,214 @@
+r"""The Jacobian of the order-parameter ODEs by finite differences that recompute only what changes.
+
+The implicit phase of ``method="auto"`` (:mod:`odeprune._stiff`) needs ``d f / d y``. A plain
+forward-difference Jacobian costs ``n`` full evaluations (``n = 330`` at K=20, M=5), and the
+global ``I4`` sum dominates each of them: ``K(K+1)/2 * L(L+1)/2`` terms, ``L = K + M``. But one
+state entry enters few of those terms (``docs/theory.md`` §4):
+
+- an overlap entry ``C_ab`` (``Q_ab`` or ``R_an``; per class, the class's entry moves the
+  global sum by the same increment) enters ``I4(i, k, c, d)`` only when ``{a, b}`` is a subset
+  of ``{i, k, c, d}``: all terms of the pair ``(a, b)``, ``L`` terms of a pair that holds one of
+  them, one term of every other pair;
+- a second-layer weight ``v_e`` enters only the weights ``a_c a_d`` of the terms with ``e`` in
+  ``{c, d}``: ``L`` terms per pair;
+- a two-time overlap ``P`` entry enters no ``I4`` term at all.
+
+So column ``j`` is ``(f(y + h e_j) - f(y)) / h`` exactly as in
+:func:`odeprune._stiff.fd_jacobian` (same increment), with the ``I4`` sum of ``y + h e_j`` formed
+as the sum at ``y`` plus the change of the affected terms (both sides of the change evaluated by
+the same closed form, so nothing but the affected terms differs); the cheap parts (the ``I3``
+coefficients, the per-class ``S3`` sums, ``I2``, ``J2``) are recomputed in full. At K=20, M=5
+this is about a sixth of the plain Jacobian's work (``benchmarks/bench_speed.py``); the tests
+compare it with :func:`~odeprune._stiff.fd_jacobian` and with central differences.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ._rhs import _layout, assemble, i3_coefficients, s4_sums, unpack_cov
+from .activations import ERF, I4, J2
+
+__all__ = ["column_entries", "jacobian_into"]
+
+_4_PI2 = 4.0 / (math.pi * math.pi)
+_SQRT_EPS = math.sqrt(np.finfo(float).eps)
+_P_ENTRY = -1  # a column that moves no overlap of the fields (a two-time overlap P)
+_V_ENTRY = -2  # a column that moves a second-layer weight
+
+
+def column_entries(patterns, K: int, M: int, track_P: bool) -> np.ndarray:
+    """``(n, 2)`` int64: for state entry ``j`` the global covariance entry ``(a, b)``, ``a <= b``
+    (``b >= K``: a teacher field) it moves; ``(-1, -1)`` for a ``P`` entry; ``(-2, e)`` for
+    ``v_e``."""
+    qi, ri, pi, nv = _layout(patterns, M, track_P)
+    out = np.full((nv + K, 2), _P_ENTRY, dtype=np.int64)
+    out[qi[3], 0] = np.minimum(qi[1], qi[2])
+    out[qi[3], 1] = np.maximum(qi[1], qi[2])
+    out[ri[3], 0] = ri[1]
+    out[ri[3], 1] = K + ri[2]
+    out[nv:, 0] = _V_ENTRY
+    out[nv:, 1] = np.arange(K)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _i4(act, C, i, k, c, d):
+    return I4(act, C[i, i], C[i, k], C[i, c], C[i, d], C[k, k], C[k, c], C[k, d], C[c, c],
+              C[c, d], C[d, d])
+
+
+@njit(cache=True, error_model="numpy")
+def _term_change(act, C0, C1, a0, a1, ikcd, moves_cov):
+    """Change of ``w_cd a_c a_d I4(i, k, c, d)`` (``w_cd = 2`` off the diagonal) from (C0, a0)
+    to (C1, a1); ``ikcd = (i, k, c, d)``, ``c <= d``."""
+    i, k, c, d = ikcd
+    wt = 1.0 if c == d else 2.0
+    if moves_cov:
+        return wt * a0[c] * a0[d] * (_i4(act, C1, i, k, c, d) - _i4(act, C0, i, k, c, d))
+    return wt * (a1[c] * a1[d] - a0[c] * a0[d]) * _i4(act, C0, i, k, c, d)
+
+
+@njit(cache=True, error_model="numpy")
+def _erf_pair_setup(C, i, k, L, r):
+    """``r[c] = Lambda_1(c)^(-1/2)`` of the pair ``(i, k)`` for erf; returns ``Lambda_4``
+    (the notation of :func:`odeprune._rhs._s4_erf`)."""
+    ci = C[i]
+    ck = C[k]
+    cii1 = 1.0 + ci[i]
+    ckk1 = 1.0 + ck[k]
+    cik = ci[k]
+    lam4 = cii1 * ckk1 - cik * cik
+    for c in range(L):
+        lam1 = (lam4 * (1.0 + C[c, c]) - ck[c] * ck[c] * cii1 - ci[c] * ci[c] * ckk1
+                + 2.0 * cik * ci[c] * ck[c])
+        r[c] = 1.0 / math.sqrt(lam1)
+    return lam4
+
+
+@njit(cache=True, error_model="numpy")
+def _erf_row(C, a, i, k, e, r, lam4, w_off):
+    """``sum_x w_ex a_e a_x I4(i, k, e, x)`` for erf, ``w_ee = 1``, ``w_ex = w_off`` otherwise
+    (``r``, ``lam4`` from :func:`_erf_pair_setup`)."""
+    ci = C[i]
+    ck = C[k]
+    cik = ci[k]
+    re = r[e]
+    u1 = lam4 * re
+    u2 = (ck[e] * (1.0 + ci[i]) - cik * ci[e]) * re
+    u3 = (ci[e] * (1.0 + ck[k]) - cik * ck[e]) * re
+    s = 0.0
+    for x in range(C.shape[0]):
+        t = a[x] * math.asin((u1 * C[e, x] - u2 * ck[x] - u3 * ci[x]) * r[x])
+        s += t if x == e else w_off * t
+    return _4_PI2 / math.sqrt(lam4) * a[e] * s
+
+
+@njit(cache=True, error_model="numpy")
+def _row_erf(C, a, i, k, e, L, r):
+    """``sum_x w_ex a_e a_x I4(i, k, e, x)`` for erf (``w = 2`` off the diagonal)."""
+    lam4 = _erf_pair_setup(C, i, k, L, r)
+    return _erf_row(C, a, i, k, e, r, lam4, 2.0)
+
+
+@njit(cache=True, error_model="numpy")
+def _pair_erf(C, a, i, k, L, r):
+    """The pair's whole sum ``sum_{c,d} a_c a_d I4(i, k, c, d)`` for erf with ``math.asin``."""
+    lam4 = _erf_pair_setup(C, i, k, L, r)
+    s = 0.0
+    for e in range(L):
+        s += _erf_row(C, a, i, k, e, r, lam4, 1.0)
+    return s
+
+
+@njit(cache=True, error_model="numpy")
+def _s4_change(p, C0, C1, a0, a1, ea, eb, S4):
+    """Add to ``S4`` (upper triangle, the sum at (C0, a0)) the change of the terms that move when
+    the covariance entry ``(ea, eb)`` (``ea >= 0``) or the weight ``a_eb`` (``ea == -2``) does."""
+    K, L, act = p.K, p.K + p.M, p.act
+    erf = act == ERF
+    r = np.empty(L)
+    moves_cov = ea >= 0
+    for i in range(K):
+        for k in range(i, K):
+            if moves_cov:
+                # the indices of {ea, eb} not already among {i, k}
+                n_need = 0
+                e1 = -1
+                e2 = -1
+                if ea != i and ea != k:
+                    n_need += 1
+                    e1 = ea
+                if eb != ea and eb != i and eb != k:
+                    n_need += 1
+                    if e1 < 0:
+                        e1 = eb
+                    else:
+                        e2 = eb
+            else:
+                n_need = 1
+                e1 = eb
+                e2 = -1
+            d4 = 0.0
+            if n_need == 0:  # every term of the pair moves
+                if erf:
+                    d4 = _pair_erf(C1, a0, i, k, L, r) - _pair_erf(C0, a0, i, k, L, r)
+                else:
+                    for c in range(L):
+                        for d in range(c, L):
+                            d4 += _term_change(act, C0, C1, a0, a1, (i, k, c, d), moves_cov)
+            elif n_need == 1:  # the terms with e1 among (c, d)
+                if erf:
+                    if moves_cov:
+                        d4 = _row_erf(C1, a0, i, k, e1, L, r) - _row_erf(C0, a0, i, k, e1, L, r)
+                    else:
+                        d4 = _row_erf(C0, a1, i, k, e1, L, r) - _row_erf(C0, a0, i, k, e1, L, r)
+                else:
+                    for x in range(L):
+                        c, d = min(e1, x), max(e1, x)
+                        d4 += _term_change(act, C0, C1, a0, a1, (i, k, c, d), moves_cov)
+            else:  # the one term (e1, e2)
+                d4 += _term_change(act, C0, C1, a0, a1, (i, k, min(e1, e2), max(e1, e2)),
+                                   moves_cov)
+            if moves_cov and p.sigma != 0.0:
+                d4 += p.sigma * p.sigma * (J2(act, C1[i, i], C1[i, k], C1[k, k])
+                                           - J2(act, C0[i, i], C0[i, k], C0[k, k]))
+            S4[i, k] += d4
+
+
+@njit(cache=True, error_model="numpy")
+def jacobian_into(y, p, w, w1, cols, J):
+    """Fill ``J`` (n, n) with the forward-difference Jacobian of :func:`odeprune._rhs.rhs_into`
+    at ``y``; ``w``, ``w1``: two workspaces (:func:`~odeprune._rhs.make_work`); ``cols``: from
+    :func:`column_entries`. Returns ``f(y)`` as this function evaluated it."""
+    n = y.shape[0]
+    K = p.K
+    unpack_cov(y, p, w.C, w.a)
+    i3_coefficients(p.act, w.C, w.a, K, w.U, w.b)
+    if p.sgd:
+        s4_sums(p, w)
+    f0 = np.empty(n)
+    assemble(y, f0, p, w)
+    yp = y.copy()
+    dyp = np.empty(n)
+    for j in range(n):
+        yj = y[j]
+        h = _SQRT_EPS * max(abs(yj), 1e-3)
+        yp[j] = yj + h
+        h = yp[j] - yj
+        unpack_cov(yp, p, w1.C, w1.a)
+        i3_coefficients(p.act, w1.C, w1.a, K, w1.U, w1.b)
+        if p.sgd:
+            for i in range(K):
+                for k in range(i, K):
+                    w1.S4[i, k] = w.S4[i, k]
+            if cols[j, 0] != _P_ENTRY:
+                _s4_change(p, w.C, w1.C, w.a, w1.a, cols[j, 0], cols[j, 1], w1.S4)
+        assemble(yp, dyp, p, w1)
+        for i in range(n):
+            J[i, j] = (dyp[i] - f0[i]) / h
+        yp[j] = yj
+    return f0

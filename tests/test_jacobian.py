@@ -1,0 +1,99 @@
+"""The compiled Jacobian of the implicit phase (``odeprune._jacobian``, issue 16).
+
+It is the forward-difference Jacobian with the increments of ``_stiff.fd_jacobian`` computed by
+recomputing only the I4 terms a column moves, so against the plain forward differences (same
+increments ``h_j``) the only difference is rounding in the sums: ``|dJ_ij| <= c eps max|f| / h_j``
+with ``c`` at most the number of terms of one sum (``L^2``). Against central differences
+(an independent computation, truncation ``O(h^2)``) it agrees to the forward-difference error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import odeprune as op
+from odeprune._jacobian import column_entries, jacobian_into
+from odeprune._rhs import make_work, rhs_eval
+from odeprune._stiff import fd_jacobian
+from odeprune.activations import get_activation
+from odeprune.dynamics import _problem
+
+EPS = np.finfo(float).eps
+
+
+def _increments(y):
+    h = np.sqrt(EPS) * np.maximum(np.abs(y), 1e-3)
+    return (y + h) - y
+
+
+def _both(state, sigma=0.2, act="erf", train_v=True, sgd=True, fast=True, track_P=False):
+    p, y, sp = _problem(state, 0.5, 0.4, sigma, get_activation(act).code, train_v, sgd,
+                        track_P, fast=fast)
+    f0 = rhs_eval(y, p)
+    J_plain = fd_jacobian(lambda x: rhs_eval(x, p), y, f0)
+    J = np.empty_like(J_plain)
+    f_struct = jacobian_into(y, p, make_work(p.K, p.M), make_work(p.K, p.M),
+                             column_entries(sp.patterns, p.K, p.M, track_P), J)
+    return p, y, f0, f_struct, J, J_plain
+
+
+CASES = [
+    dict(act="erf"),
+    dict(act="erf", fast=False),
+    dict(act="erf", sigma=0.0, train_v=False),
+    dict(act="erf", sgd=False),
+    dict(act="linear"),
+    dict(act="relu"),
+]
+
+
+@pytest.mark.parametrize("kw", CASES, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
+def test_dense_jacobian_equals_plain_forward_differences(kw):
+    state = op.OrderParams.random(500, 5, 3, v_star=2.0, seed=3,
+                                  activation=kw.get("act", "erf"))
+    p, y, f0, f_struct, J, J_plain = _both(state, **kw)
+    L = p.K + p.M
+    np.testing.assert_allclose(f_struct, f0, rtol=1e-12, atol=1e-14)
+    bound = L * L * EPS * np.abs(f0).max() / _increments(y)
+    assert np.all(np.abs(J - J_plain) <= bound[None, :])
+    assert np.abs(J).max() > 0.1  # not a trivial Jacobian
+
+
+def test_masked_jacobian_with_two_time_overlaps():
+    state = op.OrderParams.random(500, 4, 2, v_star=2.0, seed=1)
+    sp = op.SparseOrderParams.random_mask(state, 0.6)
+    assert sp.patterns.shape[0] > 1
+    p, y, f0, _, J, J_plain = _both(sp, track_P=True)
+    L = p.K + p.M
+    bound = L * L * EPS * np.abs(f0).max() / _increments(y)
+    assert np.all(np.abs(J - J_plain) <= bound[None, :])
+    # the P columns move no field overlap: only the P rows of their own class respond
+    cols = column_entries(sp.patterns, p.K, p.M, True)
+    assert (cols[:, 0] == -1).sum() == sum(int(k) ** 2 for k in p.nk)
+
+
+def test_jacobian_against_central_differences():
+    state = op.OrderParams.random(500, 6, 2, v_star=4.0, seed=0)
+    p, y, f0, _, J, _ = _both(state, sigma=0.1)
+    n = y.size
+    Jc, Jc2 = np.empty((n, n)), np.empty((n, n))
+    for j in range(n):
+        for out, h in ((Jc, 1e-5), (Jc2, 2e-5)):
+            yp, ym = y.copy(), y.copy()
+            yp[j] += h
+            ym[j] -= h
+            out[:, j] = (rhs_eval(yp, p) - rhs_eval(ym, p)) / (2 * h)
+    central_err = np.abs(Jc - Jc2).max() / 3  # Richardson: error(h) ~ (J(2h) - J(h)) / 3
+    # forward differences: truncation h |f''| / 2 plus rounding eps |f| / h, per column
+    h = _increments(y)
+    fwd_err = h * np.abs(Jc).max() + 4 * EPS * np.abs(f0).max() / h
+    assert np.all(np.abs(J - Jc) <= 10 * fwd_err[None, :] + 10 * central_err)
+
+
+def test_column_entries_layout():
+    cols = column_entries(np.ones((1, 3), dtype=bool), 3, 2, False)
+    # Q upper triangle (0,0) (0,1) (0,2) (1,1) (1,2) (2,2), then R rows, then v
+    assert cols[:6].tolist() == [[0, 0], [0, 1], [0, 2], [1, 1], [1, 2], [2, 2]]
+    assert cols[6:12].tolist() == [[0, 3], [0, 4], [1, 3], [1, 4], [2, 3], [2, 4]]
+    assert cols[12:].tolist() == [[-2, 0], [-2, 1], [-2, 2]]
