@@ -251,48 +251,42 @@ def bench_startup(repeats):
 
 # ----------------------------------------------------------------------------- 3. SGD step
 def _old_sgd_kernel():
-    """``_sgd_block`` as it was before issue 16: the same source with the old Gaussian loop."""
+    """``sgd_steps`` with the Gaussian loop of before issue 16 (numba's ``standard_normal`` per
+    number): the same source with the draw replaced."""
     from numba import njit
 
-    import odeprune.simulation as sim
+    import odeprune.sim.kernel as kernel
 
-    src = textwrap.dedent(inspect.getsource(sim._sgd_block.py_func))
+    src = textwrap.dedent(inspect.getsource(kernel.sgd_steps.py_func))
     new = "fill_normals(rng, x)"
     if new not in src:
         return None
     src = src.replace(new, "for j in range(N):\n            x[j] = rng.standard_normal()\n        #")
     src = "\n".join(line for line in src.splitlines() if not line.startswith("@"))
-    ns = dict(vars(sim))
+    ns = dict(vars(kernel))
     exec(src, ns)  # noqa: S102 - our own source, modified
-    return njit(nogil=True, error_model="numpy", fastmath=sim._FASTMATH)(ns["_sgd_block"])
+    return njit(nogil=True, error_model="numpy", fastmath=kernel.FASTMATH)(ns["sgd_steps"])
 
 
 def _sgd_step_fn(kernel, N, K, M, n_steps=2000):
-    """A callable timing ``n_steps`` steps of ``kernel`` (returns seconds)."""
-    import odeprune.simulation as sim
+    """A callable timing ``n_steps`` steps of ``kernel`` (``sgd_steps``'s signature; returns
+    seconds per step)."""
+    from odeprune.sim.kernel import make_sgd_params
 
-    params = inspect.signature(sim._sgd_block.py_func).parameters
     gen = np.random.default_rng(1)
     w_star = gen.standard_normal((M, N))
     w0 = gen.standard_normal((K, N))
     w, v, v_star = w0.copy(), np.full(K, 0.1), np.ones(M)
     rng, noise_rng = np.random.default_rng(2), np.random.default_rng(3)
-    x, counter, mask = np.empty(N), np.zeros(1, np.int64), np.ones((1, 1))
-    kw = dict(w=w, v=v, w_star=w_star, v_star=v_star, rng=rng, noise_rng=noise_rng, x=x,
-              eta_w=ETA / np.sqrt(N), eta_v=ETA / N, sigma=0.0, act=0, train_v=True,
-              inv_sqrt_N=1 / np.sqrt(N), counter=counter, mask=mask, has_mask=False)
-
-    def call(n):
-        kw["n_steps"] = n
-        return kernel(*[kw[name] for name in params])
-
-    call(1)
+    x, counter = np.empty(N), np.zeros(1, np.int64)
+    p = make_sgd_params(w_star, v_star, ETA, ETA, 0.0, 0, True)
+    kernel(w, v, x, counter, rng, noise_rng, 1, p)
 
     def timed():
         w[:] = w0
         v[:] = 0.1
         t0 = time.thread_time()  # CPU time: robust to being descheduled on a busy machine
-        call(n_steps)
+        kernel(w, v, x, counter, rng, noise_rng, n_steps, p)
         return (time.thread_time() - t0) / n_steps
 
     return timed
@@ -311,8 +305,8 @@ def interleaved_min(fns, repeats):
 def bench_sgd(repeats):
     from numba import njit
 
-    import odeprune.simulation as sim
     from odeprune._rng import fill_normals
+    from odeprune.sim.kernel import sgd_steps
 
     @njit
     def gauss_old(rng, x, reps):
@@ -344,7 +338,7 @@ def bench_sgd(repeats):
                 return (time.thread_time() - t0) / 2000
             return timed
 
-        fns = [g(gauss_old), g(gauss_new), _sgd_step_fn(sim._sgd_block, N, K, M)]
+        fns = [g(gauss_old), g(gauss_new), _sgd_step_fn(sgd_steps, N, K, M)]
         if old is not None:
             fns.append(_sgd_step_fn(old, N, K, M))
         times = [t * 1e6 for t in interleaved_min(fns, repeats)]

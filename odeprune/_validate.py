@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .activations import get_activation
+
 __all__ = ["check_size", "check_real", "check_array", "check_activation", "check_integer_range"]
 
 
@@ -35,8 +37,6 @@ def check_activation(activation: Any, recorded: str | None, source: str = "the i
     """The activation to use: ``recorded`` (the one the input carries, e.g. a simulation's
     ``metadata["activation"]``) unless ``activation`` is given; a given one that differs from a
     recorded one is refused (it would compute another network's numbers). Neither: erf."""
-    from .activations import get_activation
-
     rec = None if recorded is None else get_activation(recorded).name
     if activation is None:
         return rec or "erf"
@@ -102,3 +102,23 @@ def check_array(name: str, value: Any, ndim: int) -> np.ndarray:
                          f"{tuple(int(i) for i in bad)}")
     arr.setflags(write=False)
     return arr
+
+
+def readonly(a, dtype=float) -> np.ndarray:
+    """A read-only copy of ``a`` (result containers are immutable)."""
+    a = np.array(a, dtype=dtype)
+    a.setflags(write=False)
+    return a
+
+
+def check_save_at(save_at: Any, alpha_max: float) -> np.ndarray:
+    """``save_at`` as sorted unique finite times in ``[0, alpha_max]``, ``alpha_max`` added."""
+    t = np.array(save_at, dtype=float).ravel()
+    if t.size == 0:
+        raise ValueError("save_at must contain at least one time")
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError(f"save_at must contain finite times >= 0, got {t}")
+    if np.any(t > alpha_max * (1 + 1e-12)):
+        raise ValueError(f"save_at contains {float(t.max())!r} > alpha_max={alpha_max!r}")
+    t = np.unique(np.concatenate([t, [alpha_max]]))
+    return t

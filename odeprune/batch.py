@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, _check_save_at, default_save_at, integrate
+from ._validate import check_save_at
+from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, default_save_at, integrate
 from .errors import DivergenceError
 from .results import LearningCurve
 from .sparse import SparseOrderParams
@@ -249,7 +250,7 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
     alpha_max = float(alpha_max)
     if not (math.isfinite(alpha_max) and alpha_max > 0):
         raise ValueError(f"alpha_max={alpha_max!r} must be > 0 and finite")
-    t_out = default_save_at(alpha_max) if save_at is None else _check_save_at(save_at, alpha_max)
+    t_out = default_save_at(alpha_max) if save_at is None else check_save_at(save_at, alpha_max)
 
     common = dict(alpha_max=alpha_max, save_at=t_out, rtol=rtol, atol=atol,
                   activation=activation, train_second_layer=train_second_layer,

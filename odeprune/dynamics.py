@@ -42,7 +42,7 @@ from ._solvers import (
 from ._solvers import METHODS as _STEPPERS
 from ._stiff import STIFF, Stepper, eg_resolution_message, initial_step, resolved_eg_floor
 from ._validate import check_real as _positive
-from ._validate import check_size
+from ._validate import check_save_at, check_size
 from .activations import eg_from_cov, get_activation
 from .errors import DivergenceError, OdepruneAccuracyWarning, OdepruneInterrupted
 from .results import LearningCurve
@@ -66,18 +66,6 @@ def default_save_at(alpha_max: float, n: int = 200) -> np.ndarray:
     """``0`` plus ``n`` log-spaced times from ``min(0.01, alpha_max/100)`` to ``alpha_max``."""
     lo = min(0.01, alpha_max / 100.0)
     return np.unique(np.concatenate([[0.0], np.geomspace(lo, alpha_max, n)]))
-
-
-def _check_save_at(save_at: Any, alpha_max: float) -> np.ndarray:
-    t = np.array(save_at, dtype=float).ravel()
-    if t.size == 0:
-        raise ValueError("save_at must contain at least one time")
-    if not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise ValueError(f"save_at must contain finite times >= 0, got {t}")
-    if np.any(t > alpha_max * (1 + 1e-12)):
-        raise ValueError(f"save_at contains {float(t.max())!r} > alpha_max={alpha_max!r}")
-    t = np.unique(np.concatenate([t, [alpha_max]]))
-    return t
 
 
 # ------------------------------------------------------------------------------ the problem
@@ -243,7 +231,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     if method != "dopri5" and dt > alpha_max:
         raise ValueError(f"dt={dt!r} is larger than alpha_max={alpha_max!r}: the fixed-step "
                          "method would take no step inside the run; use a smaller dt")
-    t_out = default_save_at(alpha_max) if save_at is None else _check_save_at(save_at, alpha_max)
+    t_out = default_save_at(alpha_max) if save_at is None else check_save_at(save_at, alpha_max)
     sparse = isinstance(state, SparseOrderParams)
     if backend == "jax":
         problems = []

@@ -7,6 +7,7 @@ beside the code that makes them (``SimulationResult`` in :mod:`odeprune.simulati
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,17 +15,14 @@ from typing import Any
 import numpy as np
 
 from . import _io
+from ._validate import readonly
 from .activations import get_activation
 from .state import OrderParams
 
 __all__ = ["LearningCurve", "load"]
 
 
-def _readonly(a, dtype=float) -> np.ndarray:
-    """A read-only copy of ``a`` (result containers are immutable)."""
-    a = np.array(a, dtype=dtype)
-    a.setflags(write=False)
-    return a
+_readonly = readonly  # the old private name, for one release
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +60,7 @@ class LearningCurve:
 
     def __post_init__(self) -> None:
         for name in ("alpha", "eg", "Q", "R", "v", "T", "v_star"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
+            object.__setattr__(self, name, readonly(getattr(self, name)))
         n = self.alpha.shape[0]
         for name in ("eg", "Q", "R", "v"):
             if getattr(self, name).shape[0] != n:
@@ -127,7 +125,7 @@ class LearningCurve:
     @classmethod
     def load(cls, path: str | os.PathLike) -> LearningCurve:
         arrays, meta = _io.read_npz(path, cls.KIND)
-        arrays, meta = _teacher_arrays(path, cls.KIND, arrays, meta,
+        arrays, meta = teacher_arrays(path, cls.KIND, arrays, meta,
                                        ("alpha", "eg", "Q", "R", "v"))
         return cls(metadata=meta, **arrays)
 
@@ -138,7 +136,7 @@ class LearningCurve:
         return "\n".join(lines) + "\n"
 
 
-def _teacher_arrays(path, kind: str, arrays: dict, meta: dict, need) -> tuple[dict, dict]:
+def teacher_arrays(path, kind: str, arrays: dict, meta: dict, need) -> tuple[dict, dict]:
     """The arrays ``need`` plus ``T`` and ``v_star`` of a curve file, and the metadata without
     file bookkeeping. ``T`` / ``v_star`` are arrays since format 2; format-1 files kept them in
     the JSON metadata, still read here."""
@@ -161,8 +159,8 @@ def _teacher_arrays(path, kind: str, arrays: dict, meta: dict, need) -> tuple[di
 KINDS = {
     "OrderParams": ("odeprune.state", "OrderParams"),
     "LearningCurve": ("odeprune.results", "LearningCurve"),
-    "SimulationResult": ("odeprune.simulation", "SimulationResult"),
-    "SimulationEnsemble": ("odeprune.simulation", "SimulationEnsemble"),
+    "SimulationResult": ("odeprune.sim", "SimulationResult"),
+    "SimulationEnsemble": ("odeprune.sim", "SimulationEnsemble"),
     "PruneResult": ("odeprune.pruning", "PruneResult"),
     "SparseOrderParams": ("odeprune.sparse", "SparseOrderParams"),
     "SparseLearningCurve": ("odeprune.sparse", "SparseLearningCurve"),
@@ -177,8 +175,6 @@ def load(path: str | os.PathLike) -> Any:
     A plain ``.npz`` without odeprune metadata (``np.savez`` of ``Q, R, T, v, v_star``, or of
     the weights ``w, w_star, v, v_star``) loads as an :class:`OrderParams`.
     """
-    import importlib
-
     _, meta = _io.read_npz(path, allow_plain=True)
     kind = meta["kind"]
     if kind == "plain":

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from . import _io
-from ._validate import check_array, check_real
+from ._validate import check_array, check_real, readonly
 from .activations import get_activation
-from .results import LearningCurve, _readonly
+from .results import LearningCurve
 from .state import PSD_RTOL, OrderParams
 
 __all__ = ["SparseOrderParams", "SparseLearningCurve", "TwoTimeCurve",
@@ -326,10 +326,10 @@ class SparseLearningCurve(LearningCurve):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("f", "T_cls", "Q_cls", "R_cls"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
-        object.__setattr__(self, "patterns", _readonly(self.patterns, bool))
+            object.__setattr__(self, name, readonly(getattr(self, name)))
+        object.__setattr__(self, "patterns", readonly(self.patterns, bool))
         if self.P_cls is not None:
-            object.__setattr__(self, "P_cls", _readonly(self.P_cls))
+            object.__setattr__(self, "P_cls", readonly(self.P_cls))
 
     def sparse_state(self, index: int) -> SparseOrderParams:
         """The per-class state at saved index ``index``."""
@@ -408,7 +408,7 @@ class TwoTimeCurve(LearningCurve):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "P", _readonly(self.P))
+        object.__setattr__(self, "P", readonly(self.P))
         if self.P.shape != self.Q.shape:
             raise ValueError(f"P must have the shape of Q {self.Q.shape}, got {self.P.shape}")
 

@@ -247,7 +247,7 @@ class OrderParams:
         w, w_star, v, v_star : ndarray
         """
         N, K, M = _check_size("N", N), _check_size("K", K), _check_size("M", M)
-        v_star = _broadcast_v_star(v_star, M)
+        v_star = broadcast_v_star(v_star, M)
         rng = as_generator(seed)
         w_star = rng.standard_normal((M, N))
         w = rng.standard_normal((K, N))
@@ -277,7 +277,7 @@ class OrderParams:
         and 0 across, ``R_in = 1`` for the block of ``n``, ``T = I`` and ``v_i = v*_n / Z``.
         """
         M, Z = _check_size("M", M), _check_size("Z", Z)
-        v_star = _broadcast_v_star(v_star, M)
+        v_star = broadcast_v_star(v_star, M)
         block = np.repeat(np.arange(M), Z)
         R = (block[:, None] == np.arange(M)[None, :]).astype(float)
         Q = R @ R.T
@@ -473,7 +473,8 @@ def _check_correlations(C: np.ndarray, K: int) -> None:
         )
 
 
-def _broadcast_v_star(v_star: Any, M: int) -> np.ndarray:
+def broadcast_v_star(v_star: Any, M: int) -> np.ndarray:
+    """``v_star`` as an array of shape (M,) (a scalar is repeated), finite."""
     arr = np.array(v_star, dtype=float)
     if arr.ndim == 0:
         arr = np.full(M, float(arr))
@@ -482,3 +483,6 @@ def _broadcast_v_star(v_star: Any, M: int) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"v_star must be finite, got {arr}")
     return arr
+
+
+_broadcast_v_star = broadcast_v_star  # the old private name, for one release

@@ -295,14 +295,14 @@ def test_relu_sgd_kernel_matches_numpy_twin():
 
 
 def test_unknown_activation_code_raises_in_simulation_kernel():
-    from odeprune.simulation import _sgd_block
+    from odeprune.sim.kernel import make_sgd_params, sgd_steps
 
     K, N, M = 2, 5, 1
-    rng, noise_rng, _ = odeprune.simulation.sgd_streams(0)
+    rng, noise_rng, _ = odeprune.sim.sgd_streams(0)
+    p = make_sgd_params(np.ones((M, N)), np.ones(M), 0.1, 0.1, 0.0, 9, True)
     with pytest.raises(ValueError, match="unknown activation code"):
-        _sgd_block(np.ones((K, N)), np.ones(K), np.ones((M, N)), np.ones(M), rng, noise_rng,
-                   np.empty(N), 1, 0.1, 0.1, 0.0, 9, True, 1 / math.sqrt(N), np.zeros(1, np.int64),
-                   np.ones((K, N)), False)
+        sgd_steps(np.ones((K, N)), np.ones(K), np.empty(N), np.zeros(1, np.int64), rng,
+                  noise_rng, 1, p)
     with pytest.raises(ValueError, match="activation='tanh' is unknown"):
         simulate(10, 2, 1, 0.5, 1.0, activation="tanh")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import odeprune
-from odeprune import simulation as sim
+from odeprune.sim import run as sim
 from odeprune._rng import normals_numpy
 from odeprune.errors import DivergenceError, OdepruneInterrupted
 from odeprune.simulation import SimulationEnsemble, SimulationResult, sgd_streams, simulate
@@ -98,7 +98,7 @@ def test_result_independent_of_block_size(monkeypatch):
     kw = dict(N=30, K=3, M=2, eta=0.5, alpha_max=5, save_at=[1, 2.5], sigma=0.2, n_test=100,
               seed=5)
     a = simulate(**kw)
-    monkeypatch.setattr(sim, "BLOCK_STEPS", 7)
+    monkeypatch.setattr(sim, "MAX_CHUNK_STEPS", 7)
     assert_same(a, simulate(**kw))
 
 
@@ -207,9 +207,9 @@ def test_save_load_round_trip(tmp_path):
 def test_interrupt_and_resume_is_bit_identical(tmp_path, monkeypatch, n_train):
     kw = dict(N=30, K=3, M=2, eta=0.5, alpha_max=6, save_at=[0.5, 1, 2, 3, 4, 5], sigma=0.2,
               n_test=200, seed=8, n_train=n_train)
-    monkeypatch.setattr(sim, "BLOCK_STEPS", 13)
+    monkeypatch.setattr(sim, "MAX_CHUNK_STEPS", 13)
     ref = simulate(**kw)
-    real = sim._sgd_block
+    real = sim.sgd_steps
     calls = {"n": 0}
 
     def interrupted_kernel(*args):
@@ -220,7 +220,7 @@ def test_interrupt_and_resume_is_bit_identical(tmp_path, monkeypatch, n_train):
         return out
 
     ckpt = tmp_path / "run.ckpt.npz"
-    monkeypatch.setattr(sim, "_sgd_block", interrupted_kernel)
+    monkeypatch.setattr(sim, "sgd_steps", interrupted_kernel)
     with pytest.raises(OdepruneInterrupted, match="resume"):
         simulate(**kw, checkpoint=ckpt)
     assert ckpt.exists()
@@ -232,9 +232,9 @@ def test_interrupt_and_resume_is_bit_identical(tmp_path, monkeypatch, n_train):
 def test_periodic_checkpoint_and_ensemble_resume(tmp_path, monkeypatch):
     kw = dict(N=30, K=2, M=1, eta=0.5, alpha_max=3, save_at=[1, 2], n_test=50, seeds=[0, 1])
     ref = simulate(**kw)
-    monkeypatch.setattr(sim, "CHECKPOINT_EVERY_S", -1.0)
-    monkeypatch.setattr(sim, "BLOCK_STEPS", 11)
-    real = sim._sgd_block
+    monkeypatch.setenv("ODEPRUNE_CHECKPOINT_EVERY_S", "0")
+    monkeypatch.setattr(sim, "MAX_CHUNK_STEPS", 11)
+    real = sim.sgd_steps
     calls = {"n": 0}
 
     def interrupted_kernel(*args):
@@ -243,11 +243,11 @@ def test_periodic_checkpoint_and_ensemble_resume(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(sim, "_sgd_block", interrupted_kernel)
+    monkeypatch.setattr(sim, "sgd_steps", interrupted_kernel)
     ckpt = tmp_path / "ens.npz"
     with pytest.raises(OdepruneInterrupted):
         simulate(**kw, checkpoint=ckpt, max_workers=1)
-    monkeypatch.setattr(sim, "_sgd_block", real)
+    monkeypatch.setattr(sim, "sgd_steps", real)
     res = simulate(**kw, checkpoint=ckpt, resume=True)
     for a, b in zip(ref, res):
         assert_same(a, b)
@@ -255,17 +255,17 @@ def test_periodic_checkpoint_and_ensemble_resume(tmp_path, monkeypatch):
 
 
 def test_resume_with_other_parameters_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(sim, "BLOCK_STEPS", 5)
-    real = sim._sgd_block
+    monkeypatch.setattr(sim, "MAX_CHUNK_STEPS", 5)
+    real = sim.sgd_steps
 
     def interrupted_kernel(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sim, "_sgd_block", interrupted_kernel)
+    monkeypatch.setattr(sim, "sgd_steps", interrupted_kernel)
     ckpt = tmp_path / "c.npz"
     with pytest.raises(OdepruneInterrupted):
         simulate(20, 2, 1, 0.5, 2, n_test=0, checkpoint=ckpt)
-    monkeypatch.setattr(sim, "_sgd_block", real)
+    monkeypatch.setattr(sim, "sgd_steps", real)
     with pytest.raises(ValueError, match="other parameters"):
         simulate(20, 2, 1, 0.4, 2, n_test=0, checkpoint=ckpt, resume=True)
 
