@@ -48,9 +48,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special
+from scipy.integrate import quad
 
 from .activations import get_activation
+from .dynamics import integrate
 from .errors import OdepruneAccuracyWarning
+from .pruning import prune
+from .pruning.node import activation_gram_all
+from .pruning.reweight import refit_weights
+from .sparse import SparseOrderParams
 from .state import OrderParams, as_generator
 
 __all__ = [
@@ -527,10 +533,6 @@ class ActualLimit:
 # the functions
 # ---------------------------------------------------------------------------------------------
 def _is_sparse(state) -> bool:
-    try:
-        from .sparse import SparseOrderParams
-    except ImportError:  # pragma: no cover - the masked networks are part of the package
-        return False
     return isinstance(state, SparseOrderParams)
 
 
@@ -757,8 +759,6 @@ def _pair_moment(Qii, Qik, Qkk, tau):
     covariance ``[[Qii, Qik], [Qik, Qkk]]``: an integral over ``x`` of the exact conditional
     moment of ``y``, with breakpoints at the threshold and around ``x = ±tau/beta`` where the
     inner function turns over within ``s/|beta|`` (nearly aligned units have ``s -> 0``)."""
-    from scipy import integrate
-
     sx = math.sqrt(Qii)
     if sx == 0 or Qkk == 0:
         return 0.0
@@ -780,7 +780,7 @@ def _pair_moment(Qii, Qik, Qkk, tau):
     total = 0.0
     for lo, hi in zip(edges[:-1], edges[1:]):
         if hi > lo:
-            total += integrate.quad(f, lo, hi, epsabs=0.0, epsrel=1e-13, limit=200)[0]
+            total += quad(f, lo, hi, epsabs=0.0, epsrel=1e-13, limit=200)[0]
     return total
 
 
@@ -992,8 +992,6 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
         One per ``eps`` (a list when ``eps`` is an array). ``c`` is the upper end of the final
         bracket, where the tolerance holds.
     """
-    from .pruning import prune
-
     _check_state(state, dense_only=True)
     eps_arr = np.atleast_1d(np.asarray(eps, dtype=float))
     if eps_arr.ndim != 1 or eps_arr.size == 0 or not np.all(np.isfinite(eps_arr)) \
@@ -1017,9 +1015,6 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
     def local(c):
         pruned = magnitude_global_map(state, c)
         if reweight == "refit":
-            from .pruning.node import activation_gram_all
-            from .pruning.reweight import refit_weights
-
             Gp = activation_gram_all(pruned, name)
             K = state.K
             pruned = pruned.replace(v=refit_weights(Gp[:K, :K], Gp[:K, K:],
@@ -1029,7 +1024,6 @@ def actual_limit(state: OrderParams, eps, reweight: str = "refit",
     if retrain_alpha is not None:
         if not (math.isfinite(retrain_alpha) and retrain_alpha > 0):
             raise ValueError(f"retrain_alpha={retrain_alpha!r} must be a positive time")
-        from .dynamics import integrate
 
         def retrained(c):
             pr = prune(state, method, c=c, activation=name, seed=seed)

@@ -52,6 +52,7 @@ import inspect
 import itertools
 import json
 import math
+import multiprocessing
 import os
 import pickle
 import sys
@@ -61,9 +62,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import _io
-from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL
+from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, integrate
+from .pruning import prune
+from .simulation import simulate
+from .state import OrderParams
 
 __all__ = ["sweep", "run_points", "check", "save", "load", "TASKS", "EXTRA_HINT", "CACHE_VERSION"]
 
@@ -87,8 +92,6 @@ def _require_xarray():
 
 # ------------------------------------------------------------------------------------ tasks
 def _initial_state(N, K, M, v_star, seed, init):
-    from .state import OrderParams
-
     if init is None:
         return OrderParams.random(N, K, M, v_star=v_star, seed=seed)
     if isinstance(init, OrderParams):
@@ -104,8 +107,6 @@ def task_integrate(*, N: int = 500, K: int = 6, M: int = 2, v_star=4.0, seed: in
                    dt: float = 0.01, _memo=None):
     """``integrate(OrderParams.random(N, K, M, v_star, seed), ...)`` (or from ``init``, an
     OrderParams or a saved file): ``eg`` over ``alpha``."""
-    from .dynamics import integrate
-
     state = _initial_state(N, K, M, v_star, seed, init)
     curve = integrate(state, eta=eta, alpha_max=alpha_max, save_at=save_at, eta_v=eta_v,
                       sigma=sigma, rtol=rtol, atol=atol, method=method, activation=activation,
@@ -119,8 +120,6 @@ def task_simulate(*, N: int = 500, K: int = 6, M: int = 2, eta: float = 0.5,
                   train_second_layer: bool = True, n_train=None, _memo=None):
     """One finite-N run ``simulate(...)``: ``eg`` (from the order parameters) and ``eg_test``
     (NaN with ``n_test=0``) over ``alpha``."""
-    from .simulation import simulate
-
     run = simulate(N=N, K=K, M=M, eta=eta, alpha_max=alpha_max, save_at=save_at, eta_v=eta_v,
                    sigma=sigma, v_star=v_star, activation=activation, seed=seed, n_test=n_test,
                    train_second_layer=train_second_layer, n_train=n_train)
@@ -142,9 +141,6 @@ def task_prune(*, N: int = 500, K: int = 6, M: int = 2, v_star=4.0, seed: int = 
     A node method given ``c`` instead of ``k`` keeps ``k = c K`` units (equal parameter count,
     Acharyya et al. 2021, Eq. 1), which must be a whole number; so one grid can hold node and
     edge methods over ``c``."""
-    from .dynamics import integrate
-    from .pruning import prune
-
     memo = {} if _memo is None else _memo
     key = _canonical(dict(N=N, K=K, M=M, v_star=v_star, seed=seed, init=_init_token(init),
                           eta=eta, alpha_max=alpha_max, sigma=sigma, activation=activation))
@@ -556,8 +552,6 @@ def _execute(plan: _Plan, task, executor, cache, batch_size, max_workers, progre
                     results[i] = ("ok", *got)
     todo = [i for i in range(n) if results[i] is None]
 
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=n, initial=n - len(todo), desc=desc or f"sweep {plan.task_id}",
                disable=not progress, file=sys.stderr, leave=False, dynamic_ncols=True,
                unit="pt")
@@ -581,8 +575,6 @@ def _execute(plan: _Plan, task, executor, cache, batch_size, max_workers, progre
                 if len(batches) == 1 or workers == 1:
                     ex = "serial"
                 else:
-                    import multiprocessing
-
                     own = ex = cf.ProcessPoolExecutor(
                         max_workers=min(workers, len(batches)),
                         mp_context=multiprocessing.get_context("spawn"))

@@ -45,6 +45,15 @@ import numpy as np
 
 from . import _io
 from ._progress import make_bar, want_progress
+from .activations import get_activation
+from .dynamics import integrate
+from .pruning import finite_edges, node, prune, prune_weights
+from .pruning._api import _check_method_args
+from .pruning.edge import check_c
+from .pruning.finite_edges import edge_mask
+from .pruning.sparse_maps import sparse_state, sparse_state_from_joint
+from .simulation import SimulationEnsemble, SimulationResult, simulate
+from .sparse import SparseOrderParams
 from .state import OrderParams
 
 __all__ = ["WorkflowResult", "retrain", "retrain_finite", "prune_at_init",
@@ -274,10 +283,8 @@ def _check_state(state) -> OrderParams:
 
 
 def _integrate(state, eta, alpha_max, save_at, common):
-    import odeprune
-
-    return odeprune.integrate(state, eta=eta, alpha_max=alpha_max, save_at=save_at,
-                              progress=False, **common)
+    return integrate(state, eta=eta, alpha_max=alpha_max, save_at=save_at,
+                     progress=False, **common)
 
 
 def _sparse_edge_state(state, method: str, c: float, seed, n_samples: int,
@@ -285,8 +292,6 @@ def _sparse_edge_state(state, method: str, c: float, seed, n_samples: int,
     """``(per-class state, standard error of its eg)`` of ``state`` pruned by the edge rule
     ``method`` (mask decided by the weights it is applied to) and reweighted
     (:func:`odeprune.pruning.sparse_maps.sparse_state`; exact for ``random_edge``)."""
-    from .pruning.sparse_maps import sparse_state
-
     sp, se = sparse_state(state, method, c, seed=seed, n_samples=n_samples, reweight=reweight)
     return sp, float(se)
 
@@ -295,8 +300,6 @@ def _sparse_edge_state(state, method: str, c: float, seed, n_samples: int,
 # retraining after pruning
 # ---------------------------------------------------------------------------------------------
 def _check_prune_args(method, k, c, reweight, K):
-    from .pruning._api import _check_method_args
-
     return _check_method_args(method, k, c, reweight, K)
 
 
@@ -358,10 +361,6 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
         Unknown method or reweighting, ``k`` outside 1..K, ``c`` outside [0, 1], non-positive
         durations; an edge rule on K > 12 (2^K mask classes: use :func:`retrain_finite`).
     """
-    import odeprune
-
-    from .pruning import node
-
     state = _check_state(state)
     k, c = _check_prune_args(method, k, c, reweight, state.K)
     eta = _positive("eta", eta)
@@ -382,8 +381,8 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
                 delta_alphas=d_alphas.tolist(), K=state.K, M=state.M,
                 eg_unpruned=state.eg(), odeprune_version=_io.package_version())
     if method in node.NODE_METHODS:
-        pr = odeprune.prune(state, method, k=k, reweight=reweight, kernel=kernel, seed=seed,
-                            progress=False)
+        pr = prune(state, method, k=k, reweight=reweight, kernel=kernel, seed=seed,
+                   progress=False)
         states, probs = pr.states, np.asarray(pr.probabilities)
         sampled = False
         if len(states) > max_outcomes:
@@ -432,8 +431,6 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
 
 
 def _sims(trained) -> list:
-    from .simulation import SimulationEnsemble, SimulationResult
-
     if isinstance(trained, SimulationResult):
         return [trained]
     if isinstance(trained, SimulationEnsemble):
@@ -448,8 +445,6 @@ def _sims(trained) -> list:
 def _finite_edge_prune(w, v, w_star, v_star, method, c, reweight, rng, n_samples, act):
     """(mask, pruned w, v') of real weights: the finite-N rule and reweighting of
     :func:`odeprune.pruning.prune_weights` (least squares on ``n_samples`` inputs)."""
-    from .pruning.finite_edges import edge_mask
-
     K, N = w.shape
     mask = edge_mask(w, method, c, seed=rng, v=v, w_star=w_star, v_star=v_star,
                      n_samples=n_samples, activation=act.name)[0]
@@ -473,10 +468,8 @@ def _finite_edge_prune(w, v, w_star, v_star, method, c, reweight, rng, n_samples
 
 
 def _simulate_arm(N, K, M, eta, alpha_max, grid, init, mask, seed, common, v_star):
-    import odeprune
-
-    return odeprune.simulate(N, K, M, eta, alpha_max, save_at=grid, init=init, mask=mask,
-                             seed=seed, n_test=0, progress=False, v_star=v_star, **common)
+    return simulate(N, K, M, eta, alpha_max, save_at=grid, init=init, mask=mask,
+                    seed=seed, n_test=0, progress=False, v_star=v_star, **common)
 
 
 def _finite_table(workflow, label, params, alpha, E, O, report, N):
@@ -530,10 +523,6 @@ def retrain_finite(trained, method: str, *, k: int | None = None, c: float | Non
         ``eg[arm]`` of shape (n_seeds, n); table rows (mean, standard error over seeds, the ODE
         from the same starts and the paired gap) at 0 and every ``delta_alphas``.
     """
-    from .activations import get_activation
-    from .pruning import node, prune_weights
-    from .sparse import SparseOrderParams
-
     runs = _sims(trained)
     K, M, N = runs[0].K, runs[0].M, runs[0].N
     k, c = _check_prune_args(method, k, c, reweight, K)
@@ -599,8 +588,6 @@ def retrain_finite(trained, method: str, *, k: int | None = None, c: float | Non
 # pruning at initialisation
 # ---------------------------------------------------------------------------------------------
 def _check_init_args(method, c, rescale):
-    from .pruning.edge import check_c
-
     if method not in INIT_RULES:
         raise ValueError(f"method={method!r} is unknown for pruning at initialisation; allowed "
                          f"{INIT_RULES}")
@@ -703,9 +690,6 @@ def prune_at_init_finite(N: int, K: int, M: int, method: str, c: float, *,
         As :func:`prune_at_init`, with ``eg`` of shape (n_seeds, n) and the ODE from the same
         real starts (``eg_ode``).
     """
-    from .activations import get_activation
-    from .sparse import SparseOrderParams
-
     c, rescale = _check_init_args(method, c, rescale)
     eta = _positive("eta", eta)
     alpha_max = _positive("alpha_max", alpha_max)
@@ -768,8 +752,6 @@ def prune_at_init_finite(N: int, K: int, M: int, method: str, c: float, *,
 # lottery tickets
 # ---------------------------------------------------------------------------------------------
 def _check_ticket_args(c, alpha_T, alpha_rewind, alpha_max, scope, arms):
-    from .pruning.edge import check_c
-
     c = check_c(c)
     alpha_T = _positive("alpha_T", alpha_T)
     alpha_rewind = _positive("alpha_rewind", alpha_rewind, allow_zero=True)
@@ -791,8 +773,6 @@ def _ticket_sparse(two_time, base, c: float, scope: str, v_decide, seed, n_sampl
     """``(per-class state, se)`` of the ticket: the magnitude mask of ``w(alpha_T)`` applied to
     the rewound weights, from the joint coordinate law of the two-time curve (§9); ``base`` is
     the rewound network (dense, or the per-class state of a previous IMP round)."""
-    from .pruning.sparse_maps import sparse_state_from_joint
-
     rule = "magnitude_edge" if scope == "row" else "magnitude_edge_global"
     sp, se = sparse_state_from_joint(two_time.joint_covariance(-1), base, rule, c,
                                      v_decide=v_decide, seed=seed, n_samples=n_samples)
@@ -841,10 +821,6 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
     -------
     WorkflowResult
     """
-    import odeprune
-
-    from .sparse import SparseOrderParams
-
     state = _check_state(state)
     c, alpha_T, alpha_rewind, alpha_max, arms = _check_ticket_args(c, alpha_T, alpha_rewind,
                                                                   alpha_max, scope, arms)
@@ -861,9 +837,9 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
     rule = "magnitude_edge" if scope == "row" else "magnitude_edge_global"
     s_r = state if alpha_rewind == 0 else _integrate(state, eta, alpha_rewind, [0.0, alpha_rewind],
                                                      common).final
-    two = odeprune.integrate(s_r, eta=eta, alpha_max=alpha_T - alpha_rewind,
-                             save_at=[0.0, alpha_T - alpha_rewind], track_initial=True,
-                             progress=False, **common)
+    two = integrate(s_r, eta=eta, alpha_max=alpha_T - alpha_rewind,
+                    save_at=[0.0, alpha_T - alpha_rewind], track_initial=True,
+                    progress=False, **common)
     s_T = two.final
     starts, map_se = {}, {}
     for arm in arms:
@@ -923,11 +899,6 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
     WorkflowResult
         ``eg`` of shape (n_seeds, n) per arm, and the ODE from the same real starts.
     """
-    import odeprune
-
-    from .pruning.finite_edges import edge_mask
-    from .sparse import SparseOrderParams
-
     c, alpha_T, alpha_rewind, alpha_max, arms = _check_ticket_args(c, alpha_T, alpha_rewind,
                                                                   alpha_max, scope, arms)
     eta = _positive("eta", eta)
@@ -947,13 +918,13 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
     for s in seeds:
         w0, w_star, v0, vs = OrderParams.draw_weights(N, K, M, v_star, s)
         if alpha_rewind > 0:
-            r = odeprune.simulate(N, K, M, eta, alpha_rewind, save_at=[alpha_rewind], seed=s,
-                                  n_test=0, progress=False, v_star=v_star, **common)
+            r = simulate(N, K, M, eta, alpha_rewind, save_at=[alpha_rewind], seed=s,
+                         n_test=0, progress=False, v_star=v_star, **common)
             w_r, v_r = np.array(r.w), np.array(r.v[-1])
         else:
             w_r, v_r = w0, v0
-        t = odeprune.simulate(N, K, M, eta, alpha_T, save_at=[alpha_T], seed=s, n_test=0,
-                              progress=False, v_star=v_star, **common)
+        t = simulate(N, K, M, eta, alpha_T, save_at=[alpha_T], seed=s, n_test=0,
+                     progress=False, v_star=v_star, **common)
         w_T, v_T = np.array(t.w), np.array(t.v[-1])
         eg_T.append(float(t.eg[-1]))
         rng = np.random.default_rng(np.random.SeedSequence([s, 1]))
@@ -1048,10 +1019,6 @@ def iterative_magnitude_pruning(state: OrderParams, *, rounds: int = 3,
         pruning of the previous round's trained network at that sparsity, before rewinding) and
         ``eg_se`` (coordinate Monte Carlo of the start, not propagated through training).
     """
-    import odeprune
-
-    from .pruning.sparse_maps import sparse_state, sparse_state_from_joint
-
     state = _check_state(state)
     rounds, pf, apr = _check_imp_args(rounds, prune_fraction, alpha_per_round, scope)
     eta = _positive("eta", eta)
@@ -1067,8 +1034,8 @@ def iterative_magnitude_pruning(state: OrderParams, *, rounds: int = 3,
     start_se, pruned, pruned_se = 0.0, None, 0.0
     bar = make_bar(progress, rounds + 1, "IMP rounds (limit)", unit="round")
     for r in range(rounds + 1):
-        cv = odeprune.integrate(start, eta=eta, alpha_max=apr, save_at=grid, track_initial=True,
-                                progress=False, **common)
+        cv = integrate(start, eta=eta, alpha_max=apr, save_at=grid, track_initial=True,
+                       progress=False, **common)
         arm = f"round {r}"
         alpha[arm], eg[arm] = np.asarray(cv.alpha), np.asarray(cv.eg)
         se[arm] = np.zeros(len(cv.alpha))
@@ -1115,15 +1082,13 @@ def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 
     WorkflowResult
         Arm ``"round <r>"`` per round (final errors only: ``alpha`` holds ``alpha_per_round``).
     """
-    from .pruning.finite_edges import iterative_magnitude_pruning
-
     seeds = _seeds(seeds)
     alpha_per_round = _positive("alpha_per_round", alpha_per_round)
     want_progress(progress)
     res = []
     bar = make_bar(progress, len(seeds), f"IMP N={N}", unit="seed")
     for s in seeds:
-        res.append(iterative_magnitude_pruning(N, K, M, eta, alpha_per_round, rounds,
+        res.append(finite_edges.iterative_magnitude_pruning(N, K, M, eta, alpha_per_round, rounds,
                                                prune_fraction=prune_fraction, v_star=v_star,
                                                sigma=sigma, seed=s, scope=scope, n_test=2,
                                                progress=False))

@@ -193,7 +193,7 @@ def test_resumes_from_cached_items(quick, monkeypatch, tmp_path):
     out, data = quick
     import shutil
 
-    import odeprune
+    from odeprune.figures import _common
 
     cache = tmp_path / "cache"
     shutil.copytree(out / ".cache-quick", cache)
@@ -203,7 +203,7 @@ def test_resumes_from_cached_items(quick, monkeypatch, tmp_path):
     def boom(*a, **k):
         raise AssertionError("simulate() called although the run is cached")
 
-    monkeypatch.setattr(odeprune, "simulate", boom)
+    monkeypatch.setattr(_common, "simulate", boom)  # the name the figures call
     res = make("fig3", tmp_path, quick=True, cache_dir=cache, progress=False)
     assert res["data"]["matrices"] == data["fig3"]["matrices"]
 

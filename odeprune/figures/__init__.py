@@ -5,7 +5,8 @@ Each module has ``QUICK`` and ``FULL`` parameter sets, ``compute(params, cache_d
 PDF). :func:`make` runs both and writes the data behind the plot (``NAME.json`` with all
 parameters, seeds and the odeprune version; ``NAME.csv`` in long format).
 
-Not imported by ``odeprune`` itself: plotting never runs on import.
+Not imported by ``odeprune`` itself: plotting never runs on import. A figure's module (and with
+it the numerics and matplotlib) is imported only when the figure is asked for (:func:`get`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import OdepruneAccuracyWarning
-from . import _common
+from . import _cache
 
 #: figure name -> module (``odeprune.figures.<name>``)
 FIGURES = {
@@ -74,10 +75,10 @@ def make(name: str, out_dir: str | Path, quick: bool = False, cache_dir: str | P
         # trained students reach eps_g ~ 1e-12, below what the default tolerances resolve: the
         # figures use their order parameters (accurate), not those last digits of eps_g
         warnings.simplefilter("ignore", OdepruneAccuracyWarning)
-        data = _common.cached_json(cache, f"{name}-data", p,
-                                   lambda: module.compute(p, cache, progress))
+        data = _cache.cached_json(cache, f"{name}-data", p,
+                                  lambda: module.compute(p, cache, progress))
     data["quick"] = bool(quick)
     data["seconds_this_run"] = time.perf_counter() - t0  # ~0 when read from the cache
-    paths = _common.write_data(out_dir, name, data)
+    paths = _cache.write_data(out_dir, name, data)
     paths += module.plot(data, out_dir)
     return dict(paths=paths, data=data, seconds=time.perf_counter() - t0, params=p)

@@ -11,11 +11,16 @@ point of a :func:`odeprune.sweep.run_points` grid over the seeds.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from . import _common
+from ..batch import available_cores
+from ..pruning import prune, prune_weights
+from ..pruning.edge_rules import edge_prune_map
+from ..sweep import run_points
+from . import _cache, _common
 
 
 def entry_key(e: dict) -> str:
@@ -38,21 +43,15 @@ def _seed_int(seed: int, i: int) -> int:
 
 
 def _limit(state, e: dict, K: int, seed: int, cfg: dict) -> float:
-    import odeprune
-
     if e["method"] == "magnitude_edge":
-        from odeprune.pruning.edge_rules import edge_prune_map
-
         return float(edge_prune_map(state, "magnitude_edge", c=e["k"] / K).state.eg())
     if e["method"].endswith("_edge"):
-        return odeprune.prune(state, e["method"], c=e["k"] / K, reweight=e["reweight"]).eg_mean
-    return odeprune.prune(state, e["method"], k=e["k"], reweight=e["reweight"], seed=seed,
-                          n_samples=cfg["limit_n_samples"]).eg_mean
+        return prune(state, e["method"], c=e["k"] / K, reweight=e["reweight"]).eg_mean
+    return prune(state, e["method"], k=e["k"], reweight=e["reweight"], seed=seed,
+                 n_samples=cfg["limit_n_samples"]).eg_mean
 
 
 def _finite(sim, e: dict, K: int, seed: int, cfg: dict) -> list[float]:
-    from odeprune.pruning import prune_weights
-
     kw = (dict(c=e["k"] / K) if e["method"].endswith("_edge") else dict(k=e["k"]))
     res = prune_weights(sim, method=e["method"], reweight=e["reweight"], n_masks=cfg["n_masks"],
                         n_samples=cfg["n_samples"], n_test=0, seed=seed, predict=False, **kw)
@@ -80,7 +79,7 @@ def seed_item(cache_dir: Path | None, p: dict, sigma: float, seed: int, entries:
         return dict(seed=seed, sigma=sigma, eg_ode=float(curve.eg[-1]), eg_sim=float(run.eg[-1]),
                     limit=limit, finite=finite)
 
-    return _common.cached_json(cache_dir, "prune-seed", key, compute)
+    return _cache.cached_json(cache_dir, "prune-seed", key, compute)
 
 
 def seed_task(cache_dir: str | None, p: dict, sigma: float, entries: list[dict], seed: int
@@ -97,11 +96,6 @@ def run(cache_dir: Path | None, p: dict, entries: list[dict], progress: bool,
     """All seeds and noise levels: per noise level, a sweep over the seeds (simulation, ODE and
     pruning of each seed in one task) on a thread pool (the compiled SGD and ODE loops release
     the GIL). The items are cached by :func:`seed_item` under the same keys as before."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from odeprune.batch import available_cores
-    from odeprune.sweep import run_points
-
     seeds = [int(s) for s in p["seeds"]]
     out: dict[float, list[dict]] = {}
     for sigma in p["sigmas"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from . import _common
@@ -54,8 +55,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
     p = data["params"]
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     for n, N in enumerate(p["Ns"]):

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+
 from . import _common, _sweep
 
 NAME = "edges"
@@ -53,9 +56,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
     params, rows = data["params"], data["rows"]
     cfgs = params["configs"]
     fig, axes = plt.subplots(1, len(cfgs), figsize=(5.2 * len(cfgs), 4.2), squeeze=False)

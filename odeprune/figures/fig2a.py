@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+
+from ..pruning import theory
 from . import _common, _sweep
 
 NAME = "fig2a"
@@ -44,8 +48,6 @@ def entries(p: dict) -> list[dict]:
 
 def theory_rows(p: dict) -> list[dict]:
     """The ansatz closed forms (Z = K/M), where they apply."""
-    from odeprune import theory
-
     M, K, v = p["M"], p["K"], p["v_star"]
     Z = K // M
     rows = []
@@ -76,9 +78,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
     p, rows = data["params"], data["rows"]
     sigmas = p["sigmas"]
     fig, axes = plt.subplots(len(sigmas), 2, figsize=(10, 3.6 * len(sigmas)), sharex=True,

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
+from ..pruning import theory
 from . import _common, _sweep
 
 NAME = "fig2b"
@@ -56,8 +59,6 @@ def config_params(params: dict, cfg: dict) -> dict:
 
 
 def theory_rows(p: dict) -> list[dict]:
-    from odeprune import theory
-
     M, K, v = p["M"], p["K"], p["v_star"]
     Z = K / M
     rows = []
@@ -95,9 +96,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
     params, rows = data["params"], data["rows"]
     cols = [(cfg, s) for cfg in params["configs"] for s in params["sigmas"]]
     fig, axes = plt.subplots(3, len(cols), figsize=(3.4 * len(cols), 9.6), squeeze=False)

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import CenteredNorm
 
+from ..pruning import prune
+from ..state import OrderParams
 from . import _common, _sweep
 
 NAME = "fig3"
@@ -24,9 +28,6 @@ QUICK = dict(FULL, N=100, alpha_max=20.0, n_samples=1000)
 
 
 def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict:
-    import odeprune
-    from odeprune import OrderParams
-
     p = params
     sim = _common.simulations(cache_dir, _sweep.sim_params(dict(p), p["sigma"]), [p["seed"]],
                               progress, desc=f"{NAME} simulate")[0]
@@ -40,12 +41,12 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
     block = np.argmax(np.abs(R), axis=1)
     order = np.lexsort((np.arange(p["K"]), block))
 
-    dpp = odeprune.prune(state, "dpp_node", k=p["k"])
+    dpp = prune(state, "dpp_node", k=p["k"])
     j = int(np.argmax(dpp.probabilities))
     dpp_S = dpp.subsets[j].tolist()
     one_per_block = float(sum(pr for S, pr in zip(dpp.subsets, dpp.probabilities, strict=True)
                               if len(set(block[S])) == len(S)))
-    rnd = odeprune.prune(state, "random_node", k=p["k"])
+    rnd = prune(state, "random_node", k=p["k"])
     jr = int(rng.integers(rnd.n_outcomes))
     rnd_S = rnd.subsets[jr].tolist()
     rnd_one_per_block = float(np.mean([len(set(block[S])) == len(S) for S in rnd.subsets]))
@@ -75,8 +76,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 
 
 def _heat(ax, M, rows_lab, cols_lab, title):
-    from matplotlib.colors import CenteredNorm
-
     M = np.asarray(M, dtype=float)
     im = ax.imshow(M, cmap="RdBu_r", norm=CenteredNorm(0.0, max(np.max(np.abs(M)), 1e-12)))
     ax.set_xticks(range(M.shape[1]), cols_lab, fontsize=7)
@@ -90,8 +89,6 @@ def _heat(ax, M, rows_lab, cols_lab, title):
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
     p, m = data["params"], data["matrices"]
     order = data["order"]
     block = data["block"]

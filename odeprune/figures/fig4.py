@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import CenteredNorm
 
+from ..pruning import theory
 from . import _common
 
 NAME = "fig4"
@@ -27,8 +30,6 @@ QUICK = dict(FULL, n_u=11)
 
 def grids(p: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Z (nZ,), u = cZ (nu,), c (nZ, nu), difference A (nZ, nu), difference B (nZ, nu)."""
-    from odeprune import theory
-
     Z = np.arange(p["Z_min"], p["Z_max"] + 1, dtype=float)
     u = np.linspace(0.0, 1.0, p["n_u"])
     c = u[None, :] / Z[:, None]
@@ -64,9 +65,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import CenteredNorm
-
     Z, u = np.array(data["Z"]), np.array(data["u"])
     tol = data["params"]["tol"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))

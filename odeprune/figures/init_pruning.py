@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
-from . import _common
+from .. import workflows
+from ..state import OrderParams
+from . import _cache, _common
 
 NAME = "init-pruning"
 RULES = (("random_edge", "C1", "random"), ("magnitude_edge", "C3", "magnitude"),
@@ -42,8 +46,6 @@ def _curve_rows(res, seed):
 
 
 def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict:
-    from odeprune import OrderParams, workflows
-
     p = params
     N, K, M = p["N"], p["K"], p["M"]
     arms = [(rule, c, rs) for rule, _, _ in RULES for c in p["cs"] for rs in (False, True)]
@@ -63,7 +65,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                                             n_samples=p["n_samples_map"])
                 return dict(table=r.table, curves=_curve_rows(r, seed))
 
-            out = _common.cached_json(cache_dir, f"{NAME}-limit", key, one)
+            out = _cache.cached_json(cache_dir, f"{NAME}-limit", key, one)
             rows += [dict(r, seed=seed) for r in out["table"]]
             curves["limit"] += out["curves"]
             bar.update(1)
@@ -82,7 +84,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                                                save_at=[0.0] + list(p["marker_times"]))
             return dict(table=r.table, curves=_curve_rows(r, None))
 
-        out = _common.cached_json(cache_dir, f"{NAME}-finite", key, one)
+        out = _cache.cached_json(cache_dir, f"{NAME}-finite", key, one)
         rows += out["table"]
         curves["finite"] += out["curves"]
         bar.update(1)
@@ -101,9 +103,6 @@ def _label(rule, c, rs):
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
     p, cv = data["params"], data["curves"]
     cs = p["cs"]
     fig, axes = plt.subplots(1, len(cs), figsize=(4.4 * len(cs), 3.9), squeeze=False,

@@ -19,8 +19,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import landscape as ls
+from ..state import OrderParams
 from . import _common
 
 NAME = "limit"
@@ -41,16 +44,12 @@ QUICK = dict(
 
 
 def _minimum(cache_dir, p, cfg):
-    import odeprune
-    from odeprune.state import OrderParams
-
     start = OrderParams.random(p["N0"], cfg["K"], cfg["M"], v_star=p["v_star"], seed=p["seed"])
     curve = _common.ode_curve(
         cache_dir, start,
         dict(eta=p["eta"], alpha_max=cfg["alpha_max"], gradient_flow=True, rtol=p["rtol"],
              atol=p["atol"], save_at=[0.0, cfg["alpha_max"]]),
         key=dict(N=p["N0"], K=cfg["K"], M=cfg["M"], v_star=p["v_star"], seed=p["seed"]))
-    del odeprune
     return curve.final
 
 
@@ -66,10 +65,6 @@ def _weights_with(state, N, seed):
 
 
 def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict:
-    import odeprune
-    from odeprune import landscape as ls
-    from odeprune.state import OrderParams
-
     p = params
     rows: list[dict] = []
     panels: dict = {"limit": {}, "curve": {}, "finite": {}}
@@ -158,7 +153,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
     panels["finite"] = fin
     bar.update(1)
     bar.close()
-    del odeprune
     return dict(figure=NAME, params=p, rows=rows, panels=panels,
                 notes="kept fraction rho (fraction of first-layer weights kept). predicted: "
                       "Zhang et al.'s formula in the limit (= their lower bound); upper_bound: "
@@ -172,8 +166,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
     p = data["params"]
     P = data["panels"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
+from ..pruning import prune
+from ..simulation import default_save_at
 from . import _common
 
 NAME = "relu"
@@ -35,14 +38,10 @@ _FLOOR = 1e-7
 
 
 def _save_at(p: dict) -> np.ndarray:
-    from odeprune.simulation import default_save_at
-
     return default_save_at(p["alpha_max"], p["n_save"])
 
 
 def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict:
-    import odeprune
-
     p = params
     rows, curves = [], {}
     save_at = _save_at(p)
@@ -89,13 +88,13 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
         c = k / K
         for method in p["node_methods"]:
             for rw in p["node_reweights"]:
-                res = odeprune.prune(trained, method=method, k=k, reweight=rw, seed=k)
+                res = prune(trained, method=method, k=k, reweight=rw, seed=k)
                 prune_rows.append(dict(panel="prune", K=K, alpha=p["alpha_max"], layer="ode",
                                        method=method, reweight=rw, k=k, c=c, mean=res.eg_mean,
                                        std=res.eg_std, sem=res.eg_se, n_seeds=1))
                 bar.update(1)
         for method in p["edge_methods"]:
-            res = odeprune.prune(trained, method=method, c=c, seed=k, n_samples=p["n_samples"])
+            res = prune(trained, method=method, c=c, seed=k, n_samples=p["n_samples"])
             prune_rows.append(dict(panel="prune", K=K, alpha=p["alpha_max"], layer="ode",
                                    method=method, reweight="none", k=k, c=c, mean=res.eg_mean,
                                    std=res.eg_std, sem=res.eg_se, n_seeds=1))
@@ -113,8 +112,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
     p = data["params"]
     Ks = p["Ks"]
     fig, axes = plt.subplots(1, len(Ks) + 1, figsize=(4.0 * (len(Ks) + 1), 3.9))

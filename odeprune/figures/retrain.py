@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
-from . import _common
+from .. import workflows
+from ..state import OrderParams
+from . import _cache, _common
 
 NAME = "retrain"
 METHODS = (("random_node", "none", "C1", "random node"),
@@ -55,8 +59,6 @@ def _size(method, k, K):
 
 
 def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict:
-    from odeprune import OrderParams, workflows
-
     p = params
     rows = []
     for cfg in p["configs"]:
@@ -86,7 +88,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                                               **_size(method, k, K))
                         return r.table
 
-                    for r in _common.cached_json(cache_dir, f"{NAME}-limit", key, one):
+                    for r in _cache.cached_json(cache_dir, f"{NAME}-limit", key, one):
                         rows.append(dict(r, K=K, M=M, N=N, seed=seed, layer="limit"))
                     bar.update(1)
         bar.close()
@@ -111,7 +113,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                                                  **_size(method, k, K))
                     return r.table
 
-                for r in _common.cached_json(cache_dir, f"{NAME}-finite", key, one):
+                for r in _cache.cached_json(cache_dir, f"{NAME}-finite", key, one):
                     rows.append(dict(r, K=K, M=M))
                 bar.update(1)
         bar.close()
@@ -146,9 +148,6 @@ def summary(rows: list[dict], K: int, method: str, reweight: str, alpha: float, 
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
     p, rows = data["params"], data["rows"]
     cfgs = p["configs"]
     times = [0.0] + list(p["delta_alphas"])

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
-from . import _common
+from .. import workflows
+from ..state import OrderParams
+from . import _cache, _common
 
 NAME = "tickets"
 ARMS = (("dense", "k", "dense"), ("ticket", "C3", "ticket (trained mask, rewound)"),
@@ -45,8 +49,6 @@ def _curves(res, panel):
 
 
 def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict:
-    from odeprune import OrderParams, workflows
-
     p = params
     N, K, M = p["N"], p["K"], p["M"]
     base = {n: p[n] for n in ("N", "K", "M", "eta", "v_star", "alpha_T", "alpha_max", "report")}
@@ -65,7 +67,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                                              n_samples=p["n_samples_map"])
                 return dict(table=r.table, curves=_curves(r, dict(panel, seed=seed)))
 
-            out = _common.cached_json(cache_dir, f"{NAME}-limit", key, one)
+            out = _cache.cached_json(cache_dir, f"{NAME}-limit", key, one)
             rows += [dict(r, seed=seed) for r in out["table"]]
             curves["limit"] += out["curves"]
             bar.update(1)
@@ -80,7 +82,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                                                 save_at=[0.0] + list(p["marker_times"]))
             return dict(table=r.table, curves=_curves(r, dict(panel)))
 
-        out = _common.cached_json(cache_dir, f"{NAME}-finite", key, one_finite)
+        out = _cache.cached_json(cache_dir, f"{NAME}-finite", key, one_finite)
         rows += out["table"]
         curves["finite"] += out["curves"]
         bar.update(1)
@@ -96,10 +98,10 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                                                          n_samples=p["n_samples_map"],
                                                          **imp).table
 
-        rows += [dict(r, seed=seed) for r in _common.cached_json(cache_dir, f"{NAME}-imp", key,
-                                                                 one_imp)]
+        rows += [dict(r, seed=seed) for r in _cache.cached_json(cache_dir, f"{NAME}-imp", key,
+                                                                one_imp)]
     key = dict(base, imp=imp, seeds=p["finite_seeds"])
-    rows += _common.cached_json(
+    rows += _cache.cached_json(
         cache_dir, f"{NAME}-imp-finite", key,
         lambda: workflows.iterative_magnitude_pruning_finite(N, K, M, eta=p["eta"],
                                                              v_star=p["v_star"],
@@ -116,9 +118,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
     p, cv, rows = data["params"], data["curves"], data["rows"]
     panels = p["panels"]
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 3.9),
