@@ -15,8 +15,22 @@ import threading
 import time
 
 from ._progress import make_bar
+from .errors import OdepruneInterrupted
 
-__all__ = ["RunControl"]
+__all__ = ["RunControl", "interrupted_error"]
+
+
+def interrupted_error(what: str, why: str, where: str, checkpoint) -> OdepruneInterrupted:
+    """The one message of a stopped run: what stopped, why (Ctrl-C / SIGTERM), where, and how
+    to resume (or that nothing was saved)."""
+    msg = f"{what} interrupted ({why}) at {where}"
+    if checkpoint is not None:
+        msg += (f"; checkpoint saved to {str(checkpoint)!r}: resume with resume=True (CLI: the "
+                "same command with --resume)")
+    else:
+        msg += ("; nothing saved (pass checkpoint=PATH, CLI --output/--checkpoint, to be able to "
+                "resume)")
+    return OdepruneInterrupted(msg, None if checkpoint is None else str(checkpoint))
 
 
 class RunControl:

@@ -24,7 +24,8 @@ import numpy as np
 from . import _io
 from ._jacobian import column_entries, jacobian_into
 from ._rhs import make_params, make_work, pack_classes, rhs_eval, rhs_into, unpack_classes
-from ._runcontrol import RunControl
+from ._divergence import ode_divergence, overflow_message
+from ._runcontrol import RunControl, interrupted_error
 from ._solvers import (
     CHUNK,
     I_OUT,
@@ -44,7 +45,7 @@ from ._stiff import STIFF, Stepper, eg_resolution_message, initial_step, resolve
 from ._validate import check_real as _positive
 from ._validate import check_save_at, check_size
 from .activations import eg_from_cov, get_activation
-from .errors import DivergenceError, OdepruneAccuracyWarning, OdepruneInterrupted
+from .errors import OdepruneAccuracyWarning
 from .results import LearningCurve
 from .sparse import SparseLearningCurve, SparseOrderParams, TwoTimeCurve
 from .state import PSD_RTOL, OrderParams
@@ -266,7 +267,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     Y_out = np.zeros((t_out.size, y0.size))
     f0 = rhs_eval(y0, p)
     if not np.all(np.isfinite(f0)):
-        raise ValueError(_overflow_message(state, eta, sigma))
+        raise ValueError(overflow_message(state, eta, sigma))
     h0 = initial_step(y0, f0, rtol, atol, alpha_max) if method in ("dopri5", "auto") else dt
     ctl = Control(rtol, atol, dt, 1, psd_tol)
     drv = (_Stiff if method in STIFF_METHODS else _Compiled)(method, p, y0, f0, h0, t_out, Y_out,
@@ -291,17 +292,10 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
                 if status == CHUNK and checkpoint is not None and rc.checkpoint_due():
                     _save_checkpoint(checkpoint, params, y0, state, t_out, drv, Y_out)
         except KeyboardInterrupt:
-            why = rc.interrupted or "Ctrl-C"
-            msg = f"integration interrupted ({why}) at alpha={alpha0 + drv.t:.6g}"
             if checkpoint is not None:
                 _save_checkpoint(checkpoint, params, y0, state, t_out, drv, Y_out)
-                msg += (f"; checkpoint saved to {str(checkpoint)!r}: resume with resume=True "
-                        "(CLI: add --resume)")
-            else:
-                msg += "; nothing saved (pass checkpoint=PATH, CLI --output/--checkpoint, to " \
-                       "be able to resume)"
-            raise OdepruneInterrupted(msg, None if checkpoint is None else str(checkpoint)) \
-                from None
+            raise interrupted_error("integration", rc.interrupted or "Ctrl-C",
+                                    f"alpha={alpha0 + drv.t:.6g}", checkpoint) from None
     run = drv.last_good()
 
     if status != OK:
@@ -478,46 +472,6 @@ STIFF_METHODS = ("auto", "bdf", "radau")
 
 
 # ------------------------------------------------------------------------------ divergence
-def _overflow_message(state, eta, sigma) -> str:
-    d = state.dense() if isinstance(state, SparseOrderParams) else state
-    big = max(float(np.abs(d.covariance()).max()), float(np.abs(d.signed_weights()).max()))
-    return (f"the right-hand side overflows at the initial state (largest overlap or second-layer "
-            f"weight {big:.3g}, eta={eta:g}, sigma={sigma:g}): the inputs are too large to "
-            "represent the dynamics in floating point; rescale v_star / the weights (the "
-            "paper's scale is O(1)-O(10))")
-
-
-def _diagnosis(status, params, sp, t, n_accept) -> str:
-    """What most likely happened, and what to change (one sentence each)."""
-    eta, method = params["eta"], params["method"]
-    d = sp.dense()
-    C = d.covariance()
-    lam_min = float(np.linalg.eigvalsh(C)[0])
-    scale = max(1.0, float(np.abs(C).max()))
-    if params["method"] == "dopri5" and (params["rtol"] > 1e-3 or params["atol"] > 1e-3):
-        return (f"the tolerances rtol={params['rtol']:g}, atol={params['atol']:g} are too loose "
-                "to keep the state a valid covariance: use the defaults (rtol=1e-7, atol=1e-10)")
-    if method != "dopri5" and n_accept <= 2:
-        return (f"the fixed step dt={params['dt']:g} is beyond the stability limit of "
-                f"{method} here: use a smaller dt (e.g. {params['dt'] / 10:g}) or the adaptive "
-                "method dopri5")
-    if params["sigma"] > 0 and params["sigma"] ** 2 > 100 * max(1.0, float(np.abs(d.v_star).max()) ** 2):
-        return (f"the noise term eta^2 sigma^2 J2 dominates (sigma={params['sigma']:g} is far "
-                "above the teacher's output scale): the student's norms blow up; use a smaller "
-                "sigma or eta")
-    if status == NOT_PSD and lam_min < 1e-6 * scale and t < 1e-3 * params["alpha_max"] + 100:
-        return (f"the initial covariance [[Q, R], [R^T, T]] is singular (smallest eigenvalue "
-                f"{lam_min:.2g}); an exact ansatz such as OrderParams.specialised sits on the "
-                "boundary of valid states and the SGD noise (eta^2 terms) pushes it out: start "
-                "near it instead (e.g. mix in a little of a random state, see the README), or "
-                "use gradient_flow=True")
-    if method != "dopri5":
-        return (f"the fixed step dt={params['dt']:g} is likely too large for {method}: use a "
-                "smaller dt or the adaptive method dopri5")
-    return (f"eta={eta:g} is likely too large for this K={sp.K} and M={sp.M} (the eta^2 terms run "
-            f"away): try a smaller eta (e.g. {eta / 2:g})")
-
-
 def _raise_divergence(status, run, p, sp, state, params, path, t_out, Y_out):
     t = float(run.ts[0])
     alpha0 = params["alpha0"]
@@ -528,13 +482,9 @@ def _raise_divergence(status, run, p, sp, state, params, path, t_out, Y_out):
     saved = None
     if path is not None and last is not None:
         saved = str(last.save(path, metadata={"alpha": alpha0 + t, "reason": "divergence"}))
-    what = STATUS_TEXT.get(status, "failed")
-    msg = (f"the ODE state {what} after alpha={alpha0 + t:.6g} (eta={params['eta']:g}, K={sp.K}, "
-           f"M={sp.M}, {int(run.counters[N_ACCEPT])} steps): "
-           + _diagnosis(status, params, sp, t, int(run.counters[N_ACCEPT])))
-    if saved:
-        msg += f"; last good state saved to {saved!r} (continue from it with --init)"
-    raise DivergenceError(msg, alpha=alpha0 + t, last_state=last, saved_to=saved)
+    raise ode_divergence(STATUS_TEXT.get(status, "failed"), alpha0 + t, params, sp,
+                         int(run.counters[N_ACCEPT]), not_psd=status == NOT_PSD, t_run=t,
+                         last_state=last, saved_to=saved)
 
 
 def _state_from(y, p, sp):

@@ -107,3 +107,13 @@ def test_unknown_solver():
     with pytest.raises(ValueError, match="solver"):
         jax_backend.integrate(s, eta=ETA, alpha_max=1.0, save_at=np.array([0.0, 1.0]),
                               eta_v=ETA, solver="euler")
+
+
+def test_metadata_keys_match_the_numba_backend():
+    """Issue 11: the two backends describe a run with the same metadata keys (JAX adds its
+    step statistics; numba its fixed-step dt)."""
+    s = op.OrderParams.random(100, 3, 2, v_star=1.0, seed=0)
+    a = op.integrate(s, eta=0.5, alpha_max=2.0, backend="numba", progress=False).metadata
+    b = op.integrate(s, eta=0.5, alpha_max=2.0, backend="jax", progress=False).metadata
+    missing = set(a) - set(b) - {"dt"}
+    assert not missing, missing

@@ -110,15 +110,14 @@ def test_specialised_ansatz_is_integrable_and_a_singular_start_is_explained():
     # the exact ansatz is a singular covariance (a fixed point with eps_g = 0); it integrates
     # (round-off moves it off the fixed point), and if a singular start ever loses PSD the
     # message says so rather than blaming eta
-    from odeprune import dynamics
-    from odeprune._solvers import NOT_PSD
+    from odeprune._divergence import diagnosis
     from odeprune.sparse import SparseOrderParams
 
     s = OrderParams.specialised(2, 3, 4.0)
     assert np.isfinite(odeprune.integrate(s, 0.5, 100.0).eg[-1])
     params = dict(eta=0.5, method="dopri5", rtol=1e-7, atol=1e-10, sigma=0.0, dt=0.01,
                   alpha_max=100.0)
-    msg = dynamics._diagnosis(NOT_PSD, params, SparseOrderParams.from_dense(s), 39.0, 100)
+    msg = diagnosis(params, SparseOrderParams.from_dense(s), 100, not_psd=True, t_run=39.0)
     assert "singular" in msg and "specialised" in msg and "eta is likely too large" not in msg
 
 

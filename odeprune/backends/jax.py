@@ -47,6 +47,7 @@ import numpy as np
 
 from .._rhs import pack, unpack
 from ..activations import CODES, ERF, LINEAR, RELU, get_activation
+from .._divergence import ode_divergence
 from ..errors import DivergenceError
 from ..results import LearningCurve
 from ..state import PSD_RTOL, OrderParams
@@ -458,7 +459,12 @@ def _make_solve(K, M, activation, train_v, sgd, solver, max_steps):
                                   max_steps=max_steps, throw=False)
         ys = sol.ys
         eg = jax.vmap(lambda y: _eg(y, T, v_star, lay, code))(ys)
-        return dict(ys=ys, eg=eg, result=sol.result._value, num_steps=sol.stats["num_steps"],
+        # public comparisons of diffrax's result enumeration -> our codes (_RESULT_TEXT)
+        R = diffrax.RESULTS
+        result = jnp.where(sol.result == R.successful, 0,
+                           jnp.where(sol.result == R.max_steps_reached, 1,
+                                     jnp.where(sol.result == R.dt_min_reached, 2, 3)))
+        return dict(ys=ys, eg=eg, result=result, num_steps=sol.stats["num_steps"],
                     num_accepted=sol.stats["num_accepted_steps"],
                     num_rejected=sol.stats["num_rejected_steps"])
 
@@ -593,7 +599,7 @@ def _curve_or_error(state, out, j, ts, params, batch_info=None):
     if code == 0 and bad is None:
         meta = dict(params)
         meta.update(stats, status="success", message="integration reached alpha_max",
-                    backend="jax")
+                    backend="jax", alpha0=0.0, final_phase="explicit")
         if batch_info:
             meta.update(batch_info)
         return LearningCurve(alpha=ts, eg=out["eg"][j], Q=Q, R=R, v=v, T=state.T,
@@ -613,19 +619,17 @@ def _curve_or_error(state, out, j, ts, params, batch_info=None):
                                v_star=state.v_star, activation=state.activation)
         except ValueError:
             last = None
-    if code == diffrax.RESULTS.max_steps_reached._value:
+    if code == 1:
         why = f"exceeded max_steps={params['max_steps']} (raise max_steps or loosen rtol)"
-    elif code == diffrax.RESULTS.dt_min_reached._value:
+    elif code == 2:
         why = "needed a vanishing step (its right-hand side became non-finite)"
     elif code != 0:
-        why = f"failed ({diffrax.RESULTS._index_to_message[code]})"
+        why = "failed (diffrax's result: not successful)"
     else:
         why = "became non-finite or stopped being positive semi-definite"
-    eta = params["eta"]
-    msg = (f"the ODE state {why} after alpha={alpha:.6g} (eta={eta:g}, K={K}, M={M}, "
-           f"{stats['n_accept']} steps, jax backend); eta is likely too large for this K and M: "
-           f"try a smaller eta (e.g. {eta / 2:g})")
-    return DivergenceError(msg, alpha=alpha, last_state=last)
+    return ode_divergence(why, alpha, params, state, stats["n_accept"],
+                          not_psd=code == 0 and bad is not None, t_run=alpha, last_state=last,
+                          backend="jax")
 
 
 def _params(K, M, eta, eta_v, sigma, activation, train_v, gradient_flow, solver, rtol, atol,

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import _io
 from .._progress import want_progress
-from .._runcontrol import RunControl
+from .._runcontrol import RunControl, interrupted_error
 from .._validate import check_array, check_save_at
 from .._validate import check_real as _real
 from .._validate import check_size as _size
@@ -202,12 +202,10 @@ class Run:
 
     def interrupted(self, why: str) -> OdepruneInterrupted:
         """Write the checkpoint (when there is one) and return the exception to raise."""
-        msg = f"simulation (seed={self.seed}) interrupted ({why}) at alpha={self.step / self.N:.6g}"
         if self.checkpoint is not None:
             self.save_checkpoint()
-            msg += (f"; checkpoint saved to {str(self.checkpoint)!r}: resume with "
-                    "resume=True (CLI: --resume)")
-        return OdepruneInterrupted(msg, None if self.checkpoint is None else str(self.checkpoint))
+        return interrupted_error(f"simulation (seed={self.seed})", why,
+                                 f"alpha={self.step / self.N:.6g}", self.checkpoint)
 
     def _diverged(self):
         alpha = self.step / self.N
