@@ -8,6 +8,8 @@
 - :func:`prune_weights` -- the same methods on real weights at finite N, with test errors on
   fresh samples (:mod:`odeprune.pruning.finite`).
 - :mod:`odeprune.pruning.dpp` -- k-DPP probabilities, marginals, exact sampler, greedy MAP.
+- :mod:`odeprune.pruning.registry` -- the one table of methods (names, kinds, reweightings,
+  limit and finite-N forms); every list of method names is derived from it.
 - :func:`sparse_state`, :func:`sparse_state_from_joint` -- the per-class state
   (:class:`~odeprune.sparse.SparseOrderParams`) of a network pruned by an edge rule, the input
   of the masked-network ODE (retraining, lottery tickets; docs/theory.md §8-§9).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,18 +9,17 @@ from typing import Any
 import numpy as np
 
 from .. import _io
-from .._progress import progress_bar, want_progress
+from .._progress import want_progress
 from ..activations import get_activation
 from ..results import _readonly
 from ..state import OrderParams
-from . import edge, node
+from . import node, registry
 from . import reweight as _rw
+from .edge_rules import check_c, rescale_rows
+from .registry import DETERMINISTIC, METHODS, REWEIGHTS
+from .sparse_maps import for_prune_result, sparse_args_for_prune
 
-__all__ = ["METHODS", "REWEIGHTS", "PruneResult", "prune"]
-
-METHODS = node.NODE_METHODS + edge.EDGE_METHODS
-REWEIGHTS = ("none", "preact", "activation", "refit", "rescale", "rescale_rows")
-DETERMINISTIC = ("importance_node", "dpp_map_node") + edge.EDGE_METHODS
+__all__ = ["METHODS", "REWEIGHTS", "DETERMINISTIC", "PruneResult", "prune"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,8 +149,6 @@ class PruneResult:
 
     def _sparse(self):
         if "sparse" not in self._cache:
-            from .sparse_maps import for_prune_result
-
             self._cache["sparse"] = for_prune_result(self)
         return self._cache["sparse"]
 
@@ -206,57 +202,30 @@ def _resolve_seed(seed) -> tuple[np.random.Generator, Any]:
 
 
 def _check_method_args(method, k, c, reweight, K):
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is unknown; allowed {METHODS}")
-    if method in node.NODE_METHODS:
+    kind = registry.get(method).kind
+    allowed = registry.reweights_for(kind)
+    if kind == "node":
         if c is not None:
             raise ValueError(f"c={c!r} applies to edge pruning only; {method} takes k (1..K={K})")
         if k is None:
             raise ValueError(f"{method} needs k, the number of kept units (1..K={K})")
         k = _check_int("k", k, 1, K)
-        if reweight not in _NODE_RW:
+        if reweight not in allowed:
             raise ValueError(f"reweight={reweight!r} does not apply to {method}; allowed "
-                             f"{_NODE_RW}")
+                             f"{allowed}")
         return k, None
     if k is not None:
         raise ValueError(f"k={k!r} applies to node pruning only; {method} takes c in [0, 1]")
     if c is None:
         raise ValueError(f"{method} needs c, the kept fraction of first-layer weights, in [0, 1]")
-    c = edge.check_c(c)
-    if reweight not in _EDGE_RW:
-        raise ValueError(f"reweight={reweight!r} does not apply to {method}; allowed {_EDGE_RW}")
+    c = check_c(c)
+    if reweight not in allowed:
+        raise ValueError(f"reweight={reweight!r} does not apply to {method}; allowed {allowed}")
     return None, c
-
-
-_NODE_RW = _rw.NODE_REWEIGHTS
-_EDGE_RW = _rw.EDGE_REWEIGHTS
 
 
 def _is_int_seed(seed) -> bool:
     return seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool))
-
-
-def _edge_map(state: OrderParams, method: str, c: float, seed, n_samples: int, progress):
-    """The Gaussian-coordinate edge map; memoised for integer seeds (the CLI and sweeps call it
-    once per reweighting with the same state)."""
-    from .edge_rules import edge_prune_map
-
-    if not _is_int_seed(seed) or seed is None and method.startswith("snip"):
-        return edge_prune_map(state, method, c, seed=seed, n_samples=n_samples,
-                              progress=progress)
-    key = (tuple(np.asarray(a).tobytes() for a in (state.Q, state.R, state.T, state.v,
-                                                    state.v_star)),
-           state.K, state.M, method, float(c), seed, n_samples, state.activation)
-    hit = _EDGE_CACHE.get(key)
-    if hit is None:
-        hit = edge_prune_map(state, method, c, seed=seed, n_samples=n_samples, progress=progress)
-        if len(_EDGE_CACHE) > 256:
-            _EDGE_CACHE.clear()
-        _EDGE_CACHE[key] = hit
-    return hit
-
-
-_EDGE_CACHE: dict = {}
 
 
 def node_outcomes(state: OrderParams, subsets: np.ndarray, reweight: str,
@@ -283,8 +252,6 @@ def _edge_reweight(state: OrderParams, pruned: OrderParams, reweight: str):
     """``(pruned state after the reweighting, its second layer v, its error, A or None)`` of an
     edge-pruned state (``v`` is still the unpruned one in ``pruned``)."""
     if reweight == "rescale_rows":
-        from .edge_rules import rescale_rows
-
         pruned = rescale_rows(pruned, state)
     K = state.K
     v_star = np.array(state.v_star)
@@ -299,23 +266,6 @@ def _edge_reweight(state: OrderParams, pruned: OrderParams, reweight: str):
         v_new = _rw.refit_weights(G_SS, G_ST, v_star)
     eg = float(_rw.eg_quadratic(G_SS, G_ST, Gp[K:, K:], v_new, v_star))
     return pruned, v_new, eg, A
-
-
-def _dpp_node_sampled(L, k, exact, n_samples, rng, progress):
-    """:func:`node.dpp_node`, drawing Monte Carlo samples in chunks to show progress (the same
-    generator in the same order: the same draws as one call)."""
-    if exact and math.comb(L.shape[0], k) <= node.MAX_ENUMERATE:
-        return node.dpp_node(L, k, exact, n_samples, rng)
-    from . import dpp
-
-    chunk = 500
-    draws = []
-    with progress_bar(progress, n_samples, "dpp_node samples", unit="draw") as bar:
-        for start in range(0, n_samples, chunk):
-            size = min(chunk, n_samples - start)
-            draws.append(dpp.sample_k_dpp(L, k, size=size, seed=rng))
-            bar.update(size)
-    return node._from_draws(np.concatenate(draws))
 
 
 def prune(state: OrderParams, method: str, k: int | None = None, c: float | None = None,
@@ -390,30 +340,18 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
     M = state.M
     v_star = np.array(state.v_star)
 
-    if method in node.NODE_METHODS:
+    entry = registry.get(method)
+    if entry.kind == "node":
         G = node.activation_gram_all(state, act.name)
-        if method == "random_node":
-            subsets, probs, n_draws = node.random_node(K, k, exact, n_samples, rng)
-        elif method == "importance_node":
-            subsets, probs, n_draws = node.importance_node(np.array(state.v), k)
-        else:
-            L = node.node_kernel(state, kernel, act.name)
-            if method == "dpp_node":
-                subsets, probs, n_draws = _dpp_node_sampled(L, k, exact, n_samples, rng,
-                                                            progress)
-            else:
-                subsets, probs, n_draws = node.dpp_map_node(L, k)
+        subsets, probs, n_draws = entry.limit(state, k, kernel=kernel, activation=act.name,
+                                              exact=exact, n_samples=n_samples, rng=rng,
+                                              progress=progress)
         v_new, eg_values = node_outcomes(state, subsets, reweight, G)
         Qn = np.array(state.Q)[subsets[:, :, None], subsets[:, None, :]]
         Rn = np.array(state.R)[subsets]
     else:
-        mapped = None
-        if method == "random_edge":
-            pruned = edge.random_edge_map(state, c)
-        else:
-            mapped = _edge_map(state, method, c, seed if _is_int_seed(seed) else rng,
-                               max(n_samples, 200_000), progress)
-            pruned = mapped.state
+        pruned, mapped = entry.limit(state, c, seed=seed if _is_int_seed(seed) else rng,
+                                     n_samples=max(n_samples, 200_000), progress=progress)
         pruned, v_new, eg, A = _edge_reweight(state, pruned, reweight)
         if A is not None:
             meta["A"] = A
@@ -432,9 +370,7 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
     meta["n_samples"] = n_samples if n_draws else None
     result = PruneResult(subsets=subsets, probabilities=probs, eg_values=eg_values, Q=Qn, R=Rn,
                          v=v_new, T=np.array(state.T), v_star=v_star.reshape(M), metadata=meta)
-    if method in edge.EDGE_METHODS:  # for result.sparse_state, computed on first access
-        from .sparse_maps import sparse_args_for_prune
-
+    if entry.sparse:  # for result.sparse_state, computed on first access
         result._cache["sparse_args"] = sparse_args_for_prune(state, seed, rng, seed_record,
                                                              n_samples)
     return result

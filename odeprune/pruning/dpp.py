@@ -45,6 +45,7 @@ __all__ = [
     "k_dpp_inclusion_probabilities",
     "sample_k_dpp",
     "k_dpp_map_greedy",
+    "all_subsets",
 ]
 
 #: Smallest allowed eigenvalue of a kernel, relative to ``max(1, max|L_ij|)``.
@@ -162,7 +163,8 @@ def log_elementary_symmetric(lam, k: int) -> np.ndarray:
     return logE
 
 
-def _all_subsets(K: int, k: int) -> np.ndarray:
+def all_subsets(K: int, k: int) -> np.ndarray:
+    """Every k-subset of ``range(K)`` in lexicographic order, shape (C(K, k), k)."""
     n = math.comb(K, k)
     flat = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(K), k)),
                        dtype=np.int64, count=n * k)
@@ -197,7 +199,7 @@ def k_dpp_probabilities(L, k: int, subsets=None) -> tuple[np.ndarray, np.ndarray
     e_k = elementary_symmetric(lam, k)[K, k]
     Ls = (V * lam) @ V.T
     if subsets is None:
-        subsets = _all_subsets(K, k)
+        subsets = all_subsets(K, k)
     else:
         subsets = np.asarray(subsets, dtype=np.int64).reshape(-1, k)
     blocks = Ls[subsets[:, :, None], subsets[:, None, :]]

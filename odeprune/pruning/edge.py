@@ -11,50 +11,19 @@ parameters of the expected pruned network to
 These are exact expectations at any N (independent Bernoulli masks); as N grows the pruned
 overlaps self-average, so in the limit the pruned network *is* this map (the paper evaluates
 Lemma 4 on it). Hence the limit has no spread over masks.
+
+The map itself, :func:`random_edge_map`, lives with the other edge rules in
+:mod:`odeprune.pruning.edge_rules` (its limit form, next to its finite-N mask); this module keeps
+the names importable from here.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..state import OrderParams
+from .edge_rules import EDGE_RULES, check_c, random_edge_map
 
 __all__ = ["EDGE_METHODS", "random_edge_map", "check_c"]
 
-#: every edge method of :func:`odeprune.prune`; all but ``random_edge`` (Lemma 6, here) are
-#: Gaussian-coordinate maps in :mod:`odeprune.pruning.edge_rules`
-EDGE_METHODS = ("random_edge", "magnitude_edge", "magnitude_edge_global", "dpp_edge",
-                "snip_edge", "snip_edge_global")
-
-
-def check_c(c) -> float:
-    """Validate the kept fraction of edges, ``0 <= c <= 1``."""
-    if isinstance(c, (bool, np.bool_)):
-        raise ValueError(f"c={c!r} must be a number in [0, 1]")
-    try:
-        value = float(c)
-    except (TypeError, ValueError):
-        raise ValueError(f"c={c!r} must be a number in [0, 1]") from None
-    if not (0.0 <= value <= 1.0):
-        raise ValueError(f"c={c!r} is out of range; allowed 0 <= c <= 1")
-    return value
-
-
-def random_edge_map(state: OrderParams, c: float) -> OrderParams:
-    r"""Order parameters of the expected network after random edge pruning (Lemma 6).
-
-    Parameters
-    ----------
-    state : OrderParams
-    c : float
-        Kept fraction of first-layer weights, in [0, 1].
-
-    Returns
-    -------
-    OrderParams
-        :math:`Q' = c^2 Q + (c - c^2)\,\mathrm{diag}(Q)`, :math:`R' = cR`, ``T``, ``v`` unchanged.
-    """
-    c = check_c(c)
-    Q = c * c * np.array(state.Q)
-    np.fill_diagonal(Q, c * np.diag(state.Q))
-    return state.replace(Q=Q, R=c * np.array(state.R))  # keeps T, v, v_star, activation
+#: every edge method of :func:`odeprune.prune` (the rule names of
+#: :data:`odeprune.pruning.edge_rules.RULES`); all but ``random_edge`` (Lemma 6) are
+#: Gaussian-coordinate maps
+EDGE_METHODS = EDGE_RULES

@@ -20,6 +20,11 @@ alone, with a closed-form or Gauss-Hermite inner integral) and by Gaussian coord
 with a standard error otherwise (``method="mc"``, or Q'_ik of SNIP). Adding a rule is writing its
 ``keep_prob`` (and ``calibrate``).
 
+Every rule also has its finite-N form, :meth:`EdgeRule.mask` (a (K, N) mask of real weights,
+used by :func:`odeprune.pruning.finite_edges.edge_mask`), next to its limit map; the rule classes
+declare the rule names (:data:`RULES`), which :mod:`odeprune.pruning.registry` lists with the node
+methods.
+
 Rules (``prune(state, name, c=...)``):
 
 - ``random_edge`` -- ``p = c``; equals Lemma 6 of Acharyya et al. (2021).
@@ -40,8 +45,10 @@ Rules (``prune(state, name, c=...)``):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import integrate, optimize, special
@@ -50,12 +57,16 @@ from .._progress import progress_bar
 from .._rhs import s3_sums
 from ..activations import get_activation
 from ..state import OrderParams, as_generator
+from . import dpp
 
-__all__ = ["EDGE_RULES", "EdgeRule", "edge_prune_map", "EdgeMapResult", "gradient_covariance",
-           "augmented_covariance", "rescale_rows"]
+__all__ = ["EDGE_RULES", "RULES", "EdgeRule", "edge_prune_map", "cached_edge_prune_map",
+           "EdgeMapResult", "gradient_covariance", "augmented_covariance", "rescale_rows",
+           "check_c", "random_edge_map", "rule_class", "top_mask", "GH_X", "GH_W", "normal_sf",
+           "solve_threshold"]
 
-_GH_X, _GH_W = special.roots_hermitenorm(120)  # probabilists' Gauss-Hermite: E f(X), X~N(0,1)
-_GH_W = _GH_W / np.sqrt(2.0 * np.pi)
+#: probabilists' Gauss-Hermite nodes and weights: E f(X) = f(GH_X) @ GH_W, X ~ N(0, 1)
+GH_X, GH_W = special.roots_hermitenorm(120)
+GH_W = GH_W / np.sqrt(2.0 * np.pi)
 _SQRT2 = math.sqrt(2.0)
 
 
@@ -63,8 +74,42 @@ def _phi(x):
     return np.exp(-0.5 * np.square(x)) / math.sqrt(2.0 * math.pi)
 
 
-def _sf(x):
+def normal_sf(x):
+    """P(X > x), X ~ N(0, 1)."""
     return 0.5 * special.erfc(np.asarray(x) / _SQRT2)
+
+
+def check_c(c) -> float:
+    """Validate the kept fraction of edges, ``0 <= c <= 1``."""
+    if isinstance(c, (bool, np.bool_)):
+        raise ValueError(f"c={c!r} must be a number in [0, 1]")
+    try:
+        value = float(c)
+    except (TypeError, ValueError):
+        raise ValueError(f"c={c!r} must be a number in [0, 1]") from None
+    if not (0.0 <= value <= 1.0):
+        raise ValueError(f"c={c!r} is out of range; allowed 0 <= c <= 1")
+    return value
+
+
+def random_edge_map(state: OrderParams, c: float) -> OrderParams:
+    r"""Order parameters of the expected network after random edge pruning (Lemma 6).
+
+    Parameters
+    ----------
+    state : OrderParams
+    c : float
+        Kept fraction of first-layer weights, in [0, 1].
+
+    Returns
+    -------
+    OrderParams
+        :math:`Q' = c^2 Q + (c - c^2)\,\mathrm{diag}(Q)`, :math:`R' = cR`, ``T``, ``v`` unchanged.
+    """
+    c = check_c(c)
+    Q = c * c * np.array(state.Q)
+    np.fill_diagonal(Q, c * np.diag(state.Q))
+    return state.replace(Q=Q, R=c * np.array(state.R))  # keeps T, v, v_star, activation
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,9 +147,14 @@ def augmented_covariance(state: OrderParams, activation: str | None = None) -> n
 class EdgeRule:
     """A keep-probability rule for first-layer weights. Subclasses set ``name`` and implement
     :meth:`calibrate` and :meth:`keep_prob`; optionally :meth:`inner_first_moment` (a closed form
-    of :math:`E[p_k(Y) Y]` for :math:`Y\\sim N(\\mu, s^2)`), used by the Q'_ik quadrature."""
+    of :math:`E[p_k(Y) Y]` for :math:`Y\\sim N(\\mu, s^2)`), used by the Q'_ik quadrature.
+    The rules of :data:`RULES` also implement :meth:`mask`, their finite-N form."""
 
     name = "rule"
+    #: one line for ``--help`` and the registry
+    description = ""
+    #: the finite-N mask is a function of the weights (one mask, no randomness)
+    deterministic = False
     needs_gradient = False
     #: thresholds / discontinuities of p as multiples of the row scale (for quadrature points)
     smooth = True
@@ -120,12 +170,28 @@ class EdgeRule:
 
     def inner_first_moment(self, k: int, mu: np.ndarray, s: float) -> np.ndarray:
         """:math:`E[p_k(Y) Y]`, :math:`Y \\sim N(\\mu, s^2)`; default: Gauss-Hermite (smooth p)."""
-        y = mu[..., None] + s * _GH_X
-        return (self.keep_prob(k, y) * y) @ _GH_W
+        y = mu[..., None] + s * GH_X
+        return (self.keep_prob(k, y) * y) @ GH_W
+
+    def limit(self, state: OrderParams, c: float, *, seed, n_samples: int, progress
+              ) -> tuple[OrderParams, EdgeMapResult | None]:
+        """The limit map of a rule of :data:`RULES`: ``(pruned state, EdgeMapResult or None)``
+        (:func:`cached_edge_prune_map`; a closed form returns None)."""
+        mapped = cached_edge_prune_map(state, self.name, c, seed=seed, n_samples=n_samples,
+                                       progress=progress)
+        return mapped.state, mapped
+
+    def mask(self, w: np.ndarray, c: float, rng: np.random.Generator, *, v, w_star, v_star,
+             n_samples: int, activation: str, dpp_exact_max_N: int
+             ) -> tuple[np.ndarray, dict[str, Any]]:
+        """The finite-N form: a (K, N) boolean mask of the kept weights of ``w`` and what to
+        record about how it was made."""
+        raise NotImplementedError(f"edge rule {self.name!r} has no finite-N mask")
 
 
 class RandomEdge(EdgeRule):
     name = "random_edge"
+    description = "keep every first-layer weight independently with probability c (Lemma 6)"
 
     def calibrate(self, Sigma, K, M, c):
         self.c = c
@@ -136,6 +202,12 @@ class RandomEdge(EdgeRule):
     def inner_first_moment(self, k, mu, s):
         return self.c * mu
 
+    def limit(self, state, c, *, seed, n_samples, progress):
+        return random_edge_map(state, c), None      # Lemma 6, closed form
+
+    def mask(self, w, c, rng, **_):
+        return rng.random(w.shape) < c, {}
+
 
 def _trunc_first_moment(mu, s, tau):
     """:math:`E[Y 1\\{|Y| > \\tau\\}]`, :math:`Y \\sim N(\\mu, s^2)` (vectorised; s may be 0)."""
@@ -145,7 +217,7 @@ def _trunc_first_moment(mu, s, tau):
         return np.where(np.abs(mu) > tau, mu, 0.0)
     a = (tau - mu) / s
     b = (-tau - mu) / s
-    return mu * (_sf(a) + special.ndtr(b)) + s * (_phi(a) - _phi(b))
+    return mu * (normal_sf(a) + special.ndtr(b)) + s * (_phi(a) - _phi(b))
 
 
 def _trunc_prob(mu, s, tau):
@@ -154,17 +226,23 @@ def _trunc_prob(mu, s, tau):
     tau = np.asarray(tau, dtype=float)
     if s <= 0:
         return (np.abs(mu) > tau).astype(float)
-    return _sf((tau - mu) / s) + special.ndtr((-tau - mu) / s)
+    return normal_sf((tau - mu) / s) + special.ndtr((-tau - mu) / s)
 
 
 class MagnitudeEdge(EdgeRule):
-    """Keep ``|w_ij| > tau_i``; per row (``scope="row"``) or one threshold (``"global"``)."""
+    """Keep ``|w_ij| > tau_i``; per row (``scope="row"``) or one threshold (``"global"``,
+    :class:`MagnitudeEdgeGlobal`)."""
 
+    name = "magnitude_edge"
+    description = "keep the largest |w_ij| of each row"
+    deterministic = True
     smooth = False
+    scope = "row"
 
-    def __init__(self, scope: str = "row"):
-        self.scope = scope
-        self.name = "magnitude_edge" if scope == "row" else "magnitude_edge_global"
+    def __init__(self, scope: str | None = None):
+        if scope is not None and scope != self.scope:
+            self.scope = scope
+            self.name = MagnitudeEdgeGlobal.name if scope == "global" else MagnitudeEdge.name
 
     def calibrate(self, Sigma, K, M, c):
         sd = np.sqrt(np.diag(Sigma)[:K])
@@ -172,7 +250,7 @@ class MagnitudeEdge(EdgeRule):
             z = special.ndtri(1.0 - c / 2.0) if c > 0 else np.inf
             self.tau = sd * z
         else:
-            self.tau = np.full(K, _solve_global(lambda t: np.mean(2 * _sf(t / _safe(sd))), c,
+            self.tau = np.full(K, solve_threshold(lambda t: np.mean(2 * normal_sf(t / _safe(sd))), c,
                                                 float(np.max(sd))))
         self.sd = sd
 
@@ -185,11 +263,21 @@ class MagnitudeEdge(EdgeRule):
     def inner_first_moment(self, k, mu, s):
         return _trunc_first_moment(mu, s, self.tau[k])
 
+    def mask(self, w, c, rng, **_):
+        return _top(np.abs(w), c, self.scope), {}
+
+
+class MagnitudeEdgeGlobal(MagnitudeEdge):
+    name = "magnitude_edge_global"
+    description = "keep the largest |w_ij| over the whole first layer (lottery tickets)"
+    scope = "global"
+
 
 class DPPEdge(EdgeRule):
     """``p = lambda_i w^2 / (1 + lambda_i w^2)`` with ``E[p_i] = c`` per row."""
 
     name = "dpp_edge"
+    description = "per-unit k-DPP over the incoming edges (the authors' kernel)"
 
     def calibrate(self, Sigma, K, M, c):
         sd = np.sqrt(np.diag(Sigma)[:K])
@@ -200,8 +288,8 @@ class DPPEdge(EdgeRule):
             elif c > 0 and sd[i] > 0:
                 def frac(log_l, s=sd[i]):
                     ell = math.exp(log_l)
-                    y2 = (s * _GH_X) ** 2
-                    return float((ell * y2 / (1 + ell * y2)) @ _GH_W) - c
+                    y2 = (s * GH_X) ** 2
+                    return float((ell * y2 / (1 + ell * y2)) @ GH_W) - c
 
                 lam[i] = math.exp(optimize.brentq(frac, -60, 60, xtol=1e-14))
         self.lam = lam
@@ -213,16 +301,47 @@ class DPPEdge(EdgeRule):
         w2 = np.square(w)
         return lam * w2 / (1.0 + lam * w2)
 
+    def mask(self, w, c, rng, *, n_samples, dpp_exact_max_N, **_):
+        """A k-DPP per unit (``k = round(c N)``) with the empirical kernel
+        :math:`w_{ij} w_{ij'} (X^T X / n)_{jj'}`; above ``dpp_exact_max_N`` its large-N limit."""
+        K, N = w.shape
+        k = int(round(c * N))
+        if k == 0:
+            return np.zeros((K, N), dtype=bool), {}
+        if k == N:
+            return np.ones((K, N), dtype=bool), {}
+        mask = np.zeros((K, N), dtype=bool)
+        if N <= dpp_exact_max_N:
+            X = rng.standard_normal((n_samples, N))
+            G = X.T @ X / n_samples
+            for i in range(K):
+                L = w[i][:, None] * G * w[i][None, :]
+                S = dpp.sample_k_dpp(L, k, size=1, seed=rng)[0]
+                mask[i, S] = True
+            return mask, {"mode": "exact k-DPP, empirical kernel", "n_samples": n_samples}
+        for i in range(K):
+            w2 = w[i] ** 2
+            lam = math.exp(optimize.brentq(
+                lambda t, w2=w2: float(np.mean(np.exp(t) * w2 / (1 + np.exp(t) * w2))) - c,
+                -60, 60))
+            mask[i] = rng.random(N) < lam * w2 / (1 + lam * w2)
+        return mask, {"mode": "large-N limit: independent edges, p = lam w^2 / (1 + lam w^2)"}
+
 
 class SnipEdge(EdgeRule):
-    """Keep the top fraction ``c`` of ``|w_ij g_ij|`` per row, or over all rows (``"global"``)."""
+    """Keep the top fraction ``c`` of ``|w_ij g_ij|`` per row, or over all rows (``"global"``,
+    :class:`SnipEdgeGlobal`)."""
 
+    name = "snip_edge"
+    description = "keep the largest |w_ij g_ij| of each row (SNIP; g the loss gradient)"
     needs_gradient = True
     smooth = False
+    scope = "row"
 
-    def __init__(self, scope: str = "row"):
-        self.scope = scope
-        self.name = "snip_edge" if scope == "row" else "snip_edge_global"
+    def __init__(self, scope: str | None = None):
+        if scope is not None and scope != self.scope:
+            self.scope = scope
+            self.name = SnipEdgeGlobal.name if scope == "global" else SnipEdge.name
 
     def calibrate(self, Sigma, K, M, c):
         L = K + M
@@ -238,11 +357,11 @@ class SnipEdge(EdgeRule):
         if c == 0:
             self.tau = np.full(K, np.inf)
         elif self.scope == "row":
-            self.tau = np.array([_solve_global(lambda t, i=i: self._kept(i, t), c,
+            self.tau = np.array([solve_threshold(lambda t, i=i: self._kept(i, t), c,
                                                self._scale(i)) for i in range(K)])
         else:
             scale = max(self._scale(i) for i in range(K))
-            t = _solve_global(lambda t: np.mean([self._kept(i, t) for i in range(K)]), c, scale)
+            t = solve_threshold(lambda t: np.mean([self._kept(i, t) for i in range(K)]), c, scale)
             self.tau = np.full(K, t)
 
     def _scale(self, i):
@@ -256,12 +375,28 @@ class SnipEdge(EdgeRule):
     def keep_prob(self, i, w, g=None):
         return (np.abs(w * g) > self.tau[i]).astype(float)
 
+    def mask(self, w, c, rng, *, v, w_star, v_star, n_samples, activation, **_):
+        """Scores :math:`|w_{ij} g_{ij}|` with the empirical gradient over ``n_samples``
+        inputs."""
+        if v is None or w_star is None or v_star is None:
+            raise ValueError(f"rule={self.name!r} needs v, w_star and v_star (the gradient)")
+        X = rng.standard_normal((n_samples, w.shape[1]))
+        g = _empirical_gradient(w, np.asarray(v, float), np.asarray(w_star, float),
+                                np.asarray(v_star, float), X, get_activation(activation))
+        return _top(np.abs(w * g), c, self.scope), {"n_samples": n_samples}
+
+
+class SnipEdgeGlobal(SnipEdge):
+    name = "snip_edge_global"
+    description = "keep the largest |w_ij g_ij| over the whole first layer"
+    scope = "global"
+
 
 def _safe(x):
     return np.maximum(x, 1e-300)
 
 
-def _solve_global(kept_fraction, c, scale):
+def solve_threshold(kept_fraction, c, scale):
     """Threshold ``t >= 0`` with ``kept_fraction(t) = c`` (monotone decreasing in t)."""
     if c >= 1.0:
         return 0.0
@@ -276,7 +411,7 @@ def _solve_global(kept_fraction, c, scale):
 
 def _expect_x_smooth(f, sd):
     """:math:`E[f(X)]`, :math:`X \\sim N(0, sd^2)`, for smooth vectorised ``f``: Gauss-Hermite."""
-    return float(f(sd * _GH_X) @ _GH_W)
+    return float(f(sd * GH_X) @ GH_W)
 
 
 def _expect_x(f, sd, points=()):
@@ -295,16 +430,50 @@ def _expect_x(f, sd, points=()):
     return total
 
 
-RULES = {
-    "random_edge": RandomEdge,
-    "magnitude_edge": lambda: MagnitudeEdge("row"),
-    "magnitude_edge_global": lambda: MagnitudeEdge("global"),
-    "dpp_edge": DPPEdge,
-    "snip_edge": lambda: SnipEdge("row"),
-    "snip_edge_global": lambda: SnipEdge("global"),
-}
+# ---------------------------------------------------------------------------------------------
+# finite-N masks
+# ---------------------------------------------------------------------------------------------
+def top_mask(scores: np.ndarray, n_keep: int) -> np.ndarray:
+    """Boolean mask of the ``n_keep`` largest entries of ``scores`` (1-D); ties: lower index."""
+    mask = np.zeros(scores.shape, dtype=bool)
+    if n_keep > 0:
+        order = np.argsort(-scores, kind="stable")
+        mask[order[:n_keep]] = True
+    return mask
+
+
+def _top(scores: np.ndarray, c: float, scope: str) -> np.ndarray:
+    """The top fraction ``c`` of ``scores`` (K, N): ``round(c N)`` per row (``scope="row"``) or
+    ``round(c K N)`` over all entries (``"global"``)."""
+    if scope == "row":
+        n_keep = int(round(c * scores.shape[1]))
+        return np.stack([top_mask(row, n_keep) for row in scores])
+    return top_mask(scores.ravel(), int(round(c * scores.size))).reshape(scores.shape)
+
+
+def _empirical_gradient(w, v, w_star, v_star, X, act):
+    """``g`` (K, N): gradient of the mean squared loss over the samples ``X`` (n, N)."""
+    N = w.shape[1]
+    lam = X @ w.T / math.sqrt(N)
+    nu = X @ w_star.T / math.sqrt(N)
+    delta = act.g(lam) @ v - act.g(nu) @ v_star
+    coef = delta[:, None] * v[None, :] * act.g_prime(lam)      # (n, K)
+    return coef.T @ X / (X.shape[0] * math.sqrt(N))
+
+
+#: the edge rules by name, in the order of :data:`odeprune.pruning.METHODS`; each class declares
+#: its name once
+RULES: dict[str, type[EdgeRule]] = {cls.name: cls for cls in (
+    RandomEdge, MagnitudeEdge, MagnitudeEdgeGlobal, DPPEdge, SnipEdge, SnipEdgeGlobal)}
 #: the rule names accepted by :func:`edge_prune_map`
 EDGE_RULES = tuple(RULES)
+
+
+def rule_class(name: str) -> type[EdgeRule]:
+    """The :class:`EdgeRule` subclass of a rule name; ``ValueError`` listing the names."""
+    if not isinstance(name, str) or name not in RULES:
+        raise ValueError(f"rule={name!r} is unknown; expected one of {list(EDGE_RULES)}")
+    return RULES[name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,16 +537,12 @@ def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: s
     -----
     .. math:: Q'_{ii} = E[p_i w_i^2],\ Q'_{ik} = E[p_i p_k w_i w_k],\ R'_{in} = E[p_i w_i w^*_n]
     """
-    from .edge import check_c
-
     c = check_c(c)
     activation = state.check_activation(activation)
     if method not in ("auto", "quadrature", "mc"):
         raise ValueError(f"method={method!r} is unknown; expected 'auto', 'quadrature' or 'mc'")
     if isinstance(rule, str):
-        if rule not in RULES:
-            raise ValueError(f"rule={rule!r} is unknown; expected one of {list(EDGE_RULES)}")
-        rule = RULES[rule]()
+        rule = rule_class(rule)()
     K, M = state.K, state.M
     Sigma = (augmented_covariance(state, activation) if rule.needs_gradient
              else np.array(state.covariance(), dtype=float))
@@ -420,6 +585,48 @@ def edge_prune_map(state: OrderParams, rule: str | EdgeRule, c: float, method: s
 
 #: independent Monte Carlo batches of a coordinate Monte Carlo edge map
 MC_BATCHES = 20
+#: edge maps kept by :func:`cached_edge_prune_map` (least recently used dropped first)
+CACHE_SIZE = 64
+
+
+class _ByValue:
+    """An OrderParams hashed and compared by the bytes of its arrays (a cache key)."""
+
+    __slots__ = ("state", "_key")
+
+    def __init__(self, state: OrderParams):
+        self.state = state
+        self._key = (tuple(np.asarray(a).tobytes() for a in (state.Q, state.R, state.T, state.v,
+                                                             state.v_star)),
+                     state.K, state.M, state.activation)
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, _ByValue) and self._key == other._key
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _edge_prune_map_by_value(key: _ByValue, rule: str, c: float, seed, n_samples: int, progress):
+    return edge_prune_map(key.state, rule, c, seed=seed, n_samples=n_samples, progress=progress)
+
+
+def cached_edge_prune_map(state: OrderParams, rule: str, c: float, *, seed, n_samples: int,
+                          progress: bool | None = None) -> EdgeMapResult:
+    """:func:`edge_prune_map` (``method="auto"``), memoised when its result is a function of the
+    arguments: an integer seed, or ``seed=None`` for a rule mapped by quadrature (not SNIP). The
+    CLI and sweeps map one state once per reweighting; the Monte Carlo maps are the expensive
+    ones. The memo is ``functools.lru_cache`` over the state's values, at most
+    :data:`CACHE_SIZE` maps (``cached_edge_prune_map.cache_clear()`` empties it); a Generator
+    seed is never memoised. The result is shared between hits: do not modify its arrays."""
+    integer = seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool))
+    if not integer or (seed is None and rule_class(rule).needs_gradient):
+        return edge_prune_map(state, rule, c, seed=seed, n_samples=n_samples, progress=progress)
+    return _edge_prune_map_by_value(_ByValue(state), rule, float(c), seed, n_samples, progress)
+
+
+cached_edge_prune_map.cache_clear = _edge_prune_map_by_value.cache_clear
 
 
 def _coordinate_mc(rule: EdgeRule, Sigma: np.ndarray, K: int, M: int, n_samples: int, rng,
@@ -480,8 +687,8 @@ def snip_marginal_quadrature(rule: SnipEdge, Sigma: np.ndarray, K: int, M: int, 
 
 def _check_probabilities(rule: EdgeRule, Sigma: np.ndarray, K: int, M: int) -> None:
     for i in range(K):
-        x = math.sqrt(Sigma[i, i]) * _GH_X
-        g = (math.sqrt(Sigma[K + M + i, K + M + i]) * _GH_X[::-1] if rule.needs_gradient
+        x = math.sqrt(Sigma[i, i]) * GH_X
+        g = (math.sqrt(Sigma[K + M + i, K + M + i]) * GH_X[::-1] if rule.needs_gradient
              else None)
         p = np.asarray(rule.keep_prob(i, x, g), dtype=float)
         if p.shape != x.shape or not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
@@ -500,9 +707,9 @@ def _pair_moment(rule: EdgeRule, Q: np.ndarray, i: int, k: int) -> float:
     beta = Q[i, k] / Q[i, i]
     s = math.sqrt(max(Q[k, k] - Q[i, k] ** 2 / Q[i, i], 0.0))
     if rule.smooth:
-        x = sx * _GH_X
+        x = sx * GH_X
         return float((rule.keep_prob(i, x) * x * rule.inner_first_moment(k, beta * x, s))
-                     @ _GH_W)
+                     @ GH_W)
     return _expect_x(lambda x: rule.keep_prob(i, x) * x * rule.inner_first_moment(k, beta * x, s),
                      sx, rule.breakpoints(i))
 

@@ -35,9 +35,9 @@ from .._progress import make_bar, want_progress
 from .._validate import check_activation
 from ..activations import get_activation
 from ..state import OrderParams
-from . import dpp, node
+from . import node, registry
 from ._api import PruneResult, _check_int, _check_method_args, node_outcomes, prune
-from .edge import EDGE_METHODS
+from .finite_edges import edge_mask, unpack_weights
 from .reweight import RCOND
 
 __all__ = ["FinitePruneResult", "prune_weights"]
@@ -138,26 +138,6 @@ class FinitePruneResult:
                 f"eg={self.eg_mean:.5g}{pred}, N={m.get('N')}, masks={self.n_masks})")
 
 
-def _unpack(obj, v, w_star, v_star):
-    """Accept explicit arrays or a simulation result (duck-typed: w, v, w_star, v_star)."""
-    if hasattr(obj, "w") and hasattr(obj, "w_star"):
-        w = np.asarray(obj.w, dtype=float)
-        v = np.asarray(obj.v, dtype=float)
-        if v.ndim == 2:  # a trajectory: the final second layer
-            v = v[-1]
-        w_star = np.asarray(obj.w_star, dtype=float)
-        v_star = np.asarray(obj.v_star, dtype=float)
-        if w.ndim == 3:
-            w = w[-1]
-        act = getattr(obj, "metadata", {}).get("activation") if hasattr(obj, "metadata") else None
-        return w, v, w_star, v_star, act
-    if v is None or w_star is None or v_star is None:
-        raise ValueError("prune_weights needs w, v, w_star and v_star (or a simulation result "
-                         "with those attributes)")
-    return np.asarray(obj, dtype=float), np.asarray(v, dtype=float), \
-        np.asarray(w_star, dtype=float), np.asarray(v_star, dtype=float), None
-
-
 def _lstsq(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(A, b, rcond=RCOND)[0]
 
@@ -203,11 +183,12 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     -------
     FinitePruneResult
     """
-    w, v, w_star, v_star, act_name = _unpack(w, v, w_star, v_star)
+    w, v, w_star, v_star, act_name = unpack_weights(w, v, w_star, v_star)
     act = get_activation(check_activation(activation, act_name, "the simulation"))
     state = OrderParams.from_weights(w, w_star, v, v_star, activation=act.name)  # validates
     K, N = w.shape
     k, c = _check_method_args(method, k, c, reweight, K)
+    entry = registry.get(method)
     if kernel not in node.KERNELS:
         raise ValueError(f"kernel={kernel!r} is unknown; allowed {node.KERNELS}")
     n_samples = _check_int("n_samples", n_samples, 1)
@@ -216,7 +197,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     if n_test == 1:
         raise ValueError("n_test=1 cannot give a standard error; use 0 (no test error) or >= 2")
     want_progress(progress)
-    if method in ("importance_node", "dpp_map_node", "magnitude_edge", "magnitude_edge_global"):
+    if entry.one_mask:
         n_masks = 1
     if isinstance(seed, np.random.Generator):
         ss = np.random.SeedSequence(seed.integers(2**63))
@@ -234,18 +215,8 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
 
     subsets_list, v_list, w_list = [], [], []
     bar = make_bar(progress, 2 * n_masks, f"prune_weights {method}", unit="mask")
-    if method in node.NODE_METHODS:
-        if method == "random_node":
-            subsets = np.sort(np.argsort(rng_masks.random((n_masks, K)), axis=1)[:, :k], axis=1)
-        elif method == "importance_node":
-            subsets = node.importance_node(v, k)[0]
-        else:
-            F = H if kernel == "Q" else Gs
-            L = F.T @ F / n_samples
-            if method == "dpp_node":
-                subsets = dpp.sample_k_dpp(L, k, size=n_masks, seed=rng_masks)
-            else:
-                subsets = dpp.k_dpp_map_greedy(L, k)[None, :]
+    if entry.kind == "node":
+        subsets = entry.finite(v, k, H=H, Gs=Gs, kernel=kernel, n_masks=n_masks, rng=rng_masks)
         for S in subsets:
             rem = np.setdiff1d(np.arange(K), S)
             if reweight == "none":
@@ -264,13 +235,8 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     else:
         kept = np.empty(n_masks)
         for j in range(n_masks):
-            if method == "random_edge":
-                mask = rng_masks.random((K, N)) < c
-            else:
-                from .finite_edges import edge_mask
-
-                mask = edge_mask(w, method, c, seed=rng_masks, v=v, w_star=w_star, v_star=v_star,
-                                 n_samples=n_samples, activation=act.name)[0]
+            mask = edge_mask(w, method, c, seed=rng_masks, v=v, w_star=w_star, v_star=v_star,
+                             n_samples=n_samples, activation=act.name)[0]
             wp = w * mask
             if reweight == "rescale_rows":  # variance-restoring: each row keeps its norm
                 norms = np.linalg.norm(wp, axis=1)
@@ -309,10 +275,10 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     bar.close()
 
     prediction = None
-    if predict or method in EDGE_METHODS:
+    if predict or entry.kind == "edge":
         prediction = prune(state, method, k=k, c=c, reweight=reweight, kernel=kernel,
                            seed=rng_pred, progress=False)
-    if method in EDGE_METHODS:
+    if entry.kind == "edge":
         eg_limit = np.full(n_out, prediction.eg_mean)
     else:
         eg_limit = node_outcomes(state, np.array(subsets_list), reweight)[1]

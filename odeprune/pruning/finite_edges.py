@@ -29,49 +29,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from .._progress import make_bar
 from .._validate import check_activation
 from ..activations import get_activation
+from ..simulation import simulate
 from ..state import OrderParams
-from .edge import check_c
+from .edge_rules import EDGE_RULES, check_c, edge_prune_map, rule_class, top_mask
 
-__all__ = ["FINITE_EDGE_RULES", "edge_mask", "prune_edges_weights", "EdgePruneWeightsResult",
-           "iterative_magnitude_pruning", "IMPResult"]
+__all__ = ["FINITE_EDGE_RULES", "edge_mask", "unpack_weights", "prune_edges_weights",
+           "EdgePruneWeightsResult", "iterative_magnitude_pruning", "IMPResult"]
 
-FINITE_EDGE_RULES = ("random_edge", "magnitude_edge", "magnitude_edge_global", "dpp_edge",
-                     "snip_edge", "snip_edge_global")
-
-
-def _top_mask(scores: np.ndarray, n_keep: int) -> np.ndarray:
-    """Boolean mask of the ``n_keep`` largest entries of ``scores`` (1-D); ties: lower index."""
-    mask = np.zeros(scores.shape, dtype=bool)
-    if n_keep > 0:
-        order = np.argsort(-scores, kind="stable")
-        mask[order[:n_keep]] = True
-    return mask
+#: every edge rule has its finite-N mask (:meth:`~odeprune.pruning.edge_rules.EdgeRule.mask`)
+FINITE_EDGE_RULES = EDGE_RULES
 
 
-def _rowwise_top(scores: np.ndarray, c: float) -> np.ndarray:
-    K, N = scores.shape
-    n_keep = int(round(c * N))
-    return np.stack([_top_mask(scores[i], n_keep) for i in range(K)])
-
-
-def _global_top(scores: np.ndarray, c: float) -> np.ndarray:
-    n_keep = int(round(c * scores.size))
-    return _top_mask(scores.ravel(), n_keep).reshape(scores.shape)
-
-
-def _empirical_gradient(w, v, w_star, v_star, X, act):
-    """``g`` (K, N): gradient of the mean squared loss over the samples ``X`` (n, N)."""
-    N = w.shape[1]
-    lam = X @ w.T / math.sqrt(N)
-    nu = X @ w_star.T / math.sqrt(N)
-    delta = act.g(lam) @ v - act.g(nu) @ v_star
-    coef = delta[:, None] * v[None, :] * act.g_prime(lam)      # (n, K)
-    return coef.T @ X / (X.shape[0] * math.sqrt(N))
+def unpack_weights(obj, v, w_star, v_star):
+    """``(w, v, w_star, v_star, activation or None)`` from explicit arrays or a simulation result
+    (duck-typed: attributes w, v, w_star, v_star; trajectories give their last entry)."""
+    if hasattr(obj, "w") and hasattr(obj, "w_star"):
+        w = np.asarray(obj.w, dtype=float)
+        v = np.asarray(obj.v, dtype=float)
+        if v.ndim == 2:  # a trajectory: the final second layer
+            v = v[-1]
+        w_star = np.asarray(obj.w_star, dtype=float)
+        v_star = np.asarray(obj.v_star, dtype=float)
+        if w.ndim == 3:
+            w = w[-1]
+        act = getattr(obj, "metadata", {}).get("activation") if hasattr(obj, "metadata") else None
+        return w, v, w_star, v_star, act
+    if v is None or w_star is None or v_star is None:
+        raise ValueError("prune_weights needs w, v, w_star and v_star (or a simulation result "
+                         "with those attributes)")
+    return np.asarray(obj, dtype=float), np.asarray(v, dtype=float), \
+        np.asarray(w_star, dtype=float), np.asarray(v_star, dtype=float), None
 
 
 def edge_mask(w, rule: str, c: float, seed=None, v=None, w_star=None, v_star=None,
@@ -88,50 +79,10 @@ def edge_mask(w, rule: str, c: float, seed=None, v=None, w_star=None, v_star=Non
     if rule not in FINITE_EDGE_RULES:
         raise ValueError(f"rule={rule!r} is unknown; expected one of {list(FINITE_EDGE_RULES)}")
     rng = np.random.default_rng(seed)
-    K, N = w.shape
-    info: dict[str, Any] = {"rule": rule}
-    if rule == "random_edge":
-        return rng.random((K, N)) < c, info
-    if rule == "magnitude_edge":
-        return _rowwise_top(np.abs(w), c), info
-    if rule == "magnitude_edge_global":
-        return _global_top(np.abs(w), c), info
-    act = get_activation(activation)
-    if rule.startswith("snip"):
-        if v is None or w_star is None or v_star is None:
-            raise ValueError(f"rule={rule!r} needs v, w_star and v_star (the gradient)")
-        X = rng.standard_normal((n_samples, N))
-        g = _empirical_gradient(w, np.asarray(v, float), np.asarray(w_star, float),
-                                np.asarray(v_star, float), X, act)
-        scores = np.abs(w * g)
-        info["n_samples"] = n_samples
-        return (_rowwise_top(scores, c) if rule == "snip_edge" else _global_top(scores, c)), info
-    # dpp_edge
-    k = int(round(c * N))
-    if k == 0:
-        return np.zeros((K, N), dtype=bool), info
-    if k == N:
-        return np.ones((K, N), dtype=bool), info
-    if N <= dpp_exact_max_N:
-        from .dpp import sample_k_dpp
-
-        X = rng.standard_normal((n_samples, N))
-        G = X.T @ X / n_samples
-        mask = np.zeros((K, N), dtype=bool)
-        for i in range(K):
-            L = w[i][:, None] * G * w[i][None, :]
-            S = sample_k_dpp(L, k, size=1, seed=rng)[0]
-            mask[i, S] = True
-        info.update(mode="exact k-DPP, empirical kernel", n_samples=n_samples)
-        return mask, info
-    mask = np.zeros((K, N), dtype=bool)
-    for i in range(K):
-        w2 = w[i] ** 2
-        lam = math.exp(optimize.brentq(
-            lambda t, w2=w2: float(np.mean(np.exp(t) * w2 / (1 + np.exp(t) * w2))) - c, -60, 60))
-        mask[i] = rng.random(N) < lam * w2 / (1 + lam * w2)
-    info.update(mode="large-N limit: independent edges, p = lam w^2 / (1 + lam w^2)")
-    return mask, info
+    mask, made = rule_class(rule)().mask(w, c, rng, v=v, w_star=w_star, v_star=v_star,
+                                         n_samples=n_samples, activation=activation,
+                                         dpp_exact_max_N=dpp_exact_max_N)
+    return mask, {"rule": rule, **made}
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,15 +142,12 @@ def prune_edges_weights(w, v=None, w_star=None, v_star=None, rule: str = "magnit
     ``w_star``, ``v_star``). Deterministic rules (magnitude) use one mask. ``progress``: a bar
     over the masks (None: when stderr is a terminal).
     """
-    from .edge_rules import edge_prune_map
-    from .finite import _unpack
-
-    w, v, w_star, v_star, act_name = _unpack(w, v, w_star, v_star)
+    w, v, w_star, v_star, act_name = unpack_weights(w, v, w_star, v_star)
     act = get_activation(check_activation(activation, act_name, "the simulation"))
     c = check_c(c)
     state = OrderParams.from_weights(w, w_star, v, v_star, activation=act.name)
     K, N = w.shape
-    if rule.startswith("magnitude"):
+    if rule_class(rule).deterministic:
         n_masks = 1
     ss = np.random.SeedSequence(seed)
     mask_seeds = ss.spawn(n_masks)
@@ -269,8 +217,6 @@ def iterative_magnitude_pruning(N: int, K: int, M: int, eta: float, alpha_per_ro
     by the mask. ``scope``: ``"row"`` (each unit keeps the same number of weights) or
     ``"global"``.
     """
-    from ..simulation import simulate
-
     if not (0 < prune_fraction < 1):
         raise ValueError(f"prune_fraction={prune_fraction!r} must be in (0, 1)")
     if scope not in ("row", "global"):
@@ -293,9 +239,9 @@ def iterative_magnitude_pruning(N: int, K: int, M: int, eta: float, alpha_per_ro
         scores = np.where(mask, np.abs(res.w), -np.inf)
         if scope == "row":
             n_keep = int(round(mask.sum(axis=1).min() * (1 - prune_fraction)))
-            new = np.stack([_top_mask(scores[i], n_keep) for i in range(K)])
+            new = np.stack([top_mask(scores[i], n_keep) for i in range(K)])
         else:
-            new = _top_mask(scores.ravel(), int(round(mask.sum() * (1 - prune_fraction))))
+            new = top_mask(scores.ravel(), int(round(mask.sum() * (1 - prune_fraction))))
             new = new.reshape(mask.shape)
         mask = new & mask
         eg_pruned.append(OrderParams.from_weights(res.w * mask, res.w_star, res.v[-1],

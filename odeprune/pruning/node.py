@@ -12,6 +12,11 @@ distribution of subsets is evaluated in a few batched numpy calls.
 Each method returns the distribution of the kept subset: ``subsets`` (n, k), ``probabilities``
 (n,), and ``n_draws`` (0 for an exact distribution, the number of Monte Carlo draws otherwise;
 then ``probabilities`` are empirical frequencies).
+
+Each method is a :class:`NodeMethod` with its limit form (the distribution of the kept subset of
+a state) and its finite-N form (subsets of real units, with empirical kernels) side by side; the
+classes declare the method names (:data:`NODE_METHODS`), which
+:mod:`odeprune.pruning.registry` lists with the edge rules.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ import math
 
 import numpy as np
 
+from .._progress import progress_bar
 from ..activations import get_activation
 from . import dpp
 
-__all__ = ["NODE_METHODS", "KERNELS", "MAX_ENUMERATE", "node_kernel", "random_node",
-           "importance_node", "dpp_node", "dpp_map_node", "activation_gram_all"]
+__all__ = ["NODE_METHODS", "NODE_CLASSES", "NodeMethod", "KERNELS", "MAX_ENUMERATE",
+           "node_kernel", "random_node", "importance_node", "dpp_node", "dpp_node_sampled",
+           "dpp_map_node", "activation_gram_all"]
 
-NODE_METHODS = ("random_node", "importance_node", "dpp_node", "dpp_map_node")
 KERNELS = ("Q", "activation")
 #: Largest number of subsets ``C(K, k)`` enumerated exactly; above it, Monte Carlo.
 MAX_ENUMERATE = 20_000
@@ -62,7 +68,7 @@ def node_kernel(state, kernel="Q", activation: str | None = None) -> np.ndarray:
     return dpp.check_kernel(kernel, state.K, name="kernel")
 
 
-def _from_draws(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def from_draws(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     draws = np.sort(draws, axis=1)
     subsets, counts = np.unique(draws, axis=0, return_counts=True)
     return subsets, counts / draws.shape[0], int(draws.shape[0])
@@ -72,10 +78,10 @@ def random_node(K: int, k: int, exact: bool, n_samples: int, rng):
     """k of K units uniformly at random: all ``C(K, k)`` subsets with equal probability when
     ``exact`` and ``C(K, k) <= MAX_ENUMERATE``, otherwise ``n_samples`` Monte Carlo draws."""
     if exact and math.comb(K, k) <= MAX_ENUMERATE:
-        subsets = dpp._all_subsets(K, k)
+        subsets = dpp.all_subsets(K, k)
         return subsets, np.full(subsets.shape[0], 1.0 / subsets.shape[0]), 0
     draws = np.argsort(rng.random((n_samples, K)), axis=1)[:, :k]
-    return _from_draws(draws)
+    return from_draws(draws)
 
 
 def importance_node(v: np.ndarray, k: int):
@@ -97,9 +103,121 @@ def dpp_node(L: np.ndarray, k: int, exact: bool, n_samples: int, rng):
         subsets, p = dpp.k_dpp_probabilities(L, k)
         keep = p > PROB_ATOL
         return subsets[keep], p[keep] / p[keep].sum(), 0
-    return _from_draws(dpp.sample_k_dpp(L, k, size=n_samples, seed=rng))
+    return from_draws(dpp.sample_k_dpp(L, k, size=n_samples, seed=rng))
 
 
 def dpp_map_node(L: np.ndarray, k: int):
     """Greedy MAP subset of the k-DPP with kernel ``L`` (ties to the lower index)."""
     return dpp.k_dpp_map_greedy(L, k)[None, :], np.ones(1), 0
+
+
+def dpp_node_sampled(L, k, exact, n_samples, rng, progress):
+    """:func:`dpp_node`, drawing Monte Carlo samples in chunks to show progress (the same
+    generator in the same order: the same draws as one call)."""
+    if exact and math.comb(L.shape[0], k) <= MAX_ENUMERATE:
+        return dpp_node(L, k, exact, n_samples, rng)
+    chunk = 500
+    draws = []
+    with progress_bar(progress, n_samples, "dpp_node samples", unit="draw") as bar:
+        for start in range(0, n_samples, chunk):
+            size = min(chunk, n_samples - start)
+            draws.append(dpp.sample_k_dpp(L, k, size=size, seed=rng))
+            bar.update(size)
+    return from_draws(np.concatenate(draws))
+
+
+# ---------------------------------------------------------------------------------------------
+# the methods: limit form and finite-N form
+# ---------------------------------------------------------------------------------------------
+def _empirical_kernel(H: np.ndarray, Gs: np.ndarray, kernel: str) -> np.ndarray:
+    """The DPP kernel over real units from ``n`` samples: :math:`h_i\\cdot h_j/(Nn)` (``"Q"``,
+    ``H`` the pre-activations) or :math:`g(\\lambda_i)\\cdot g(\\lambda_j)/n`."""
+    F = H if kernel == "Q" else Gs
+    return F.T @ F / F.shape[0]
+
+
+class NodeMethod:
+    """A node-pruning method. ``limit(state, k, ...)`` gives ``(subsets, probabilities,
+    n_draws)`` of the kept units of a state; ``finite(v, k, ...)`` the kept units (n_masks or
+    1, k) of real weights from the samples' pre-activations ``H`` and activations ``Gs``."""
+
+    name = ""
+    description = ""
+    #: one outcome (no randomness), in the limit and at finite N
+    deterministic = False
+    #: subsets are sampled (``seed``, ``n_samples``, Monte Carlo when too many to enumerate)
+    sampled = False
+    #: takes the DPP ``kernel``
+    uses_kernel = False
+
+    @staticmethod
+    def limit(state, k: int, *, kernel, activation, exact, n_samples, rng, progress):
+        raise NotImplementedError
+
+    @staticmethod
+    def finite(v, k: int, *, H, Gs, kernel, n_masks, rng):
+        raise NotImplementedError
+
+
+class RandomNode(NodeMethod):
+    name = "random_node"
+    description = "k of the K units uniformly at random"
+    sampled = True
+
+    @staticmethod
+    def limit(state, k, *, exact, n_samples, rng, **_):
+        return random_node(state.K, k, exact, n_samples, rng)
+
+    @staticmethod
+    def finite(v, k, *, n_masks, rng, **_):
+        return np.sort(np.argsort(rng.random((n_masks, v.shape[0])), axis=1)[:, :k], axis=1)
+
+
+class ImportanceNode(NodeMethod):
+    name = "importance_node"
+    description = "the k units with the largest |v_i|"
+    deterministic = True
+
+    @staticmethod
+    def limit(state, k, **_):
+        return importance_node(np.array(state.v), k)
+
+    @staticmethod
+    def finite(v, k, **_):
+        return importance_node(v, k)[0]
+
+
+class DPPNode(NodeMethod):
+    name = "dpp_node"
+    description = "k-DPP over the units with a Gram kernel (the authors' method)"
+    sampled = True
+    uses_kernel = True
+
+    @staticmethod
+    def limit(state, k, *, kernel, activation, exact, n_samples, rng, progress):
+        L = node_kernel(state, kernel, activation)
+        return dpp_node_sampled(L, k, exact, n_samples, rng, progress)
+
+    @staticmethod
+    def finite(v, k, *, H, Gs, kernel, n_masks, rng):
+        return dpp.sample_k_dpp(_empirical_kernel(H, Gs, kernel), k, size=n_masks, seed=rng)
+
+
+class DPPMapNode(NodeMethod):
+    name = "dpp_map_node"
+    description = "greedy MAP subset of the k-DPP"
+    deterministic = True
+    uses_kernel = True
+
+    @staticmethod
+    def limit(state, k, *, kernel, activation, **_):
+        return dpp_map_node(node_kernel(state, kernel, activation), k)
+
+    @staticmethod
+    def finite(v, k, *, H, Gs, kernel, **_):
+        return dpp.k_dpp_map_greedy(_empirical_kernel(H, Gs, kernel), k)[None, :]
+
+
+#: the node methods, in the order of :data:`odeprune.pruning.METHODS`
+NODE_CLASSES: tuple[type[NodeMethod], ...] = (RandomNode, ImportanceNode, DPPNode, DPPMapNode)
+NODE_METHODS = tuple(cls.name for cls in NODE_CLASSES)

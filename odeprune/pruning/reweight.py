@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .registry import EDGE_REWEIGHTS, NODE_REWEIGHTS
+
 __all__ = ["NODE_REWEIGHTS", "EDGE_REWEIGHTS", "RCOND", "reweight_node", "rescale_factor",
            "refit_weights", "eg_quadratic"]
 
-NODE_REWEIGHTS = ("none", "preact", "activation", "refit")
-EDGE_REWEIGHTS = ("none", "rescale", "refit", "rescale_rows")
 #: Relative cut-off of the pseudo-inverses (``numpy.linalg.pinv(..., rcond=RCOND)``).
 RCOND = 1e-10
 

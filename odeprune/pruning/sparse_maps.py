@@ -63,25 +63,29 @@ from scipy import optimize, special
 
 from ..sparse import MAX_EXACT_K, SparseOrderParams, all_patterns
 from ..state import PSD_RTOL, OrderParams, as_generator
-from . import edge, node
+from . import node
 from . import reweight as _rw
 from .edge_rules import (
-    _GH_W,
-    _GH_X,
+    GH_W,
+    GH_X,
     MC_BATCHES,
     RULES,
-    _sf,
-    _solve_global,
     augmented_covariance,
+    check_c,
     gradient_covariance,
+    normal_sf,
+    solve_threshold,
 )
+from .registry import NODE_METHODS, SPARSE_REWEIGHTS, methods
 
 __all__ = ["sparse_state", "sparse_state_from_joint", "SparseMapError", "SPARSE_REWEIGHTS",
            "DEFAULT_SAMPLES"]
 
-#: reweightings that keep a first-layer mask (``rescale_rows`` rescales the kept weights,
-#: ``rescale`` / ``refit`` change the second layer ``v`` of the masked network)
-SPARSE_REWEIGHTS = ("none", "rescale", "refit", "rescale_rows")
+#: the rules with a per-class state (the edge rules)
+SPARSE_METHODS = methods(sparse=True)
+#: SPARSE_REWEIGHTS (from the registry): reweightings that keep a first-layer mask
+#: (``rescale_rows`` rescales the kept weights, ``rescale`` / ``refit`` change the second layer
+#: ``v`` of the masked network)
 #: coordinates per call (as :func:`odeprune.prune` gives the edge maps)
 DEFAULT_SAMPLES = 200_000
 #: probabilistic rules (DPP-edge) weight every pattern by ``P(s|z)`` up to this many patterns;
@@ -137,13 +141,13 @@ class SparseMapError:
 def _check_common(rule, c, reweight, n_samples, K):
     if not isinstance(rule, str):
         raise ValueError(f"rule={rule!r} must be the name of an edge rule, one of "
-                         f"{edge.EDGE_METHODS}")
-    if rule in node.NODE_METHODS:
+                         f"{SPARSE_METHODS}")
+    if rule in NODE_METHODS:
         raise ValueError(f"rule={rule!r} is a node method (it removes whole units, not a "
-                         f"first-layer mask); sparse states come from edge rules {edge.EDGE_METHODS}")
-    if rule not in edge.EDGE_METHODS:
-        raise ValueError(f"rule={rule!r} is unknown; expected one of {edge.EDGE_METHODS}")
-    c = edge.check_c(c)
+                         f"first-layer mask); sparse states come from edge rules {SPARSE_METHODS}")
+    if rule not in SPARSE_METHODS:
+        raise ValueError(f"rule={rule!r} is unknown; expected one of {SPARSE_METHODS}")
+    c = check_c(c)
     if reweight not in SPARSE_REWEIGHTS:
         raise ValueError(f"reweight={reweight!r} does not keep a first-layer mask on a sparse "
                          f"state; allowed {SPARSE_REWEIGHTS}")
@@ -407,7 +411,7 @@ def _calibrate_mixture(dec: _Decider, strata, K: int, c: float) -> None:
         def kept(t, rows):
             # P(|w| > t) per class; coordinates with zero variance are never kept (|0| > t fails)
             sdr = sd[:, rows]
-            p = np.where(sdr > 0, 2.0 * _sf(t / np.where(sdr > 0, sdr, 1.0)), 0.0)
+            p = np.where(sdr > 0, 2.0 * normal_sf(t / np.where(sdr > 0, sdr, 1.0)), 0.0)
             return float((wk[:, rows] * p).sum() / wk[:, rows].sum())
 
         def solve(rows):
@@ -415,7 +419,7 @@ def _calibrate_mixture(dec: _Decider, strata, K: int, c: float) -> None:
                 return np.inf
             if kept(0.0, rows) <= c:     # c = 1, or more than the non-zero weights asked for
                 return 0.0
-            return _solve_global(lambda t: kept(t, rows), c, float(sd.max(initial=0.0)))
+            return solve_threshold(lambda t: kept(t, rows), c, float(sd.max(initial=0.0)))
 
         if dec.name == "magnitude_edge":
             tau = np.array([solve([i]) for i in range(K)])
@@ -429,12 +433,12 @@ def _calibrate_mixture(dec: _Decider, strata, K: int, c: float) -> None:
             if c == 1.0:
                 lam[i] = np.inf
             elif c > 0 and np.any(wk[:, i] * sd[:, i] > 0):
-                y2 = (sd[:, i, None] * _GH_X[None]) ** 2                   # (S, n_gh)
+                y2 = (sd[:, i, None] * GH_X[None]) ** 2                   # (S, n_gh)
                 wts = wk[:, i] / wk[:, i].sum()
 
                 def frac(log_l, y2=y2, wts=wts):
                     ell = math.exp(log_l)
-                    return float(wts @ ((ell * y2 / (1 + ell * y2)) @ _GH_W)) - c
+                    return float(wts @ ((ell * y2 / (1 + ell * y2)) @ GH_W)) - c
 
                 if frac(60.0) < 0:   # the zero-weight mass cannot reach c
                     lam[i] = np.inf
@@ -454,7 +458,7 @@ def _calibrate_mixture(dec: _Decider, strata, K: int, c: float) -> None:
 
             if kept(0.0) <= c:
                 return 0.0
-            return _solve_global(kept, c, scale)
+            return solve_threshold(kept, c, scale)
 
         if dec.name == "snip_edge":
             rule.tau = np.array([solve_snip([i]) for i in range(K)])
@@ -476,7 +480,7 @@ def _snip_kept(strata, decide_cols, grad_cols):
     beta = np.where(pos, cxy / np.where(pos, vx, 1.0), 0.0)
     sres = np.sqrt(np.maximum(vy - np.where(pos, cxy * cxy / np.where(pos, vx, 1.0), 0.0), 0.0))
     sd = np.sqrt(np.maximum(vx, 0.0))
-    x = sd[..., None] * _GH_X                                  # (S, K, n)
+    x = sd[..., None] * GH_X                                  # (S, K, n)
     mu = beta[..., None] * x
     ss = sres[..., None]
     ss_safe = np.where(ss > 0, ss, 1.0)
@@ -484,9 +488,9 @@ def _snip_kept(strata, decide_cols, grad_cols):
 
     def table(t):
         tau = t / ax
-        p = np.where(ss > 0, _sf((tau - mu) / ss_safe) + special.ndtr((-tau - mu) / ss_safe),
+        p = np.where(ss > 0, normal_sf((tau - mu) / ss_safe) + special.ndtr((-tau - mu) / ss_safe),
                      (np.abs(mu) > tau).astype(float))
-        return p @ _GH_W
+        return p @ GH_W
 
     scale = float((sd * (np.abs(beta) * sd + sres)).max(initial=0.0)) + 1e-300
     return table, scale
@@ -682,8 +686,8 @@ def sparse_args_for_prune(state: OrderParams, seed: Any, rng: np.random.Generato
 def for_prune_result(result) -> tuple[SparseOrderParams, SparseMapError]:
     """``(sparse_state, se)`` of a :class:`~odeprune.pruning.PruneResult` of an edge rule."""
     meta = result.metadata
-    if meta.get("method") not in edge.EDGE_METHODS:
-        raise ValueError(f"sparse_state exists for edge rules {edge.EDGE_METHODS} only, not for "
+    if meta.get("method") not in SPARSE_METHODS:
+        raise ValueError(f"sparse_state exists for edge rules {SPARSE_METHODS} only, not for "
                          f"{meta.get('method')!r} (node pruning removes whole units)")
     args = result._cache.get("sparse_args")
     if args is None:
