@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,6 @@ __all__ = ["FORMAT_VERSION", "write_npz", "read_npz", "atomic_write_text", "atom
 
 def package_version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("odeprune")
     except Exception:  # pragma: no cover - running from a source tree without metadata
         return "unknown"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
+from tqdm.auto import tqdm
+
 __all__ = ["want_progress", "progress_bar", "make_bar", "DELAY_S"]
 
 #: a bar appears only when the call has lasted this long (tqdm's ``delay``)
@@ -45,8 +47,6 @@ def make_bar(progress: bool | None, total: float, desc: str, unit: str = "it",
     """A tqdm bar (or a do-nothing stand-in) with ``update(n)`` and ``close()``."""
     if not want_progress(progress):
         return _NoBar()
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, unit=unit, leave=False, delay=DELAY_S, file=sys.stderr,
                 bar_format=bar_format)
 

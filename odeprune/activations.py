@@ -571,12 +571,19 @@ def eg_from_cov(act, C, a):
 # ---------------------------------------------------------------------------------------------
 # Python-side registry
 # ---------------------------------------------------------------------------------------------
-def _erf_g(x):
-    # imported here, not at the top: scipy.special costs 0.16 s of every start-up (issue 16),
-    # and only finite-N code evaluates g with numpy
-    from scipy.special import erf
+@njit(cache=True)
+def _erf_flat(x, out):
+    for i in range(x.size):
+        out[i] = math.erf(x[i] * _INV_SQRT2)
 
-    return erf(x * _INV_SQRT2)
+
+def _erf_g(x):
+    # compiled math.erf (C99 erf, as scipy.special.erf to ~1 ulp) over the flattened array: no
+    # scipy.special import (0.26 s of start-up on its own, issue 16)
+    x = np.asarray(x, dtype=float)
+    out = np.empty(x.shape)
+    _erf_flat(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    return out if out.ndim else out[()]
 
 
 def _erf_g_prime(x):

@@ -132,3 +132,18 @@ def test_fast_asin_accuracy():
     # within 3 ulp of numpy's (correctly rounded to ~0.5 ulp) arcsin
     ulp = np.spacing(np.abs(exact))
     assert np.all(np.abs(ev(xs) - exact) <= 3 * ulp)
+
+
+def test_erf_g_equals_scipy_erf():
+    """The numpy-side erf activation (compiled math.erf) against scipy.special.erf."""
+    from scipy.special import erf
+
+    from odeprune.activations import get_activation
+
+    g = get_activation("erf").g
+    x = np.random.default_rng(0).standard_normal((200, 7)) * 3
+    for arr in (x, x.T, x[:, ::2], x[0, 0]):
+        ref = erf(np.asarray(arr) / np.sqrt(2))
+        got = g(arr)
+        assert np.shape(got) == np.shape(ref)
+        np.testing.assert_allclose(got, ref, rtol=4 * np.finfo(float).eps, atol=1e-300)

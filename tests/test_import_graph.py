@@ -89,3 +89,71 @@ def test_load_reads_every_result_kind_it_lists(tmp_path):
                           delta_alphas=[5.0])
     assert "WorkflowResult" in KINDS
     assert type(load(r.save(tmp_path / "r.npz"))).__name__ == "WorkflowResult"
+
+
+# ------------------------------------------------------------------ imports inside functions
+#: third-party packages that may be imported inside a function: the optional extras (a user
+#: without them can still use everything else)
+OPTIONAL_EXTRAS = {"jax", "jaxlib", "diffrax", "xarray", "dask", "distributed", "dppy"}
+
+#: (module, imported) pairs deferred on purpose, with the reason
+DEFERRED = {
+    # scipy.integrate costs 0.15 s on top of numba's own start-up; only the implicit phase of
+    # method="auto"/"bdf"/"radau" needs it (issue 16: start-up of short jobs)
+    ("odeprune._stiff", "scipy.integrate"),
+    # the package's lazy public names (PEP 562): `import odeprune` imports nothing heavy
+    ("odeprune", "odeprune._io"),
+    # the optional JAX backend (an extra) is a module of ours
+    ("odeprune.dynamics", "odeprune.backends.jax"),
+    ("odeprune.batch", "odeprune.backends"),
+}
+
+
+def _function_imports(name: str, path: Path) -> list[tuple[str, int]]:
+    """``(imported module, line)`` of every import inside a function of ``path``."""
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = []
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Import):
+                out += [(a.name, node.lineno) for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[:len(base) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                out.append((target, node.lineno))
+    return out
+
+
+def _allowed(module: str, target: str) -> bool:
+    if target.split(".")[0] in OPTIONAL_EXTRAS:
+        return True
+    return (module, target) in DEFERRED
+
+
+def test_no_import_inside_a_library_function():
+    """Issue 11: below the command line, modules import at module level, except the optional
+    extras and the deferred imports listed (with their reasons) above. The command line
+    (``odeprune.cli``) imports per command, so that each command loads only what it uses."""
+    bad = []
+    for name, path in _modules().items():
+        if name.startswith("odeprune.cli"):
+            continue
+        for target, line in _function_imports(name, path):
+            if not _allowed(name, target):
+                bad.append(f"{path.relative_to(ROOT.parent)}:{line} imports {target}")
+    assert bad == []
+
+
+def test_the_function_import_check_finds_one(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from .state import OrderParams\n    import jax\n")
+    found = _function_imports("odeprune.m", f)
+    assert found == [("odeprune.state", 2), ("jax", 3)]
+    assert not _allowed("odeprune.m", "odeprune.state") and _allowed("odeprune.m", "jax")

@@ -178,9 +178,9 @@ def run_simulate(args) -> int:
 
 
 def _plot(alpha, eg, spread, first, path) -> None:
-    from odeprune.plotting import plt, save_figure
+    from odeprune.plotting import save_figure, subplots
 
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = subplots(figsize=(5, 3.6))
     mask = alpha > 0
     ax.plot(alpha[mask], eg[mask], label=f"simulation N={first.N}, K={first.K}, M={first.M}")
     ax.fill_between(alpha[mask], (eg - spread)[mask], (eg + spread)[mask], alpha=0.3)

@@ -186,18 +186,14 @@ def quicklook(ds, path: Path) -> Path:
     """Lines (one grid axis, or the learning curves of one axis) or a heatmap (two or more
     axes; further axes at their first value) of the first numeric variable; ``alpha`` is taken
     at its last value."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from odeprune.plotting import save_figure
+    from odeprune.plotting import save_figure, subplots
 
     grid_dims = list(ds["error"].dims)
     names = [n for n, v in ds.data_vars.items()
              if v.dtype.kind == "f" and not n.endswith("_values")]
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    fig, ax = subplots(figsize=(5.2, 3.8))
     if not names:
         ax.text(0.5, 0.5, "no numeric output", ha="center", va="center")
         return save_figure(fig, path)

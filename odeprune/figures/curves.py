@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
+from ..plotting import subplots
 from . import _common
 
 NAME = "curves"
@@ -56,7 +56,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 
 def plot(data: dict, out_dir: Path) -> list[Path]:
     p = data["params"]
-    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    fig, ax = subplots(figsize=(6.2, 4.2))
     for n, N in enumerate(p["Ns"]):
         c = data["curves"][str(N)]
         a = np.array(c["alpha"])

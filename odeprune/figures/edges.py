@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
+from ..plotting import subplots
 from . import _common, _sweep
 
 NAME = "edges"
@@ -58,7 +58,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 def plot(data: dict, out_dir: Path) -> list[Path]:
     params, rows = data["params"], data["rows"]
     cfgs = params["configs"]
-    fig, axes = plt.subplots(1, len(cfgs), figsize=(5.2 * len(cfgs), 4.2), squeeze=False)
+    fig, axes = subplots(1, len(cfgs), figsize=(5.2 * len(cfgs), 4.2), squeeze=False)
     for j, cfg in enumerate(cfgs):
         ax = axes[0, j]
         K, M = cfg["K"], cfg["M"]

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
+from ..plotting import subplots
 from ..pruning import theory
 from . import _common, _sweep
 
@@ -80,7 +80,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 def plot(data: dict, out_dir: Path) -> list[Path]:
     p, rows = data["params"], data["rows"]
     sigmas = p["sigmas"]
-    fig, axes = plt.subplots(len(sigmas), 2, figsize=(10, 3.6 * len(sigmas)), sharex=True,
+    fig, axes = subplots(len(sigmas), 2, figsize=(10, 3.6 * len(sigmas)), sharex=True,
                              squeeze=False)
     for i, sigma in enumerate(sigmas):
         for j, rw in enumerate(("none", "preact")):

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
+from ..plotting import subplots
 from ..pruning import theory
 from . import _common, _sweep
 
@@ -98,7 +98,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 def plot(data: dict, out_dir: Path) -> list[Path]:
     params, rows = data["params"], data["rows"]
     cols = [(cfg, s) for cfg in params["configs"] for s in params["sigmas"]]
-    fig, axes = plt.subplots(3, len(cols), figsize=(3.4 * len(cols), 9.6), squeeze=False)
+    fig, axes = subplots(3, len(cols), figsize=(3.4 * len(cols), 9.6), squeeze=False)
     for j, (cfg, sigma) in enumerate(cols):
         K, M = cfg["K"], cfg["M"]
         for i, (name, pair) in enumerate(PAIRS.items()):

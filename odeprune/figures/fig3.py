@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import CenteredNorm
 
+from ..plotting import subplots
 from ..pruning import prune
 from ..state import OrderParams
 from . import _common, _sweep
@@ -109,7 +109,7 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     dpp_idx = [pos[u] for u in dpp_S]
     rnd_idx = [pos_r[u] for u in rnd_S]
 
-    fig, axes = plt.subplots(2, 4, figsize=(15, 6.8))
+    fig, axes = subplots(2, 4, figsize=(15, 6.8))
     _heat(axes[0, 0], reorder("kernel_empirical", order), lab(order), lab(order),
           f"(A) DPP kernel: empirical Gram L (n={p['n_samples']})")
     _heat(axes[1, 0], reorder("kernel_minus_Q", order), lab(order), lab(order),

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import CenteredNorm
 
+from ..plotting import subplots
 from ..pruning import theory
 from . import _common
 
@@ -67,7 +67,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 def plot(data: dict, out_dir: Path) -> list[Path]:
     Z, u = np.array(data["Z"]), np.array(data["u"])
     tol = data["params"]["tol"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, axes = subplots(1, 2, figsize=(11, 4.4))
     panels = (("A", np.array(data["A"]), "≥ 0", lambda x: x < -tol, "no reweighting"),
               ("B", np.array(data["B"]), "≤ 0", lambda x: x > tol,
                "best reweighting (preact node, min_A A·v edge)"))

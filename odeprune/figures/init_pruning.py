@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
 from .. import workflows
+from ..plotting import subplots
 from ..state import OrderParams
 from . import _cache, _common
 
@@ -105,7 +105,7 @@ def _label(rule, c, rs):
 def plot(data: dict, out_dir: Path) -> list[Path]:
     p, cv = data["params"], data["curves"]
     cs = p["cs"]
-    fig, axes = plt.subplots(1, len(cs), figsize=(4.4 * len(cs), 3.9), squeeze=False,
+    fig, axes = subplots(1, len(cs), figsize=(4.4 * len(cs), 3.9), squeeze=False,
                              sharey=True)
 
     def draw(ax, arm, col, ls, mk, mfc, shift):

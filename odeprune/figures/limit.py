@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import landscape as ls
+from ..plotting import subplots
 from ..state import OrderParams
 from . import _common
 
@@ -168,7 +168,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 def plot(data: dict, out_dir: Path) -> list[Path]:
     p = data["params"]
     P = data["panels"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    fig, axes = subplots(1, 3, figsize=(15, 4.3))
     ax = axes[0]
     styles = {"predicted": ("-", "o"), "upper_bound": (":", "^"), "trace_bound": ("-.", "v"),
               "actual_none": ("--", "s"), "actual_refit": ("--", "x"),

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
+from ..plotting import subplots
 from ..pruning import prune
 from ..simulation import default_save_at
 from . import _common
@@ -114,7 +114,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 def plot(data: dict, out_dir: Path) -> list[Path]:
     p = data["params"]
     Ks = p["Ks"]
-    fig, axes = plt.subplots(1, len(Ks) + 1, figsize=(4.0 * (len(Ks) + 1), 3.9))
+    fig, axes = subplots(1, len(Ks) + 1, figsize=(4.0 * (len(Ks) + 1), 3.9))
     for ax, K in zip(axes, Ks, strict=False):
         c = data["curves"][str(K)]
         a = np.array(c["alpha"])

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
 from .. import workflows
+from ..plotting import subplots
 from ..state import OrderParams
 from . import _cache, _common
 
@@ -151,7 +151,7 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     p, rows = data["params"], data["rows"]
     cfgs = p["configs"]
     times = [0.0] + list(p["delta_alphas"])
-    fig, axes = plt.subplots(len(cfgs), len(times), figsize=(3.6 * len(times), 3.3 * len(cfgs)),
+    fig, axes = subplots(len(cfgs), len(times), figsize=(3.6 * len(times), 3.3 * len(cfgs)),
                              squeeze=False)
     for i, cfg in enumerate(cfgs):
         K = cfg["K"]

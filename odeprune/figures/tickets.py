@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
 from .. import workflows
+from ..plotting import subplots
 from ..state import OrderParams
 from . import _cache, _common
 
@@ -120,7 +120,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 def plot(data: dict, out_dir: Path) -> list[Path]:
     p, cv, rows = data["params"], data["curves"], data["rows"]
     panels = p["panels"]
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 3.9),
+    fig, axes = subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 3.9),
                              squeeze=False)
     for j, panel in enumerate(panels):
         ax = axes[0, j]
