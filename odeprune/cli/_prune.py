@@ -11,11 +11,6 @@ from . import CliError
 from ._common import fraction, positive_int
 from ._inputs import add_choice_options, explicit
 
-METHOD_CHOICES = ("random_node", "importance_node", "dpp_node", "dpp_map_node", "random_edge",
-                  "magnitude_edge", "magnitude_edge_global", "dpp_edge", "snip_edge",
-                  "snip_edge_global", "all")
-REWEIGHT_CHOICES = ("none", "preact", "activation", "refit", "rescale", "rescale_rows", "all")
-
 DESCRIPTION = """\
 Prune a two-layer student given by its order parameters (N -> infinity) and print the
 generalisation error of the pruned network: mean and spread over the method's randomness
@@ -24,13 +19,15 @@ SimulationResult (the last saved time), a SimulationEnsemble (--run I), a PruneR
 or a plain .npz with arrays Q, R, T, v, v_star; --weights takes weights instead. The activation
 is the one recorded in the file.
 
-Node methods keep k of the K units; edge methods (random_edge, magnitude_edge[_global], dpp_edge,
-snip_edge[_global]) keep a fraction c of the first-layer weights.
+Node methods keep k of the K units:
+{node}
+edge methods keep a fraction c of the first-layer weights:
+{edge}
 With --k and --method all, edge pruning uses the same parameter count, c = k/K (Eq. 1); with
 --c, node methods use k = cK when that is an integer. Reweightings that do not apply to a method
-are skipped under --method all / --reweight all (node: none, preact, activation, refit; edge:
-none, rescale, refit, rescale_rows); each skipped group is named on stderr and recorded in the
-metadata of the results written.
+are skipped under --method all / --reweight all (node: {node_rw};
+edge: {edge_rw}); each skipped group is named on stderr and recorded in the metadata of the
+results written.
 """
 
 EPILOG = """\
@@ -49,9 +46,13 @@ def _k_arg(text: str):
 
 def register(sub) -> None:
     from ..activations import ACTIVATIONS
+    from ..pruning import registry
 
+    description = DESCRIPTION.format(
+        node=registry.help_text("node"), edge=registry.help_text("edge"),
+        node_rw=", ".join(registry.NODE_REWEIGHTS), edge_rw=", ".join(registry.EDGE_REWEIGHTS))
     p = sub.add_parser("prune", help="prune a saved state (N -> infinity); table of eg",
-                       description=DESCRIPTION, epilog=EPILOG,
+                       description=description, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", type=Path, metavar="INPUT", nargs="?",
                    help="a file holding the state: OrderParams, LearningCurve or simulation "
@@ -61,23 +62,23 @@ def register(sub) -> None:
                    help="instead of INPUT: weights (a plain .npz of w, w_star, v, v_star, or a "
                         "simulate result); pruned through their order parameters")
     add_choice_options(p)
-    p.add_argument("--method", choices=METHOD_CHOICES, default="all",
+    p.add_argument("--method", choices=registry.METHODS + ("all",), default="all",
                    help="pruning method, or all (default)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--k", type=_k_arg, default=None, metavar="K|all",
                       help="kept units (1..K), or all of 1..K")
     size.add_argument("--c", type=fraction, default=None, help="kept fraction of edges, in [0, 1]")
-    p.add_argument("--reweight", choices=REWEIGHT_CHOICES, default="none",
+    p.add_argument("--reweight", choices=registry.REWEIGHTS + ("all",), default="none",
                    help="second-layer reweighting (default none), or all applicable")
     p.add_argument("--kernel", choices=["Q", "activation"], default=None,
-                   help="DPP kernel of dpp_node / dpp_map_node: Q (pre-activation Gram limit, "
+                   help=f"DPP kernel of {' / '.join(registry.methods(uses_kernel=True))}: Q (pre-activation Gram limit, "
                         "default) or activation (I2)")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
                    help="only for files that do not record it (plain arrays, old files); "
                         "default: the file's, else erf")
     p.add_argument("--seed", type=int, default=None,
-                   help="seed of the random methods (random_node, dpp_node sampling, snip_edge "
-                        "Monte Carlo; default 0)")
+                   help=f"seed of the random methods ({', '.join(registry.methods(seeded=True))}"
+                        "; default 0)")
     p.add_argument("--n-samples", type=positive_int, default=None,
                    help="Monte Carlo draws of random_node / dpp_node when C(K,k) is too large "
                         "to enumerate (default 10000); snip_edge's coordinate samples (at least "
@@ -92,14 +93,13 @@ def register(sub) -> None:
     p.set_defaults(func=run_prune)
 
 
-#: methods that use --seed / --n-samples / --monte-carlo
-SAMPLED = ("random_node", "dpp_node")
-SEEDED = SAMPLED + ("snip_edge", "snip_edge_global")
-KERNEL_METHODS = ("dpp_node", "dpp_map_node")
-
-
 def _check_options(args) -> None:
     """Refuse, before any work, options that the chosen method(s) cannot honour."""
+    from odeprune.pruning.registry import methods
+
+    sampled = methods(sampled=True)          # --monte-carlo
+    seeded = methods(seeded=True)            # --seed / --n-samples
+    kernel_methods = methods(uses_kernel=True)
     if (args.input is None) == (args.weights is None):
         raise CliError("give INPUT (a file holding a state) or --weights W.npz, exactly one")
     if args.weights is not None and args.pick is not None:
@@ -108,16 +108,16 @@ def _check_options(args) -> None:
         raise CliError("give --k K (node pruning; 'all' for 1..K) or --c C (edge pruning)")
     if args.method == "all":
         return
-    if args.method not in KERNEL_METHODS and args.kernel is not None:
-        raise CliError(f"--kernel applies to {' and '.join(KERNEL_METHODS)}, not {args.method}")
-    if args.method not in SEEDED and args.seed is not None:
+    if args.method not in kernel_methods and args.kernel is not None:
+        raise CliError(f"--kernel applies to {' and '.join(kernel_methods)}, not {args.method}")
+    if args.method not in seeded and args.seed is not None:
         raise CliError(f"--seed has no effect on {args.method} (deterministic); it applies to "
-                       f"{', '.join(SEEDED)}")
-    if args.method not in SEEDED and args.n_samples is not None:
+                       f"{', '.join(seeded)}")
+    if args.method not in seeded and args.n_samples is not None:
         raise CliError(f"--n-samples has no effect on {args.method} (no Monte Carlo); it "
-                       f"applies to {', '.join(SEEDED)}")
-    if args.method not in SAMPLED and args.monte_carlo:
-        raise CliError(f"--monte-carlo applies to {' and '.join(SAMPLED)} (sampled subsets), "
+                       f"applies to {', '.join(seeded)}")
+    if args.method not in sampled and args.monte_carlo:
+        raise CliError(f"--monte-carlo applies to {' and '.join(sampled)} (sampled subsets), "
                        f"not {args.method}")
 
 
@@ -126,9 +126,10 @@ def _check_sampling(args, K: int) -> None:
     refuse them when every subset is enumerated exactly."""
     import math
 
+    from odeprune.pruning import registry
     from odeprune.pruning.node import MAX_ENUMERATE
 
-    if args.method not in SAMPLED or args.monte_carlo or args.k in (None, "all"):
+    if args.method not in registry.methods(sampled=True) or args.monte_carlo or args.k in (None, "all"):
         return
     if not 1 <= args.k <= K or math.comb(K, args.k) > MAX_ENUMERATE:
         return
@@ -142,18 +143,17 @@ def _check_sampling(args, K: int) -> None:
 def _jobs(args, K: int):
     """``(jobs, skipped)``: the (method, k, c, reweight) to run, and one line per group of
     combinations that ``--method all`` / ``--reweight all`` leave out, saying why."""
-    from odeprune.pruning import METHODS
-    from odeprune.pruning.edge import EDGE_METHODS
-    from odeprune.pruning.reweight import EDGE_REWEIGHTS, NODE_REWEIGHTS
+    from odeprune.pruning import registry
 
-    methods = METHODS if args.method == "all" else (args.method,)
+    methods = registry.METHODS if args.method == "all" else (args.method,)
     ks = list(range(1, K + 1)) if args.k == "all" else [args.k] if args.k is not None else []
     if args.k not in (None, "all") and not 1 <= args.k <= K:
         raise CliError(f"--k {args.k} is out of range; allowed 1..K={K}")
     jobs = []
     skipped: dict[str, list[str]] = {}
     for m in methods:
-        allowed = EDGE_REWEIGHTS if m in EDGE_METHODS else NODE_REWEIGHTS
+        kind = registry.get(m).kind
+        allowed = registry.reweights_for(kind)
         if args.reweight == "all":
             rws = allowed
         elif args.reweight in allowed:
@@ -162,11 +162,10 @@ def _jobs(args, K: int):
             raise CliError(f"--reweight {args.reweight} does not apply to {m}; allowed "
                            f"{', '.join(allowed)}")
         else:
-            kind = "edge" if m in EDGE_METHODS else "node"
             skipped.setdefault(f"--reweight {args.reweight} does not apply to {kind} methods "
                                f"(they take {', '.join(allowed)})", []).append(m)
             continue
-        if m in EDGE_METHODS:
+        if kind == "edge":
             cs = [k / K for k in ks] if args.c is None else [args.c]
             jobs += [(m, None, c, rw) for c in cs for rw in rws]
         else:

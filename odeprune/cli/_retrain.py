@@ -10,9 +10,8 @@ from pathlib import Path
 from . import CliError
 from ._common import float_list, fraction, positive_float, positive_int
 
-NODE = ("random_node", "importance_node", "dpp_node", "dpp_map_node")
-EDGE = ("random_edge", "magnitude_edge", "magnitude_edge_global", "dpp_edge", "snip_edge",
-        "snip_edge_global")
+#: node methods left out of ``--method node`` / ``all`` (they can still be named)
+NOT_IN_ALL = ("dpp_map_node",)
 
 DESCRIPTION = """\
 Prune a trained two-layer student, then retrain the pruned network, and report the
@@ -51,22 +50,23 @@ examples:
 
 
 def _methods_arg(text: str) -> list[str]:
-    if text == "all":
-        return list(NODE[:3] + EDGE)
-    if text in ("node", "edge"):
-        return list(NODE[:3] if text == "node" else EDGE)
+    from odeprune.pruning.registry import METHODS, methods
+
+    if text in ("all", "node", "edge"):
+        return [m for m in methods(None if text == "all" else text) if m not in NOT_IN_ALL]
     out = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in out if m not in NODE + EDGE]
+    bad = [m for m in out if m not in METHODS]
     if bad or not out:
         raise argparse.ArgumentTypeError(
-            f"unknown method(s) {bad}; expected a comma-separated list of {', '.join(NODE + EDGE)}"
+            f"unknown method(s) {bad}; expected a comma-separated list of {', '.join(METHODS)}"
             ", or node / edge / all")
     return out
 
 
 def _reweights_arg(text: str) -> list[str]:
+    from odeprune.pruning.registry import REWEIGHTS as allowed
+
     out = [m.strip() for m in text.split(",") if m.strip()]
-    allowed = ("none", "preact", "activation", "refit", "rescale", "rescale_rows")
     bad = [m for m in out if m not in allowed]
     if bad or not out:
         raise argparse.ArgumentTypeError(f"unknown reweighting(s) {bad}; expected a "
@@ -75,6 +75,8 @@ def _reweights_arg(text: str) -> list[str]:
 
 
 def register(sub) -> None:
+    from odeprune.pruning import registry
+
     p = sub.add_parser("retrain", help="prune a trained student, retrain it; eg before/after",
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,7 +89,8 @@ def register(sub) -> None:
                    help="limit only: which run of a SimulationEnsemble INPUT gives the state")
     p.add_argument("--method", type=_methods_arg, default=["dpp_node"], metavar="M[,M..]",
                    help="pruning method(s), comma-separated, or node / edge / all (default "
-                        "dpp_node). Node: " + ", ".join(NODE) + "; edge: " + ", ".join(EDGE))
+                        "dpp_node). Node: " + ", ".join(registry.NODE_METHODS) + "; edge: "
+                        + ", ".join(registry.EDGE_METHODS))
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--k", type=positive_int, help="kept units (node methods; edge rules "
                                                      "then keep c = k/K)")
@@ -95,8 +98,9 @@ def register(sub) -> None:
                                                "rules; node methods need k = cK integer)")
     p.add_argument("--reweight", type=_reweights_arg, default=["none"], metavar="R[,R..]",
                    help="second-layer reweighting(s) before retraining (default none). Node: "
-                        "none, preact, activation, refit; edge: none, rescale, refit, "
-                        "rescale_rows. Combinations that do not apply are skipped, with a note")
+                        + ", ".join(registry.NODE_REWEIGHTS) + "; edge: "
+                        + ", ".join(registry.EDGE_REWEIGHTS)
+                        + ". Combinations that do not apply are skipped, with a note")
     p.add_argument("--delta-alpha", type=float_list, default=[10.0, 100.0, 1000.0],
                    metavar="A[,A..]",
                    help="retraining durations reported (default 10,100,1000); the curves run to "
@@ -119,12 +123,13 @@ def register(sub) -> None:
 
 
 def _jobs(methods, reweights, k, c, K):
-    from odeprune.pruning.reweight import EDGE_REWEIGHTS, NODE_REWEIGHTS
+    from odeprune.pruning import registry
 
     jobs, skipped = [], []
     for m in methods:
-        allowed = NODE_REWEIGHTS if m in NODE else EDGE_REWEIGHTS
-        if m in NODE:
+        kind = registry.get(m).kind
+        allowed = registry.reweights_for(kind)
+        if kind == "node":
             if k is None:
                 kk = c * K
                 if abs(kk - round(kk)) > 1e-9 or round(kk) < 1:
