@@ -122,3 +122,28 @@ def check_save_at(save_at: Any, alpha_max: float) -> np.ndarray:
         raise ValueError(f"save_at contains {float(t.max())!r} > alpha_max={alpha_max!r}")
     t = np.unique(np.concatenate([t, [alpha_max]]))
     return t
+
+
+# ------------------------------------------------------------------------------ seeds
+def check_seed(name: str, value: Any) -> int:
+    """A run's seed: a non-negative integer (it names streams and checkpoint files)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < 0:
+        raise ValueError(f"{name}={value!r} must be a non-negative integer")
+    return int(value)
+
+
+def check_rng_seed(seed: Any, name: str = "seed") -> Any:
+    """``seed`` if numpy can seed a Generator with it (an int >= 0, a SeedSequence, a
+    Generator, or None for fresh entropy); one-line ``ValueError`` otherwise."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        return seed
+    return check_seed(name, seed)
+
+
+def as_generator(seed: Any) -> np.random.Generator:
+    """Turn ``seed`` (int, SeedSequence, Generator or None) into a ``numpy.random.Generator``
+    (a Generator is used as it is: its stream continues)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(check_rng_seed(seed))

@@ -15,16 +15,16 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from pathlib import Path
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _io
+from ._divergence import ode_divergence, overflow_message
 from ._jacobian import column_entries, jacobian_into
 from ._rhs import make_params, make_work, pack_classes, rhs_eval, rhs_into, unpack_classes
-from ._divergence import ode_divergence, overflow_message
 from ._runcontrol import RunControl, interrupted_error
 from ._solvers import (
     CHUNK,

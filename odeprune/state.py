@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import _io
-from ._validate import check_array
+from ._validate import as_generator, check_array
 from ._validate import check_size as _check_size
 from .activations import ACTIVATIONS, eg_from_cov, get_activation
 
@@ -30,16 +30,6 @@ __all__ = ["OrderParams", "PSD_RTOL", "SYMMETRY_RTOL", "as_generator", "load_sta
 PSD_RTOL = 1e-8
 #: Relative tolerance on the asymmetry of Q and T.
 SYMMETRY_RTOL = 1e-10
-
-
-def as_generator(seed: int | np.random.Generator | np.random.SeedSequence | None
-                 ) -> np.random.Generator:
-    """Turn ``seed`` (int, SeedSequence, Generator or None) into a ``numpy.random.Generator``."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, (bool, float)):
-        raise ValueError(f"seed={seed!r} must be an int, a SeedSequence or a Generator")
-    return np.random.default_rng(seed)
 
 
 def _check_symmetric(name: str, A: np.ndarray) -> None:

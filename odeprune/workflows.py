@@ -45,14 +45,15 @@ import numpy as np
 
 from . import _io
 from ._progress import make_bar, want_progress
+from ._validate import check_seed
 from .activations import get_activation
 from .dynamics import integrate
-from .pruning import finite_edges, node, prune, prune_weights
-from .pruning._api import _check_method_args
+from .pruning import finite_edges, node, prune, prune_weights, registry
+from .pruning._api import check_method_args
 from .pruning.edge import check_c
 from .pruning.finite_edges import edge_mask
 from .pruning.sparse_maps import sparse_state, sparse_state_from_joint
-from .simulation import SimulationEnsemble, SimulationResult, simulate
+from .sim import SimulationEnsemble, SimulationResult, simulate
 from .sparse import SparseOrderParams
 from .state import OrderParams
 
@@ -64,19 +65,15 @@ __all__ = ["WorkflowResult", "retrain", "retrain_finite", "prune_at_init",
 #: retraining of simulation seed ``s`` uses the SGD stream of ``s + RETRAIN_SEED_OFFSET``
 RETRAIN_SEED_OFFSET = 1_000_003
 #: edge rules that prune at initialisation
-INIT_RULES = ("random_edge", "magnitude_edge", "magnitude_edge_global", "snip_edge",
-              "snip_edge_global", "dpp_edge")
+INIT_RULES = registry.methods("edge")
 #: arms of :func:`lottery_ticket`
 TICKET_ARMS = ("dense", "ticket", "random", "magnitude_init", "finetune")
-#: the edge rules whose limit state needs the Gaussian-coordinate per-class map
-_MAPPED = ("magnitude_edge", "magnitude_edge_global", "dpp_edge", "snip_edge",
-           "snip_edge_global")
 
 
 # ---------------------------------------------------------------------------------------------
 # result
 # ---------------------------------------------------------------------------------------------
-def _safe_label(label: str) -> str:
+def safe_label(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in label)
 
 
@@ -259,10 +256,10 @@ def _times(name: str, values: Any) -> np.ndarray:
 
 def _seeds(seeds: Any) -> list[int]:
     try:
-        out = [int(s) for s in seeds]
-    except (TypeError, ValueError):
+        out = [check_seed("seeds[i]", s) for s in seeds]
+    except TypeError:
         raise ValueError(f"seeds={seeds!r} must be a list of integers") from None
-    if not out or any(s < 0 for s in out) or len(set(out)) != len(out):
+    if not out or len(set(out)) != len(out):
         raise ValueError(f"seeds={seeds!r} must be distinct integers >= 0 (at least one)")
     return out
 
@@ -300,7 +297,7 @@ def _sparse_edge_state(state, method: str, c: float, seed, n_samples: int,
 # retraining after pruning
 # ---------------------------------------------------------------------------------------------
 def _check_prune_args(method, k, c, reweight, K):
-    return _check_method_args(method, k, c, reweight, K)
+    return check_method_args(method, k, c, reweight, K)
 
 
 def _arm_label(method: str, k, c, reweight: str) -> str:

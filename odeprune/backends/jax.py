@@ -45,9 +45,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._divergence import ode_divergence
 from .._rhs import pack, unpack
 from ..activations import CODES, ERF, LINEAR, RELU, get_activation
-from .._divergence import ode_divergence
 from ..errors import DivergenceError
 from ..results import LearningCurve
 from ..state import PSD_RTOL, OrderParams

@@ -154,9 +154,9 @@ def _jobs(methods, reweights, k, c, K):
 
 
 def _arm_file(stem: Path, arm: str) -> Path:
-    from odeprune.workflows import _safe_label
+    from odeprune.workflows import safe_label
 
-    return Path(f"{stem}.{_safe_label(arm)}.npz")
+    return Path(f"{stem}.{safe_label(arm)}.npz")
 
 
 def run_retrain(args) -> int:

@@ -8,12 +8,12 @@ import json
 import sys
 from pathlib import Path
 
+from ..pruning import registry
+from ..workflows import TICKET_ARMS
 from . import CliError
 from ._common import float_list, fraction, positive_float, positive_int, v_star_arg
 
-ARMS = ("dense", "ticket", "random", "magnitude_init", "finetune")
-INIT_RULES = ("random_edge", "magnitude_edge", "magnitude_edge_global", "snip_edge",
-              "snip_edge_global", "dpp_edge")
+ARMS = TICKET_ARMS
 
 DESCRIPTION = """\
 Sparse networks found near initialisation, trained and compared with the dense network.
@@ -105,7 +105,7 @@ def register(sub) -> None:
     prot.add_argument("--rounds", type=positive_int, default=3, help="imp: rounds (default 3)")
     prot.add_argument("--prune-fraction", type=float, default=0.2,
                       help="imp: fraction of kept weights removed per round (default 0.2)")
-    prot.add_argument("--rule", choices=INIT_RULES, default="magnitude_edge",
+    prot.add_argument("--rule", choices=registry.methods("edge"), default="magnitude_edge",
                       help="init: edge rule applied to the initial weights (default "
                            "magnitude_edge)")
     prot.add_argument("--rescale", action="store_true",
@@ -226,10 +226,10 @@ def run_ticket(args) -> int:
                                table=r.table) for r in results]), default=str, indent=1)
             + "\n"))
         if results[0].layer == "limit":
-            from odeprune.workflows import _safe_label
+            from odeprune.workflows import safe_label
 
             for arm, cv in results[0].curves.items():
-                paths.append(cv.save(Path(f"{stem}.{_safe_label(arm)}.npz")))
+                paths.append(cv.save(Path(f"{stem}.{safe_label(arm)}.npz")))
         print(f"saved {', '.join(str(p) for p in paths)}", file=sys.stderr)
     return 0
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from .. import _io
 from .._progress import want_progress
+from .._validate import as_generator, readonly
 from ..activations import get_activation
-from ..results import _readonly
 from ..state import OrderParams
 from . import node, registry
 from . import reweight as _rw
@@ -65,9 +65,9 @@ class PruneResult:
     KIND = "PruneResult"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "subsets", _readonly(self.subsets, np.int64))
+        object.__setattr__(self, "subsets", readonly(self.subsets, np.int64))
         for name in ("probabilities", "eg_values", "Q", "R", "v", "T", "v_star"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
+            object.__setattr__(self, name, readonly(getattr(self, name)))
         n = self.subsets.shape[0]
         for name in ("probabilities", "eg_values", "Q", "R", "v"):
             if getattr(self, name).shape[0] != n:
@@ -193,15 +193,15 @@ def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
 
 
 def _resolve_seed(seed) -> tuple[np.random.Generator, Any]:
+    """The generator of ``seed`` and what the metadata records of it (its entropy, or
+    "Generator" for a caller's generator)."""
+    rng = as_generator(seed)
     if isinstance(seed, np.random.Generator):
-        return seed, "Generator"
-    if isinstance(seed, (bool, float)):
-        raise ValueError(f"seed={seed!r} must be an int, a SeedSequence or a Generator")
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return np.random.default_rng(ss), ss.entropy
+        return rng, "Generator"
+    return rng, rng.bit_generator.seed_seq.entropy
 
 
-def _check_method_args(method, k, c, reweight, K):
+def check_method_args(method, k, c, reweight, K):
     kind = registry.get(method).kind
     allowed = registry.reweights_for(kind)
     if kind == "node":
@@ -324,7 +324,7 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
     if not isinstance(state, OrderParams):
         raise ValueError(f"state must be an OrderParams, got {type(state).__name__}")
     K = state.K
-    k, c = _check_method_args(method, k, c, reweight, K)
+    k, c = check_method_args(method, k, c, reweight, K)
     act = get_activation(state.check_activation(activation))
     n_samples = _check_int("n_samples", n_samples, 1)
     want_progress(progress)  # validate before any work

@@ -36,7 +36,7 @@ from .._validate import check_activation
 from ..activations import get_activation
 from ..state import OrderParams
 from . import node, registry
-from ._api import PruneResult, _check_int, _check_method_args, node_outcomes, prune
+from ._api import PruneResult, _check_int, check_method_args, node_outcomes, prune
 from .finite_edges import edge_mask, unpack_weights
 from .reweight import RCOND
 
@@ -187,7 +187,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     act = get_activation(check_activation(activation, act_name, "the simulation"))
     state = OrderParams.from_weights(w, w_star, v, v_star, activation=act.name)  # validates
     K, N = w.shape
-    k, c = _check_method_args(method, k, c, reweight, K)
+    k, c = check_method_args(method, k, c, reweight, K)
     entry = registry.get(method)
     if kernel not in node.KERNELS:
         raise ValueError(f"kernel={kernel!r} is unknown; allowed {node.KERNELS}")

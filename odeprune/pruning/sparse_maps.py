@@ -61,8 +61,9 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
+from .._validate import as_generator, check_rng_seed
 from ..sparse import MAX_EXACT_K, SparseOrderParams, all_patterns
-from ..state import PSD_RTOL, OrderParams, as_generator
+from ..state import PSD_RTOL, OrderParams
 from . import node
 from . import reweight as _rw
 from .edge_rules import (
@@ -161,11 +162,6 @@ def _check_common(rule, c, reweight, n_samples, K):
     return c
 
 
-def _check_seed(seed):
-    if isinstance(seed, (bool, float)):
-        raise ValueError(f"seed={seed!r} must be an int, a SeedSequence or a Generator")
-
-
 # ---------------------------------------------------------------------------------------------
 # public entry points
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +214,7 @@ def sparse_state(state: OrderParams | SparseOrderParams, rule: str, c: float, *,
         raise ValueError(f"state must be an OrderParams or a SparseOrderParams, got "
                          f"{type(state).__name__}")
     c = _check_common(rule, c, reweight, n_samples, state.K)
-    _check_seed(seed)
+    check_rng_seed(seed)
     K, M = state.K, state.M
     if isinstance(state, SparseOrderParams):
         # the joint law (w, w, w*) of each class: the weights decide and are kept
@@ -293,7 +289,7 @@ def sparse_state_from_joint(joint_cov, base: OrderParams | SparseOrderParams, ru
                          f"{type(base).__name__}")
     K, M = base.K, base.M
     c = _check_common(rule, c, reweight, n_samples, K)
-    _check_seed(seed)
+    check_rng_seed(seed)
     try:
         J = np.array(joint_cov, dtype=float)
     except (TypeError, ValueError):

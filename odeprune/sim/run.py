@@ -34,7 +34,7 @@ import numpy as np
 from .. import _io
 from .._progress import want_progress
 from .._runcontrol import RunControl, interrupted_error
-from .._validate import check_array, check_save_at
+from .._validate import check_array, check_save_at, check_seed
 from .._validate import check_real as _real
 from .._validate import check_size as _size
 from ..activations import get_activation
@@ -64,13 +64,6 @@ def sgd_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator,
 
 
 # ------------------------------------------------------------------------------ validation
-def _seed(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value < 0:
-        raise ValueError(f"{name}={value!r} must be a non-negative integer")
-    return int(value)
-
-
 def _weights(name: str, value: Any, shape: tuple) -> np.ndarray:
     try:
         got = np.shape(value)
@@ -408,7 +401,7 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
                   train_v=bool(train_second_layer), n_train=n_train, init=init, mask=mask)
 
     if seeds is None and n_runs is None:
-        seed = _seed("seed", seed)
+        seed = check_seed("seed", seed)
         run = Run(seed=seed, checkpoint=checkpoint, **common)
         return _drive_single(run, progress, resume)
 
@@ -416,8 +409,8 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
         raise ValueError("give seeds=[...] or n_runs=, not both")
     if seeds is None:
         n_runs = _size("n_runs", n_runs)
-        seeds = [_seed("seed", seed) + i for i in range(n_runs)]
-    seeds = [_seed("seeds[i]", s) for s in seeds]
+        seeds = [check_seed("seed", seed) + i for i in range(n_runs)]
+    seeds = [check_seed("seeds[i]", s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must contain at least one seed")
     if len(set(seeds)) != len(seeds):
