@@ -11,7 +11,8 @@ the minimum over ``--repeats`` of each and their ratio (base / now: > 1 means no
 
 Rows:
 
-- the dense right-hand side, µs per evaluation (K=6/M=2, K=20/M=5, erf, SGD terms);
+- the dense right-hand side, µs per evaluation (K=6/M=2, K=20/M=5, erf, SGD terms), in a
+  compiled loop (what the steppers pay) and called from Python (the implicit phase);
 - ``integrate`` to alpha = 1000 (default Dormand-Prince, default tolerances), whole call;
 - one SGD step at N = 500: the base kernel against today's ``sgd_steps`` with the *base's*
   Gaussian draw swapped in (so that only the structure differs; issue 16 changed the draw), and
@@ -72,7 +73,11 @@ def interleaved(fns, repeats):
     return t
 
 
-def rhs_timers(base, K, M, n=300):
+def rhs_timers(base, K, M, n=20000):
+    """Per evaluation, inside a compiled loop (what the steppers pay) and called from Python
+    (what the implicit phase pays: unboxing the arguments)."""
+    from numba import njit
+
     import odeprune as op
     from odeprune._rhs import make_params, make_work, pack, rhs_into
 
@@ -82,30 +87,51 @@ def rhs_timers(base, K, M, n=300):
     p = make_params(K, M, s.T, s.v_star, ETA, ETA)
     w = make_work(K, M)
     L = K + M
-    old_args = (K, M, np.ascontiguousarray(s.T), np.ascontiguousarray(s.v_star), ETA, ETA, 0.0,
-                0, True, True, True, np.zeros((L, L)), np.zeros(L), np.zeros((K, L)),
-                np.zeros(L), np.zeros(L))
+    T, vs = np.ascontiguousarray(s.T), np.ascontiguousarray(s.v_star)
+    scratch = (np.zeros((L, L)), np.zeros(L), np.zeros((K, L)), np.zeros(L), np.zeros(L))
     brhs = base._rhs.rhs_into
-    brhs(y, dy, *old_args)
-    rhs_into(y, dy, p, w)
     d_old = dy.copy()
-    brhs(y, d_old, *old_args)
+    brhs(y, d_old, K, M, T, vs, ETA, ETA, 0.0, 0, True, True, True, *scratch)
     rhs_into(y, dy, p, w)
     assert np.allclose(dy, d_old, rtol=1e-12, atol=1e-14), "the two right-hand sides differ"
 
-    def old():
-        t0 = time.perf_counter()
+    @njit
+    def loop_old(y, dy, n, K, M, T, vs, C, a, S3, u, Cu):
         for _ in range(n):
-            brhs(y, dy, *old_args)
-        return (time.perf_counter() - t0) / n
+            brhs(y, dy, K, M, T, vs, 0.5, 0.5, 0.0, 0, True, True, True, C, a, S3, u, Cu)
 
-    def new():
-        t0 = time.perf_counter()
+    @njit
+    def loop_new(y, dy, n, p, w):
         for _ in range(n):
             rhs_into(y, dy, p, w)
-        return (time.perf_counter() - t0) / n
 
-    return old, new
+    loop_old(y, dy, 1, K, M, T, vs, *scratch)
+    loop_new(y, dy, 1, p, w)
+    m = max(1, n * 36 // (K * K))
+
+    def compiled_old():
+        t0 = time.perf_counter()
+        loop_old(y, dy, m, K, M, T, vs, *scratch)
+        return (time.perf_counter() - t0) / m
+
+    def compiled_new():
+        t0 = time.perf_counter()
+        loop_new(y, dy, m, p, w)
+        return (time.perf_counter() - t0) / m
+
+    def python_old():
+        t0 = time.perf_counter()
+        for _ in range(200):
+            brhs(y, dy, K, M, T, vs, ETA, ETA, 0.0, 0, True, True, True, *scratch)
+        return (time.perf_counter() - t0) / 200
+
+    def python_new():
+        t0 = time.perf_counter()
+        for _ in range(200):
+            rhs_into(y, dy, p, w)
+        return (time.perf_counter() - t0) / 200
+
+    return (compiled_old, compiled_new), (python_old, python_new)
 
 
 def integrate_timers(base, K, M, alpha=1000.0):
@@ -228,8 +254,11 @@ def main() -> None:
             sys.stdout.flush()
 
         for K, M in ((6, 2), (20, 5)):
-            t = interleaved(rhs_timers(base, K, M), args.repeats)
-            show(f"RHS, K={K}, M={M} (per evaluation)", "µs", 1e6, *t)
+            compiled, python = rhs_timers(base, K, M)
+            show(f"RHS, K={K}, M={M}, in a compiled loop", "µs", 1e6,
+                 *interleaved(compiled, args.repeats))
+            show(f"RHS, K={K}, M={M}, called from Python", "µs", 1e6,
+                 *interleaved(python, args.repeats))
         for K, M in ((6, 2), (20, 5)):
             reps = args.repeats if K < 10 else max(2, args.repeats // 2)
             t = interleaved(integrate_timers(base, K, M), reps)

@@ -8,6 +8,8 @@ checks all three and refuses pickled objects.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -24,7 +26,7 @@ import numpy as np
 FORMAT_VERSION = 2
 
 __all__ = ["FORMAT_VERSION", "write_npz", "read_npz", "atomic_write_text", "atomic_write_path",
-           "package_version"]
+           "package_version", "rows_to_csv"]
 
 
 def package_version() -> str:
@@ -179,3 +181,20 @@ def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
                 f"file {str(path)!r} holds a {meta['kind']}, expected {' or '.join(kinds)}"
             )
     return arrays, meta
+
+
+def rows_to_csv(rows) -> str:
+    """Rows (dicts) as long-format CSV text: the union of their columns in first-seen order;
+    floats with ``repr`` (round-trip exact), missing values and ``None`` empty."""
+    fields: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in fields:
+                fields.append(k)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v)
+                    for k, v in r.items()})
+    return buf.getvalue()

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._rhs import _layout, assemble, i3_coefficients, s4_sums, unpack_cov
+from ._rhs import _layout, assemble, erf_pair_setup, i3_coefficients, s4_sums, unpack_cov
 from .activations import ERF, I4, J2
 
 __all__ = ["column_entries", "jacobian_into"]
@@ -73,26 +73,9 @@ def _term_change(act, C0, C1, a0, a1, ikcd, moves_cov):
 
 
 @njit(cache=True, error_model="numpy")
-def _erf_pair_setup(C, i, k, L, r):
-    """``r[c] = Lambda_1(c)^(-1/2)`` of the pair ``(i, k)`` for erf; returns ``Lambda_4``
-    (the notation of :func:`odeprune._rhs._s4_erf`)."""
-    ci = C[i]
-    ck = C[k]
-    cii1 = 1.0 + ci[i]
-    ckk1 = 1.0 + ck[k]
-    cik = ci[k]
-    lam4 = cii1 * ckk1 - cik * cik
-    for c in range(L):
-        lam1 = (lam4 * (1.0 + C[c, c]) - ck[c] * ck[c] * cii1 - ci[c] * ci[c] * ckk1
-                + 2.0 * cik * ci[c] * ck[c])
-        r[c] = 1.0 / math.sqrt(lam1)
-    return lam4
-
-
-@njit(cache=True, error_model="numpy")
 def _erf_row(C, a, i, k, e, r, lam4, w_off):
     """``sum_x w_ex a_e a_x I4(i, k, e, x)`` for erf, ``w_ee = 1``, ``w_ex = w_off`` otherwise
-    (``r``, ``lam4`` from :func:`_erf_pair_setup`)."""
+    (``r``, ``lam4`` from :func:`odeprune._rhs.erf_pair_setup`)."""
     ci = C[i]
     ck = C[k]
     cik = ci[k]
@@ -110,14 +93,14 @@ def _erf_row(C, a, i, k, e, r, lam4, w_off):
 @njit(cache=True, error_model="numpy")
 def _row_erf(C, a, i, k, e, L, r):
     """``sum_x w_ex a_e a_x I4(i, k, e, x)`` for erf (``w = 2`` off the diagonal)."""
-    lam4 = _erf_pair_setup(C, i, k, L, r)
+    lam4 = erf_pair_setup(C, i, k, L, r)
     return _erf_row(C, a, i, k, e, r, lam4, 2.0)
 
 
 @njit(cache=True, error_model="numpy")
 def _pair_erf(C, a, i, k, L, r):
     """The pair's whole sum ``sum_{c,d} a_c a_d I4(i, k, c, d)`` for erf with ``math.asin``."""
-    lam4 = _erf_pair_setup(C, i, k, L, r)
+    lam4 = erf_pair_setup(C, i, k, L, r)
     s = 0.0
     for e in range(L):
         s += _erf_row(C, a, i, k, e, r, lam4, 1.0)

@@ -334,6 +334,24 @@ def _s4_generic(act, C, a, i, k, L):
     return s
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def erf_pair_setup(C, i, k, L, r):
+    """For erf and the pair ``(i, k)``: ``r[c] = Lambda_1(c)^(-1/2)`` for every field ``c`` and
+    the return value ``Lambda_4 = (1 + C_ii)(1 + C_kk) - C_ik^2`` (the closed form of I4, as in
+    :func:`_s4_erf`; also used by :mod:`odeprune._jacobian`)."""
+    ci = C[i]
+    ck = C[k]
+    cii1 = 1.0 + ci[i]
+    ckk1 = 1.0 + ck[k]
+    cik = ci[k]
+    lam4 = cii1 * ckk1 - cik * cik
+    for c in range(L):
+        lam1 = (lam4 * (1.0 + C[c, c]) - ck[c] * ck[c] * cii1 - ci[c] * ci[c] * ckk1
+                + 2.0 * cik * ci[c] * ck[c])
+        r[c] = 1.0 / math.sqrt(lam1)
+    return lam4
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
 def _s4_erf(C, a, i, k, L, r):
     # sum_{c,d} a_c a_d I4(i, k, c, d) for erf. With ci = C[i], ck = C[k]:
@@ -347,11 +365,7 @@ def _s4_erf(C, a, i, k, L, r):
     cii1 = 1.0 + ci[i]
     ckk1 = 1.0 + ck[k]
     cik = ci[k]
-    lam4 = cii1 * ckk1 - cik * cik
-    for c in range(L):
-        lam1 = (lam4 * (1.0 + C[c, c]) - ck[c] * ck[c] * cii1 - ci[c] * ci[c] * ckk1
-                + 2.0 * cik * ci[c] * ck[c])
-        r[c] = 1.0 / math.sqrt(lam1)
+    lam4 = erf_pair_setup(C, i, k, L, r)
     s = 0.0
     for c in range(L):
         cic = ci[c]
@@ -513,8 +527,14 @@ def assemble(y, dy, p, w):
                         t += U[i, K + n] * p.R0_cls[s, k, n]
                     t += bv[i] * y[q + x * nk + z]
                     dy[q + x * nk + z] = -eta * a[i] * t
-    q = p.off[p.n_cls]
-    for i in range(K):
+    dv_into(dy, p.off[p.n_cls], p, C, a)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def dv_into(dy, q, p, C, a):
+    """``dv_i = -eta_v sum_c a_c I2(i, c)`` into ``dy[q:q + K]`` (zero with a frozen ``v``)."""
+    L = p.K + p.M
+    for i in range(p.K):
         if p.train_v:
             acc = 0.0
             for c in range(L):
@@ -546,14 +566,7 @@ def _assemble_dense(dy, p, w):
         for n in range(M):
             dy[q] = -eta * a[i] * S3[i, K + n]
             q += 1
-    for i in range(K):
-        if p.train_v:
-            acc = 0.0
-            for c in range(L):
-                acc += a[c] * I2(p.act, C[i, i], C[i, c], C[c, c])
-            dy[q + i] = -p.eta_v * acc
-        else:
-            dy[q + i] = 0.0
+    dv_into(dy, q, p, C, a)
 
 
 @njit(cache=True, error_model="numpy")

@@ -33,8 +33,6 @@ the SGD stream of ``s + RETRAIN_SEED_OFFSET`` (common random numbers across arms
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections.abc import Sequence
@@ -211,21 +209,8 @@ class WorkflowResult:
                    metadata=meta, eg_ode=eg_ode)
 
 
-def table_to_csv(rows: Sequence[dict]) -> str:
-    """Rows (dicts) as CSV text: the union of their columns in first-seen order; floats with
-    ``repr`` (round-trip exact), missing values empty."""
-    fields: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in fields:
-                fields.append(k)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v)
-                    for k, v in r.items()})
-    return buf.getvalue()
+#: rows (dicts) as CSV text (:func:`odeprune._io.rows_to_csv`)
+table_to_csv = _io.rows_to_csv
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,6 +247,16 @@ def _seeds(seeds: Any) -> list[int]:
     if not out or len(set(out)) != len(out):
         raise ValueError(f"seeds={seeds!r} must be distinct integers >= 0 (at least one)")
     return out
+
+
+def sem(x, axis: int = 0) -> np.ndarray:
+    """Standard error of the mean over ``axis`` (seeds): ``std(ddof=1) / sqrt(n)``; zero for
+    a single seed (no spread to estimate)."""
+    x = np.asarray(x, dtype=float)
+    n = x.shape[axis]
+    if n < 2:
+        return np.zeros(np.delete(x.shape, axis)) if x.ndim > 1 else np.float64(0.0)
+    return x.std(axis, ddof=1) / math.sqrt(n)
 
 
 def time_grid(alpha_max: float, report: Sequence[float] = (), n: int = 40) -> np.ndarray:
@@ -397,8 +392,7 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
         E = np.array([cv.eg for cv in curves])
         eg = probs @ E
         if sampled:
-            se = E.std(0, ddof=1) / math.sqrt(E.shape[0]) if E.shape[0] > 1 else np.zeros(
-                E.shape[1])
+            se = sem(E)
         elif pr.exact:
             se = np.zeros(E.shape[1])
         else:  # prune sampled the subsets: Monte Carlo error of the frequency-weighted mean
@@ -477,13 +471,25 @@ def _finite_table(workflow, label, params, alpha, E, O, report, N):
         n = col.size
         rows.append(dict(workflow=workflow, layer="finite", arm=label, **params,
                          alpha=float(alpha[j]), eg=float(col.mean()),
-                         eg_se=float(col.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
-                         eg_ode=float(ode.mean()),
-                         eg_ode_se=float(ode.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
-                         gap=float((col - ode).mean()),
-                         gap_se=float((col - ode).std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
+                         eg_se=float(sem(col)), eg_ode=float(ode.mean()),
+                         eg_ode_se=float(sem(ode)), gap=float((col - ode).mean()),
+                         gap_se=float(sem(col - ode)),
                          n=n, N=N))
     return rows
+
+
+def _summarise_arms(workflow, names, sims, E, O, ode, report, N, params_of):
+    """Per arm: saved alphas, per-seed eps_g (seeds, n), its standard error, the ODE curves
+    (when run) and the table rows of :func:`_finite_table`."""
+    alpha, eg, se, eg_ode, table = {}, {}, {}, {}, []
+    for name in names:
+        A = np.asarray(sims[name][0].alpha)
+        Ea, Oa = np.array(E[name]), np.array(O[name])
+        alpha[name], eg[name], se[name] = A, Ea, sem(Ea)
+        if ode:
+            eg_ode[name] = Oa
+        table += _finite_table(workflow, name, params_of(name), A, Ea, Oa, report, N)
+    return alpha, eg, se, eg_ode, table
 
 
 def retrain_finite(trained, method: str, *, k: int | None = None, c: float | None = None,
@@ -572,7 +578,7 @@ def retrain_finite(trained, method: str, *, k: int | None = None, c: float | Non
     params = dict(method=method, k=k, c=c if c is not None else k / K, reweight=reweight)
     table = _finite_table("retrain", label, params, alpha, E, O,
                           np.concatenate([[0.0], d_alphas]), N)
-    se = E.std(0, ddof=1) / math.sqrt(len(runs)) if len(runs) > 1 else np.zeros(alpha.size)
+    se = sem(E)
     meta = dict(params, eta=eta, eta_v=eta_v, sigma=sigma, kernel=kernel, N=N, K=K, M=M,
                 seeds=[r.metadata.get("seed") for r in runs], n_samples=n_samples,
                 delta_alphas=d_alphas.tolist(), retrain_seed_offset=RETRAIN_SEED_OFFSET,
@@ -725,19 +731,11 @@ def prune_at_init_finite(N: int, K: int, M: int, method: str, c: float, *,
                            else np.full(len(sim.alpha), np.nan))
         bar.update(1)
     bar.close()
-    alpha, eg, se, eg_ode, table = {}, {}, {}, {}, []
-    for name in names:
-        A = np.asarray(sims[name][0].alpha)
-        Ea, Oa = np.array(E[name]), np.array(O[name])
-        alpha[name], eg[name] = A, Ea
-        se[name] = Ea.std(0, ddof=1) / math.sqrt(len(seeds)) if len(seeds) > 1 else \
-            np.zeros(A.size)
-        if ode:
-            eg_ode[name] = Oa
-        params = dict(method=method if name != "dense" else "dense",
-                      c=c if name != "dense" else 1.0,
-                      rescale=rescale if name != "dense" else False)
-        table += _finite_table("prune_at_init", name, params, A, Ea, Oa, rep, N)
+    alpha, eg, se, eg_ode, table = _summarise_arms(
+        "prune_at_init", names, sims, E, O, ode, rep, N,
+        lambda name: dict(method=method if name != "dense" else "dense",
+                          c=c if name != "dense" else 1.0,
+                          rescale=rescale if name != "dense" else False))
     meta = dict(method=method, c=c, rescale=rescale, eta=eta, eta_v=eta_v, sigma=sigma,
                 alpha_max=alpha_max, N=N, K=K, M=M, v_star=v_star, seeds=seeds,
                 n_samples=n_samples, odeprune_version=_io.package_version())
@@ -952,18 +950,10 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
                 O[arm].append(np.full(len(sim.alpha), np.nan))
         bar.update(1)
     bar.close()
-    alpha, eg, se, eg_ode, table = {}, {}, {}, {}, []
-    for arm in arms:
-        A = np.asarray(sims[arm][0].alpha)
-        Ea, Oa = np.array(E[arm]), np.array(O[arm])
-        alpha[arm], eg[arm] = A, Ea
-        se[arm] = Ea.std(0, ddof=1) / math.sqrt(len(seeds)) if len(seeds) > 1 else \
-            np.zeros(A.size)
-        if ode:
-            eg_ode[arm] = Oa
-        params = dict(c=1.0 if arm == "dense" else c, scope=scope, alpha_T=alpha_T,
-                      alpha_rewind=alpha_rewind)
-        table += _finite_table("lottery_ticket", arm, params, A, Ea, Oa, rep, N)
+    alpha, eg, se, eg_ode, table = _summarise_arms(
+        "lottery_ticket", arms, sims, E, O, ode, rep, N,
+        lambda arm: dict(c=1.0 if arm == "dense" else c, scope=scope, alpha_T=alpha_T,
+                         alpha_rewind=alpha_rewind))
     meta = dict(c=c, alpha_T=alpha_T, alpha_rewind=alpha_rewind, alpha_max=alpha_max, eta=eta,
                 eta_v=eta_v, sigma=sigma, scope=scope, arms=list(arms), N=N, K=K, M=M,
                 v_star=v_star, seeds=seeds, eg_trained=eg_T,
@@ -1100,14 +1090,13 @@ def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 
         arm = f"round {j}"
         alpha[arm] = np.array([alpha_per_round])
         eg[arm] = T[:, j:j + 1]
-        se[arm] = np.array([T[:, j].std(ddof=1) / math.sqrt(n) if n > 1 else 0.0])
+        se[arm] = np.array([sem(T[:, j])])
         row = dict(workflow="imp", layer="finite", arm=arm, round=j, c=float(kept[j]),
                    alpha=alpha_per_round, eg=float(T[:, j].mean()), eg_se=float(se[arm][0]),
                    n=n, N=N)
         if j > 0:
             row.update(eg_pruned=float(P[:, j - 1].mean()),
-                       eg_pruned_se=float(P[:, j - 1].std(ddof=1) / math.sqrt(n)) if n > 1
-                       else 0.0)
+                       eg_pruned_se=float(sem(P[:, j - 1])))
         table.append(row)
     meta = dict(rounds=rounds, prune_fraction=prune_fraction, alpha_per_round=alpha_per_round,
                 seeds=seeds, eta=eta, v_star=v_star, sigma=sigma, scope=scope, N=N, K=K, M=M,

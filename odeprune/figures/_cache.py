@@ -9,9 +9,7 @@ plotting.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -58,19 +56,8 @@ def cached_json(cache_dir: Path | None, kind: str, params: dict,
     return value
 
 
-def rows_to_csv(rows: list[dict]) -> str:
-    """Long-format CSV (the union of the rows' keys, in first-seen order)."""
-    fields: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in fields:
-                fields.append(k)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
+#: long-format CSV of rows (dicts): :func:`odeprune._io.rows_to_csv`
+rows_to_csv = _io.rows_to_csv
 
 
 def write_data(out_dir: Path, name: str, data: dict) -> list[Path]:
