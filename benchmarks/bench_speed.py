@@ -25,8 +25,8 @@ within this process. The implicit phase limits its LU factorisations to one BLAS
 from __future__ import annotations
 
 import argparse
-import os
 import inspect
+import os
 import platform
 import subprocess
 import sys

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import odeprune
-from odeprune.sim import run as sim
 from odeprune._rng import normals_numpy
 from odeprune.errors import DivergenceError, OdepruneInterrupted
+from odeprune.sim import run as sim
 from odeprune.simulation import SimulationEnsemble, SimulationResult, sgd_streams, simulate
 
 ARRAYS = ("alpha", "eg", "Q", "R", "v", "eg_test", "eg_test_se", "w", "w_star", "T", "v_star")
