@@ -187,11 +187,11 @@ _WRITER = """
 import sys
 import numpy as np
 from odeprune import OrderParams
-from odeprune.plotting import plt, save_figure
+from odeprune.plotting import save_figure, subplots
 s = OrderParams.random(30, 3, 2, seed=int(sys.argv[2]))
 for _ in range(25):
     s.save(sys.argv[1])
-fig, ax = plt.subplots()
+fig, ax = subplots()
 ax.plot([0, 1], [0, int(sys.argv[2])])
 save_figure(fig, sys.argv[1] + ".png")
 """
