@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from ._progress import progress_bar, want_progress
 from ._validate import check_save_at
 from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, default_save_at, integrate
 from .errors import DivergenceError
@@ -151,7 +152,8 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
                     backend: str = "numba", executor: cf.Executor | None = None,
                     n_workers: int | None = None, errors: str = "raise", method: str = "dopri5",
                     solver: str = "dopri5", max_steps: int | None = None,
-                    chunk_size: int | None = None) -> BatchResult:
+                    chunk_size: int | None = None, progress: bool | None = None
+                    ) -> BatchResult:
     r"""Integrate the order-parameter ODEs for a batch of initial states and hyper-parameters.
 
     Parameters
@@ -193,6 +195,9 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
     chunk_size : int, optional
         jax backend: members per ``vmap`` call (default: the whole batch). Members of one call
         advance in lockstep, so group runs of similar stiffness.
+    progress : bool or None
+        numba backend: one bar over the members (curves done) on stderr; ``None`` (default):
+        when stderr is a terminal. The members themselves run without bars.
 
     Returns
     -------
@@ -257,8 +262,9 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
                   gradient_flow=gradient_flow)
     meta: dict = dict(backend=backend, K=K, M=M, batch_size=B)
     if backend == "numba":
-        results = _numba_batch(states, eta_b, eta_v_b, sigma_b, common, method, max_steps,
-                               executor, n_workers, meta)
+        with progress_bar(want_progress(progress), B, "integrate_batch", unit="curve") as bar:
+            results = _numba_batch(states, eta_b, eta_v_b, sigma_b, common, method, max_steps,
+                                   executor, n_workers, meta, bar)
     else:
         from .backends import jax as _jax_backend
 
@@ -288,24 +294,33 @@ def _one(state, eta, eta_v, sigma, common, method, max_steps):
         numba.set_num_threads(1)
     try:
         return integrate(state, eta=eta, eta_v=eta_v, sigma=sigma, method=method,
-                         backend="numba", **common, **extra)
+                         backend="numba", progress=False, **common, **extra)
     except DivergenceError as exc:
         return exc
 
 
 def _numba_batch(states, eta, eta_v, sigma, common, method, max_steps, executor, n_workers,
-                 meta):
+                 meta, bar):
     B = len(states)
     args = [(states[j], float(eta[j]), float(eta_v[j]), float(sigma[j]), common, method,
              max_steps) for j in range(B)]
-    if executor is not None:
+    if executor is None:
+        workers = min(B, n_workers or available_cores())
+        meta["n_workers"] = workers
+        if workers == 1:
+            out = []
+            for a in args:
+                out.append(_one(*a))
+                bar.update(1)
+            return out
+    else:
         meta["executor"] = type(executor).__name__
-        futures = [executor.submit(_one, *a) for a in args]
-        return [f.result() for f in futures]
-    workers = min(B, n_workers or available_cores())
-    meta["n_workers"] = workers
-    if workers == 1:
-        return [_one(*a) for a in args]
-    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="odeprune") as pool:
+    pool = executor or cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="odeprune")
+    try:
         futures = [pool.submit(_one, *a) for a in args]
+        for _ in cf.as_completed(futures):
+            bar.update(1)
         return [f.result() for f in futures]
+    finally:
+        if executor is None:
+            pool.shutdown(wait=True)
