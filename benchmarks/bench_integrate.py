@@ -199,10 +199,10 @@ def k_scaling(M, Ks, backends):
         s = op.OrderParams.random(500, K, M, v_star=V_STAR, seed=0)
         y = pack(s.Q, s.R, s.v)
         T, vs = np.ascontiguousarray(s.T), np.ascontiguousarray(s.v_star)
-        rhs(y, K, M, T, vs, ETA, ETA, 0.0, 0, True, True, True)
+        rhs(y, K, M, T, vs, ETA, ETA, 0.0)
         n, t0 = 0, time.perf_counter()
         while n < 5 or time.perf_counter() - t0 < 0.5:
-            rhs(y, K, M, T, vs, ETA, ETA, 0.0, 0, True, True, True)
+            rhs(y, K, M, T, vs, ETA, ETA, 0.0)
             n += 1
         r = dict(K=K, numba=(time.perf_counter() - t0) / n)
         if "jax" in backends:

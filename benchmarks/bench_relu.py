@@ -96,7 +96,7 @@ def bench_rhs(repeats: int) -> None:
             for key, act, fast in (("erf fast", A.ERF, True), ("erf generic", A.ERF, False),
                                    ("relu", A.RELU, False)):
                 times[key] = timeit(lambda act=act, fast=fast: rhs(
-                    y, K, M, T, vs, 0.5, 0.5, 0.0, act, True, True, fast),
+                    y, K, M, T, vs, 0.5, 0.5, 0.0, act=act, fast=fast),
                     repeats, number if act == A.RELU else 200)
             print(f"| {M} | {K} | {label} | {times['erf fast'] * 1e6:.1f} | "
                   f"{times['erf generic'] * 1e6:.1f} | {times['relu'] * 1e6:.0f} | "

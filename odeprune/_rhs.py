@@ -577,7 +577,9 @@ def rhs_eval(y, p):
     return dy
 
 
-def rhs(y, K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast):
-    """Dense right-hand side with plain arguments (a convenience for tests and benchmarks)."""
+def rhs(y, K, M, T, v_star, eta, eta_v, sigma=0.0, *, act=ERF, train_v=True, sgd=True,
+        fast=True):
+    """Dense right-hand side with plain arguments (a convenience for tests and benchmarks; the
+    switches are keyword-only, so that they cannot be swapped silently)."""
     p = make_params(K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast)
     return rhs_eval(np.ascontiguousarray(y, dtype=float), p)

@@ -94,9 +94,9 @@ def test_fast_erf_path_equals_generic_path(rng):
     for K, M in [(1, 1), (3, 2), (7, 4)]:
         s = OrderParams.random(40, K, M, v_star=2.0, seed=int(rng.integers(1000)))
         y = pack(s.Q, s.R, s.v)
-        args = (K, M, s.T, s.v_star, 0.5, 0.3, 0.2, 0, True, True)
-        fast = rhs(y, *args, True)
-        generic = rhs(y, *args, False)
+        args = (K, M, s.T, s.v_star, 0.5, 0.3, 0.2)
+        fast = rhs(y, *args, act=0, fast=True)
+        generic = rhs(y, *args, act=0, fast=False)
         np.testing.assert_allclose(fast, generic, rtol=1e-13, atol=1e-14)
 
 
@@ -136,7 +136,7 @@ def test_accuracy_against_independent_integrator(sigma):
     y0 = pack(s.Q, s.R, s.v)
 
     def fun(t, y):
-        return rhs(y, 6, 2, s.T, s.v_star, 0.5, 0.5, sigma, 0, True, True, False)
+        return rhs(y, 6, 2, s.T, s.v_star, 0.5, 0.5, sigma, act=0, fast=False)
 
     ref = solve_ivp(fun, (0, 1000), y0, method="DOP853", rtol=1e-13, atol=1e-15,
                     t_eval=curve.alpha)

@@ -36,7 +36,7 @@ def test_rhs_equals_numba(activation, gradient_flow, train_v):
     for s in _states():
         y = pack(s.Q, s.R, s.v)
         expect = rhs(y, s.K, s.M, np.ascontiguousarray(s.T), np.ascontiguousarray(s.v_star), ETA,
-                     0.3, 0.25, code, train_v, not gradient_flow, True)
+                     0.3, 0.25, act=code, train_v=train_v, sgd=not gradient_flow, fast=True)
         got = jax_backend.rhs(y, s.K, s.M, s.T, s.v_star, ETA, 0.3, 0.25, activation, train_v,
                               gradient_flow)
         scale = np.max(np.abs(expect))

@@ -323,7 +323,8 @@ def test_relu_jax_rhs_and_eg_equal_numba():
     for s in states:
         y = pack(s.Q, s.R, s.v)
         for gf in (True, False):
-            ref = rhs(y, s.K, s.M, s.T, s.v_star, 0.5, 0.3, 0.25, RELU, True, not gf, True)
+            ref = rhs(y, s.K, s.M, s.T, s.v_star, 0.5, 0.3, 0.25, act=RELU, train_v=True,
+                      sgd=not gf, fast=True)
             got = jb.rhs(y, s.K, s.M, s.T, s.v_star, 0.5, 0.3, 0.25, "relu", gradient_flow=gf)
             # first-order terms: closed forms on both sides; eta^2 terms: JAX's fixed 252-node
             # rule against numba's adaptive one (1e-12), and for the distinct but exactly
