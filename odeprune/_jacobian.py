@@ -25,6 +25,7 @@ compare it with :func:`~odeprune._stiff.fd_jacobian` and with central difference
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -33,6 +34,33 @@ from ._rhs import _layout, assemble, erf_pair_setup, i3_coefficients, s4_sums, u
 from .activations import ERF, I4, J2
 
 __all__ = ["column_entries", "jacobian_into"]
+
+
+class ErfBase(NamedTuple):
+    """erf: what the unperturbed state's rows need, computed once per Jacobian: per pair
+    ``(i, k)``, ``r0[i, k]`` and ``lam4[i, k]`` (:func:`odeprune._rhs.erf_pair_setup`), the
+    rows ``row0[i, k, e] = sum_x w_ex a_e a_x I4(i, k, e, x)`` (``w = 2`` off the diagonal)
+    and the pair sums ``pair0[i, k]``."""
+
+    r0: np.ndarray
+    lam4: np.ndarray
+    row0: np.ndarray
+    pair0: np.ndarray
+
+
+@njit(cache=True, error_model="numpy")
+def _erf_base(C, a, K, L):
+    r0, lam4 = np.zeros((K, K, L)), np.zeros((K, K))
+    row0, pair0 = np.zeros((K, K, L)), np.zeros((K, K))
+    for i in range(K):
+        for k in range(i, K):
+            lam4[i, k] = erf_pair_setup(C, i, k, L, r0[i, k])
+            s = 0.0
+            for e in range(L):
+                row0[i, k, e] = _erf_row(C, a, i, k, e, r0[i, k], lam4[i, k], 2.0)
+                s += _erf_row(C, a, i, k, e, r0[i, k], lam4[i, k], 1.0)
+            pair0[i, k] = s
+    return ErfBase(r0, lam4, row0, pair0)
 
 _4_PI2 = 4.0 / (math.pi * math.pi)
 _SQRT_EPS = math.sqrt(np.finfo(float).eps)
@@ -108,9 +136,11 @@ def _pair_erf(C, a, i, k, L, r):
 
 
 @njit(cache=True, error_model="numpy")
-def _s4_change(p, C0, C1, a0, a1, ea, eb, S4):
+def _s4_change(p, C0, C1, a0, a1, entry, S4, base):
     """Add to ``S4`` (upper triangle, the sum at (C0, a0)) the change of the terms that move when
-    the covariance entry ``(ea, eb)`` (``ea >= 0``) or the weight ``a_eb`` (``ea == -2``) does."""
+    the covariance entry ``entry = (ea, eb)`` (``ea >= 0``) or the weight ``a_eb``
+    (``ea == -2``) does; ``base``: the unperturbed rows (:class:`ErfBase`, erf only)."""
+    ea, eb = entry
     K, L, act = p.K, p.K + p.M, p.act
     erf = act == ERF
     r = np.empty(L)
@@ -138,7 +168,7 @@ def _s4_change(p, C0, C1, a0, a1, ea, eb, S4):
             d4 = 0.0
             if n_need == 0:  # every term of the pair moves
                 if erf:
-                    d4 = _pair_erf(C1, a0, i, k, L, r) - _pair_erf(C0, a0, i, k, L, r)
+                    d4 = _pair_erf(C1, a0, i, k, L, r) - base.pair0[i, k]
                 else:
                     for c in range(L):
                         for d in range(c, L):
@@ -146,9 +176,10 @@ def _s4_change(p, C0, C1, a0, a1, ea, eb, S4):
             elif n_need == 1:  # the terms with e1 among (c, d)
                 if erf:
                     if moves_cov:
-                        d4 = _row_erf(C1, a0, i, k, e1, L, r) - _row_erf(C0, a0, i, k, e1, L, r)
-                    else:
-                        d4 = _row_erf(C0, a1, i, k, e1, L, r) - _row_erf(C0, a0, i, k, e1, L, r)
+                        d4 = _row_erf(C1, a0, i, k, e1, L, r) - base.row0[i, k, e1]
+                    else:  # the same fields: the unperturbed r and Lambda_4
+                        d4 = (_erf_row(C0, a1, i, k, e1, base.r0[i, k], base.lam4[i, k], 2.0)
+                              - base.row0[i, k, e1])
                 else:
                     for x in range(L):
                         c, d = min(e1, x), max(e1, x)
@@ -173,6 +204,8 @@ def jacobian_into(y, p, w, w1, cols, J):
     i3_coefficients(p.act, w.C, w.a, K, w.U, w.b)
     if p.sgd:
         s4_sums(p, w)
+    L = K + p.M
+    base = _erf_base(w.C, w.a, K, L) if p.act == ERF else _erf_base(w.C, w.a, 0, 0)
     f0 = np.empty(n)
     assemble(y, f0, p, w)
     yp = y.copy()
@@ -189,7 +222,7 @@ def jacobian_into(y, p, w, w1, cols, J):
                 for k in range(i, K):
                     w1.S4[i, k] = w.S4[i, k]
             if cols[j, 0] != _P_ENTRY:
-                _s4_change(p, w.C, w1.C, w.a, w1.a, cols[j, 0], cols[j, 1], w1.S4)
+                _s4_change(p, w.C, w1.C, w.a, w1.a, (cols[j, 0], cols[j, 1]), w1.S4, base)
         assemble(yp, dyp, p, w1)
         for i in range(n):
             J[i, j] = (dyp[i] - f0[i]) / h
