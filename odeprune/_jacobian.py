@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ._rhs import _layout, assemble, erf_pair_setup, i3_coefficients, s4_sums, unpack_cov
+from ._rhs import assemble, erf_pair_setup, i3_coefficients, s4_sums, state_layout, unpack_cov
 from .activations import ERF, I4, J2
 
 __all__ = ["column_entries", "jacobian_into"]
@@ -72,7 +72,7 @@ def column_entries(patterns, K: int, M: int, track_P: bool) -> np.ndarray:
     """``(n, 2)`` int64: for state entry ``j`` the global covariance entry ``(a, b)``, ``a <= b``
     (``b >= K``: a teacher field) it moves; ``(-1, -1)`` for a ``P`` entry; ``(-2, e)`` for
     ``v_e``."""
-    qi, ri, pi, nv = _layout(patterns, M, track_P)
+    qi, ri, pi, nv = state_layout(patterns, M, track_P)
     out = np.full((nv + K, 2), _P_ENTRY, dtype=np.int64)
     out[qi[3], 0] = np.minimum(qi[1], qi[2])
     out[qi[3], 1] = np.maximum(qi[1], qi[2])

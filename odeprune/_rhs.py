@@ -136,7 +136,7 @@ def n_state(K, M, n_cls=1, track_P=False):
     return n_cls * (K * (K + 1) // 2 + K * M + (K * K if track_P else 0)) + K
 
 
-def _layout(patterns, M, track_P):
+def state_layout(patterns, M, track_P):
     """Where each stored entry sits in the state vector: rows ``(class, i, k or n, position)``
     for the upper triangle of ``Q^s`` over kept units, the rows of ``R^s`` of kept units and
     ``P^s`` over kept x kept; and the position of ``v``."""
@@ -182,7 +182,7 @@ def pack_classes(patterns, Q_cls, R_cls, v, P_cls=None):
     """Pack per-class ``Q (S, K, K)``, ``R (S, K, M)``, optional ``P (S, K, K)`` and ``v``
     (only the entries of kept units are stored)."""
     Q_cls, R_cls = np.asarray(Q_cls, float), np.asarray(R_cls, float)
-    qi, ri, pi, nv = _layout(patterns, R_cls.shape[2], P_cls is not None)
+    qi, ri, pi, nv = state_layout(patterns, R_cls.shape[2], P_cls is not None)
     y = np.empty(nv + len(v))
     y[qi[3]] = Q_cls[qi[0], qi[1], qi[2]]
     y[ri[3]] = R_cls[ri[0], ri[1], ri[2]]
@@ -200,7 +200,7 @@ def unpack_classes(y, M, patterns, track_P):
     y = np.asarray(y, dtype=float)
     S, K = np.shape(patterns)
     lead = y.shape[:-1]
-    qi, ri, pi, nv = _layout(patterns, M, track_P)
+    qi, ri, pi, nv = state_layout(patterns, M, track_P)
     Q = np.zeros(lead + (S, K, K))
     Q[..., qi[0], qi[1], qi[2]] = y[..., qi[3]]
     Q[..., qi[0], qi[2], qi[1]] = y[..., qi[3]]

@@ -47,6 +47,17 @@ def check_activation(activation: Any, recorded: str | None, source: str = "the i
     return name
 
 
+def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    """One integer (not a bool) in ``lo..hi`` (``hi=None``: no upper bound)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name}={value!r} must be an integer ({allowed})")
+    if value < lo or (hi is not None and value > hi):
+        allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name}={value!r} is out of range; allowed {allowed}")
+    return int(value)
+
+
 def check_integer_range(name: str, value: Any, lo: Any = -math.inf, hi: Any = math.inf,
                         allowed: str | None = None, integer: bool = True) -> np.ndarray:
     """An array_like of numbers (integers when ``integer``), every entry within ``[lo, hi]``

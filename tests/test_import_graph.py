@@ -21,6 +21,15 @@ def _modules() -> dict[str, Path]:
     return out
 
 
+def _from_target(package: str, node: ast.ImportFrom) -> str:
+    """The absolute module a ``from ... import`` statement in ``package`` reads from."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")
+    base = base[:len(base) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def _top_level_imports(name: str, path: Path, mods: dict) -> set[str]:
     tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
@@ -34,12 +43,7 @@ def _top_level_imports(name: str, path: Path, mods: dict) -> set[str]:
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name in mods)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[:len(base) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+            target = _from_target(package, node)
             for a in node.names:
                 sub = f"{target}.{a.name}"
                 if sub in mods:
@@ -121,13 +125,7 @@ def _function_imports(name: str, path: Path) -> list[tuple[str, int]]:
             if isinstance(node, ast.Import):
                 out += [(a.name, node.lineno) for a in node.names]
             elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")
-                    base = base[:len(base) - node.level + 1]
-                    target = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    target = node.module or ""
-                out.append((target, node.lineno))
+                out.append((_from_target(package, node), node.lineno))
     return out
 
 

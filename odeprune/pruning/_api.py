@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _io
 from .._progress import want_progress
-from .._validate import as_generator, readonly
+from .._validate import as_generator, check_int, readonly
 from ..activations import get_activation
 from ..state import OrderParams
 from . import node, registry
@@ -182,16 +182,6 @@ class PruneResult:
         return cls(**{n: arrays[n] for n in need}, metadata=meta)
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name}={value!r} must be an integer ({allowed})")
-    if value < lo or (hi is not None and value > hi):
-        allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name}={value!r} is out of range; allowed {allowed}")
-    return int(value)
-
-
 def _resolve_seed(seed) -> tuple[np.random.Generator, Any]:
     """The generator of ``seed`` and what the metadata records of it (its entropy, or
     "Generator" for a caller's generator)."""
@@ -209,7 +199,7 @@ def check_method_args(method, k, c, reweight, K):
             raise ValueError(f"c={c!r} applies to edge pruning only; {method} takes k (1..K={K})")
         if k is None:
             raise ValueError(f"{method} needs k, the number of kept units (1..K={K})")
-        k = _check_int("k", k, 1, K)
+        k = check_int("k", k, 1, K)
         if reweight not in allowed:
             raise ValueError(f"reweight={reweight!r} does not apply to {method}; allowed "
                              f"{allowed}")
@@ -326,7 +316,7 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
     K = state.K
     k, c = check_method_args(method, k, c, reweight, K)
     act = get_activation(state.check_activation(activation))
-    n_samples = _check_int("n_samples", n_samples, 1)
+    n_samples = check_int("n_samples", n_samples, 1)
     want_progress(progress)  # validate before any work
     rng, seed_record = _resolve_seed(seed)
     kernel_name = kernel if isinstance(kernel, str) else "custom"

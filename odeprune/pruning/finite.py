@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from .._progress import make_bar, want_progress
-from .._validate import check_activation
+from .._validate import check_activation, check_int
 from ..activations import get_activation
 from ..state import OrderParams
 from . import node, registry
-from ._api import PruneResult, _check_int, check_method_args, node_outcomes, prune
+from ._api import PruneResult, check_method_args, node_outcomes, prune
 from .finite_edges import edge_mask, unpack_weights
 from .reweight import RCOND
 
@@ -191,9 +191,9 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     entry = registry.get(method)
     if kernel not in node.KERNELS:
         raise ValueError(f"kernel={kernel!r} is unknown; allowed {node.KERNELS}")
-    n_samples = _check_int("n_samples", n_samples, 1)
-    n_masks = _check_int("n_masks", n_masks, 1)
-    n_test = _check_int("n_test", n_test, 0)
+    n_samples = check_int("n_samples", n_samples, 1)
+    n_masks = check_int("n_masks", n_masks, 1)
+    n_test = check_int("n_test", n_test, 0)
     if n_test == 1:
         raise ValueError("n_test=1 cannot give a standard error; use 0 (no test error) or >= 2")
     want_progress(progress)
