@@ -387,7 +387,7 @@ def _s4_erf(C, a, i, k, L, r):
     return _4_PI2 / math.sqrt(lam4) * s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def s4_sums(p, w):
     """``S4[i, k] = sum_{c,d} a_c a_d I4(i,k,c,d) + sigma^2 J2(i,k)`` for ``i <= k``."""
     C, a, S4 = w.C, w.a, w.S4
