@@ -76,6 +76,7 @@ def sgd_steps(w, v, x, counter, rng, noise_rng, n_steps, p):
     w_star, v_star, mask = p.w_star, p.v_star, p.mask
     M = w_star.shape[0]
     inv_sqrt_N, eta_w, eta_v, sigma = p.inv_sqrt_N, p.eta_w, p.eta_v, p.sigma
+    has_mask, train_v = p.has_mask, p.train_v
     gl = np.empty(K)
     gp = np.empty(K)
     for _ in range(n_steps):
@@ -103,13 +104,13 @@ def sgd_steps(w, v, x, counter, rng, noise_rng, n_steps, p):
             return False
         for k in range(K):
             c = eta_w * v[k] * delta * gp[k]
-            if p.has_mask:
+            if has_mask:
                 for j in range(N):
                     w[k, j] -= c * x[j] * mask[k, j]
             else:
                 for j in range(N):
                     w[k, j] -= c * x[j]
-        if p.train_v:
+        if train_v:
             for k in range(K):
                 v[k] -= eta_v * delta * gl[k]
         counter[0] += 1
