@@ -64,3 +64,16 @@ def test_cli_integrate_loads_only_its_command():
     assert "odeprune.cli._integrate" in loaded
     assert not {"odeprune.cli._simulate", "odeprune.cli._prune", "odeprune.cli._figure"} & loaded
     assert "matplotlib" not in loaded and "jax" not in loaded
+
+
+def test_cli_overview_lists_every_command_without_the_numerics():
+    """``odeprune --help`` lists the commands by their one-line HELP; it imports no numerics
+    (the prune/retrain/ticket parsers read the pruning registry only when they are built)."""
+    from odeprune.cli import COMMANDS
+
+    loaded = _modules_after(
+        "from odeprune.cli import build_parser\n"
+        "p = build_parser(overview=True)\n"
+        "import sys\n"
+        "assert all(c in p.format_help() for c in " + repr(COMMANDS) + ")")
+    assert not {"numpy", "numba", "matplotlib", "odeprune.pruning", "odeprune.workflows"} & loaded

@@ -51,11 +51,13 @@ def _requested_command(argv: list[str] | None) -> str | None:
     return None
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, overview: bool = False) -> argparse.ArgumentParser:
     """The parser with every sub-command, or only ``only`` (a name in :data:`COMMANDS`).
 
     :func:`main` registers only the sub-command it runs (its module, and what that imports, are
-    the only ones loaded); ``odeprune --help`` and unknown commands register them all.
+    the only ones loaded). ``overview=True`` (``odeprune --help``, no or an unknown command)
+    lists every sub-command by its one-line ``HELP`` without building its options, so that the
+    overview imports none of the numerics.
     """
     parser = _Parser(
         prog="odeprune",
@@ -78,12 +80,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             if exc.name == f"{__name__}._{name}":
                 continue  # sub-command not shipped
             raise
-        module.register(sub)
+        if overview:
+            sub.add_parser(name, help=module.HELP)
+        else:
+            module.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(only=_requested_command(argv))
+    command = _requested_command(argv)
+    parser = build_parser(only=command, overview=command is None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -69,10 +69,14 @@ def cache_dir(args) -> Path | None:
     return args.output / (".cache-quick" if args.quick else ".cache")
 
 
+#: one line for ``odeprune --help``
+HELP = "reproduce one figure (PNG, PDF and its data)"
+
+
 def register(sub) -> None:
     from ..figures import FIGURES
 
-    p = sub.add_parser("figure", help="reproduce one figure (PNG, PDF and its data)",
+    p = sub.add_parser("figure", help=HELP,
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=list(FIGURES), metavar="NAME",

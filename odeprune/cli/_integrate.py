@@ -37,8 +37,12 @@ examples:
 """
 
 
+#: one line for ``odeprune --help``
+HELP = "learning curve from the ODEs (N -> infinity)"
+
+
 def register(sub) -> None:
-    p = sub.add_parser("integrate", help="learning curve from the ODEs (N -> infinity)",
+    p = sub.add_parser("integrate", help=HELP,
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     init = p.add_argument_group("initial state (random draw, or --init / --weights)")

@@ -44,6 +44,10 @@ def _k_arg(text: str):
     return positive_int(text)
 
 
+#: one line for ``odeprune --help``
+HELP = "prune a saved state (N -> infinity); table of eg"
+
+
 def register(sub) -> None:
     from ..activations import ACTIVATIONS
     from ..pruning import registry
@@ -51,7 +55,7 @@ def register(sub) -> None:
     description = DESCRIPTION.format(
         node=registry.help_text("node"), edge=registry.help_text("edge"),
         node_rw=", ".join(registry.NODE_REWEIGHTS), edge_rw=", ".join(registry.EDGE_REWEIGHTS))
-    p = sub.add_parser("prune", help="prune a saved state (N -> infinity); table of eg",
+    p = sub.add_parser("prune", help=HELP,
                        description=description, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", type=Path, metavar="INPUT", nargs="?",

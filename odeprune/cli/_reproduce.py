@@ -16,8 +16,12 @@ simulations of fig2a. Prints how long each figure took and writes DIR/timings.js
 """
 
 
+#: one line for ``odeprune --help``
+HELP = "reproduce all figures"
+
+
 def register(sub) -> None:
-    p = sub.add_parser("reproduce", help="reproduce all figures",
+    p = sub.add_parser("reproduce", help=HELP,
                        description=DESCRIPTION,
                        epilog="example:\n  odeprune reproduce --output figures\n"
                               "  odeprune reproduce --quick --output /tmp/figs",

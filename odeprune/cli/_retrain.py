@@ -74,10 +74,14 @@ def _reweights_arg(text: str) -> list[str]:
     return out
 
 
+#: one line for ``odeprune --help``
+HELP = "prune a trained student, retrain it; eg before/after"
+
+
 def register(sub) -> None:
     from odeprune.pruning import registry
 
-    p = sub.add_parser("retrain", help="prune a trained student, retrain it; eg before/after",
+    p = sub.add_parser("retrain", help=HELP,
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", type=Path, metavar="INPUT",

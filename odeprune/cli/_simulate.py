@@ -29,8 +29,12 @@ examples:
 """
 
 
+#: one line for ``odeprune --help``
+HELP = "finite-N online SGD simulation"
+
+
 def register(sub) -> None:
-    p = sub.add_parser("simulate", help="finite-N online SGD simulation",
+    p = sub.add_parser("simulate", help=HELP,
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     net = p.add_argument_group("networks")

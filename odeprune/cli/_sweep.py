@@ -47,8 +47,12 @@ examples:
 SPEC_KEYS = ("task", "output", "plot", "cache", "batch_size", "fixed", "grid", "description")
 
 
+#: one line for ``odeprune --help``
+HELP = "a parameter grid on a process pool or a dask cluster"
+
+
 def register(sub) -> None:
-    p = sub.add_parser("sweep", help="a parameter grid on a process pool or a dask cluster",
+    p = sub.add_parser("sweep", help=HELP,
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", type=Path, metavar="SPEC.toml", help="the sweep specification")

@@ -8,12 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..pruning import registry
-from ..workflows import TICKET_ARMS
 from . import CliError
 from ._common import float_list, fraction, positive_float, positive_int, v_star_arg
-
-ARMS = TICKET_ARMS
 
 DESCRIPTION = """\
 Sparse networks found near initialisation, trained and compared with the dense network.
@@ -62,16 +58,32 @@ def _int_list(text: str) -> list[int]:
             f"expected integers like 0,1,2 or a range 0-7, got {text!r}") from None
 
 
+def _arms() -> tuple[str, ...]:
+    """The arms of ``workflows.lottery_ticket`` (imported when a ticket command is built, not
+    for ``odeprune --help``)."""
+    from ..workflows import TICKET_ARMS
+
+    return TICKET_ARMS
+
+
 def _arms_arg(text: str) -> list[str]:
     out = [a.strip() for a in text.split(",") if a.strip()]
-    bad = [a for a in out if a not in ARMS]
+    bad = [a for a in out if a not in _arms()]
     if bad or not out:
-        raise argparse.ArgumentTypeError(f"unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
+        raise argparse.ArgumentTypeError(f"unknown arm(s) {bad}; choose from "
+                                         f"{', '.join(_arms())}")
     return out
 
 
+#: one line for ``odeprune --help``
+HELP = "lottery tickets, IMP, pruning at init (limit, finite N)"
+
+
 def register(sub) -> None:
-    p = sub.add_parser("ticket", help="lottery tickets, IMP, pruning at init (limit, finite N)",
+    from ..pruning import registry
+
+    arms = _arms()
+    p = sub.add_parser("ticket", help=HELP,
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=("ticket", "imp", "init"), default="ticket",
@@ -100,8 +112,8 @@ def register(sub) -> None:
                       help="training of every arm after pruning (ticket, init; default 1000)")
     prot.add_argument("--scope", choices=("row", "global"), default="row",
                       help="magnitude mask per row (default) or over the whole layer")
-    prot.add_argument("--arms", type=_arms_arg, default=list(ARMS), metavar="A[,A..]",
-                      help=f"ticket: arms to train (default all: {', '.join(ARMS)})")
+    prot.add_argument("--arms", type=_arms_arg, default=list(arms), metavar="A[,A..]",
+                      help=f"ticket: arms to train (default all: {', '.join(arms)})")
     prot.add_argument("--rounds", type=positive_int, default=3, help="imp: rounds (default 3)")
     prot.add_argument("--prune-fraction", type=float, default=0.2,
                       help="imp: fraction of kept weights removed per round (default 0.2)")
@@ -139,7 +151,7 @@ def _check(args) -> None:
         raise CliError("--rounds / --prune-fraction apply to --mode imp only")
     if args.mode != "init" and (args.rescale or args.rule != "magnitude_edge"):
         raise CliError("--rule / --rescale apply to --mode init only")
-    if args.mode != "ticket" and (args.alpha_rewind != 0 or args.arms != list(ARMS)):
+    if args.mode != "ticket" and (args.alpha_rewind != 0 or args.arms != list(_arms())):
         raise CliError("--alpha-rewind / --arms apply to --mode ticket only")
     if args.mode == "init" and args.alpha_train is not None:
         raise CliError("--alpha-train does not apply to --mode init (training starts at the "
