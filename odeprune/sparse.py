@@ -346,14 +346,6 @@ class SparseLearningCurve(LearningCurve):
     def initial(self) -> SparseOrderParams:  # type: ignore[override]
         return self.sparse_state(0)
 
-    def _arrays(self) -> dict[str, np.ndarray]:
-        out = super()._arrays()
-        out.update(patterns=self.patterns, f=self.f, T_cls=self.T_cls, Q_cls=self.Q_cls,
-                   R_cls=self.R_cls)
-        if self.P_cls is not None:
-            out["P_cls"] = self.P_cls
-        return out
-
     @property
     def P(self) -> np.ndarray | None:
         """Two-time overlaps of the network, ``P_ik = w_i(alpha) . w_k(0) / N``, (n, K, K)."""
@@ -368,9 +360,9 @@ class SparseLearningCurve(LearningCurve):
                              "track_initial=True")
         out = []
         for s in range(self.f.shape[0]):
-            out.append(joint_coordinate_covariance(self.Q_cls[0, s], self.R_cls[0, s], self.P_cls[index, s],
-                              self.Q_cls[index, s], self.R_cls[index, s], self.T_cls[s])
-                       / self.f[s])
+            out.append(joint_coordinate_covariance(
+                self.Q_cls[0, s], self.R_cls[0, s], self.P_cls[index, s], self.Q_cls[index, s],
+                self.R_cls[index, s], self.T_cls[s]) / self.f[s])
         return np.array(out)
 
     def _arrays(self) -> dict[str, np.ndarray]:
