@@ -5,7 +5,7 @@ one indirect call into numpy's PCG64 per number, inside the kernel ~9 ns each (4
 of a step at N = 500, K = 6). Here:
 
 - per step, the run's own ``numpy.random.Generator`` (PCG64, the input stream of
-  :func:`odeprune.simulation.sgd_streams`) draws two doubles, ``a, b`` (2 x 53 random bits);
+  :func:`odeprune.sim.sgd_streams`) draws two doubles, ``a, b`` (2 x 53 random bits);
   SplitMix64 (Steele, Lea & Flood 2014) expands them into the 256-bit state of a
   **xoshiro256++** generator (Blackman & Vigna 2021; passes BigCrush and PractRand), two words
   from ``a`` and two from ``b``: distinct ``(a, b)`` give distinct states (SplitMix64's output is
@@ -70,9 +70,9 @@ def _rotl(x, k):
 
 
 @njit(cache=True, inline="always")
-def xoshiro_next(s):
-    """xoshiro256++ (Blackman & Vigna 2021): the next 64-bit word; advances ``s`` (4,) uint64."""
-    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+def xoshiro_step(s0, s1, s2, s3):
+    """xoshiro256++ (Blackman & Vigna 2021) on a state held in four uint64 values: returns
+    ``(word, s0, s1, s2, s3)``, the next 64-bit word and the advanced state."""
     result = _rotl(s0 + s3, 23) + s0
     t = s1 << np.uint64(17)
     s2 ^= s0
@@ -80,7 +80,13 @@ def xoshiro_next(s):
     s1 ^= s2
     s0 ^= s3
     s2 ^= t
-    s[0], s[1], s[2], s[3] = s0, s1, s2, _rotl(s3, 45)
+    return result, s0, s1, s2, _rotl(s3, 45)
+
+
+@njit(cache=True, inline="always")
+def xoshiro_next(s):
+    """:func:`xoshiro_step` on a state array ``s`` (4,) uint64, advanced in place."""
+    result, s[0], s[1], s[2], s[3] = xoshiro_step(s[0], s[1], s[2], s[3])
     return result
 
 
@@ -130,15 +136,7 @@ def fill_normals(rng, x):
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for j in range(x.shape[0]):
         while True:
-            # xoshiro256++ (as xoshiro_next, inlined by hand)
-            r = _rotl(s0 + s3, 23) + s0
-            t = s1 << np.uint64(17)
-            s2 ^= s0
-            s3 ^= s1
-            s1 ^= s2
-            s0 ^= s3
-            s2 ^= t
-            s3 = _rotl(s3, 45)
+            r, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
             idx = r & np.uint64(0xFF)
             r >>= np.uint64(8)
             rabs = (r >> np.uint64(1)) & np.uint64(0x000FFFFFFFFFFFFF)
