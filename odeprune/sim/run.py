@@ -193,6 +193,23 @@ class Run:
         self.wall += time.perf_counter() - t0
         return self.step - before
 
+    def drive(self, rc: RunControl, report) -> None:
+        """Advance to the end in chunks sized by ``rc``, calling ``report(step, n, seconds)``
+        after each and checkpointing when ``rc`` says so. A stop request seen by ``rc``
+        (Ctrl-C, SIGTERM, or another run of an ensemble failing) or a second Ctrl-C writes the
+        checkpoint and raises :class:`~odeprune.errors.OdepruneInterrupted`."""
+        try:
+            while not self.done:
+                if rc.interrupted is not None:
+                    raise self.interrupted(rc.interrupted)
+                t0 = time.perf_counter()
+                n = self.advance(rc.chunk_steps())
+                report(self.step, n, time.perf_counter() - t0)
+                if self.checkpoint is not None and not self.done and rc.checkpoint_due():
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            raise self.interrupted("Ctrl-C") from None
+
     def interrupted(self, why: str) -> OdepruneInterrupted:
         """Write the checkpoint (when there is one) and return the exception to raise."""
         if self.checkpoint is not None:
@@ -426,17 +443,7 @@ def _drive_single(run: Run, progress: bool, resume: bool) -> SimulationResult:
     N = run.N
     with RunControl(float(run.steps_out[-1]) / N, "simulate", progress, start=run.step / N,
                     max_chunk=MAX_CHUNK_STEPS) as rc:
-        try:
-            while not run.done:
-                t0 = time.perf_counter()
-                n = run.advance(rc.chunk_steps())
-                rc.chunk_done(run.step / N, n, time.perf_counter() - t0)
-                if rc.interrupted is not None:
-                    raise run.interrupted(rc.interrupted)
-                if run.checkpoint is not None and not run.done and rc.checkpoint_due():
-                    run.save_checkpoint()
-        except KeyboardInterrupt:
-            raise run.interrupted("Ctrl-C") from None
+        run.drive(rc, lambda step, n, seconds: rc.chunk_done(step / N, n, seconds))
     if run.checkpoint is not None and run.checkpoint.exists():
         run.checkpoint.unlink(missing_ok=True)  # a concurrent run may remove it
     return run.result()
@@ -475,17 +482,7 @@ def _drive_ensemble(seeds, common, progress, checkpoint, resume, executor, max_w
         if resume and path is not None and path.exists():
             run.load_checkpoint()
         report(run.step, 0, 0.0)
-        try:
-            while not run.done:
-                if rc.interrupted is not None:  # another run failed, or Ctrl-C / SIGTERM
-                    raise run.interrupted(rc.interrupted)
-                t0 = time.perf_counter()
-                n = run.advance(rc.chunk_steps())
-                report(run.step, n, time.perf_counter() - t0)
-                if path is not None and not run.done and rc.checkpoint_due():
-                    run.save_checkpoint()
-        except KeyboardInterrupt:
-            raise run.interrupted("Ctrl-C") from None
+        run.drive(rc, report)
         res = run.result()
         if path is not None:  # keep finished runs until the whole ensemble is done
             res.save(path)
