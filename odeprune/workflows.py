@@ -43,6 +43,7 @@ import numpy as np
 
 from . import _io
 from ._progress import make_bar, want_progress
+from ._stats import sem
 from ._validate import check_seed
 from .activations import get_activation
 from .dynamics import integrate
@@ -249,22 +250,22 @@ def _seeds(seeds: Any) -> list[int]:
     return out
 
 
-def sem(x, axis: int = 0) -> np.ndarray:
-    """Standard error of the mean over ``axis`` (seeds): ``std(ddof=1) / sqrt(n)``; zero for
-    a single seed (no spread to estimate)."""
-    x = np.asarray(x, dtype=float)
-    n = x.shape[axis]
-    if n < 2:
-        return np.zeros(np.delete(x.shape, axis)) if x.ndim > 1 else np.float64(0.0)
-    return x.std(axis, ddof=1) / math.sqrt(n)
-
-
 def time_grid(alpha_max: float, report: Sequence[float] = (), n: int = 40) -> np.ndarray:
     """Saved times: 0, ``n`` log-spaced times from ``min(1, alpha_max/100)`` to ``alpha_max``,
     and the ``report`` times (those <= ``alpha_max``)."""
     lo = min(1.0, alpha_max / 100.0)
     rep = [a for a in report if a <= alpha_max]
     return np.unique(np.concatenate([[0.0], np.geomspace(lo, alpha_max, n), rep]))
+
+
+def _report_grid(report, alpha_max: float, save_at) -> tuple[np.ndarray, np.ndarray]:
+    """The report times (0, those of ``report`` up to ``alpha_max``, and ``alpha_max``) and the
+    saved times: :func:`time_grid`, or ``save_at`` plus the report times."""
+    rep = np.unique(np.concatenate([[0.0], [a for a in _times("report", report) if a <= alpha_max],
+                                    [alpha_max]]))
+    grid = time_grid(alpha_max, rep) if save_at is None else \
+        np.unique(np.concatenate([np.asarray(save_at, float), rep]))
+    return rep, grid
 
 
 def _check_state(state) -> OrderParams:
@@ -638,14 +639,11 @@ def prune_at_init(state: OrderParams, method: str, c: float, *, rescale: bool = 
     c, rescale = _check_init_args(method, c, rescale)
     eta = _positive("eta", eta)
     alpha_max = _positive("alpha_max", alpha_max)
-    rep = np.unique(np.concatenate([[0.0], [a for a in _times("report", report) if a <= alpha_max],
-                                    [alpha_max]]))
+    rep, grid = _report_grid(report, alpha_max, save_at)
     if state.K > 12:
         raise ValueError(f"K={state.K}: 2^K mask classes, out of reach exactly in the limit; "
                          "use prune_at_init_finite")
     want_progress(progress)
-    grid = time_grid(alpha_max, rep) if save_at is None else \
-        np.unique(np.concatenate([np.asarray(save_at, float), rep]))
     common = dict(eta_v=eta_v, sigma=sigma)
     sp, map_se = _sparse_edge_state(state, method, c, seed, n_samples,
                                     "rescale_rows" if rescale else "none")
@@ -697,12 +695,9 @@ def prune_at_init_finite(N: int, K: int, M: int, method: str, c: float, *,
     eta = _positive("eta", eta)
     alpha_max = _positive("alpha_max", alpha_max)
     seeds = _seeds(seeds)
-    rep = np.unique(np.concatenate([[0.0], [a for a in _times("report", report) if a <= alpha_max],
-                                    [alpha_max]]))
+    rep, grid = _report_grid(report, alpha_max, save_at)
     want_progress(progress)
     act = get_activation("erf")
-    grid = time_grid(alpha_max, rep) if save_at is None else \
-        np.unique(np.concatenate([np.asarray(save_at, float), rep]))
     common = dict(eta_v=eta_v, sigma=sigma)
     label = f"{method} c={c:.4g} {'rescale' if rescale else 'plain'}"
     names = [label] + (["dense"] if dense else [])
@@ -820,14 +815,11 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
     c, alpha_T, alpha_rewind, alpha_max, arms = _check_ticket_args(c, alpha_T, alpha_rewind,
                                                                   alpha_max, scope, arms)
     eta = _positive("eta", eta)
-    rep = np.unique(np.concatenate([[0.0], [a for a in _times("report", report) if a <= alpha_max],
-                                    [alpha_max]]))
+    rep, grid = _report_grid(report, alpha_max, save_at)
     if state.K > 12:
         raise ValueError(f"K={state.K}: 2^K mask classes, out of reach exactly in the limit; "
                          "use lottery_ticket_finite")
     want_progress(progress)
-    grid = time_grid(alpha_max, rep) if save_at is None else \
-        np.unique(np.concatenate([np.asarray(save_at, float), rep]))
     common = dict(eta_v=eta_v, sigma=sigma)
     rule = "magnitude_edge" if scope == "row" else "magnitude_edge_global"
     s_r = state if alpha_rewind == 0 else _integrate(state, eta, alpha_rewind, [0.0, alpha_rewind],
@@ -898,11 +890,8 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
                                                                   alpha_max, scope, arms)
     eta = _positive("eta", eta)
     seeds = _seeds(seeds)
-    rep = np.unique(np.concatenate([[0.0], [a for a in _times("report", report) if a <= alpha_max],
-                                    [alpha_max]]))
+    rep, grid = _report_grid(report, alpha_max, save_at)
     want_progress(progress)
-    grid = time_grid(alpha_max, rep) if save_at is None else \
-        np.unique(np.concatenate([np.asarray(save_at, float), rep]))
     common = dict(eta_v=eta_v, sigma=sigma)
     rule = "magnitude_edge" if scope == "row" else "magnitude_edge_global"
     E = {a: [] for a in arms}

@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from .. import workflows
+from .._stats import sem
 from ..plotting import subplots
 from ..state import OrderParams
 from . import _cache, _common
@@ -117,7 +118,7 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
         if fin:
             a = np.array(fin[0]["alpha"])
             E = np.array(fin[0]["eg"])
-            se = E.std(0, ddof=1) / np.sqrt(E.shape[0]) if E.shape[0] > 1 else 0 * E[0]
+            se = sem(E)
             ax.errorbar(a[1:] * shift, E.mean(0)[1:], yerr=se[1:], fmt=mk, ms=3.5, color=col,
                         mfc=mfc, capsize=2, lw=0.8)
 

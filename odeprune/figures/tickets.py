@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from .. import workflows
+from .._stats import sem
 from ..plotting import subplots
 from ..state import OrderParams
 from . import _cache, _common
@@ -139,7 +140,7 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
             if fin:
                 a = np.array(fin[0]["alpha"])
                 E = np.array(fin[0]["eg"])
-                se = E.std(0, ddof=1) / np.sqrt(E.shape[0]) if E.shape[0] > 1 else 0 * E[0]
+                se = sem(E)
                 ax.errorbar(a[1:] * (1 + 0.05 * (n - 2)), E.mean(0)[1:], yerr=se[1:], fmt="o",
                             ms=3.2, color=col, capsize=2, lw=0.8)
         ax.set(xscale="log", yscale="log", xlabel=r"$\alpha$ since (re)training started")

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from .._progress import make_bar
+from .._stats import sem
 from .._validate import check_activation
 from ..activations import get_activation
-from ..simulation import simulate
+from ..sim import simulate
 from ..state import OrderParams
 from .edge_rules import EDGE_RULES, check_c, edge_prune_map, rule_class, top_mask
 
@@ -115,8 +116,7 @@ class EdgePruneWeightsResult:
 
     @property
     def eg_se(self) -> float:
-        n = self.eg_values.size
-        return float(np.std(self.eg_values, ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+        return float(sem(self.eg_values))
 
     @property
     def test_error_mean(self) -> float:
@@ -127,7 +127,7 @@ class EdgePruneWeightsResult:
         """Standard error of the mean test error: spread over masks and test sampling."""
         n = self.test_errors.size
         within = float(np.sqrt(np.mean(self.test_errors_se ** 2)) / math.sqrt(n))
-        between = float(np.std(self.test_errors, ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+        between = float(sem(self.test_errors))
         return max(within, between)
 
 
