@@ -205,6 +205,7 @@ def jacobian_into(y, p, w, w1, cols, J):
     if p.sgd:
         s4_sums(p, w)
     L = K + p.M
+    # the erf rows of the unperturbed state; other activations use none (empty, one type)
     base = _erf_base(w.C, w.a, K, L) if p.act == ERF else _erf_base(w.C, w.a, 0, 0)
     f0 = np.empty(n)
     assemble(y, f0, p, w)

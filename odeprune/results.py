@@ -1,7 +1,7 @@
 """Result containers and their files: arrays + metadata, saved as one ``.npz`` (see ``_io``).
 
 ``LearningCurve`` is the result of :func:`odeprune.integrate`. The other result classes live
-beside the code that makes them (``SimulationResult`` in :mod:`odeprune.simulation`,
+beside the code that makes them (``SimulationResult`` in :mod:`odeprune.sim`,
 ``PruneResult`` in :mod:`odeprune.pruning`) and use the same file format.
 """
 
@@ -20,9 +20,6 @@ from .activations import get_activation
 from .state import OrderParams
 
 __all__ = ["LearningCurve", "load"]
-
-
-_readonly = readonly  # the old private name, for one release
 
 
 @dataclass(frozen=True, eq=False)

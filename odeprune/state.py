@@ -473,6 +473,3 @@ def broadcast_v_star(v_star: Any, M: int) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"v_star must be finite, got {arr}")
     return arr
-
-
-_broadcast_v_star = broadcast_v_star  # the old private name, for one release

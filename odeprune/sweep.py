@@ -67,7 +67,7 @@ from tqdm.auto import tqdm
 from . import _io
 from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, integrate
 from .pruning import prune
-from .simulation import simulate
+from .sim import simulate
 from .state import OrderParams
 
 __all__ = ["sweep", "run_points", "check", "save", "load", "TASKS", "EXTRA_HINT", "CACHE_VERSION"]

@@ -168,7 +168,7 @@ def run_retrain(args) -> int:
     from odeprune import workflows
     from odeprune._io import atomic_write_text
     from odeprune._progress import make_bar
-    from odeprune.simulation import SimulationEnsemble, SimulationResult
+    from odeprune.sim import SimulationEnsemble, SimulationResult
 
     from ._inputs import check_output, load_input_state, note
 

@@ -131,7 +131,7 @@ def run_simulate(args) -> int:
     import numpy as np
 
     import odeprune
-    from odeprune.simulation import SimulationEnsemble
+    from odeprune.sim import SimulationEnsemble
 
     _check_options(args)
     seeds = _parse_seeds(args.seeds) if args.seeds is not None else None

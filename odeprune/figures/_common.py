@@ -22,7 +22,7 @@ from ..batch import available_cores
 from ..dynamics import integrate
 from ..plotting import save_figure
 from ..results import LearningCurve
-from ..simulation import SimulationResult, simulate
+from ..sim import SimulationResult, simulate
 from ..sweep import run_points
 from ._cache import cache_path
 

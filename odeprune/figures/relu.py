@@ -21,7 +21,7 @@ import numpy as np
 
 from ..plotting import subplots
 from ..pruning import prune
-from ..simulation import default_save_at
+from ..sim import default_save_at
 from . import _common
 
 NAME = "relu"

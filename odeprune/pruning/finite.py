@@ -155,7 +155,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     w : array_like, shape (K, N), or a simulation result
         Student first layer; or an object with attributes ``w``, ``v`` (a (K,) array or a
         (n, K) trajectory, whose last row is used), ``w_star``, ``v_star`` (e.g. a
-        :class:`~odeprune.simulation.SimulationResult`), whose ``metadata["activation"]`` is
+        :class:`~odeprune.sim.SimulationResult`), whose ``metadata["activation"]`` is
         used when ``activation`` is None.
     v : array_like, shape (K,)
     w_star : array_like, shape (M, N)
