@@ -1,0 +1,280 @@
+r"""Repeated pruning decisions during training: iterative magnitude pruning with rewinding and
+gradual magnitude pruning, exactly in the limit (the coordinate law, ``docs/theory.md`` §11) and
+on real weights at finite N, in the same protocol.
+
+**IMP** (Frankle & Carbin 2019; rewinding as in Frankle et al. 2020): round 0 trains the dense
+network from ``alpha = 0`` for ``alpha_per_round``; the rewind point is the dense network at
+``rewind_to`` (0: the initial weights). Each later round keeps, among the weights kept so far,
+the fraction ``1 - prune_fraction`` of largest trained magnitude (per row or over the layer),
+resets the kept weights and ``v`` to the rewind point and trains the masked network for
+``alpha_per_round``.
+
+**Gradual magnitude pruning** (Zhu & Gupta 2017): no rewinding; at the times of ``schedule`` the
+current weights are pruned by magnitude down to the scheduled density, and training continues
+with the mask fixed until the next decision and then to ``alpha_max``.
+
+In the limit the particles carry the decisions exactly and the training between decisions is
+the per-class ODE plus the linear response (:mod:`odeprune.coords.linear`): every round, every
+density is exact up to the Monte-Carlo error of the decisions, estimated from independent
+replicas. At finite N the same protocol runs on real weights with :func:`odeprune.simulate`
+(every training segment of a seed has its own SGD stream, the same in every round of IMP).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._stats import sem
+from ._validate import check_int, check_real
+from .coords.decide import decide, rule_and_scope
+from .coords.law import CoordinateLaw
+from .coords.linear import train_fixed_masks
+from .pruning.edge_rules import top_mask
+from .sim import simulate
+from .state import OrderParams
+
+__all__ = ["check_imp_args", "imp_limit", "imp_finite", "zhu_gupta_schedule", "check_schedule",
+           "gradual_limit", "gradual_finite"]
+
+
+def check_imp_args(rounds, prune_fraction, alpha_per_round, scope, rewind_to=0.0):
+    """Validated ``(rounds, prune_fraction, alpha_per_round, scope, rewind_to)``."""
+    rounds = check_int("rounds", rounds, 1)
+    pf = check_real("prune_fraction", prune_fraction)
+    if not pf < 1:
+        raise ValueError(f"prune_fraction={prune_fraction!r} must be in (0, 1)")
+    if scope not in ("row", "global"):
+        raise ValueError(f"scope={scope!r} must be 'row' or 'global'")
+    apr = check_real("alpha_per_round", alpha_per_round)
+    rw = check_real("rewind_to", rewind_to, allow_zero=True)
+    if rw > apr:
+        raise ValueError(f"rewind_to={rewind_to!r} must not exceed alpha_per_round={apr!r} "
+                         "(the rewind point is taken from the dense round-0 run)")
+    return rounds, pf, apr, scope, rw
+
+
+def _grid(alpha_max: float, n: int = 20) -> np.ndarray:
+    return np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, alpha_max), alpha_max, n)]))
+
+
+def _eg_stats(curves: list, attr: str = "eg") -> tuple[np.ndarray, np.ndarray]:
+    E = np.array([np.asarray(getattr(cv, attr)) for cv in curves])
+    return E.mean(0), (sem(E) if E.shape[0] > 1 else np.full(E.shape[1], np.nan))
+
+
+def imp_limit(state: OrderParams, *, rounds: int = 3, prune_fraction: float = 0.2,
+              alpha_per_round: float = 200.0, eta: float = 0.5, scope: str = "row",
+              rewind_to: float = 0.0, S: int = 20_000, replicas: int = 8, seed: Any = 0,
+              save_at=None, **ode) -> dict:
+    """IMP in the limit, exact in every round (coordinate-law particles + per-class ODE).
+
+    Returns a dict with ``alpha`` (the saved times of a round), per round ``eg`` / ``eg_se``
+    (mean and Monte-Carlo standard error over ``replicas`` at the saved times), ``c`` (kept
+    fraction), ``eg_pruned`` / ``eg_pruned_se`` (the previous round's trained network pruned to
+    this round's mask, before rewinding; NaN for round 0), ``laws`` (the trained law of every
+    round) and ``curves`` (per round, the replicas' masked curves)."""
+    rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction, alpha_per_round, scope,
+                                                rewind_to)
+    if not isinstance(state, OrderParams):
+        raise TypeError(f"state must be an OrderParams, got {type(state).__name__}")
+    rule, scope = rule_and_scope("magnitude", scope)
+    grid = _grid(apr) if save_at is None else np.unique(np.asarray(save_at, float))
+    ss = np.random.SeedSequence(seed if isinstance(seed, int) else 0)
+    s_law, s_train, s_dec = (np.random.default_rng(x) for x in ss.spawn(3))
+    law0 = CoordinateLaw.from_state(state, S=S, replicas=replicas, seed=s_law)
+    rewind = law0
+    if rw > 0:
+        rewind, _ = train_fixed_masks(law0, eta, rw, seed=s_train, **ode)
+    out = dict(alpha=grid, eg=[], eg_se=[], c=[], eg_pruned=[], eg_pruned_se=[], laws=[],
+               curves=[])
+    start, pruned = law0, (np.nan, np.nan)
+    for r in range(rounds + 1):
+        if r == 0 and rw > 0:  # round 0 continues the dense run from the rewind point
+            trained, cvs0 = train_fixed_masks(rewind, eta, apr - rw, seed=s_train, **ode)
+            cvs = cvs0
+        else:
+            trained, cvs = train_fixed_masks(start, eta, apr, save_at=grid, seed=s_train, **ode)
+        e, se = _eg_stats(cvs)
+        if r == 0 and rw > 0:
+            e, se = np.interp(grid, cvs0[0].alpha + rw, e), np.interp(grid, cvs0[0].alpha + rw,
+                                                                       se)
+        out["eg"].append(e)
+        out["eg_se"].append(se)
+        out["c"].append(start.density() if r else 1.0)
+        out["eg_pruned"].append(pruned[0])
+        out["eg_pruned_se"].append(pruned[1])
+        out["laws"].append(trained)
+        out["curves"].append(cvs)
+        if r == rounds:
+            break
+        decided = decide(trained, rule, 1.0 - pf, scope=scope, seed=s_dec)
+        pruned = decided.eg()
+        start = rewind.replace(mask=decided.mask)
+    for k in ("eg", "eg_se"):
+        out[k] = np.array(out[k])
+    out["meta"] = dict(rounds=rounds, prune_fraction=pf, alpha_per_round=apr, eta=eta,
+                       scope=scope, rewind_to=rw, S=S, replicas=replicas, seed=seed,
+                       K=state.K, M=state.M, **{k: v for k, v in ode.items()})
+    return out
+
+
+def _prune_weights(w: np.ndarray, mask: np.ndarray, keep: float, scope: str) -> np.ndarray:
+    """Keep the fraction ``keep`` of the kept weights of ``w`` (K, N) of largest magnitude (per
+    row: the same count in every row; or over the layer)."""
+    scores = np.where(mask, np.abs(w), -np.inf)
+    if scope == "row":
+        n_keep = int(round(mask.sum(axis=1).min() * keep))
+        new = np.stack([top_mask(scores[i], n_keep) for i in range(w.shape[0])])
+    else:
+        new = top_mask(scores.ravel(), int(round(mask.sum() * keep))).reshape(mask.shape)
+    return new & mask
+
+
+def _segment_seed(seed: int, k: int) -> int:
+    return int(np.random.SeedSequence([seed, k]).generate_state(1)[0] % (2 ** 31))
+
+
+def imp_finite(N: int, K: int, M: int, *, rounds: int = 3, prune_fraction: float = 0.2,
+               alpha_per_round: float = 200.0, eta: float = 0.5, v_star=4.0,
+               scope: str = "row", rewind_to: float = 0.0, seed: int = 0, n_test: int = 2,
+               **sim) -> dict:
+    """IMP on the real weights of one network (seed ``seed``: the initial draw of
+    :meth:`OrderParams.random`), the protocol of :func:`imp_limit`. Returns per round ``eg``
+    (after training), ``c``, ``eg_pruned`` and the masks."""
+    rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction, alpha_per_round, scope,
+                                                rewind_to)
+    common = dict(v_star=v_star, n_test=n_test, progress=False, **sim)
+    seg = _segment_seed(seed, 0)
+    first = simulate(N, K, M, eta, rw if rw > 0 else apr, save_at=[0.0], seed=seed, **common)
+    if rw > 0:
+        w0, ws, v0 = first.w, first.w_star, first.v[-1]
+    else:
+        w0, ws, v0, _ = OrderParams.draw_weights(N, K, M, v_star=v_star, seed=seed)
+    if rw > 0:
+        res = simulate(N, K, M, eta, apr - rw, save_at=[0.0], seed=seg, init=(w0, ws, v0),
+                       **common)
+    else:
+        res = first
+    mask = np.ones((K, N), bool)
+    eg, c, eg_pruned, masks = [float(res.eg[-1])], [1.0], [np.nan], [mask]
+    for _ in range(rounds):
+        mask = _prune_weights(res.w, mask, 1.0 - pf, scope)
+        eg_pruned.append(OrderParams.from_weights(res.w * mask, res.w_star, res.v[-1],
+                                                  res.v_star, activation=res.activation).eg())
+        res = simulate(N, K, M, eta, apr, save_at=[0.0], seed=seg, init=(w0, ws, v0), mask=mask,
+                       **common)
+        eg.append(float(res.eg[-1]))
+        c.append(float(mask.mean()))
+        masks.append(mask)
+    return dict(eg=np.array(eg), c=np.array(c), eg_pruned=np.array(eg_pruned),
+                masks=np.array(masks))
+
+
+def zhu_gupta_schedule(final_density: float, alpha_start: float, alpha_end: float,
+                       n_prunes: int, initial_density: float = 1.0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Zhu & Gupta's cubic schedule: ``n_prunes`` decisions evenly spaced on
+    ``[alpha_start, alpha_end]`` with density ``d_f + (d_i - d_f)(1 - t)^3``, ``t`` from
+    ``1/n`` to 1. Returns ``(alphas, densities)``."""
+    d_f = check_real("final_density", final_density)
+    d_i = check_real("initial_density", initial_density)
+    if not d_f <= d_i <= 1:
+        raise ValueError(f"need 0 < final_density <= initial_density <= 1, got {d_f}, {d_i}")
+    n = check_int("n_prunes", n_prunes, 1)
+    a0 = check_real("alpha_start", alpha_start, allow_zero=True)
+    a1 = check_real("alpha_end", alpha_end, allow_zero=True)
+    if a1 < a0:
+        raise ValueError(f"alpha_end={alpha_end!r} is before alpha_start={alpha_start!r}")
+    t = np.arange(1, n + 1) / n
+    return a0 + (a1 - a0) * (t - 1 / n) * n / max(n - 1, 1), d_f + (d_i - d_f) * (1 - t) ** 3
+
+
+def check_schedule(schedule, alpha_max: float, density: float = 1.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(alphas, densities)``: times in ``[0, alpha_max]`` strictly increasing,
+    densities in (0, ``density``] and non-increasing."""
+    try:
+        alphas, dens = (np.asarray(x, dtype=float) for x in schedule)
+    except (TypeError, ValueError):
+        raise ValueError("schedule must be a pair (alphas, densities) of equal-length "
+                         "sequences of numbers") from None
+    if alphas.ndim != 1 or alphas.shape != dens.shape or alphas.size == 0:
+        raise ValueError(f"schedule: alphas and densities must be 1-D of equal non-zero length, "
+                         f"got shapes {alphas.shape} and {dens.shape}")
+    if not (np.all(np.isfinite(alphas)) and np.all(np.isfinite(dens))):
+        raise ValueError("schedule has non-finite entries")
+    if np.any(np.diff(alphas) <= 0) or alphas[0] < 0 or alphas[-1] > alpha_max:
+        raise ValueError(f"schedule times must increase strictly within [0, {alpha_max}]")
+    if np.any(np.diff(dens) > 0):
+        raise ValueError("schedule densities must be non-increasing (gradual pruning never "
+                         "regrows weights)")
+    if dens[0] > density or dens[-1] <= 0:
+        raise ValueError(f"schedule densities must lie in (0, {density}] (the current "
+                         f"density), got {dens[0]} .. {dens[-1]}")
+    return alphas, dens
+
+
+def gradual_limit(state: OrderParams, schedule, alpha_max: float, *, eta: float = 0.5,
+                  scope: str = "row", S: int = 20_000, replicas: int = 8, seed: Any = 0,
+                  **ode) -> dict:
+    """Gradual magnitude pruning in the limit, exact (see the module docstring). ``schedule``:
+    ``(alphas, densities)``, e.g. :func:`zhu_gupta_schedule`. Returns ``alpha``, ``eg``,
+    ``eg_se`` (the piecewise curve over the whole run), ``density`` at each saved time, and
+    ``law`` (the final law)."""
+    if not isinstance(state, OrderParams):
+        raise TypeError(f"state must be an OrderParams, got {type(state).__name__}")
+    alpha_max = check_real("alpha_max", alpha_max)
+    alphas, dens = check_schedule(schedule, alpha_max)
+    rule, scope = rule_and_scope("magnitude", scope)
+    ss = np.random.SeedSequence(seed if isinstance(seed, int) else 0)
+    s_law, s_train, s_dec = (np.random.default_rng(x) for x in ss.spawn(3))
+    law = CoordinateLaw.from_state(state, S=S, replicas=replicas, seed=s_law)
+    t, d_now = 0.0, 1.0
+    A, E, SE, D = [], [], [], []
+    for a_next, d_next in [*zip(alphas, dens), (alpha_max, None)]:
+        if a_next > t:
+            law, cvs = train_fixed_masks(law, eta, a_next - t, save_at=_grid(a_next - t, 8),
+                                         seed=s_train, **ode)
+            e, se = _eg_stats(cvs)
+            A.append(t + cvs[0].alpha)
+            E.append(e)
+            SE.append(se)
+            D.append(np.full(e.size, law.density()))
+            t = a_next
+        if d_next is not None and d_next < d_now:
+            law = decide(law, rule, d_next / d_now, scope=scope, seed=s_dec)
+            d_now = d_next
+    e, se = law.eg()
+    return dict(alpha=np.concatenate(A), eg=np.concatenate(E), eg_se=np.concatenate(SE),
+                density=np.concatenate(D), eg_final=e, eg_final_se=se, law=law,
+                schedule=(alphas, dens))
+
+
+def gradual_finite(N: int, K: int, M: int, schedule, alpha_max: float, *, eta: float = 0.5,
+                   v_star=4.0, scope: str = "row", seed: int = 0, n_test: int = 2, **sim
+                   ) -> dict:
+    """Gradual magnitude pruning on the real weights of one network (the protocol of
+    :func:`gradual_limit`; every training segment has its own SGD stream)."""
+    alpha_max = check_real("alpha_max", alpha_max)
+    alphas, dens = check_schedule(schedule, alpha_max)
+    if scope not in ("row", "global"):
+        raise ValueError(f"scope={scope!r} must be 'row' or 'global'")
+    w, ws, v = OrderParams.draw_weights(N, K, M, v_star=v_star, seed=seed)[:3]
+    v = np.asarray(v, float)
+    mask = np.ones((K, N), bool)
+    t, d_now, res = 0.0, 1.0, None
+    for k, (a_next, d_next) in enumerate([*zip(alphas, dens), (alpha_max, None)]):
+        if a_next > t:
+            res = simulate(N, K, M, eta, a_next - t, save_at=[0.0], seed=_segment_seed(seed, k),
+                           init=(w, ws, v), mask=mask, v_star=v_star, n_test=n_test,
+                           progress=False, **sim)
+            w, v = res.w, res.v[-1]
+            t = a_next
+        if d_next is not None and d_next < d_now:
+            mask = _prune_weights(w, mask, d_next / d_now, scope)
+            w = w * mask
+            d_now = d_next
+    final = OrderParams.from_weights(w * mask, ws, v, res.v_star if res is not None else v_star)
+    return dict(eg_final=float(final.eg()), density=float(mask.mean()), mask=mask)
