@@ -1,0 +1,246 @@
+r"""The particle SDE of the coordinate law (``docs/theory.md`` §11), for what the ODE cannot
+carry: a per-coordinate nonlinearity acting continuously (the L1 proximal step) and masks on any
+number of units (each particle carries its own pattern; no ``2^K`` classes).
+
+Each particle ``u_j = (w_j, w*_j)`` of a replica moves by
+
+.. math::
+
+    dw_j = m_j \odot \big( -\eta\, \mathrm{diag}(a) G(C) u_j\, d\alpha - \eta\gamma\, w_j\, d\alpha
+           + \eta\, \mathrm{diag}(a) B(C)^{1/2} d\beta_j \big),\qquad
+    w \leftarrow \mathrm{sign}(w)\max(|w| - \eta\lambda\, d\alpha, 0),
+
+with ``a`` the student's second layer, ``G_ia = U_ia + b_i delta_ia`` the I3 coefficients of
+:mod:`odeprune._rhs` (so that ``G C`` is the ODE's first-order term), ``B`` the bracket of its
+``eta^2`` term (``sum a_c a_d I4 + sigma^2 J2``), ``C`` the replica's own second moments
+(McKean–Vlasov), ``gamma`` the weight decay and ``lambda`` the L1 strength; ``v`` follows the
+ODE's ``dv/dalpha`` on the same ``C``. Gradient flow drops the noise.
+
+Scheme: stochastic Heun for the drift (the mean field re-evaluated at the predictor; additive
+noise drawn once per step) with the L1 proximal step split symmetrically around it (Strang).
+The step ``dt`` is a choice: halve it to see its error (the tests and
+``benchmarks/bench_coords.py`` do).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from numba import njit
+
+from .._rhs import i3_coefficients, make_params, make_work, s4_sums
+from .._rng import fill_normals
+from .._validate import as_generator, check_real
+from ..activations import eg_from_cov, get_activation, I2_matrix
+from .law import CoordinateLaw, sqrt_psd
+
+__all__ = ["particle_run", "soft_threshold"]
+
+
+def soft_threshold(w: np.ndarray, t: float) -> np.ndarray:
+    """The L1 proximal map ``sign(w) max(|w| - t, 0)``."""
+    return np.sign(w) * np.maximum(np.abs(w) - t, 0.0)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
+def _moments(X, Y, wt, C):
+    """``C = sum_j wt_j u_j u_j^T`` (upper triangle mirrored), ``u_j = (X_j, Y_j)``."""
+    S, K = X.shape
+    M = Y.shape[1]
+    L = K + M
+    C[:, :] = 0.0
+    u = np.empty(L)
+    for j in range(S):
+        for a in range(K):
+            u[a] = X[j, a]
+        for n in range(M):
+            u[K + n] = Y[j, n]
+        wj = wt[j]
+        for a in range(L):
+            ua = wj * u[a]
+            for b in range(a, L):
+                C[a, b] += ua * u[b]
+    for a in range(L):
+        for b in range(a + 1, L):
+            C[b, a] = C[a, b]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
+def _predict(X, Y, m, wt, G, Bh, Z, h, decay, D1, Nz, Xp, C):
+    """Heun's predictor for every particle: noise ``Nz = Bh z sqrt(h)``, ``D1 = (G u - decay w)
+    h + Nz`` (masked), ``Xp = X + D1``; the weighted moments of the predictor into ``C``."""
+    S, K = X.shape
+    M = Y.shape[1]
+    sh = np.sqrt(h)
+    for j in range(S):
+        for i in range(K):
+            if m[j, i]:
+                d = -decay * X[j, i]
+                for a in range(K):
+                    d += G[i, a] * X[j, a]
+                for n in range(M):
+                    d += G[i, K + n] * Y[j, n]
+                nz = 0.0
+                for k in range(K):
+                    nz += Bh[i, k] * Z[j * K + k]
+                Nz[j, i] = nz * sh
+                D1[j, i] = d * h + Nz[j, i]
+            else:
+                D1[j, i] = 0.0
+                Nz[j, i] = 0.0
+            Xp[j, i] = X[j, i] + D1[j, i]
+    _moments(Xp, Y, wt, C)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
+def _correct(X, Y, m, wt, G, Xp, h, decay, thresh, D1, Nz, C):
+    """Heun's corrector: ``X += (D1 + Nz + (G up - decay wp) h) / 2`` (the average of the two
+    drifts, the predictor's noise once), then the L1 proximal step ``thresh``; the new weighted
+    moments into ``C``."""
+    S, K = X.shape
+    M = Y.shape[1]
+    for j in range(S):
+        for i in range(K):
+            if m[j, i]:
+                d = -decay * Xp[j, i]
+                for a in range(K):
+                    d += G[i, a] * Xp[j, a]
+                for n in range(M):
+                    d += G[i, K + n] * Y[j, n]
+                x = X[j, i] + 0.5 * (D1[j, i] + Nz[j, i]) + 0.5 * d * h
+                if thresh > 0.0:
+                    ax = abs(x) - thresh
+                    x = np.sign(x) * ax if ax > 0.0 else 0.0
+                X[j, i] = x
+    _moments(X, Y, wt, C)
+
+
+class _Field:
+    """The mean-field coefficients of one replica (I3 coefficients, noise bracket, dv)."""
+
+    def __init__(self, K, M, v_star, T, eta, eta_v, sigma, act, sgd, train_v):
+        self.K, self.M, self.L = K, M, K + M
+        self.act = act
+        self.p = make_params(K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, True)
+        self.w = make_work(K, M)
+        self.v_star = np.asarray(v_star, float)
+        self.eta, self.eta_v, self.sgd, self.train_v = eta, eta_v, sgd, train_v
+
+    def load(self, X, Y, wt, v):
+        """Fill the covariance and signed weights of particles ``X`` (S, K), ``Y`` (S, M)."""
+        _moments(X, Y, wt, self.w.C)
+        self.set_v(v)
+
+    def set_v(self, v):
+        self.w.a[:self.K] = v
+        self.w.a[self.K:] = -self.v_star
+
+    def coefficients(self):
+        """``(G (K, L), B^{1/2} (K, K), dv (K,))`` at the loaded state (``G`` carries the factor
+        ``-eta a_i``, ``B^{1/2}`` the factor ``eta a_i``)."""
+        K, C, a = self.K, self.w.C, self.w.a
+        i3_coefficients(self.act, C, a, K, self.w.U, self.w.b)
+        G = self.w.U.copy()
+        G[np.arange(K), np.arange(K)] += self.w.b
+        G *= -self.eta * a[:K, None]
+        Bh = None
+        if self.sgd:
+            s4_sums(self.p, self.w)
+            B = np.triu(self.w.S4)
+            B = B + np.triu(B, 1).T
+            Bh = sqrt_psd(self.eta ** 2 * np.outer(a[:K], a[:K]) * B)
+        dv = np.zeros(K)
+        if self.train_v:
+            dv = -self.eta_v * (I2_matrix(self.act, C)[:K] @ a)
+        return G, Bh, dv
+
+    def eg(self):
+        return eg_from_cov(self.act, self.w.C, self.w.a)
+
+
+def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=None,
+                 dt: float = 0.05, eta_v: float | None = None, sigma: float = 0.0,
+                 l1: float = 0.0, weight_decay: float = 0.0, gradient_flow: bool = False,
+                 train_second_layer: bool = True, seed: Any = 0, progress=None
+                 ) -> tuple[CoordinateLaw, dict]:
+    """Integrate the particle SDE of every replica of ``law`` to ``alpha_max``.
+
+    Returns the final law and a dict of ``alpha`` (saved times), ``eg`` (R, n), ``Q`` (R, n, K,
+    K), ``R`` (R, n, K, M), ``v`` (R, n, K) per replica. ``progress``: an object with
+    ``update(dalpha)`` (or None).
+    """
+    eta = check_real("eta", eta)
+    alpha_max = check_real("alpha_max", alpha_max)
+    dt = check_real("dt", dt)
+    l1 = check_real("l1", l1, allow_zero=True)
+    gamma = check_real("weight_decay", weight_decay, allow_zero=True)
+    sigma = check_real("sigma", sigma, allow_zero=True)
+    eta_v = eta if eta_v is None else check_real("eta_v", eta_v, allow_zero=True)
+    times = (np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, alpha_max), alpha_max, 20)]))
+             if save_at is None else np.unique(np.concatenate([[0.0], np.asarray(save_at, float),
+                                                               [alpha_max]])))
+    if times[0] < 0 or times[-1] > alpha_max:
+        raise ValueError(f"save_at must lie within [0, alpha_max={alpha_max}]")
+    rng = as_generator(seed)
+    act = get_activation(law.activation).code
+    R, S, K, M = law.replicas, law.S, law.K, law.M
+    X = np.array(law.w)
+    Y = np.array(law.w_star)
+    V = np.array(law.v)
+    fields = []
+    for r in range(R):
+        sw = np.sqrt(law.weights[r])[:, None]
+        T = (sw * Y[r]).T @ (sw * Y[r])
+        fields.append(_Field(K, M, law.v_star, 0.5 * (T + T.T), eta, eta_v, sigma, act,
+                             not gradient_flow, train_second_layer))
+    n_t = times.size
+    out = dict(alpha=times, eg=np.zeros((R, n_t)), Q=np.zeros((R, n_t, K, K)),
+               R=np.zeros((R, n_t, K, M)), v=np.zeros((R, n_t, K)))
+
+    def record(k):
+        for r in range(R):
+            f = fields[r]
+            f.load(X[r], Y[r], law.weights[r], V[r])
+            out["eg"][r, k] = f.eg()
+            out["Q"][r, k] = f.w.C[:K, :K]
+            out["R"][r, k] = f.w.C[:K, K:]
+            out["v"][r, k] = V[r]
+
+    mask = np.ascontiguousarray(law.mask)
+    wts = np.ascontiguousarray(law.weights)
+    D1, Nz, Xp = np.empty((S, K)), np.empty((S, K)), np.empty((S, K))
+    Z = np.zeros(S * K)
+    decay = eta * gamma
+    Bh0 = np.zeros((K, K))
+    record(0)
+    for k in range(1, n_t):
+        span = times[k] - times[k - 1]
+        n = max(1, int(np.ceil(span / dt - 1e-9)))
+        h = span / n
+        for r in range(R):
+            f, Xr, Yr = fields[r], X[r], Y[r]
+            if l1:  # Strang: half a proximal step at each end of the segment
+                Xr[:] = soft_threshold(Xr, 0.5 * eta * l1 * h)
+            f.load(Xr, Yr, wts[r], V[r])
+            for step in range(n):
+                G1, Bh, dv1 = f.coefficients()
+                if Bh is not None:
+                    fill_normals(rng, Z)
+                _predict(Xr, Yr, mask[r], wts[r], G1, Bh0 if Bh is None else Bh, Z, h, decay,
+                         D1, Nz, Xp, f.w.C)
+                f.set_v(V[r] + dv1 * h)
+                G2, _, dv2 = f.coefficients()
+                th = eta * l1 * h * (0.5 if step == n - 1 else 1.0)
+                _correct(Xr, Yr, mask[r], wts[r], G2, Xp, h, decay, th, D1, Nz, f.w.C)
+                V[r] += 0.5 * (dv1 + dv2) * h
+                f.set_v(V[r])
+                if progress is not None and r == R - 1:
+                    progress.update(h)
+            if not (np.all(np.isfinite(V[r])) and np.all(np.isfinite(f.w.C))):
+                raise FloatingPointError(f"the particle run diverged before alpha="
+                                         f"{times[k]:.4g} (eta={eta} too large, or dt={dt} "
+                                         "too coarse)")
+        record(k)
+    return law.replace(w=X, v=V), out
