@@ -163,6 +163,8 @@ KINDS = {
     "SparseLearningCurve": ("odeprune.sparse", "SparseLearningCurve"),
     "TwoTimeCurve": ("odeprune.sparse", "TwoTimeCurve"),
     "WorkflowResult": ("odeprune.workflows", "WorkflowResult"),
+    "CoordinateLaw": ("odeprune.coords", "CoordinateLaw"),
+    "CoordinateCurve": ("odeprune.coords", "CoordinateCurve"),
 }
 
 

@@ -6,5 +6,7 @@ their exact training between decisions (per-class ODE plus linear response), dec
 from .decide import RULES, decide
 from .law import CoordinateLaw
 from .linear import linear_response, train_fixed_masks
+from .run import CoordinateCurve, integrate_law, load_law
 
-__all__ = ["CoordinateLaw", "decide", "RULES", "linear_response", "train_fixed_masks"]
+__all__ = ["CoordinateLaw", "CoordinateCurve", "integrate_law", "load_law", "decide", "RULES",
+           "linear_response", "train_fixed_masks"]

@@ -74,7 +74,7 @@ def _gradient_coordinates(law: CoordinateLaw, r: int) -> np.ndarray:
     common to all weights)."""
     K = law.K
     st = law.replica_state(r)
-    C = np.ascontiguousarray(st.covariance, float)
+    C = np.ascontiguousarray(st.covariance(), float)
     a = np.concatenate([st.v, -st.v_star])
     U, b = np.empty((K, C.shape[0])), np.empty(K)
     i3_coefficients(get_activation(law.activation).code, C, a, K, U, b)

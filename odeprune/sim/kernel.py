@@ -47,11 +47,16 @@ class SGDParams(NamedTuple):
     act: int
     train_v: bool
     inv_sqrt_N: float
+    decay: float
+    l1_step: float
 
 
-def make_sgd_params(w_star, v_star, eta, eta_v, sigma, act, train_v, mask=None) -> SGDParams:
+def make_sgd_params(w_star, v_star, eta, eta_v, sigma, act, train_v, mask=None,
+                    weight_decay=0.0, l1=0.0) -> SGDParams:
     """The record of a run at input dimension ``N = w_star.shape[1]`` (learning rates as the user
-    gives them: ``eta``, ``eta_v``)."""
+    gives them: ``eta``, ``eta_v``). Regularisers (``docs/theory.md`` §11), per step:
+    ``w <- (1 - eta gamma / N) w`` (weight decay ``gamma``) and the L1 proximal step
+    ``w <- sign(w) max(|w| - eta lambda / N, 0)`` (``lambda = l1``), after the gradient step."""
     w_star = np.ascontiguousarray(w_star, dtype=float)
     N = w_star.shape[1]
     inv_sqrt_N = 1.0 / math.sqrt(N)
@@ -59,7 +64,8 @@ def make_sgd_params(w_star, v_star, eta, eta_v, sigma, act, train_v, mask=None) 
     return SGDParams(w_star, np.ascontiguousarray(v_star, dtype=float),
                      np.ascontiguousarray(mask, dtype=float) if has_mask else np.ones((1, 1)),
                      has_mask, float(eta) * inv_sqrt_N, float(eta_v) / N, float(sigma),
-                     int(act), bool(train_v), inv_sqrt_N)
+                     int(act), bool(train_v), inv_sqrt_N, float(eta) * float(weight_decay) / N,
+                     float(eta) * float(l1) / N)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
@@ -110,6 +116,17 @@ def sgd_steps(w, v, x, counter, rng, noise_rng, n_steps, p):
             else:
                 for j in range(N):
                     w[k, j] -= c * x[j]
+        if p.decay > 0.0:
+            shrink = 1.0 - p.decay
+            for k in range(K):
+                for j in range(N):
+                    w[k, j] *= shrink
+        if p.l1_step > 0.0:
+            t = p.l1_step
+            for k in range(K):
+                for j in range(N):
+                    a = abs(w[k, j]) - t
+                    w[k, j] = math.copysign(a, w[k, j]) if a > 0.0 else 0.0
         if train_v:
             for k in range(K):
                 v[k] -= eta_v * delta * gl[k]

@@ -36,6 +36,7 @@ from .._progress import want_progress
 from .._runcontrol import RunControl, interrupted_error
 from .._validate import check_array, check_save_at, check_seed
 from .._validate import check_real as _real
+from .._validate import check_memory
 from .._validate import check_size as _size
 from ..activations import get_activation
 from ..errors import DivergenceError, OdepruneInterrupted
@@ -75,6 +76,14 @@ def _weights(name: str, value: Any, shape: tuple) -> np.ndarray:
     return np.array(check_array(f"init: {name}", value, len(shape)))
 
 
+def _floats_per_run(N: int, K: int, M: int, n_test: int, n_out: int, masked: bool) -> float:
+    """The float64 numbers one run holds at once: weights (current, initial, mask), teacher,
+    the test inputs and their fields, the (K+M)^2 overlaps of the initial state, and the saved
+    Q, P, R, v (:class:`Run`)."""
+    return ((3 if masked else 2) * K * N + M * N + N + n_test * (N + K + M)
+            + 4 * (K + M) ** 2 + n_out * (2 * K * K + K * M + K + 3))
+
+
 def _save_steps(save_at: Any, alpha_max: float, N: int) -> np.ndarray:
     t = default_save_at(alpha_max) if save_at is None else check_save_at(save_at, alpha_max)
     steps = np.rint(np.concatenate([[0.0], t, [alpha_max]]) * N).astype(np.int64)
@@ -87,7 +96,8 @@ class Run:
     driver (:meth:`advance`), which owns the run control."""
 
     def __init__(self, N, K, M, eta, alpha_max, steps_out, eta_v, sigma, v_star, act, seed,
-                 n_test, train_v, n_train, init, checkpoint, mask=None):
+                 n_test, train_v, n_train, init, checkpoint, mask=None, weight_decay=0.0,
+                 l1=0.0):
         self.N, self.K, self.M = N, K, M
         self.act = act
         self.seed = seed
@@ -125,7 +135,8 @@ class Run:
         self.i_out = 0
         self.inv_sqrt_N = 1.0 / math.sqrt(N)
         self.sgd = make_sgd_params(w_star, v_star, eta, eta_v, sigma, act.code, train_v,
-                                   mask=self.mask if self.has_mask else None)
+                                   mask=self.mask if self.has_mask else None,
+                                   weight_decay=weight_decay, l1=l1)
         if n_test > 0:
             self.X_test = test_rng.standard_normal((n_test, N))
             nu = np.empty((n_test, M))
@@ -135,7 +146,7 @@ class Run:
         else:
             self.X_test = None
         self.params = dict(N=N, K=K, M=M, eta=eta, eta_v=eta_v, sigma=sigma,
-                           activation=act.name, seed=seed, n_test=n_test,
+                           weight_decay=float(weight_decay), l1=float(l1), activation=act.name, seed=seed, n_test=n_test,
                            train_second_layer=train_v, n_train=n_train,
                            alpha_max=float(steps_out[-1]) / N, init="explicit" if init is not None
                            else "draw_weights",
@@ -306,7 +317,8 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
              seeds: Sequence[int] | None = None, n_runs: int | None = None,
              progress: bool | None = None, checkpoint: str | os.PathLike | None = None,
              resume: bool = False, executor: Executor | None = None,
-             max_workers: int | None = None) -> SimulationResult | SimulationEnsemble:
+             max_workers: int | None = None, weight_decay: float = 0.0, l1: float = 0.0
+             ) -> SimulationResult | SimulationEnsemble:
     r"""Online SGD of a two-layer student (K units) on a teacher (M units) at input dimension N.
 
     Parameters
@@ -346,6 +358,11 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
     mask : array_like of 0/1, shape (K, N), optional
         Train a sparse student: the initial first layer is multiplied by ``mask`` and so is
         every update (the mask of iterative magnitude pruning with rewinding).
+    weight_decay, l1 : float
+        Regularisers of the first layer (``docs/theory.md`` §11): after every step
+        ``w <- (1 - eta * weight_decay / N) w`` and the L1 proximal step
+        ``w <- sign(w) max(|w| - eta * l1 / N, 0)``; the penalty ``(gamma/2)|w|^2 + lambda|w|_1``
+        per weight, in units where it moves each weight by O(1) per unit of alpha.
     seeds : sequence of int, optional
         Several runs with these seeds; returns a :class:`SimulationEnsemble`.
     n_runs : int, optional
@@ -389,6 +406,12 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
     eta_v = eta if eta_v is None else _real("eta_v", eta_v, allow_zero=True)
     sigma = _real("sigma", sigma, allow_zero=True)
     alpha_max = _real("alpha_max", alpha_max, allow_zero=False)
+    weight_decay = _real("weight_decay", weight_decay, allow_zero=True)
+    l1 = _real("l1", l1, allow_zero=True)
+    if (eta * weight_decay + eta * l1) / N >= 1:
+        raise ValueError(f"eta*(weight_decay + l1)/N = {(eta * (weight_decay + l1)) / N:g} per "
+                         "step must be below 1 (the regulariser would flip or erase every "
+                         "weight in one step)")
     act = get_activation(activation)
     v_star = broadcast_v_star(v_star, M)
     if isinstance(n_test, (bool, np.bool_)) or not isinstance(n_test, (int, np.integer)) \
@@ -409,13 +432,21 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
             raise ValueError("mask must contain only 0/1 (or False/True) entries")
         mask = mask.astype(float)
     steps_out = _save_steps(save_at, alpha_max, N)
+    n_runs_mem = (len(seeds) if hasattr(seeds, "__len__") else
+                  n_runs if isinstance(n_runs, (int, np.integer)) and n_runs > 0 else 1)
+    check_memory(f"simulate with N={N}, K={K}, M={M}" + (f", {n_runs_mem} runs" if n_runs_mem > 1
+                                                           else ""),
+                 n_runs_mem * _floats_per_run(N, K, M, int(n_test), steps_out.size,
+                                              mask is not None),
+                 "use a smaller N, K, n_test or fewer saved times (save_at)")
     if steps_out[-1] < 1:
         raise ValueError(f"alpha_max={alpha_max!r} is less than one step (1/N = {1 / N:g})")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH")
     common = dict(N=N, K=K, M=M, eta=eta, alpha_max=alpha_max, steps_out=steps_out, eta_v=eta_v,
                   sigma=sigma, v_star=v_star, act=act, n_test=int(n_test),
-                  train_v=bool(train_second_layer), n_train=n_train, init=init, mask=mask)
+                  train_v=bool(train_second_layer), n_train=n_train, init=init, mask=mask,
+                  weight_decay=weight_decay, l1=l1)
 
     if seeds is None and n_runs is None:
         seed = check_seed("seed", seed)

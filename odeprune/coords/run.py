@@ -1,0 +1,158 @@
+r"""``integrate`` for a coordinate law: the exact per-class ODE with the linear response where the
+masks stay fixed and nothing acts per coordinate, the particle SDE where something does (L1) or
+where the mask classes are too many to enumerate (``docs/theory.md`` §11).
+
+``method="auto"`` chooses ``"linear"`` (exact: per-class ODE plus linear response,
+:mod:`odeprune.coords.linear`) unless ``l1 > 0`` or a replica has more than
+:data:`MAX_LINEAR_CLASSES` distinct mask patterns, then ``"particles"``
+(:mod:`odeprune.coords.particles`; its step ``dt`` is a discretisation: halve it to see its
+error). Both return a :class:`CoordinateCurve` whose ``eg_se`` is the Monte-Carlo error
+(spread over the independent replicas).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import _io
+from .._progress import progress_bar
+from .._stats import sem
+from .._validate import check_real
+from .law import KIND as LAW_KIND
+from .law import CoordinateLaw
+from .linear import train_fixed_masks
+from .particles import particle_run
+
+__all__ = ["CoordinateCurve", "integrate_law", "MAX_LINEAR_CLASSES", "METHODS"]
+
+#: above this many distinct mask patterns in a replica, ``auto`` uses particles
+MAX_LINEAR_CLASSES = 512
+METHODS = ("auto", "linear", "particles")
+
+
+@dataclass(frozen=True, eq=False)
+class CoordinateCurve:
+    """A learning curve of a coordinate law: replica means and Monte-Carlo errors.
+
+    Attributes
+    ----------
+    alpha : ndarray (n,)
+    eg, eg_se : ndarray (n,)
+        ε_g (mean over replicas) and its standard error (spread over replicas / sqrt(R)).
+    eg_replicas : ndarray (R, n)
+    Q, R, v : ndarray (n, K, K), (n, K, M), (n, K)
+        Replica means.
+    final : CoordinateLaw
+    method : str
+        ``"linear"`` or ``"particles"``.
+    metadata : dict
+    """
+
+    alpha: np.ndarray
+    eg: np.ndarray
+    eg_se: np.ndarray
+    eg_replicas: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    v: np.ndarray
+    final: CoordinateLaw
+    method: str
+    metadata: dict = field(default_factory=dict)
+
+    KIND = "CoordinateCurve"
+
+    def save(self, path: str | os.PathLike, metadata: dict | None = None):
+        """Save as ``.npz``: the curve's arrays and the final law's (``law_*``); atomic."""
+        f = self.final
+        arrays = dict(alpha=self.alpha, eg=self.eg, eg_se=self.eg_se,
+                      eg_replicas=self.eg_replicas, Q=self.Q, R=self.R, v=self.v,
+                      law_w=f.w, law_w_star=f.w_star, law_mask=f.mask, law_weights=f.weights,
+                      law_v=f.v, law_v_star=f.v_star)
+        meta = dict(self.metadata, **(metadata or {}), method=self.method,
+                    activation=f.activation)
+        return _io.write_npz(path, self.KIND, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> CoordinateCurve:
+        arrays, meta = _io.read_npz(path, cls.KIND)
+        need = {"alpha", "eg", "eg_se", "eg_replicas", "Q", "R", "v", "law_w", "law_w_star",
+                "law_mask", "law_weights", "law_v", "law_v_star"}
+        missing = sorted(need - set(arrays))
+        if missing:
+            raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing {missing}")
+        act = meta.get("activation", "erf")
+        law = CoordinateLaw(arrays["law_w"], arrays["law_w_star"], arrays["law_mask"],
+                            arrays["law_weights"], arrays["law_v"], arrays["law_v_star"],
+                            activation=act)
+        meta = {k: v for k, v in meta.items() if k not in ("kind", "format_version")}
+        return cls(arrays["alpha"], arrays["eg"], arrays["eg_se"], arrays["eg_replicas"],
+                   arrays["Q"], arrays["R"], arrays["v"], law, meta.pop("method", "linear"),
+                   meta)
+
+
+def load_law(path: str | os.PathLike) -> CoordinateLaw:
+    """A :class:`CoordinateLaw` from a law file or the final law of a curve file."""
+    _, meta = _io.read_npz(path, (LAW_KIND, CoordinateCurve.KIND))
+    if meta["kind"] == LAW_KIND:
+        return CoordinateLaw.load(path)
+    return CoordinateCurve.load(path).final
+
+
+def _n_classes(law: CoordinateLaw) -> int:
+    return max(np.unique(law.mask[r], axis=0).shape[0] for r in range(law.replicas))
+
+
+def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=None,
+                  eta_v: float | None = None, sigma: float = 0.0, l1: float = 0.0,
+                  weight_decay: float = 0.0, gradient_flow: bool = False,
+                  train_second_layer: bool = True, method: str = "auto", dt: float = 0.05,
+                  seed: Any = 0, progress: bool | None = None, **ode) -> CoordinateCurve:
+    """Train the coordinate law ``law`` for ``alpha_max`` (see the module docstring).
+
+    ``ode``: further options of the per-class ODE (``rtol``, ``atol``) for ``method="linear"``.
+    """
+    if not isinstance(law, CoordinateLaw):
+        raise TypeError(f"expected a CoordinateLaw, got {type(law).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} must be one of {METHODS}")
+    eta = check_real("eta", eta)
+    alpha_max = check_real("alpha_max", alpha_max)
+    l1 = check_real("l1", l1, allow_zero=True)
+    weight_decay = check_real("weight_decay", weight_decay, allow_zero=True)
+    check_real("dt", dt)
+    if method == "auto":
+        method = ("particles" if l1 > 0 or weight_decay > 0
+                  or _n_classes(law) > MAX_LINEAR_CLASSES else "linear")
+    if method == "linear" and (l1 > 0 or weight_decay > 0):
+        raise ValueError("l1 and weight_decay act per coordinate: use method='particles' "
+                         "(or 'auto')")
+    common = dict(eta_v=eta_v, sigma=sigma, gradient_flow=gradient_flow,
+                  train_second_layer=train_second_layer)
+    if method == "linear":
+        trained, curves = train_fixed_masks(law, eta, alpha_max, save_at=save_at, seed=seed,
+                                            **common, **ode)
+        alpha = np.asarray(curves[0].alpha)
+        E = np.array([cv.eg for cv in curves])
+        Q = np.mean([cv.Q for cv in curves], 0)
+        R = np.mean([cv.R for cv in curves], 0)
+        v = np.mean([cv.v for cv in curves], 0)
+    else:
+        if ode:
+            raise ValueError(f"options {sorted(ode)} apply to method='linear' only")
+        with progress_bar(progress, alpha_max, "coordinate law (particles)", unit="alpha",
+                          bar_format="{desc}: {percentage:3.0f}%|{bar}| alpha {n:.4g}/{total:.4g}"
+                          " [{elapsed}<{remaining}]") as bar:
+            trained, out = particle_run(law, eta, alpha_max, save_at=save_at, dt=dt, l1=l1,
+                                        weight_decay=weight_decay, seed=seed, progress=bar,
+                                        **common)
+        alpha, E = out["alpha"], out["eg"]
+        Q, R, v = out["Q"].mean(0), out["R"].mean(0), out["v"].mean(0)
+    se = sem(E) if E.shape[0] > 1 else np.full(E.shape[1], np.nan)
+    meta = dict(eta=eta, alpha_max=alpha_max, l1=l1, weight_decay=weight_decay, dt=dt,
+                replicas=law.replicas, S=law.S, seed=seed if isinstance(seed, int) else None,
+                **common, odeprune_version=_io.package_version())
+    return CoordinateCurve(alpha, E.mean(0), se, E, Q, R, v, trained, method, meta)
