@@ -34,6 +34,11 @@ _LAZY = {
     "landscape": ("odeprune.landscape", None),
     "sweep": ("odeprune.sweep", None),  # the module is callable: odeprune.sweep(...)
     "workflows": ("odeprune.workflows", None),
+    "deep": ("odeprune.deep", None),
+    "CoordinateLaw": ("odeprune.coords", "CoordinateLaw"),
+    "CoordinateCurve": ("odeprune.coords", "CoordinateCurve"),
+    "coords": ("odeprune.coords", None),
+    "schedules": ("odeprune.schedules", None),
 }
 
 _HERE = os.path.dirname(__file__)

@@ -30,6 +30,7 @@ FIGURES = {
     "relu": "relu",
     "limit": "limit",
     "retrain": "retrain", "init-pruning": "init_pruning", "tickets": "tickets",
+    "deep-init": "deep_init",
 }
 
 __all__ = ["FIGURES", "get", "make"]
