@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from ._stats import sem
 from ._validate import check_int, check_real
 from .coords.decide import decide, rule_and_scope
 from .coords.law import CoordinateLaw
 from .coords.linear import train_fixed_masks
+from .coords.run import curve_from_replicas
 from .pruning.edge_rules import top_mask
 from .sim import simulate
 from .state import OrderParams
@@ -59,11 +59,6 @@ def _grid(alpha_max: float, n: int = 20) -> np.ndarray:
     return np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, alpha_max), alpha_max, n)]))
 
 
-def _eg_stats(curves: list, attr: str = "eg") -> tuple[np.ndarray, np.ndarray]:
-    E = np.array([np.asarray(getattr(cv, attr)) for cv in curves])
-    return E.mean(0), (sem(E) if E.shape[0] > 1 else np.full(E.shape[1], np.nan))
-
-
 def imp_limit(state: OrderParams, *, rounds: int = 3, prune_fraction: float = 0.2,
               alpha_per_round: float = 200.0, eta: float = 0.5, scope: str = "row",
               rewind_to: float = 0.0, S: int = 20_000, replicas: int = 8, seed: Any = 0,
@@ -74,7 +69,7 @@ def imp_limit(state: OrderParams, *, rounds: int = 3, prune_fraction: float = 0.
     (mean and Monte-Carlo standard error over ``replicas`` at the saved times), ``c`` (kept
     fraction), ``eg_pruned`` / ``eg_pruned_se`` (the previous round's trained network pruned to
     this round's mask, before rewinding; NaN for round 0), ``laws`` (the trained law of every
-    round) and ``curves`` (per round, the replicas' masked curves)."""
+    round) and ``curves`` (per round, a :class:`~odeprune.coords.CoordinateCurve`)."""
     rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction, alpha_per_round, scope,
                                                 rewind_to)
     if not isinstance(state, OrderParams):
@@ -92,21 +87,21 @@ def imp_limit(state: OrderParams, *, rounds: int = 3, prune_fraction: float = 0.
     start, pruned = law0, (np.nan, np.nan)
     for r in range(rounds + 1):
         if r == 0 and rw > 0:  # round 0 continues the dense run from the rewind point
-            trained, cvs0 = train_fixed_masks(rewind, eta, apr - rw, seed=s_train, **ode)
-            cvs = cvs0
+            trained, cvs = train_fixed_masks(rewind, eta, apr - rw, seed=s_train, **ode)
+            curve = curve_from_replicas(cvs, trained, offset=rw)
+            e = np.interp(grid, curve.alpha, curve.eg)
+            se = np.interp(grid, curve.alpha, curve.eg_se)
         else:
             trained, cvs = train_fixed_masks(start, eta, apr, save_at=grid, seed=s_train, **ode)
-        e, se = _eg_stats(cvs)
-        if r == 0 and rw > 0:
-            e, se = np.interp(grid, cvs0[0].alpha + rw, e), np.interp(grid, cvs0[0].alpha + rw,
-                                                                       se)
+            curve = curve_from_replicas(cvs, trained)
+            e, se = curve.eg, curve.eg_se
         out["eg"].append(e)
         out["eg_se"].append(se)
         out["c"].append(start.density() if r else 1.0)
         out["eg_pruned"].append(pruned[0])
         out["eg_pruned_se"].append(pruned[1])
         out["laws"].append(trained)
-        out["curves"].append(cvs)
+        out["curves"].append(curve)
         if r == rounds:
             break
         decided = decide(trained, rule, 1.0 - pf, scope=scope, seed=s_dec)
@@ -159,6 +154,7 @@ def imp_finite(N: int, K: int, M: int, *, rounds: int = 3, prune_fraction: float
         res = first
     mask = np.ones((K, N), bool)
     eg, c, eg_pruned, masks = [float(res.eg[-1])], [1.0], [np.nan], [mask]
+    w_final, initial = [res.w], [res.initial]
     for _ in range(rounds):
         mask = _prune_weights(res.w, mask, 1.0 - pf, scope)
         eg_pruned.append(OrderParams.from_weights(res.w * mask, res.w_star, res.v[-1],
@@ -168,8 +164,10 @@ def imp_finite(N: int, K: int, M: int, *, rounds: int = 3, prune_fraction: float
         eg.append(float(res.eg[-1]))
         c.append(float(mask.mean()))
         masks.append(mask)
+        w_final.append(res.w)
+        initial.append(res.initial)
     return dict(eg=np.array(eg), c=np.array(c), eg_pruned=np.array(eg_pruned),
-                masks=np.array(masks))
+                masks=np.array(masks), w=w_final, initial=initial)
 
 
 def zhu_gupta_schedule(final_density: float, alpha_start: float, alpha_end: float,
@@ -237,11 +235,11 @@ def gradual_limit(state: OrderParams, schedule, alpha_max: float, *, eta: float 
         if a_next > t:
             law, cvs = train_fixed_masks(law, eta, a_next - t, save_at=_grid(a_next - t, 8),
                                          seed=s_train, **ode)
-            e, se = _eg_stats(cvs)
-            A.append(t + cvs[0].alpha)
-            E.append(e)
-            SE.append(se)
-            D.append(np.full(e.size, law.density()))
+            curve = curve_from_replicas(cvs, law, offset=t)
+            A.append(curve.alpha)
+            E.append(curve.eg)
+            SE.append(curve.eg_se)
+            D.append(np.full(curve.eg.size, law.density()))
             t = a_next
         if d_next is not None and d_next < d_now:
             law = decide(law, rule, d_next / d_now, scope=scope, seed=s_dec)

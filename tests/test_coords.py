@@ -7,7 +7,7 @@ import pytest
 
 import odeprune
 from odeprune import schedules
-from odeprune._rhs import i3_coefficients, make_params, make_work, rhs_eval
+from odeprune._rhs import i3_coefficients, make_params, rhs_eval
 from odeprune.activations import ACTIVATIONS, I3_at
 from odeprune.coords import CoordinateCurve, CoordinateLaw, decide, integrate_law
 from odeprune.coords.particles import _Field
@@ -231,6 +231,19 @@ def test_imp_limit_is_exact_in_round_two_against_finite_n():
         assert abs(d.mean()) < 3 * d.std(ddof=1) / np.sqrt(len(d)) + 1e-4, (N, d)
         rms[N] = float(np.sqrt(np.mean(np.square(F - L))))
     assert rms[2000] < rms[500]
+
+
+def test_imp_finite_masks_are_nested_and_rewound():
+    imp = schedules.imp_finite(200, 4, 2, eta=0.5, alpha_per_round=10, rounds=2,
+                               prune_fraction=0.5, v_star=3.0, seed=1, n_test=100)
+    np.testing.assert_allclose(imp["c"], [1.0, 0.5, 0.25])
+    assert np.all(imp["masks"][2] <= imp["masks"][1])
+    for mask, w in zip(imp["masks"][1:], imp["w"][1:]):
+        assert np.all(w[~mask] == 0)  # training keeps pruned weights at zero
+    w0, ws, v0, _ = odeprune.OrderParams.draw_weights(200, 4, 2, 3.0, seed=1)
+    for mask, init in zip(imp["masks"], imp["initial"]):  # every round starts from w(0) masked
+        assert init == odeprune.OrderParams.from_weights(w0 * mask, ws, v0, init.v_star)
+    assert np.isnan(imp["eg_pruned"][0]) and np.all(np.isfinite(imp["eg_pruned"][1:]))
 
 
 def test_l1_limit_against_finite_n():

@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 
 import odeprune
-from odeprune import OrderParams, prune
+from odeprune import prune
 from odeprune.pruning import prune_weights
 from odeprune.pruning.edge import EDGE_METHODS
 from odeprune.pruning.edge_rules import EDGE_RULES, edge_prune_map
 from odeprune.pruning.finite_edges import (
     edge_mask,
-    iterative_magnitude_pruning,
     prune_edges_weights,
 )
+from odeprune.schedules import imp_finite
 
 
 @pytest.fixture(scope="module")
@@ -84,22 +84,6 @@ def test_prune_weights_accepts_edge_rules(sim):
                                           rel=1e-12)
 
 
-def test_iterative_magnitude_pruning_with_rewinding():
-    imp = iterative_magnitude_pruning(N=200, K=4, M=2, eta=0.5, alpha_per_round=10, rounds=2,
-                                      prune_fraction=0.5, v_star=3.0, seed=1, n_test=100)
-    np.testing.assert_allclose(imp.kept_fraction, [1.0, 0.5, 0.25])
-    # masks are nested and training keeps pruned weights at zero
-    assert np.all(imp.masks[2] <= imp.masks[1])
-    for mask, res in zip(imp.masks[1:], imp.results[1:]):
-        assert np.all(res.w[~mask] == 0)
-    # rewinding: each round starts from the same initial draw (masked)
-    w0, _, _, _ = OrderParams.draw_weights(200, 4, 2, 3.0, seed=1)
-    for mask, res in zip(imp.masks, imp.results):
-        assert res.initial == OrderParams.from_weights(w0 * mask, res.w_star, res.initial.v,
-                                                       res.v_star)
-    assert imp.eg_pruned.shape == (2,) and np.all(np.isfinite(imp.eg_trained))
-
-
 def test_bad_input(sim):
     with pytest.raises(ValueError, match="rule='top' is unknown"):
         edge_mask(sim.w, "top", 0.5)
@@ -108,7 +92,7 @@ def test_bad_input(sim):
     with pytest.raises(ValueError, match="needs v, w_star and v_star"):
         edge_mask(sim.w, "snip_edge", 0.5)
     with pytest.raises(ValueError, match="prune_fraction=1.0"):
-        iterative_magnitude_pruning(50, 2, 1, 0.5, 1, 1, prune_fraction=1.0)
+        imp_finite(50, 2, 1, eta=0.5, alpha_per_round=1, rounds=1, prune_fraction=1.0)
     with pytest.raises(ValueError, match=r"mask must have shape \(K, N\)"):
         odeprune.simulate(N=50, K=2, M=1, eta=0.5, alpha_max=1, mask=np.ones((2, 3)))
 

@@ -27,13 +27,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from numba import njit
 
 from .._rhs import i3_coefficients, make_params, make_work, s4_sums
 from .._rng import fill_normals
 from .._validate import as_generator, check_real
-from ..activations import eg_from_cov, get_activation, I2_matrix
+from ..activations import I2_matrix, eg_from_cov, get_activation
 from .law import CoordinateLaw, sqrt_psd
 
 __all__ = ["particle_run", "soft_threshold"]

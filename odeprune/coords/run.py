@@ -27,7 +27,8 @@ from .law import CoordinateLaw
 from .linear import train_fixed_masks
 from .particles import particle_run
 
-__all__ = ["CoordinateCurve", "integrate_law", "MAX_LINEAR_CLASSES", "METHODS"]
+__all__ = ["CoordinateCurve", "integrate_law", "curve_from_replicas", "load_law",
+           "MAX_LINEAR_CLASSES", "METHODS"]
 
 #: above this many distinct mask patterns in a replica, ``auto`` uses particles
 MAX_LINEAR_CLASSES = 512
@@ -132,14 +133,13 @@ def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=N
                          "(or 'auto')")
     common = dict(eta_v=eta_v, sigma=sigma, gradient_flow=gradient_flow,
                   train_second_layer=train_second_layer)
+    meta = dict(eta=eta, alpha_max=alpha_max, l1=l1, weight_decay=weight_decay, dt=dt,
+                replicas=law.replicas, S=law.S, seed=seed if isinstance(seed, int) else None,
+                **common, odeprune_version=_io.package_version())
     if method == "linear":
         trained, curves = train_fixed_masks(law, eta, alpha_max, save_at=save_at, seed=seed,
                                             **common, **ode)
-        alpha = np.asarray(curves[0].alpha)
-        E = np.array([cv.eg for cv in curves])
-        Q = np.mean([cv.Q for cv in curves], 0)
-        R = np.mean([cv.R for cv in curves], 0)
-        v = np.mean([cv.v for cv in curves], 0)
+        return curve_from_replicas(curves, trained, meta)
     else:
         if ode:
             raise ValueError(f"options {sorted(ode)} apply to method='linear' only")
@@ -151,8 +151,21 @@ def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=N
                                         **common)
         alpha, E = out["alpha"], out["eg"]
         Q, R, v = out["Q"].mean(0), out["R"].mean(0), out["v"].mean(0)
-    se = sem(E) if E.shape[0] > 1 else np.full(E.shape[1], np.nan)
-    meta = dict(eta=eta, alpha_max=alpha_max, l1=l1, weight_decay=weight_decay, dt=dt,
-                replicas=law.replicas, S=law.S, seed=seed if isinstance(seed, int) else None,
-                **common, odeprune_version=_io.package_version())
-    return CoordinateCurve(alpha, E.mean(0), se, E, Q, R, v, trained, method, meta)
+    return CoordinateCurve(alpha, E.mean(0), _se(E), E, Q, R, v, trained, "particles", meta)
+
+
+def _se(E: np.ndarray) -> np.ndarray:
+    return sem(E) if E.shape[0] > 1 else np.full(E.shape[1], np.nan)
+
+
+def curve_from_replicas(curves: list, trained: CoordinateLaw, metadata: dict | None = None,
+                        offset: float = 0.0) -> CoordinateCurve:
+    """The :class:`CoordinateCurve` of the replicas' per-class ODE curves (the linear-response
+    engine): replica means, the spread as the error, ``trained`` as the final law; times
+    shifted by ``offset``."""
+    E = np.array([cv.eg for cv in curves])
+    return CoordinateCurve(np.asarray(curves[0].alpha) + offset, E.mean(0), _se(E), E,
+                           np.mean([cv.Q for cv in curves], 0),
+                           np.mean([cv.R for cv in curves], 0),
+                           np.mean([cv.v for cv in curves], 0), trained, "linear",
+                           dict(metadata or {}))

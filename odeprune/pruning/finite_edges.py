@@ -17,9 +17,8 @@ The finite-N counterparts of :mod:`odeprune.pruning.edge_rules`:
 
 :func:`prune_edges_weights` measures the pruned network's test error on fresh samples and compares
 with the limit map :func:`~odeprune.pruning.edge_rules.edge_prune_map` evaluated on the same
-weights' order parameters. :func:`iterative_magnitude_pruning` runs train -> prune -> rewind ->
-retrain rounds at finite N (Frankle & Carbin 2019; the lottery-ticket procedure studied in the
-teacher-student setting by Zhang et al. 2023).
+weights' order parameters. Iterative magnitude pruning with rewinding at
+finite N is :func:`odeprune.schedules.imp_finite`.
 """
 
 from __future__ import annotations
@@ -34,12 +33,11 @@ from .._progress import make_bar
 from .._stats import sem
 from .._validate import check_activation
 from ..activations import get_activation
-from ..sim import simulate
 from ..state import OrderParams
-from .edge_rules import EDGE_RULES, check_c, edge_prune_map, rule_class, top_mask
+from .edge_rules import EDGE_RULES, check_c, edge_prune_map, rule_class
 
 __all__ = ["FINITE_EDGE_RULES", "edge_mask", "unpack_weights", "prune_edges_weights",
-           "EdgePruneWeightsResult", "iterative_magnitude_pruning", "IMPResult"]
+           "EdgePruneWeightsResult"]
 
 #: every edge rule has its finite-N mask (:meth:`~odeprune.pruning.edge_rules.EdgeRule.mask`)
 FINITE_EDGE_RULES = EDGE_RULES
@@ -175,78 +173,3 @@ def prune_edges_weights(w, v=None, w_star=None, v_star=None, rule: str = "magnit
                 seed=seed, eg_unpruned=state.eg())
     return EdgePruneWeightsResult(np.array(errs), np.array(ses), np.array(egs), np.array(kept),
                                   float(eg_limit), meta)
-
-
-# ---------------------------------------------------------------------------------------------
-# iterative magnitude pruning with rewinding
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class IMPResult:
-    """Rounds of iterative magnitude pruning with rewinding.
-
-    Attributes
-    ----------
-    kept_fraction : ndarray, shape (rounds + 1,)
-        Fraction of first-layer weights trained in each round (1 for the dense round 0).
-    eg_trained : ndarray, shape (rounds + 1,)
-        :math:`\\epsilon_g` after training each round's (sparse) network.
-    eg_pruned : ndarray, shape (rounds,)
-        :math:`\\epsilon_g` right after pruning the previous round's trained weights (before
-        rewinding): one-shot magnitude pruning at that sparsity.
-    masks : ndarray of bool, shape (rounds + 1, K, N)
-    results : list of SimulationResult
-    """
-
-    kept_fraction: np.ndarray
-    eg_trained: np.ndarray
-    eg_pruned: np.ndarray
-    masks: np.ndarray
-    results: list
-    metadata: dict = field(default_factory=dict)
-
-
-def iterative_magnitude_pruning(N: int, K: int, M: int, eta: float, alpha_per_round: float,
-                                rounds: int, prune_fraction: float = 0.2, v_star=4.0,
-                                sigma: float = 0.0, seed: int = 0, scope: str = "row",
-                                n_test: int = 2_000, progress: bool | None = None
-                                ) -> IMPResult:
-    """Train -> prune ``prune_fraction`` of the remaining weights by magnitude -> rewind the
-    kept weights (and ``v``) to their initial values -> retrain with the mask fixed; repeat.
-
-    Every round uses the same seed (same initial draw, same SGD stream), so rounds differ only
-    by the mask. ``scope``: ``"row"`` (each unit keeps the same number of weights) or
-    ``"global"``.
-    """
-    if not (0 < prune_fraction < 1):
-        raise ValueError(f"prune_fraction={prune_fraction!r} must be in (0, 1)")
-    if scope not in ("row", "global"):
-        raise ValueError(f"scope={scope!r} must be 'row' or 'global'")
-    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
-        raise ValueError(f"rounds={rounds!r} must be a positive integer")
-    mask = np.ones((K, N), dtype=bool)
-    masks, results, kept, eg_trained, eg_pruned = [], [], [], [], []
-    for r in range(rounds + 1):
-        res = simulate(N, K, M, eta, alpha_per_round, save_at=[alpha_per_round], sigma=sigma,
-                       v_star=v_star, seed=seed, n_test=n_test, mask=mask if r else None,
-                       progress=progress)
-        masks.append(mask.copy())
-        results.append(res)
-        kept.append(mask.mean())
-        eg_trained.append(float(res.eg[-1]))
-        if r == rounds:
-            break
-        # prune a fraction of the surviving weights of the trained network, by magnitude
-        scores = np.where(mask, np.abs(res.w), -np.inf)
-        if scope == "row":
-            n_keep = int(round(mask.sum(axis=1).min() * (1 - prune_fraction)))
-            new = np.stack([top_mask(scores[i], n_keep) for i in range(K)])
-        else:
-            new = top_mask(scores.ravel(), int(round(mask.sum() * (1 - prune_fraction))))
-            new = new.reshape(mask.shape)
-        mask = new & mask
-        eg_pruned.append(OrderParams.from_weights(res.w * mask, res.w_star, res.v[-1],
-                                                  res.v_star, activation=res.activation).eg())
-    return IMPResult(np.array(kept), np.array(eg_trained), np.array(eg_pruned), np.array(masks),
-                     results, dict(N=N, K=K, M=M, eta=eta, alpha_per_round=alpha_per_round,
-                                   rounds=rounds, prune_fraction=prune_fraction, sigma=sigma,
-                                   seed=seed, scope=scope))
