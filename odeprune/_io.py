@@ -26,7 +26,102 @@ import numpy as np
 FORMAT_VERSION = 2
 
 __all__ = ["FORMAT_VERSION", "write_npz", "read_npz", "atomic_write_text", "atomic_write_path",
-           "package_version", "rows_to_csv"]
+           "package_version", "rows_to_csv", "SCHEMAS", "check_arrays"]
+
+# ------------------------------------------------------------------------------ the schemas
+#: what the symbolic axis names of :data:`SCHEMAS` stand for (all at least 1 long)
+AXES = {"n": "saved times", "K": "student units", "M": "teacher units", "S": "mask classes",
+        "N": "inputs", "r": "runs", "o": "outcomes", "k": "kept units"}
+
+_CURVE = {"alpha": (("n",), "real"), "eg": (("n",), "real"), "Q": (("n", "K", "K"), "real"),
+          "R": (("n", "K", "M"), "real"), "v": (("n", "K"), "real"),
+          "T": (("M", "M"), "real"), "v_star": (("M",), "real")}
+_STATE = {"Q": (("K", "K"), "real"), "R": (("K", "M"), "real"), "T": (("M", "M"), "real"),
+          "v": (("K",), "real"), "v_star": (("M",), "real")}
+_SPARSE = {"patterns": (("S", "K"), "mask"), "f": (("S",), "real"),
+           "Q": (("S", "K", "K"), "real"), "R": (("S", "K", "M"), "real"),
+           "T": (("S", "M", "M"), "real"), "v": (("K",), "real"), "v_star": (("M",), "real")}
+_RUN = {"eg_test": (("n",), "real"), "eg_test_se": (("n",), "real"),
+        "w": (("K", "N"), "real"), "w_star": (("M", "N"), "real"), "P": (("n", "K", "K"), "real")}
+
+#: kind -> {array name: (symbolic shape, dtype class)}: what :func:`read_npz` checks of every
+#: array a file holds (arrays a loader needs but the file lacks are the loader's "truncated"
+#: message). dtype classes: ``real`` (integer or float; not bool, not complex), ``int``,
+#: ``mask`` (bool, or integers 0/1). Every other array of any kind is refused when complex.
+SCHEMAS: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
+    "OrderParams": _STATE,
+    "plain": {**_STATE, "w": (("K", "N"), "real"), "w_star": (("M", "N"), "real")},
+    "LearningCurve": _CURVE,
+    "TwoTimeCurve": {**_CURVE, "P": (("n", "K", "K"), "real")},
+    "SimulationResult": {**_CURVE, **_RUN},
+    "SimulationEnsemble": {name: (("r", *shape), cls) for name, (shape, cls)
+                           in {**_CURVE, **_RUN}.items() if name != "P"},
+    "SparseOrderParams": _SPARSE,
+    "SparseLearningCurve": {**_CURVE, "patterns": (("S", "K"), "mask"), "f": (("S",), "real"),
+                            "T_cls": (("S", "M", "M"), "real"),
+                            "Q_cls": (("n", "S", "K", "K"), "real"),
+                            "R_cls": (("n", "S", "K", "M"), "real"),
+                            "P_cls": (("n", "S", "K", "K"), "real")},
+    "PruneResult": {"subsets": (("o", "k"), "int"), "probabilities": (("o",), "real"),
+                    "eg_values": (("o",), "real"), "Q": (("o", "k", "k"), "real"),
+                    "R": (("o", "k", "M"), "real"), "v": (("o", "k"), "real"),
+                    "T": (("M", "M"), "real"), "v_star": (("M",), "real"),
+                    **{f"masked_{name}": (tuple("K" if a == "k" else a for a in shape), cls)
+                       for name, (shape, cls) in _SPARSE.items()}},
+}
+
+
+def check_arrays(path, kind: str, arrays: dict[str, np.ndarray]) -> None:
+    """Check the arrays of a file of ``kind`` against :data:`SCHEMAS`: dimensions, dtype and
+    consistent axis lengths (each at least 1). One ``ValueError`` line naming the file, the
+    array and what was expected; the loaders then only see well-formed arrays."""
+    schema = SCHEMAS.get(kind, {})
+    sizes: dict[str, tuple[int, str]] = {}
+    for name, a in arrays.items():
+        where = f"file {str(path)!r}: array {name!r}"
+        if a.dtype.kind == "c":
+            raise ValueError(f"{where} is complex ({a.dtype}); odeprune results are real")
+        if name not in schema:
+            continue
+        shape, cls = schema[name]
+        axes = ", ".join(AXES.get(x, x) for x in shape)
+        if a.ndim != len(shape):
+            raise ValueError(f"{where} must have {len(shape)} dimension(s) ({axes}), got shape "
+                             f"{a.shape}")
+        if cls == "mask":
+            if a.dtype.kind not in "biu" or (a.dtype.kind != "b" and a.size
+                                              and not np.all((a == 0) | (a == 1))):
+                bad = (a.ravel()[0] if a.dtype.kind not in "biu"
+                       else a[(a != 0) & (a != 1)][0]).item()
+                raise ValueError(f"{where} is a mask: its entries must be 0/1 or True/False, "
+                                 f"got {bad!r} (dtype {a.dtype})")
+        elif cls == "int" and a.dtype.kind not in "iu":
+            raise ValueError(f"{where} must hold integers, got dtype {a.dtype}")
+        elif cls == "real" and a.dtype.kind not in "iuf":
+            raise ValueError(f"{where} must hold real numbers, got dtype {a.dtype}")
+        for axis, (sym, length) in enumerate(zip(shape, a.shape)):
+            if length < 1:
+                raise ValueError(f"{where} has no {AXES.get(sym, sym)} (shape {a.shape}); at "
+                                 "least one is needed")
+            if sym in sizes and sizes[sym][0] != length:
+                raise ValueError(f"{where} has {length} {AXES.get(sym, sym)} (shape {a.shape}) "
+                                 f"where array {sizes[sym][1]!r} has {sizes[sym][0]}")
+            sizes.setdefault(sym, (length, name))
+
+
+def _check_metadata(path: Path, meta: Any) -> None:
+    """``kind`` a string, ``format_version`` a non-negative integer: one line naming the file
+    and the field otherwise."""
+    if not isinstance(meta, dict) or "kind" not in meta or "format_version" not in meta:
+        raise ValueError(f"file {str(path)!r} is not an odeprune result: metadata lacks "
+                         "kind/version")
+    if not isinstance(meta["kind"], str):
+        raise ValueError(f"file {str(path)!r}: metadata field 'kind' must be a string (the "
+                         f"result class, e.g. 'LearningCurve'), got {meta['kind']!r}")
+    version_ = meta["format_version"]
+    if isinstance(version_, bool) or not isinstance(version_, int) or version_ < 0:
+        raise ValueError(f"file {str(path)!r}: metadata field 'format_version' must be a "
+                         f"non-negative integer, got {version_!r}")
 
 
 def package_version() -> str:
@@ -144,8 +239,10 @@ def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
     """Read an odeprune ``.npz``; check it is one, of an accepted ``kind`` and format version.
 
     Raises ``ValueError`` with a message naming the file for anything else: a missing file, a file
-    that is not a zip/npz, a truncated file, a file without odeprune metadata, a different kind or
-    a newer format version. With ``allow_plain``, a ``.npz`` without metadata (``np.savez`` of
+    that is not a zip/npz, a truncated file, a file without odeprune metadata, metadata whose
+    ``kind`` / ``format_version`` are not a string / an integer, a different kind, a newer
+    format version, or arrays that do not fit the kind's schema (:func:`check_arrays`:
+    dimensions, dtype, axis lengths; complex arrays anywhere). With ``allow_plain``, a ``.npz`` without metadata (``np.savez`` of
     plain arrays) is returned with ``{"kind": "plain", "format_version": 0}``.
     """
     path = Path(path)
@@ -159,6 +256,7 @@ def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
             f"file {str(path)!r} is not a readable odeprune result (.npz): {exc}"
         ) from None
     if "metadata" not in arrays and allow_plain:
+        check_arrays(path, "plain", arrays)
         return arrays, {"kind": "plain", "format_version": 0}
     if "metadata" not in arrays:
         raise ValueError(f"file {str(path)!r} is not an odeprune result: it has no metadata entry")
@@ -166,9 +264,8 @@ def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
         meta = json.loads(str(arrays.pop("metadata")))
     except json.JSONDecodeError as exc:
         raise ValueError(f"file {str(path)!r} has corrupt metadata: {exc}") from None
-    if not isinstance(meta, dict) or "kind" not in meta or "format_version" not in meta:
-        raise ValueError(f"file {str(path)!r} is not an odeprune result: metadata lacks kind/version")
-    if int(meta["format_version"]) > FORMAT_VERSION:
+    _check_metadata(path, meta)
+    if meta["format_version"] > FORMAT_VERSION:
         raise ValueError(
             f"file {str(path)!r} was written with format version {meta['format_version']} by "
             f"odeprune {meta.get('odeprune_version', '?')}; this odeprune reads versions up to "
@@ -180,6 +277,7 @@ def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
             raise ValueError(
                 f"file {str(path)!r} holds a {meta['kind']}, expected {' or '.join(kinds)}"
             )
+    check_arrays(path, meta["kind"], arrays)
     return arrays, meta
 
 

@@ -10,8 +10,14 @@ names to steppers (like scipy's ``solve_ivp`` table).
 
 - ``dopri5``: adaptive Dormand-Prince 5(4) with its 4th-order dense output (Dormand & Prince
   1980; Shampine 1986), with the Butcher tableau of scipy's ``RK45`` (written out as rationals,
-  checked against scipy in the tests); scipy's step-size controller (safety 0.9, factor in
-  [0.2, 10], RMS norm of ``err / (atol + rtol * max(|y|, |y_new|))``).
+  checked against scipy in the tests); scipy's step-size controller, as in
+  ``scipy.integrate._ivp.rk.RungeKutta._step_impl``: accept when the RMS norm of
+  ``err / (atol + rtol * max(|y|, |y_new|))`` is below 1, new step ``h * factor`` with
+  ``factor = min(10, 0.9 * norm**(-1/5))`` (10 when the norm is 0), capped at 1 on the step
+  that follows a rejection (no growth right after a failure); a rejection shrinks by
+  ``max(0.2, 0.9 * norm**(-1/5))``. From the same first step and tolerances it takes the
+  steps of scipy's ``RK45`` (tested), except that scipy shortens its last step to end on
+  ``t_bound`` while this stepper steps past the last output and interpolates it.
 - ``rk4`` / ``euler``: a fixed step ``dt`` on the grid ``t_n = n dt`` (the steps never depend
   on the output times); outputs between grid points are interpolated (cubic Hermite for RK4,
   which keeps its 4th order; the Euler line itself for Euler).
@@ -28,7 +34,7 @@ from numba import njit
 from ._rhs import make_work, rhs_into, unpack_cov
 
 __all__ = ["RunState", "Control", "new_run", "METHODS", "is_psd", "output_ok", "OK", "CHUNK",
-           "NONFINITE", "NOT_PSD", "STEP_TOO_SMALL", "STATUS_TEXT"]
+           "NONFINITE", "NOT_PSD", "STEP_TOO_SMALL", "MAX_STEPS", "STATUS_TEXT"]
 
 # Dormand & Prince (1980) RK5(4)7M and Shampine's (1986) dense output, as rationals: the values
 # of scipy's RK45.A/B/E/P (a test checks them against scipy; importing scipy.integrate here
@@ -52,10 +58,11 @@ _P = np.array([
     [0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844],
     [0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423]])
 
-#: status codes returned by the steppers
-OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL = 0, 1, 2, 3, 4
+#: status codes returned by the steppers (MAX_STEPS: set by the driver when the run's step
+#: budget is used up; a budget, not a divergence)
+OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL, MAX_STEPS = 0, 1, 2, 3, 4, 5
 STATUS_TEXT = {NONFINITE: "became non-finite", NOT_PSD: "stopped being positive semi-definite",
-               STEP_TOO_SMALL: "needed a vanishing step (or exceeded max_steps)"}
+               STEP_TOO_SMALL: "needed a vanishing step"}
 
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0
 
@@ -156,6 +163,7 @@ def dopri5_run(r, t_out, Y_out, p, ctl):
         cnt[I_OUT] += 1
     steps = 0
     status = OK
+    rejected = False  # a rejection since the last accepted step (scipy's step_rejected)
     while cnt[I_OUT] < n_out:
         if steps >= ctl.max_steps:
             status = CHUNK
@@ -194,7 +202,7 @@ def dopri5_run(r, t_out, Y_out, p, ctl):
                 sc = ctl.atol + ctl.rtol * max(abs(y[j]), abs(y_new[j]))
                 s2 += (h * acc / sc) ** 2
             en = math.sqrt(s2 / n)
-        if en <= 1.0:
+        if en < 1.0:
             t_new = t + h
             while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t_new:
                 i_out = cnt[I_OUT]
@@ -217,8 +225,12 @@ def dopri5_run(r, t_out, Y_out, p, ctl):
             cnt[N_ACCEPT] += 1
             steps += 1
             factor = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR, SAFETY * en ** -0.2)
+            if rejected:
+                factor = min(1.0, factor)
+            rejected = False
             h = h * factor
         else:
+            rejected = True
             cnt[N_REJECT] += 1
             if not math.isfinite(en):
                 # a non-finite trial: shrink hard; if h is already tiny the run has diverged

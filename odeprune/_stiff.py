@@ -171,7 +171,7 @@ def resolved_eg_floor(eg: Callable, y: np.ndarray, rtol: float, atol: float) -> 
 
 
 def eg_resolution_message(eg_value: float, floor: float, ended_implicit: bool,
-                          threshold: float = 1e-2) -> str | None:
+                          threshold: float = 1e-2, eg_zero: float = 0.0) -> str | None:
     r"""The warning for a run whose final ``eps_g`` the tolerances may not resolve, or ``None``.
 
     ``floor`` is :func:`resolved_eg_floor` at the final state. Measured on the small-noise case
@@ -181,15 +181,24 @@ def eg_resolution_message(eg_value: float, floor: float, ended_implicit: bool,
     accurate to 1e-7 relative whatever the bound (an implicit step reproduces a stable fixed
     point); hence the warning only for explicit runs and ``floor / eps_g > threshold`` (1e-2:
     errors beyond ~5e-5 relative are then possible).
+
+    ``eg_zero`` is the absolute floor: an ``eps_g <= eg_zero`` is zero within the tolerances and
+    draws no warning (:func:`odeprune.dynamics.integrate` passes ``atol``, the absolute error the
+    caller accepts on every overlap and weight: asking for the relative digits of an ``eps_g``
+    at that level asks for more than the tolerances promise; issue 26 found the warning on
+    ``eps_g = 3e-18`` and ``6e-14``, "1124338026.1 %"). The relative size is written as a
+    percentage below 1 and as a multiple of ``eps_g`` above it.
     """
     if ended_implicit:  # Stepper.phase == STIFF at the end
         return None
-    if not (eg_value > 0.0) or floor <= threshold * eg_value:
+    if not (eg_value > eg_zero) or not (eg_value > 0.0) or floor <= threshold * eg_value:
         return None
+    ratio = floor / eg_value
+    share = f"{100 * ratio:.2g}% of it" if ratio < 1 else f"{ratio:.3g} times eps_g itself"
     return (f"the final eps_g = {eg_value:.3g} is small against what the tolerances resolve "
-            f"(errors within rtol/atol may change it by up to {floor:.2g}, i.e. "
-            f"{floor / eg_value:.1%}); the explicit method's last digits may be wrong: use "
-            "method='auto' (implicit once stiff), or smaller rtol and atol")
+            f"(errors within rtol/atol may change it by up to {floor:.2g}, {share}); the "
+            "explicit method's last digits may be wrong: use method='auto' (implicit once "
+            "stiff), or smaller rtol and atol")
 
 
 class _Counted:

@@ -4,13 +4,19 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
 
 from .activations import get_activation
 
-__all__ = ["check_size", "check_real", "check_array", "check_activation", "check_integer_range"]
+__all__ = ["check_size", "check_real", "check_array", "check_activation", "check_integer_range",
+           "check_tolerances", "MIN_RTOL", "check_memory"]
+
+#: the smallest relative tolerance float64 can honour: 100 machine epsilons, as scipy's
+#: ``solve_ivp`` (which raises smaller ones to it with a warning; odeprune refuses them)
+MIN_RTOL = 100 * float(np.finfo(float).eps)
 
 
 def check_size(name: str, value: Any) -> int:
@@ -23,7 +29,9 @@ def check_size(name: str, value: Any) -> int:
 
 
 def check_real(name: str, value: Any, allow_zero: bool = False) -> float:
-    """A finite real number ``> 0`` (or ``>= 0`` with ``allow_zero``)."""
+    """A finite real number ``> 0`` (or ``>= 0`` with ``allow_zero``); bools refused."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} must be a real number")
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -31,6 +39,55 @@ def check_real(name: str, value: Any, allow_zero: bool = False) -> float:
     if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
         raise ValueError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'} and finite")
     return x
+
+
+def check_tolerances(rtol: Any, atol: Any) -> tuple[float, float]:
+    """``(rtol, atol)`` of an adaptive integrator: finite, ``> 0``, and ``rtol >= MIN_RTOL``
+    (``100 eps = 2.2e-14``). Below that a step's error test asks for differences under the
+    roundoff of ``y`` itself: the controller shrinks the step until it underflows, after minutes
+    (issue 26: ``--rtol 1e-25`` ground silently, ``1e-40`` ended as a bogus divergence)."""
+    rtol = check_real("rtol", rtol)
+    atol = check_real("atol", atol)
+    if rtol < MIN_RTOL:
+        raise ValueError(f"rtol={rtol:g} is below what float64 can honour; the minimum is "
+                         f"rtol={MIN_RTOL:.3g} (100 machine epsilons, as scipy's solve_ivp)")
+    return rtol, atol
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation: ``MemAvailable`` of ``/proc/meminfo``
+    (Linux), else the physical memory (``os.sysconf``), else no limit."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - exotic platforms
+        return 1 << 62
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def check_memory(what: str, n_floats: float, hint: str) -> None:
+    """Refuse, before allocating, a computation whose arrays need ``n_floats`` float64 numbers
+    (an estimate of the largest arrays it holds at once) when they exceed the available memory
+    (:func:`available_memory`): one line naming ``what`` (e.g. ``"N=10^12, K=6, M=2"``), the
+    estimate, what is available and ``hint`` (what to change). Without it numpy raised
+    ``MemoryError`` tracebacks (or the kernel killed the process) after the work had started."""
+    need = 8.0 * float(n_floats)
+    have = available_memory()
+    if need > have:
+        raise ValueError(f"{what} needs about {_bytes(need)} of memory, more than the "
+                         f"{_bytes(have)} available; {hint}")
 
 
 def check_activation(activation: Any, recorded: str | None, source: str = "the input") -> str:
@@ -100,7 +157,16 @@ def _num(x: Any) -> str:
 
 
 def check_array(name: str, value: Any, ndim: int) -> np.ndarray:
-    """A read-only float array with ``ndim`` dimensions and finite entries (the copy is new)."""
+    """A read-only float array with ``ndim`` dimensions and finite entries (the copy is new).
+    Complex and boolean input is refused (numpy would drop the imaginary part with only a
+    ``ComplexWarning``, or read True as 1)."""
+    try:
+        kind = np.asarray(value).dtype.kind
+    except (TypeError, ValueError):
+        kind = None  # ragged input: the float conversion below names it
+    if kind in ("c", "b"):
+        what = "complex" if kind == "c" else "boolean"
+        raise ValueError(f"{name} must be a real array, got {what} values")
     try:
         arr = np.array(value, dtype=float)
     except (TypeError, ValueError):

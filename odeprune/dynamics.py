@@ -22,20 +22,20 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _io
-from ._divergence import ode_divergence, overflow_message
+from ._divergence import FIXED_STEP, ode_divergence, overflow_message
 from ._jacobian import column_entries, jacobian_into
 from ._rhs import make_params, make_work, pack_classes, rhs_eval, rhs_into, unpack_classes
 from ._runcontrol import RunControl, interrupted_error
 from ._solvers import (
     CHUNK,
     I_OUT,
+    MAX_STEPS,
     N_ACCEPT,
     N_REJECT,
     NFEV,
     NOT_PSD,
     OK,
     STATUS_TEXT,
-    STEP_TOO_SMALL,
     Control,
     new_run,
     output_ok,
@@ -43,9 +43,9 @@ from ._solvers import (
 from ._solvers import METHODS as _STEPPERS
 from ._stiff import STIFF, Stepper, eg_resolution_message, initial_step, resolved_eg_floor
 from ._validate import check_real as _positive
-from ._validate import check_save_at, check_size
+from ._validate import check_save_at, check_size, check_tolerances
 from .activations import eg_from_cov, get_activation
-from .errors import OdepruneAccuracyWarning
+from .errors import MaxStepsReached, OdepruneAccuracyWarning
 from .results import LearningCurve
 from .sparse import SparseLearningCurve, SparseOrderParams, TwoTimeCurve
 from .state import PSD_RTOL, OrderParams
@@ -71,13 +71,13 @@ def default_save_at(alpha_max: float, n: int = 200) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ the problem
 def _problem(state, eta, eta_v, sigma, act_code, train_v, sgd, track_P, fast=True,
-             threads=False):
+             threads=False, weight_decay=0.0):
     """``(params, y0)`` of a dense or sparse state: the dense one is one class."""
     sp = state if isinstance(state, SparseOrderParams) else SparseOrderParams.from_dense(state)
     R0 = sp.R if track_P else None
     p = make_params(sp.K, sp.M, sp.T.sum(0), sp.v_star, eta, eta_v, sigma, act_code, train_v,
                     sgd, fast, patterns=sp.patterns, f=sp.f, T_cls=sp.T, track_P=track_P,
-                    R0_cls=R0, threads=threads)
+                    R0_cls=R0, threads=threads, weight_decay=weight_decay)
     y0 = pack_classes(sp.patterns, sp.Q, sp.R, sp.v, sp.Q if track_P else None)
     return p, y0, sp
 
@@ -123,7 +123,8 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
               checkpoint: str | os.PathLike | None = None, resume: bool = False,
               chunk_steps: int | None = None, backend: str = "numba",
               divergence_path: str | os.PathLike | None = None, track_initial: bool = False,
-              alpha0: float = 0.0, threads: bool | None = None) -> LearningCurve:
+              alpha0: float = 0.0, threads: bool | None = None,
+              weight_decay: float = 0.0) -> LearningCurve:
     r"""Integrate the order-parameter ODEs of online SGD from ``state`` up to ``alpha_max``.
 
     Parameters
@@ -159,7 +160,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     dt : float
         Step of the fixed-step methods.
     max_steps : int
-        Give up (``DivergenceError``) after this many accepted steps.
+        Give up (:class:`~odeprune.errors.MaxStepsReached`) after this many accepted steps.
     progress : bool or None
         Show a progress bar on stderr; None (default): when stderr is a terminal.
     checkpoint : path, optional
@@ -174,7 +175,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
         ``"jax"`` uses :mod:`odeprune.backends.jax` (optional extra; dense states only):
         diffrax's Dopri5 in one compiled call, so no progress bar, checkpoint or fixed step.
     divergence_path : path, optional
-        Where to save the last good state if the run diverges.
+        Where to save the last good state if the run diverges (or uses up ``max_steps``).
     track_initial : bool
         Also integrate the two-time overlaps ``P_ik = w_i(alpha) . w_k(0) / N``
         (``docs/theory.md`` §9); the curve then has ``P`` and ``joint_covariance(index)``.
@@ -186,6 +187,11 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
         or ``NUMBA_NUM_THREADS`` set how many); default: for ``K >= 15``. The numbers do not
         depend on the number of threads. :func:`odeprune.integrate_batch` runs members in
         parallel instead.
+    weight_decay : float
+        L2 weight decay ``gamma`` of the first layer, ``-eta gamma w`` per unit alpha
+        (``docs/theory.md`` §11): exact in the ODE (``-2 eta gamma Q``, ``-eta gamma R``), for
+        dense and masked networks. L1 acts per coordinate: train a
+        :class:`~odeprune.coords.CoordinateLaw` (``odeprune.coords.integrate_law(..., l1=)``).
 
     Returns
     -------
@@ -200,6 +206,11 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
         The state became non-finite or not PSD; the message says at which alpha, what most
         likely caused it (learning rate, step, tolerance, overflow, a singular initial
         covariance) and what to change.
+    MaxStepsReached
+        The run used up ``max_steps`` before ``alpha_max`` (a budget, not a divergence).
+    ValueError
+        Bad arguments, before any work: e.g. ``rtol`` below ``100 eps`` (what float64 can
+        honour; :data:`odeprune._validate.MIN_RTOL`).
     OdepruneInterrupted
         Ctrl-C or SIGTERM; the checkpoint (if any) was written and the message says how to
         resume.
@@ -214,10 +225,10 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     eta = _positive("eta", eta)
     eta_v = eta if eta_v is None else _positive("eta_v", eta_v, allow_zero=True)
     sigma = _positive("sigma", sigma, allow_zero=True)
+    weight_decay = _positive("weight_decay", weight_decay, allow_zero=True)
     alpha_max = _positive("alpha_max", alpha_max)
     alpha0 = _positive("alpha0", alpha0, allow_zero=True)
-    rtol = _positive("rtol", rtol)
-    atol = _positive("atol", atol)
+    rtol, atol = check_tolerances(rtol, atol)
     dt = _positive("dt", dt)
     max_steps = check_size("max_steps", max_steps)
     if chunk_steps is not None:
@@ -229,7 +240,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
         raise ValueError(f"backend={backend!r} is unknown; expected 'numba' or 'jax'")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH")
-    if method != "dopri5" and dt > alpha_max:
+    if method in FIXED_STEP and dt > alpha_max:
         raise ValueError(f"dt={dt!r} is larger than alpha_max={alpha_max!r}: the fixed-step "
                          "method would take no step inside the run; use a smaller dt")
     t_out = default_save_at(alpha_max) if save_at is None else check_save_at(save_at, alpha_max)
@@ -247,6 +258,8 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
                             "backend='jax'")
         if track_initial or alpha0:
             problems.append("track_initial/alpha0 are not available with backend='jax'")
+        if weight_decay:
+            problems.append("weight_decay is not available with backend='jax'")
         if problems:
             raise ValueError("; ".join(problems) + "; use backend='numba'")
         from .backends.jax import integrate as _jax_integrate
@@ -260,9 +273,11 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     track_P = bool(track_initial)
     threads = state.K >= THREADED_K if threads is None else bool(threads)
     p, y0, sp = _problem(state, eta, eta_v, sigma, act.code, bool(train_second_layer), sgd,
-                         track_P, threads=threads)
+                         track_P, threads=threads, weight_decay=weight_decay)
     params = _params_dict(state, eta, eta_v, sigma, act.name, bool(train_second_layer),
                           bool(gradient_flow), method, rtol, atol, dt, alpha_max, track_P)
+    if weight_decay:
+        params["weight_decay"] = weight_decay
     psd_tol = PSD_RTOL * 10  # integration error may add a little on top of the input tolerance
     Y_out = np.zeros((t_out.size, y0.size))
     f0 = rhs_eval(y0, p)
@@ -281,11 +296,11 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
             while status == CHUNK:
                 before = drv.counts()["n_accept"]
                 t0 = time.perf_counter()
-                status = drv.advance(rc.chunk_steps())
+                status = drv.advance(max(1, min(rc.chunk_steps(), max_steps - before)))
                 n_accept = drv.counts()["n_accept"]
                 rc.chunk_done(drv.t, n_accept - before, time.perf_counter() - t0)
                 if status == CHUNK and n_accept >= max_steps:
-                    status = STEP_TOO_SMALL
+                    status = MAX_STEPS
                     break
                 if rc.interrupted is not None:
                     raise KeyboardInterrupt
@@ -298,6 +313,9 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
                                     f"alpha={alpha0 + drv.t:.6g}", checkpoint) from None
     run = drv.last_good()
 
+    if status == MAX_STEPS:
+        _raise_max_steps(run, p, sp, dict(params, alpha0=alpha0), max_steps, drv,
+                         divergence_path)
     if status != OK:
         _raise_divergence(status, run, p, sp, state, dict(params, alpha0=alpha0),
                           divergence_path, t_out, Y_out)
@@ -487,6 +505,28 @@ def _raise_divergence(status, run, p, sp, state, params, path, t_out, Y_out):
                          last_state=last, saved_to=saved)
 
 
+def _raise_max_steps(run, p, sp, params, max_steps, drv, path):
+    """The step budget is used up: a :class:`~odeprune.errors.MaxStepsReached` that says how
+    many steps, where, and how to raise the budget (not a divergence: the state is valid)."""
+    t = float(run.ts[0])
+    alpha = params["alpha0"] + t
+    method = params["method"]
+    hint = ("" if method in ("auto", "bdf", "radau") or method in FIXED_STEP else
+            ", or use method='auto' (implicit once the dynamics are stiff: its steps then grow "
+            "and the cost stops growing with alpha)")
+    last = _state_from(run.y, p, sp)
+    saved = ""
+    if path is not None and last is not None:
+        where = last.save(path, metadata={"alpha": alpha, "reason": "max_steps"})
+        saved = f"; the state at alpha={alpha:.6g} was saved to {str(where)!r} (continue from it)"
+    raise MaxStepsReached(
+        f"the ODE run used its budget of max_steps={max_steps} accepted steps at "
+        f"alpha={alpha:.6g} (of alpha_max={params['alpha0'] + params['alpha_max']:.6g}; "
+        f"method={method}, {drv.counts()['nfev']} evaluations); the state is valid: raise the "
+        f"budget with integrate(..., max_steps=...) (e.g. {10 * max_steps}){hint}{saved}",
+        alpha=alpha, max_steps=max_steps, last_state=last)
+
+
 def _state_from(y, p, sp):
     Qc, Rc, _, v = unpack_classes(y, p.M, sp.patterns, p.track_P)
     try:
@@ -527,9 +567,11 @@ def _load_checkpoint(path, params, y0, state, t_out, drv, Y_out):
 # ------------------------------------------------------------------------------ accuracy
 def _warn_unresolved_eg(eg, y_final, p, sp, act, track_P, rtol, atol, method, drv, meta):
     """Warn when the final eps_g is below what the tolerances resolve (explicit runs only;
-    docs/speed.md §2): errors within rtol/atol may then change its leading digits."""
-    if method == "euler" or not (eg[-1] > 0) or eg[-1] > 1e-4:
-        return  # a large eps_g is always resolved; skip the 2n evaluations
+    docs/speed.md §2): errors within rtol/atol may then change its leading digits. An eps_g at
+    or below ``atol`` is zero within the absolute tolerance and draws no warning
+    (:func:`odeprune._stiff.eg_resolution_message`)."""
+    if method == "euler" or not (eg[-1] > atol) or eg[-1] > 1e-4:
+        return  # resolved (large) or zero within atol; skip the 2n evaluations
 
     def eg_of(y):
         Qc, Rc, _, v = unpack_classes(y[None], p.M, sp.patterns, track_P)
@@ -537,6 +579,7 @@ def _warn_unresolved_eg(eg, y_final, p, sp, act, track_P, rtol, atol, method, dr
 
     floor = resolved_eg_floor(eg_of, y_final, rtol, atol)
     meta["eg_resolution"] = floor / float(eg[-1])
-    msg = eg_resolution_message(float(eg[-1]), floor, ended_implicit=drv.phase == "implicit")
+    msg = eg_resolution_message(float(eg[-1]), floor, ended_implicit=drv.phase == "implicit",
+                                eg_zero=atol)
     if msg:
         warnings.warn(msg, OdepruneAccuracyWarning, stacklevel=3)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DivergenceError", "OdepruneInterrupted", "OdepruneAccuracyWarning"]
+__all__ = ["DivergenceError", "MaxStepsReached", "OdepruneInterrupted", "OdepruneAccuracyWarning"]
 
 
 class DivergenceError(RuntimeError):
@@ -23,6 +23,27 @@ class DivergenceError(RuntimeError):
         self.alpha = alpha
         self.last_state = last_state
         self.saved_to = saved_to
+
+
+class MaxStepsReached(RuntimeError):
+    """A run that used up its step budget (``max_steps``) before the end: not a divergence (the
+    state is finite and valid), a budget; ``str()`` says how many steps and how to raise it.
+
+    Attributes
+    ----------
+    alpha : float
+        Time the run had reached.
+    max_steps : int
+        The budget that was used up.
+    last_state : OrderParams, SparseOrderParams or None
+        The state at ``alpha``.
+    """
+
+    def __init__(self, message: str, alpha: float, max_steps: int, last_state=None):
+        super().__init__(message)
+        self.alpha = alpha
+        self.max_steps = max_steps
+        self.last_state = last_state
 
 
 class OdepruneInterrupted(KeyboardInterrupt):

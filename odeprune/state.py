@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import _io
-from ._validate import as_generator, check_array
+from ._validate import as_generator, check_array, check_memory
 from ._validate import check_size as _check_size
 from .activations import ACTIVATIONS, eg_from_cov, get_activation
 
@@ -238,6 +238,10 @@ class OrderParams:
         """
         N, K, M = _check_size("N", N), _check_size("K", K), _check_size("M", M)
         v_star = broadcast_v_star(v_star, M)
+        # the weights, and the (K+M)^2 overlaps with their PSD check (a few copies)
+        check_memory(f"drawing N={N}, K={K}, M={M} weights", (K + M) * N + 4 * (K + M) ** 2,
+                     "use a smaller N or K (the limit N -> infinity needs no weights: "
+                     "OrderParams.specialised, or the overlaps of a smaller draw)")
         rng = as_generator(seed)
         w_star = rng.standard_normal((M, N))
         w = rng.standard_normal((K, N))

@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _io
-from ._progress import make_bar, want_progress
+from . import _io, schedules
+from ._progress import make_bar, progress_bar, want_progress
 from ._stats import sem
-from ._validate import check_seed
+from ._validate import check_int, check_seed
 from .activations import get_activation
 from .dynamics import integrate
 from .pruning import finite_edges, node, prune, prune_weights, registry
@@ -58,15 +58,22 @@ from .state import OrderParams
 
 __all__ = ["WorkflowResult", "retrain", "retrain_finite", "prune_at_init",
            "prune_at_init_finite", "lottery_ticket", "lottery_ticket_finite",
-           "iterative_magnitude_pruning", "iterative_magnitude_pruning_finite", "table_to_csv", "time_grid", "RETRAIN_SEED_OFFSET",
-           "INIT_RULES", "TICKET_ARMS"]
+           "iterative_magnitude_pruning", "iterative_magnitude_pruning_finite",
+           "gradual_magnitude_pruning", "gradual_magnitude_pruning_finite", "table_to_csv", "time_grid", "RETRAIN_SEED_OFFSET",
+           "INIT_RULES", "TICKET_ARMS", "ALL_TICKET_ARMS", "MC_REPLICAS"]
 
 #: retraining of simulation seed ``s`` uses the SGD stream of ``s + RETRAIN_SEED_OFFSET``
 RETRAIN_SEED_OFFSET = 1_000_003
 #: edge rules that prune at initialisation
 INIT_RULES = registry.methods("edge")
-#: arms of :func:`lottery_ticket`
+#: arms of :func:`lottery_ticket` run by default
 TICKET_ARMS = ("dense", "ticket", "random", "magnitude_init", "finetune")
+#: every arm :func:`lottery_ticket` knows: the defaults and ``reinit`` (the ticket's mask on
+#: fresh random weights: the standard control of the lottery-ticket literature)
+ALL_TICKET_ARMS = (*TICKET_ARMS, "reinit")
+#: independent sub-samples of a coordinate Monte Carlo map; the spread of the eps_g curves
+#: integrated from them gives the standard error of eps_g at every time (issue 26 item 9)
+MC_REPLICAS = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +287,32 @@ def _integrate(state, eta, alpha_max, save_at, common):
                      progress=False, **common)
 
 
+def _replica_seed(seed, b: int) -> np.random.SeedSequence:
+    """Seed of Monte Carlo replica ``b``: the same for every arm of a workflow (common random
+    numbers), independent of the full sample's ``seed``."""
+    return np.random.SeedSequence([int(seed), 3, b])
+
+
+def _mc_se(make_start, seed, n_samples: int, eta, alpha_max, grid, common,
+           n_replicas: int = MC_REPLICAS) -> np.ndarray:
+    r"""Standard error of :math:`\epsilon_g` along training caused by the coordinate Monte
+    Carlo of a start.
+
+    ``make_start(seed, n_samples) -> per-class state`` is the Monte Carlo map. The start of an
+    arm is the map on ``n_samples`` coordinates; its sampling error moves the whole curve. Split
+    into ``n_replicas`` independent sub-samples of ``n_samples / n_replicas`` coordinates (seeds
+    :func:`_replica_seed`, shared by the arms), each integrated over ``grid``; the curves'
+    spread over ``sqrt(n_replicas)`` is the standard error of their mean, which estimates the
+    one of the full-sample curve (same number of coordinates; to first order in the sampling
+    error the curve is linear in the start). Calibrated against the seed-to-seed spread in
+    ``tests/test_hostile_numerics.py``. Shape ``(len(grid),)``."""
+    n_sub = max(n_samples // n_replicas, 1)
+    E = np.array([np.asarray(_integrate(make_start(_replica_seed(seed, b), n_sub), eta,
+                                        alpha_max, grid, common).eg)
+                  for b in range(n_replicas)])
+    return E.std(axis=0, ddof=1) / np.sqrt(n_replicas)
+
+
 def _sparse_edge_state(state, method: str, c: float, seed, n_samples: int,
                        reweight: str = "none"):
     """``(per-class state, standard error of its eg)`` of ``state`` pruned by the edge rule
@@ -408,7 +441,10 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
         curve = _integrate(sp, eta, float(d_alphas[-1]), grid, common)
         eg = np.asarray(curve.eg)
         se = np.zeros_like(eg)
-        se[0] = map_se
+        if map_se > 0:  # a Monte Carlo map: its error carried through training
+            se = _mc_se(lambda sd, n: sparse_state(state, method, c, seed=sd, n_samples=n,
+                                                   reweight=reweight)[0],
+                        seed, n_samples, eta, float(d_alphas[-1]), curve.alpha, common)
         meta.update(n_classes=sp.n_classes, density=sp.density()[1], map_eg_se=map_se)
         arm_curves, n = curve, 1
     alpha = np.asarray(arm_curves[0].alpha if isinstance(arm_curves, list) else arm_curves.alpha)
@@ -654,8 +690,11 @@ def prune_at_init(state: OrderParams, method: str, c: float, *, rescale: bool = 
         cv = _integrate(s, eta, alpha_max, grid, common)
         alpha[name], eg[name] = np.asarray(cv.alpha), np.asarray(cv.eg)
         se[name], curves[name] = np.zeros(len(cv.alpha)), cv
-        if name != "dense":
-            se[name][0] = map_se
+        if name != "dense" and map_se > 0:  # Monte Carlo map: its error through training
+            se[name] = _mc_se(
+                lambda sd, n: sparse_state(state, method, c, seed=sd, n_samples=n,
+                                           reweight="rescale_rows" if rescale else "none")[0],
+                seed, n_samples, eta, alpha_max, cv.alpha, common)
         for a in rep:
             j = int(np.argmin(np.abs(alpha[name] - a)))
             table.append(dict(workflow="prune_at_init", layer="limit", arm=name,
@@ -753,9 +792,10 @@ def _check_ticket_args(c, alpha_T, alpha_rewind, alpha_max, scope, arms):
         raise ValueError(f"scope={scope!r} must be 'row' (each unit keeps a fraction c) or "
                          "'global' (fraction c of the whole first layer)")
     arms = tuple(arms)
-    bad = [a for a in arms if a not in TICKET_ARMS]
+    bad = [a for a in arms if a not in ALL_TICKET_ARMS]
     if bad or not arms:
-        raise ValueError(f"arms={list(arms)!r}: allowed (a non-empty subset of) {TICKET_ARMS}")
+        raise ValueError(f"arms={list(arms)!r}: allowed (a non-empty subset of) "
+                         f"{ALL_TICKET_ARMS}")
     return c, alpha_T, alpha_rewind, alpha_max, arms
 
 
@@ -767,6 +807,19 @@ def _ticket_sparse(two_time, base, c: float, scope: str, v_decide, seed, n_sampl
     sp, se = sparse_state_from_joint(two_time.joint_covariance(-1), base, rule, c,
                                      v_decide=v_decide, seed=seed, n_samples=n_samples)
     return sp, float(se)
+
+
+def _reinit(ticket: SparseOrderParams, init: OrderParams, v) -> SparseOrderParams:
+    r"""The ticket's mask on fresh random first-layer weights (the lottery-ticket literature's
+    control; ``docs/theory.md`` §8): per class the kept weights are a fresh draw with the
+    initial law, independent of the teacher and of the mask decision,
+
+    .. math:: Q^s_{ik} = f_s Q^{(0)}_{ik}\ (i, k \in s),\quad R^s = 0,\quad T^s = T^s_{ticket},
+
+    with the ticket's classes (patterns, fractions, teacher blocks) and second layer ``v``."""
+    m = ticket.patterns.astype(float)
+    Q = ticket.f[:, None, None] * m[:, :, None] * m[:, None, :] * np.asarray(init.Q)[None]
+    return ticket.replace(Q=Q, R=np.zeros_like(np.asarray(ticket.R)), v=np.asarray(v))
 
 
 def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
@@ -788,7 +841,13 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
     - ``random``: an independent Bernoulli(``c``) mask on ``w(alpha_rewind)``;
     - ``magnitude_init``: the magnitude mask of ``w(alpha_rewind)`` itself (at initialisation
       when ``alpha_rewind = 0``);
-    - ``finetune``: the magnitude-pruned trained network ``w(alpha_T)``, ``v(alpha_T)``, trained on.
+    - ``finetune``: the magnitude-pruned trained network ``w(alpha_T)``, ``v(alpha_T)``, trained on;
+    - ``reinit`` (not run by default; :data:`ALL_TICKET_ARMS`): the ticket's mask on fresh
+      random first-layer weights (a draw with the initial law of ``state``, independent of the
+      teacher and of the mask), second layer ``v(alpha_rewind)``: the standard control.
+
+    Every Monte Carlo arm reports at every time the standard error of its curve caused by the
+    coordinate Monte Carlo (:data:`MC_REPLICAS` independent sub-samples, shared by the arms).
 
     Parameters
     ----------
@@ -828,26 +887,34 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
                     save_at=[0.0, alpha_T - alpha_rewind], track_initial=True,
                     progress=False, **common)
     s_T = two.final
+
+    def make_start(arm, sd, n):
+        """``(start, map se)`` of ``arm`` from ``n`` coordinates of seed ``sd``."""
+        if arm == "dense":
+            return s_r, 0.0
+        if arm == "random":
+            return SparseOrderParams.random_mask(s_r, c), 0.0
+        if arm == "magnitude_init":
+            return _sparse_edge_state(s_r, rule, c, sd, n)
+        if arm == "finetune":
+            return _sparse_edge_state(s_T, rule, c, sd, n)
+        ticket, se_t = _ticket_sparse(two, s_r, c, scope, s_T.v, sd, n)
+        if arm == "ticket":
+            return ticket, se_t
+        return _reinit(ticket, state, s_r.v), se_t
+
     starts, map_se = {}, {}
     for arm in arms:
-        map_se[arm] = 0.0
-        if arm == "dense":
-            starts[arm] = s_r
-        elif arm == "random":
-            starts[arm] = SparseOrderParams.random_mask(s_r, c)
-        elif arm == "magnitude_init":
-            starts[arm], map_se[arm] = _sparse_edge_state(s_r, rule, c, seed, n_samples)
-        elif arm == "finetune":
-            starts[arm], map_se[arm] = _sparse_edge_state(s_T, rule, c, seed, n_samples)
-        else:
-            starts[arm], map_se[arm] = _ticket_sparse(two, s_r, c, scope, s_T.v, seed, n_samples)
+        starts[arm], map_se[arm] = make_start(arm, seed, n_samples)
     alpha, eg, se, curves, table = {}, {}, {}, {}, []
     bar = make_bar(progress, len(starts), "lottery_ticket arms", unit="arm")
     for arm, s in starts.items():
         cv = _integrate(s, eta, alpha_max, grid, common)
         alpha[arm], eg[arm], se[arm], curves[arm] = (np.asarray(cv.alpha), np.asarray(cv.eg),
                                                      np.zeros(len(cv.alpha)), cv)
-        se[arm][0] = map_se[arm]
+        if map_se[arm] > 0:  # Monte Carlo start: its error carried through training
+            se[arm] = _mc_se(lambda sd, n, arm=arm: make_start(arm, sd, n)[0], seed, n_samples,
+                             eta, alpha_max, cv.alpha, common)
         for a in rep:
             j = int(np.argmin(np.abs(alpha[arm] - a)))
             table.append(dict(workflow="lottery_ticket", layer="limit", arm=arm,
@@ -924,6 +991,10 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
             elif arm == "magnitude_init":
                 m = edge_mask(w_r, rule, c)[0]
                 init = (w_r * m, w_star, v_r)
+            elif arm == "reinit":  # the ticket's mask on a fresh draw of the first layer
+                fresh = OrderParams.draw_weights(N, K, M, v_star,
+                                                 np.random.SeedSequence([s, 4]))[0]
+                init, m = (fresh * m_T, w_star, v_r), m_T
             else:  # finetune
                 init, m = (w_T * m_T, w_star, v_T), m_T
             sim = _simulate_arm(N, K, M, eta, alpha_max, grid, init, m, s + RETRAIN_SEED_OFFSET,
@@ -951,92 +1022,62 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
                           curves=sims)
 
 
-def _check_imp_args(rounds, prune_fraction, alpha_per_round, scope):
-    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
-        raise ValueError(f"rounds={rounds!r} must be a positive integer")
-    pf = _positive("prune_fraction", prune_fraction)
-    if not pf < 1:
-        raise ValueError(f"prune_fraction={prune_fraction!r} must be in (0, 1)")
-    if scope not in ("row", "global"):
-        raise ValueError(f"scope={scope!r} must be 'row' or 'global'")
-    return int(rounds), pf, _positive("alpha_per_round", alpha_per_round)
-
-
 def iterative_magnitude_pruning(state: OrderParams, *, rounds: int = 3,
                                 prune_fraction: float = 0.2, alpha_per_round: float = 200.0,
                                 eta: float = 0.5, eta_v: float | None = None, sigma: float = 0.0,
-                                scope: str = "row", seed: int = 0, n_samples: int = 200_000,
+                                scope: str = "row", rewind_to: float = 0.0, seed: int = 0,
+                                n_samples: int = 160_000, replicas: int = 8,
                                 save_at: Sequence[float] | None = None,
                                 progress: bool | None = None) -> WorkflowResult:
-    r"""Iterative magnitude pruning with rewinding to ``alpha = 0``, in the limit.
+    r"""Iterative magnitude pruning with rewinding, exactly in the limit in every round.
 
-    Round 0 trains the dense network from ``state`` for ``alpha_per_round`` while tracking the
-    two-time overlaps with its start (§9). Each further round keeps, among the weights kept so
-    far, the fraction ``1 - prune_fraction`` of largest trained magnitude (per row, or over the
-    layer with ``scope="global"``), rewinds the kept weights (and ``v``) to ``state`` and trains
-    the masked network again, tracking its per-class two-time overlaps: the next mask refines the
-    classes by the joint law of (rewound, trained) coordinates per class
-    (:func:`odeprune.pruning.sparse_maps.sparse_state_from_joint`). This is the protocol of
+    Round 0 trains the dense network from ``state`` for ``alpha_per_round``; each further round
+    keeps, among the weights kept so far, the fraction ``1 - prune_fraction`` of largest trained
+    magnitude (per row, or over the layer with ``scope="global"``), rewinds the kept weights
+    and ``v`` to the dense network at ``rewind_to`` (0: the initial weights) and trains the
+    masked network for ``alpha_per_round``. The decisions act on particles of the coordinate law
+    (``docs/theory.md`` §11; :func:`odeprune.schedules.imp_limit`), the training between them is
+    the per-class ODE plus the linear response: exact up to the Monte-Carlo error of the
+    decisions, ``n_samples`` particles split over ``replicas`` independent replicas whose spread
+    gives ``eg_se`` at every saved time. The protocol of
     :func:`iterative_magnitude_pruning_finite`.
-
-    .. warning:: Exact for the first pruning only. From the second round on, the mask is decided
-       within classes made by the previous magnitude mask; inside a class the coordinates are
-       truncated (``|w_i(alpha_T)| > tau_i`` or not), not Gaussian, while the refinement treats
-       each class as Gaussian with its covariance (the masked ODE itself needs only the
-       covariances and stays exact). Against finite N (M=2, K=6, prune 0.3 per round, alpha=200
-       per round) this closure is close at round 1 and far below the real errors from round 2
-       on (``docs/workflows.md``): use :func:`iterative_magnitude_pruning_finite` for IMP.
 
     Returns
     -------
     WorkflowResult
-        Arm ``"round <r>"`` per round, with the learning curve of that round; the table has per
-        round the kept fraction ``c``, ``eg`` after training, ``eg_pruned`` (one-shot magnitude
-        pruning of the previous round's trained network at that sparsity, before rewinding) and
-        ``eg_se`` (coordinate Monte Carlo of the start, not propagated through training).
+        Arm ``"round <r>"`` per round, with the learning curve of that round (replica mean); the
+        table has per round the kept fraction ``c``, ``eg`` after training with ``eg_se``,
+        ``eg_pruned`` (the previous round's trained network pruned to this round's mask, before
+        rewinding) with ``eg_pruned_se``.
     """
     state = _check_state(state)
-    rounds, pf, apr = _check_imp_args(rounds, prune_fraction, alpha_per_round, scope)
+    rounds, pf, apr, scope, rw = schedules.check_imp_args(rounds, prune_fraction,
+                                                          alpha_per_round, scope, rewind_to)
+    replicas = check_int("replicas", replicas, 2)
+    S = check_int("n_samples", n_samples, 2 * replicas) // replicas
     eta = _positive("eta", eta)
-    if state.K > 12:
-        raise ValueError(f"K={state.K}: 2^K mask classes, out of reach exactly in the limit; "
-                         "use iterative_magnitude_pruning_finite")
     want_progress(progress)
     grid = time_grid(apr) if save_at is None else np.unique(np.asarray(save_at, float))
-    common = dict(eta_v=eta_v, sigma=sigma)
-    rule = "magnitude_edge" if scope == "row" else "magnitude_edge_global"
-    alpha, eg, se, curves, table = {}, {}, {}, {}, []
-    start: Any = state
-    start_se, pruned, pruned_se = 0.0, None, 0.0
-    bar = make_bar(progress, rounds + 1, "IMP rounds (limit)", unit="round")
-    for r in range(rounds + 1):
-        cv = integrate(start, eta=eta, alpha_max=apr, save_at=grid, track_initial=True,
-                       progress=False, **common)
-        arm = f"round {r}"
-        alpha[arm], eg[arm] = np.asarray(cv.alpha), np.asarray(cv.eg)
-        se[arm] = np.zeros(len(cv.alpha))
-        se[arm][0] = start_se
-        curves[arm] = cv
-        dens = 1.0 if r == 0 else start.density()[1]
-        row = dict(workflow="imp", layer="limit", arm=arm, round=r, c=float(dens), alpha=apr,
-                   eg=float(cv.eg[-1]), eg_se=0.0, eg_start=float(cv.eg[0]),
-                   eg_start_se=start_se, n=1)
-        if pruned is not None:
-            row.update(eg_pruned=pruned, eg_pruned_se=pruned_se)
-        table.append(row)
+    with progress_bar(progress, 1, "IMP (limit)", unit="run") as bar:
+        out = schedules.imp_limit(state, rounds=rounds, prune_fraction=pf, alpha_per_round=apr,
+                                  eta=eta, scope=scope, rewind_to=rw, S=S, replicas=replicas,
+                                  seed=seed, save_at=grid, eta_v=eta_v, sigma=sigma)
         bar.update(1)
-        if r == rounds:
-            break
-        sp_T, se_T = sparse_state(cv.final, rule, 1.0 - pf, seed=seed, n_samples=n_samples)
-        pruned, pruned_se = float(sp_T.eg()), float(se_T)
-        start, se_s = sparse_state_from_joint(cv.joint_covariance(-1), start, rule, 1.0 - pf,
-                                              v_decide=cv.final.v, seed=seed,
-                                              n_samples=n_samples)
-        start_se = float(se_s)
-    bar.close()
+    alpha, eg, se, curves, table = {}, {}, {}, {}, []
+    for r in range(rounds + 1):
+        arm = f"round {r}"
+        alpha[arm], eg[arm], se[arm] = out["alpha"], out["eg"][r], out["eg_se"][r]
+        curves[arm] = out["curves"][r]
+        row = dict(workflow="imp", layer="limit", arm=arm, round=r, c=float(out["c"][r]),
+                   alpha=apr, eg=float(out["eg"][r][-1]), eg_se=float(out["eg_se"][r][-1]),
+                   n=replicas)
+        if r:
+            row.update(eg_pruned=float(out["eg_pruned"][r]),
+                       eg_pruned_se=float(out["eg_pruned_se"][r]))
+        table.append(row)
     meta = dict(rounds=rounds, prune_fraction=pf, alpha_per_round=apr, eta=eta, eta_v=eta_v,
-                sigma=sigma, scope=scope, seed=seed, n_samples=n_samples, K=state.K, M=state.M,
-                odeprune_version=_io.package_version())
+                sigma=sigma, scope=scope, rewind_to=rw, seed=seed, n_samples=S * replicas,
+                replicas=replicas, K=state.K, M=state.M, odeprune_version=_io.package_version())
     return WorkflowResult("imp", "limit", alpha, eg, se, table, meta, curves=curves)
 
 
@@ -1044,9 +1085,11 @@ def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 
                                        prune_fraction: float = 0.2, alpha_per_round: float = 200.0,
                                        seeds: Sequence[int] = tuple(range(8)), eta: float = 0.5,
                                        v_star=4.0, sigma: float = 0.0, scope: str = "row",
-                                       progress: bool | None = None) -> WorkflowResult:
-    r"""Iterative magnitude pruning with rewinding to ``alpha = 0`` at finite N, over seeds
-    (:func:`odeprune.pruning.finite_edges.iterative_magnitude_pruning` per seed).
+                                       rewind_to: float = 0.0, progress: bool | None = None
+                                       ) -> WorkflowResult:
+    r"""Iterative magnitude pruning with rewinding at finite N, over seeds
+    (:func:`odeprune.schedules.imp_finite` per seed: real weights, real masks, the same SGD
+    stream in every round of a seed).
 
     Round ``r`` trains the network whose mask keeps ``(1 - prune_fraction)^r`` of the weights for
     ``alpha_per_round``; the table has one row per round: the kept fraction, :math:`\epsilon_g`
@@ -1059,36 +1102,104 @@ def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 
         Arm ``"round <r>"`` per round (final errors only: ``alpha`` holds ``alpha_per_round``).
     """
     seeds = _seeds(seeds)
-    alpha_per_round = _positive("alpha_per_round", alpha_per_round)
+    rounds, pf, apr, scope, rw = schedules.check_imp_args(rounds, prune_fraction,
+                                                          alpha_per_round, scope, rewind_to)
     want_progress(progress)
     res = []
     bar = make_bar(progress, len(seeds), f"IMP N={N}", unit="seed")
     for s in seeds:
-        res.append(finite_edges.iterative_magnitude_pruning(N, K, M, eta, alpha_per_round, rounds,
-                                               prune_fraction=prune_fraction, v_star=v_star,
-                                               sigma=sigma, seed=s, scope=scope, n_test=2,
-                                               progress=False))
+        res.append(schedules.imp_finite(N, K, M, rounds=rounds, prune_fraction=pf,
+                                        alpha_per_round=apr, eta=eta, v_star=v_star,
+                                        sigma=sigma, scope=scope, rewind_to=rw, seed=s))
         bar.update(1)
     bar.close()
-    T = np.array([r.eg_trained for r in res])        # (seeds, rounds + 1)
-    P = np.array([r.eg_pruned for r in res])         # (seeds, rounds)
-    kept = np.array(res[0].kept_fraction)
+    T = np.array([r["eg"] for r in res])             # (seeds, rounds + 1)
+    P = np.array([r["eg_pruned"][1:] for r in res])  # (seeds, rounds)
+    kept = res[0]["c"]
     n = len(seeds)
     alpha, eg, se, table = {}, {}, {}, []
     for j in range(rounds + 1):
         arm = f"round {j}"
-        alpha[arm] = np.array([alpha_per_round])
+        alpha[arm] = np.array([apr])
         eg[arm] = T[:, j:j + 1]
         se[arm] = np.array([sem(T[:, j])])
         row = dict(workflow="imp", layer="finite", arm=arm, round=j, c=float(kept[j]),
-                   alpha=alpha_per_round, eg=float(T[:, j].mean()), eg_se=float(se[arm][0]),
-                   n=n, N=N)
+                   alpha=apr, eg=float(T[:, j].mean()), eg_se=float(se[arm][0]), n=n, N=N)
         if j > 0:
             row.update(eg_pruned=float(P[:, j - 1].mean()),
                        eg_pruned_se=float(sem(P[:, j - 1])))
         table.append(row)
-    meta = dict(rounds=rounds, prune_fraction=prune_fraction, alpha_per_round=alpha_per_round,
-                seeds=seeds, eta=eta, v_star=v_star, sigma=sigma, scope=scope, N=N, K=K, M=M,
+    meta = dict(rounds=rounds, prune_fraction=pf, alpha_per_round=apr, seeds=seeds, eta=eta,
+                v_star=v_star, sigma=sigma, scope=scope, rewind_to=rw, N=N, K=K, M=M,
                 odeprune_version=_io.package_version())
-    return WorkflowResult("imp", "finite", alpha, eg, se, table, meta,
-                          curves={"imp": res})
+    return WorkflowResult("imp", "finite", alpha, eg, se, table, meta, curves={"imp": res})
+
+
+def gradual_magnitude_pruning(state: OrderParams, schedule, alpha_max: float, *,
+                              eta: float = 0.5, eta_v: float | None = None, sigma: float = 0.0,
+                              scope: str = "row", seed: int = 0, n_samples: int = 160_000,
+                              replicas: int = 8, progress: bool | None = None
+                              ) -> WorkflowResult:
+    r"""Gradual magnitude pruning during training (Zhu & Gupta 2017), exactly in the limit.
+
+    ``schedule``: ``(alphas, densities)`` (e.g. :func:`odeprune.schedules.zhu_gupta_schedule`):
+    at each time the current weights are pruned by magnitude to that density (per row or over
+    the layer); no rewinding; training goes on with the mask fixed to ``alpha_max``. Exact up
+    to the Monte-Carlo error of the decisions (``docs/theory.md`` §11;
+    :func:`odeprune.schedules.gradual_limit`). The protocol of
+    :func:`gradual_magnitude_pruning_finite`.
+
+    Returns
+    -------
+    WorkflowResult
+        One arm ``"gradual"``: the curve over the whole run (with ``eg_se``); the table has the
+        final density and :math:`\epsilon_g`.
+    """
+    state = _check_state(state)
+    replicas = check_int("replicas", replicas, 2)
+    S = check_int("n_samples", n_samples, 2 * replicas) // replicas
+    eta = _positive("eta", eta)
+    want_progress(progress)
+    with progress_bar(progress, 1, "gradual pruning (limit)", unit="run") as bar:
+        out = schedules.gradual_limit(state, schedule, alpha_max, eta=eta, scope=scope, S=S,
+                                      replicas=replicas, seed=seed, eta_v=eta_v, sigma=sigma)
+        bar.update(1)
+    alphas, dens = out["schedule"]
+    table = [dict(workflow="gradual", layer="limit", arm="gradual", c=float(dens[-1]),
+                  alpha=float(alpha_max), eg=out["eg_final"], eg_se=out["eg_final_se"],
+                  n=replicas)]
+    meta = dict(schedule_alpha=alphas.tolist(), schedule_density=dens.tolist(),
+                alpha_max=float(alpha_max), eta=eta, eta_v=eta_v, sigma=sigma, scope=scope,
+                seed=seed, n_samples=S * replicas, replicas=replicas, K=state.K, M=state.M,
+                odeprune_version=_io.package_version())
+    return WorkflowResult("gradual", "limit", {"gradual": out["alpha"]},
+                          {"gradual": out["eg"]}, {"gradual": out["eg_se"]}, table, meta,
+                          curves={"gradual": out})
+
+
+def gradual_magnitude_pruning_finite(N: int, K: int, M: int, schedule, alpha_max: float, *,
+                                     seeds: Sequence[int] = tuple(range(8)), eta: float = 0.5,
+                                     v_star=4.0, sigma: float = 0.0, scope: str = "row",
+                                     progress: bool | None = None) -> WorkflowResult:
+    """Gradual magnitude pruning on real weights at finite N, over seeds
+    (:func:`odeprune.schedules.gradual_finite` per seed)."""
+    seeds = _seeds(seeds)
+    want_progress(progress)
+    res = []
+    bar = make_bar(progress, len(seeds), f"gradual N={N}", unit="seed")
+    for s in seeds:
+        res.append(schedules.gradual_finite(N, K, M, schedule, alpha_max, eta=eta,
+                                            v_star=v_star, sigma=sigma, scope=scope, seed=s))
+        bar.update(1)
+    bar.close()
+    E = np.array([r["eg_final"] for r in res])
+    table = [dict(workflow="gradual", layer="finite", arm="gradual",
+                  c=float(res[0]["density"]), alpha=float(alpha_max), eg=float(E.mean()),
+                  eg_se=float(sem(E)), n=len(seeds), N=N)]
+    alphas, dens = schedules.check_schedule(schedule, alpha_max)
+    meta = dict(schedule_alpha=alphas.tolist(), schedule_density=dens.tolist(),
+                alpha_max=float(alpha_max), seeds=seeds, eta=eta, v_star=v_star, sigma=sigma,
+                scope=scope, N=N, K=K, M=M, odeprune_version=_io.package_version())
+    return WorkflowResult("gradual", "finite", {"gradual": np.array([float(alpha_max)])},
+                          {"gradual": E[:, None]}, {"gradual": np.array([sem(E)])}, table,
+                          meta, curves={"gradual": res})

@@ -2,10 +2,12 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 
 import numpy as np
@@ -42,7 +44,15 @@ def test_valid_states_have_nonnegative_error_and_symmetric_Q(s):
 
 @given(psd_states(max_K=3, max_M=2), st.floats(0.05, 1.0))
 def test_short_integration_keeps_a_valid_symmetric_state(s, eta):
-    curve = odeprune.integrate(s, eta=eta, alpha_max=1.0, save_at=[0.5])
+    # the one warning a random state may draw, declared: an eps_g the default tolerances do not
+    # resolve; never for an eps_g at or below atol (zero within the tolerance; issue 26 item 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("error")
+        warnings.simplefilter("always", odeprune.OdepruneAccuracyWarning)
+        curve = odeprune.integrate(s, eta=eta, alpha_max=1.0, save_at=[0.5])
+    for w in caught:
+        assert curve.eg[-1] > 1e-10, str(w.message)
+        assert re.search(r"(\d% of it|times eps_g itself)\)", str(w.message)), str(w.message)
     assert np.array_equal(curve.Q, np.swapaxes(curve.Q, 1, 2))
     assert np.all(np.isfinite(curve.eg))
     assert curve.final.K == s.K  # building it validates the state (PSD) again

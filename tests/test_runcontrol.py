@@ -48,7 +48,7 @@ def test_cli_integrate_interrupt_leaves_checkpoint_and_hint(tmp_path, sig):
     t0 = time.time()
     _, err = proc.communicate(timeout=60)
     assert time.time() - t0 < 30
-    assert proc.returncode == 130, err
+    assert proc.returncode == (143 if sig == signal.SIGTERM else 130), err  # issue 26: 128 + 15
     assert "Traceback" not in err and "SystemError" not in err, err
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "--resume" in lines[0] and "checkpoint saved" in lines[0], err
@@ -88,7 +88,10 @@ def test_chunking_does_not_change_the_numbers():
 
 # ------------------------------------------------------------------------------ messages
 @pytest.mark.parametrize("kw, match", [
-    (dict(rtol=1.0, atol=1.0, eta=0.5), "tolerances rtol=1, atol=1 are too loose"),
+    # rtol = atol = 1 diverged with the controller before issue 26 (which let the step grow
+    # right after a rejection); with scipy's min(1, factor) cap it ends near the reference,
+    # so the case of too loose tolerances is 0.1 now
+    (dict(rtol=0.1, atol=0.1, eta=0.5), "tolerances rtol=0.1, atol=0.1 are too loose"),
     (dict(method="rk4", dt=500.0, eta=0.5), "fixed step dt=500"),
     (dict(sigma=1e6, eta=0.5), "noise term"),
 ])
