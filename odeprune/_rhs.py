@@ -17,6 +17,9 @@ sums. Symmetry of each ``Q^s`` holds by construction.
     \dot P^s_{ik} = -m^s_i\, \eta v_i S^s_3[i, \lambda^{0,s}_k] \\
     \dot v_i &= -\eta_v \sum_c a_c I_2(i,c)
 
+(weight decay ``gamma`` adds ``-2 eta gamma Q^s``, ``-eta gamma R^s``, ``-eta gamma P^s``:
+``docs/theory.md`` §11)
+
 with ``a = (v, -v_star)``, ``I2, I4, J2`` on the global covariance, and
 ``S_3[i, y] = sum_c a_c E[g'(z_i) y g(z_c)]``. ``I3(a, b, c)`` is linear in ``(C_ab, C_bc)``
 (``docs/theory.md`` §3), so ``E[g'(z_i) y g(z_c)] = A_ic Cov(z_c, y) + B_ic Cov(z_i, y)`` for any
@@ -80,6 +83,7 @@ class Params(NamedTuple):
     off: np.ndarray
     f: np.ndarray
     R0_cls: np.ndarray
+    decay: float
 
 
 class Work(NamedTuple):
@@ -98,8 +102,10 @@ class Work(NamedTuple):
 
 def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, sgd=True,
                 fast=True, patterns=None, f=None, T_cls=None, track_P=False,
-                R0_cls=None, threads=False) -> Params:
-    """Build a :class:`Params` record; without ``patterns`` the network is dense (one class)."""
+                R0_cls=None, threads=False, weight_decay=0.0) -> Params:
+    """Build a :class:`Params` record; without ``patterns`` the network is dense (one class).
+    ``weight_decay`` ``gamma``: the first-layer decay ``-eta gamma w`` (``docs/theory.md`` §11),
+    stored as ``decay = eta gamma``."""
     K, M = int(K), int(M)
     T = np.ascontiguousarray(T, dtype=float)
     if patterns is None:
@@ -120,7 +126,8 @@ def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, s
                   bool(sgd), bool(fast), bool(track_P), bool(threads), T,
                   np.ascontiguousarray(v_star, float),
                   np.ascontiguousarray(T_cls, float), units, nk, off,
-                  np.ascontiguousarray(f, float), np.ascontiguousarray(R0_cls, float))
+                  np.ascontiguousarray(f, float), np.ascontiguousarray(R0_cls, float),
+                  float(eta) * float(weight_decay))
 
 
 @njit(cache=True)
@@ -505,14 +512,14 @@ def assemble(y, dy, p, w):
             i = u[x]
             for z in range(x, nk):
                 k = u[z]
-                d = -eta * a[i] * S3[x, z] - eta * a[k] * S3[z, x]
+                d = -eta * a[i] * S3[x, z] - eta * a[k] * S3[z, x] - 2.0 * p.decay * y[q]
                 if p.sgd:
                     d += eta * eta * fs * a[i] * a[k] * w.S4[i, k]
                 dy[q] = d
                 q += 1
         for x in range(nk):
             for n in range(M):
-                dy[q] = -eta * a[u[x]] * S3[x, nk + n]
+                dy[q] = -eta * a[u[x]] * S3[x, nk + n] - p.decay * y[q]
                 q += 1
         if p.track_P:
             # Cov(z_c, lambda0^s_k) = P^s_ck (c a student), R0^s_kn (c = teacher n)
@@ -526,7 +533,7 @@ def assemble(y, dy, p, w):
                     for n in range(M):
                         t += U[i, K + n] * p.R0_cls[s, k, n]
                     t += bv[i] * y[q + x * nk + z]
-                    dy[q + x * nk + z] = -eta * a[i] * t
+                    dy[q + x * nk + z] = -eta * a[i] * t - p.decay * y[q + x * nk + z]
     dv_into(dy, p.off[p.n_cls], p, C, a)
 
 
@@ -557,14 +564,14 @@ def _assemble_dense(dy, p, w):
     q = 0
     for i in range(K):
         for k in range(i, K):
-            d = -eta * a[i] * S3[i, k] - eta * a[k] * S3[k, i]
+            d = -eta * a[i] * S3[i, k] - eta * a[k] * S3[k, i] - 2.0 * p.decay * C[i, k]
             if p.sgd:
                 d += eta2 * a[i] * a[k] * S4[i, k]
             dy[q] = d
             q += 1
     for i in range(K):
         for n in range(M):
-            dy[q] = -eta * a[i] * S3[i, K + n]
+            dy[q] = -eta * a[i] * S3[i, K + n] - p.decay * C[i, K + n]
             q += 1
     dv_into(dy, q, p, C, a)
 

@@ -264,6 +264,29 @@ def test_l1_limit_against_finite_n():
     assert abs(small.mean()) < 0.02, small
 
 
+def test_weight_decay_ode_particles_and_finite_n():
+    """Weight decay: the ODE (dense and masked) against the particle SDE (within its error) and
+    the linear engine (exactly); finite N at N = 1000 within its error bar."""
+    st = odeprune.OrderParams.random(N=1000, K=3, M=2, v_star=2.0, seed=0)
+    g = 0.3
+    for state in (st, SparseOrderParams.random_mask(st, 0.5)):
+        ode = odeprune.integrate(state, 0.5, 10.0, save_at=[10.0], weight_decay=g)
+        law = CoordinateLaw.from_state(state, S=4000, replicas=8, seed=0)
+        part = integrate_law(law, 0.5, 10.0, save_at=[10.0], weight_decay=g,
+                             method="particles", dt=0.05)
+        assert abs(part.eg[-1] - ode.eg[-1]) < 4 * part.eg_se[-1]
+        lin = integrate_law(law, 0.5, 10.0, save_at=[10.0], weight_decay=g)
+        assert lin.method == "linear"
+        assert lin.eg[-1] == pytest.approx(ode.eg[-1], rel=1e-6)
+    assert ode.eg[-1] != pytest.approx(odeprune.integrate(state, 0.5, 10.0).eg[-1], rel=1e-2)
+    w, ws, v, vs = odeprune.OrderParams.draw_weights(1000, 3, 2, v_star=2.0, seed=0)
+    E = [odeprune.simulate(1000, 3, 2, 0.5, 10.0, v_star=2.0, seed=s, init=(w, ws, v),
+                           weight_decay=g, save_at=[10.0], n_test=0, progress=False).eg[-1]
+         for s in range(6)]
+    ref = odeprune.integrate(st, 0.5, 10.0, save_at=[10.0], weight_decay=g).eg[-1]
+    assert abs(np.mean(E) - ref) < 4 * np.std(E, ddof=1) / np.sqrt(6) + 2e-3
+
+
 def test_sgd_regularisers_against_a_plain_numpy_step():
     """simulate(weight_decay=, l1=) against a numpy loop of the documented update with the same
     inputs (recovered from a run with the regulariser off: the first step's inputs)."""

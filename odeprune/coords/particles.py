@@ -166,8 +166,9 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
                  ) -> tuple[CoordinateLaw, dict]:
     """Integrate the particle SDE of every replica of ``law`` to ``alpha_max``.
 
-    Returns the final law and a dict of ``alpha`` (saved times), ``eg`` (R, n), ``Q`` (R, n, K,
-    K), ``R`` (R, n, K, M), ``v`` (R, n, K) per replica. ``progress``: an object with
+    Returns the final law and a dict of ``alpha`` (the saved times: ``save_at`` and
+    ``alpha_max``, as :func:`odeprune.integrate`; default 0 and 20 log-spaced times), ``eg``
+    (R, n), ``Q`` (R, n, K, K), ``R`` (R, n, K, M), ``v`` (R, n, K) per replica. ``progress``: an object with
     ``update(dalpha)`` (or None).
     """
     eta = check_real("eta", eta)
@@ -177,11 +178,14 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
     gamma = check_real("weight_decay", weight_decay, allow_zero=True)
     sigma = check_real("sigma", sigma, allow_zero=True)
     eta_v = eta if eta_v is None else check_real("eta_v", eta_v, allow_zero=True)
-    times = (np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, alpha_max), alpha_max, 20)]))
-             if save_at is None else np.unique(np.concatenate([[0.0], np.asarray(save_at, float),
-                                                               [alpha_max]])))
-    if times[0] < 0 or times[-1] > alpha_max:
+    if save_at is None:
+        wanted = np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, alpha_max), alpha_max,
+                                                               20)]))
+    else:
+        wanted = np.unique(np.concatenate([np.asarray(save_at, float).ravel(), [alpha_max]]))
+    if wanted[0] < 0 or wanted[-1] > alpha_max or not np.all(np.isfinite(wanted)):
         raise ValueError(f"save_at must lie within [0, alpha_max={alpha_max}]")
+    times = np.unique(np.concatenate([[0.0], wanted]))  # the run starts at 0
     rng = as_generator(seed)
     act = get_activation(law.activation).code
     R, S, K, M = law.replicas, law.S, law.K, law.M
@@ -242,4 +246,7 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
                                          f"{times[k]:.4g} (eta={eta} too large, or dt={dt} "
                                          "too coarse)")
         record(k)
+    keep = np.isin(times, wanted)
+    for key in ("alpha", "eg", "Q", "R", "v"):
+        out[key] = out[key][keep] if key == "alpha" else out[key][:, keep]
     return law.replace(w=X, v=V), out

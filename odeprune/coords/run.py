@@ -3,7 +3,8 @@ masks stay fixed and nothing acts per coordinate, the particle SDE where somethi
 where the mask classes are too many to enumerate (``docs/theory.md`` §11).
 
 ``method="auto"`` chooses ``"linear"`` (exact: per-class ODE plus linear response,
-:mod:`odeprune.coords.linear`) unless ``l1 > 0`` or a replica has more than
+:mod:`odeprune.coords.linear`; weight decay included) unless ``l1 > 0`` or a replica has more
+than
 :data:`MAX_LINEAR_CLASSES` distinct mask patterns, then ``"particles"``
 (:mod:`odeprune.coords.particles`; its step ``dt`` is a discretisation: halve it to see its
 error). Both return a :class:`CoordinateCurve` whose ``eg_se`` is the Monte-Carlo error
@@ -126,11 +127,10 @@ def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=N
     weight_decay = check_real("weight_decay", weight_decay, allow_zero=True)
     check_real("dt", dt)
     if method == "auto":
-        method = ("particles" if l1 > 0 or weight_decay > 0
-                  or _n_classes(law) > MAX_LINEAR_CLASSES else "linear")
-    if method == "linear" and (l1 > 0 or weight_decay > 0):
-        raise ValueError("l1 and weight_decay act per coordinate: use method='particles' "
-                         "(or 'auto')")
+        method = "particles" if l1 > 0 or _n_classes(law) > MAX_LINEAR_CLASSES else "linear"
+    if method == "linear" and l1 > 0:
+        raise ValueError("l1 acts per coordinate (soft-thresholding), which the ODE cannot "
+                         "carry: use method='particles' (or 'auto')")
     common = dict(eta_v=eta_v, sigma=sigma, gradient_flow=gradient_flow,
                   train_second_layer=train_second_layer)
     meta = dict(eta=eta, alpha_max=alpha_max, l1=l1, weight_decay=weight_decay, dt=dt,
@@ -138,7 +138,7 @@ def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=N
                 **common, odeprune_version=_io.package_version())
     if method == "linear":
         trained, curves = train_fixed_masks(law, eta, alpha_max, save_at=save_at, seed=seed,
-                                            **common, **ode)
+                                            weight_decay=weight_decay, **common, **ode)
         return curve_from_replicas(curves, trained, meta)
     else:
         if ode:

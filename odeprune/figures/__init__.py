@@ -30,7 +30,8 @@ FIGURES = {
     "relu": "relu",
     "limit": "limit",
     "retrain": "retrain", "init-pruning": "init_pruning", "tickets": "tickets",
-    "deep-init": "deep_init",
+    "deep-init": "deep_init", "gradual": "gradual",
+    "sparse-teacher": "sparse_teacher",
 }
 
 __all__ = ["FIGURES", "get", "make"]

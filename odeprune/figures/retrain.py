@@ -7,9 +7,12 @@ parameter count c = k/K, then retrained for Delta alpha in {10, 100, 1000}
 (:func:`odeprune.workflows.retrain`). Lines: the limit (pruning maps and ODEs, edge-pruned
 networks as per-class states) from the ODE-trained state of each seed's initial draw, mean over
 seeds. Markers: finite N (:func:`odeprune.workflows.retrain_finite`: real trained weights, real
-masks / subsets, SGD), mean +- standard error over seeds. A second row (M=5, K=20) has node
-methods only: an edge-pruned K=20 network has up to 2^20 mask classes, out of reach exactly in
-the limit, and finite N at K=20 was not run here (cost).
+masks / subsets, SGD), mean +- standard error over seeds. A second row (M=5, K=20): node
+methods as above; an edge-pruned K=20 network has up to 2^20 mask classes, so its limit is the
+coordinate law (docs/theory.md §11): the decision on particles of the trained law, retraining by
+the particle SDE (``coords.integrate_law``, Monte-Carlo error from replicas), to Delta alpha =
+100 (the particle SDE at K=20 to 1000 is beyond this figure's budget); magnitude edge pruning
+also at finite N.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from .. import workflows
+from ..coords import CoordinateLaw, decide, integrate_law
 from ..plotting import subplots
 from ..state import OrderParams
 from . import _cache, _common
@@ -42,16 +46,38 @@ COMMON = dict(eta=0.5, v_star=4.0, alpha_train=1600.0, delta_alphas=[10.0, 100.0
 FULL = dict(COMMON, configs=[
     dict(N=500, K=6, M=2, ks=[1, 2, 3, 4, 5], seeds=[0, 1, 2, 3], edges=True,
          finite_ks=[2, 3], finite_seeds=[0, 1, 2, 3, 4, 5, 6, 7]),
-    dict(N=500, K=20, M=5, ks=[2, 5, 10], seeds=[0, 1], edges=False, finite_ks=[],
-         finite_seeds=[])])
+    dict(N=500, K=20, M=5, ks=[2, 5, 10], seeds=[0, 1], edges="particles",
+         edge_rules=["random_edge", "magnitude_edge"], edge_ks=[5, 10], edge_seeds=[0],
+         particle_alphas=[10.0, 100.0], S=1000, replicas=4, dt=0.1, finite_ks=[10],
+         finite_rules=["magnitude_edge"], finite_seeds=[0, 1, 2, 3])])
 QUICK = dict(COMMON, alpha_train=20.0, delta_alphas=[2.0, 10.0], n_samples_map=20_000,
              n_samples_finite=500, max_outcomes=4, configs=[
                  dict(N=60, K=3, M=1, ks=[2], seeds=[0], edges=True, finite_ks=[2],
                       finite_seeds=[0, 1])])
 
 
-def _methods(cfg):
+def _methods(cfg, finite=False):
+    if cfg["edges"] == "particles":
+        rules = cfg["finite_rules"] if finite else cfg["edge_rules"]
+        return [m for m in METHODS if m[0] in NODE or m[0] in rules]
     return [m for m in METHODS if cfg["edges"] or m[0] in NODE]
+
+
+def _particle_retrain(trained, method, c, cfg, p, seed):
+    """Rows of an edge rule on a trained state by the coordinate law: decide on particles,
+    retrain them by the particle SDE (its error from replicas)."""
+    law = CoordinateLaw.from_state(trained, S=cfg["S"], replicas=cfg["replicas"], seed=seed)
+    pruned = decide(law, method, c, seed=seed)
+    e, se = pruned.eg()
+    row = dict(workflow="retrain", layer="limit", method=method, k=None, c=c, reweight="none",
+               n=cfg["replicas"])
+    rows = [dict(row, alpha=0.0, eg=e, eg_se=se)]
+    cv = integrate_law(pruned, p["eta"], max(cfg["particle_alphas"]),
+                       save_at=cfg["particle_alphas"], method="particles", dt=cfg["dt"],
+                       seed=seed)
+    rows += [dict(row, alpha=float(a), eg=float(m), eg_se=float(s))
+             for a, m, s in zip(cv.alpha, cv.eg, cv.eg_se)]
+    return rows
 
 
 def _size(method, k, K):
@@ -74,6 +100,20 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                                         key=dict(N=N, K=K, M=M, v_star=p["v_star"],
                                                  seed=seed)).final
             for method, rw, _, _ in methods:
+                if cfg["edges"] == "particles" and method not in NODE:
+                    if seed not in cfg["edge_seeds"]:
+                        continue
+                    for k in cfg["edge_ks"]:
+                        key = dict(N=N, K=K, M=M, seed=seed, method=method, k=k,
+                                   **{n: cfg[n] for n in ("S", "replicas", "dt",
+                                                          "particle_alphas")},
+                                   **{n: p[n] for n in ("eta", "v_star", "alpha_train")})
+                        for r in _cache.cached_json(
+                                cache_dir, f"{NAME}-particles", key,
+                                lambda method=method, k=k, trained=trained, seed=seed:
+                                _particle_retrain(trained, method, k / K, cfg, p, seed)):
+                            rows.append(dict(r, K=K, M=M, N=N, seed=seed))
+                    continue
                 for k in cfg["ks"]:
                     key = dict(N=N, K=K, M=M, seed=seed, method=method, reweight=rw, k=k,
                                **{n: p[n] for n in ("eta", "v_star", "alpha_train",
@@ -99,9 +139,10 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
                   n_test=0, save_at=[p["alpha_train"]])
         sims = _common.simulations(cache_dir, sp, cfg["finite_seeds"], progress,
                                    desc=f"{NAME} train N={N} K={K}")
-        bar = _common.progress_bar(len(methods) * len(cfg["finite_ks"]),
+        fmethods = _methods(cfg, finite=True)
+        bar = _common.progress_bar(len(fmethods) * len(cfg["finite_ks"]),
                                    f"{NAME} finite N={N} K={K}", progress)
-        for method, rw, _, _ in methods:
+        for method, rw, _, _ in fmethods:
             for k in cfg["finite_ks"]:
                 key = dict(sp, seeds=cfg["finite_seeds"], method=method, reweight=rw, k=k,
                            delta_alphas=p["delta_alphas"], n_samples=p["n_samples_finite"])
@@ -139,6 +180,8 @@ def summary(rows: list[dict], K: int, method: str, reweight: str, alpha: float, 
         vals = [r for r in sel if abs(r["c"] - c) < 1e-9]
         if layer == "limit":
             m, _, se, _ = _common.mean_std([r["eg"] for r in vals])
+            if len(vals) == 1:  # one seed: its own Monte-Carlo error (coordinate law)
+                se = vals[0].get("eg_se", se)
         else:
             m, se = vals[0]["eg"], vals[0]["eg_se"]
         out_c.append(c)
@@ -175,10 +218,9 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
             ax.set_title(f"M={cfg['M']}, K={K}: {what}", fontsize=8.5)
             if j == 0:
                 ax.set_ylabel(r"$\epsilon_g$")
-        if not cfg["edges"]:
-            axes[i, 0].text(0.98, 0.98, "node methods only: edge-pruned K=20\nnetworks have "
-                            "up to 2^20 mask classes\n(out of reach exactly in the limit);\n"
-                            "finite N not run at K=20 (cost)", transform=axes[i, 0].transAxes,
+        if cfg["edges"] == "particles":
+            axes[i, 0].text(0.98, 0.98, "edge rules at K=20 (2^20 mask classes):\n"
+                            "coordinate law (particles), Δα ≤ 100", transform=axes[i, 0].transAxes,
                             fontsize=6, va="top", ha="right")
     handles = [Line2D([], [], color=col, ls="--" if rw == "preact" else "-", lw=1.6, label=lab)
                for _, rw, col, lab in METHODS]

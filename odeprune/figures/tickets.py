@@ -8,10 +8,9 @@ weights themselves, and fine-tuning of the magnitude-pruned trained network. Lin
 ticket's per-class state from the joint law of (w(alpha_rewind), w(alpha_T), w*), §9), mean over
 seeds' initial order parameters; markers: finite N (real weights, real masks, SGD, same seeds,
 common random numbers across arms), mean +- standard error. Last panel: iterative magnitude
-pruning with rewinding to alpha=0, in the limit (per-class refinement) and at finite N. The limit
-is exact for the first round only: later masks are decided within classes whose coordinates are
-truncated (not Gaussian), which the per-class Gaussian refinement ignores; the panel shows how
-far that closure is from finite N.
+pruning with rewinding to alpha=0, in the limit and at finite N. The limit is exact in every
+round (the coordinate law, docs/theory.md §11: the decisions act on particles, training between
+them is the per-class ODE plus the linear response), up to its Monte-Carlo error (shaded).
 """
 
 from __future__ import annotations
@@ -157,6 +156,9 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
         c = [np.mean([r["c"] for r in imp_l if r["round"] == j]) for j in rounds]
         e = [np.mean([r["eg"] for r in imp_l if r["round"] == j]) for j in rounds]
         ax.plot(c, e, "-", color="C3", lw=1.3)
+        s2 = [2 * np.sqrt(np.mean([r["eg_se"] ** 2 for r in imp_l if r["round"] == j]))
+              for j in rounds]
+        ax.fill_between(c, np.subtract(e, s2), np.add(e, s2), color="C3", alpha=0.2, lw=0)
         cp = [np.mean([r["c"] for r in imp_l if r["round"] == j]) for j in rounds[1:]]
         ep = [np.mean([r["eg_pruned"] for r in imp_l if r["round"] == j]) for j in rounds[1:]]
         ax.plot(cp, ep, ":", color="C0", lw=1.3)
@@ -176,9 +178,8 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     ax.legend(handles=[Line2D([], [], color="C3", label="after retraining the round"),
                        Line2D([], [], color="C0", ls=":",
                               label="one-shot pruned trained net\n(before rewinding)"),
-                       Line2D([], [], color="0.3", label="N→∞: exact for round 1; later rounds\n"
-                              "a per-class Gaussian closure\n(classes are not Gaussian: see "
-                              "docs/workflows.md)"),
+                       Line2D([], [], color="0.3", label="N→∞: exact in every round\n"
+                              "(coordinate law, ±2 s.e.)"),
                        Line2D([], [], color="0.3", ls="", marker="o", label="finite N")],
               fontsize=6.5)
     handles = [Line2D([], [], color=col, label=lab) for _, col, lab in ARMS]
