@@ -17,7 +17,9 @@ with ``a`` the student's second layer, ``G_ia = U_ia + b_i delta_ia`` the I3 coe
 ODE's ``dv/dalpha`` on the same ``C``. Gradient flow drops the noise.
 
 Scheme: stochastic Heun for the drift (the mean field re-evaluated at the predictor; additive
-noise drawn once per step) with the L1 proximal step split symmetrically around it (Strang).
+noise drawn once per step, its covariance taken at the step's midpoint by extrapolation from the
+previous step: the start value alone leaves a first-order bias while the noise changes fast) with
+the L1 proximal step split symmetrically around it (Strang).
 The step ``dt`` is a choice: halve it to see its error (the tests and
 ``benchmarks/bench_coords.py`` do).
 """
@@ -29,10 +31,13 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from .. import _io
 from .._rhs import i3_coefficients, make_params, make_work, s4_sums
 from .._rng import fill_normals
+from .._runcontrol import RunControl, interrupted_error
 from .._validate import as_generator, check_real
 from ..activations import I2_matrix, eg_from_cov, get_activation
+from ..errors import DivergenceError
 from .law import CoordinateLaw, sqrt_psd
 
 __all__ = ["particle_run", "soft_threshold"]
@@ -137,8 +142,9 @@ class _Field:
         self.w.a[self.K:] = -self.v_star
 
     def coefficients(self):
-        """``(G (K, L), B^{1/2} (K, K), dv (K,))`` at the loaded state (``G`` carries the factor
-        ``-eta a_i``, ``B^{1/2}`` the factor ``eta a_i``)."""
+        """``(G (K, L), Bc (K, K), dv (K,))`` at the loaded state: ``G`` carries the factor
+        ``-eta a_i``; ``Bc = eta^2 diag(a) B diag(a)`` is the noise covariance per unit alpha
+        (None for gradient flow)."""
         K, C, a = self.K, self.w.C, self.w.a
         i3_coefficients(self.act, C, a, K, self.w.U, self.w.b)
         G = self.w.U.copy()
@@ -149,7 +155,7 @@ class _Field:
             s4_sums(self.p, self.w)
             B = np.triu(self.w.S4)
             B = B + np.triu(B, 1).T
-            Bh = sqrt_psd(self.eta ** 2 * np.outer(a[:K], a[:K]) * B)
+            Bh = self.eta ** 2 * np.outer(a[:K], a[:K]) * B
         dv = np.zeros(K)
         if self.train_v:
             dv = -self.eta_v * (I2_matrix(self.act, C)[:K] @ a)
@@ -159,18 +165,67 @@ class _Field:
         return eg_from_cov(self.act, self.w.C, self.w.a)
 
 
+CHECKPOINT_KIND = "ParticleCheckpoint"
+
+
+def _save_checkpoint(path, fingerprint, law, X, V, out, rng, Bprev, hprev, k, step, position):
+    arrays = dict(X=X, V=V, w_star=law.w_star, mask=law.mask, weights=law.weights, Bprev=Bprev,
+                  hprev=hprev,
+                  **{f"out_{key}": out[key] for key in ("eg", "Q", "R", "v")})
+    meta = dict(fingerprint=fingerprint, k=int(k), step=int(step), position=float(position),
+                rng=rng.bit_generator.state, activation=law.activation)
+    return _io.write_npz(path, CHECKPOINT_KIND, arrays, meta)
+
+
+def _load_checkpoint(path, fingerprint, law, X, V, out, rng, Bprev, hprev) -> tuple[int, int]:
+    arrays, meta = _io.read_npz(path, CHECKPOINT_KIND)
+    if meta.get("fingerprint") != fingerprint:
+        raise ValueError(f"checkpoint {str(path)!r} belongs to another run (its options differ "
+                         "from this call's)")
+    for name in ("w_star", "mask", "weights"):
+        if not np.array_equal(arrays[name], getattr(law, name)):
+            raise ValueError(f"checkpoint {str(path)!r} belongs to another law ({name} differ)")
+    X[:] = arrays["X"]
+    V[:] = arrays["V"]
+    Bprev[:] = arrays["Bprev"]
+    hprev[:] = arrays["hprev"]
+    for key in ("eg", "Q", "R", "v"):
+        out[key][:] = arrays[f"out_{key}"]
+    rng.bit_generator.state = meta["rng"]
+    return int(meta["k"]), int(meta["step"])
+
+
+def _interrupt(rc, checkpoint, fingerprint, law, X, V, out, rng, Bprev, hprev, k, step,
+               position):
+    saved = None
+    if checkpoint is not None:
+        saved = _save_checkpoint(checkpoint, fingerprint, law, X, V, out, rng, Bprev, hprev, k,
+                                 step, position)
+    return interrupted_error("the particle run", rc.interrupted, f"alpha={position:.4g}",
+                             saved)
+
+
 def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=None,
                  dt: float = 0.05, eta_v: float | None = None, sigma: float = 0.0,
                  l1: float = 0.0, weight_decay: float = 0.0, gradient_flow: bool = False,
-                 train_second_layer: bool = True, seed: Any = 0, progress=None
+                 train_second_layer: bool = True, seed: Any = 0,
+                 progress: bool | None = None, checkpoint=None, resume: bool = False
                  ) -> tuple[CoordinateLaw, dict]:
     """Integrate the particle SDE of every replica of ``law`` to ``alpha_max``.
 
     Returns the final law and a dict of ``alpha`` (the saved times: ``save_at`` and
     ``alpha_max``, as :func:`odeprune.integrate`; default 0 and 20 log-spaced times), ``eg``
-    (R, n), ``Q`` (R, n, K, K), ``R`` (R, n, K, M), ``v`` (R, n, K) per replica. ``progress``: an object with
-    ``update(dalpha)`` (or None).
+    (R, n), ``Q`` (R, n, K, K), ``R`` (R, n, K, M), ``v`` (R, n, K) per replica.
+
+    ``progress``: a bar when stderr is a terminal (None) or as forced. Ctrl-C and SIGTERM stop
+    the run after the current step; with ``checkpoint=PATH`` the state (particles, outputs so
+    far, the generator) is saved there and ``resume=True`` continues it to the same numbers as
+    an uninterrupted run; without, nothing is saved. :class:`OdepruneInterrupted` says which.
+    A non-finite state raises :class:`DivergenceError`.
     """
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=PATH")
+
     eta = check_real("eta", eta)
     alpha_max = check_real("alpha_max", alpha_max)
     dt = check_real("dt", dt)
@@ -217,35 +272,65 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
     Z = np.zeros(S * K)
     decay = eta * gamma
     Bh0 = np.zeros((K, K))
-    record(0)
-    for k in range(1, n_t):
-        span = times[k] - times[k - 1]
-        n = max(1, int(np.ceil(span / dt - 1e-9)))
-        h = span / n
-        for r in range(R):
-            f, Xr, Yr = fields[r], X[r], Y[r]
-            if l1:  # Strang: half a proximal step at each end of the segment
-                Xr[:] = soft_threshold(Xr, 0.5 * eta * l1 * h)
-            f.load(Xr, Yr, wts[r], V[r])
-            for step in range(n):
-                G1, Bh, dv1 = f.coefficients()
-                if Bh is not None:
-                    fill_normals(rng, Z)
-                _predict(Xr, Yr, mask[r], wts[r], G1, Bh0 if Bh is None else Bh, Z, h, decay,
-                         D1, Nz, Xp, f.w.C)
-                f.set_v(V[r] + dv1 * h)
-                G2, _, dv2 = f.coefficients()
-                th = eta * l1 * h * (0.5 if step == n - 1 else 1.0)
-                _correct(Xr, Yr, mask[r], wts[r], G2, Xp, h, decay, th, D1, Nz, f.w.C)
-                V[r] += 0.5 * (dv1 + dv2) * h
-                f.set_v(V[r])
-                if progress is not None and r == R - 1:
-                    progress.update(h)
-            if not (np.all(np.isfinite(V[r])) and np.all(np.isfinite(f.w.C))):
-                raise FloatingPointError(f"the particle run diverged before alpha="
-                                         f"{times[k]:.4g} (eta={eta} too large, or dt={dt} "
-                                         "too coarse)")
-        record(k)
+    fingerprint = dict(eta=eta, alpha_max=alpha_max, dt=dt, eta_v=eta_v, sigma=sigma, l1=l1,
+                       weight_decay=gamma, gradient_flow=bool(gradient_flow),
+                       train_second_layer=bool(train_second_layer), R=R, S=S, K=K, M=M,
+                       times=times.tolist())
+    Bprev, hprev = np.zeros((R, K, K)), np.zeros(R)  # the previous step's noise covariance
+    k0, step0 = 1, 0
+    if resume:
+        k0, step0 = _load_checkpoint(checkpoint, fingerprint, law, X, V, out, rng, Bprev,
+                                     hprev)
+    else:
+        record(0)
+    position = times[k0 - 1]
+    with RunControl(alpha_max, "coordinate law (particles)", progress,
+                    start=float(position)) as rc:
+        for k in range(k0, n_t):
+            span = times[k] - times[k - 1]
+            n = max(1, int(np.ceil(span / dt - 1e-9)))
+            h = span / n
+            for r in range(R):
+                if l1 and not (k == k0 and step0 > 0):  # Strang: half a proximal step at
+                    X[r][:] = soft_threshold(X[r], 0.5 * eta * l1 * h)  # each end of a segment
+                fields[r].load(X[r], Y[r], wts[r], V[r])
+            for step in range(step0 if k == k0 else 0, n):
+                for r in range(R):
+                    f, Xr, Yr = fields[r], X[r], Y[r]
+                    G1, Bc, dv1 = f.coefficients()
+                    Bh = Bh0
+                    if Bc is not None:
+                        # the noise covariance at the step's midpoint, extrapolated from this
+                        # and the previous step (second order; the start value alone leaves a
+                        # first-order bias while the noise changes fast)
+                        Bmid = Bc
+                        if hprev[r] > 0:
+                            Bmid = Bc + (Bc - Bprev[r]) * (0.5 * h / hprev[r])
+                        Bprev[r], hprev[r] = Bc, h
+                        Bh = sqrt_psd(Bmid)
+                        fill_normals(rng, Z)
+                    _predict(Xr, Yr, mask[r], wts[r], G1, Bh, Z, h,
+                             decay, D1, Nz, Xp, f.w.C)
+                    f.set_v(V[r] + dv1 * h)
+                    G2, _, dv2 = f.coefficients()
+                    th = eta * l1 * h * (0.5 if step == n - 1 else 1.0)
+                    _correct(Xr, Yr, mask[r], wts[r], G2, Xp, h, decay, th, D1, Nz, f.w.C)
+                    V[r] += 0.5 * (dv1 + dv2) * h
+                    f.set_v(V[r])
+                    if not (np.all(np.isfinite(V[r])) and np.all(np.isfinite(f.w.C))):
+                        raise DivergenceError(
+                            f"the particle run diverged near alpha={position:.4g} (replica "
+                            f"{r}): eta={eta} too large for this network, or dt={dt} too "
+                            "coarse (halve it)", float(position))
+                position += h
+                rc.chunk_done(float(position), 1, 0.0)
+                if rc.interrupted and step < n - 1:
+                    raise _interrupt(rc, checkpoint, fingerprint, law, X, V, out, rng, Bprev,
+                                     hprev, k, step + 1, position)
+            record(k)
+            if rc.interrupted and k < n_t - 1:
+                raise _interrupt(rc, checkpoint, fingerprint, law, X, V, out, rng, Bprev,
+                                 hprev, k + 1, 0, position)
     keep = np.isin(times, wanted)
     for key in ("alpha", "eg", "Q", "R", "v"):
         out[key] = out[key][keep] if key == "alpha" else out[key][:, keep]

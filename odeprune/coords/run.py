@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from .. import _io
-from .._progress import progress_bar
 from .._stats import sem
 from .._validate import check_real
 from .law import KIND as LAW_KIND
@@ -112,10 +111,15 @@ def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=N
                   eta_v: float | None = None, sigma: float = 0.0, l1: float = 0.0,
                   weight_decay: float = 0.0, gradient_flow: bool = False,
                   train_second_layer: bool = True, method: str = "auto", dt: float = 0.05,
-                  seed: Any = 0, progress: bool | None = None, **ode) -> CoordinateCurve:
+                  seed: Any = 0, progress: bool | None = None, checkpoint=None,
+                  resume: bool = False, **ode) -> CoordinateCurve:
     """Train the coordinate law ``law`` for ``alpha_max`` (see the module docstring).
 
-    ``ode``: further options of the per-class ODE (``rtol``, ``atol``) for ``method="linear"``.
+    ``eta_v``, ``sigma``, ``gradient_flow``, ``train_second_layer``, ``weight_decay`` as in
+    :func:`odeprune.integrate`; ``l1`` the L1 strength (docs/theory.md §11); ``dt`` the step of
+    the particle SDE; ``checkpoint``/``resume`` (particles) as in
+    :func:`odeprune.coords.particles.particle_run`. ``ode``: further options of the per-class
+    ODE (``rtol``, ``atol``) for ``method="linear"``.
     """
     if not isinstance(law, CoordinateLaw):
         raise TypeError(f"expected a CoordinateLaw, got {type(law).__name__}")
@@ -128,6 +132,9 @@ def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=N
     check_real("dt", dt)
     if method == "auto":
         method = "particles" if l1 > 0 or _n_classes(law) > MAX_LINEAR_CLASSES else "linear"
+    if method == "linear" and (checkpoint is not None or resume):
+        raise ValueError("checkpoint/resume apply to the particle engine; the linear engine "
+                         "(chosen here) runs the per-class ODE of each replica in one go")
     if method == "linear" and l1 > 0:
         raise ValueError("l1 acts per coordinate (soft-thresholding), which the ODE cannot "
                          "carry: use method='particles' (or 'auto')")
@@ -143,12 +150,9 @@ def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=N
     else:
         if ode:
             raise ValueError(f"options {sorted(ode)} apply to method='linear' only")
-        with progress_bar(progress, alpha_max, "coordinate law (particles)", unit="alpha",
-                          bar_format="{desc}: {percentage:3.0f}%|{bar}| alpha {n:.4g}/{total:.4g}"
-                          " [{elapsed}<{remaining}]") as bar:
-            trained, out = particle_run(law, eta, alpha_max, save_at=save_at, dt=dt, l1=l1,
-                                        weight_decay=weight_decay, seed=seed, progress=bar,
-                                        **common)
+        trained, out = particle_run(law, eta, alpha_max, save_at=save_at, dt=dt, l1=l1,
+                                    weight_decay=weight_decay, seed=seed, progress=progress,
+                                    checkpoint=checkpoint, resume=resume, **common)
         alpha, E = out["alpha"], out["eg"]
         Q, R, v = out["Q"].mean(0), out["R"].mean(0), out["v"].mean(0)
     return CoordinateCurve(alpha, E.mean(0), _se(E), E, Q, R, v, trained, "particles", meta)
