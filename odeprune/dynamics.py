@@ -63,6 +63,16 @@ THREADED_K = 15
 CHECKPOINT_VERSION = 2
 
 
+#: state types handled by another engine: type -> its integrate (odeprune.coords registers the
+#: coordinate law when it is imported; a law cannot exist before that)
+OTHER_STATES: dict = {}
+
+
+def register_state(cls: type, run) -> None:
+    """Let :func:`integrate` hand states of type ``cls`` to ``run``."""
+    OTHER_STATES[cls] = run
+
+
 def default_save_at(alpha_max: float, n: int = 200) -> np.ndarray:
     """``0`` plus ``n`` log-spaced times from ``min(0.01, alpha_max/100)`` to ``alpha_max``."""
     lo = min(0.01, alpha_max / 100.0)
@@ -124,7 +134,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
               chunk_steps: int | None = None, backend: str = "numba",
               divergence_path: str | os.PathLike | None = None, track_initial: bool = False,
               alpha0: float = 0.0, threads: bool | None = None,
-              weight_decay: float = 0.0) -> LearningCurve:
+              weight_decay: float = 0.0, l1: float = 0.0, seed=0) -> LearningCurve:
     r"""Integrate the order-parameter ODEs of online SGD from ``state`` up to ``alpha_max``.
 
     Parameters
@@ -192,6 +202,11 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
         (``docs/theory.md`` §11): exact in the ODE (``-2 eta gamma Q``, ``-eta gamma R``), for
         dense and masked networks. L1 acts per coordinate: train a
         :class:`~odeprune.coords.CoordinateLaw` (``odeprune.coords.integrate_law(..., l1=)``).
+    l1, seed : float, int
+        For a :class:`~odeprune.coords.CoordinateLaw` only (the L1 strength, and the seed of
+        its fresh Gaussians and decisions): ``integrate(law, ...)`` is
+        :func:`odeprune.coords.integrate_law` with the options above that apply to it
+        (``method``: ``"auto"``, ``"linear"`` or ``"particles"``; ``dt`` the particle step).
 
     Returns
     -------
@@ -219,9 +234,31 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     -----
     .. math:: \dot R_{in} = -\eta v_i \sum_c a_c I_3(i,n,c), \ \ldots \ \text{(docs/theory.md §4, §8)}
     """
+    for cls, run in OTHER_STATES.items():  # a coordinate law (registered by odeprune.coords)
+        if isinstance(state, cls):
+            tol = {k: v for k, v, d in (("rtol", rtol, DEFAULT_RTOL),
+                                           ("atol", atol, DEFAULT_ATOL)) if v != d}
+            ode_only = dict(activation=(activation, None), max_steps=(max_steps, 10_000_000),
+                            chunk_steps=(chunk_steps, None), backend=(backend, "numba"),
+                            divergence_path=(divergence_path, None),
+                            track_initial=(track_initial, False), alpha0=(alpha0, 0.0),
+                            threads=(threads, None))
+            given = sorted(k for k, (val, default) in ode_only.items() if val != default)
+            if given:
+                raise ValueError(f"{given} do not apply to a {cls.__name__} (options of the "
+                                 "order-parameter ODE)")
+            return run(state, eta, alpha_max, save_at=save_at, eta_v=eta_v, sigma=sigma,
+                       l1=l1, weight_decay=weight_decay, gradient_flow=gradient_flow,
+                       train_second_layer=train_second_layer,
+                       method="auto" if method == "dopri5" else method, dt=dt, seed=seed,
+                       progress=progress, checkpoint=checkpoint, resume=resume, **tol)
     if not isinstance(state, (OrderParams, SparseOrderParams)):
-        raise ValueError("state must be an OrderParams or a SparseOrderParams, got "
-                         f"{type(state).__name__}")
+        raise ValueError("state must be an OrderParams, a SparseOrderParams or a CoordinateLaw, "
+                         f"got {type(state).__name__}")
+    if l1:
+        raise ValueError("l1 acts per coordinate and does not close on the order parameters: "
+                         "train the coordinate law, integrate(CoordinateLaw.from_state(state), "
+                         "..., l1=...)")
     eta = _positive("eta", eta)
     eta_v = eta if eta_v is None else _positive("eta_v", eta_v, allow_zero=True)
     sigma = _positive("sigma", sigma, allow_zero=True)

@@ -362,3 +362,17 @@ def test_particle_run_interrupt_and_resume_give_the_same_numbers(tmp_path, monke
     assert np.array_equal(back.final.w, ref.final.w)
     with pytest.raises(ValueError, match="another run"):
         integrate_law(law, 0.5, 2.0, checkpoint=ck, resume=True, **dict(kw, dt=0.05))
+
+
+def test_odeprune_integrate_dispatches_a_coordinate_law():
+    st = _state(K=3, M=1)
+    law = CoordinateLaw.from_state(st, S=300, replicas=2, seed=0)
+    cv = odeprune.integrate(law, 0.5, 2.0, save_at=[1.0, 2.0], rtol=1e-9)
+    assert isinstance(cv, CoordinateCurve) and cv.method == "linear"
+    ref = odeprune.integrate(st, 0.5, 2.0, save_at=[1.0, 2.0], rtol=1e-9, track_initial=True)
+    np.testing.assert_allclose(cv.eg, ref.eg, rtol=1e-10)
+    assert odeprune.integrate(law, 0.5, 1.0, l1=0.01, dt=0.1).method == "particles"
+    with pytest.raises(ValueError, match="do not apply"):
+        odeprune.integrate(law, 0.5, 1.0, track_initial=True)
+    with pytest.raises(ValueError, match="coordinate law"):
+        odeprune.integrate(st, 0.5, 1.0, l1=0.1)

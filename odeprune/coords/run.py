@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import _io
+from ..dynamics import register_state
 from .._stats import sem
 from .._validate import check_real
 from .law import KIND as LAW_KIND
@@ -173,3 +174,6 @@ def curve_from_replicas(curves: list, trained: CoordinateLaw, metadata: dict | N
                            np.mean([cv.R for cv in curves], 0),
                            np.mean([cv.v for cv in curves], 0), trained, "linear",
                            dict(metadata or {}))
+
+
+register_state(CoordinateLaw, integrate_law)
