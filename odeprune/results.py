@@ -165,6 +165,7 @@ KINDS = {
     "WorkflowResult": ("odeprune.workflows", "WorkflowResult"),
     "CoordinateLaw": ("odeprune.coords", "CoordinateLaw"),
     "CoordinateCurve": ("odeprune.coords", "CoordinateCurve"),
+    "SweepPoint": ("odeprune.sweep", "SweepPoint"),  # a sweep's cached point
 }
 
 

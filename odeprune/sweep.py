@@ -62,15 +62,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import _io
+from ._progress import make_bar, want_progress
+from ._validate import check_int, check_real, check_seed, check_size
+from .activations import get_activation
 from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, integrate
+from .dynamics import METHODS as INTEGRATE_METHODS
 from .pruning import prune
+from .pruning._api import load_masked
+from .pruning.registry import METHODS as PRUNE_METHODS
+from .pruning.registry import REWEIGHTS
 from .sim import simulate
 from .state import OrderParams
 
-__all__ = ["sweep", "run_points", "check", "save", "load", "TASKS", "EXTRA_HINT", "CACHE_VERSION"]
+__all__ = ["sweep", "run_points", "check", "save", "load", "TASKS", "EXTRA_HINT", "CACHE_VERSION",
+           "SweepPoint"]
 
 #: Bump when the meaning of a cached point changes (invalidates every cached point).
 CACHE_VERSION = 1
@@ -91,11 +98,21 @@ def _require_xarray():
 
 
 # ------------------------------------------------------------------------------------ tasks
-def _initial_state(N, K, M, v_star, seed, init):
+def _initial_state(N, K, M, v_star, seed, init, masked: bool = False):
+    """The initial draw, or ``init`` (an OrderParams or a file). A file holding a masked
+    network (:func:`odeprune.pruning._api.load_masked`) gives its SparseOrderParams when
+    ``masked`` (the integrate task trains it as the masked network it is) and is refused
+    otherwise: its summed state is not a dense network with the same dynamics."""
     if init is None:
         return OrderParams.random(N, K, M, v_star=v_star, seed=seed)
     if isinstance(init, OrderParams):
         return init
+    sparse = load_masked(init)
+    if sparse is not None:
+        if not masked:
+            raise ValueError(f"init={str(init)!r} holds a masked network; the prune task "
+                             "prunes a dense one (the integrate task trains it)")
+        return sparse
     return OrderParams.load(init)
 
 
@@ -107,7 +124,7 @@ def task_integrate(*, N: int = 500, K: int = 6, M: int = 2, v_star=4.0, seed: in
                    dt: float = 0.01, _memo=None):
     """``integrate(OrderParams.random(N, K, M, v_star, seed), ...)`` (or from ``init``, an
     OrderParams or a saved file): ``eg`` over ``alpha``."""
-    state = _initial_state(N, K, M, v_star, seed, init)
+    state = _initial_state(N, K, M, v_star, seed, init, masked=True)
     curve = integrate(state, eta=eta, alpha_max=alpha_max, save_at=save_at, eta_v=eta_v,
                       sigma=sigma, rtol=rtol, atol=atol, method=method, activation=activation,
                       train_second_layer=train_second_layer, gradient_flow=gradient_flow, dt=dt)
@@ -226,8 +243,9 @@ class _Plan:
 def _scalar(value, where: str):
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{where}: values must be numbers or strings, got {value!r}")
+    if not isinstance(value, (bool, int, float, str)):
+        raise ValueError(f"{where}: values must be numbers or strings (or booleans), got "
+                         f"{value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{where}: values must be finite, got {value!r}")
     return value
@@ -239,8 +257,9 @@ def _axis_values(name: str, values) -> tuple:
     vals = tuple(_scalar(v, f"grid axis {name!r}") for v in values)
     if not vals:
         raise ValueError(f"grid axis {name!r} is empty")
-    if len({type(v) is str for v in vals}) > 1:
-        raise ValueError(f"grid axis {name!r} mixes strings and numbers: {list(vals)}")
+    if len({type(v) if type(v) in (str, bool) else float for v in vals}) > 1:
+        raise ValueError(f"grid axis {name!r} mixes strings and numbers (or booleans): "
+                         f"{list(vals)}")
     if len(set(vals)) != len(vals):
         raise ValueError(f"grid axis {name!r} has repeated values: {list(vals)}")
     return vals
@@ -329,9 +348,18 @@ def check(task, grid, fixed: Mapping | None = None, executor=None) -> _Plan:
         if given:
             raise ValueError(f"init fixes the initial state: drop {given} from the sweep")
         if not _is_orderparams(fixed["init"]):
+            if not isinstance(fixed["init"], (str, os.PathLike)):
+                raise ValueError(f"init={fixed['init']!r} must be a file name or an OrderParams")
             path = Path(fixed["init"])
             if not path.is_file():
                 raise ValueError(f"init={str(path)!r}: no such file")
+            # read once here: a file that is not a state fails now, not at every point
+            if load_masked(path) is not None:
+                if task_id == "prune":
+                    raise ValueError(f"init={str(path)!r} holds a masked network; the prune "
+                                     "task prunes a dense one (the integrate task trains it)")
+            elif task_id in ("integrate", "prune"):
+                OrderParams.load(path)
     for n, v in fixed.items():
         if n == "init" and _is_orderparams(v):
             continue
@@ -340,6 +368,8 @@ def check(task, grid, fixed: Mapping | None = None, executor=None) -> _Plan:
         except (TypeError, ValueError):
             raise ValueError(f"fixed parameter {n!r}={v!r} is not JSON-serialisable (it must "
                              "be, to key the cache and to be recorded)") from None
+    if builtin:
+        _check_values(task_id, axes, fixed)
     if executor is None or executor == "local":
         try:
             pickle.dumps(fn)
@@ -356,6 +386,93 @@ def check(task, grid, fixed: Mapping | None = None, executor=None) -> _Plan:
         points.append(p)
     return _Plan(fn=fn, task_id=task_id, builtin=builtin, axes=axes, fixed=fixed,
                  points=points)
+
+
+def _optional(check):
+    return lambda name, v: None if v is None else check(name, v)
+
+
+def _choice(allowed):
+    def check(name, v):
+        if not isinstance(v, str) or v not in allowed:
+            raise ValueError(f"{name}={v!r} is unknown; expected one of {list(allowed)}")
+    return check
+
+
+def _boolean(name, v):
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{name}={v!r} must be true or false")
+
+
+def _real(name, v):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                             np.floating)) \
+            or not math.isfinite(v):
+        raise ValueError(f"{name}={v!r} must be a finite real number")
+
+
+def _v_star(name, v):
+    for x in (v if isinstance(v, (list, tuple)) else [v]):
+        _real(name, x)
+
+
+def _save_at(name, v):
+    values = v if isinstance(v, (list, tuple)) else [v]
+    for x in values:
+        _real(name, x)
+        if x < 0:
+            raise ValueError(f"{name}={v!r}: times must be >= 0")
+
+
+def _fraction(name, v):
+    _real(name, v)
+    if not 0 <= v <= 1:
+        raise ValueError(f"{name}={v!r} is out of range; allowed 0 <= c <= 1")
+
+
+_POSITIVE = lambda name, v: check_real(name, v)  # noqa: E731
+_NONNEG = lambda name, v: check_real(name, v, allow_zero=True)  # noqa: E731
+
+#: the checks of the built-in tasks' parameters, as the library makes them when it runs
+#: (``odeprune._validate``), applied to every value of the grid and of ``fixed`` before any
+#: point is launched; ``(task, name)`` entries override ``name`` ones
+_CHECKS: dict = {
+    "N": check_size, "K": check_size, "M": check_size, "seed": check_seed,
+    "prune_seed": check_seed, "v_star": _v_star, "eta": _POSITIVE,
+    "eta_v": _optional(_NONNEG), "sigma": _NONNEG, "alpha_max": _POSITIVE,
+    ("prune", "alpha_max"): _NONNEG, "rtol": _POSITIVE, "atol": _POSITIVE, "dt": _POSITIVE,
+    "activation": lambda name, v: get_activation(v) if isinstance(v, str) else
+    _choice(())(name, v),
+    "train_second_layer": _boolean, "gradient_flow": _boolean, "exact": _boolean,
+    "method": _choice(INTEGRATE_METHODS), ("prune", "method"): _choice(PRUNE_METHODS),
+    "n_test": lambda name, v: check_int(name, v, 0), "n_train": _optional(check_size),
+    "n_samples": check_size, "k": _optional(lambda name, v: check_int(name, v, 1)),
+    "c": _optional(_fraction), "reweight": _choice(REWEIGHTS), "save_at": _optional(_save_at),
+    "kernel": _choice(("Q", "activation")),
+}
+
+
+def _check_values(task_id: str, axes, fixed: dict) -> None:
+    """Every value a built-in task will get, checked before any point runs (a sweep whose
+    points would all fail is refused at once): one line naming the axis or ``fixed``, the
+    parameter and the value."""
+    for name, value in fixed.items():
+        check = _CHECKS.get((task_id, name), _CHECKS.get(name))
+        if check is not None:
+            try:
+                check(name, value)
+            except ValueError as exc:
+                raise ValueError(f"fixed parameter {name!r}: {exc}") from None
+    for axis in axes:
+        for name, values in axis.params.items():
+            check = _CHECKS.get((task_id, name), _CHECKS.get(name))
+            for value in values if check is not None else ():
+                try:
+                    check(name, value)
+                except ValueError as exc:
+                    where = (f"grid axis {name!r}" if axis.dim == name else
+                             f"zipped axis {axis.dim!r}, {name!r}")
+                    raise ValueError(f"{where}: {exc}") from None
 
 
 # ------------------------------------------------------------------------------ cache keys
@@ -411,6 +528,52 @@ def _write_point(path: Path, params: dict, result) -> None:
                 dims={n: list(d) for n, (d, _) in data.items()},
                 order=list(data), coords=list(coords))
     _io.write_npz(path, _KIND, arrays, meta)
+
+
+@dataclass(frozen=True, eq=False)
+class SweepPoint:
+    """One cached point of a sweep, as :func:`sweep` writes it to ``DIR/<task>-<hash>.npz``
+    (an ordinary odeprune file: :func:`odeprune.load` reads it).
+
+    Attributes
+    ----------
+    params : dict
+        The point's full parameters (defaults included; an ``init`` by its content hash).
+    outputs : dict
+        Output name -> array (``eg`` over ``alpha`` for the ``integrate`` task, ...).
+    dims : dict
+        Output name -> its own dimensions (``("alpha",)``).
+    coords : dict
+        Dimension -> coordinate array (``alpha``).
+    metadata : dict
+        The rest of the file's metadata (package version, ...).
+    """
+
+    params: dict
+    outputs: dict
+    dims: dict
+    coords: dict
+    metadata: dict
+
+    KIND = _KIND
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SweepPoint:
+        arrays, meta = _io.read_npz(path, cls.KIND)
+        try:
+            outputs = {n: arrays[f"v:{n}"] for n in meta["order"]}
+            coords = {n: arrays[f"c:{n}"] for n in meta["coords"]}
+            dims = {n: tuple(meta["dims"][n]) for n in meta["order"]}
+            params = dict(meta["params"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"file {str(path)!r} is a truncated SweepPoint: missing {exc}"
+                             ) from None
+        rest = {k: v for k, v in meta.items()
+                if k not in ("order", "coords", "dims", "params", "kind", "format_version")}
+        return cls(params=params, outputs=outputs, dims=dims, coords=coords, metadata=rest)
+
+    def __repr__(self) -> str:
+        return f"SweepPoint({self.params}, outputs={list(self.outputs)})"
 
 
 def _read_point(path: Path):
@@ -503,21 +666,38 @@ def _cores() -> int:
 
 
 def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
-    """Cancel what is queued and terminate the running workers of a pool this module owns."""
-    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
-    if terminate is not None:
-        terminate()
+    """Cancel what is queued and kill the running workers of a pool this module owns, at once.
+
+    SIGKILL, not SIGTERM: a worker inside ``integrate`` or ``simulate`` takes SIGTERM as a
+    request to stop that one run (their run control), and would go on with the rest of its
+    batch; and nothing is lost, since only the driver writes (the cache, the output)."""
+    kill = getattr(pool, "kill_workers", None)  # Python >= 3.14
+    if kill is not None:
+        kill()
         return
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in processes:
         if proc.is_alive():
-            proc.terminate()
+            proc.kill()
     for proc in processes:
-        proc.join(timeout=5)
+        proc.join(timeout=2)
 
 
-def _check_run_args(executor, batch_size, max_workers, errors) -> None:
+def _make_cache_dir(cache_dir: Path) -> None:
+    """Create the cache directory (and its parents); one line when it cannot be one."""
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise ValueError(f"cache={str(cache_dir)!r} is a file; the cache is a directory (give "
+                         "another path, or delete the file)")
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cache={str(cache_dir)!r}: cannot create the directory "
+                         f"({exc.strerror or exc})") from None
+
+
+def _check_run_args(executor, batch_size, max_workers, errors, progress=None) -> None:
+    want_progress(progress)
     if errors not in ("record", "raise"):
         raise ValueError(f"errors={errors!r} must be 'record' or 'raise'")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
@@ -538,7 +718,7 @@ def _execute(plan: _Plan, task, executor, cache, batch_size, max_workers, progre
     """Every point's answer, in grid order: cached ones read, the others run in batches."""
     cache_dir = None if cache is None else Path(cache)
     if cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        _make_cache_dir(cache_dir)
 
     n = len(plan.points)
     results: list = [None] * n
@@ -552,9 +732,8 @@ def _execute(plan: _Plan, task, executor, cache, batch_size, max_workers, progre
                     results[i] = ("ok", *got)
     todo = [i for i in range(n) if results[i] is None]
 
-    bar = tqdm(total=n, initial=n - len(todo), desc=desc or f"sweep {plan.task_id}",
-               disable=not progress, file=sys.stderr, leave=False, dynamic_ncols=True,
-               unit="pt")
+    bar = make_bar(progress, n, desc or f"sweep {plan.task_id}", unit="pt")
+    bar.update(n - len(todo))  # the cached points: the starting point
     task_ref = plan.task_id if plan.builtin or isinstance(task, str) else plan.fn
     own = None
     try:
@@ -630,7 +809,7 @@ def _execute(plan: _Plan, task, executor, cache, batch_size, max_workers, progre
 def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
           cache: str | os.PathLike | None = None, output: str | os.PathLike | None = None,
           batch_size: int | None = None, max_workers: int | None = None,
-          progress: bool = True, errors: str = "record", desc: str | None = None):
+          progress: bool | None = None, errors: str = "record", desc: str | None = None):
     r"""Run ``task`` at every point of ``grid`` and gather the results in an ``xarray.Dataset``.
 
     Parameters
@@ -658,8 +837,9 @@ def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
         want small batches.
     max_workers : int, optional
         Processes of the default pool.
-    progress : bool
-        A tqdm bar (stderr) counting points.
+    progress : bool or None
+        A bar (stderr) counting points; ``None`` (default): when stderr is a terminal
+        (:mod:`odeprune._progress`).
     errors : {"record", "raise"}
         ``"record"`` (default): a point that raises gets its message in the ``error`` variable
         and NaN outputs; ``"raise"``: re-raise the first exception (after cancelling the rest).
@@ -681,7 +861,7 @@ def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
         Without xarray: ``pip install "odeprune[sweep]"``.
     """
     xr = _require_xarray()
-    _check_run_args(executor, batch_size, max_workers, errors)
+    _check_run_args(executor, batch_size, max_workers, errors, progress)
     if output is not None:
         _io._check_writable(Path(output))
     plan = check(task, grid, fixed, executor)
@@ -695,13 +875,14 @@ def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
 
 def run_points(task, grid, *, fixed: Mapping | None = None, executor=None,
                cache: str | os.PathLike | None = None, batch_size: int | None = None,
-               max_workers: int | None = None, progress: bool = True, errors: str = "record",
+               max_workers: int | None = None, progress: bool | None = None,
+               errors: str = "record",
                desc: str | None = None) -> list[dict]:
     """The engine of :func:`sweep` without xarray: the same validation, batching, executor and
     cache, answering one dict per point in grid order: ``params`` (the point's full
     parameters), ``outputs`` (name -> array; empty on failure) and ``error`` (None or the
     message). The figures use it for their per-seed grids."""
-    _check_run_args(executor, batch_size, max_workers, errors)
+    _check_run_args(executor, batch_size, max_workers, errors, progress)
     plan = check(task, grid, fixed, executor)
     results = _execute(plan, task, executor, cache, batch_size, max_workers, progress, errors,
                        desc)

@@ -77,7 +77,7 @@ def test_integrate_init_accepts_every_state_file(files, producer, tmp_path):
     np.testing.assert_allclose(curve.final.eg(), curve.eg[-1], rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("producer", STATE_FILES)
+@pytest.mark.parametrize("producer", [f for f in STATE_FILES if f != "prune_edge"])
 def test_prune_accepts_every_state_file(files, producer, tmp_path, capsys):
     out = tmp_path / "pruned.npz"
     assert cli("prune", files[producer], *CHOICE.get(producer, []), "--method",
@@ -267,3 +267,81 @@ def test_concurrent_commands_into_one_directory(tmp_path):
     assert odeprune.load(tmp_path / "sim.npz").N == 60
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.csv", "curve.npz", "curve.png",
                                                           "sim.csv", "sim.npz"]
+
+
+# ------------------------------------------------------------------ masked networks (issue 26, item 1)
+@pytest.fixture(scope="module")
+def edge_pruned(tmp_path_factory):
+    d = tmp_path_factory.mktemp("masked")
+    assert cli("integrate", "-q", "--K", "4", "--M", "2", "--N", "200", "--v-star", "2",
+               "--alpha-max", "200", "-o", d / "trained.npz") == 0
+    assert cli("prune", d / "trained.npz", "--method", "magnitude_edge", "--k", "2",
+               "-o", d / "pr.npz") == 0
+    return d
+
+
+def test_prune_then_integrate_trains_the_masked_network(edge_pruned, tmp_path):
+    """`prune --method magnitude_edge -o pr` then `integrate --init pr.npz` used to train the
+    dense summed network (eps_g below the unpruned one); it must give the masked retraining."""
+    d = edge_pruned
+    out = tmp_path / "re.npz"
+    assert cli("integrate", "-q", "--init", d / "pr.npz", "--alpha-max", "50", "-o", out) == 0
+    curve = odeprune.load(out)
+    assert isinstance(curve, odeprune.SparseLearningCurve)
+    result = odeprune.load(d / "pr.npz")
+    ref = odeprune.integrate(result.sparse_state, eta=0.5, alpha_max=50)
+    np.testing.assert_allclose(curve.eg[-1], ref.eg[-1], rtol=1e-6)
+    # the masked network does not beat the unpruned one (the dense summed network did)
+    dense = odeprune.integrate(result.state, eta=0.5, alpha_max=50)
+    assert abs(curve.eg[-1] - dense.eg[-1]) > 10 * 1e-6 * dense.eg[-1]
+    # and it is the number retrain gives for the same pruning
+    fresh = odeprune.prune(odeprune.load(d / "trained.npz").final, "magnitude_edge", c=0.5,
+                           seed=0)
+    np.testing.assert_allclose(
+        curve.eg[-1], odeprune.integrate(fresh.sparse_state, 0.5, 50).eg[-1], rtol=1e-6)
+
+
+def test_prune_result_keeps_its_masked_network_in_the_file(tmp_path):
+    state = OrderParams.random(200, 3, 2, v_star=2.0, seed=4)
+    for method in ("magnitude_edge", "random_edge", "snip_edge"):
+        r = odeprune.prune(state, method, c=0.5, seed=1)
+        path = r.save(tmp_path / f"{method}.npz")
+        back = odeprune.load(path)
+        assert back.sparse_state == r.sparse_state  # array for array
+        for name in ("Q", "R", "T", "f", "dense_Q", "dense_R", "eg_batches"):
+            np.testing.assert_array_equal(getattr(back.sparse_state_se, name),
+                                          getattr(r.sparse_state_se, name))
+        assert float(back.sparse_state_se) == float(r.sparse_state_se)
+        # saved again from the loaded result: still there
+        again = odeprune.load(back.save(tmp_path / f"{method}.2.npz"))
+        assert again.sparse_state == r.sparse_state
+
+
+def test_masked_files_are_refused_where_a_dense_network_is_needed(edge_pruned, capsys):
+    pr = edge_pruned / "pr.npz"
+    for args in (("retrain", pr, "--k", "1"), ("ticket", "--init", pr, "--c", "0.5")):
+        assert cli(*args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "masked network" in err
+        assert "odeprune integrate --init" in err
+
+
+def test_old_edge_prune_file_without_its_mask_is_refused_by_integrate(edge_pruned, tmp_path,
+                                                                     capsys):
+    arrays, meta = odeprune._io.read_npz(edge_pruned / "pr.npz")
+    old = {k: v for k, v in arrays.items() if not k.startswith("masked_")}
+    odeprune._io.write_npz(tmp_path / "old.npz", "PruneResult", old, meta)
+    assert cli("integrate", "-q", "--init", tmp_path / "old.npz", "--alpha-max", "1") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "without its masked network" in err and "retrain" in err
+    with pytest.raises(ValueError, match="without its masked network"):
+        _ = odeprune.load(tmp_path / "old.npz").sparse_state
+
+
+def test_prune_refuses_an_edge_pruned_network_like_every_masked_network(files, capsys):
+    """An edge rule's PruneResult is a masked network (issue 26, item 1): prune, which maps
+    dense states, refuses it as it refuses SparseOrderParams files (it used to prune the summed
+    state as if it were dense)."""
+    assert cli("prune", files["prune_edge"], "--method", "importance_node", "--k", "1") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "masked network" in err and "integrate --init" in err

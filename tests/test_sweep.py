@@ -119,10 +119,11 @@ def test_failing_points_are_recorded(tmp_path):
     assert list(ds["error"].values) == ["", "ValueError: x=-2.0 must be >= 0", ""]
     assert ds.attrs["n_failed"] == 1
     assert len(list(tmp_path.glob("*.npz"))) == 2  # failures are not cached: retried
-    # a built-in task: a bad learning rate fails alone
-    ds = sweep("integrate", {"eta": [0.5, -1.0]}, fixed={"alpha_max": 1.0}, executor="serial",
-               progress=False)
-    assert ds["error"].values[0] == "" and ds["error"].values[1].startswith("ValueError: ")
+    # a built-in task: a learning rate that diverges fails alone (issue 26: an invalid one,
+    # eta=-1, is refused before any point runs, see test_invalid_values_fail_before_any_work)
+    ds = sweep("integrate", {"eta": [0.5, 1e6]}, fixed={"alpha_max": 1.0, "K": 3},
+               executor="serial", progress=False)
+    assert ds["error"].values[0] == "" and ds["error"].values[1].startswith("DivergenceError: ")
     assert np.isfinite(ds["eg"].values[0]).all() and np.isnan(ds["eg"].values[1]).all()
     with pytest.raises(ValueError, match="must be >= 0"):
         sweep(failing_task, {"x": [1.0, -2.0]}, executor="serial", errors="raise",
@@ -326,3 +327,17 @@ def test_cli_bad_spec_one_line_error(tmp_path, capsys, text, match):
 
     assert re.search(match, err), err
     assert not (tmp_path / "bad.nc").exists() and not (tmp_path / "bad.cache").exists()
+
+
+@pytest.mark.parametrize("grid, fixed, match", [
+    ({"eta": [0.5, -1.0]}, {"alpha_max": 1.0}, r"grid axis 'eta': eta=-1.0 must be > 0"),
+    ({"eta": ["a", "b"]}, None, r"grid axis 'eta': eta='a' must be a real number"),
+    ({"eta": [0.5]}, {"alpha_max": -5}, r"fixed parameter 'alpha_max': alpha_max=-5"),
+    ({"s": {"K": [2, 0], "M": [1, 1]}}, None, r"zipped axis 's', 'K': K=0"),
+    ({"train_second_layer": [1, 0]}, None, "must be true or false"),
+])
+def test_invalid_values_fail_before_any_work(grid, fixed, match):
+    """Issue 26: a sweep whose every point would fail on an invalid value ran them all and
+    returned; the built-in tasks' values are checked first, naming the axis and the value."""
+    with pytest.raises(ValueError, match=match):
+        check("integrate", grid, fixed)

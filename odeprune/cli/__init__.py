@@ -10,14 +10,34 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+import warnings
 
-from ..errors import DivergenceError, OdepruneInterrupted
+from ..errors import DivergenceError, MaxStepsReached, OdepruneInterrupted
 
 #: sub-commands, in help order; each is ``odeprune.cli._<name>``
 COMMANDS = ("integrate", "simulate", "prune", "retrain", "ticket", "figure", "reproduce", "sweep")
 
 EXIT_USAGE = 2
+#: exit codes of a command stopped by Ctrl-C (SIGINT) and by SIGTERM (128 + the signal number)
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
+#: what a stopped command says when it has nothing more specific (its module's
+#: ``interrupt_note(args)``, or the checkpoint message of integrate / simulate)
+NOTHING_SAVED = "nothing saved (results are written when the command finishes): run it again"
+
+
+class CommandInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM while a command runs (raised by :func:`_on_signal`)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def why(self) -> str:
+        return "SIGTERM" if self.signum == signal.SIGTERM else "Ctrl-C"
 
 
 class CliError(Exception):
@@ -87,27 +107,80 @@ def build_parser(only: str | None = None, overview: bool = False) -> argparse.Ar
     return parser
 
 
+def _one_line_warning(command: str):
+    """``warnings.showwarning`` for a command: ``odeprune CMD: warning: MESSAGE`` (one line,
+    no source line; the library's warnings say what to change)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"odeprune {command}: warning: {text}", file=file or sys.stderr)
+    return show
+
+
+def _on_signal(signum, frame):
+    raise CommandInterrupted(signum)
+
+
+def _interrupted(args, exc: KeyboardInterrupt) -> int:
+    """One line for a stopped command: what stopped it, what was saved, how to continue; the
+    exit code 130 (Ctrl-C) or 143 (SIGTERM).
+
+    integrate and simulate pass on the message of their run (which names their checkpoint and
+    ``--resume``); every other command says what its module's ``interrupt_note(args)`` says
+    (what it keeps, e.g. a cache), or :data:`NOTHING_SAVED`, since the checkpoint advice of a
+    run inside it names options that it does not have."""
+    sigterm = (exc.signum == signal.SIGTERM if isinstance(exc, CommandInterrupted)
+               else "(SIGTERM)" in str(exc))
+    module = sys.modules.get(f"{__name__}._{args.command}")
+    note = getattr(module, "interrupt_note", None)
+    if isinstance(exc, OdepruneInterrupted) and note is None:
+        text = str(exc)
+    else:
+        text = (f"interrupted ({'SIGTERM' if sigterm else 'Ctrl-C'}); "
+                f"{(note(args) if note else None) or NOTHING_SAVED}")
+    print(f"odeprune {args.command}: {' '.join(text.split())}", file=sys.stderr, flush=True)
+    return EXIT_SIGTERM if sigterm else EXIT_SIGINT
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Ctrl-C and SIGTERM stop every command the same way (one line, exit 130
+    or 143, no traceback): the handlers installed here turn both into an exception, so that the
+    command's ``finally`` blocks run (process pools are shut down, temporary files removed);
+    integrate and simulate install their own while their solver runs (a checkpoint is saved)."""
     command = _requested_command(argv)
     parser = build_parser(only=command, overview=command is None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from . import _inputs
+
+    _inputs.QUIET = bool(getattr(args, "quiet", False))
+    old = {}
     try:
-        return int(args.func(args) or 0)
-    except OdepruneInterrupted as exc:
-        print(f"odeprune {args.command}: {exc}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print(f"odeprune {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except (CliError, ValueError, DivergenceError, OSError) as exc:
+        if threading.current_thread() is threading.main_thread():  # tests call from others
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.signal(sig, _on_signal)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
+        return _interrupted(args, exc)
+    except MemoryError as exc:
+        if args.debug:
+            raise
+        what = " ".join(str(exc).split()) or "an allocation failed"
+        print(f"odeprune {args.command}: error: not enough memory ({what}); ask for less "
+              "(fewer samples, runs or points, a smaller N or K)", file=sys.stderr)
+        return EXIT_USAGE
+    except (CliError, ValueError, DivergenceError, MaxStepsReached, OSError) as exc:
         if args.debug:
             raise
         msg = str(exc).replace("\n", " ")
         print(f"odeprune {args.command}: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 
 
+def progress_of(args) -> bool:
+    """The progress setting of a command: none with ``--quiet``, else a bar exactly when stderr
+    is a terminal (``odeprune._progress``); resolved here, so that the library and the figures
+    get a plain bool."""
+    from .._progress import want_progress
+
+    return False if getattr(args, "quiet", False) else want_progress(None)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -67,14 +76,15 @@ def v_star_arg(text: str):
     return values[0] if len(values) == 1 else values
 
 
-def add_dynamics_arguments(parser):
-    """The learning-rule options shared by ``integrate`` and ``simulate``; returns the group."""
+def add_dynamics_arguments(parser, sources: str = "--init / --weights"):
+    """The learning-rule options shared by ``integrate`` and ``simulate``; returns the group.
+    ``sources``: the command's options that read a file recording the activation."""
     from ..activations import ACTIVATIONS
 
     dyn = parser.add_argument_group("dynamics")
     dyn.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
-                     help="the networks' activation (default: the one recorded in --init / "
-                          "--weights, else erf, g(x) = erf(x/sqrt 2))")
+                     help=f"the networks' activation (default: the one recorded in {sources}, "
+                          "else erf, g(x) = erf(x/sqrt 2))")
     dyn.add_argument("--eta", type=positive_float, default=0.5,
                      help="first-layer learning rate (default 0.5)")
     dyn.add_argument("--eta-v", type=nonneg_float, default=None,

@@ -38,8 +38,21 @@ def add_choice_options(group) -> None:
                        help="run of a SimulationEnsemble file (simulate --runs/--seeds)")
 
 
+#: set by ``odeprune.cli.main`` from ``--quiet``: notes and info lines are left out
+QUIET = False
+
+
 def note(text: str) -> None:
-    print(f"note: {text}", file=sys.stderr)
+    """An informational ``note: ...`` line on stderr (not with ``--quiet``)."""
+    if not QUIET:
+        print(f"note: {text}", file=sys.stderr)
+
+
+def info(text: str) -> None:
+    """What was written where (``saved ...``, ``plotted ...``), on stderr; not with
+    ``--quiet``, which leaves the results (tables on stdout), warnings and errors."""
+    if not QUIET:
+        print(text, file=sys.stderr, flush=True)
 
 
 def explicit(args, *names: str) -> list[str]:
@@ -89,32 +102,54 @@ SPARSE_KINDS = ("SparseOrderParams", "SparseLearningCurve")
 
 
 def load_input_state(path: Path, pick=None, run=None, activation: str | None = None,
-                     allow_sparse: bool = False):
-    """``(state, info)`` from any file holding states (see :func:`odeprune.state.load_state`);
-    with ``allow_sparse``, a masked network's file gives a ``SparseOrderParams``."""
+                     allow_sparse: bool = False, command: str | None = None):
+    """``(state, info)`` from any file holding states (see :func:`odeprune.state.load_state`).
+
+    A file holding a masked network (a ``SparseOrderParams``, a ``SparseLearningCurve``, or an
+    edge rule's ``PruneResult``; :func:`odeprune.pruning._api.load_masked`) gives its
+    ``SparseOrderParams`` with ``allow_sparse`` (the commands that train it as the masked network
+    it is) and is refused otherwise with one line naming ``command`` and what trains it: its
+    summed state is not a dense network with the same dynamics.
+    """
     from .. import _io
+    from ..pruning._api import load_masked
     from ..state import load_state
 
-    if allow_sparse:
-        arrays, meta = _io.read_npz(path, allow_plain=True)
-        if meta["kind"] in SPARSE_KINDS:
-            from ..sparse import SparseOrderParams
-
-            given = explicit_values(pick=pick, run=run)
-            if given:
-                raise CliError(f"{given} does not apply to {path} (a {meta['kind']})")
-            state = SparseOrderParams.load(path)
-            if activation is not None and activation != state.activation:
-                raise CliError(f"--activation {activation} conflicts with the activation "
-                               f"{state.activation!r} recorded in {path}; omit --activation")
-            alpha = (float(arrays["alpha"][-1]) if meta["kind"] == "SparseLearningCurve"
-                     else None)
-            return state, dict(kind=meta["kind"], alpha=alpha, activation_source="file",
-                               description=f"a masked network ({meta['kind']})")
+    arrays, meta = _io.read_npz(path, allow_plain=True)
+    what = masked_description(meta)
+    if what is not None and not allow_sparse:
+        raise CliError(f"{path} holds {what}; {command or 'this command'} starts from a dense "
+                       f"network: train the masked one with 'odeprune integrate --init {path}'")
+    if what is not None:
+        state = load_masked(path)
+        given = explicit_values(pick=pick if pick not in (0, "likeliest") or
+                                meta["kind"] != "PruneResult" else None, run=run)
+        if given:
+            raise CliError(f"{given} does not apply to {path} (a {meta['kind']})")
+        if activation is not None and activation != state.activation:
+            raise CliError(f"--activation {activation} conflicts with the activation "
+                           f"{state.activation!r} recorded in {path}; omit --activation")
+        alpha = (float(arrays["alpha"][-1]) if meta["kind"] == "SparseLearningCurve"
+                 else None)
+        return state, dict(kind=meta["kind"], alpha=alpha, activation_source="file",
+                           masked=what, description=what)
     state, info = load_state(path, pick=pick, run=run, names=OPTION_NAMES)
     state = _settle_activation(state, info, path, activation)
     _say_plain(info, path, state, activation)
     return state, info
+
+
+def masked_description(meta) -> str | None:
+    """What masked network a file's metadata describes ("a masked network (...)"), or None for
+    a dense one."""
+    from ..pruning.registry import methods
+
+    kind = meta["kind"]
+    if kind in SPARSE_KINDS:
+        return f"a masked network (a {kind})"
+    if kind == "PruneResult" and meta.get("method") in methods(sparse=True):
+        return f"a masked network (pruned by {meta.get('method')} at c={meta.get('c'):g})"
+    return None
 
 
 def load_weights(path: Path, run=None, activation: str | None = None):
@@ -176,18 +211,63 @@ def check_run_outputs(args) -> None:
     if args.resume and args.checkpoint is None and args.output is None:
         raise CliError("--resume needs the checkpoint: give --output (its checkpoint is "
                        "OUT.ckpt.npz) or --checkpoint")
-    check_output(args.output)
-    check_output(args.plot, "--plot")
-    if args.checkpoint is not None:
-        check_output(args.checkpoint, "--checkpoint")
+    check_outputs(("--output", args.output), ("--plot", args.plot),
+                  ("--checkpoint", args.checkpoint))
 
 
 def check_output(path: Path | None, option: str = "--output") -> None:
-    """Refuse, before any work, an output whose directory is missing (or a directory)."""
-    if path is None:
-        return
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        raise CliError(f"{option} {path}: directory {parent} does not exist")
-    if path.is_dir():
-        raise CliError(f"{option} {path} is a directory; expected a file name")
+    """:func:`check_outputs` of one file output."""
+    check_outputs((option, path))
+
+
+def check_outputs(*outputs) -> None:
+    """Refuse, before any work, every output that could not be written, with one line.
+
+    Each entry is ``(option, path)`` (a file, or the prefix ``OUT`` of files ``OUT.*``: either
+    way written into ``path``'s directory) or ``(option, path, "dir")`` (a directory, created
+    with its parents when missing); ``path=None`` is skipped. A file's directory must exist and
+    be a directory, a directory's nearest existing ancestor must be one, and either must take a
+    new file: a temporary file is created there and removed, so that read-only file systems and
+    permissions are seen as the write itself would see them. Every command calls this once,
+    for all of its outputs, so that nothing computed is thrown away at the end.
+    """
+    for entry in outputs:
+        option, path = entry[0], entry[1]
+        if path is None:
+            continue
+        path = Path(path)
+        if len(entry) > 2 and entry[2] == "dir":
+            if path.exists() and not path.is_dir():
+                raise CliError(f"{option} {path} is a file; expected a directory")
+            where = path
+            while not where.exists():
+                where = where.parent if str(where.parent) else Path(".")
+            if not where.is_dir():
+                raise CliError(f"{option} {path}: {where} is a file, not a directory")
+        else:
+            if path.is_dir():
+                raise CliError(f"{option} {path} is a directory; expected a file name")
+            where = path.parent if str(path.parent) else Path(".")
+            if not where.exists():
+                blocker = where
+                while not blocker.exists():
+                    blocker = blocker.parent if str(blocker.parent) else Path(".")
+                if not blocker.is_dir():
+                    raise CliError(f"{option} {path}: {blocker} is a file, not a directory")
+                raise CliError(f"{option} {path}: directory {where} does not exist")
+            if not where.is_dir():
+                raise CliError(f"{option} {path}: {where} is a file, not a directory")
+        _probe_write(option, path, where)
+
+
+def _probe_write(option: str, path: Path, directory: Path) -> None:
+    import os
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".odeprune-write-test.", dir=directory)
+    except OSError as exc:
+        raise CliError(f"{option} {path}: cannot write in directory {directory} "
+                       f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import add_dynamics_arguments, float_list, positive_float, positive_int, v_star_arg
+from ._common import (
+    add_dynamics_arguments,
+    float_list,
+    positive_float,
+    positive_int,
+    progress_of,
+    v_star_arg,
+)
 from ._inputs import (
     add_choice_options,
     check_run_outputs,
     explicit,
+    info,
     load_input_state,
     load_weights,
     note,
@@ -98,7 +105,7 @@ def register(sub) -> None:
                      help="checkpoint file (default with the numba backend: OUT.ckpt.npz "
                           "beside --output)")
     out.add_argument("--resume", action="store_true", help="resume from the checkpoint")
-    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no notes (the table of results is still printed)")
     p.set_defaults(func=run_integrate)
 
 
@@ -207,24 +214,24 @@ def run_integrate(args) -> int:
         eta_v=args.eta_v, sigma=sigma, rtol=args.rtol or DEFAULT_RTOL,
         atol=args.atol or DEFAULT_ATOL, method=args.method, activation=state.activation,
         train_second_layer=not args.freeze_v, gradient_flow=args.gradient_flow,
-        dt=args.dt or 0.01, progress=not args.quiet, checkpoint=checkpoint, resume=args.resume,
+        dt=args.dt or 0.01, progress=progress_of(args), checkpoint=checkpoint, resume=args.resume,
         backend=args.backend,
         divergence_path=(args.output.with_name(args.output.stem + ".last_good.npz")
                          if args.output else None),
     )
-    if not args.quiet:
-        print(f"# K={curve.K} M={curve.M} activation={state.activation} eta={args.eta} "
-              f"sigma={sigma} ({curve.metadata.get('nfev', '?')} rhs evaluations)")
-        print(_table(curve))
+    # the result, printed with --quiet too (which silences only progress and notes)
+    print(f"# K={curve.K} M={curve.M} activation={state.activation} eta={args.eta} "
+          f"sigma={sigma} ({curve.metadata.get('nfev', '?')} rhs evaluations)")
+    print(_table(curve))
     if args.output is not None:
         from odeprune._io import atomic_write_text
 
         path = curve.save(args.output)
         atomic_write_text(path.with_suffix(".csv"), curve.to_csv())
-        print(f"saved {path} and {path.with_suffix('.csv')}", file=sys.stderr)
+        info(f"saved {path} and {path.with_suffix('.csv')}")
     if args.plot is not None:
-        from odeprune.plotting import plot_learning_curves
+        from ._plots import plot_curve
 
-        plot_learning_curves([curve], labels=[f"ODE K={curve.K}, M={curve.M}"], path=args.plot)
-        print(f"plotted {args.plot}", file=sys.stderr)
+        plot_curve(curve, args.plot)
+        info(f"plotted {args.plot}")
     return 0

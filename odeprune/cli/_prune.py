@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import fraction, positive_int
-from ._inputs import add_choice_options, explicit
+from ._common import fraction, positive_int, progress_of
+from ._inputs import add_choice_options, explicit, info
 
 DESCRIPTION = """\
 Prune a two-layer student given by its order parameters (N -> infinity) and print the
@@ -203,7 +202,7 @@ def _load(args):
                                                  activation=args.activation)
         return odeprune.OrderParams.from_weights(w, w_star, v, v_star, activation=act)
     return load_input_state(args.input, pick=args.pick, run=args.run,
-                            activation=args.activation)[0]
+                            activation=args.activation, command="prune")[0]
 
 
 def run_prune(args) -> int:
@@ -226,7 +225,7 @@ def run_prune(args) -> int:
                                seed=0 if args.seed is None else args.seed,
                                exact=not args.monte_carlo,
                                n_samples=args.n_samples or 10_000,
-                               progress=False if args.quiet else None)
+                               progress=progress_of(args))
         except ValueError as exc:
             if len(jobs) == 1:
                 raise
@@ -240,9 +239,8 @@ def run_prune(args) -> int:
         line = f"skipped {method} at {', '.join(what)}: {reason}"
         skipped_lines.append(line)
         print(f"# {line}", file=sys.stderr)
-    if skipped_lines:  # recorded in every result written
-        results = [dataclasses.replace(r, metadata=dict(r.metadata, skipped=skipped_lines))
-                   for r in results]
+    if skipped_lines:  # recorded in every result written (what they computed is kept)
+        results = [r.with_metadata(skipped=skipped_lines) for r in results]
     header = (f"{'method':<22}{'k':>4}{'c':>9}  {'reweight':<11}{'eg_mean':>12}{'eg_std':>11}"
               f"{'mc_se':>10}")
     print(f"# K={state.K} M={state.M} activation={state.activation} "
@@ -260,7 +258,7 @@ def run_prune(args) -> int:
     if args.output is not None:
         if len(results) == 1:
             path = results[0].save(args.output)
-            print(f"saved {path}", file=sys.stderr)
+            info(f"saved {path}")
         else:
             stem = args.output.with_suffix("") if args.output.suffix == ".npz" else args.output
             for r in results:
@@ -268,5 +266,11 @@ def run_prune(args) -> int:
                 tag = f"k{m['k']}" if m["k"] is not None else f"c{m['c']:g}"
                 r.save(Path(f"{stem}.{r.method}.{m['reweight']}.{tag}.npz"))
             csv = atomic_write_text(Path(f"{stem}.csv"), "\n".join(rows) + "\n")
-            print(f"saved {len(results)} results as {stem}.*.npz and {csv}", file=sys.stderr)
+            info(f"saved {len(results)} results as {stem}.*.npz and {csv}")
     return 0
+
+
+def interrupt_note(args) -> str:
+    """What an interrupted run leaves (see ``odeprune.cli._interrupted``)."""
+    return ("nothing saved (the results are written when every method is done): run the same "
+            "command again")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import float_list, fraction, positive_float, positive_int
+from ._common import float_list, fraction, positive_float, positive_int, progress_of
 
 #: node methods left out of ``--method node`` / ``all`` (they can still be named)
 NOT_IN_ALL = ("dpp_map_node",)
@@ -170,7 +169,7 @@ def run_retrain(args) -> int:
     from odeprune._progress import make_bar
     from odeprune.sim import SimulationEnsemble, SimulationResult
 
-    from ._inputs import check_output, load_input_state, note
+    from ._inputs import check_output, info, load_input_state, note
 
     check_output(args.output)
     if any(a <= 0 for a in args.delta_alpha) or not args.delta_alpha:
@@ -185,9 +184,7 @@ def run_retrain(args) -> int:
                            f"holds a {type(sims).__name__}")
         K = sims.K if isinstance(sims, SimulationResult) else sims[0].K
     else:
-        state, _ = load_input_state(args.input, run=args.run)
-        if not isinstance(state, odeprune.OrderParams):
-            raise CliError(f"{args.input} holds a masked network; retrain prunes a dense one")
+        state, _ = load_input_state(args.input, run=args.run, command="retrain")
         K = state.K
     jobs, skipped = _jobs(args.method, args.reweight, args.k, args.c, K)
     for line in skipped:
@@ -195,17 +192,17 @@ def run_retrain(args) -> int:
     common = dict(eta=args.eta, eta_v=args.eta_v, sigma=args.sigma,
                   delta_alphas=args.delta_alpha)
     results = []
-    bar = make_bar(False if args.quiet else None, len(jobs), "retrain", unit="method")
+    bar = make_bar(progress_of(args), len(jobs), "retrain", unit="method")
     for method, size, rw in jobs:
         if args.finite:
             r = workflows.retrain_finite(sims, method, reweight=rw,
                                          n_samples=args.n_samples or 10_000,
-                                         progress=False if args.quiet else None, **size,
+                                         progress=progress_of(args), **size,
                                          **common)
         else:
             r = workflows.retrain(state, method, reweight=rw, seed=args.seed,
                                   n_samples=args.n_samples or 200_000,
-                                  progress=False if args.quiet else None, **size, **common)
+                                  progress=progress_of(args), **size, **common)
         results.append(r)
         bar.update(1)
     bar.close()
@@ -228,7 +225,7 @@ def run_retrain(args) -> int:
             else:
                 note(f"{arm}: {len(cv)} outcomes (random subsets); their curves are in "
                      f"{stem}.npz as the probability-weighted mean, not saved one by one")
-        print(f"saved {', '.join(str(p) for p in paths)}", file=sys.stderr)
+        info(f"saved {', '.join(str(p) for p in paths)}")
     return 0
 
 
@@ -245,3 +242,9 @@ def _print_table(res) -> None:
         if finite:
             line += f"{r['eg_ode']:>12.5g}{r['gap']:>10.2g}{r['gap_se']:>9.2g}"
         print(line)
+
+
+def interrupt_note(args) -> str:
+    """What an interrupted run leaves (see ``odeprune.cli._interrupted``)."""
+    return ("nothing saved (the results are written when every method is done): run the same "
+            "command again")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import add_dynamics_arguments, float_list, positive_float, positive_int, v_star_arg
-from ._inputs import check_run_outputs, explicit, load_weights
+from ._common import (
+    add_dynamics_arguments,
+    float_list,
+    positive_float,
+    positive_int,
+    progress_of,
+    v_star_arg,
+)
+from ._inputs import check_run_outputs, explicit, info, load_weights
 
 DESCRIPTION = """\
 Train a real two-layer student (K hidden units, input dimension N) on a real two-layer teacher
@@ -59,7 +65,7 @@ def register(sub) -> None:
                           "weights: training continues)")
     net.add_argument("--run", type=int, default=None, metavar="I",
                      help="run of a SimulationEnsemble file given with --weights")
-    dyn = add_dynamics_arguments(p)
+    dyn = add_dynamics_arguments(p, sources="--weights")
     dyn.add_argument("--n-train", type=positive_int, default=None,
                      help="finite training set, replayed each pass (default: fresh samples)")
     run = p.add_argument_group("run")
@@ -79,7 +85,7 @@ def register(sub) -> None:
     out.add_argument("--checkpoint", type=Path, metavar="FILE",
                      help="checkpoint file (default: OUT.ckpt.npz beside --output)")
     out.add_argument("--resume", action="store_true", help="resume from the checkpoint")
-    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no notes (the table of results is still printed)")
     p.set_defaults(func=run_simulate)
 
 
@@ -152,7 +158,7 @@ def run_simulate(args) -> int:
         N, K, M, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
         eta_v=args.eta_v, sigma=sigma, v_star=v_star, activation=activation or "erf",
         seed=seed, n_test=args.n_test, train_second_layer=not args.freeze_v,
-        n_train=args.n_train, seeds=seeds, n_runs=args.runs, progress=not args.quiet,
+        n_train=args.n_train, seeds=seeds, n_runs=args.runs, progress=progress_of(args),
         checkpoint=checkpoint, resume=args.resume, max_workers=args.workers, init=init)
     ensemble = isinstance(result, SimulationEnsemble)
     if ensemble:
@@ -161,11 +167,11 @@ def run_simulate(args) -> int:
         first = result[0]
     else:
         eg, spread, eg_test, first = result.eg, np.zeros_like(result.eg), result.eg_test, result
-    if not args.quiet:
-        runs = f"{len(result)} runs" if ensemble else f"seed={seed}"
-        print(f"# N={first.N} K={first.K} M={first.M} eta={args.eta} sigma={sigma} ({runs}; "
-              "+- is the std over runs)")
-        print(_table(result.alpha, eg, eg_test, spread))
+    # the result, printed with --quiet too (which silences only progress and notes)
+    runs = f"{len(result)} runs" if ensemble else f"seed={seed}"
+    print(f"# N={first.N} K={first.K} M={first.M} eta={args.eta} sigma={sigma} ({runs}; "
+          "+- is the std over runs)")
+    print(_table(result.alpha, eg, eg_test, spread))
     if args.output is not None:
         from odeprune._io import atomic_write_text
 
@@ -174,23 +180,11 @@ def run_simulate(args) -> int:
             f"{a!r},{e!r},{s!r},{t!r}" for a, e, s, t in
             zip(result.alpha.tolist(), eg.tolist(), spread.tolist(), eg_test.tolist())]
         atomic_write_text(path.with_suffix(".csv"), "\n".join(lines) + "\n")
-        print(f"saved {path} and {path.with_suffix('.csv')}", file=sys.stderr)
+        info(f"saved {path} and {path.with_suffix('.csv')}")
     if args.plot is not None:
-        _plot(result.alpha, eg, spread, first, args.plot)
-        print(f"plotted {args.plot}", file=sys.stderr)
+        from ._plots import plot_simulation
+
+        plot_simulation(result.alpha, eg, spread, first, len(result) if ensemble else 1,
+                        args.plot)
+        info(f"plotted {args.plot}")
     return 0
-
-
-def _plot(alpha, eg, spread, first, path) -> None:
-    from odeprune.plotting import save_figure, subplots
-
-    fig, ax = subplots(figsize=(5, 3.6))
-    mask = alpha > 0
-    ax.plot(alpha[mask], eg[mask], label=f"simulation N={first.N}, K={first.K}, M={first.M}")
-    ax.fill_between(alpha[mask], (eg - spread)[mask], (eg + spread)[mask], alpha=0.3)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(r"$\alpha$ (steps / N)")
-    ax.set_ylabel(r"$\epsilon_g$")
-    ax.legend()
-    save_figure(fig, path)

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import positive_int
+from ._common import positive_int, progress_of
+from ._inputs import check_outputs, info
 
 DESCRIPTION = """\
 Run a task at every point of a parameter grid described by a TOML file, on a local process pool
@@ -71,7 +72,7 @@ def register(sub) -> None:
     p.add_argument("--no-plot", action="store_true", help="do not write the quick-look plot")
     p.add_argument("--cache", type=Path, metavar="DIR", help="overrides the spec")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write a cache")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no notes (the summary is still printed)")
     p.set_defaults(func=run_sweep)
 
 
@@ -141,9 +142,8 @@ def run_sweep(args) -> int:
     plot = None if args.no_plot else (args.plot or spec["plot"])
     cache = None if args.no_cache else (args.cache or spec["cache"])
     batch_size = args.batch_size or spec["batch_size"]
-    for label, path in (("output", output), ("plot", plot)):
-        if path is not None and not Path(path).parent.is_dir():
-            raise CliError(f"{label} {path}: directory {Path(path).parent} does not exist")
+    args.cache_used = cache  # for interrupt_note
+    check_outputs(("output", output), ("plot", plot), ("cache", cache, "dir"))
     if args.scheduler and args.executor != "dask":
         raise CliError("--scheduler needs --executor dask")
     try:  # every check of the grid and the parameters, before any cluster starts
@@ -153,7 +153,7 @@ def run_sweep(args) -> int:
         raise CliError(f"{args.spec}: {exc}") from None
 
     kw = dict(fixed=fixed, cache=cache, output=output, batch_size=batch_size,
-              progress=not args.quiet, max_workers=args.workers)
+              progress=progress_of(args), max_workers=args.workers)
     if args.executor == "dask":
         try:
             from distributed import Client, LocalCluster
@@ -173,17 +173,24 @@ def run_sweep(args) -> int:
                 ds = _sweep.sweep(spec["task"], spec["grid"], executor=client, **kw)
     else:
         ds = _sweep.sweep(spec["task"], spec["grid"], executor=args.executor, **kw)
-    n_failed = int(ds.attrs["n_failed"])
-    if not args.quiet:
-        print(ds)
-    print(f"saved {output} ({ds.attrs['n_points']} points, {n_failed} failed)", file=sys.stderr)
+    n_failed, n_points = int(ds.attrs["n_failed"]), int(ds.attrs["n_points"])
+    print(ds)  # the result: printed with --quiet too
+    info(f"saved {output} ({n_points} points, {n_failed} failed)")
+    first = next((str(e) for e in ds["error"].values.ravel() if e), None)
+    if n_failed == n_points:  # nothing computed: a failure, whatever was written
+        print(f"odeprune sweep: error: every point failed ({n_points}); the first: {first}",
+              file=sys.stderr)
+        return EXIT_ALL_FAILED
     if n_failed:
-        first = next(str(e) for e in ds["error"].values.ravel() if e)
         print(f"first failure: {first}", file=sys.stderr)
     if plot is not None:
         quicklook(ds, plot)
-        print(f"plotted {plot}", file=sys.stderr)
+        info(f"plotted {plot}")
     return 0
+
+
+#: exit code of a sweep whose every point failed (2 is kept for errors found before any work)
+EXIT_ALL_FAILED = 1
 
 
 def quicklook(ds, path: Path) -> Path:
@@ -241,3 +248,15 @@ def quicklook(ds, path: Path) -> Path:
     ax.set_title(f"{title} — {ds.attrs.get('task', '')}", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def interrupt_note(args) -> str | None:
+    """What an interrupted sweep leaves: its cached points (see ``odeprune.cli._interrupted``);
+    the pool's workers are stopped by then (``odeprune.sweep``)."""
+    cache = getattr(args, "cache_used", None)
+    if args.no_cache:
+        return "nothing saved (--no-cache): run the same command again"
+    if cache is None:
+        return None
+    return (f"finished points are cached in {cache}: the same command continues from there "
+            "(workers stopped)")

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from . import CliError
-from ._common import float_list, fraction, positive_float, positive_int, v_star_arg
+from ._common import float_list, fraction, positive_float, positive_int, progress_of, v_star_arg
 
 DESCRIPTION = """\
 Sparse networks found near initialisation, trained and compared with the dense network.
@@ -173,17 +172,15 @@ def run_ticket(args) -> int:
     from odeprune import workflows
     from odeprune._io import atomic_write_text
 
-    from ._inputs import check_output, load_input_state
+    from ._inputs import check_output, info, load_input_state
 
     _check(args)
     check_output(args.output)
-    progress = False if args.quiet else None
+    progress = progress_of(args)
     results = []
     if args.layer in ("limit", "both"):
         if args.init is not None:
-            state, _ = load_input_state(args.init)
-            if not isinstance(state, odeprune.OrderParams):
-                raise CliError(f"{args.init} holds a masked network; start from a dense state")
+            state, _ = load_input_state(args.init, command="ticket --init")
         else:
             state = odeprune.OrderParams.random(args.N, args.K, args.M, v_star=args.v_star,
                                                 seed=args.seed)
@@ -242,7 +239,7 @@ def run_ticket(args) -> int:
 
             for arm, cv in results[0].curves.items():
                 paths.append(cv.save(Path(f"{stem}.{safe_label(arm)}.npz")))
-        print(f"saved {', '.join(str(p) for p in paths)}", file=sys.stderr)
+        info(f"saved {', '.join(str(p) for p in paths)}")
     return 0
 
 
@@ -265,3 +262,9 @@ def _print_table(res) -> None:
             cells.append(f"{'-' if v is None else v:{fmt}}" if v is None or num == "s"
                          else f"{v:{fmt}{num}}")
         print("".join(cells))
+
+
+def interrupt_note(args) -> str:
+    """What an interrupted run leaves (see ``odeprune.cli._interrupted``)."""
+    return ("nothing saved (the results are written when every method is done): run the same "
+            "command again")

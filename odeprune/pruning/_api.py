@@ -12,14 +12,20 @@ from .. import _io
 from .._progress import want_progress
 from .._validate import as_generator, check_int, readonly
 from ..activations import get_activation
+from ..sparse import MAX_EXACT_K, SparseLearningCurve, SparseOrderParams
 from ..state import OrderParams
 from . import node, registry
 from . import reweight as _rw
 from .edge_rules import check_c, rescale_rows
 from .registry import DETERMINISTIC, METHODS, REWEIGHTS
-from .sparse_maps import for_prune_result, sparse_args_for_prune
+from .sparse_maps import SparseMapError, for_prune_result, sparse_args_for_prune
 
-__all__ = ["METHODS", "REWEIGHTS", "DETERMINISTIC", "PruneResult", "prune"]
+__all__ = ["METHODS", "REWEIGHTS", "DETERMINISTIC", "PruneResult", "prune", "load_masked"]
+
+#: arrays of the masked network (``PruneResult.sparse_state``) in a PruneResult file, and of
+#: its standard errors (``sparse_state_se``)
+_MASKED = ("patterns", "f", "Q", "R", "T", "v", "v_star")
+_MASKED_SE = ("f", "Q", "R", "T", "dense_Q", "dense_R", "eg_batches")
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,7 +144,8 @@ class PruneResult:
         rule (``docs/theory.md`` §8; :func:`odeprune.pruning.sparse_maps.sparse_state`); its
         ``dense()`` is :attr:`state` within :attr:`sparse_state_se`. Computed on first access
         with prune's seed (an integer seed: the same coordinates as the edge map) and cached;
-        ``ValueError`` for node methods and results loaded from files."""
+        ``ValueError`` for node methods. A result read from a file has it when the file holds it
+        (written by :meth:`save` for an edge rule with ``K <= 12``)."""
         return self._sparse()[0]
 
     @property
@@ -147,10 +154,33 @@ class PruneResult:
         error of ``eg``)."""
         return self._sparse()[1]
 
+    @property
+    def is_masked(self) -> bool:
+        """True for an edge rule: the pruned network keeps a first-layer mask, and training it
+        means training the masked network (:attr:`sparse_state`), not :attr:`state`."""
+        return self.method in registry.methods(sparse=True)
+
     def _sparse(self):
         if "sparse" not in self._cache:
+            if "loaded_from" in self._cache and self.is_masked:
+                why = self.metadata.get("masked_state") or "written by an older odeprune"
+                raise ValueError(
+                    f"file {self._cache['loaded_from']!r} holds a {self.method} PruneResult "
+                    f"without its masked network ({why}): its state is the summed network, and "
+                    "training that would train the dense network, not the masked one; prune "
+                    "again with this odeprune (K <= 12), or prune and retrain in one go with "
+                    "'odeprune retrain' (Python: odeprune.pruning.sparse_state(state, rule, c))")
             self._cache["sparse"] = for_prune_result(self)
         return self._cache["sparse"]
+
+    def with_metadata(self, **extra) -> PruneResult:
+        """The same result with ``extra`` added to its metadata; what it computed on demand
+        (``sparse_state``, and what it needs) is kept."""
+        new = PruneResult(subsets=self.subsets, probabilities=self.probabilities,
+                          eg_values=self.eg_values, Q=self.Q, R=self.R, v=self.v, T=self.T,
+                          v_star=self.v_star, metadata={**self.metadata, **extra})
+        new._cache.update({k: v for k, v in self._cache.items() if k != "states"})
+        return new
 
     def __repr__(self) -> str:
         m = self.metadata
@@ -161,13 +191,31 @@ class PruneResult:
 
     # ---------------------------------------------------------------- files
     def save(self, path: str | os.PathLike):
-        """Write one ``.npz`` (arrays above, JSON metadata with the summary numbers)."""
+        """Write one ``.npz`` (arrays above, JSON metadata with the summary numbers). An edge
+        rule's file also holds its masked network (:attr:`sparse_state`, arrays ``masked_*``,
+        and its standard errors ``masked_se_*``), so that the network read back trains as the
+        masked network it is; when it cannot be computed (``K > 12``) ``metadata
+        ["masked_state"]`` says why."""
         meta = dict(self.metadata)
         meta.update(eg_mean=self.eg_mean, eg_std=self.eg_std, eg_se=self.eg_se,
                     exact=self.exact)
         arrays = {n: getattr(self, n) for n in ("subsets", "probabilities", "eg_values", "Q", "R",
                                                 "v", "T", "v_star")}
+        if self.is_masked:
+            if self.K_units > MAX_EXACT_K:
+                meta["masked_state"] = (f"K={self.K_units} > {MAX_EXACT_K}: the 2^K mask classes "
+                                        "of the exact limit do not fit")
+            else:
+                sp, se = self._sparse()
+                arrays.update({f"masked_{n}": getattr(sp, n) for n in _MASKED})
+                arrays.update({f"masked_se_{n}": getattr(se, n) for n in _MASKED_SE})
+                meta.update(masked_se_eg=float(se.eg), masked_se_method=se.method)
         return _io.write_npz(path, self.KIND, arrays, meta)
+
+    @property
+    def K_units(self) -> int:
+        """K of the unpruned network."""
+        return int(self.metadata.get("K") or self.subsets.shape[1])
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PruneResult:
@@ -179,7 +227,39 @@ class PruneResult:
                              f"{sorted(missing)}")
         for key in ("eg_mean", "eg_std", "eg_se", "exact", "kind", "format_version"):
             meta.pop(key, None)
-        return cls(**{n: arrays[n] for n in need}, metadata=meta)
+        se_eg, se_method = meta.pop("masked_se_eg", None), meta.pop("masked_se_method", None)
+        result = cls(**{n: arrays[n] for n in need}, metadata=meta)
+        result._cache["loaded_from"] = str(path)
+        if all(f"masked_{n}" in arrays for n in _MASKED):
+            sp = SparseOrderParams(activation=result.activation,
+                                   **{n: arrays[f"masked_{n}"] for n in _MASKED})
+            se = SparseMapError(eg=float(se_eg if se_eg is not None else np.nan),
+                                method=str(se_method or "?"),
+                                **{n: arrays.get(f"masked_se_{n}", np.zeros(0))
+                                   for n in _MASKED_SE})
+            result._cache["sparse"] = (sp, se)
+        return result
+
+
+def load_masked(path: str | os.PathLike) -> SparseOrderParams | None:
+    """The masked network a file holds, to be trained as such, or None for a dense network.
+
+    A ``SparseOrderParams``, the final state of a ``SparseLearningCurve``, or the masked network
+    of an edge rule's ``PruneResult``. ``ValueError`` (one line, naming what to run instead)
+    for a masked network whose mask classes the file does not record: an edge rule's result
+    written by an older odeprune or with ``K > 12`` (whose summed state would train as a
+    dense network).
+    """
+    _, meta = _io.read_npz(path, allow_plain=True)
+    kind = meta["kind"]
+    if kind == "SparseOrderParams":
+        return SparseOrderParams.load(path)
+    if kind == SparseLearningCurve.KIND:
+        return SparseLearningCurve.load(path).final
+    if kind == PruneResult.KIND:
+        if meta.get("method") in registry.methods(sparse=True):
+            return PruneResult.load(path).sparse_state
+    return None
 
 
 def _resolve_seed(seed) -> tuple[np.random.Generator, Any]:
