@@ -39,6 +39,7 @@ _LAZY = {
     "CoordinateCurve": ("odeprune.coords", "CoordinateCurve"),
     "coords": ("odeprune.coords", None),
     "schedules": ("odeprune.schedules", None),
+    "teachers": ("odeprune.teachers", None),
 }
 
 _HERE = os.path.dirname(__file__)

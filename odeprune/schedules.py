@@ -33,6 +33,7 @@ from .coords.linear import train_fixed_masks
 from .coords.run import curve_from_replicas
 from .pruning.edge_rules import top_mask
 from .sim import simulate
+from .sparse import SparseOrderParams
 from .state import OrderParams
 
 __all__ = ["check_imp_args", "imp_limit", "imp_finite", "zhu_gupta_schedule", "check_schedule",
@@ -59,11 +60,26 @@ def _grid(alpha_max: float, n: int = 20) -> np.ndarray:
     return np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, alpha_max), alpha_max, n)]))
 
 
-def imp_limit(state: OrderParams, *, rounds: int = 3, prune_fraction: float = 0.2,
+def _start_law(state, S, replicas, rng) -> CoordinateLaw:
+    """The law a protocol starts from: ``state`` itself if it is a :class:`CoordinateLaw` (e.g.
+    a sparse teacher's), else the Gaussian law of an ``OrderParams`` / ``SparseOrderParams``."""
+    if isinstance(state, CoordinateLaw):
+        return state
+    if not isinstance(state, (OrderParams, SparseOrderParams)):
+        raise TypeError("state must be an OrderParams, a SparseOrderParams or a CoordinateLaw, "
+                        f"got {type(state).__name__}")
+    return CoordinateLaw.from_state(state, S=S, replicas=replicas, seed=rng)
+
+
+def imp_limit(state, *, rounds: int = 3, prune_fraction: float = 0.2,
               alpha_per_round: float = 200.0, eta: float = 0.5, scope: str = "row",
               rewind_to: float = 0.0, S: int = 20_000, replicas: int = 8, seed: Any = 0,
               save_at=None, **ode) -> dict:
     """IMP in the limit, exact in every round (coordinate-law particles + per-class ODE).
+
+    ``state``: an ``OrderParams`` (or ``SparseOrderParams``: a masked start, e.g. a sparse
+    teacher's per-class state), sampled into ``replicas`` x ``S`` particles, or a
+    :class:`CoordinateLaw` used as it is.
 
     Returns a dict with ``alpha`` (the saved times of a round), per round ``eg`` / ``eg_se``
     (mean and Monte-Carlo standard error over ``replicas`` at the saved times), ``c`` (kept
@@ -72,13 +88,11 @@ def imp_limit(state: OrderParams, *, rounds: int = 3, prune_fraction: float = 0.
     round) and ``curves`` (per round, a :class:`~odeprune.coords.CoordinateCurve`)."""
     rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction, alpha_per_round, scope,
                                                 rewind_to)
-    if not isinstance(state, OrderParams):
-        raise TypeError(f"state must be an OrderParams, got {type(state).__name__}")
     rule, scope = rule_and_scope("magnitude", scope)
     grid = _grid(apr) if save_at is None else np.unique(np.asarray(save_at, float))
     ss = np.random.SeedSequence(seed if isinstance(seed, int) else 0)
     s_law, s_train, s_dec = (np.random.default_rng(x) for x in ss.spawn(3))
-    law0 = CoordinateLaw.from_state(state, S=S, replicas=replicas, seed=s_law)
+    law0 = _start_law(state, S, replicas, s_law)
     rewind = law0
     if rw > 0:
         rewind, _ = train_fixed_masks(law0, eta, rw, seed=s_train, **ode)
@@ -97,7 +111,7 @@ def imp_limit(state: OrderParams, *, rounds: int = 3, prune_fraction: float = 0.
             e, se = curve.eg, curve.eg_se
         out["eg"].append(e)
         out["eg_se"].append(se)
-        out["c"].append(start.density() if r else 1.0)
+        out["c"].append(start.density())
         out["eg_pruned"].append(pruned[0])
         out["eg_pruned_se"].append(pruned[1])
         out["laws"].append(trained)
@@ -110,8 +124,8 @@ def imp_limit(state: OrderParams, *, rounds: int = 3, prune_fraction: float = 0.
     for k in ("eg", "eg_se"):
         out[k] = np.array(out[k])
     out["meta"] = dict(rounds=rounds, prune_fraction=pf, alpha_per_round=apr, eta=eta,
-                       scope=scope, rewind_to=rw, S=S, replicas=replicas, seed=seed,
-                       K=state.K, M=state.M, **{k: v for k, v in ode.items()})
+                       scope=scope, rewind_to=rw, S=law0.S, replicas=law0.replicas, seed=seed,
+                       K=law0.K, M=law0.M, **{k: v for k, v in ode.items()})
     return out
 
 
@@ -127,24 +141,28 @@ def _prune_weights(w: np.ndarray, mask: np.ndarray, keep: float, scope: str) -> 
     return new & mask
 
 
-def _segment_seed(seed: int, k: int) -> int:
+def segment_seed(seed: int, k: int) -> int:
+    """The SGD seed of training segment ``k`` of seed ``seed`` (its own stream)."""
     return int(np.random.SeedSequence([seed, k]).generate_state(1)[0] % (2 ** 31))
 
 
 def imp_finite(N: int, K: int, M: int, *, rounds: int = 3, prune_fraction: float = 0.2,
                alpha_per_round: float = 200.0, eta: float = 0.5, v_star=4.0,
                scope: str = "row", rewind_to: float = 0.0, seed: int = 0, n_test: int = 2,
-               **sim) -> dict:
+               init=None, **sim) -> dict:
     """IMP on the real weights of one network (seed ``seed``: the initial draw of
     :meth:`OrderParams.random`), the protocol of :func:`imp_limit`. Returns per round ``eg``
     (after training), ``c``, ``eg_pruned`` and the masks."""
     rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction, alpha_per_round, scope,
                                                 rewind_to)
     common = dict(v_star=v_star, n_test=n_test, progress=False, **sim)
-    seg = _segment_seed(seed, 0)
-    first = simulate(N, K, M, eta, rw if rw > 0 else apr, save_at=[0.0], seed=seed, **common)
+    seg = segment_seed(seed, 0)
+    first = simulate(N, K, M, eta, rw if rw > 0 else apr, save_at=[0.0], seed=seed, init=init,
+                     **common)
     if rw > 0:
         w0, ws, v0 = first.w, first.w_star, first.v[-1]
+    elif init is not None:
+        w0, ws, v0 = init
     else:
         w0, ws, v0, _ = OrderParams.draw_weights(N, K, M, v_star=v_star, seed=seed)
     if rw > 0:
@@ -214,21 +232,19 @@ def check_schedule(schedule, alpha_max: float, density: float = 1.0
     return alphas, dens
 
 
-def gradual_limit(state: OrderParams, schedule, alpha_max: float, *, eta: float = 0.5,
+def gradual_limit(state, schedule, alpha_max: float, *, eta: float = 0.5,
                   scope: str = "row", S: int = 20_000, replicas: int = 8, seed: Any = 0,
                   **ode) -> dict:
     """Gradual magnitude pruning in the limit, exact (see the module docstring). ``schedule``:
     ``(alphas, densities)``, e.g. :func:`zhu_gupta_schedule`. Returns ``alpha``, ``eg``,
     ``eg_se`` (the piecewise curve over the whole run), ``density`` at each saved time, and
     ``law`` (the final law)."""
-    if not isinstance(state, OrderParams):
-        raise TypeError(f"state must be an OrderParams, got {type(state).__name__}")
     alpha_max = check_real("alpha_max", alpha_max)
     alphas, dens = check_schedule(schedule, alpha_max)
     rule, scope = rule_and_scope("magnitude", scope)
     ss = np.random.SeedSequence(seed if isinstance(seed, int) else 0)
     s_law, s_train, s_dec = (np.random.default_rng(x) for x in ss.spawn(3))
-    law = CoordinateLaw.from_state(state, S=S, replicas=replicas, seed=s_law)
+    law = _start_law(state, S, replicas, s_law)
     t, d_now = 0.0, 1.0
     A, E, SE, D = [], [], [], []
     for a_next, d_next in [*zip(alphas, dens), (alpha_max, None)]:
@@ -265,7 +281,7 @@ def gradual_finite(N: int, K: int, M: int, schedule, alpha_max: float, *, eta: f
     t, d_now, res = 0.0, 1.0, None
     for k, (a_next, d_next) in enumerate([*zip(alphas, dens), (alpha_max, None)]):
         if a_next > t:
-            res = simulate(N, K, M, eta, a_next - t, save_at=[0.0], seed=_segment_seed(seed, k),
+            res = simulate(N, K, M, eta, a_next - t, save_at=[0.0], seed=segment_seed(seed, k),
                            init=(w, ws, v), mask=mask, v_star=v_star, n_test=n_test,
                            progress=False, **sim)
             w, v = res.w, res.v[-1]

@@ -358,6 +358,7 @@ class SparseLearningCurve(LearningCurve):
         if self.P_cls is None:
             raise ValueError("this curve has no two-time overlaps: integrate with "
                              "track_initial=True")
+        check_saved_from_start(self.Q_cls[0], self.P_cls[0], self.alpha[0])
         out = []
         for s in range(self.f.shape[0]):
             out.append(joint_coordinate_covariance(
@@ -376,6 +377,16 @@ class SparseLearningCurve(LearningCurve):
     @classmethod
     def load(cls, path: str | os.PathLike) -> SparseLearningCurve:
         return _load_curve(cls, path, ("patterns", "f", "T_cls", "Q_cls", "R_cls"), ("P_cls",))
+
+
+def check_saved_from_start(Q0, P0, alpha0) -> None:
+    """The joint law uses the first saved state as ``w(0)``: refuse a curve whose first saved
+    time is not its start (there ``P = w(alpha).w(0)/N`` differs from ``Q``)."""
+    scale = max(1.0, float(np.max(np.abs(Q0))))
+    if np.max(np.abs(np.asarray(P0) - np.asarray(Q0))) > 1e-9 * scale:
+        raise ValueError(f"this curve's first saved time (alpha={float(alpha0):g}) is not its "
+                         "start, which the joint law of (w(0), w(alpha), w*) needs: integrate "
+                         "with save_at including 0")
 
 
 def joint_coordinate_covariance(Q0, R0, P, Q, R, T) -> np.ndarray:
@@ -407,7 +418,9 @@ class TwoTimeCurve(LearningCurve):
     def joint_covariance(self, index: int) -> np.ndarray:
         """Covariance of one coordinate ``(w(0), w(alpha), w*)`` at saved index ``index``:
         ``[[Q0, P^T, R0], [P, Q, R], [R0^T, R^T, T]]``, shape (2K+M, 2K+M)."""
-        return joint_coordinate_covariance(self.Q[0], self.R[0], self.P[index], self.Q[index], self.R[index], self.T)
+        check_saved_from_start(self.Q[0], self.P[0], self.alpha[0])
+        return joint_coordinate_covariance(self.Q[0], self.R[0], self.P[index], self.Q[index],
+                                           self.R[index], self.T)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = super()._arrays()

@@ -376,3 +376,26 @@ def test_odeprune_integrate_dispatches_a_coordinate_law():
         odeprune.integrate(law, 0.5, 1.0, track_initial=True)
     with pytest.raises(ValueError, match="coordinate law"):
         odeprune.integrate(st, 0.5, 1.0, l1=0.1)
+
+
+def test_joint_law_refuses_a_curve_not_saved_from_its_start():
+    st = _state(K=3, M=1)
+    cv = odeprune.integrate(st, 0.5, 5.0, save_at=[2.0, 5.0], track_initial=True)
+    with pytest.raises(ValueError, match="not its start"):
+        CoordinateLaw.from_joint(cv, -1, S=100, replicas=1)
+    sp = SparseOrderParams.random_mask(st, 0.5)
+    cvs = odeprune.integrate(sp, 0.5, 5.0, save_at=[2.0, 5.0], track_initial=True)
+    with pytest.raises(ValueError, match="not its start"):
+        cvs.joint_covariance(-1)
+
+
+def test_imp_from_a_coordinate_law_and_from_explicit_weights():
+    st = _state(K=3, M=1)
+    law = CoordinateLaw.from_state(st, S=2000, replicas=2, seed=0)
+    out = schedules.imp_limit(law, rounds=1, prune_fraction=0.5, alpha_per_round=5.0)
+    assert out["c"][0] == pytest.approx(1.0, abs=1e-12)
+    assert out["c"][1] == pytest.approx(0.5, abs=1e-3)
+    w, ws, v, vs = odeprune.OrderParams.draw_weights(100, 3, 1, v_star=1.0, seed=3)
+    fin = schedules.imp_finite(100, 3, 1, rounds=1, prune_fraction=0.5, alpha_per_round=2.0,
+                               v_star=1.0, init=(w, 0 * ws, v))
+    assert fin["initial"][0].T[0, 0] == 0.0  # the given (here: zero) teacher was used

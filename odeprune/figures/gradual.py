@@ -128,7 +128,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
 def summary(rows: list, arm: str, layer: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(c, eg, se)`` of ``arm`` in ``layer``, averaged over seeds at each density (limit: the
     mean of the seeds' values with their Monte-Carlo errors combined)."""
-    sel = [r for r in rows if r["arm"] == arm and r["layer"] == layer and r["c"] < 1]
+    sel = [r for r in rows if r["arm"] == arm and r["layer"] == layer and r["c"] < 1 - 1e-9]
     cs = sorted({round(r["c"], 3) for r in sel}, reverse=True)
     c, e, s = [], [], []
     for ci in cs:
@@ -143,7 +143,7 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     p, rows = data["params"], data["rows"]
     fig, ax = subplots(1, 1, figsize=(5.6, 4.2))
     dense = np.mean([r["eg"] for r in rows if r["layer"] == "limit" and r["arm"] == "IMP"
-                     and r["c"] == 1.0])
+                     and r["c"] > 1 - 1e-9])
     ax.axhline(dense, color="k", lw=0.8, ls="--")
     for n, (arm, col, mk) in enumerate(ARMS):
         c, e, s = summary(rows, arm, "limit")
