@@ -30,7 +30,7 @@ from ._validate import check_int, check_real
 from .coords.decide import decide, rule_and_scope
 from .coords.law import CoordinateLaw
 from .coords.linear import train_fixed_masks
-from .coords.run import curve_from_replicas
+from .coords.run import CoordinateCurve, curve_from_replicas
 from .pruning.edge_rules import top_mask
 from .sim import simulate
 from .sparse import SparseOrderParams
@@ -237,8 +237,9 @@ def gradual_limit(state, schedule, alpha_max: float, *, eta: float = 0.5,
                   **ode) -> dict:
     """Gradual magnitude pruning in the limit, exact (see the module docstring). ``schedule``:
     ``(alphas, densities)``, e.g. :func:`zhu_gupta_schedule`. Returns ``alpha``, ``eg``,
-    ``eg_se`` (the piecewise curve over the whole run), ``density`` at each saved time, and
-    ``law`` (the final law)."""
+    ``eg_se`` (the piecewise curve over the whole run; a decision time appears twice, before
+    and after it), ``density`` at each saved time, ``law`` (the final law) and ``curve`` (all
+    of it as a :class:`~odeprune.coords.CoordinateCurve`)."""
     alpha_max = check_real("alpha_max", alpha_max)
     alphas, dens = check_schedule(schedule, alpha_max)
     rule, scope = rule_and_scope("magnitude", scope)
@@ -246,24 +247,27 @@ def gradual_limit(state, schedule, alpha_max: float, *, eta: float = 0.5,
     s_law, s_train, s_dec = (np.random.default_rng(x) for x in ss.spawn(3))
     law = _start_law(state, S, replicas, s_law)
     t, d_now = 0.0, 1.0
-    A, E, SE, D = [], [], [], []
+    parts, D = [], []
     for a_next, d_next in [*zip(alphas, dens), (alpha_max, None)]:
         if a_next > t:
             law, cvs = train_fixed_masks(law, eta, a_next - t, save_at=_grid(a_next - t, 8),
                                          seed=s_train, **ode)
-            curve = curve_from_replicas(cvs, law, offset=t)
-            A.append(curve.alpha)
-            E.append(curve.eg)
-            SE.append(curve.eg_se)
-            D.append(np.full(curve.eg.size, law.density()))
+            parts.append(curve_from_replicas(cvs, law, offset=t))
+            D.append(np.full(len(parts[-1]), law.density()))
             t = a_next
         if d_next is not None and d_next < d_now:
             law = decide(law, rule, d_next / d_now, scope=scope, seed=s_dec)
             d_now = d_next
+    cat = {k: np.concatenate([getattr(c, k) for c in parts], axis=-1 if k == "eg_replicas"
+                             else 0) for k in ("alpha", "eg", "eg_se", "eg_replicas", "Q", "R",
+                                               "v")}
+    curve = CoordinateCurve(**cat, final=law, method="linear",
+                            metadata=dict(schedule_alpha=alphas.tolist(),
+                                          schedule_density=dens.tolist(), eta=eta,
+                                          scope=scope))
     e, se = law.eg()
-    return dict(alpha=np.concatenate(A), eg=np.concatenate(E), eg_se=np.concatenate(SE),
-                density=np.concatenate(D), eg_final=e, eg_final_se=se, law=law,
-                schedule=(alphas, dens))
+    return dict(alpha=curve.alpha, eg=curve.eg, eg_se=curve.eg_se, density=np.concatenate(D),
+                eg_final=e, eg_final_se=se, law=law, curve=curve, schedule=(alphas, dens))
 
 
 def gradual_finite(N: int, K: int, M: int, schedule, alpha_max: float, *, eta: float = 0.5,

@@ -1174,7 +1174,7 @@ def gradual_magnitude_pruning(state: OrderParams, schedule, alpha_max: float, *,
                 odeprune_version=_io.package_version())
     return WorkflowResult("gradual", "limit", {"gradual": out["alpha"]},
                           {"gradual": out["eg"]}, {"gradual": out["eg_se"]}, table, meta,
-                          curves={"gradual": out})
+                          curves={"gradual": out["curve"]})
 
 
 def gradual_magnitude_pruning_finite(N: int, K: int, M: int, schedule, alpha_max: float, *,

@@ -399,3 +399,38 @@ def test_imp_from_a_coordinate_law_and_from_explicit_weights():
     fin = schedules.imp_finite(100, 3, 1, rounds=1, prune_fraction=0.5, alpha_per_round=2.0,
                                v_star=1.0, init=(w, 0 * ws, v))
     assert fin["initial"][0].T[0, 0] == 0.0  # the given (here: zero) teacher was used
+
+
+# ------------------------------------------------------------------ command line
+def test_cli_regularisers_imp_rewind_and_gradual(tmp_path, capsys):
+    from odeprune.cli import main
+
+    out = tmp_path / "l1.npz"
+    assert main(["integrate", "--l1", "0.02", "--K", "2", "--M", "1", "--alpha-max", "2",
+                 "--particles", "300", "--replicas", "3", "-o", str(out), "-q"]) == 0
+    cv = odeprune.load(out)
+    assert isinstance(cv, CoordinateCurve) and cv.metadata["l1"] == 0.02
+    assert "eg_se" in capsys.readouterr().out
+    assert main(["integrate", "--weight-decay", "0.3", "--K", "2", "--M", "1", "--alpha-max",
+                 "2", "-o", str(tmp_path / "wd.npz"), "-q"]) == 0
+    st = odeprune.OrderParams.random(500, 2, 1, v_star=4.0, seed=0)
+    ref = odeprune.integrate(st, 0.5, 2.0, weight_decay=0.3)
+    assert odeprune.load(tmp_path / "wd.npz").eg[-1] == pytest.approx(ref.eg[-1], rel=1e-12)
+    assert main(["simulate", "--N", "100", "--K", "2", "--M", "1", "--alpha-max", "1", "--l1",
+                 "0.5", "-o", str(tmp_path / "s.npz"), "-q"]) == 0
+    assert odeprune.load(tmp_path / "s.npz").metadata["l1"] == 0.5
+    assert main(["ticket", "--mode", "imp", "--alpha-rewind", "1", "--K", "2", "--M", "1",
+                 "--rounds", "1", "--alpha-train", "3", "--n-samples", "4000", "-q",
+                 "-o", str(tmp_path / "imp")]) == 0
+    assert odeprune.load(tmp_path / "imp.limit.npz").metadata["rewind_to"] == 1.0
+    assert main(["ticket", "--mode", "gradual", "--c", "0.5", "--K", "2", "--M", "1",
+                 "--alpha-max", "4", "--n-prunes", "2", "--n-samples", "4000", "-q"]) == 0
+    for bad in (["ticket", "--mode", "gradual", "--c", "0.5", "--prune-window", "3,1"],
+                ["integrate", "--l1", "0.1", "--method", "auto"],
+                ["integrate", "--particles", "10"]):
+        try:
+            code = main(bad)
+        except SystemExit as e:
+            code = e.code
+        assert code == 2
+        assert "error:" in capsys.readouterr().err

@@ -93,4 +93,11 @@ def add_dynamics_arguments(parser, sources: str = "--init / --weights"):
                      help="output-noise std of the teacher labels (default 0)")
     dyn.add_argument("--freeze-v", action="store_true",
                      help="do not train the second layer (soft committee machine)")
+    dyn.add_argument("--weight-decay", type=nonneg_float, default=0.0, metavar="GAMMA",
+                     help="L2 weight decay of the first layer: w <- (1 - eta GAMMA / N) w per "
+                          "step, -eta GAMMA w per unit alpha (default 0; docs/theory.md §11)")
+    dyn.add_argument("--l1", type=nonneg_float, default=0.0, metavar="LAMBDA",
+                     help="L1 penalty of the first layer: the proximal step sign(w) max(|w| - "
+                          "eta LAMBDA / N, 0) per step (default 0; in the limit it needs the "
+                          "coordinate law: integrate samples particles, see --particles)")
     return dyn

@@ -41,6 +41,8 @@ examples:
   odeprune integrate                                  # paper's M=2, K=6 curve, printed
   odeprune integrate --M 5 --K 20 --alpha-max 2000 --output curve.npz --plot curve.png
   odeprune integrate --init state.npz --eta 0.1 --sigma 0.25 --save-at 1,10,100,1000
+  odeprune integrate --weight-decay 0.1 --alpha-max 500         # L2, exact in the ODE
+  odeprune integrate --l1 0.02 --alpha-max 100 -o l1.npz        # L1: coordinate-law particles
 """
 
 
@@ -89,7 +91,14 @@ def register(sub) -> None:
                           "alpha >= 1e4); bdf/radau: implicit from the start; rk4/euler: fixed "
                           "step --dt")
     run.add_argument("--dt", type=positive_float, default=None,
-                     help="step of --method rk4/euler (default 0.01)")
+                     help="step of --method rk4/euler (default 0.01), or of the particle SDE "
+                          "with --l1 (default 0.05)")
+    run.add_argument("--particles", type=positive_int, default=None, metavar="S",
+                     help="with --l1: particles per replica of the coordinate law (default "
+                          "20000)")
+    run.add_argument("--replicas", type=positive_int, default=None,
+                     help="with --l1: independent replicas, whose spread is the Monte-Carlo "
+                          "error eg_se (default 8)")
     run.add_argument("--rtol", type=positive_float, default=None,
                      help="relative tolerance of the adaptive methods (default 1e-7)")
     run.add_argument("--atol", type=positive_float, default=None,
@@ -133,6 +142,24 @@ def _check_options(args) -> None:
         if given:
             raise CliError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
                            "a file given with --init (--run also with --weights)")
+    if args.l1:
+        if args.method != "dopri5" or args.backend != "numba":
+            raise CliError("--l1 runs the particle SDE of the coordinate law (its step: --dt); "
+                           "--method/--backend apply to the order-parameter ODE")
+        given = explicit(args, "rtol", "atol")
+        if given:
+            raise CliError(f"{', '.join(given)} apply to the ODE; with --l1 set the particle "
+                           "step --dt")
+        args.particles = args.particles or 20_000
+        args.replicas = args.replicas or 8
+        if args.replicas < 2:
+            raise CliError("--replicas must be at least 2 (their spread is the error bar)")
+        check_run_outputs(args)
+        return
+    given = explicit(args, "particles", "replicas")
+    if given:
+        raise CliError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --l1 "
+                       "(the coordinate law) only")
     adaptive = args.method in ("dopri5", "auto", "bdf", "radau")
     if adaptive and args.dt is not None:
         raise CliError("--dt applies to the fixed-step methods (--method rk4 or euler); "
@@ -209,13 +236,15 @@ def run_integrate(args) -> int:
     if args.resume and (checkpoint is None or not Path(checkpoint).exists()):
         raise CliError(f"--resume: no checkpoint found at {checkpoint}")
     sigma = args.sigma or 0.0
+    if args.l1:
+        return _run_l1(args, state, alpha0, checkpoint, sigma)
     curve = _integrate(
         state, alpha0, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
         eta_v=args.eta_v, sigma=sigma, rtol=args.rtol or DEFAULT_RTOL,
         atol=args.atol or DEFAULT_ATOL, method=args.method, activation=state.activation,
         train_second_layer=not args.freeze_v, gradient_flow=args.gradient_flow,
         dt=args.dt or 0.01, progress=progress_of(args), checkpoint=checkpoint, resume=args.resume,
-        backend=args.backend,
+        backend=args.backend, weight_decay=args.weight_decay,
         divergence_path=(args.output.with_name(args.output.stem + ".last_good.npz")
                          if args.output else None),
     )
@@ -228,6 +257,46 @@ def run_integrate(args) -> int:
 
         path = curve.save(args.output)
         atomic_write_text(path.with_suffix(".csv"), curve.to_csv())
+        info(f"saved {path} and {path.with_suffix('.csv')}")
+    if args.plot is not None:
+        from ._plots import plot_curve
+
+        plot_curve(curve, args.plot)
+        info(f"plotted {args.plot}")
+    return 0
+
+
+def _run_l1(args, state, alpha0: float, checkpoint, sigma: float) -> int:
+    """``--l1``: sample the coordinate law of the initial state and run its particle SDE."""
+    import numpy as np
+
+    import odeprune
+
+    if alpha0:
+        raise CliError("--l1 starts from a state, not a continued curve (the particles of a "
+                       "trained law are not in a curve file)")
+    law = odeprune.CoordinateLaw.from_state(state, S=args.particles, replicas=args.replicas,
+                                            seed=0 if args.seed is None else args.seed)
+    curve = odeprune.integrate(
+        law, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at, eta_v=args.eta_v,
+        sigma=sigma, l1=args.l1, weight_decay=args.weight_decay, method="particles",
+        train_second_layer=not args.freeze_v, gradient_flow=args.gradient_flow,
+        dt=args.dt or 0.05, progress=progress_of(args), checkpoint=checkpoint,
+        resume=args.resume, seed=0 if args.seed is None else args.seed)
+    print(f"# K={state.K} M={state.M} activation={state.activation} eta={args.eta} "
+          f"sigma={sigma} l1={args.l1} ({args.replicas} x {law.S} particles; +- is the "
+          "Monte-Carlo standard error)")
+    idx = np.unique(np.linspace(0, len(curve.alpha) - 1, 12).round().astype(int))
+    print(f"{'alpha':>12}  {'eg':>14}  {'eg_se':>10}")
+    for j in idx:
+        print(f"{curve.alpha[j]:12.5g}  {curve.eg[j]:14.8g}  {curve.eg_se[j]:10.2g}")
+    if args.output is not None:
+        from odeprune._io import atomic_write_text, rows_to_csv
+
+        path = curve.save(args.output)
+        atomic_write_text(path.with_suffix(".csv"), rows_to_csv(
+            [dict(alpha=a, eg=e, eg_se=s) for a, e, s in
+             zip(curve.alpha.tolist(), curve.eg.tolist(), curve.eg_se.tolist())]))
         info(f"saved {path} and {path.with_suffix('.csv')}")
     if args.plot is not None:
         from ._plots import plot_curve

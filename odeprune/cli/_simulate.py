@@ -159,7 +159,8 @@ def run_simulate(args) -> int:
         eta_v=args.eta_v, sigma=sigma, v_star=v_star, activation=activation or "erf",
         seed=seed, n_test=args.n_test, train_second_layer=not args.freeze_v,
         n_train=args.n_train, seeds=seeds, n_runs=args.runs, progress=progress_of(args),
-        checkpoint=checkpoint, resume=args.resume, max_workers=args.workers, init=init)
+        checkpoint=checkpoint, resume=args.resume, max_workers=args.workers, init=init,
+        weight_decay=args.weight_decay, l1=args.l1)
     ensemble = isinstance(result, SimulationEnsemble)
     if ensemble:
         eg, spread = result.eg_mean, result.eg_std

@@ -20,7 +20,13 @@ Sparse networks found near initialisation, trained and compared with the dense n
       the same point, a random mask, the magnitude mask of the rewound weights themselves
       (magnitude_init) and fine-tuning of the pruned trained network (finetune).
   --mode imp: iterative magnitude pruning: --rounds rounds of train (--alpha-train each) ->
-      remove --prune-fraction of the kept weights by trained magnitude -> rewind to alpha=0.
+      remove --prune-fraction of the kept weights by trained magnitude -> rewind to the dense
+      network at --alpha-rewind (default 0). Exact in the limit in every round (the coordinate
+      law: the decisions act on particles; --n-samples of them, in 8 replicas whose spread is
+      eg_se).
+  --mode gradual: gradual magnitude pruning during training (Zhu & Gupta): --n-prunes decisions
+      evenly spaced over --prune-window A0,A1 (default 0.1 and 0.6 of --alpha-max) down to the
+      final kept fraction --c with a cubic schedule, no rewinding, training on to --alpha-max.
   --mode init: prune the initial network with --rule at --c (--rescale: restore each row's
       norm, Hayou et al. 2021) and train it for --alpha-max beside the dense network.
 
@@ -42,6 +48,8 @@ examples:
   odeprune ticket --c 0.2 --alpha-train 500 --alpha-max 1000
   odeprune ticket --c 0.2 --alpha-rewind 1 --layer both --seeds 0,1,2,3,4,5,6,7 -o ticket
   odeprune ticket --mode imp --rounds 4 --prune-fraction 0.3 --alpha-train 200
+  odeprune ticket --mode imp --alpha-rewind 1 --layer both --seeds 0-3
+  odeprune ticket --mode gradual --c 0.2 --alpha-max 400 --n-prunes 8
   odeprune ticket --mode init --rule snip_edge --c 0.1 --rescale --alpha-max 1000
 """
 
@@ -85,7 +93,7 @@ def register(sub) -> None:
     p = sub.add_parser("ticket", help=HELP,
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=("ticket", "imp", "init"), default="ticket",
+    p.add_argument("--mode", choices=("ticket", "imp", "gradual", "init"), default="ticket",
                    help="lottery ticket (default), iterative magnitude pruning, or pruning at "
                         "initialisation")
     net = p.add_argument_group("the initial network")
@@ -114,6 +122,11 @@ def register(sub) -> None:
     prot.add_argument("--arms", type=_arms_arg, default=list(arms), metavar="A[,A..]",
                       help=f"ticket: arms to train (default all: {', '.join(arms)})")
     prot.add_argument("--rounds", type=positive_int, default=3, help="imp: rounds (default 3)")
+    prot.add_argument("--n-prunes", type=positive_int, default=8,
+                      help="gradual: number of pruning decisions (default 8)")
+    prot.add_argument("--prune-window", type=float_list, default=None, metavar="A0,A1",
+                      help="gradual: first and last decision times (default 0.1 and 0.6 of "
+                           "--alpha-max)")
     prot.add_argument("--prune-fraction", type=float, default=0.2,
                       help="imp: fraction of kept weights removed per round (default 0.2)")
     prot.add_argument("--rule", choices=registry.methods("edge"), default="magnitude_edge",
@@ -141,7 +154,7 @@ def register(sub) -> None:
 
 
 def _check(args) -> None:
-    if args.mode in ("ticket", "init") and args.c is None:
+    if args.mode in ("ticket", "init", "gradual") and args.c is None:
         raise CliError(f"--mode {args.mode} needs --c, the kept fraction of first-layer weights")
     if args.mode == "imp" and args.c is not None:
         raise CliError("--c does not apply to --mode imp (the kept fraction is "
@@ -150,8 +163,21 @@ def _check(args) -> None:
         raise CliError("--rounds / --prune-fraction apply to --mode imp only")
     if args.mode != "init" and (args.rescale or args.rule != "magnitude_edge"):
         raise CliError("--rule / --rescale apply to --mode init only")
-    if args.mode != "ticket" and (args.alpha_rewind != 0 or args.arms != list(_arms())):
-        raise CliError("--alpha-rewind / --arms apply to --mode ticket only")
+    if args.mode != "ticket" and args.arms != list(_arms()):
+        raise CliError("--arms apply to --mode ticket only")
+    if args.mode not in ("ticket", "imp") and args.alpha_rewind != 0:
+        raise CliError("--alpha-rewind applies to --mode ticket and imp")
+    if args.mode != "gradual" and (args.n_prunes != 8 or args.prune_window is not None):
+        raise CliError("--n-prunes / --prune-window apply to --mode gradual only")
+    if args.mode == "gradual":
+        if args.alpha_train is not None:
+            raise CliError("--alpha-train does not apply to --mode gradual (decisions at "
+                           "--prune-window, training to --alpha-max)")
+        w = args.prune_window or [0.1 * args.alpha_max, 0.6 * args.alpha_max]
+        if len(w) != 2 or not 0 <= w[0] <= w[1] <= args.alpha_max:
+            raise CliError(f"--prune-window {w} must be A0,A1 with 0 <= A0 <= A1 <= "
+                           f"--alpha-max = {args.alpha_max}")
+        args.prune_window = w
     if args.mode == "init" and args.alpha_train is not None:
         raise CliError("--alpha-train does not apply to --mode init (training starts at the "
                        "pruned initial network; use --alpha-max)")
@@ -162,9 +188,16 @@ def _check(args) -> None:
                        "them from --seeds (use --layer limit)")
     if args.alpha_train is None:
         args.alpha_train = 200.0 if args.mode == "imp" else 500.0
-    if args.mode == "ticket" and not 0 <= args.alpha_rewind < args.alpha_train:
+    if args.mode in ("ticket", "imp") and not 0 <= args.alpha_rewind < args.alpha_train:
         raise CliError(f"--alpha-rewind {args.alpha_rewind} must be in [0, --alpha-train = "
                        f"{args.alpha_train})")
+
+
+def _schedule(args):
+    from odeprune.schedules import zhu_gupta_schedule
+
+    a0, a1 = args.prune_window
+    return zhu_gupta_schedule(args.c, a0, a1, args.n_prunes)
 
 
 def run_ticket(args) -> int:
@@ -195,9 +228,15 @@ def run_ticket(args) -> int:
             r = workflows.iterative_magnitude_pruning(state, rounds=args.rounds,
                                                       prune_fraction=args.prune_fraction,
                                                       alpha_per_round=args.alpha_train,
+                                                      rewind_to=args.alpha_rewind,
                                                       eta=args.eta, scope=args.scope,
                                                       seed=args.seed, n_samples=args.n_samples,
                                                       progress=progress)
+        elif args.mode == "gradual":
+            r = workflows.gradual_magnitude_pruning(state, _schedule(args), args.alpha_max,
+                                                    eta=args.eta, scope=args.scope,
+                                                    seed=args.seed, n_samples=args.n_samples,
+                                                    progress=progress)
         else:
             r = workflows.prune_at_init(state, args.rule, args.c, rescale=args.rescale,
                                         eta=args.eta, alpha_max=args.alpha_max,
@@ -216,7 +255,12 @@ def run_ticket(args) -> int:
         elif args.mode == "imp":
             r = workflows.iterative_magnitude_pruning_finite(
                 args.N, args.K, args.M, rounds=args.rounds, prune_fraction=args.prune_fraction,
-                alpha_per_round=args.alpha_train, scope=args.scope, progress=progress, **net)
+                alpha_per_round=args.alpha_train, scope=args.scope,
+                rewind_to=args.alpha_rewind, progress=progress, **net)
+        elif args.mode == "gradual":
+            r = workflows.gradual_magnitude_pruning_finite(
+                args.N, args.K, args.M, _schedule(args), args.alpha_max, scope=args.scope,
+                progress=progress, **net)
         else:
             r = workflows.prune_at_init_finite(args.N, args.K, args.M, args.rule, args.c,
                                                rescale=args.rescale, alpha_max=args.alpha_max,
@@ -249,7 +293,7 @@ def _print_table(res) -> None:
             ("eg_se", ">10", ".2g")]
     if res.workflow == "imp":
         cols += [("eg_pruned", ">12", ".5g")]
-    if finite and res.workflow != "imp":
+    if finite and res.workflow not in ("imp", "gradual"):
         cols += [("eg_ode", ">12", ".5g"), ("gap", ">10", ".2g"), ("gap_se", ">9", ".2g")]
     where = f"finite N={res.table[0].get('N')}, {res.table[0].get('n')} seeds" if finite else \
         "N -> inf"

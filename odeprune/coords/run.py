@@ -67,6 +67,17 @@ class CoordinateCurve:
 
     KIND = "CoordinateCurve"
 
+    @property
+    def K(self) -> int:
+        return self.Q.shape[1]
+
+    @property
+    def M(self) -> int:
+        return self.R.shape[2]
+
+    def __len__(self) -> int:
+        return self.alpha.shape[0]
+
     def save(self, path: str | os.PathLike, metadata: dict | None = None):
         """Save as ``.npz``: the curve's arrays and the final law's (``law_*``); atomic."""
         f = self.final
