@@ -8,14 +8,16 @@
    dt = 0.1, and again with dt = 0.05: the time, the Monte-Carlo error and the change on halving
    the step (an estimate of the time-step error of the dt = 0.1 run).
 
-Run: ``python benchmarks/bench_coords.py`` (about 2 minutes on 2 cores).
+3. The particle SDE without decisions or L1 against the ODE (K=6, alpha=2, dt=0.05): the
+   Monte-Carlo error for S = 1e4, 1e5, 1e6 particles (8 replicas), its ratio (sqrt(10) = 3.16
+   expected) and the actual error.
+
+Run: ``python benchmarks/bench_coords.py`` (a few minutes on 2 cores).
 """
 
 from __future__ import annotations
 
 import time
-
-import numpy as np
 
 import odeprune
 from odeprune import schedules
@@ -63,6 +65,24 @@ def l1() -> None:
               f"(ratio {d / a.eg_se[k]:.2f})")
 
 
+def scaling() -> None:
+    st = odeprune.OrderParams.random(N=500, K=6, M=2, v_star=4.0, seed=0)
+    ode = odeprune.integrate(st, 0.5, 2.0, save_at=[2.0], rtol=1e-10, atol=1e-12).eg[-1]
+    print("3. particles vs the ODE, K=6, alpha=2 (no decisions, no L1)")
+    prev = None
+    for S in (10_000, 100_000, 1_000_000):
+        law = CoordinateLaw.from_state(st, S=S // 8, replicas=8, seed=0)
+        t = time.perf_counter()
+        cv = integrate_law(law, 0.5, 2.0, save_at=[2.0], method="particles", dt=0.05, seed=1)
+        wall = time.perf_counter() - t
+        se = cv.eg_se[-1]
+        ratio = f"   se ratio to the previous S: {prev / se:.2f}" if prev else ""
+        print(f"   S={S:>8}: eg={cv.eg[-1]:.6f} +- {se:.2e}, ODE {ode:.6f}, error "
+              f"{cv.eg[-1] - ode:+.2e} ({(cv.eg[-1] - ode) / se:+.2f} se), {wall:.1f} s{ratio}")
+        prev = se
+
+
 if __name__ == "__main__":
     imp()
     l1()
+    scaling()
