@@ -156,6 +156,21 @@ def _num(x: Any) -> str:
     return repr(f)
 
 
+def check_mask(name: str, value: Any, shape: tuple | None = None, what: str = "") -> np.ndarray:
+    """A 0/1 (or bool) mask as a fresh bool array; ``shape`` (optional) its required shape, with
+    ``what`` naming its axes in the message (e.g. ``"(K, N)"``)."""
+    m = np.asarray(value)
+    if shape is not None and m.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {what + ' = ' if what else ''}{tuple(shape)}, "
+                         f"got {m.shape}")
+    if m.dtype != bool:
+        if not np.issubdtype(m.dtype, np.number) or np.iscomplexobj(m) \
+                or not np.all((m == 0) | (m == 1)):
+            raise ValueError(f"{name} must contain only 0/1 (or False/True) entries")
+        m = m.astype(bool)
+    return m.copy()
+
+
 def check_array(name: str, value: Any, ndim: int) -> np.ndarray:
     """A read-only float array with ``ndim`` dimensions and finite entries (the copy is new).
     Complex and boolean input is refused (numpy would drop the imaginary part with only a

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import _io
-from ._validate import check_array, check_real, readonly
+from ._validate import check_array, check_mask, check_real, readonly
 from .activations import get_activation
 from .results import LearningCurve
 from .state import PSD_RTOL, OrderParams
@@ -48,14 +48,10 @@ def all_patterns(K: int) -> np.ndarray:
 
 
 def _patterns(value: Any) -> np.ndarray:
-    a = np.asarray(value)
-    if a.ndim != 2:
-        raise ValueError(f"patterns must have shape (n_classes, K), got shape {a.shape}")
-    if a.dtype != bool:
-        if not np.issubdtype(a.dtype, np.number) or not np.all((a == 0) | (a == 1)):
-            raise ValueError("patterns (masks) must be 0/1 or bool")
-        a = a.astype(bool)
-    a = a.copy()
+    if np.ndim(value) != 2:
+        raise ValueError(f"patterns must have shape (n_classes, K), got shape "
+                         f"{np.shape(value)}")
+    a = check_mask("patterns (masks)", value)
     a.setflags(write=False)
     return a
 
@@ -212,15 +208,10 @@ class SparseOrderParams:
         """
         w = np.asarray(w, dtype=float)
         w_star = np.asarray(w_star, dtype=float)
-        mask = np.asarray(mask)
         if w.ndim != 2 or w_star.ndim != 2 or w.shape[1] != w_star.shape[1]:
             raise ValueError(f"w (K, N) and w_star (M, N) must share N, got {w.shape} and "
                              f"{w_star.shape}")
-        if mask.shape != w.shape:
-            raise ValueError(f"mask must have the shape of w {w.shape}, got {mask.shape}")
-        if mask.dtype != bool and not np.all((mask == 0) | (mask == 1)):
-            raise ValueError("mask must be 0/1 or bool")
-        mask = mask.astype(bool)
+        mask = check_mask("mask", mask, w.shape, "the shape of w")
         K, N = w.shape
         M = w_star.shape[0]
         pats, inverse = np.unique(mask.T, axis=0, return_inverse=True)

@@ -43,7 +43,7 @@ from scipy import optimize, special, stats
 
 from . import schedules
 from ._stats import sem
-from ._validate import as_generator, check_real, check_size
+from ._validate import as_generator, check_mask, check_real, check_size
 from .coords.decide import decide
 from .coords.law import CoordinateLaw
 from .coords.run import integrate_law
@@ -83,14 +83,7 @@ def check_teacher_density(teacher_density: Any) -> float:
 
 def check_teacher_mask(teacher_mask: Any, M: int, N: int) -> np.ndarray:
     """A teacher support ``(M, N)`` of 0/1 (or bool) entries, as a bool array."""
-    m = np.asarray(teacher_mask)
-    if m.shape != (M, N):
-        raise ValueError(f"teacher_mask must have shape (M, N) = ({M}, {N}), got {m.shape}")
-    if m.dtype != bool:
-        if not np.issubdtype(m.dtype, np.number) or not np.all((m == 0) | (m == 1)):
-            raise ValueError("teacher_mask must contain only 0/1 (or False/True) entries")
-        m = m.astype(bool)
-    return m.copy()
+    return check_mask("teacher_mask", teacher_mask, (M, N), "(M, N)")
 
 
 # ---------------------------------------------------------------------------- finite N

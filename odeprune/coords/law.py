@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import _io
 from .._stats import sem
-from .._validate import as_generator, check_int
+from .._validate import as_generator, check_int, check_mask
 from ..activations import get_activation
 from ..sparse import SparseOrderParams
 from ..state import OrderParams, broadcast_v_star
@@ -74,17 +74,6 @@ def _check_particles(name: str, a: Any, ndim: int) -> np.ndarray:
     return arr
 
 
-def _check_mask(mask: Any, shape: tuple) -> np.ndarray:
-    m = np.asarray(mask)
-    if m.shape != shape:
-        raise ValueError(f"mask must have shape {shape}, got {m.shape}")
-    if m.dtype != bool:
-        if not np.issubdtype(m.dtype, np.number) or not np.all((m == 0) | (m == 1)):
-            raise ValueError("mask entries must be 0/1 or bool")
-        m = m.astype(bool)
-    return m.copy()
-
-
 @dataclass(frozen=True, eq=False)
 class CoordinateLaw:
     """Weighted particles of the coordinates of a two-layer network, in independent replicas.
@@ -123,7 +112,7 @@ class CoordinateLaw:
             raise ValueError(f"w_star must have shape ({R}, {S}, M), got {ws.shape}")
         if S < 2:
             raise ValueError(f"a coordinate law needs S >= 2 particles per replica, got S={S}")
-        m = _check_mask(self.mask, w.shape)
+        m = check_mask("mask", self.mask, w.shape, "(R, S, K)")
         wt = _check_particles("weights", self.weights, 2)
         if wt.shape != (R, S):
             raise ValueError(f"weights must have shape ({R}, {S}), got {wt.shape}")
@@ -300,7 +289,7 @@ class CoordinateLaw:
         K, N = w.shape
         if ws.shape[1] != N:
             raise ValueError(f"w_star must have shape (M, {N}), got {ws.shape}")
-        m = np.ones((K, N), bool) if mask is None else _check_mask(mask, (K, N))
+        m = np.ones((K, N), bool) if mask is None else check_mask("mask", mask, (K, N), "(K, N)")
         v = _check_particles("v", np.atleast_1d(v), 1)
         if v.shape != (K,):
             raise ValueError(f"v must have shape ({K},), got {v.shape}")
