@@ -46,12 +46,13 @@ from ._progress import make_bar, progress_bar, want_progress
 from ._stats import sem
 from ._validate import check_int, check_seed
 from .activations import get_activation
+from .coords import CoordinateLaw, decide
 from .dynamics import integrate
-from .pruning import finite_edges, node, prune, prune_weights, registry
+from .pruning import node, prune, prune_weights, registry
 from .pruning._api import check_method_args
 from .pruning.edge import check_c
 from .pruning.finite_edges import edge_mask
-from .pruning.sparse_maps import sparse_state, sparse_state_from_joint
+from .pruning.sparse_maps import sparse_state
 from .sim import SimulationEnsemble, SimulationResult, simulate
 from .sparse import SparseOrderParams
 from .state import OrderParams
@@ -799,16 +800,6 @@ def _check_ticket_args(c, alpha_T, alpha_rewind, alpha_max, scope, arms):
     return c, alpha_T, alpha_rewind, alpha_max, arms
 
 
-def _ticket_sparse(two_time, base, c: float, scope: str, v_decide, seed, n_samples: int):
-    """``(per-class state, se)`` of the ticket: the magnitude mask of ``w(alpha_T)`` applied to
-    the rewound weights, from the joint coordinate law of the two-time curve (§9); ``base`` is
-    the rewound network (dense, or the per-class state of a previous IMP round)."""
-    rule = "magnitude_edge" if scope == "row" else "magnitude_edge_global"
-    sp, se = sparse_state_from_joint(two_time.joint_covariance(-1), base, rule, c,
-                                     v_decide=v_decide, seed=seed, n_samples=n_samples)
-    return sp, float(se)
-
-
 def _reinit(ticket: SparseOrderParams, init: OrderParams, v) -> SparseOrderParams:
     r"""The ticket's mask on fresh random first-layer weights (the lottery-ticket literature's
     control; ``docs/theory.md`` §8): per class the kept weights are a fresh draw with the
@@ -889,19 +880,24 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
     s_T = two.final
 
     def make_start(arm, sd, n):
-        """``(start, map se)`` of ``arm`` from ``n`` coordinates of seed ``sd``."""
+        """``(start, whether it is a Monte Carlo map)`` of ``arm`` from ``n`` coordinates of
+        seed ``sd``. The Monte Carlo arms decide on the same particles of the joint law of
+        (w(alpha_rewind), w(alpha_T), w*) (common random numbers: their differences carry no
+        sampling noise of the masks)."""
         if arm == "dense":
-            return s_r, 0.0
+            return s_r, False
         if arm == "random":
-            return SparseOrderParams.random_mask(s_r, c), 0.0
+            return SparseOrderParams.random_mask(s_r, c), False
+        law_T, law_r = CoordinateLaw.from_joint(two, -1, S=n, replicas=1, seed=sd)
         if arm == "magnitude_init":
-            return _sparse_edge_state(s_r, rule, c, sd, n)
+            return decide(law_r, rule, c, seed=sd).sparse(), True
+        mask = decide(law_T, rule, c, seed=sd).mask
         if arm == "finetune":
-            return _sparse_edge_state(s_T, rule, c, sd, n)
-        ticket, se_t = _ticket_sparse(two, s_r, c, scope, s_T.v, sd, n)
+            return law_T.replace(mask=mask).sparse(), True
+        ticket = law_r.replace(mask=mask).sparse()
         if arm == "ticket":
-            return ticket, se_t
-        return _reinit(ticket, state, s_r.v), se_t
+            return ticket, True
+        return _reinit(ticket, state, s_r.v), True
 
     starts, map_se = {}, {}
     for arm in arms:
@@ -912,7 +908,7 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
         cv = _integrate(s, eta, alpha_max, grid, common)
         alpha[arm], eg[arm], se[arm], curves[arm] = (np.asarray(cv.alpha), np.asarray(cv.eg),
                                                      np.zeros(len(cv.alpha)), cv)
-        if map_se[arm] > 0:  # Monte Carlo start: its error carried through training
+        if map_se[arm]:  # Monte Carlo start: its error carried through training
             se[arm] = _mc_se(lambda sd, n, arm=arm: make_start(arm, sd, n)[0], seed, n_samples,
                              eta, alpha_max, cv.alpha, common)
         for a in rep:

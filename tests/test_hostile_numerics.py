@@ -412,3 +412,18 @@ def test_arms_share_their_monte_carlo_draws(small_trained):
     np.testing.assert_allclose(r.eg_se["finetune"], r.eg_se["magnitude_init"], rtol=1e-6,
                                atol=1e-9)
     assert r.eg_se["finetune"][-1] > 0
+
+
+def test_ticket_and_finetune_share_the_mask_sample():
+    """The ticket and fine-tuning decide on the same particles of the joint law: they end at the
+    same network to far below their (shared) Monte-Carlo error, where independent draws differ
+    by about that error."""
+    from odeprune import workflows
+
+    st = OrderParams.random(N=500, K=4, M=2, v_star=2.0, seed=1)
+    r = workflows.lottery_ticket(st, 0.5, alpha_T=100, alpha_max=600,
+                                 arms=("ticket", "finetune"), report=(600,),
+                                 n_samples=20_000, progress=False)
+    d = abs(r.eg["ticket"][-1] - r.eg["finetune"][-1])
+    # independent draws would differ by about sqrt(2) se; common ones only by the training left
+    assert d < 0.2 * r.eg_se["ticket"][-1], (d, r.eg_se["ticket"][-1])
