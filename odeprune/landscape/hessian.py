@@ -50,14 +50,14 @@ import numpy as np
 from scipy import optimize, special
 from scipy.integrate import quad
 
-from .activations import get_activation
-from .dynamics import integrate
-from .errors import OdepruneAccuracyWarning
-from .pruning import prune
-from .pruning.node import activation_gram_all
-from .pruning.reweight import refit_weights
-from .sparse import SparseOrderParams
-from .state import OrderParams, as_generator
+from ..activations import get_activation
+from ..dynamics import integrate
+from ..errors import OdepruneAccuracyWarning
+from ..pruning import prune
+from ..pruning.node import activation_gram_all
+from ..pruning.reweight import refit_weights
+from ..sparse import SparseOrderParams
+from ..state import OrderParams, as_generator
 
 __all__ = [
     "ActualLimit",
