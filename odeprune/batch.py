@@ -288,13 +288,16 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
 def _one(state, eta, eta_v, sigma, common, method, max_steps):
     """One member with the numba backend; a divergence is returned, not raised."""
     extra = {} if max_steps is None else {"max_steps": int(max_steps)}
+    threads = None
     if threading.current_thread() is not threading.main_thread():
-        # members already run in parallel: one numba thread per member (numba's thread count
-        # is per thread; the threaded RHS gives the same numbers for any count)
+        # members already run in parallel: the serial I4 sum in each (parallelism across
+        # members, issue 27), and one numba thread should a member thread anyway (numba's
+        # count is per thread; the numbers are the same for any count)
         numba.set_num_threads(1)
+        threads = False
     try:
         return integrate(state, eta=eta, eta_v=eta_v, sigma=sigma, method=method,
-                         backend="numba", progress=False, **common, **extra)
+                         backend="numba", progress=False, threads=threads, **common, **extra)
     except DivergenceError as exc:
         return exc
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from . import _io
@@ -57,8 +58,47 @@ METHODS = (*_STEPPERS, "auto", "bdf", "radau")
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
-#: from this K on, one curve's right-hand side is threaded by default
+#: from this K on, one curve's right-hand side is threaded by default, when cores are idle
 THREADED_K = 15
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def idle_threads(limit: int) -> int:
+    """How many threads (at most ``limit``, at least 1) one curve may use now: 1 plus the cores
+    that nothing else is running on (issue 27).
+
+    Measured from the kernel's count of runnable tasks (``/proc/loadavg``, 4th field; an
+    instantaneous count, not the lagging load average), less this process's own running
+    threads (numba's spinning workers included). Without ``/proc`` (not Linux): 1, i.e. serial
+    unless ``threads=True``. A thread waiting for a core spins (OpenMP) and a busy core
+    delays every parallel region, so on a loaded machine threads cost up to 10x the CPU of
+    the serial sum (K=20) for no gain in wall time.
+    """
+    if limit <= 1:
+        return 1
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:  # the thread ended meanwhile
+                continue
+            own += stat[stat.rindex(")") + 2] == "R"
+    except (OSError, ValueError, IndexError):
+        return 1
+    others = max(0, running - max(own, 1))
+    return max(1, min(limit, _usable_cores() - others))
+
+
 #: format of the checkpoint files (bumped when the solver state changes)
 CHECKPOINT_VERSION = 2
 
@@ -194,9 +234,12 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
         a curve).
     threads : bool, optional
         Spread the ``I4`` sum of each evaluation over numba's threads (``numba.set_num_threads``
-        or ``NUMBA_NUM_THREADS`` set how many); default: for ``K >= 15``. The numbers do not
-        depend on the number of threads. :func:`odeprune.integrate_batch` runs members in
-        parallel instead.
+        or ``NUMBA_NUM_THREADS`` set how many). Default (``None``): for ``K >= 15``, on the
+        cores that are idle, measured before every chunk of steps (about a quarter of a
+        second; :func:`idle_threads`): serial on a loaded machine, where waiting threads would
+        spin, and off Linux. ``True`` forces numba's thread count, ``False`` the serial sum.
+        The numbers do not depend on the number of threads (bit for bit).
+        :func:`odeprune.integrate_batch` runs members in parallel instead.
     weight_decay : float
         L2 weight decay ``gamma`` of the first layer, ``-eta gamma w`` per unit alpha
         (``docs/theory.md`` §11): exact in the ODE (``-2 eta gamma Q``, ``-eta gamma R``), for
@@ -308,7 +351,11 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
 
     sgd = not gradient_flow
     track_P = bool(track_initial)
-    threads = state.K >= THREADED_K if threads is None else bool(threads)
+    auto_threads = threads is None and state.K >= THREADED_K
+    n_threads = numba.get_num_threads() if auto_threads else 1  # (starts numba's pool)
+    if auto_threads:
+        threads = idle_threads(n_threads) > 1
+    threads = bool(threads)
     p, y0, sp = _problem(state, eta, eta_v, sigma, act.code, bool(train_second_layer), sgd,
                          track_P, threads=threads, weight_decay=weight_decay)
     params = _params_dict(state, eta, eta_v, sigma, act.name, bool(train_second_layer),
@@ -327,10 +374,18 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     if resume:
         _load_checkpoint(checkpoint, params, y0, state, t_out, drv, Y_out)
     status = CHUNK
+    # threads=None: threads on the idle cores, decided again before every chunk (an explicit
+    # stepper only; the stiff path keeps the first decision). Same numbers either way.
+    adapt = auto_threads and isinstance(drv, _Compiled)
     with RunControl(alpha_max, "integrate", progress, start=drv.t,
                     max_chunk=chunk_steps) as rc:
         try:
             while status == CHUNK:
+                if adapt:
+                    n = idle_threads(n_threads)
+                    drv.p = drv.p._replace(threads=n > 1)
+                    if n > 1:
+                        numba.set_num_threads(n)
                 before = drv.counts()["n_accept"]
                 t0 = time.perf_counter()
                 status = drv.advance(max(1, min(rc.chunk_steps(), max_steps - before)))
@@ -348,6 +403,9 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
                 _save_checkpoint(checkpoint, params, y0, state, t_out, drv, Y_out)
             raise interrupted_error("integration", rc.interrupted or "Ctrl-C",
                                     f"alpha={alpha0 + drv.t:.6g}", checkpoint) from None
+        finally:
+            if adapt:
+                numba.set_num_threads(n_threads)
     run = drv.last_good()
 
     if status == MAX_STEPS:
