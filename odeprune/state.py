@@ -433,6 +433,11 @@ def load_state(path: str | os.PathLike, pick: int | str | None = None,
                            v=arrays["v"][j][-1], v_star=arrays["v_star"][j],
                            activation=activation), info
     if kind == "PruneResult":
+        if any(name.startswith("masked_") for name in arrays) or "masked_state" in meta:
+            raise ValueError(f"file {str(path)!r} holds an edge-pruned (masked) network: its "
+                             "summed order parameters would train as a dense network; read it "
+                             "with odeprune.load(path).sparse_state (CLI: odeprune integrate "
+                             "--init FILE)")
         need(("Q", "R", "v", "T", "v_star", "probabilities"))
         n = arrays["Q"].shape[0]
         what = f"outcomes of {meta.get('method', 'pruning')}"

@@ -434,3 +434,13 @@ def test_cli_regularisers_imp_rewind_and_gradual(tmp_path, capsys):
             code = e.code
         assert code == 2
         assert "error:" in capsys.readouterr().err
+
+
+def test_an_edge_pruned_file_is_not_read_as_a_dense_state(tmp_path):
+    st = odeprune.integrate(_state(K=3, M=1), 0.5, 5.0).final
+    path = odeprune.prune(st, "magnitude_edge", c=0.5).save(tmp_path / "pr.npz")
+    with pytest.raises(ValueError, match="masked"):
+        odeprune.OrderParams.load(path)
+    assert isinstance(odeprune.load(path).sparse_state, SparseOrderParams)
+    node = odeprune.prune(st, "importance_node", k=2).save(tmp_path / "node.npz")
+    assert odeprune.OrderParams.load(node).K == 2
