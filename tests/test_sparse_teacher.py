@@ -218,3 +218,27 @@ def test_weighted_spearman_and_time_to_reach():
     e = np.array([1.0, 0.1, 0.01, 0.001])
     np.testing.assert_allclose(teachers.time_to_reach(a, e, [0.1, 0.0316227766, 1e-4]),
                                [1.0, np.sqrt(10.0), np.nan], rtol=1e-9)
+
+
+def test_simulate_teacher_mask_and_the_cli_option_give_the_same_network(tmp_path):
+    """simulate(teacher_mask=) zeroes the teacher off its support (its initial order parameters
+    are the limit state's); integrate/simulate --teacher-density draw the same network."""
+    from odeprune.cli import main
+    from odeprune.teachers import sparse_teacher_state, teacher_support
+
+    N, K, M = 300, 3, 2
+    sup = teacher_support(N, M, 0.25, seed=np.random.SeedSequence([0, 99]))
+    st = sparse_teacher_state(K, M, None, None, v_star=4.0, seed=0, N=N, teacher_mask=sup)
+    sim = odeprune.simulate(N, K, M, 0.5, 1.0, teacher_mask=sup, n_test=0, progress=False)
+    np.testing.assert_allclose(sim.initial.T, st.dense().T, atol=1e-12)
+    np.testing.assert_allclose(sim.initial.R, st.dense().R, atol=1e-12)
+    assert np.all(sim.w_star[~sup] == 0)
+    assert main(["simulate", "--teacher-density", "0.25", "--N", str(N), "--K", str(K), "--M",
+                 str(M), "--alpha-max", "1", "-q", "-o", str(tmp_path / "s.npz")]) == 0
+    assert main(["integrate", "--teacher-density", "0.25", "--N", str(N), "--K", str(K),
+                 "--M", str(M), "--alpha-max", "1", "-q", "-o", str(tmp_path / "c.npz")]) == 0
+    s, c = odeprune.load(tmp_path / "s.npz"), odeprune.load(tmp_path / "c.npz")
+    np.testing.assert_allclose(s.T, c.T, atol=1e-12)
+    np.testing.assert_allclose(s.R[0], c.R[0], atol=1e-12)
+    with pytest.raises(ValueError, match="teacher_mask must have shape"):
+        odeprune.simulate(N, K, M, 0.5, 1.0, teacher_mask=np.ones((M, N + 1)), progress=False)

@@ -76,6 +76,25 @@ def v_star_arg(text: str):
     return values[0] if len(values) == 1 else values
 
 
+def teacher_density(text: str) -> float:
+    """A teacher's support density in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def add_teacher_density(group) -> None:
+    """``--teacher-density``: a sparse teacher (the same option for integrate and simulate)."""
+    group.add_argument("--teacher-density", type=teacher_density, default=None, metavar="C_T",
+                       help="a sparse teacher: each teacher unit keeps a random fraction C_T of "
+                            "its first-layer weights (the support drawn from --seed; "
+                            "docs/sparse_teacher.md)")
+
+
 def add_dynamics_arguments(parser, sources: str = "--init / --weights"):
     """The learning-rule options shared by ``integrate`` and ``simulate``; returns the group.
     ``sources``: the command's options that read a file recording the activation."""

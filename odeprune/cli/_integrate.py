@@ -8,6 +8,7 @@ from pathlib import Path
 from . import CliError
 from ._common import (
     add_dynamics_arguments,
+    add_teacher_density,
     float_list,
     positive_float,
     positive_int,
@@ -73,6 +74,7 @@ def register(sub) -> None:
                       help="start from the order parameters of weights: a plain .npz with "
                            "arrays w (K,N), w_star (M,N), v (K,), v_star (M,), or a simulate "
                            "result")
+    add_teacher_density(init)
     add_choice_options(init)
     dyn = add_dynamics_arguments(p)
     dyn.add_argument("--gradient-flow", action="store_true",
@@ -131,6 +133,9 @@ def _check_options(args) -> None:
     """Refuse, before any work, every option this combination cannot honour."""
     if args.init is not None and args.weights is not None:
         raise CliError("give --init or --weights, not both")
+    if args.teacher_density is not None and (args.init is not None or args.weights is not None):
+        raise CliError("--teacher-density draws a sparse teacher with the random initial "
+                       "network; --init/--weights give the network: drop one of them")
     if args.init is not None:
         refuse_with(args, f"--init {args.init}", "M", "K", "N", "seed", "v_star")
     elif args.weights is not None:
@@ -198,10 +203,21 @@ def _initial_state(args):
         w, w_star, v, v_star, act = load_weights(args.weights, run=args.run,
                                                  activation=args.activation)
         return odeprune.OrderParams.from_weights(w, w_star, v, v_star, activation=act), 0.0
-    state = odeprune.OrderParams.random(
-        args.N or 500, args.K or 6, args.M or 2, v_star=4.0 if args.v_star is None else
-        args.v_star, seed=0 if args.seed is None else args.seed,
-        activation=args.activation or "erf")
+    N, K, M = args.N or 500, args.K or 6, args.M or 2
+    v_star = 4.0 if args.v_star is None else args.v_star
+    seed = 0 if args.seed is None else args.seed
+    if args.teacher_density is not None:  # the network simulate --teacher-density draws
+        import numpy as np
+
+        from odeprune.teachers import sparse_teacher_state, teacher_support
+
+        support = teacher_support(N, M, args.teacher_density,
+                                  seed=np.random.SeedSequence([seed, 99]))
+        return sparse_teacher_state(K, M, None, None, v_star=v_star, seed=seed, N=N,
+                                    teacher_mask=support,
+                                    activation=args.activation or "erf"), 0.0
+    state = odeprune.OrderParams.random(N, K, M, v_star=v_star, seed=seed,
+                                        activation=args.activation or "erf")
     return state, 0.0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from . import CliError
 from ._common import (
     add_dynamics_arguments,
+    add_teacher_density,
     float_list,
     positive_float,
     positive_int,
@@ -65,6 +66,7 @@ def register(sub) -> None:
                           "weights: training continues)")
     net.add_argument("--run", type=int, default=None, metavar="I",
                      help="run of a SimulationEnsemble file given with --weights")
+    add_teacher_density(net)
     dyn = add_dynamics_arguments(p, sources="--weights")
     dyn.add_argument("--n-train", type=positive_int, default=None,
                      help="finite training set, replayed each pass (default: fresh samples)")
@@ -119,6 +121,9 @@ def _check_options(args) -> None:
         raise CliError("--workers applies to several runs (--runs or --seeds)")
     if args.n_test < 0:
         raise CliError(f"--n-test {args.n_test}: expected an integer >= 0")
+    if args.teacher_density is not None and args.weights is not None:
+        raise CliError("--teacher-density draws a sparse teacher; --weights gives the teacher: "
+                       "drop one of them")
     if args.freeze_v and args.eta_v is not None:
         raise CliError("--eta-v has no effect with --freeze-v (the second layer is frozen); "
                        "drop one of them")
@@ -154,13 +159,19 @@ def run_simulate(args) -> int:
         v_star = 4.0 if args.v_star is None else args.v_star
     sigma = args.sigma or 0.0
     seed = 0 if args.seed is None else args.seed
+    teacher_mask = None
+    if args.teacher_density is not None:
+        from odeprune.teachers import teacher_support
+
+        teacher_mask = teacher_support(N, M, args.teacher_density,
+                                       seed=np.random.SeedSequence([seed, 99]))
     result = odeprune.simulate(
         N, K, M, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
         eta_v=args.eta_v, sigma=sigma, v_star=v_star, activation=activation or "erf",
         seed=seed, n_test=args.n_test, train_second_layer=not args.freeze_v,
         n_train=args.n_train, seeds=seeds, n_runs=args.runs, progress=progress_of(args),
         checkpoint=checkpoint, resume=args.resume, max_workers=args.workers, init=init,
-        weight_decay=args.weight_decay, l1=args.l1)
+        weight_decay=args.weight_decay, l1=args.l1, teacher_mask=teacher_mask)
     ensemble = isinstance(result, SimulationEnsemble)
     if ensemble:
         eg, spread = result.eg_mean, result.eg_std

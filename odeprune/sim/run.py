@@ -34,7 +34,7 @@ import numpy as np
 from .. import _io
 from .._progress import want_progress
 from .._runcontrol import RunControl, interrupted_error
-from .._validate import check_array, check_save_at, check_seed
+from .._validate import check_array, check_mask, check_save_at, check_seed
 from .._validate import check_real as _real
 from .._validate import check_memory
 from .._validate import check_size as _size
@@ -97,7 +97,7 @@ class Run:
 
     def __init__(self, N, K, M, eta, alpha_max, steps_out, eta_v, sigma, v_star, act, seed,
                  n_test, train_v, n_train, init, checkpoint, mask=None, weight_decay=0.0,
-                 l1=0.0):
+                 l1=0.0, teacher_mask=None):
         self.N, self.K, self.M = N, K, M
         self.act = act
         self.seed = seed
@@ -111,6 +111,8 @@ class Run:
         else:
             w, w_star, v = init
             v_star = broadcast_v_star(v_star, M)
+        if teacher_mask is not None:  # a sparse teacher: zero off its support
+            w_star = np.where(teacher_mask, w_star, 0.0)
         self.has_mask = mask is not None
         self.mask = (np.ascontiguousarray(mask, dtype=float) if self.has_mask
                      else np.ones((1, 1)))
@@ -150,6 +152,8 @@ class Run:
                            train_second_layer=train_v, n_train=n_train,
                            alpha_max=float(steps_out[-1]) / N, init="explicit" if init is not None
                            else "draw_weights",
+                           teacher_support_fraction=(None if teacher_mask is None else
+                                                     float(np.mean(teacher_mask))),
                            mask_kept_fraction=(float(self.mask.mean()) if self.has_mask
                                                else None))
         self.wall = 0.0
@@ -317,8 +321,8 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
              seeds: Sequence[int] | None = None, n_runs: int | None = None,
              progress: bool | None = None, checkpoint: str | os.PathLike | None = None,
              resume: bool = False, executor: Executor | None = None,
-             max_workers: int | None = None, weight_decay: float = 0.0, l1: float = 0.0
-             ) -> SimulationResult | SimulationEnsemble:
+             max_workers: int | None = None, weight_decay: float = 0.0, l1: float = 0.0,
+             teacher_mask=None) -> SimulationResult | SimulationEnsemble:
     r"""Online SGD of a two-layer student (K units) on a teacher (M units) at input dimension N.
 
     Parameters
@@ -363,6 +367,9 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
         ``w <- (1 - eta * weight_decay / N) w`` and the L1 proximal step
         ``w <- sign(w) max(|w| - eta * l1 / N, 0)``; the penalty ``(gamma/2)|w|^2 + lambda|w|_1``
         per weight, in units where it moves each weight by O(1) per unit of alpha.
+    teacher_mask : array_like of 0/1, shape (M, N), optional
+        A sparse teacher: its first-layer weights are zero off this support (every run; e.g.
+        :func:`odeprune.teachers.teacher_support`). With ``init`` the given ``w_star`` is masked.
     seeds : sequence of int, optional
         Several runs with these seeds; returns a :class:`SimulationEnsemble`.
     n_runs : int, optional
@@ -431,6 +438,8 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
         if not np.all((mask == 0) | (mask == 1)):
             raise ValueError("mask must contain only 0/1 (or False/True) entries")
         mask = mask.astype(float)
+    if teacher_mask is not None:
+        teacher_mask = check_mask("teacher_mask", teacher_mask, (M, N), "(M, N)")
     steps_out = _save_steps(save_at, alpha_max, N)
     n_runs_mem = (len(seeds) if hasattr(seeds, "__len__") else
                   n_runs if isinstance(n_runs, (int, np.integer)) and n_runs > 0 else 1)
@@ -446,7 +455,7 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
     common = dict(N=N, K=K, M=M, eta=eta, alpha_max=alpha_max, steps_out=steps_out, eta_v=eta_v,
                   sigma=sigma, v_star=v_star, act=act, n_test=int(n_test),
                   train_v=bool(train_second_layer), n_train=n_train, init=init, mask=mask,
-                  weight_decay=weight_decay, l1=l1)
+                  weight_decay=weight_decay, l1=l1, teacher_mask=teacher_mask)
 
     if seeds is None and n_runs is None:
         seed = check_seed("seed", seed)
