@@ -1,7 +1,6 @@
 """Issue 26: numerics found by a new user and an adversary (accuracy warning, tolerances and
 step budgets, malformed files, memory, Monte Carlo error bars of the workflows)."""
 
-import warnings
 
 import numpy as np
 import pytest

@@ -34,9 +34,8 @@ import numpy as np
 from .. import _io
 from .._progress import want_progress
 from .._runcontrol import RunControl, interrupted_error
-from .._validate import check_array, check_mask, check_save_at, check_seed
+from .._validate import check_array, check_mask, check_memory, check_save_at, check_seed
 from .._validate import check_real as _real
-from .._validate import check_memory
 from .._validate import check_size as _size
 from ..activations import get_activation
 from ..errors import DivergenceError, OdepruneInterrupted
