@@ -71,21 +71,28 @@ def _moments(X, Y, wt, C):
             C[b, a] = C[a, b]
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _drift(G, X, Y, j, i, decay):
+    """The drift of weight ``i`` of particle ``j``: ``(G u_j)_i - decay w_ij``."""
+    K = X.shape[1]
+    d = -decay * X[j, i]
+    for a in range(K):
+        d += G[i, a] * X[j, a]
+    for n in range(Y.shape[1]):
+        d += G[i, K + n] * Y[j, n]
+    return d
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
 def _predict(X, Y, m, wt, G, Bh, Z, h, decay, D1, Nz, Xp, C):
     """Heun's predictor for every particle: noise ``Nz = Bh z sqrt(h)``, ``D1 = (G u - decay w)
     h + Nz`` (masked), ``Xp = X + D1``; the weighted moments of the predictor into ``C``."""
     S, K = X.shape
-    M = Y.shape[1]
     sh = np.sqrt(h)
     for j in range(S):
         for i in range(K):
             if m[j, i]:
-                d = -decay * X[j, i]
-                for a in range(K):
-                    d += G[i, a] * X[j, a]
-                for n in range(M):
-                    d += G[i, K + n] * Y[j, n]
+                d = _drift(G, X, Y, j, i, decay)
                 nz = 0.0
                 for k in range(K):
                     nz += Bh[i, k] * Z[j * K + k]
@@ -104,15 +111,10 @@ def _correct(X, Y, m, wt, G, Xp, h, decay, thresh, D1, Nz, C):
     drifts, the predictor's noise once), then the L1 proximal step ``thresh``; the new weighted
     moments into ``C``."""
     S, K = X.shape
-    M = Y.shape[1]
     for j in range(S):
         for i in range(K):
             if m[j, i]:
-                d = -decay * Xp[j, i]
-                for a in range(K):
-                    d += G[i, a] * Xp[j, a]
-                for n in range(M):
-                    d += G[i, K + n] * Y[j, n]
+                d = _drift(G, Xp, Y, j, i, decay)
                 x = X[j, i] + 0.5 * (D1[j, i] + Nz[j, i]) + 0.5 * d * h
                 if thresh > 0.0:
                     ax = abs(x) - thresh
