@@ -86,8 +86,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--json", default=None)
     ap.add_argument("--only", default=None, help="substring of the settings to run")
+    ap.add_argument("--Ns", default=None, help="comma-separated N (overrides --big)")
     a = ap.parse_args()
     Ns = [500, 2000] + ([8000] if a.big else [])
+    if a.Ns:
+        Ns = [int(x) for x in a.Ns.split(",")]
     seeds = list(range(a.seeds))
     out = {}
     for name, fn in SETTINGS.items():

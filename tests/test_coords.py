@@ -444,3 +444,13 @@ def test_an_edge_pruned_file_is_not_read_as_a_dense_state(tmp_path):
     assert isinstance(odeprune.load(path).sparse_state, SparseOrderParams)
     node = odeprune.prune(st, "importance_node", k=2).save(tmp_path / "node.npz")
     assert odeprune.OrderParams.load(node).K == 2
+
+
+@pytest.mark.parametrize("act", ["linear", "relu"])
+def test_particles_follow_the_ode_for_other_activations(act):
+    st = _state(K=2, M=1, seed=4, act=act)
+    ode = odeprune.integrate(st, 0.3, 1.0, save_at=[1.0], rtol=1e-10, atol=1e-12).eg[-1]
+    law = CoordinateLaw.from_state(st, S=1500, replicas=6, seed=0)
+    cv = integrate_law(law, 0.3, 1.0, save_at=[1.0], method="particles", dt=0.05, seed=1)
+    assert abs(cv.eg[-1] - ode) < 4 * cv.eg_se[-1], (cv.eg[-1], ode, cv.eg_se[-1])
+    assert cv.final.activation == act
