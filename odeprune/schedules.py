@@ -241,12 +241,14 @@ def gradual_limit(state, schedule, alpha_max: float, *, eta: float = 0.5,
     and after it), ``density`` at each saved time, ``law`` (the final law) and ``curve`` (all
     of it as a :class:`~odeprune.coords.CoordinateCurve`)."""
     alpha_max = check_real("alpha_max", alpha_max)
-    alphas, dens = check_schedule(schedule, alpha_max)
+    check_schedule(schedule, alpha_max)  # the form, before any work
     rule, scope = rule_and_scope("magnitude", scope)
     ss = np.random.SeedSequence(seed if isinstance(seed, int) else 0)
     s_law, s_train, s_dec = (np.random.default_rng(x) for x in ss.spawn(3))
     law = _start_law(state, S, replicas, s_law)
-    t, d_now = 0.0, 1.0
+    d_now = law.density()  # a masked start (e.g. a sparse-teacher law) prunes on from there
+    alphas, dens = check_schedule(schedule, alpha_max, density=d_now + 1e-12)
+    t = 0.0
     parts, D = [], []
     for a_next, d_next in [*zip(alphas, dens), (alpha_max, None)]:
         if a_next > t:

@@ -454,3 +454,12 @@ def test_particles_follow_the_ode_for_other_activations(act):
     cv = integrate_law(law, 0.3, 1.0, save_at=[1.0], method="particles", dt=0.05, seed=1)
     assert abs(cv.eg[-1] - ode) < 4 * cv.eg_se[-1], (cv.eg[-1], ode, cv.eg_se[-1])
     assert cv.final.activation == act
+
+
+def test_gradual_from_a_masked_law_prunes_on_from_its_density():
+    st = _state(K=3, M=1)
+    law = decide(CoordinateLaw.from_state(st, S=3000, replicas=2, seed=0), "random", 0.5)
+    out = schedules.gradual_limit(law, ([1.0], [0.25]), 2.0)
+    assert out["law"].density() == pytest.approx(0.25, abs=0.01)
+    with pytest.raises(ValueError, match="current"):
+        schedules.gradual_limit(law, ([1.0], [0.6]), 2.0)
