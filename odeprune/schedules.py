@@ -149,7 +149,7 @@ def segment_seed(seed: int, k: int) -> int:
 def imp_finite(N: int, K: int, M: int, *, rounds: int = 3, prune_fraction: float = 0.2,
                alpha_per_round: float = 200.0, eta: float = 0.5, v_star=4.0,
                scope: str = "row", rewind_to: float = 0.0, seed: int = 0, n_test: int = 2,
-               init=None, fresh_streams: bool = False, **sim) -> dict:
+               init=None, fresh_streams: bool = True, **sim) -> dict:
     """IMP on the real weights of one network (seed ``seed``: the initial draw of
     :meth:`OrderParams.random`), the protocol of :func:`imp_limit`. Returns per round ``eg``
     (after training), ``c``, ``eg_pruned`` and the masks."""

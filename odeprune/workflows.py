@@ -1081,11 +1081,12 @@ def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 
                                        prune_fraction: float = 0.2, alpha_per_round: float = 200.0,
                                        seeds: Sequence[int] = tuple(range(8)), eta: float = 0.5,
                                        v_star=4.0, sigma: float = 0.0, scope: str = "row",
-                                       rewind_to: float = 0.0, progress: bool | None = None
-                                       ) -> WorkflowResult:
+                                       rewind_to: float = 0.0, fresh_streams: bool = True,
+                                       progress: bool | None = None) -> WorkflowResult:
     r"""Iterative magnitude pruning with rewinding at finite N, over seeds
-    (:func:`odeprune.schedules.imp_finite` per seed: real weights, real masks, the same SGD
-    stream in every round of a seed).
+    (:func:`odeprune.schedules.imp_finite` per seed: real weights, real masks; a new SGD stream
+    per round, the limit's protocol, or with ``fresh_streams=False`` one stream replayed in
+    every round).
 
     Round ``r`` trains the network whose mask keeps ``(1 - prune_fraction)^r`` of the weights for
     ``alpha_per_round``; the table has one row per round: the kept fraction, :math:`\epsilon_g`
@@ -1106,7 +1107,8 @@ def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 
     for s in seeds:
         res.append(schedules.imp_finite(N, K, M, rounds=rounds, prune_fraction=pf,
                                         alpha_per_round=apr, eta=eta, v_star=v_star,
-                                        sigma=sigma, scope=scope, rewind_to=rw, seed=s))
+                                        sigma=sigma, scope=scope, rewind_to=rw, seed=s,
+                                        fresh_streams=fresh_streams))
         bar.update(1)
     bar.close()
     T = np.array([r["eg"] for r in res])             # (seeds, rounds + 1)
@@ -1126,7 +1128,8 @@ def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 
                        eg_pruned_se=float(sem(P[:, j - 1])))
         table.append(row)
     meta = dict(rounds=rounds, prune_fraction=pf, alpha_per_round=apr, seeds=seeds, eta=eta,
-                v_star=v_star, sigma=sigma, scope=scope, rewind_to=rw, N=N, K=K, M=M,
+                v_star=v_star, sigma=sigma, scope=scope, rewind_to=rw,
+                fresh_streams=bool(fresh_streams), N=N, K=K, M=M,
                 odeprune_version=_io.package_version())
     return WorkflowResult("imp", "finite", alpha, eg, se, table, meta, curves={"imp": res})
 
