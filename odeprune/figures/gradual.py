@@ -1,8 +1,8 @@
 """Repeated magnitude decisions: one-shot pruning, IMP with rewinding and gradual pruning, exact.
 
 The final ε_g against the final kept fraction of the first layer for three protocols of
-magnitude pruning (per row), from the paper's initial network (M=2, K=6, N=500 draw, η=0.5,
-v*=4, σ=0):
+magnitude pruning (per row), from the paper's initial network (M=2, K=6, η=0.5, v*=4, σ=0;
+the limit starts from the order parameters of the same N=1000 draws as the finite-N runs):
 
 - **one-shot**: train dense for ``alpha_per_round``, keep the fraction d of largest magnitude,
   rewind to the initial weights, train the masked network for ``alpha_per_round``;
@@ -30,9 +30,9 @@ from ..state import OrderParams
 from . import _cache, _common
 
 NAME = "gradual"
-FULL = dict(N=500, K=6, M=2, eta=0.5, v_star=4.0, alpha_per_round=200.0, alpha_gradual=400.0,
-            rounds=5, prune_fraction=0.3, n_prunes=8, seeds=[0, 1], finite_N=1000,
-            finite_seeds=list(range(6)), n_samples=160_000)
+FULL = dict(N=1000, K=6, M=2, eta=0.5, v_star=4.0, alpha_per_round=200.0,
+            alpha_gradual=400.0, rounds=5, prune_fraction=0.3, n_prunes=8,
+            seeds=list(range(6)), finite_N=1000, finite_seeds=list(range(6)), n_samples=160_000)
 QUICK = dict(FULL, N=100, K=3, M=1, alpha_per_round=10.0, alpha_gradual=20.0, rounds=2,
              prune_fraction=0.4, n_prunes=3, seeds=[0], finite_N=100, finite_seeds=[0, 1],
              n_samples=16_000)
