@@ -423,6 +423,12 @@ def test_cli_regularisers_imp_rewind_and_gradual(tmp_path, capsys):
                  "--rounds", "1", "--alpha-train", "3", "--n-samples", "4000", "-q",
                  "-o", str(tmp_path / "imp")]) == 0
     assert odeprune.load(tmp_path / "imp.limit.npz").metadata["rewind_to"] == 1.0
+    # a coordinate-law file continues (files chain): alpha goes on from the curve's end
+    assert main(["integrate", "--init", str(out), "--alpha-max", "1", "-q", "-o",
+                 str(tmp_path / "l1b.npz")]) == 0
+    cont = odeprune.load(tmp_path / "l1b.npz")
+    assert cont.alpha[0] == pytest.approx(2.0) and cont.alpha[-1] == pytest.approx(3.0)
+    assert cont.final.S == cv.final.S and cont.method == "linear"
     assert main(["ticket", "--mode", "gradual", "--c", "0.5", "--K", "2", "--M", "1",
                  "--alpha-max", "4", "--n-prunes", "2", "--n-samples", "4000", "-q"]) == 0
     for bad in (["ticket", "--mode", "gradual", "--c", "0.5", "--prune-window", "3,1"],

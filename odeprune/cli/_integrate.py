@@ -147,7 +147,7 @@ def _check_options(args) -> None:
         if given:
             raise CliError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
                            "a file given with --init (--run also with --weights)")
-    if args.l1:
+    if args.l1 or _law_file(args.init):
         if args.method != "dopri5" or args.backend != "numba":
             raise CliError("--l1 runs the particle SDE of the coordinate law (its step: --dt); "
                            "--method/--backend apply to the order-parameter ODE")
@@ -155,6 +155,8 @@ def _check_options(args) -> None:
         if given:
             raise CliError(f"{', '.join(given)} apply to the ODE; with --l1 set the particle "
                            "step --dt")
+        if _law_file(args.init) and (args.particles or args.replicas):
+            raise CliError(f"--particles/--replicas: {args.init} holds the particles already")
         args.particles = args.particles or 20_000
         args.replicas = args.replicas or 8
         if args.replicas < 2:
@@ -191,10 +193,31 @@ def _check_options(args) -> None:
     check_run_outputs(args)
 
 
+def _law_file(path) -> bool:
+    """Whether ``path`` holds a coordinate law (a ``CoordinateLaw`` or ``CoordinateCurve``)."""
+    if path is None:
+        return False
+    from odeprune._io import read_npz
+
+    try:
+        kind = read_npz(path, allow_plain=True)[1]["kind"]
+    except ValueError:
+        return False  # the ordinary loader says what is wrong with the file
+    return kind in ("CoordinateLaw", "CoordinateCurve")
+
+
 def _initial_state(args):
     """``(state, alpha0)``: the initial state and the alpha it is at (a curve's final alpha)."""
     import odeprune
 
+    if _law_file(args.init):  # particles to train on (continuing a curve's alpha)
+        import numpy as np
+
+        from odeprune.coords import CoordinateCurve, load_law
+
+        cv = odeprune.load(args.init)
+        return load_law(args.init), (float(np.asarray(cv.alpha)[-1])
+                                     if isinstance(cv, CoordinateCurve) else 0.0)
     if args.init is not None:
         state, info = load_input_state(args.init, pick=args.pick, run=args.run,
                                        activation=args.activation, allow_sparse=True)
@@ -240,6 +263,7 @@ def _integrate(state, alpha0: float, **kw):
 
 
 def run_integrate(args) -> int:
+    import odeprune
     from odeprune.dynamics import DEFAULT_ATOL, DEFAULT_RTOL
 
     _check_options(args)
@@ -252,7 +276,7 @@ def run_integrate(args) -> int:
     if args.resume and (checkpoint is None or not Path(checkpoint).exists()):
         raise CliError(f"--resume: no checkpoint found at {checkpoint}")
     sigma = args.sigma or 0.0
-    if args.l1:
+    if args.l1 or isinstance(state, odeprune.CoordinateLaw):
         return _run_l1(args, state, alpha0, checkpoint, sigma)
     curve = _integrate(
         state, alpha0, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
@@ -283,24 +307,35 @@ def run_integrate(args) -> int:
 
 
 def _run_l1(args, state, alpha0: float, checkpoint, sigma: float) -> int:
-    """``--l1``: sample the coordinate law of the initial state and run its particle SDE."""
+    """``--l1`` or a coordinate-law file: train the law's particles (sampled from the initial
+    state, or the file's), by the particle SDE with L1, exactly without."""
+    import dataclasses
+
     import numpy as np
 
     import odeprune
 
-    if alpha0:
-        raise CliError("--l1 starts from a state, not a continued curve (the particles of a "
-                       "trained law are not in a curve file)")
-    law = odeprune.CoordinateLaw.from_state(state, S=args.particles, replicas=args.replicas,
-                                            seed=0 if args.seed is None else args.seed)
+    if isinstance(state, odeprune.CoordinateLaw):
+        law = state
+    else:
+        law = odeprune.CoordinateLaw.from_state(state, S=args.particles,
+                                                replicas=args.replicas,
+                                                seed=0 if args.seed is None else args.seed)
     curve = odeprune.integrate(
         law, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at, eta_v=args.eta_v,
-        sigma=sigma, l1=args.l1, weight_decay=args.weight_decay, method="particles",
+        sigma=sigma, l1=args.l1, weight_decay=args.weight_decay,
+        method="particles" if args.l1 else "auto",
         train_second_layer=not args.freeze_v, gradient_flow=args.gradient_flow,
-        dt=args.dt or 0.05, progress=progress_of(args), checkpoint=checkpoint,
+        dt=args.dt or 0.05, progress=progress_of(args),
+        # the default checkpoint beside --output is for the particle engine (--l1); the exact
+        # engine runs the per-class ODE in one go
+        checkpoint=checkpoint if args.l1 or args.checkpoint is not None else None,
         resume=args.resume, seed=0 if args.seed is None else args.seed)
-    print(f"# K={state.K} M={state.M} activation={state.activation} eta={args.eta} "
-          f"sigma={sigma} l1={args.l1} ({args.replicas} x {law.S} particles; +- is the "
+    if alpha0:
+        curve = dataclasses.replace(curve, alpha=curve.alpha + alpha0,
+                                    metadata=dict(curve.metadata, alpha0=alpha0))
+    print(f"# K={law.K} M={law.M} activation={law.activation} eta={args.eta} "
+          f"sigma={sigma} l1={args.l1} ({law.replicas} x {law.S} particles; +- is the "
           "Monte-Carlo standard error)")
     idx = np.unique(np.linspace(0, len(curve.alpha) - 1, 12).round().astype(int))
     print(f"{'alpha':>12}  {'eg':>14}  {'eg_se':>10}")
