@@ -445,6 +445,10 @@ def load_state(path: str | os.PathLike, pick: int | str | None = None,
         info["description"] = f"outcome {j} of a PruneResult ({meta.get('method', '?')})"
         return OrderParams(Q=arrays["Q"][j], R=arrays["R"][j], T=arrays["T"], v=arrays["v"][j],
                            v_star=arrays["v_star"], activation=activation), info
+    if kind in ("CoordinateLaw", "CoordinateCurve"):
+        raise ValueError(f"file {str(path)!r} holds a coordinate law (particles), not one set of "
+                         "order parameters: train it on with integrate (CLI: odeprune integrate "
+                         "--init FILE), prune it with odeprune.coords.decide")
     raise ValueError(f"file {str(path)!r} holds a {kind}, which has no order parameters")
 
 
