@@ -263,7 +263,6 @@ def _integrate(state, alpha0: float, **kw):
 
 
 def run_integrate(args) -> int:
-    import odeprune
     from odeprune.dynamics import DEFAULT_ATOL, DEFAULT_RTOL
 
     _check_options(args)
@@ -276,7 +275,7 @@ def run_integrate(args) -> int:
     if args.resume and (checkpoint is None or not Path(checkpoint).exists()):
         raise CliError(f"--resume: no checkpoint found at {checkpoint}")
     sigma = args.sigma or 0.0
-    if args.l1 or isinstance(state, odeprune.CoordinateLaw):
+    if args.l1 or _law_file(args.init):  # (without importing the coordinate law otherwise)
         return _run_l1(args, state, alpha0, checkpoint, sigma)
     curve = _integrate(
         state, alpha0, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
