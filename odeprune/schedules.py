@@ -30,6 +30,7 @@ from ._validate import check_int, check_real
 from .coords.decide import decide, rule_and_scope
 from .coords.law import CoordinateLaw
 from .coords.linear import train_fixed_masks
+from .coords.particles import log_times
 from .coords.run import CoordinateCurve, curve_from_replicas
 from .pruning.edge_rules import top_mask
 from .sim import simulate
@@ -54,10 +55,6 @@ def check_imp_args(rounds, prune_fraction, alpha_per_round, scope, rewind_to=0.0
         raise ValueError(f"rewind_to={rewind_to!r} must not exceed alpha_per_round={apr!r} "
                          "(the rewind point is taken from the dense round-0 run)")
     return rounds, pf, apr, scope, rw
-
-
-def _grid(alpha_max: float, n: int = 20) -> np.ndarray:
-    return np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, alpha_max), alpha_max, n)]))
 
 
 def _start_law(state, S, replicas, rng) -> CoordinateLaw:
@@ -89,7 +86,7 @@ def imp_limit(state, *, rounds: int = 3, prune_fraction: float = 0.2,
     rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction, alpha_per_round, scope,
                                                 rewind_to)
     rule, scope = rule_and_scope("magnitude", scope)
-    grid = _grid(apr) if save_at is None else np.unique(np.asarray(save_at, float))
+    grid = log_times(apr) if save_at is None else np.unique(np.asarray(save_at, float))
     ss = np.random.SeedSequence(seed if isinstance(seed, int) else 0)
     s_law, s_train, s_dec = (np.random.default_rng(x) for x in ss.spawn(3))
     law0 = _start_law(state, S, replicas, s_law)
@@ -254,7 +251,7 @@ def gradual_limit(state, schedule, alpha_max: float, *, eta: float = 0.5,
     parts, D = [], []
     for a_next, d_next in [*zip(alphas, dens), (alpha_max, None)]:
         if a_next > t:
-            law, cvs = train_fixed_masks(law, eta, a_next - t, save_at=_grid(a_next - t, 8),
+            law, cvs = train_fixed_masks(law, eta, a_next - t, save_at=log_times(a_next - t, 8),
                                          seed=s_train, **ode)
             parts.append(curve_from_replicas(cvs, law, offset=t))
             D.append(np.full(len(parts[-1]), law.density()))

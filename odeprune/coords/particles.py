@@ -40,7 +40,13 @@ from ..activations import I2_matrix, eg_from_cov, get_activation
 from ..errors import DivergenceError
 from .law import CoordinateLaw, sqrt_psd
 
-__all__ = ["particle_run", "soft_threshold"]
+__all__ = ["particle_run", "soft_threshold", "log_times"]
+
+
+def log_times(alpha_max: float, n: int = 20) -> np.ndarray:
+    """The default saved times of a coordinate-law run: 0 and ``n`` log-spaced times from
+    ``min(1, alpha_max)`` to ``alpha_max``."""
+    return np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, alpha_max), alpha_max, n)]))
 
 
 def soft_threshold(w: np.ndarray, t: float) -> np.ndarray:
@@ -236,8 +242,7 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
     sigma = check_real("sigma", sigma, allow_zero=True)
     eta_v = eta if eta_v is None else check_real("eta_v", eta_v, allow_zero=True)
     if save_at is None:
-        wanted = np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, alpha_max), alpha_max,
-                                                               20)]))
+        wanted = log_times(alpha_max)
     else:
         wanted = np.unique(np.concatenate([np.asarray(save_at, float).ravel(), [alpha_max]]))
     if wanted[0] < 0 or wanted[-1] > alpha_max or not np.all(np.isfinite(wanted)):
