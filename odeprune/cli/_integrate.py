@@ -147,7 +147,8 @@ def _check_options(args) -> None:
         if given:
             raise CliError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
                            "a file given with --init (--run also with --weights)")
-    if args.l1 or _law_file(args.init):
+    args.law_input = _law_file(args.init)  # read once; the rest of the command uses the flag
+    if args.l1 or args.law_input:
         if args.method != "dopri5" or args.backend != "numba":
             raise CliError("--l1 runs the particle SDE of the coordinate law (its step: --dt); "
                            "--method/--backend apply to the order-parameter ODE")
@@ -155,7 +156,7 @@ def _check_options(args) -> None:
         if given:
             raise CliError(f"{', '.join(given)} apply to the ODE; with --l1 set the particle "
                            "step --dt")
-        if _law_file(args.init) and (args.particles or args.replicas):
+        if args.law_input and (args.particles or args.replicas):
             raise CliError(f"--particles/--replicas: {args.init} holds the particles already")
         args.particles = args.particles or 20_000
         args.replicas = args.replicas or 8
@@ -210,14 +211,15 @@ def _initial_state(args):
     """``(state, alpha0)``: the initial state and the alpha it is at (a curve's final alpha)."""
     import odeprune
 
-    if _law_file(args.init):  # particles to train on (continuing a curve's alpha)
+    if args.law_input:  # particles to train on (continuing a curve's alpha)
         import numpy as np
 
-        from odeprune.coords import CoordinateCurve, load_law
+        from odeprune.coords import CoordinateCurve
 
-        cv = odeprune.load(args.init)
-        return load_law(args.init), (float(np.asarray(cv.alpha)[-1])
-                                     if isinstance(cv, CoordinateCurve) else 0.0)
+        obj = odeprune.load(args.init)
+        if isinstance(obj, CoordinateCurve):
+            return obj.final, float(np.asarray(obj.alpha)[-1])
+        return obj, 0.0
     if args.init is not None:
         state, info = load_input_state(args.init, pick=args.pick, run=args.run,
                                        activation=args.activation, allow_sparse=True)
@@ -275,7 +277,7 @@ def run_integrate(args) -> int:
     if args.resume and (checkpoint is None or not Path(checkpoint).exists()):
         raise CliError(f"--resume: no checkpoint found at {checkpoint}")
     sigma = args.sigma or 0.0
-    if args.l1 or _law_file(args.init):  # (without importing the coordinate law otherwise)
+    if args.l1 or args.law_input:  # (without importing the coordinate law otherwise)
         return _run_l1(args, state, alpha0, checkpoint, sigma)
     curve = _integrate(
         state, alpha0, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
