@@ -142,6 +142,21 @@ def _agg(rows, key, **sel):
     return float(np.mean(xs)), float(sem(xs)) if len(xs) > 1 else 0.0
 
 
+def _recovery_lines(ax, rows, rec, key, c, col, ls, limit_N) -> None:
+    """One recovery quantity ``key`` against alpha_T at teacher density ``c``: the limit (the
+    line, from the initial draws of size ``limit_N``) and every finite N (markers, +- s.e.)."""
+    A = rec["alpha_T"]
+    lim = [_agg(rows, key, kind="recovery", layer="limit", c_t=c, alpha_T=float(a), N=limit_N)
+           for a in A]
+    ax.plot(A, [m for m, _ in lim], ls, color=col, lw=1.3)
+    for q, N in enumerate(rec["N"]):
+        fin = [_agg(rows, key, kind="recovery", layer="finite", c_t=c, alpha_T=float(a), N=N)
+               for a in A]
+        ax.errorbar(np.array(A) * (1 + 0.05 * q), [m for m, _ in fin],
+                    yerr=[e for _, e in fin], fmt="os"[q % 2], color=col, ms=3.2,
+                    mfc="none" if q else col, capsize=2, ls="none")
+
+
 def plot(data: dict, out_dir: Path) -> list[Path]:
     p, cv, rows = data["params"], data["curves"], data["rows"]
     fig, axes = subplots(1, 4, figsize=(17.5, 4.2), squeeze=False)
@@ -206,16 +221,7 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     for j, c in enumerate(p["densities"]):
         col = f"C{j + 4}"
         for key, ls in (("p_on", "-"), ("p_off", "--")):
-            A = rec["alpha_T"]
-            lim = [_agg(rows, key, kind="recovery", layer="limit", c_t=c, alpha_T=float(a),
-                        N=rec["N"][-1]) for a in A]
-            ax.plot(A, [m for m, _ in lim], ls, color=col, lw=1.3)
-            for q, N in enumerate(rec["N"]):
-                fin = [_agg(rows, key, kind="recovery", layer="finite", c_t=c, alpha_T=float(a),
-                            N=N) for a in A]
-                ax.errorbar(np.array(A) * (1 + 0.05 * q), [m for m, _ in fin],
-                            yerr=[e for _, e in fin], fmt="os"[q % 2], color=col, ms=3.2,
-                            mfc="none" if q else col, capsize=2, ls="none")
+            _recovery_lines(ax, rows, rec, key, c, col, ls, limit_N=rec["N"][-1])
         ax.axhline(c, color=col, lw=0.6, ls=":")
     ax.set(xscale="log", ylim=(0, 1.02), xlabel=r"$\alpha_T$ (dense training before pruning)",
            ylabel="P(kept | on support) —, P(kept | off) - -")
@@ -224,17 +230,8 @@ def plot(data: dict, out_dir: Path) -> list[Path]:
     ax = axes[3]
     for j, c in enumerate(p["densities"]):
         col = f"C{j + 4}"
-        A = rec["alpha_T"]
         for key, ls in (("rho", "-"), ("overlap", "--")):
-            lim = [_agg(rows, key, kind="recovery", layer="limit", c_t=c, alpha_T=float(a),
-                        N=rec["N"][0]) for a in A]
-            ax.plot(A, [m for m, _ in lim], ls, color=col, lw=1.3)
-            for q, N in enumerate(rec["N"]):
-                fin = [_agg(rows, key, kind="recovery", layer="finite", c_t=c, alpha_T=float(a),
-                            N=N) for a in A]
-                ax.errorbar(np.array(A) * (1 + 0.05 * q), [m for m, _ in fin],
-                            yerr=[e for _, e in fin], fmt="os"[q % 2], color=col, ms=3.2,
-                            mfc="none" if q else col, capsize=2, ls="none")
+            _recovery_lines(ax, rows, rec, key, c, col, ls, limit_N=rec["N"][0])
     ax.set(xscale="log", ylim=(0, 1.02), xlabel=r"$\alpha_T$",
            ylabel="Spearman(|w(0)|, |w(α_T)|) —, mask overlap - -")
     ax.set_title("(d) good at initialisation stays good?", fontsize=9)
