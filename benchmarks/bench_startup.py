@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from _load import spinners  # benchmarks/_load.py, beside this script
+
 PY = sys.executable
 MPL = ("import numpy as np\nfrom matplotlib.figure import Figure\n"
        "fig = Figure(figsize=(5, 3.6)); ax = fig.subplots()\n"
@@ -67,8 +69,7 @@ def main():
     ap.add_argument("--cold", action="store_true", help="also the first run on an empty cache")
     ap.add_argument("--spinners", type=int, default=0)
     args = ap.parse_args()
-    spinners = [subprocess.Popen([PY, "-c", "while True: pass"]) for _ in range(args.spinners)]
-    try:
+    with spinners(args.spinners):
         with tempfile.TemporaryDirectory() as tmp:
             todo = cases(tmp)
             for cmd in todo.values():  # warm the numba cache and the OS file cache
@@ -96,11 +97,6 @@ def main():
                     cpu2, wall2 = run(todo["odeprune integrate"], env)
                 print(f"cold cache (empty NUMBA_CACHE_DIR): odeprune integrate {cpu:.1f} s CPU,"
                       f" {wall:.1f} s wall; the next run {cpu2:.2f} s CPU")
-    finally:
-        for proc in spinners:
-            proc.kill()
-        for proc in spinners:
-            proc.wait()
 
 
 if __name__ == "__main__":

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import time
 
 import numba
 import numpy as np
+from _load import spinners  # benchmarks/_load.py, beside this script
 
 import odeprune
 from odeprune.dynamics import _usable_cores, idle_threads, integrate
@@ -75,15 +74,9 @@ def main():
     print(f"threading layer: {numba.threading_layer()}")
     measure(state, args.alpha_max, args.repeats, "no spinners (idle, or others' load)")
     n = _usable_cores() if args.spinners is None else args.spinners
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
+    with spinners(n):
         time.sleep(0.5)
         measure(state, args.alpha_max, args.repeats, f"under load ({n} spinners)")
-    finally:
-        for proc in spinners:
-            proc.kill()
-        for proc in spinners:
-            proc.wait()
 
 
 if __name__ == "__main__":
