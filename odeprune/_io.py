@@ -99,7 +99,7 @@ def check_arrays(path, kind: str, arrays: dict[str, np.ndarray]) -> None:
             raise ValueError(f"{where} must hold integers, got dtype {a.dtype}")
         elif cls == "real" and a.dtype.kind not in "iuf":
             raise ValueError(f"{where} must hold real numbers, got dtype {a.dtype}")
-        for axis, (sym, length) in enumerate(zip(shape, a.shape)):
+        for sym, length in zip(shape, a.shape):
             if length < 1:
                 raise ValueError(f"{where} has no {AXES.get(sym, sym)} (shape {a.shape}); at "
                                  "least one is needed")
