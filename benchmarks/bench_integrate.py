@@ -26,8 +26,8 @@ import time
 import numpy as np
 
 import odeprune as op
-from odeprune._rhs import pack, rhs
-from odeprune.batch import available_cores
+from odeprune.ode.batch import available_cores
+from odeprune.ode.rhs import pack, rhs
 
 ALPHA, ETA, V_STAR = 1000.0, 0.5, 4.0
 ALL_CONFIGS = [(2, 6), (5, 20), (2, 30), (5, 50)]
@@ -215,7 +215,7 @@ def _jax_rhs_time(s, n=50):
     import jax
     import jax.numpy as jnp
 
-    from odeprune.backends import jax as jb
+    from odeprune.ode import jax_backend as jb
 
     lay = jb._layout(s.K, s.M)
 
@@ -242,7 +242,7 @@ def slope(rows, M, key):
 def gil_held_fraction(state, alpha, n=5):
     """Fraction of an integrate() call spent outside the compiled (GIL-free) solver, and the
     Amdahl bound it puts on the thread speed-up with every core free."""
-    import odeprune.dynamics as dyn
+    import odeprune.ode.dynamics as dyn
 
     orig, inside = dyn.dopri5_run, [0.0]
 

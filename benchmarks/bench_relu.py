@@ -28,7 +28,7 @@ from numba import njit
 
 import odeprune as op
 from odeprune import activations as A
-from odeprune._rhs import pack, rhs
+from odeprune.ode.rhs import pack, rhs
 
 
 def timeit(fn, repeats: int, number: int) -> float:
@@ -120,7 +120,7 @@ def bench_curve(quick: bool) -> None:
 
 
 def bench_jax(repeats: int) -> None:
-    from odeprune.backends import jax as jb
+    from odeprune.ode import jax_backend as jb
 
     print("\n## 4. One right-hand side with JAX (jitted, CPU; fixed 252-node ReLU I4 rule)\n")
     print("| M | K | erf (ms) | relu (ms) |")

@@ -72,9 +72,9 @@ def problem(M, K, sigma=0.0, v_star=V_STAR):
     """``f``, ``make_chunk(rtol, atol)``, ``y0``, ``eg(Y)`` for OrderParams.random(500, K, M)
     (the adapter to the compiled right-hand side and Dormand-Prince stepper)."""
     import odeprune as op
-    from odeprune._rhs import make_params, pack, unpack
-    from odeprune._solvers import Control
-    from odeprune.dynamics import stiff_callables
+    from odeprune.ode.dynamics import stiff_callables
+    from odeprune.ode.explicit import Control
+    from odeprune.ode.rhs import make_params, pack, unpack
 
     state = op.OrderParams.random(500, K, M, v_star=v_star, seed=0)
     p = make_params(K, M, state.T, state.v_star, ETA, ETA, sigma)
@@ -175,7 +175,7 @@ def bench_stiff(configs, alphas, repeats, with_reference, explicit_limit_s):
 
 def bench_small_noise(repeats):
     """Issue 16's small-noise case: sigma=1e-3, eps_g ~ 1e-7, final eps_g at the defaults."""
-    from odeprune._stiff import integrate_stiff, resolved_eg_floor
+    from odeprune.ode.stiff import integrate_stiff, resolved_eg_floor
 
     print("\n## 1b. Small noise (M=K=2, v*=1, sigma=1e-3, alpha=1e4): relative error of the "
           "final eps_g\n")
@@ -244,7 +244,7 @@ def bench_startup(repeats):
                  "import scipy.integrate", "import scipy.linalg",
                  "import matplotlib.figure, matplotlib.backends.backend_agg",
                  "import matplotlib.pyplot", "import tqdm.auto",
-                 "import odeprune.dynamics", "import odeprune.plotting"):
+                 "import odeprune.ode.dynamics", "import odeprune.plotting"):
         t = process_seconds([py, "-c", stmt], repeats)
         print(f"  {stmt:60s} {t - base:6.3f} s")
 
@@ -362,8 +362,8 @@ def rhs_threads_rows(repeats=5, configs=((2, 6), (5, 20), (5, 50))):
     from numba import njit
 
     import odeprune as op
-    from odeprune import _rhs
     from odeprune.activations import fast_asin
+    from odeprune.ode import rhs as _rhs
 
     @njit(fastmath={"reassoc", "contract", "arcp"})
     def floor_loop(x, n, reps):

@@ -79,7 +79,7 @@ def rhs_timers(base, K, M, n=20000):
     from numba import njit
 
     import odeprune as op
-    from odeprune._rhs import make_params, make_work, pack, rhs_into
+    from odeprune.ode.rhs import make_params, make_work, pack, rhs_into
 
     s = op.OrderParams.random(500, K, M, v_star=4.0, seed=0)
     y = pack(s.Q, s.R, s.v)

@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--no-dask", action="store_true")
     args = ap.parse_args()
     n = args.n
-    from odeprune.batch import available_cores
+    from odeprune.ode.batch import available_cores
 
     workers = args.workers or available_cores()
     plain_loop(2)  # compile / load the numba cache outside the timings

@@ -21,7 +21,7 @@ import numpy as np
 from _load import spinners  # benchmarks/_load.py, beside this script
 
 import odeprune
-from odeprune.dynamics import _usable_cores, idle_threads, integrate
+from odeprune.ode.dynamics import _usable_cores, idle_threads, integrate
 
 SETTINGS = (("serial (threads=False)", False), ("old default (threads=True)", True),
             ("new default (threads=None)", None))

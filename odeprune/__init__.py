@@ -17,7 +17,7 @@ import os
 _LAZY = {
     "OrderParams": ("odeprune.state", "OrderParams"),
     "LearningCurve": ("odeprune.results", "LearningCurve"),
-    "integrate": ("odeprune.dynamics", "integrate"),
+    "integrate": ("odeprune.ode.dynamics", "integrate"),
     "load": ("odeprune.results", "load"),
     "DivergenceError": ("odeprune.errors", "DivergenceError"),
     "OdepruneInterrupted": ("odeprune.errors", "OdepruneInterrupted"),
@@ -28,7 +28,7 @@ _LAZY = {
     "prune": ("odeprune.pruning", "prune"),
     "PruneResult": ("odeprune.pruning", "PruneResult"),
     "theory": ("odeprune.pruning.theory", None),
-    "integrate_batch": ("odeprune.batch", "integrate_batch"),
+    "integrate_batch": ("odeprune.ode.batch", "integrate_batch"),
     "SparseOrderParams": ("odeprune.sparse", "SparseOrderParams"),
     "SparseLearningCurve": ("odeprune.sparse", "SparseLearningCurve"),
     "landscape": ("odeprune.landscape", None),

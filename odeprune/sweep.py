@@ -64,11 +64,11 @@ from pathlib import Path
 import numpy as np
 
 from . import _io
-from ._progress import make_bar, want_progress
 from ._validate import check_int, check_real, check_seed, check_size
 from .activations import get_activation
-from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, integrate
-from .dynamics import METHODS as INTEGRATE_METHODS
+from .ode.dynamics import DEFAULT_ATOL, DEFAULT_RTOL, integrate
+from .ode.dynamics import METHODS as INTEGRATE_METHODS
+from .ode.progress import make_bar, want_progress
 from .pruning import prune
 from .pruning._api import load_masked
 from .pruning.registry import METHODS as PRUNE_METHODS
@@ -839,7 +839,7 @@ def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
         Processes of the default pool.
     progress : bool or None
         A bar (stderr) counting points; ``None`` (default): when stderr is a terminal
-        (:mod:`odeprune._progress`).
+        (:mod:`odeprune.ode.progress`).
     errors : {"record", "raise"}
         ``"record"`` (default): a point that raises gets its message in the ``error`` variable
         and NaN outputs; ``"raise"``: re-raise the first exception (after cancelling the rest).

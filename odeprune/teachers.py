@@ -47,7 +47,7 @@ from ._validate import as_generator, check_mask, check_real, check_size
 from .coords.decide import decide
 from .coords.law import CoordinateLaw
 from .coords.run import integrate_law
-from .dynamics import integrate
+from .ode.dynamics import integrate
 from .sim import simulate
 from .sparse import SparseOrderParams
 from .state import OrderParams, broadcast_v_star

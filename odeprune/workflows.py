@@ -42,12 +42,12 @@ from typing import Any
 import numpy as np
 
 from . import _io, schedules
-from ._progress import make_bar, progress_bar, want_progress
 from ._stats import sem
 from ._validate import check_int, check_seed
 from .activations import get_activation
 from .coords import CoordinateLaw, decide
-from .dynamics import integrate
+from .ode.dynamics import integrate
+from .ode.progress import make_bar, progress_bar, want_progress
 from .pruning import node, prune, prune_weights, registry
 from .pruning._api import check_method_args
 from .pruning.edge import check_c

@@ -116,7 +116,7 @@ def test_I3_is_linear_in_cab_and_cbc(name, rng):
 def test_fast_asin_accuracy():
     from numba import njit
 
-    from odeprune._rhs import fast_asin
+    from odeprune.ode.rhs import fast_asin
 
     @njit
     def ev(x):

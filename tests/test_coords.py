@@ -7,10 +7,10 @@ import pytest
 
 import odeprune
 from odeprune import schedules
-from odeprune._rhs import i3_coefficients, make_params, rhs_eval
 from odeprune.activations import ACTIVATIONS, I3_at
 from odeprune.coords import CoordinateCurve, CoordinateLaw, decide, integrate_law
 from odeprune.coords.particles import _Field
+from odeprune.ode.rhs import i3_coefficients, make_params, rhs_eval
 from odeprune.sparse import SparseOrderParams
 from tests.conftest import random_cov
 
@@ -336,8 +336,8 @@ def test_bad_input_is_refused_before_any_work():
 def test_particle_run_interrupt_and_resume_give_the_same_numbers(tmp_path, monkeypatch):
     """SIGTERM during a particle run (simulated by the run control's flag) saves a checkpoint and
     says so; resuming gives the uninterrupted numbers to the last digit."""
-    from odeprune import _runcontrol
     from odeprune.errors import OdepruneInterrupted
+    from odeprune.ode import runcontrol as _runcontrol
 
     st = odeprune.OrderParams.random(N=500, K=2, M=1, v_star=2.0, seed=0)
     law = CoordinateLaw.from_state(st, S=300, replicas=2, seed=0)

@@ -7,8 +7,8 @@ from scipy.special import erf
 
 import odeprune
 from odeprune import DivergenceError, OrderParams
-from odeprune._rhs import pack, rhs, unpack
-from odeprune.dynamics import rhs_state
+from odeprune.ode.dynamics import rhs_state
+from odeprune.ode.rhs import pack, rhs, unpack
 
 
 def _eg_numpy(Q, R, T, v, v_star, act="erf"):
@@ -239,7 +239,7 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_interrupt_and_resume_is_exact(tmp_path, monkeypatch):
-    import odeprune.dynamics as dyn
+    import odeprune.ode.dynamics as dyn
 
     s = OrderParams.random(200, 4, 2, v_star=3.0, seed=1)
     kwargs = dict(eta=0.5, alpha_max=300, sigma=0.1, chunk_steps=20)
@@ -281,7 +281,7 @@ def test_jax_backend_rejects_numba_only_options(tmp_path):
 
 
 def test_is_psd_matches_eigenvalues(rng):
-    from odeprune._solvers import is_psd
+    from odeprune.ode.explicit import is_psd
 
     for _ in range(200):
         L = int(rng.integers(1, 9))

@@ -109,7 +109,7 @@ def test_snip_extremes_are_exact(trained, c):
 
 def test_snip_gradient_covariance_is_the_first_order_ode_term(trained):
     # d R_in / d alpha (gradient flow) = -eta G_{i, K+n}; dQ_ik = -eta (G_ik + G_ki)
-    from odeprune.dynamics import rhs_state
+    from odeprune.ode.dynamics import rhs_state
 
     G = gradient_covariance(trained)
     dQ, dR, _ = rhs_state(trained, eta=1.0, gradient_flow=True)

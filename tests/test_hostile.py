@@ -385,7 +385,7 @@ class _Tty:
 
 
 def test_long_calls_show_progress_on_a_terminal(monkeypatch):
-    from odeprune import _progress
+    from odeprune.ode import progress as _progress
     from odeprune.pruning import prune_weights
 
     monkeypatch.setattr(_progress, "DELAY_S", 0.0)

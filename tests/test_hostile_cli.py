@@ -235,8 +235,7 @@ def test_no_bars_in_redirected_stderr_and_quiet_keeps_the_result(tmp_path):
 def test_first_chunk_shows_a_note_not_an_absurd_estimate(monkeypatch):
     """A first chunk that compiles for ~30 s gave an ETA of 27 146 hours: the estimate now
     starts after it, and the bar says what is happening meanwhile."""
-    from odeprune import _progress
-
+    from odeprune.ode import progress as _progress
     monkeypatch.setattr(_progress, "FIRST_NOTE_S", 0.2)
     buf = io.StringIO()
     monkeypatch.setattr(sys, "stderr", buf)
@@ -256,7 +255,7 @@ def test_first_chunk_shows_a_note_not_an_absurd_estimate(monkeypatch):
 
 
 def test_progress_default_follows_the_terminal(monkeypatch):
-    from odeprune._progress import make_bar
+    from odeprune.ode.progress import make_bar
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert type(make_bar(None, 10, "x")).__name__ == "_NoBar"

@@ -7,8 +7,8 @@ import pytest
 
 import odeprune
 from odeprune import OrderParams
-from odeprune._stiff import eg_resolution_message
 from odeprune.errors import OdepruneAccuracyWarning
+from odeprune.ode.stiff import eg_resolution_message
 
 # ------------------------------------------------------------------ item 2: the accuracy warning
 
@@ -81,8 +81,8 @@ def test_exhausted_step_budget_is_a_budget_not_a_divergence():
 
 
 def test_cli_reports_the_budget_in_one_line(capsys, monkeypatch):
-    from odeprune import dynamics
     from odeprune.cli import main
+    from odeprune.ode import dynamics
 
     real = dynamics.integrate
     monkeypatch.setattr(dynamics, "integrate",
@@ -113,9 +113,9 @@ def test_dopri5_takes_the_steps_of_scipys_rk45(T, rtol, atol, h0):
     drifts from step 24 on), up to the last step, which scipy shortens to end on t_bound."""
     from scipy.integrate import RK45
 
-    from odeprune._rhs import rhs_eval
-    from odeprune._solvers import CHUNK, N_REJECT, Control, dopri5_run, new_run
-    from odeprune.dynamics import _problem
+    from odeprune.ode.dynamics import _problem
+    from odeprune.ode.explicit import CHUNK, N_REJECT, Control, dopri5_run, new_run
+    from odeprune.ode.rhs import rhs_eval
 
     s = OrderParams.random(200, 3, 2, v_star=2.0, seed=3)
     p, y0, _ = _problem(s, 0.5, 0.5, 0.0, 0, True, True, False)

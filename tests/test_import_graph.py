@@ -104,12 +104,16 @@ OPTIONAL_EXTRAS = {"jax", "jaxlib", "diffrax", "xarray", "dask", "distributed", 
 DEFERRED = {
     # scipy.integrate costs 0.15 s on top of numba's own start-up; only the implicit phase of
     # method="auto"/"bdf"/"radau" needs it (issue 16: start-up of short jobs)
-    ("odeprune._stiff", "scipy.integrate"),
+    ("odeprune.ode.stiff", "scipy.integrate"),
     # the package's lazy public names (PEP 562): `import odeprune` imports nothing heavy
     ("odeprune", "odeprune._io"),
     # the optional JAX backend (an extra) is a module of ours
-    ("odeprune.dynamics", "odeprune.backends.jax"),
-    ("odeprune.batch", "odeprune.backends"),
+    ("odeprune.ode.dynamics", "odeprune.ode.jax_backend"),
+    ("odeprune.ode.batch", "odeprune.ode.jax_backend"),
+    # the option table builds the command line's parsers: its checks import numpy and the
+    # validators only when a value is checked, so that `odeprune --help` stays fast
+    ("odeprune.options", "numpy"),
+    ("odeprune.options", "odeprune._validate"),
 }
 
 
@@ -125,7 +129,11 @@ def _function_imports(name: str, path: Path) -> list[tuple[str, int]]:
             if isinstance(node, ast.Import):
                 out += [(a.name, node.lineno) for a in node.names]
             elif isinstance(node, ast.ImportFrom):
-                out.append((_from_target(package, node), node.lineno))
+                target = _from_target(package, node)
+                subs = [f"{target}.{a.name}" for a in node.names
+                        if (ROOT.parent / f"{target}.{a.name}".replace(".", "/")).with_suffix(
+                            ".py").is_file()]
+                out += [(s, node.lineno) for s in subs] or [(target, node.lineno)]
     return out
 
 

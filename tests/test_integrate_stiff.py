@@ -1,4 +1,4 @@
-"""``integrate(method="auto" | "bdf" | "radau")``: the stiff path of odeprune._stiff wired into
+"""``integrate(method="auto" | "bdf" | "radau")``: the stiff path of odeprune.ode.stiff wired into
 the driver (issue 16): accuracy against a tight explicit reference, cost that stops growing with
 alpha, exact resume, masked networks, and the small-eps_g warning of explicit runs."""
 
@@ -39,7 +39,7 @@ def test_implicit_from_the_start(paper_state, method):
 
 
 def test_auto_resume_is_exact(tmp_path, monkeypatch, paper_state):
-    import odeprune.dynamics as dyn
+    import odeprune.ode.dynamics as dyn
 
     kw = dict(eta=0.5, alpha_max=3e3, method="auto", chunk_steps=10)
     full = odeprune.integrate(paper_state, **kw)

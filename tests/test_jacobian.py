@@ -1,4 +1,4 @@
-"""The compiled Jacobian of the implicit phase (``odeprune._jacobian``, issue 16).
+"""The compiled Jacobian of the implicit phase (``odeprune.ode.jacobian``, issue 16).
 
 It is the forward-difference Jacobian with the increments of ``_stiff.fd_jacobian`` computed by
 recomputing only the I4 terms a column moves, so against the plain forward differences (same
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import odeprune as op
-from odeprune._jacobian import column_entries, jacobian_into
-from odeprune._rhs import make_work, rhs_eval
-from odeprune._stiff import fd_jacobian
 from odeprune.activations import get_activation
-from odeprune.dynamics import _problem
+from odeprune.ode.dynamics import _problem
+from odeprune.ode.jacobian import column_entries, jacobian_into
+from odeprune.ode.rhs import make_work, rhs_eval
+from odeprune.ode.stiff import fd_jacobian
 
 EPS = np.finfo(float).eps
 

@@ -10,9 +10,9 @@ jax = pytest.importorskip("jax")
 pytest.importorskip("diffrax")
 
 import odeprune as op  # noqa: E402
-from odeprune._rhs import pack, rhs  # noqa: E402
 from odeprune.activations import get_activation  # noqa: E402
-from odeprune.backends import jax as jax_backend  # noqa: E402
+from odeprune.ode import jax_backend as jax_backend  # noqa: E402
+from odeprune.ode.rhs import pack, rhs  # noqa: E402
 
 ETA = 0.5
 TIGHT = dict(rtol=1e-10, atol=1e-13)

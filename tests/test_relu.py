@@ -16,7 +16,7 @@ import odeprune
 from odeprune import OrderParams
 from odeprune import activations as A
 from odeprune._rng import normals_numpy
-from odeprune.dynamics import rhs_state
+from odeprune.ode.dynamics import rhs_state
 from odeprune.simulation import simulate
 
 RELU = A.RELU
@@ -312,8 +312,8 @@ jax = pytest.importorskip("jax")
 
 
 def test_relu_jax_rhs_and_eg_equal_numba():
-    from odeprune._rhs import pack, rhs
-    from odeprune.backends import jax as jb
+    from odeprune.ode import jax_backend as jb
+    from odeprune.ode.rhs import pack, rhs
 
     states = [OrderParams.random(200, 4, 2, v_star=[1.0, 2.0], seed=s, activation="relu")
               for s in range(2)]
@@ -335,7 +335,7 @@ def test_relu_jax_rhs_and_eg_equal_numba():
 
 
 def test_unknown_activation_code_raises_in_jax():
-    from odeprune.backends import jax as jb
+    from odeprune.ode import jax_backend as jb
 
     C = jax.numpy.eye(3)
     a = jax.numpy.ones(3)

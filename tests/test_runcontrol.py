@@ -113,7 +113,7 @@ def test_specialised_ansatz_is_integrable_and_a_singular_start_is_explained():
     # the exact ansatz is a singular covariance (a fixed point with eps_g = 0); it integrates
     # (round-off moves it off the fixed point), and if a singular start ever loses PSD the
     # message says so rather than blaming eta
-    from odeprune._divergence import diagnosis
+    from odeprune.ode.divergence import diagnosis
     from odeprune.sparse import SparseOrderParams
 
     s = OrderParams.specialised(2, 3, 4.0)
@@ -149,8 +149,7 @@ def test_fixed_step_interpolation_keeps_the_order():
 def test_dormand_prince_tableau_is_scipys():
     from scipy.integrate import RK45
 
-    from odeprune import _solvers
-
+    from odeprune.ode import explicit as _solvers
     for name in ("A", "B", "E", "P"):
         np.testing.assert_allclose(getattr(_solvers, f"_{name}"), getattr(RK45, name),
                                    rtol=1e-15, atol=1e-16)

@@ -12,8 +12,8 @@ import pytest
 
 import odeprune
 from odeprune import OrderParams
-from odeprune.dynamics import rhs_state
 from odeprune.errors import DivergenceError
+from odeprune.ode.dynamics import rhs_state
 from odeprune.sparse import (
     SparseLearningCurve,
     SparseOrderParams,
@@ -341,8 +341,7 @@ def test_batch_accepts_masked_states_and_equals_single_calls():
 def test_threaded_rhs_is_bit_identical_for_any_thread_count():
     import numba
 
-    from odeprune import _rhs
-
+    from odeprune.ode import rhs as _rhs
     s = OrderParams.random(300, 16, 3, v_star=2.0, seed=0)
     y = _rhs.pack(s.Q, s.R, s.v)
     p = _rhs.make_params(16, 3, s.T, s.v_star, ETA, ETA, 0.1, 0, True, True, True, threads=True)

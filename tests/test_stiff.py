@@ -1,4 +1,4 @@
-"""The stiff path (odeprune._stiff): implicit methods on a linear stiff system with a closed-form
+"""The stiff path (odeprune.ode.stiff): implicit methods on a linear stiff system with a closed-form
 solution, the automatic explicit -> implicit switch on the order-parameter ODEs against a tight
 independent reference (scipy's DOP853 at rtol 1e-13), tolerance-scaled errors, a cost budget,
 and exact resume from a saved state."""
@@ -11,17 +11,17 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
 import odeprune as op
-from odeprune import _stiff
-from odeprune._stiff import CHUNK, OK, Stepper, fd_jacobian, integrate_stiff, spectral_radius
+from odeprune.ode import stiff as _stiff
+from odeprune.ode.stiff import CHUNK, OK, Stepper, fd_jacobian, integrate_stiff, spectral_radius
 
 
 # ------------------------------------------------------------------ adapters to the compiled core
 # (the only place that knows the signatures of the compiled right-hand side and stepper)
 def order_param_problem(K=6, M=2, eta=0.5, sigma=0.0, seed=0):
     """``f(y)``, ``explicit_chunk``, ``y0`` and ``eg(Y)`` for OrderParams.random(500, K, M, 4)."""
-    from odeprune._rhs import make_params, pack, unpack
-    from odeprune._solvers import Control
-    from odeprune.dynamics import stiff_callables
+    from odeprune.ode.dynamics import stiff_callables
+    from odeprune.ode.explicit import Control
+    from odeprune.ode.rhs import make_params, pack, unpack
 
     state = op.OrderParams.random(500, K, M, v_star=4.0, seed=seed)
     p = make_params(K, M, state.T, state.v_star, eta, eta, sigma)

@@ -18,8 +18,8 @@ import numba
 import numpy as np
 import pytest
 
-from odeprune import dynamics
-from odeprune.batch import integrate_batch
+from odeprune.ode import dynamics
+from odeprune.ode.batch import integrate_batch
 from odeprune.state import OrderParams
 
 K15 = OrderParams.random(N=300, K=15, M=2, v_star=2.0, seed=3)

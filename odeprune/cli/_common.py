@@ -7,9 +7,9 @@ import argparse
 
 def progress_of(args) -> bool:
     """The progress setting of a command: none with ``--quiet``, else a bar exactly when stderr
-    is a terminal (``odeprune._progress``); resolved here, so that the library and the figures
+    is a terminal (``odeprune.ode.progress``); resolved here, so that the library and the figures
     get a plain bool."""
-    from .._progress import want_progress
+    from ..ode.progress import want_progress
 
     return False if getattr(args, "quiet", False) else want_progress(None)
 
@@ -95,28 +95,20 @@ def add_teacher_density(group) -> None:
                             "docs/sparse_teacher.md)")
 
 
+#: the learning-rule options of integrate and simulate (odeprune.options)
+DYNAMICS_FLAGS = ("eta", "eta_v", "sigma", "train_second_layer", "weight_decay", "l1")
+
+
 def add_dynamics_arguments(parser, sources: str = "--init / --weights"):
-    """The learning-rule options shared by ``integrate`` and ``simulate``; returns the group.
-    ``sources``: the command's options that read a file recording the activation."""
+    """The learning-rule options shared by ``integrate`` and ``simulate`` (their defaults, checks
+    and help are those of :mod:`odeprune.options`); returns the group. ``sources``: the
+    command's options that read a file recording the activation."""
     from ..activations import ACTIVATIONS
+    from ..options import add_cli_options
 
     dyn = parser.add_argument_group("dynamics")
     dyn.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
                      help=f"the networks' activation (default: the one recorded in {sources}, "
                           "else erf, g(x) = erf(x/sqrt 2))")
-    dyn.add_argument("--eta", type=positive_float, default=0.5,
-                     help="first-layer learning rate (default 0.5)")
-    dyn.add_argument("--eta-v", type=nonneg_float, default=None,
-                     help="second-layer learning rate (default: --eta)")
-    dyn.add_argument("--sigma", type=nonneg_float, default=None,
-                     help="output-noise std of the teacher labels (default 0)")
-    dyn.add_argument("--freeze-v", action="store_true",
-                     help="do not train the second layer (soft committee machine)")
-    dyn.add_argument("--weight-decay", type=nonneg_float, default=0.0, metavar="GAMMA",
-                     help="L2 weight decay of the first layer: w <- (1 - eta GAMMA / N) w per "
-                          "step, -eta GAMMA w per unit alpha (default 0; docs/theory.md §11)")
-    dyn.add_argument("--l1", type=nonneg_float, default=0.0, metavar="LAMBDA",
-                     help="L1 penalty of the first layer: the proximal step sign(w) max(|w| - "
-                          "eta LAMBDA / N, 0) per step (default 0; in the limit it needs the "
-                          "coordinate law: integrate samples particles, see --particles)")
+    add_cli_options(dyn, DYNAMICS_FLAGS)
     return dyn

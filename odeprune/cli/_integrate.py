@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..options import FIXED_STEP, add_cli_options, given
 from . import CliError
 from ._common import (
+    DYNAMICS_FLAGS,
     add_dynamics_arguments,
     add_teacher_density,
     float_list,
@@ -25,6 +27,13 @@ from ._inputs import (
     note,
     refuse_with,
 )
+
+#: the options of the order-parameter ODE this command passes on when given (odeprune.options)
+SOLVER_FLAGS = ("method", "rtol", "atol", "dt")
+ODE_FLAGS = (*DYNAMICS_FLAGS, "gradient_flow", *SOLVER_FLAGS)
+#: the particle SDE's step when --dt is left out (coarser than the ODE's fixed step: the
+#: particles' error is Monte Carlo, not the step)
+PARTICLE_DT = 0.05
 
 DESCRIPTION = """\
 Integrate the order-parameter ODEs of online SGD (Saad & Solla 1995; Goldt et al. 2019) for a
@@ -77,8 +86,7 @@ def register(sub) -> None:
     add_teacher_density(init)
     add_choice_options(init)
     dyn = add_dynamics_arguments(p)
-    dyn.add_argument("--gradient-flow", action="store_true",
-                     help="drop the eta^2 terms (gradient flow instead of online SGD; no noise)")
+    add_cli_options(dyn, ["gradient_flow"])
     run = p.add_argument_group("integration")
     run.add_argument("--alpha-max", type=positive_float, default=1000.0,
                      help="length of the run in alpha (default 1000); from a curve, alpha "
@@ -86,25 +94,14 @@ def register(sub) -> None:
     run.add_argument("--save-at", type=float_list, default=None, metavar="A1,A2,...",
                      help="times to record, from the start of this run (default: 200 "
                           "log-spaced points)")
-    run.add_argument("--method", choices=["dopri5", "auto", "bdf", "radau", "rk4", "euler"],
-                     default="dopri5",
-                     help="adaptive Dormand-Prince (default); auto: Dormand-Prince until the "
-                          "dynamics become stiff, then implicit BDF (much cheaper for long runs, "
-                          "alpha >= 1e4); bdf/radau: implicit from the start; rk4/euler: fixed "
-                          "step --dt")
-    run.add_argument("--dt", type=positive_float, default=None,
-                     help="step of --method rk4/euler (default 0.01), or of the particle SDE "
-                          "with --l1 (default 0.05)")
+    add_cli_options(run, SOLVER_FLAGS, help_default={"dt": "0.01; 0.05 for the particle SDE "
+                                                           "with --l1"})
     run.add_argument("--particles", type=positive_int, default=None, metavar="S",
                      help="with --l1: particles per replica of the coordinate law (default "
                           "20000)")
     run.add_argument("--replicas", type=positive_int, default=None,
                      help="with --l1: independent replicas, whose spread is the Monte-Carlo "
                           "error eg_se (default 8)")
-    run.add_argument("--rtol", type=positive_float, default=None,
-                     help="relative tolerance of the adaptive methods (default 1e-7)")
-    run.add_argument("--atol", type=positive_float, default=None,
-                     help="absolute tolerance of the adaptive methods (default 1e-10)")
     run.add_argument("--backend", choices=["numba", "jax"], default="numba",
                      help="numba (default) or jax (needs the [jax] extra; dopri5 only, no "
                           "checkpoint)")
@@ -149,7 +146,7 @@ def _check_options(args) -> None:
                            "a file given with --init (--run also with --weights)")
     args.law_input = _law_file(args.init)  # read once; the rest of the command uses the flag
     if args.l1 or args.law_input:
-        if args.method != "dopri5" or args.backend != "numba":
+        if args.method is not None or args.backend != "numba":
             raise CliError("--l1 runs the particle SDE of the coordinate law (its step: --dt); "
                            "--method/--backend apply to the order-parameter ODE")
         given = explicit(args, "rtol", "atol")
@@ -168,10 +165,11 @@ def _check_options(args) -> None:
     if given:
         raise CliError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --l1 "
                        "(the coordinate law) only")
-    adaptive = args.method in ("dopri5", "auto", "bdf", "radau")
+    adaptive = args.method not in FIXED_STEP
     if adaptive and args.dt is not None:
         raise CliError("--dt applies to the fixed-step methods (--method rk4 or euler); "
-                       f"{args.method} chooses its own steps (set --rtol/--atol instead)")
+                       f"{args.method or 'the default method'} chooses its own steps (set "
+                       "--rtol/--atol instead)")
     if not adaptive:
         given = explicit(args, "rtol", "atol")
         if given:
@@ -181,11 +179,11 @@ def _check_options(args) -> None:
     if args.gradient_flow and args.sigma not in (None, 0.0):
         raise CliError("--sigma has no effect with --gradient-flow (gradient flow has no label "
                        "noise term); drop one of them")
-    if args.freeze_v and args.eta_v is not None:
+    if args.train_second_layer is False and args.eta_v is not None:
         raise CliError("--eta-v has no effect with --freeze-v (the second layer is frozen); "
                        "drop one of them")
     if args.backend == "jax":
-        if args.method != "dopri5":
+        if args.method not in (None, "dopri5"):
             raise CliError(f"--method {args.method} is not available with --backend jax "
                            "(diffrax's adaptive Dopri5 only); use --backend numba")
         if args.checkpoint is not None or args.resume:
@@ -265,8 +263,6 @@ def _integrate(state, alpha0: float, **kw):
 
 
 def run_integrate(args) -> int:
-    from odeprune.dynamics import DEFAULT_ATOL, DEFAULT_RTOL
-
     _check_options(args)
     state, alpha0 = _initial_state(args)
     if alpha0:
@@ -280,14 +276,12 @@ def run_integrate(args) -> int:
     if args.l1 or args.law_input:  # (without importing the coordinate law otherwise)
         return _run_l1(args, state, alpha0, checkpoint, sigma)
     curve = _integrate(
-        state, alpha0, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
-        eta_v=args.eta_v, sigma=sigma, rtol=args.rtol or DEFAULT_RTOL,
-        atol=args.atol or DEFAULT_ATOL, method=args.method, activation=state.activation,
-        train_second_layer=not args.freeze_v, gradient_flow=args.gradient_flow,
-        dt=args.dt or 0.01, progress=progress_of(args), checkpoint=checkpoint, resume=args.resume,
-        backend=args.backend, weight_decay=args.weight_decay,
+        state, alpha0, alpha_max=args.alpha_max, save_at=args.save_at,
+        activation=state.activation, progress=progress_of(args), checkpoint=checkpoint,
+        resume=args.resume, backend=args.backend,
         divergence_path=(args.output.with_name(args.output.stem + ".last_good.npz")
                          if args.output else None),
+        **given(args, ODE_FLAGS),
     )
     # the result, printed with --quiet too (which silences only progress and notes)
     print(f"# K={curve.K} M={curve.M} activation={state.activation} eta={args.eta} "
@@ -323,11 +317,9 @@ def _run_l1(args, state, alpha0: float, checkpoint, sigma: float) -> int:
                                                 replicas=args.replicas,
                                                 seed=0 if args.seed is None else args.seed)
     curve = odeprune.integrate(
-        law, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at, eta_v=args.eta_v,
-        sigma=sigma, l1=args.l1, weight_decay=args.weight_decay,
-        method="particles" if args.l1 else "auto",
-        train_second_layer=not args.freeze_v, gradient_flow=args.gradient_flow,
-        dt=args.dt or 0.05, progress=progress_of(args),
+        law, alpha_max=args.alpha_max, save_at=args.save_at,
+        method="particles" if args.l1 else "auto", dt=args.dt or PARTICLE_DT,
+        progress=progress_of(args), **given(args, (*DYNAMICS_FLAGS, "gradient_flow")),
         # the default checkpoint beside --output is for the particle engine (--l1); the exact
         # engine runs the per-class ODE in one go
         checkpoint=checkpoint if args.l1 or args.checkpoint is not None else None,

@@ -166,7 +166,7 @@ def run_retrain(args) -> int:
     import odeprune
     from odeprune import workflows
     from odeprune._io import atomic_write_text
-    from odeprune._progress import make_bar
+    from odeprune.ode.progress import make_bar
     from odeprune.sim import SimulationEnsemble, SimulationResult
 
     from ._inputs import check_output, info, load_input_state, note

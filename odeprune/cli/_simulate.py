@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..options import given
 from . import CliError
 from ._common import (
+    DYNAMICS_FLAGS,
     add_dynamics_arguments,
     add_teacher_density,
     float_list,
@@ -124,7 +126,7 @@ def _check_options(args) -> None:
     if args.teacher_density is not None and args.weights is not None:
         raise CliError("--teacher-density draws a sparse teacher; --weights gives the teacher: "
                        "drop one of them")
-    if args.freeze_v and args.eta_v is not None:
+    if args.train_second_layer is False and args.eta_v is not None:
         raise CliError("--eta-v has no effect with --freeze-v (the second layer is frozen); "
                        "drop one of them")
     if args.weights is not None:
@@ -166,12 +168,11 @@ def run_simulate(args) -> int:
         teacher_mask = teacher_support(N, M, args.teacher_density,
                                        seed=np.random.SeedSequence([seed, 99]))
     result = odeprune.simulate(
-        N, K, M, eta=args.eta, alpha_max=args.alpha_max, save_at=args.save_at,
-        eta_v=args.eta_v, sigma=sigma, v_star=v_star, activation=activation or "erf",
-        seed=seed, n_test=args.n_test, train_second_layer=not args.freeze_v,
-        n_train=args.n_train, seeds=seeds, n_runs=args.runs, progress=progress_of(args),
-        checkpoint=checkpoint, resume=args.resume, max_workers=args.workers, init=init,
-        weight_decay=args.weight_decay, l1=args.l1, teacher_mask=teacher_mask)
+        N, K, M, alpha_max=args.alpha_max, save_at=args.save_at, v_star=v_star,
+        activation=activation or "erf", seed=seed, n_test=args.n_test, n_train=args.n_train,
+        seeds=seeds, n_runs=args.runs, progress=progress_of(args), checkpoint=checkpoint,
+        resume=args.resume, max_workers=args.workers, init=init, teacher_mask=teacher_mask,
+        **given(args, DYNAMICS_FLAGS))
     ensemble = isinstance(result, SimulationEnsemble)
     if ensemble:
         eg, spread = result.eg_mean, result.eg_std

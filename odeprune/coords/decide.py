@@ -10,7 +10,7 @@ mask:
 - ``magnitude`` -- keep the largest ``|w_ij|`` (per row, or over the layer with
   ``scope="global"``);
 - ``snip`` -- keep the largest ``|w_ij g_ij|``, ``g_ij`` the population gradient coordinate
-  ``a_i (sum_c U_ic u_cj + b_i w_ij)`` (the first-order term of the ODE, :mod:`odeprune._rhs`);
+  ``a_i (sum_c U_ic u_cj + b_i w_ij)`` (the first-order term of the ODE, :mod:`odeprune.ode.rhs`);
 - ``random`` -- keep each weight independently with probability ``c``;
 - ``dpp`` -- the per-row diagonal-kernel DPP of the edge rules: keep with probability
   ``lambda_i w^2 / (1 + lambda_i w^2)``, ``lambda_i`` set by ``c``.
@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from .._rhs import i3_coefficients
 from .._validate import as_generator
 from ..activations import get_activation
+from ..ode.rhs import i3_coefficients
 from .law import CoordinateLaw
 
 __all__ = ["RULES", "decide", "rule_and_scope"]

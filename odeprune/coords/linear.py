@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dynamics import integrate as integrate_ode
+from ..ode.dynamics import integrate as integrate_ode
 from .law import CoordinateLaw, moment_matched_normals, sqrt_psd
 
 __all__ = ["linear_response", "train_fixed_masks"]

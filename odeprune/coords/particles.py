@@ -11,7 +11,7 @@ Each particle ``u_j = (w_j, w*_j)`` of a replica moves by
     w \leftarrow \mathrm{sign}(w)\max(|w| - \eta\lambda\, d\alpha, 0),
 
 with ``a`` the student's second layer, ``G_ia = U_ia + b_i delta_ia`` the I3 coefficients of
-:mod:`odeprune._rhs` (so that ``G C`` is the ODE's first-order term), ``B`` the bracket of its
+:mod:`odeprune.ode.rhs` (so that ``G C`` is the ODE's first-order term), ``B`` the bracket of its
 ``eta^2`` term (``sum a_c a_d I4 + sigma^2 J2``), ``C`` the replica's own second moments
 (McKean–Vlasov), ``gamma`` the weight decay and ``lambda`` the L1 strength; ``v`` follows the
 ODE's ``dv/dalpha`` on the same ``C``. Gradient flow drops the noise.
@@ -32,12 +32,12 @@ import numpy as np
 from numba import njit
 
 from .. import _io
-from .._rhs import i3_coefficients, make_params, make_work, s4_sums
 from .._rng import fill_normals
-from .._runcontrol import RunControl, interrupted_error
 from .._validate import as_generator, check_real
 from ..activations import I2_matrix, eg_from_cov, get_activation
 from ..errors import DivergenceError
+from ..ode.rhs import i3_coefficients, make_params, make_work, s4_sums
+from ..ode.runcontrol import RunControl, interrupted_error
 from .law import CoordinateLaw, sqrt_psd
 
 __all__ = ["particle_run", "soft_threshold", "log_times"]

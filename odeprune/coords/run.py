@@ -22,7 +22,7 @@ import numpy as np
 from .. import _io
 from .._stats import sem
 from .._validate import check_real
-from ..dynamics import register_state
+from ..ode.dynamics import register_state
 from .law import KIND as LAW_KIND
 from .law import CoordinateLaw
 from .linear import train_fixed_masks

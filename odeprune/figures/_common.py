@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..batch import available_cores
-from ..dynamics import integrate
+from ..ode.batch import available_cores
+from ..ode.dynamics import integrate
 from ..plotting import save_figure
 from ..results import LearningCurve
 from ..sim import SimulationResult, simulate

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..batch import available_cores
+from ..ode.batch import available_cores
 from ..pruning import prune, prune_weights
 from ..pruning.edge_rules import edge_prune_map
 from ..sweep import run_points

@@ -51,8 +51,8 @@ from scipy import optimize, special
 from scipy.integrate import quad
 
 from ..activations import get_activation
-from ..dynamics import integrate
 from ..errors import OdepruneAccuracyWarning
+from ..ode.dynamics import integrate
 from ..pruning import prune
 from ..pruning.node import activation_gram_all
 from ..pruning.reweight import refit_weights

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from .. import _io
-from .._progress import want_progress
 from .._validate import as_generator, check_int, readonly
 from ..activations import get_activation
+from ..ode.progress import want_progress
 from ..sparse import MAX_EXACT_K, SparseLearningCurve, SparseOrderParams
 from ..state import OrderParams
 from . import node, registry

@@ -39,7 +39,7 @@ Rules (``prune(state, name, c=...)``):
   the top fraction ``c`` of each row; ``snip_edge_global``: over all rows. The gradient of unit i is
   a linear combination of the weight vectors, ``g_i = sum_c b_ic z_c``, whose covariance with the
   fields, ``C b_i = E[v_i Delta g'(lambda_i) z]``, is the first-order term of the ODE
-  (:mod:`odeprune._rhs`), so ``(z, g)`` is jointly Gaussian with a covariance computed from the
+  (:mod:`odeprune.ode.rhs`), so ``(z, g)`` is jointly Gaussian with a covariance computed from the
   state.
 """
 
@@ -53,9 +53,9 @@ from typing import Any
 import numpy as np
 from scipy import integrate, optimize, special
 
-from .._progress import progress_bar
-from .._rhs import s3_sums
 from ..activations import get_activation
+from ..ode.progress import progress_bar
+from ..ode.rhs import s3_sums
 from ..state import OrderParams, as_generator
 from . import dpp
 

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from .._progress import make_bar, want_progress
 from .._validate import check_activation, check_int
 from ..activations import get_activation
+from ..ode.progress import make_bar, want_progress
 from ..state import OrderParams
 from . import node, registry
 from ._api import PruneResult, check_method_args, node_outcomes, prune

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from .._progress import make_bar
 from .._stats import sem
 from .._validate import check_activation
 from ..activations import get_activation
+from ..ode.progress import make_bar
 from ..state import OrderParams
 from .edge_rules import EDGE_RULES, check_c, edge_prune_map, rule_class
 

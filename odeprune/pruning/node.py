@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
-from .._progress import progress_bar
 from ..activations import get_activation
+from ..ode.progress import progress_bar
 from . import dpp
 
 __all__ = ["NODE_METHODS", "NODE_CLASSES", "NodeMethod", "KERNELS", "MAX_ENUMERATE",

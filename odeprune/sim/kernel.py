@@ -8,7 +8,7 @@ r"""The compiled online-SGD step (``docs/theory.md`` §1; Goldt et al. 2019, Sec
 
 with ``lambda_k = w_k . x / sqrt(N)``, ``nu_n = w*_n . x / sqrt(N)``. Kernels take arrays, the
 run's generators and one :class:`SGDParams` record (fixed per run), as the ODE kernels take
-:class:`odeprune._rhs.Params`.
+:class:`odeprune.ode.rhs.Params`.
 """
 
 from __future__ import annotations

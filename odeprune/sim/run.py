@@ -15,7 +15,7 @@ Random streams (all from ``seed``, an int):
   label noise ``zeta`` (one per step, drawn only when ``sigma > 0``), [2] the test set.
 
 Run control (progress bar, chunks sized by wall time, checkpoints by time, Ctrl-C / SIGTERM) is
-:class:`odeprune._runcontrol.RunControl`, the helper every driver uses.
+:class:`odeprune.ode.runcontrol.RunControl`, the helper every driver uses.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 
 from .. import _io
-from .._progress import want_progress
-from .._runcontrol import RunControl, interrupted_error
 from .._validate import check_array, check_mask, check_memory, check_save_at, check_seed
 from .._validate import check_real as _real
 from .._validate import check_size as _size
 from ..activations import get_activation
 from ..errors import DivergenceError, OdepruneInterrupted
+from ..ode.progress import want_progress
+from ..ode.runcontrol import RunControl, interrupted_error
 from ..state import OrderParams, broadcast_v_star
 from .kernel import fields, make_sgd_params, sgd_steps
 from .results import SimulationEnsemble, SimulationResult

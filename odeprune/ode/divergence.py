@@ -1,12 +1,12 @@
 """Why an ODE run failed, in one message: the same text for every driver (the compiled and
-stiff ones of :mod:`odeprune.dynamics`, the JAX backend)."""
+stiff ones of :mod:`odeprune.ode.dynamics`, the JAX backend)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .errors import DivergenceError
-from .sparse import SparseOrderParams
+from ..errors import DivergenceError
+from ..sparse import SparseOrderParams
 
 __all__ = ["ode_divergence", "diagnosis", "overflow_message", "FIXED_STEP"]
 

@@ -1,6 +1,6 @@
 r"""The Jacobian of the order-parameter ODEs by finite differences that recompute only what changes.
 
-The implicit phase of ``method="auto"`` (:mod:`odeprune._stiff`) needs ``d f / d y``. A plain
+The implicit phase of ``method="auto"`` (:mod:`odeprune.ode.stiff`) needs ``d f / d y``. A plain
 forward-difference Jacobian costs ``n`` full evaluations (``n = 330`` at K=20, M=5), and the
 global ``I4`` sum dominates each of them: ``K(K+1)/2 * L(L+1)/2`` terms, ``L = K + M``. But one
 state entry enters few of those terms (``docs/theory.md`` §4):
@@ -14,12 +14,12 @@ state entry enters few of those terms (``docs/theory.md`` §4):
 - a two-time overlap ``P`` entry enters no ``I4`` term at all.
 
 So column ``j`` is ``(f(y + h e_j) - f(y)) / h`` exactly as in
-:func:`odeprune._stiff.fd_jacobian` (same increment), with the ``I4`` sum of ``y + h e_j`` formed
+:func:`odeprune.ode.stiff.fd_jacobian` (same increment), with the ``I4`` sum of ``y + h e_j`` formed
 as the sum at ``y`` plus the change of the affected terms (both sides of the change evaluated by
 the same closed form, so nothing but the affected terms differs); the cheap parts (the ``I3``
 coefficients, the per-class ``S3`` sums, ``I2``, ``J2``) are recomputed in full. At K=20, M=5
 this is about a sixth of the plain Jacobian's work (``benchmarks/bench_speed.py``); the tests
-compare it with :func:`~odeprune._stiff.fd_jacobian` and with central differences.
+compare it with :func:`~odeprune.ode.stiff.fd_jacobian` and with central differences.
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ._rhs import assemble, erf_pair_setup, i3_coefficients, s4_sums, state_layout, unpack_cov
-from .activations import ERF, I4, J2
+from ..activations import ERF, I4, J2
+from .rhs import assemble, erf_pair_setup, i3_coefficients, s4_sums, state_layout, unpack_cov
 
 __all__ = ["column_entries", "jacobian_into"]
 
 
 class ErfBase(NamedTuple):
     """erf: what the unperturbed state's rows need, computed once per Jacobian: per pair
-    ``(i, k)``, ``r0[i, k]`` and ``lam4[i, k]`` (:func:`odeprune._rhs.erf_pair_setup`), the
+    ``(i, k)``, ``r0[i, k]`` and ``lam4[i, k]`` (:func:`odeprune.ode.rhs.erf_pair_setup`), the
     rows ``row0[i, k, e] = sum_x w_ex a_e a_x I4(i, k, e, x)`` (``w = 2`` off the diagonal)
     and the pair sums ``pair0[i, k]``."""
 
@@ -103,7 +103,7 @@ def _term_change(act, C0, C1, a0, a1, ikcd, moves_cov):
 @njit(cache=True, error_model="numpy")
 def _erf_row(C, a, i, k, e, r, lam4, w_off):
     """``sum_x w_ex a_e a_x I4(i, k, e, x)`` for erf, ``w_ee = 1``, ``w_ex = w_off`` otherwise
-    (``r``, ``lam4`` from :func:`odeprune._rhs.erf_pair_setup`)."""
+    (``r``, ``lam4`` from :func:`odeprune.ode.rhs.erf_pair_setup`)."""
     ci = C[i]
     ck = C[k]
     cik = ci[k]
@@ -195,8 +195,8 @@ def _s4_change(p, C0, C1, a0, a1, entry, S4, base):
 
 @njit(cache=True, error_model="numpy")
 def jacobian_into(y, p, w, w1, cols, J):
-    """Fill ``J`` (n, n) with the forward-difference Jacobian of :func:`odeprune._rhs.rhs_into`
-    at ``y``; ``w``, ``w1``: two workspaces (:func:`~odeprune._rhs.make_work`); ``cols``: from
+    """Fill ``J`` (n, n) with the forward-difference Jacobian of :func:`odeprune.ode.rhs.rhs_into`
+    at ``y``; ``w``, ``w1``: two workspaces (:func:`~odeprune.ode.rhs.make_work`); ``cols``: from
     :func:`column_entries`. Returns ``f(y)`` as this function evaluated it."""
     n = y.shape[0]
     K = p.K

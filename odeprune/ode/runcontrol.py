@@ -14,8 +14,8 @@ import signal
 import threading
 import time
 
-from ._progress import make_bar
-from .errors import OdepruneInterrupted
+from ..errors import OdepruneInterrupted
+from .progress import make_bar
 
 __all__ = ["RunControl", "interrupted_error"]
 
@@ -43,7 +43,7 @@ class RunControl:
     desc : str
         Progress-bar label.
     progress : bool or None
-        Show a tqdm bar on stderr (None: when stderr is a terminal; :mod:`odeprune._progress`).
+        Show a tqdm bar on stderr (None: when stderr is a terminal; :mod:`odeprune.ode.progress`).
     start : float
         Where the run starts (resume).
     max_chunk : int, optional

@@ -10,7 +10,7 @@ either shared or given per member. Two backends:
   numbers are bit-for-bit those of sequential ``integrate`` calls. Any
   :class:`concurrent.futures.Executor` can be passed instead (a process pool, or
   ``dask.distributed``'s ``Client.get_executor()`` on a cluster).
-- ``"jax"``: one jitted ``vmap`` over the batch (:func:`odeprune.backends.jax.integrate_batch`).
+- ``"jax"``: one jitted ``vmap`` over the batch (:func:`odeprune.ode.jax_backend.integrate_batch`).
   diffrax's adaptive loop then runs in lockstep: every member pays the step count of the slowest,
   so batch similar runs together (``chunk_size=`` splits a batch into groups). Needs the optional
   extra: ``pip install -e ".[jax]"``.
@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from ._progress import progress_bar, want_progress
-from ._validate import check_save_at
+from .._validate import check_save_at
+from ..errors import DivergenceError
+from ..results import LearningCurve
+from ..sparse import SparseOrderParams
+from ..state import OrderParams
 from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, default_save_at, integrate
-from .errors import DivergenceError
-from .results import LearningCurve
-from .sparse import SparseOrderParams
-from .state import OrderParams
+from .progress import progress_bar, want_progress
 
 __all__ = ["integrate_batch", "BatchResult", "available_cores"]
 
@@ -166,7 +166,7 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
     alpha_max : float
         Final time, shared.
     save_at : array_like, optional
-        Saving times, shared (default: :func:`odeprune.dynamics.default_save_at`).
+        Saving times, shared (default: :func:`odeprune.ode.dynamics.default_save_at`).
     eta_v : float or array_like, shape (B,), optional
         Second-layer learning rate; default ``eta`` (member by member).
     sigma : float or array_like, shape (B,)
@@ -266,7 +266,7 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
             results = _numba_batch(states, eta_b, eta_v_b, sigma_b, common, method, max_steps,
                                    executor, n_workers, meta, bar)
     else:
-        from .backends import jax as _jax_backend
+        from . import jax_backend as _jax_backend
 
         extra = {} if max_steps is None else {"max_steps": int(max_steps)}
         results = _jax_backend.integrate_batch(states, eta=eta_b, eta_v=eta_v_b, sigma=sigma_b,

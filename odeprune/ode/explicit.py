@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ._rhs import make_work, rhs_into, unpack_cov
+from .rhs import make_work, rhs_into, unpack_cov
 
 __all__ = ["RunState", "Control", "new_run", "METHODS", "is_psd", "output_ok", "OK", "CHUNK",
            "NONFINITE", "NOT_PSD", "STEP_TOO_SMALL", "MAX_STEPS", "STATUS_TEXT"]

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from .activations import ERF, I2, I3, I4, J2, fast_asin
+from ..activations import ERF, I2, I3, I4, J2, fast_asin
 
 __all__ = ["Params", "Work", "make_params", "make_work", "n_state", "pack", "unpack",
            "pack_classes", "unpack_classes", "rhs", "rhs_into", "rhs_eval", "unpack_cov",
@@ -345,7 +345,7 @@ def _s4_generic(act, C, a, i, k, L):
 def erf_pair_setup(C, i, k, L, r):
     """For erf and the pair ``(i, k)``: ``r[c] = Lambda_1(c)^(-1/2)`` for every field ``c`` and
     the return value ``Lambda_4 = (1 + C_ii)(1 + C_kk) - C_ik^2`` (the closed form of I4, as in
-    :func:`_s4_erf`; also used by :mod:`odeprune._jacobian`)."""
+    :func:`_s4_erf`; also used by :mod:`odeprune.ode.jacobian`)."""
     ci = C[i]
     ck = C[k]
     cii1 = 1.0 + ci[i]

@@ -7,7 +7,7 @@ method (Radau IIA of order 5, or BDF) takes steps limited by accuracy only.
 
 This module only needs the right-hand side as a callable ``f(y) -> dy`` (autonomous; float arrays
 of shape ``(n,)``) and, for the automatic choice, an *explicit chunk* callable with the leading
-arguments and return values of :func:`odeprune._solvers.dopri5_run`::
+arguments and return values of :func:`odeprune.ode.explicit.dopri5_run`::
 
     explicit_chunk(t, y, h, f, t_out, i_out, Y_out, max_steps)
         -> (status, t, y, h, f, i_out, nfev, n_accept, n_reject)
@@ -76,7 +76,7 @@ __all__ = [
     "STEP_TOO_SMALL",
 ]
 
-#: status codes (the same values as :mod:`odeprune._solvers`)
+#: status codes (the same values as :mod:`odeprune.ode.explicit`)
 OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL = 0, 1, 2, 3, 4
 
 #: implicit methods by name
@@ -183,7 +183,7 @@ def eg_resolution_message(eg_value: float, floor: float, ended_implicit: bool,
     errors beyond ~5e-5 relative are then possible).
 
     ``eg_zero`` is the absolute floor: an ``eps_g <= eg_zero`` is zero within the tolerances and
-    draws no warning (:func:`odeprune.dynamics.integrate` passes ``atol``, the absolute error the
+    draws no warning (:func:`odeprune.ode.dynamics.integrate` passes ``atol``, the absolute error the
     caller accepts on every overlap and weight: asking for the relative digits of an ``eps_g``
     at that level asks for more than the tolerances promise; issue 26 found the warning on
     ``eps_g = 3e-18`` and ``6e-14``, "1124338026.1 %"). The relative size is written as a
@@ -258,7 +258,7 @@ class Stepper:
     probe_steps, switch_h_rho, min_remaining_steps :
         The stiffness test of ``"auto"`` (see the module docstring).
     jac : callable, optional
-        ``jac(y) -> J`` (n, n), e.g. :func:`odeprune._jacobian.jacobian_into` (compiled, and
+        ``jac(y) -> J`` (n, n), e.g. :func:`odeprune.ode.jacobian.jacobian_into` (compiled, and
         recomputing only what each column moves); counted in ``njev`` only, not in ``nfev``.
         Default: :func:`fd_jacobian` of ``f`` (``n`` evaluations each, counted in ``nfev``).
 

@@ -1,6 +1,6 @@
 r"""The order-parameter ODEs in JAX (float64), integrated with diffrax; single runs and batches.
 
-The right-hand side is the one of :mod:`odeprune._rhs` (EQUATIONS.md §4; Goldt et al. 2019,
+The right-hand side is the one of :mod:`odeprune.ode.rhs` (EQUATIONS.md §4; Goldt et al. 2019,
 supplementary S3-S4; Saad & Solla 1995), written as array expressions over the joint covariance
 
 .. math:: C = \begin{pmatrix} Q & R \\ R^\top & T \end{pmatrix},\qquad a = (v, -v^*),
@@ -45,12 +45,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._divergence import ode_divergence
-from .._rhs import pack, unpack
 from ..activations import CODES, ERF, LINEAR, RELU, get_activation
 from ..errors import DivergenceError
 from ..results import LearningCurve
 from ..state import PSD_RTOL, OrderParams
+from .divergence import ode_divergence
+from .rhs import pack, unpack
 
 INSTALL_HINT = 'pip install -e ".[jax]"'
 
@@ -492,7 +492,7 @@ def rhs(y, K: int, M: int, T, v_star, eta: float, eta_v: float, sigma: float = 0
         gradient_flow: bool = False) -> np.ndarray:
     r"""The right-hand side ``dy/dalpha`` at the packed state ``y``, evaluated with JAX.
 
-    Same packing and arguments as :func:`odeprune._rhs.rhs` (the numba twin).
+    Same packing and arguments as :func:`odeprune.ode.rhs.rhs` (the numba twin).
 
     Parameters
     ----------

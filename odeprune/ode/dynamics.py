@@ -4,9 +4,9 @@ Integrates the order-parameter ODEs of online SGD (``docs/theory.md`` §4; Saad 
 Goldt et al. 2019, supplementary S3–S4) for a dense network (:class:`~odeprune.state.OrderParams`)
 or a network with a fixed first-layer mask (:class:`~odeprune.sparse.SparseOrderParams`,
 ``docs/theory.md`` §8), optionally with the two-time overlaps ``P`` (§9). One compiled
-right-hand side serves both (:mod:`odeprune._rhs`); the steppers (:mod:`odeprune._solvers`) loop
+right-hand side serves both (:mod:`odeprune.ode.rhs`); the steppers (:mod:`odeprune.ode.explicit`) loop
 in compiled code, and Python sees the run between chunks of about a quarter of a second
-(:mod:`odeprune._runcontrol`) to update the progress bar, write a checkpoint or stop on Ctrl-C /
+(:mod:`odeprune.ode.runcontrol`) to update the progress bar, write a checkpoint or stop on Ctrl-C /
 SIGTERM.
 """
 
@@ -22,12 +22,16 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import _io
-from ._divergence import FIXED_STEP, ode_divergence, overflow_message
-from ._jacobian import column_entries, jacobian_into
-from ._rhs import make_params, make_work, pack_classes, rhs_eval, rhs_into, unpack_classes
-from ._runcontrol import RunControl, interrupted_error
-from ._solvers import (
+from .. import _io
+from .._validate import check_real as _positive
+from .._validate import check_save_at, check_size, check_tolerances
+from ..activations import eg_from_cov, get_activation
+from ..errors import MaxStepsReached, OdepruneAccuracyWarning
+from ..results import LearningCurve
+from ..sparse import SparseLearningCurve, SparseOrderParams, TwoTimeCurve
+from ..state import PSD_RTOL, OrderParams
+from .divergence import FIXED_STEP, ode_divergence, overflow_message
+from .explicit import (
     CHUNK,
     I_OUT,
     MAX_STEPS,
@@ -41,15 +45,11 @@ from ._solvers import (
     new_run,
     output_ok,
 )
-from ._solvers import METHODS as _STEPPERS
-from ._stiff import STIFF, Stepper, eg_resolution_message, initial_step, resolved_eg_floor
-from ._validate import check_real as _positive
-from ._validate import check_save_at, check_size, check_tolerances
-from .activations import eg_from_cov, get_activation
-from .errors import MaxStepsReached, OdepruneAccuracyWarning
-from .results import LearningCurve
-from .sparse import SparseLearningCurve, SparseOrderParams, TwoTimeCurve
-from .state import PSD_RTOL, OrderParams
+from .explicit import METHODS as _STEPPERS
+from .jacobian import column_entries, jacobian_into
+from .rhs import make_params, make_work, pack_classes, rhs_eval, rhs_into, unpack_classes
+from .runcontrol import RunControl, interrupted_error
+from .stiff import STIFF, Stepper, eg_resolution_message, initial_step, resolved_eg_floor
 
 __all__ = ["integrate", "default_save_at", "METHODS", "rhs_state"]
 
@@ -222,7 +222,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     chunk_steps : int, optional
         Upper bound on the steps between two looks from Python (default: chunks of about 0.25 s).
     backend : {"numba", "jax"}
-        ``"jax"`` uses :mod:`odeprune.backends.jax` (optional extra; dense states only):
+        ``"jax"`` uses :mod:`odeprune.ode.jax_backend` (optional extra; dense states only):
         diffrax's Dopri5 in one compiled call, so no progress bar, checkpoint or fixed step.
     divergence_path : path, optional
         Where to save the last good state if the run diverges (or uses up ``max_steps``).
@@ -342,7 +342,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
             problems.append("weight_decay is not available with backend='jax'")
         if problems:
             raise ValueError("; ".join(problems) + "; use backend='numba'")
-        from .backends.jax import integrate as _jax_integrate
+        from .jax_backend import integrate as _jax_integrate
 
         return _jax_integrate(state, eta=eta, alpha_max=alpha_max, save_at=t_out, eta_v=eta_v,
                               sigma=sigma, rtol=rtol, atol=atol, activation=act.name,
@@ -452,7 +452,7 @@ def _eg_along(Q, R, v, T, v_star, act) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ drivers
 class _Compiled:
-    """A compiled stepper of :mod:`odeprune._solvers` (dopri5, rk4, euler) driven in chunks."""
+    """A compiled stepper of :mod:`odeprune.ode.explicit` (dopri5, rk4, euler) driven in chunks."""
 
     def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
         self.stepper = _STEPPERS[method]
@@ -489,7 +489,7 @@ class _Compiled:
 
 
 class StiffProblem(NamedTuple):
-    """What :class:`odeprune._stiff.Stepper` needs of a compiled problem: the right-hand side
+    """What :class:`odeprune.ode.stiff.Stepper` needs of a compiled problem: the right-hand side
     ``f(y)``, the Dormand-Prince chunk ``explicit_chunk(t, y, h, f, t_out, i_out, Y_out,
     max_steps)``, the PSD check ``check(y)`` of a saved state and the Jacobian ``jac(y)``."""
 
@@ -500,9 +500,9 @@ class StiffProblem(NamedTuple):
 
 
 def stiff_callables(p, ctl) -> StiffProblem:
-    """The :class:`StiffProblem` of a compiled problem ``p`` (a :class:`~odeprune._rhs.Params`)
-    and its :class:`~odeprune._solvers.Control`. The Jacobian is
-    :func:`odeprune._jacobian.jacobian_into` (compiled; only the moved ``I4`` terms per
+    """The :class:`StiffProblem` of a compiled problem ``p`` (a :class:`~odeprune.ode.rhs.Params`)
+    and its :class:`~odeprune.ode.explicit.Control`. The Jacobian is
+    :func:`odeprune.ode.jacobian.jacobian_into` (compiled; only the moved ``I4`` terms per
     column)."""
     w = make_work(p.K, p.M)
 
@@ -539,7 +539,7 @@ def stiff_callables(p, ctl) -> StiffProblem:
 
 
 class _Stiff:
-    """``method="auto"/"bdf"/"radau"``: :class:`odeprune._stiff.Stepper` (explicit Dormand-Prince
+    """``method="auto"/"bdf"/"radau"``: :class:`odeprune.ode.stiff.Stepper` (explicit Dormand-Prince
     chunks until stiff, then scipy's BDF; or an implicit method from the start)."""
 
     def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
@@ -664,7 +664,7 @@ def _warn_unresolved_eg(eg, y_final, p, sp, act, track_P, rtol, atol, method, dr
     """Warn when the final eps_g is below what the tolerances resolve (explicit runs only;
     docs/speed.md §2): errors within rtol/atol may then change its leading digits. An eps_g at
     or below ``atol`` is zero within the absolute tolerance and draws no warning
-    (:func:`odeprune._stiff.eg_resolution_message`)."""
+    (:func:`odeprune.ode.stiff.eg_resolution_message`)."""
     if method == "euler" or not (eg[-1] > atol) or eg[-1] > 1e-4:
         return  # resolved (large) or zero within atol; skip the 2n evaluations
 
