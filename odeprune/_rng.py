@@ -1,4 +1,4 @@
-r"""Fast reproducible Gaussian inputs for the SGD kernel (issue 16, item 4).
+r"""Fast reproducible Gaussian inputs for the SGD kernel.
 
 Drawing the ``N`` inputs of an SGD step with numba's port of ``Generator.standard_normal`` costs
 one indirect call into numpy's PCG64 per number, inside the kernel ~9 ns each (4.8 of the 6 us

@@ -1,4 +1,4 @@
-"""ReLU networks in the limit (issue 18): learning curves and one pruning comparison.
+"""ReLU networks in the limit: learning curves and one pruning comparison.
 
 (A-C) M=2 teachers, K = 2, 4, 6 students, ``g(x) = max(0, x)``, eta = eta_v = 0.5, v* = 1,
 sigma = 0, all weights N(0, 1). For every seed, ``simulate`` runs online SGD at size N and
