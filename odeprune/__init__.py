@@ -38,7 +38,7 @@ _LAZY = {
     "CoordinateLaw": ("odeprune.coords", "CoordinateLaw"),
     "CoordinateCurve": ("odeprune.coords", "CoordinateCurve"),
     "coords": ("odeprune.coords", None),
-    "schedules": ("odeprune.schedules", None),
+    "schedules": ("odeprune.workflows.schedules", None),
     "teachers": ("odeprune.teachers", None),
 }
 

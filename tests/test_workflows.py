@@ -1,7 +1,10 @@
-"""Prune-then-train workflows (``odeprune.workflows``): the public API against independent
-computations (integrating the pruned state by hand), input checks, files, and the acceptance
-criterion: each workflow's limit against its finite-N counterpart on the same seeds, within error
-bars that shrink with N (N = 500 and 2000, 8 seeds)."""
+"""Prune-then-train workflows (``odeprune.workflows``): retraining (``workflows.retrain``)
+against independent computations (integrating the pruned state by hand), input checks of every
+workflow, files, the command line and the quick figures, and the acceptance criterion for
+retraining: the limit against its finite-N counterpart on the same seeds, within error bars that
+shrink with N (N = 500 and 2000, 8 seeds; the helpers are shared with
+``test_workflows_init.py`` and ``test_workflows_tickets.py``). IMP and gradual pruning:
+``test_workflows_schedules.py``; what the modules share: ``test_workflows_common.py``."""
 
 from __future__ import annotations
 
@@ -68,25 +71,8 @@ def test_random_edge_retraining_is_the_random_mask_state(trained):
                                                             c=0.5).eg_mean, rtol=1e-10)
 
 
-def test_prune_at_init_rescale_restores_row_norms():
-    init = OrderParams.random(N=500, K=4, M=2, v_star=4.0, seed=0)
-    r = workflows.prune_at_init(init, "random_edge", 0.3, rescale=True, alpha_max=5,
-                                report=[1])
-    sp = r.curves[r.arms[0]].initial
-    np.testing.assert_allclose(np.diag(sp.dense().Q), np.diag(init.Q), rtol=1e-12)
-    np.testing.assert_allclose(r.eg["dense"],
-                               odeprune.integrate(init, eta=ETA, alpha_max=5.0,
-                                                  save_at=r.alpha["dense"],
-                                                  progress=False).eg, rtol=1e-12)
 
 
-def test_ticket_at_full_density_is_the_dense_network():
-    """c = 1 keeps every weight: ticket, random, magnitude-at-init are the dense network."""
-    init = OrderParams.random(N=500, K=3, M=1, v_star=4.0, seed=0)
-    r = workflows.lottery_ticket(init, 1.0, alpha_T=5, alpha_max=5, report=[1],
-                                 arms=("dense", "ticket", "random"), n_samples=20_000)
-    for arm in ("ticket", "random"):
-        np.testing.assert_allclose(r.eg[arm], r.eg["dense"], rtol=1e-9)
 
 
 @pytest.mark.parametrize("call, match", [
@@ -114,9 +100,6 @@ def test_edge_rules_on_large_K_point_to_finite_N():
         workflows.retrain(big, "random_edge", c=0.5)
 
 
-def test_finite_refuses_bad_seeds():
-    with pytest.raises(ValueError, match="seeds"):
-        workflows.prune_at_init_finite(100, 3, 1, "random_edge", 0.5, seeds=[0, 0])
 
 
 def test_result_file_round_trip_and_csv(trained, tmp_path):
@@ -178,51 +161,8 @@ def test_retrain_limit_matches_finite_N(method, kw):
     _check_shrinks(stats_ode)
 
 
-@pytest.mark.slow
-def test_prune_at_init_limit_matches_finite_N():
-    alpha_max = 10.0
-    stats = {}
-    for N in (500, 2000):
-        fin = workflows.prune_at_init_finite(N, K, M, "magnitude_edge", 0.5, seeds=SEEDS,
-                                             alpha_max=alpha_max, report=[alpha_max],
-                                             v_star=V_STAR, dense=False, ode=False,
-                                             save_at=[alpha_max])
-        arm = fin.arms[0]
-        lim = []
-        for s in SEEDS:
-            r = workflows.prune_at_init(OrderParams.random(N, K, M, V_STAR, seed=s),
-                                        "magnitude_edge", 0.5, alpha_max=alpha_max,
-                                        report=[alpha_max], dense=False, seed=s,
-                                        n_samples=50_000, save_at=[alpha_max])
-            lim.append(r.eg_at(r.arms[0], alpha_max))
-        stats[N] = _paired(lim, fin.eg[arm][:, -1])
-    _check_shrinks(stats)
 
 
-@pytest.mark.slow
-def test_lottery_ticket_limit_matches_finite_N():
-    """The ticket (mask of w(alpha_T) on w(0), from the two-time law in the limit) and the
-    fine-tuned network, against real tickets on the same seeds."""
-    alpha_T, alpha_max = 10.0, 10.0
-    arms = ("ticket", "finetune")
-    stats = {a: {} for a in arms}
-    for N in (500, 2000):
-        fin = workflows.lottery_ticket_finite(N, K, M, 0.5, seeds=SEEDS, alpha_T=alpha_T,
-                                              alpha_max=alpha_max, report=[alpha_max],
-                                              v_star=V_STAR, arms=arms, ode=False,
-                                              save_at=[alpha_max])
-        lim = {a: [] for a in arms}
-        for s in SEEDS:
-            r = workflows.lottery_ticket(OrderParams.random(N, K, M, V_STAR, seed=s), 0.5,
-                                         alpha_T=alpha_T, alpha_max=alpha_max,
-                                         report=[alpha_max], arms=arms, seed=s,
-                                         n_samples=50_000, save_at=[alpha_max])
-            for a in arms:
-                lim[a].append(r.eg_at(a, alpha_max))
-        for a in arms:
-            stats[a][N] = _paired(lim[a], fin.eg[a][:, -1])
-    for a in arms:
-        _check_shrinks(stats[a])
 
 
 # ------------------------------------------------------------------------ command line, figures

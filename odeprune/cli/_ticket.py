@@ -194,7 +194,7 @@ def _check(args) -> None:
 
 
 def _schedule(args):
-    from odeprune.schedules import zhu_gupta_schedule
+    from odeprune.workflows.schedules import zhu_gupta_schedule
 
     a0, a1 = args.prune_window
     return zhu_gupta_schedule(args.c, a0, a1, args.n_prunes)

@@ -26,6 +26,7 @@ The step ``dt`` is a choice: halve it to see its error (the tests and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from .._rng import fill_normals
 from .._validate import as_generator, check_real
 from ..activations import I2_matrix, eg_from_cov, get_activation
 from ..errors import DivergenceError
+from ..grid import save_times
 from ..ode.rhs import i3_coefficients, make_params, make_work, s4_sums
 from ..ode.runcontrol import RunControl, interrupted_error
 from .law import CoordinateLaw, sqrt_psd
@@ -44,9 +46,9 @@ __all__ = ["particle_run", "soft_threshold", "log_times"]
 
 
 def log_times(alpha_max: float, n: int = 20) -> np.ndarray:
-    """The default saved times of a coordinate-law run: 0 and ``n`` log-spaced times from
-    ``min(1, alpha_max)`` to ``alpha_max``."""
-    return np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, alpha_max), alpha_max, n)]))
+    """The default saved times of a coordinate-law run: :func:`odeprune.grid.save_times` with
+    ``n`` log-spaced times from ``min(1, alpha_max)`` (plus 0 and ``alpha_max``)."""
+    return save_times(alpha_max, n, lo=min(1.0, alpha_max))
 
 
 def soft_threshold(w: np.ndarray, t: float) -> np.ndarray:
@@ -176,16 +178,32 @@ class _Field:
 CHECKPOINT_KIND = "ParticleCheckpoint"
 
 
-def _save_checkpoint(path, fingerprint, law, X, V, out, rng, Bprev, hprev, k, step, position):
-    arrays = dict(X=X, V=V, w_star=law.w_star, mask=law.mask, weights=law.weights, Bprev=Bprev,
-                  hprev=hprev,
+@dataclass(frozen=True, eq=False)
+class _RunState:
+    """What a checkpoint of a particle run holds besides its position: the particles ``X``
+    (R, S, K), second layers ``V`` (R, K), the outputs so far ``out``, the generator ``rng`` and
+    the previous step's noise covariance ``Bprev`` (R, K, K) and step ``hprev`` (R,). The arrays
+    are updated in place by the run."""
+
+    X: np.ndarray
+    V: np.ndarray
+    out: dict
+    rng: np.random.Generator
+    Bprev: np.ndarray
+    hprev: np.ndarray
+
+
+def _save_checkpoint(path, fingerprint, law, st: _RunState, k, step, position):
+    out = st.out
+    arrays = dict(X=st.X, V=st.V, w_star=law.w_star, mask=law.mask, weights=law.weights,
+                  Bprev=st.Bprev, hprev=st.hprev,
                   **{f"out_{key}": out[key] for key in ("eg", "Q", "R", "v")})
     meta = dict(fingerprint=fingerprint, k=int(k), step=int(step), position=float(position),
-                rng=rng.bit_generator.state, activation=law.activation)
+                rng=st.rng.bit_generator.state, activation=law.activation)
     return _io.write_npz(path, CHECKPOINT_KIND, arrays, meta)
 
 
-def _load_checkpoint(path, fingerprint, law, X, V, out, rng, Bprev, hprev) -> tuple[int, int]:
+def _load_checkpoint(path, fingerprint, law, st: _RunState) -> tuple[int, int]:
     arrays, meta = _io.read_npz(path, CHECKPOINT_KIND)
     if meta.get("fingerprint") != fingerprint:
         raise ValueError(f"checkpoint {str(path)!r} belongs to another run (its options differ "
@@ -193,22 +211,20 @@ def _load_checkpoint(path, fingerprint, law, X, V, out, rng, Bprev, hprev) -> tu
     for name in ("w_star", "mask", "weights"):
         if not np.array_equal(arrays[name], getattr(law, name)):
             raise ValueError(f"checkpoint {str(path)!r} belongs to another law ({name} differ)")
-    X[:] = arrays["X"]
-    V[:] = arrays["V"]
-    Bprev[:] = arrays["Bprev"]
-    hprev[:] = arrays["hprev"]
+    st.X[:] = arrays["X"]
+    st.V[:] = arrays["V"]
+    st.Bprev[:] = arrays["Bprev"]
+    st.hprev[:] = arrays["hprev"]
     for key in ("eg", "Q", "R", "v"):
-        out[key][:] = arrays[f"out_{key}"]
-    rng.bit_generator.state = meta["rng"]
+        st.out[key][:] = arrays[f"out_{key}"]
+    st.rng.bit_generator.state = meta["rng"]
     return int(meta["k"]), int(meta["step"])
 
 
-def _interrupt(rc, checkpoint, fingerprint, law, X, V, out, rng, Bprev, hprev, k, step,
-               position):
+def _interrupt(rc, checkpoint, fingerprint, law, st: _RunState, k, step, position):
     saved = None
     if checkpoint is not None:
-        saved = _save_checkpoint(checkpoint, fingerprint, law, X, V, out, rng, Bprev, hprev, k,
-                                 step, position)
+        saved = _save_checkpoint(checkpoint, fingerprint, law, st, k, step, position)
     return interrupted_error("the particle run", rc.interrupted, f"alpha={position:.4g}",
                              saved)
 
@@ -284,10 +300,10 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
                        train_second_layer=bool(train_second_layer), R=R, S=S, K=K, M=M,
                        times=times.tolist())
     Bprev, hprev = np.zeros((R, K, K)), np.zeros(R)  # the previous step's noise covariance
+    st = _RunState(X, V, out, rng, Bprev, hprev)
     k0, step0 = 1, 0
     if resume:
-        k0, step0 = _load_checkpoint(checkpoint, fingerprint, law, X, V, out, rng, Bprev,
-                                     hprev)
+        k0, step0 = _load_checkpoint(checkpoint, fingerprint, law, st)
     else:
         record(0)
     position = times[k0 - 1]
@@ -332,12 +348,11 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
                 position += h
                 rc.chunk_done(float(position), 1, 0.0)
                 if rc.interrupted and step < n - 1:
-                    raise _interrupt(rc, checkpoint, fingerprint, law, X, V, out, rng, Bprev,
-                                     hprev, k, step + 1, position)
+                    raise _interrupt(rc, checkpoint, fingerprint, law, st, k, step + 1,
+                                     position)
             record(k)
             if rc.interrupted and k < n_t - 1:
-                raise _interrupt(rc, checkpoint, fingerprint, law, X, V, out, rng, Bprev,
-                                 hprev, k + 1, 0, position)
+                raise _interrupt(rc, checkpoint, fingerprint, law, st, k + 1, 0, position)
     keep = np.isin(times, wanted)
     for key in ("alpha", "eg", "Q", "R", "v"):
         out[key] = out[key][keep] if key == "alpha" else out[key][:, keep]

@@ -1,0 +1,299 @@
+r"""What every workflow shares: argument checks, the saved times, the learning rule of the
+training phases, the Monte-Carlo error of a start carried through training, and the finite-N
+arm runner (real weights, real masks, online SGD, and the ODE from the same real starts).
+
+Seeds: simulation ``s`` trains from ``OrderParams.draw_weights(N, K, M, v_star, s)`` with the SGD
+stream of ``s``; masks drawn for it use ``SeedSequence([s, 1])``; every retraining of it uses
+the SGD stream of ``s + RETRAIN_SEED_OFFSET`` (common random numbers across arms).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._stats import sem
+from .._validate import check_seed
+from ..activations import Activation
+from ..grid import save_times
+from ..ode.dynamics import integrate
+from ..pruning.finite_edges import edge_mask
+from ..pruning.reweight import refit_weights, rescale_factor
+from ..sim import SimulationEnsemble, SimulationResult, simulate
+from ..sparse import SparseOrderParams
+from ..state import OrderParams
+
+__all__ = ["RETRAIN_SEED_OFFSET", "MC_REPLICAS", "time_grid", "Rule", "Start", "FiniteArms"]
+
+#: retraining of simulation seed ``s`` uses the SGD stream of ``s + RETRAIN_SEED_OFFSET``
+RETRAIN_SEED_OFFSET = 1_000_003
+#: independent sub-samples of a coordinate Monte Carlo map; the spread of the eps_g curves
+#: integrated from them gives the standard error of eps_g at every time (:func:`mc_se`)
+MC_REPLICAS = 8
+
+
+# ---------------------------------------------------------------------------------------------
+# checks
+# ---------------------------------------------------------------------------------------------
+def positive(name: str, value: Any, allow_zero: bool = False) -> float:
+    """``value`` as a finite float > 0 (>= 0 with ``allow_zero``); booleans refused."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} must be a number")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} must be a number") from None
+    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
+        raise ValueError(f"{name}={value!r} must be a finite number {'>=' if allow_zero else '>'}"
+                         " 0")
+    return x
+
+
+def times(name: str, values: Any) -> np.ndarray:
+    """A non-empty list of positive times, sorted and unique."""
+    try:
+        a = np.atleast_1d(np.asarray(values, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={values!r} must be a list of positive numbers") from None
+    if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"{name}={values!r} must be a non-empty list of positive numbers")
+    return np.unique(a)
+
+
+def seeds_list(seeds: Any) -> list[int]:
+    """Distinct non-negative integer seeds (at least one)."""
+    try:
+        out = [check_seed("seeds[i]", s) for s in seeds]
+    except TypeError:
+        raise ValueError(f"seeds={seeds!r} must be a list of integers") from None
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"seeds={seeds!r} must be distinct integers >= 0 (at least one)")
+    return out
+
+
+def check_state(state) -> OrderParams:
+    if not isinstance(state, OrderParams):
+        raise ValueError(f"state must be an OrderParams (e.g. a LearningCurve's .final), got "
+                         f"{type(state).__name__}")
+    return state
+
+
+def check_scope(scope: str) -> str:
+    if scope not in ("row", "global"):
+        raise ValueError(f"scope={scope!r} must be 'row' (each unit keeps a fraction c) or "
+                         "'global' (fraction c of the whole first layer)")
+    return scope
+
+
+def simulations(trained) -> list[SimulationResult]:
+    """The runs of ``trained`` (a result, an ensemble or a list of results)."""
+    if isinstance(trained, SimulationResult):
+        return [trained]
+    if isinstance(trained, SimulationEnsemble):
+        return list(trained.runs)
+    runs = list(trained)
+    if not runs or not all(isinstance(r, SimulationResult) for r in runs):
+        raise ValueError("trained must be a SimulationResult, a SimulationEnsemble or a list of "
+                         "SimulationResult (odeprune.simulate)")
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------
+# saved times
+# ---------------------------------------------------------------------------------------------
+def time_grid(alpha_max: float, report: Sequence[float] = (), n: int = 40) -> np.ndarray:
+    """Saved times of a workflow: :func:`odeprune.grid.save_times` with ``n`` log-spaced times
+    from ``min(1, alpha_max/100)``, plus 0, ``alpha_max`` and the ``report`` times (those
+    <= ``alpha_max``)."""
+    return save_times(alpha_max, n, report=report)
+
+
+def report_grid(report, alpha_max: float, save_at) -> tuple[np.ndarray, np.ndarray]:
+    """The report times (0, those of ``report`` up to ``alpha_max``, and ``alpha_max``) and the
+    saved times: :func:`time_grid`, or ``save_at`` plus the report times."""
+    rep = np.unique(np.concatenate([[0.0], [a for a in times("report", report) if a <= alpha_max],
+                                    [alpha_max]]))
+    return rep, with_report(alpha_max, rep, save_at)
+
+
+def with_report(alpha_max: float, report: np.ndarray, save_at) -> np.ndarray:
+    """The saved times: :func:`time_grid` with ``report``, or ``save_at`` plus ``report``."""
+    if save_at is None:
+        return time_grid(alpha_max, report)
+    return np.unique(np.concatenate([np.asarray(save_at, float), report]))
+
+
+# ---------------------------------------------------------------------------------------------
+# the learning rule and the starts
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    """The learning rule of every training phase of a workflow (``docs/theory.md`` §4): the
+    options of :func:`odeprune.integrate` and :func:`odeprune.simulate` that a workflow passes
+    on. ``activation`` (finite N only) is the simulation's; None: the simulation default."""
+
+    eta: float
+    eta_v: float | None = None
+    sigma: float = 0.0
+    train_second_layer: bool = True
+    activation: str | None = None
+
+    def integrate(self, state, alpha_max: float, save_at):
+        """The order-parameter ODE from ``state`` (dense or per-class) to ``alpha_max``."""
+        return integrate(state, eta=self.eta, alpha_max=alpha_max, save_at=save_at,
+                         progress=False, eta_v=self.eta_v, sigma=self.sigma,
+                         train_second_layer=self.train_second_layer)
+
+    def simulate(self, start: Start, alpha_max: float, save_at, seed: int) -> SimulationResult:
+        """Online SGD from the real weights of ``start`` (its mask fixed), no test set."""
+        K, N = start.w.shape
+        extra = {} if self.activation is None else dict(activation=self.activation)
+        return simulate(N, K, start.w_star.shape[0], self.eta, alpha_max, save_at=save_at,
+                        init=(start.w, start.w_star, start.v), mask=start.mask, seed=seed,
+                        n_test=0, progress=False, v_star=start.v_star, eta_v=self.eta_v,
+                        sigma=self.sigma, train_second_layer=self.train_second_layer, **extra)
+
+
+@dataclass(frozen=True, eq=False)
+class Start:
+    """Real weights a finite-N arm trains from: ``w`` (K, N), ``w_star`` (M, N), ``v`` (K,),
+    ``v_star`` (M,), an optional 0/1 ``mask`` (K, N) kept fixed, and the activation of their
+    order parameters."""
+
+    w: np.ndarray
+    w_star: np.ndarray
+    v: np.ndarray
+    v_star: np.ndarray
+    mask: np.ndarray | None = None
+    activation: str = "erf"
+
+    def order_params(self) -> OrderParams | SparseOrderParams:
+        """The exact order parameters of these weights (per class when masked, §8)."""
+        if self.mask is None:
+            return OrderParams.from_weights(self.w, self.w_star, self.v, self.v_star,
+                                            activation=self.activation)
+        return SparseOrderParams.from_weights(self.w, self.w_star, self.v, self.v_star,
+                                              self.mask, activation=self.activation)
+
+
+# ---------------------------------------------------------------------------------------------
+# the Monte Carlo error of a start, carried through training
+# ---------------------------------------------------------------------------------------------
+def replica_seed(seed, b: int) -> np.random.SeedSequence:
+    """Seed of Monte Carlo replica ``b``: the same for every arm of a workflow (common random
+    numbers), independent of the full sample's ``seed``."""
+    return np.random.SeedSequence([int(seed), 3, b])
+
+
+def mc_se(make_start: Callable, seed, n_samples: int, rule: Rule, alpha_max: float, grid,
+          n_replicas: int = MC_REPLICAS) -> np.ndarray:
+    r"""Standard error of :math:`\epsilon_g` along training caused by the coordinate Monte
+    Carlo of a start.
+
+    ``make_start(seed, n_samples) -> per-class state`` is the Monte Carlo map. The start of an
+    arm is the map on ``n_samples`` coordinates; its sampling error moves the whole curve. Split
+    into ``n_replicas`` independent sub-samples of ``n_samples / n_replicas`` coordinates (seeds
+    :func:`replica_seed`, shared by the arms), each integrated over ``grid``; the curves'
+    spread over ``sqrt(n_replicas)`` is the standard error of their mean, which estimates the
+    one of the full-sample curve (same number of coordinates; to first order in the sampling
+    error the curve is linear in the start). Calibrated against the seed-to-seed spread in
+    ``tests/test_hostile_numerics.py``. Shape ``(len(grid),)``."""
+    n_sub = max(n_samples // n_replicas, 1)
+    E = np.array([np.asarray(rule.integrate(make_start(replica_seed(seed, b), n_sub),
+                                            alpha_max, grid).eg)
+                  for b in range(n_replicas)])
+    return E.std(axis=0, ddof=1) / np.sqrt(n_replicas)
+
+
+# ---------------------------------------------------------------------------------------------
+# finite N: pruning real weights, and the arms over seeds
+# ---------------------------------------------------------------------------------------------
+def reweight_edges(w: np.ndarray, mask: np.ndarray, v: np.ndarray, w_star: np.ndarray,
+                   v_star: np.ndarray, reweight: str, X: np.ndarray | None,
+                   act: Activation) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(w', v')`` of real weights ``w`` pruned to ``mask`` and reweighted as
+    :func:`odeprune.pruning.prune_weights` does (``docs/theory.md`` §6): ``rescale_rows``
+    restores each row's norm; ``rescale`` and ``refit`` are the limit maps
+    (:func:`~odeprune.pruning.reweight.rescale_factor`,
+    :func:`~odeprune.pruning.reweight.refit_weights`) on the empirical second moments of the
+    fields over the inputs ``X`` (n, N) -- the least-squares fits on those inputs."""
+    wp = w * mask
+    vp = np.array(v, dtype=float)
+    if reweight == "rescale_rows":
+        norms = np.linalg.norm(wp, axis=1)
+        full = np.linalg.norm(w, axis=1)
+        wp = wp * np.where(norms > 0, full / np.where(norms > 0, norms, 1.0), 1.0)[:, None]
+    elif reweight in ("rescale", "refit"):
+        sqrt_n = math.sqrt(w.shape[1])
+        Gp = act.g(X @ wp.T / sqrt_n)
+        Gt = act.g(X @ w_star.T / sqrt_n)
+        G_SS, G_ST = Gp.T @ Gp / len(X), Gp.T @ Gt / len(X)
+        vp = (vp * rescale_factor(G_SS, G_ST, vp, v_star) if reweight == "rescale"
+              else refit_weights(G_SS, G_ST, v_star))
+    return wp, vp
+
+
+def prune_edges(start: Start, method: str, c: float, reweight: str, rng: np.random.Generator,
+                n_samples: int, act: Activation) -> Start:
+    """The masked start of ``start`` pruned by the finite-N edge rule ``method``
+    (:func:`odeprune.pruning.finite_edges.edge_mask`) and reweighted (:func:`reweight_edges`
+    on ``n_samples`` inputs drawn from ``rng`` after the mask)."""
+    w, v = start.w, start.v
+    mask = edge_mask(w, method, c, seed=rng, v=v, w_star=start.w_star, v_star=start.v_star,
+                     n_samples=n_samples, activation=act.name)[0]
+    X = (rng.standard_normal((n_samples, w.shape[1])) if reweight in ("rescale", "refit")
+         else None)
+    wp, vp = reweight_edges(w, mask, v, start.w_star, start.v_star, reweight, X, act)
+    return Start(wp, start.w_star, vp, start.v_star, mask, start.activation)
+
+
+@dataclass
+class FiniteArms:
+    """The finite-N arms of a workflow over seeds: per arm the simulations, their exact
+    :math:`\\epsilon_g` (from the real weights' order parameters) and, with ``ode``, the ODE
+    integrated from the exact order parameters of the same real starts (NaN otherwise)."""
+
+    workflow: str
+    names: Sequence[str]
+    ode: bool
+    sims: dict = field(default_factory=dict)
+    E: dict = field(default_factory=dict)
+    O: dict = field(default_factory=dict)
+
+    def run(self, name: str, rule: Rule, start: Start, alpha_max: float, grid, seed: int):
+        """Train arm ``name`` from ``start`` by SGD (stream ``seed``) and, with ``ode``, the
+        ODE from the same start on the saved times of the simulation."""
+        sim = rule.simulate(start, alpha_max, grid, seed)
+        self.sims.setdefault(name, []).append(sim)
+        self.E.setdefault(name, []).append(np.asarray(sim.eg))
+        self.O.setdefault(name, []).append(
+            np.asarray(rule.integrate(start.order_params(), alpha_max,
+                                      np.asarray(sim.alpha)).eg) if self.ode
+            else np.full(len(sim.alpha), np.nan))
+        return sim
+
+    def summarise(self, report, N: int, params_of: Callable[[str], dict]):
+        """``(alpha, eg, eg_se, eg_ode, table)`` per arm: the saved times, per-seed
+        :math:`\\epsilon_g` (n_seeds, n), the standard error over seeds, the ODE curves (when
+        run) and one table row per report time (mean and standard error over seeds, the ODE
+        from the same starts and the paired gap)."""
+        alpha, eg, se, eg_ode, table = {}, {}, {}, {}, []
+        for name in self.names:
+            A = np.asarray(self.sims[name][0].alpha)
+            Ea, Oa = np.array(self.E[name]), np.array(self.O[name])
+            alpha[name], eg[name], se[name] = A, Ea, sem(Ea)
+            if self.ode:
+                eg_ode[name] = Oa
+            for a in report:
+                j = int(np.argmin(np.abs(A - a)))
+                col, ode = Ea[:, j], Oa[:, j]
+                table.append(dict(workflow=self.workflow, layer="finite", arm=name,
+                                  **params_of(name), alpha=float(A[j]), eg=float(col.mean()),
+                                  eg_se=float(sem(col)), eg_ode=float(ode.mean()),
+                                  eg_ode_se=float(sem(ode)), gap=float((col - ode).mean()),
+                                  gap_se=float(sem(col - ode)), n=col.size, N=N))
+        return alpha, eg, se, eg_ode, table
