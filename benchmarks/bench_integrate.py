@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import odeprune as op
-from odeprune.ode.batch import available_cores
+from odeprune._pool import available_cores
 from odeprune.ode.rhs import pack, rhs
 
 ALPHA, ETA, V_STAR = 1000.0, 0.5, 4.0

@@ -1,4 +1,4 @@
-"""Cost of ``odeprune.sweep`` against a plain loop of ``integrate`` (Issue 15).
+"""Cost of ``odeprune.sweep`` against a plain loop of ``integrate``.
 
 n ODE curves (M=2, K=6, v*=4, eta=0.5, alpha_max=1000, 201 saved times; one initial draw per
 seed, N=500) computed
@@ -50,9 +50,9 @@ def plain_loop(n: int) -> np.ndarray:
 
 
 def run_sweep(n: int, **kw):
-    from odeprune.sweep import sweep
+    import odeprune
 
-    return sweep("integrate", {"seed": list(range(n))}, fixed=PARAMS, progress=False, **kw)
+    return odeprune.sweep("integrate", {"seed": list(range(n))}, fixed=PARAMS, progress=False, **kw)
 
 
 def timed(fn, *a, **kw):
@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--no-dask", action="store_true")
     args = ap.parse_args()
     n = args.n
-    from odeprune.ode.batch import available_cores
+    from odeprune._pool import available_cores, process_pool
 
     workers = args.workers or available_cores()
     plain_loop(2)  # compile / load the numba cache outside the timings
@@ -105,10 +105,7 @@ def main() -> None:
     t, ds = timed(run_sweep, n, max_workers=workers)
     np.testing.assert_array_equal(ds["eg"].values, ref)
     rows.append(("sweep, default local pool (cold start)", workers, t, None))
-    import concurrent.futures as cf
-    import multiprocessing
-
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with process_pool(workers) as pool:
         list(pool.map(plain_loop, [1] * (4 * workers)))  # start and warm every worker
         t, ds = timed(run_sweep, n, executor=pool)
     np.testing.assert_array_equal(ds["eg"].values, ref)

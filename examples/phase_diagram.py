@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from odeprune.sweep import sweep  # noqa: E402
+from odeprune.sweeps import sweep  # noqa: E402
 
 
 def plateau_length(alpha: np.ndarray, eg: np.ndarray, flat: float = 0.2) -> float:

@@ -32,7 +32,8 @@ _LAZY = {
     "SparseOrderParams": ("odeprune.sparse", "SparseOrderParams"),
     "SparseLearningCurve": ("odeprune.sparse", "SparseLearningCurve"),
     "landscape": ("odeprune.landscape", None),
-    "sweep": ("odeprune.sweep", None),  # the module is callable: odeprune.sweep(...)
+    "sweep": ("odeprune.sweeps", "sweep"),
+    "sweeps": ("odeprune.sweeps", None),
     "workflows": ("odeprune.workflows", None),
     "deep": ("odeprune.deep", None),
     "CoordinateLaw": ("odeprune.coords", "CoordinateLaw"),

@@ -12,7 +12,7 @@ import numpy as np
 from .activations import get_activation
 
 __all__ = ["check_size", "check_real", "check_array", "check_activation", "check_integer_range",
-           "check_tolerances", "MIN_RTOL", "check_memory"]
+           "check_tolerances", "MIN_RTOL", "check_memory", "check_workers"]
 
 #: the smallest relative tolerance float64 can honour: 100 machine epsilons, as scipy's
 #: ``solve_ivp`` (which raises smaller ones to it with a warning; odeprune refuses them)
@@ -25,6 +25,19 @@ def check_size(name: str, value: Any) -> int:
         raise ValueError(f"{name}={value!r} must be a positive integer")
     if value < 1:
         raise ValueError(f"{name}={value!r} must be a positive integer (>= 1)")
+    return int(value)
+
+
+def check_workers(name: str, value: Any) -> int | None:
+    """A worker count: None (the default: every available core) or a positive integer; the one
+    rule of every ``workers`` / ``n_workers`` / ``max_workers`` argument (bools refused: ``True``
+    is not a count)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer (or None: every "
+                         "available core)")
     return int(value)
 
 
@@ -44,8 +57,8 @@ def check_real(name: str, value: Any, allow_zero: bool = False) -> float:
 def check_tolerances(rtol: Any, atol: Any) -> tuple[float, float]:
     """``(rtol, atol)`` of an adaptive integrator: finite, ``> 0``, and ``rtol >= MIN_RTOL``
     (``100 eps = 2.2e-14``). Below that a step's error test asks for differences under the
-    roundoff of ``y`` itself: the controller shrinks the step until it underflows, after minutes
-    (issue 26: ``--rtol 1e-25`` ground silently, ``1e-40`` ended as a bogus divergence)."""
+    roundoff of ``y`` itself: the controller would shrink the step until it underflows, after
+    minutes, and end in a bogus divergence."""
     rtol = check_real("rtol", rtol)
     atol = check_real("atol", atol)
     if rtol < MIN_RTOL:

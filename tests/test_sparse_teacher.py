@@ -1,4 +1,4 @@
-"""Sparse teachers (issue 24): constructors, the exact ticket identity, the masked ODE against
+"""Sparse teachers: constructors, the exact ticket identity, the masked ODE against
 masked SGD on sparse teachers, and support recovery by magnitude pruning, limit vs finite N."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""odeprune.sweep: points equal the direct calls; the local pool, a dask LocalCluster, a thread
+"""odeprune.sweeps (``odeprune.sweep`` is its function): points equal the direct calls; the local pool, a dask LocalCluster, a thread
 pool and a killed-and-resumed sweep give the same Dataset bit for bit; failures are recorded;
 bad grids and specs fail before any work; the CLI round-trips."""
 
@@ -17,14 +17,10 @@ import pytest
 
 xr = pytest.importorskip("xarray")
 
-import importlib  # noqa: E402
-
 import odeprune  # noqa: E402
 from odeprune.cli import main  # noqa: E402
-from odeprune.sweep import check, load, run_points, save, sweep  # noqa: E402
-
-# the module itself (the package attribute ``odeprune.sweep`` may be the function)
-sweep_module = importlib.import_module("odeprune.sweep")
+from odeprune.sweeps import cache as sweep_cache  # noqa: E402
+from odeprune.sweeps import check, load, run_points, save, sweep  # noqa: E402
 
 GRID = {"eta": [0.5, 1.0, 2.0], "K": [2, 3]}
 FIXED = {"M": 2, "alpha_max": 8.0, "N": 100, "save_at": [0.0, 1.0, 2.0, 4.0, 8.0]}
@@ -119,8 +115,8 @@ def test_failing_points_are_recorded(tmp_path):
     assert list(ds["error"].values) == ["", "ValueError: x=-2.0 must be >= 0", ""]
     assert ds.attrs["n_failed"] == 1
     assert len(list(tmp_path.glob("*.npz"))) == 2  # failures are not cached: retried
-    # a built-in task: a learning rate that diverges fails alone (issue 26: an invalid one,
-    # eta=-1, is refused before any point runs, see test_invalid_values_fail_before_any_work)
+    # a built-in task: a learning rate that diverges fails alone (an invalid one, eta=-1, is
+    # refused before any point runs, see test_invalid_values_fail_before_any_work)
     ds = sweep("integrate", {"eta": [0.5, 1e6]}, fixed={"alpha_max": 1.0, "K": 3},
                executor="serial", progress=False)
     assert ds["error"].values[0] == "" and ds["error"].values[1].startswith("DivergenceError: ")
@@ -163,9 +159,9 @@ def test_bad_sweeps_fail_before_any_work(task, grid, fixed, match):
         check(task, grid, fixed)
 
 
-def test_module_and_package_attribute_are_callable():
+def test_package_attribute_is_the_sweep_function():
     assert callable(odeprune.sweep)
-    ds = sweep_module("integrate", {"eta": [0.5]}, fixed={"alpha_max": 1.0, "N": 50},
+    ds = odeprune.sweep("integrate", {"eta": [0.5]}, fixed={"alpha_max": 1.0, "N": 50},
                 executor="serial", progress=False)
     xr.testing.assert_identical(ds, sweep("integrate", {"eta": [0.5]},
                                           fixed={"alpha_max": 1.0, "N": 50},
@@ -179,6 +175,11 @@ def test_bad_run_arguments():
         sweep("integrate", {"eta": [0.5]}, batch_size=0)
     with pytest.raises(ValueError, match="errors="):
         run_points("integrate", {"eta": [0.5]}, errors="ignore")
+    # a count is an integer, not a boolean (True was taken as one worker, one point per batch)
+    with pytest.raises(ValueError, match="max_workers=True must be a positive integer"):
+        sweep("integrate", {"eta": [0.5]}, max_workers=True)
+    with pytest.raises(ValueError, match="batch_size=True must be a positive integer"):
+        run_points("integrate", {"eta": [0.5]}, batch_size=True)
 
 
 def test_without_xarray_says_which_extra(monkeypatch, tmp_path, capsys):
@@ -209,11 +210,11 @@ def test_corrupt_cache_file_is_recomputed(tmp_path):
 
 def test_cache_key_covers_parameters_and_version(monkeypatch):
     p = dict(check("integrate", {"eta": [0.5]}).points[0])
-    k = sweep_module.point_key("integrate", p)
-    assert k == sweep_module.point_key("integrate", dict(p))
-    assert k != sweep_module.point_key("integrate", dict(p, sigma=0.1))
-    monkeypatch.setattr(sweep_module._io, "package_version", lambda: "9.9.9")
-    assert k != sweep_module.point_key("integrate", p)
+    k = sweep_cache.point_key("integrate", p)
+    assert k == sweep_cache.point_key("integrate", dict(p))
+    assert k != sweep_cache.point_key("integrate", dict(p, sigma=0.1))
+    monkeypatch.setattr(sweep_cache._io, "package_version", lambda: "9.9.9")
+    assert k != sweep_cache.point_key("integrate", p)
 
 
 SLOW_TASK = '''
@@ -234,7 +235,7 @@ def test_killed_sweep_resumes_bit_for_bit(tmp_path, monkeypatch):
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(tmp_path)!r})
-        from odeprune.sweep import sweep
+        from odeprune.sweeps import sweep
         sweep("slowtask:curve", {grid!r}, executor="serial", batch_size=1,
               cache={str(cache)!r}, progress=False)
         """)
@@ -337,7 +338,7 @@ def test_cli_bad_spec_one_line_error(tmp_path, capsys, text, match):
     ({"train_second_layer": [1, 0]}, None, "must be true or false"),
 ])
 def test_invalid_values_fail_before_any_work(grid, fixed, match):
-    """Issue 26: a sweep whose every point would fail on an invalid value ran them all and
-    returned; the built-in tasks' values are checked first, naming the axis and the value."""
+    """A sweep whose every point would fail on an invalid value is refused before any point
+    runs: the built-in tasks' values are checked first, naming the axis and the value."""
     with pytest.raises(ValueError, match=match):
         check("integrate", grid, fixed)

@@ -1,4 +1,4 @@
-"""``odeprune sweep SPEC.toml``: a parameter grid through :func:`odeprune.sweep.sweep`."""
+"""``odeprune sweep SPEC.toml``: a parameter grid through :func:`odeprune.sweeps.sweep`."""
 
 from __future__ import annotations
 
@@ -126,12 +126,12 @@ def read_spec(path: Path) -> dict:
 
 def run_sweep(args) -> int:
     spec = read_spec(args.spec)
-    import importlib
+    import odeprune.sweeps as _sweep
+    from odeprune._pool import available_cores
+    from odeprune.sweeps.dataset import require_xarray
 
-    # the module (the package attribute odeprune.sweep may be the function)
-    _sweep = importlib.import_module("odeprune.sweep")
     try:
-        _sweep._require_xarray()
+        require_xarray()
     except ImportError as exc:
         raise CliError(str(exc)) from None
     fixed = spec["fixed"]
@@ -166,7 +166,7 @@ def run_sweep(args) -> int:
         else:
             import logging
 
-            with LocalCluster(n_workers=args.workers or _sweep._cores(), threads_per_worker=1,
+            with LocalCluster(n_workers=args.workers or available_cores(), threads_per_worker=1,
                               processes=True, dashboard_address=None,
                               silence_logs=logging.ERROR) as cluster, \
                     Client(cluster) as client:
@@ -252,7 +252,7 @@ def quicklook(ds, path: Path) -> Path:
 
 def interrupt_note(args) -> str | None:
     """What an interrupted sweep leaves: its cached points (see ``odeprune.cli._interrupted``);
-    the pool's workers are stopped by then (``odeprune.sweep``)."""
+    the pool's workers are stopped by then (:mod:`odeprune.sweeps.run`)."""
     cache = getattr(args, "cache_used", None)
     if args.no_cache:
         return "nothing saved (--no-cache): run the same command again"

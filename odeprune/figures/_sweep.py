@@ -4,22 +4,19 @@ For every seed the finite-N student is trained by ``simulate`` and its initial o
 are integrated by ``integrate`` with the same hyper-parameters. The thermodynamic-limit layer is
 ``prune(curve.final, ...)``; the finite-N layer is ``prune_weights`` on the trained weights, whose
 ``eg_values`` (the exact noiseless error of each pruned network's weights, of which a test error
-would be an unbiased estimate) are kept for every mask. Each seed is one cache item and one
-point of a :func:`odeprune.sweep.run_points` grid over the seeds.
+would be an unbiased estimate) are kept for every mask. Each seed is one cache item, the seeds
+run in parallel (:func:`odeprune._pool.map_parallel`).
 """
 
 from __future__ import annotations
 
-import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from ..ode.batch import available_cores
+from .._pool import map_parallel
 from ..pruning import prune, prune_weights
 from ..pruning.edge_rules import edge_prune_map
-from ..sweep import run_points
 from . import _cache, _common
 
 
@@ -82,31 +79,21 @@ def seed_item(cache_dir: Path | None, p: dict, sigma: float, seed: int, entries:
     return _cache.cached_json(cache_dir, "prune-seed", key, compute)
 
 
-def seed_task(cache_dir: str | None, p: dict, sigma: float, entries: list[dict], seed: int
-              ) -> dict:
-    """One point of the figures' grid over seeds (run by :func:`odeprune.sweep.run_points`):
-    the per-seed record of :func:`seed_item` (cached as before, so existing caches stay valid)
-    as one JSON string."""
-    item = seed_item(None if cache_dir is None else Path(cache_dir), p, sigma, seed, entries)
-    return {"item": json.dumps(item)}
-
-
 def run(cache_dir: Path | None, p: dict, entries: list[dict], progress: bool,
         desc: str) -> dict[float, list[dict]]:
-    """All seeds and noise levels: per noise level, a sweep over the seeds (simulation, ODE and
-    pruning of each seed in one task) on a thread pool (the compiled SGD and ODE loops release
-    the GIL). The items are cached by :func:`seed_item` under the same keys as before."""
+    """All seeds and noise levels: per noise level, the seeds (simulation, ODE and pruning of
+    each seed in one item, :func:`seed_item`) in parallel on a thread pool (the compiled SGD and
+    ODE loops release the GIL; :func:`odeprune._pool.map_parallel`), in the seeds' order."""
     seeds = [int(s) for s in p["seeds"]]
     out: dict[float, list[dict]] = {}
     for sigma in p["sigmas"]:
-        workers = max(1, min(len(seeds), available_cores()))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="odeprune-fig") as ex:
-            points = run_points(
-                seed_task, {"seed": seeds}, executor=ex, batch_size=1, progress=progress,
-                errors="raise", desc=f"{desc} sigma={sigma:g}",
-                fixed=dict(cache_dir=None if cache_dir is None else str(cache_dir), p=p,
-                           sigma=sigma, entries=entries))
-        out[sigma] = [json.loads(str(pt["outputs"]["item"])) for pt in points]
+        bar = _common.progress_bar(len(seeds), f"{desc} sigma={sigma:g}", progress)
+        try:
+            out[sigma] = map_parallel(
+                lambda seed, sigma=sigma: seed_item(cache_dir, p, sigma, seed, entries), seeds,
+                on_done=bar.update, name="odeprune-fig")
+        finally:
+            bar.close()
     return out
 
 

@@ -1,4 +1,4 @@
-"""The lottery-ticket papers in their own setting: sparse teachers (issue 24, docs/sparse_teacher.md).
+"""The lottery-ticket papers in their own setting: sparse teachers (``docs/sparse_teacher.md``).
 
 A teacher whose units have supports of density c_t (Zhang et al. 2021, 2023), an erf student
 (K=4, M=2, v*=1, eta=0.5). Panels:

@@ -5,7 +5,7 @@ The way a researcher runs 100 seeds or a learning-rate sweep: a list of initial
 either shared or given per member. Two backends:
 
 - ``"numba"`` (default): every member is one :func:`odeprune.integrate` call, spread over a
-  :class:`concurrent.futures.ThreadPoolExecutor` with one worker per available core. The compiled
+  thread pool with one worker per available core (:func:`odeprune._pool.map_parallel`). The compiled
   Dormand-Prince driver releases the GIL (``nogil=True``), so the threads run in parallel; the
   numbers are bit-for-bit those of sequential ``integrate`` calls. Any
   :class:`concurrent.futures.Executor` can be passed instead (a process pool, or
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,8 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from .._validate import check_save_at
+from .._pool import map_parallel, worker_count
+from .._validate import check_save_at, check_workers
 from ..errors import DivergenceError
 from ..results import LearningCurve
 from ..sparse import SparseOrderParams
@@ -38,17 +38,9 @@ from ..state import OrderParams
 from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, default_save_at, integrate
 from .progress import progress_bar, want_progress
 
-__all__ = ["integrate_batch", "BatchResult", "available_cores"]
+__all__ = ["integrate_batch", "BatchResult"]
 
 BACKENDS = ("numba", "jax")
-
-
-def available_cores() -> int:
-    """Cores this process may run on (CPU affinity where the OS reports it)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,8 +238,7 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
         raise ValueError(f"errors={errors!r} must be 'raise' or 'keep'")
     if executor is not None and backend != "numba":
         raise ValueError("executor= is for the numba backend; the jax backend vmaps in-process")
-    if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
-        raise ValueError(f"n_workers={n_workers!r} must be a positive integer")
+    check_workers("n_workers", n_workers)
     B = len(states)
     eta_b = _per_member("eta", eta, B, allow_zero=False)
     eta_v_b = eta_b.copy() if eta_v is None else _per_member("eta_v", eta_v, B, allow_zero=True)
@@ -263,8 +254,9 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
     meta: dict = dict(backend=backend, K=K, M=M, batch_size=B)
     if backend == "numba":
         with progress_bar(want_progress(progress), B, "integrate_batch", unit="curve") as bar:
-            results = _numba_batch(states, eta_b, eta_v_b, sigma_b, common, method, max_steps,
-                                   executor, n_workers, meta, bar)
+            args = [(states[j], float(eta_b[j]), float(eta_v_b[j]), float(sigma_b[j]), common,
+                     method, max_steps) for j in range(B)]
+            results = _numba_batch(args, executor, n_workers, meta, bar)
     else:
         from . import jax_backend as _jax_backend
 
@@ -291,8 +283,8 @@ def _one(state, eta, eta_v, sigma, common, method, max_steps):
     threads = None
     if threading.current_thread() is not threading.main_thread():
         # members already run in parallel: the serial I4 sum in each (parallelism across
-        # members, issue 27), and one numba thread should a member thread anyway (numba's
-        # count is per thread; the numbers are the same for any count)
+        # members), and one numba thread should a member thread anyway (numba's count is per
+        # thread; the numbers are the same for any count)
         numba.set_num_threads(1)
         threads = False
     try:
@@ -302,28 +294,16 @@ def _one(state, eta, eta_v, sigma, common, method, max_steps):
         return exc
 
 
-def _numba_batch(states, eta, eta_v, sigma, common, method, max_steps, executor, n_workers,
-                 meta, bar):
-    B = len(states)
-    args = [(states[j], float(eta[j]), float(eta_v[j]), float(sigma[j]), common, method,
-             max_steps) for j in range(B)]
+def _member(args):
+    return _one(*args)
+
+
+def _numba_batch(args, executor, n_workers, meta, bar):
+    """The members ``args`` (tuples of :func:`_one`'s arguments), in order, on
+    :func:`odeprune._pool.map_parallel`: a thread pool of ``n_workers``, or ``executor``."""
     if executor is None:
-        workers = min(B, n_workers or available_cores())
-        meta["n_workers"] = workers
-        if workers == 1:
-            out = []
-            for a in args:
-                out.append(_one(*a))
-                bar.update(1)
-            return out
+        meta["n_workers"] = worker_count(n_workers, len(args), "n_workers")
     else:
         meta["executor"] = type(executor).__name__
-    pool = executor or cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="odeprune")
-    try:
-        futures = [pool.submit(_one, *a) for a in args]
-        for _ in cf.as_completed(futures):
-            bar.update(1)
-        return [f.result() for f in futures]
-    finally:
-        if executor is None:
-            pool.shutdown(wait=True)
+    return map_parallel(_member, args, meta.get("n_workers"), executor,
+                        on_done=lambda: bar.update(1))

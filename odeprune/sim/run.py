@@ -25,14 +25,22 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import _io
-from .._validate import check_array, check_mask, check_memory, check_save_at, check_seed
+from .._pool import map_parallel
+from .._validate import (
+    check_array,
+    check_mask,
+    check_memory,
+    check_save_at,
+    check_seed,
+    check_workers,
+)
 from .._validate import check_real as _real
 from .._validate import check_size as _size
 from ..activations import get_activation
@@ -383,8 +391,9 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
     resume : bool
         Continue from ``checkpoint``; the result is bit-identical to an uninterrupted run.
     executor : concurrent.futures.Executor, optional
-        Where to run several seeds; default a ``ThreadPoolExecutor`` (the compiled loop releases
-        the GIL) with ``max_workers`` (default: number of CPUs) threads.
+        Where to run several seeds; default a thread pool (the compiled loop releases the GIL)
+        of ``max_workers`` threads (default: the available cores, at most one per seed;
+        :func:`odeprune._pool.map_parallel`).
 
     Returns
     -------
@@ -463,6 +472,7 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
 
     if seeds is not None and n_runs is not None:
         raise ValueError("give seeds=[...] or n_runs=, not both")
+    check_workers("max_workers", max_workers)
     if seeds is None:
         n_runs = _size("n_runs", n_runs)
         seeds = [check_seed("seed", seed) + i for i in range(n_runs)]
@@ -527,37 +537,25 @@ def _drive_ensemble(seeds, common, progress, checkpoint, resume, executor, max_w
             res.save(path)
         return res
 
-    own = executor is None
-    if own:
-        workers = max_workers or min(len(seeds), os.cpu_count() or 1)
-        executor = ThreadPoolExecutor(max_workers=workers)
-    try:
-        with RunControl(total, f"simulate x{len(seeds)}", progress,
-                        max_chunk=MAX_CHUNK_STEPS) as rc:
-            futures = [executor.submit(one, s, rc) for s in seeds]
-            try:
-                results = [f.result() for f in futures]
-            except BaseException as exc:
-                # one run failed, or Ctrl-C: stop the others at their next chunk, then report once
-                rc.interrupted = rc.interrupted or (
-                    "Ctrl-C" if isinstance(exc, (KeyboardInterrupt, OdepruneInterrupted))
-                    else "another run failed")
-                for f in futures:
-                    try:
-                        f.result()
-                    except BaseException:  # noqa: BLE001 - every run stops; reported below
-                        pass
-                if not isinstance(exc, (KeyboardInterrupt, OdepruneInterrupted)):
-                    raise
-                msg = "simulation interrupted"
-                if checkpoint is not None:
-                    msg += (f"; checkpoints saved beside {str(checkpoint)!r}: resume with "
-                            "resume=True (CLI: --resume)")
-                raise OdepruneInterrupted(msg, None if checkpoint is None
-                                          else str(checkpoint)) from None
-    finally:
-        if own:
-            executor.shutdown(wait=True)
+    with RunControl(total, f"simulate x{len(seeds)}", progress,
+                    max_chunk=MAX_CHUNK_STEPS) as rc:
+
+        def stop_the_others(exc: BaseException) -> None:
+            # one run failed, or Ctrl-C: the others stop at their next chunk
+            rc.interrupted = rc.interrupted or (
+                "Ctrl-C" if isinstance(exc, (KeyboardInterrupt, OdepruneInterrupted))
+                else "another run failed")
+
+        try:
+            results = map_parallel(lambda s: one(s, rc), seeds, max_workers, executor,
+                                   on_error=stop_the_others, name="odeprune-sim")
+        except (KeyboardInterrupt, OdepruneInterrupted):
+            msg = "simulation interrupted"
+            if checkpoint is not None:
+                msg += (f"; checkpoints saved beside {str(checkpoint)!r}: resume with "
+                        "resume=True (CLI: --resume)")
+            raise OdepruneInterrupted(msg, None if checkpoint is None
+                                      else str(checkpoint)) from None
     if checkpoint is not None:
         for s in seeds:
             p = _seed_path(checkpoint, s)
