@@ -45,6 +45,7 @@ from .._validate import check_real as _real
 from .._validate import check_size as _size
 from ..activations import get_activation
 from ..errors import DivergenceError, OdepruneInterrupted
+from ..grid import save_times
 from ..ode.progress import want_progress
 from ..ode.runcontrol import RunControl, interrupted_error
 from ..state import OrderParams, broadcast_v_star
@@ -59,9 +60,9 @@ MAX_CHUNK_STEPS = 1_000_000
 
 
 def default_save_at(alpha_max: float, n: int = 40) -> np.ndarray:
-    """``0`` plus ``n`` log-spaced times from ``min(1, alpha_max/100)`` to ``alpha_max``."""
-    lo = min(1.0, alpha_max / 100.0)
-    return np.unique(np.concatenate([[0.0], np.geomspace(lo, alpha_max, n)]))
+    """The default saved times of a simulation: :func:`odeprune.grid.save_times` (0 plus ``n``
+    log-spaced times from ``min(1, alpha_max/100)`` to ``alpha_max``)."""
+    return save_times(alpha_max, n)
 
 
 def sgd_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator,
