@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from scipy.special import erf  # noqa: E402
 
 import odeprune  # noqa: E402
-from odeprune.simulation import sgd_streams  # noqa: E402
+from odeprune.sim import sgd_streams  # noqa: E402
 
 N = 500
 CPP_SECONDS = {(2, 6): 11.0, (5, 20): 20.0}

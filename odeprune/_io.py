@@ -9,11 +9,13 @@ checks all three and refuses pickled objects.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,8 @@ import numpy as np
 FORMAT_VERSION = 2
 
 __all__ = ["FORMAT_VERSION", "write_npz", "read_npz", "atomic_write_text", "atomic_write_path",
-           "package_version", "rows_to_csv", "SCHEMAS", "check_arrays"]
+           "package_version", "rows_to_csv", "SCHEMAS", "check_arrays", "KINDS", "STATE_READERS",
+           "register_kind", "result_class", "load"]
 
 # ------------------------------------------------------------------------------ the schemas
 #: what the symbolic axis names of :data:`SCHEMAS` stand for (all at least 1 long)
@@ -296,3 +299,79 @@ def rows_to_csv(rows) -> str:
         w.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v)
                     for k, v in r.items()})
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------ the kinds
+#: kind stored in a file -> ``"module:Class"``, the result class that owns the format (imported
+#: on first use, so that reading one kind never imports the others). The class reads the file
+#: with its own ``from_npz(path, arrays, metadata)`` when it defines one (the file is then read
+#: once; an inherited one is not used), else with ``load(path)``. ``"plain"`` is a ``np.savez`` file without odeprune metadata.
+KINDS: dict[str, str] = {
+    "plain": "odeprune.state:OrderParams",
+    "OrderParams": "odeprune.state:OrderParams",
+    "LearningCurve": "odeprune.results:LearningCurve",
+    "SimulationResult": "odeprune.sim:SimulationResult",
+    "SimulationEnsemble": "odeprune.sim:SimulationEnsemble",
+    "PruneResult": "odeprune.pruning:PruneResult",
+    "SparseOrderParams": "odeprune.sparse:SparseOrderParams",
+    "SparseLearningCurve": "odeprune.sparse:SparseLearningCurve",
+    "TwoTimeCurve": "odeprune.sparse:TwoTimeCurve",
+    "WorkflowResult": "odeprune.workflows:WorkflowResult",
+    "CoordinateLaw": "odeprune.coords:CoordinateLaw",
+    "CoordinateCurve": "odeprune.coords:CoordinateCurve",
+    "SweepPoint": "odeprune.sweeps:SweepPoint",  # a sweep's cached point
+}
+
+#: kind -> the reader of the one set of dense order parameters a file of that kind holds
+#: (``reader(path, arrays, metadata, select) -> (state, info)``, see
+#: :func:`odeprune.state.load_state`), or a string: why a file of that kind holds none (what
+#: to do instead). Kinds without an entry hold no order parameters.
+STATE_READERS: dict[str, Callable | str] = {}
+
+
+def register_kind(kind: str, target: str | type, state_reader: Callable | str | None = None,
+                  replace: bool = False) -> None:
+    """Register a kind of file: ``odeprune.load`` reads it with ``target`` (a class, or
+    ``"module:Class"`` imported on first use), :func:`odeprune.state.load_state` with
+    ``state_reader`` (optional). A kind already registered to another target is refused unless
+    ``replace``."""
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"kind={kind!r} must be a non-empty string")
+    if kind.endswith("Checkpoint"):
+        raise ValueError(f"kind={kind!r}: checkpoints are resumed, not loaded as results")
+    if not isinstance(target, str):
+        target = f"{target.__module__}:{target.__qualname__}"
+    if ":" not in target:
+        raise ValueError(f"target={target!r} must be 'module:Class' or a class")
+    if kind in KINDS and KINDS[kind] != target and not replace:
+        raise ValueError(f"kind {kind!r} is already read by {KINDS[kind]}; pass replace=True")
+    KINDS[kind] = target
+    if state_reader is not None:
+        STATE_READERS[kind] = state_reader
+
+
+def result_class(kind: str, path: Any = "?") -> type:
+    """The class registered for ``kind``; one line naming the file for a checkpoint or an
+    unknown kind."""
+    if kind.endswith("Checkpoint"):
+        raise ValueError(f"file {str(path)!r} is a checkpoint ({kind}), not a result: continue "
+                         "its run with resume=True (CLI: the same command with --resume)")
+    if kind not in KINDS:
+        raise ValueError(f"file {str(path)!r} holds an unknown kind {kind!r}; odeprune.load "
+                         f"reads {sorted(k for k in KINDS if k != 'plain')}")
+    module, name = KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Load any odeprune result file, dispatching on the ``kind`` stored in it (:data:`KINDS`).
+
+    A plain ``.npz`` without odeprune metadata (``np.savez`` of ``Q, R, T, v, v_star``, or of
+    the weights ``w, w_star, v, v_star``) loads as an :class:`~odeprune.state.OrderParams`.
+    """
+    arrays, meta = read_npz(path, allow_plain=True)
+    cls = result_class(meta["kind"], path)
+    if "from_npz" in vars(cls):  # its own, not inherited: a subclass's file has more arrays
+        return cls.from_npz(path, arrays, meta)
+    return cls.load(path)
+

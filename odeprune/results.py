@@ -7,10 +7,8 @@ beside the code that makes them (``SimulationResult`` in :mod:`odeprune.sim`,
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -19,7 +17,7 @@ from ._validate import readonly
 from .activations import get_activation
 from .state import OrderParams
 
-__all__ = ["LearningCurve", "load"]
+__all__ = ["LearningCurve", "load", "register_kind", "KINDS"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,7 +119,12 @@ class LearningCurve:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LearningCurve:
-        arrays, meta = _io.read_npz(path, cls.KIND)
+        """Read a file written by :meth:`save` (any format version)."""
+        return cls.from_npz(path, *_io.read_npz(path, cls.KIND))
+
+    @classmethod
+    def from_npz(cls, path, arrays: dict, meta: dict) -> LearningCurve:
+        """The curve from a file's checked arrays and metadata (:func:`odeprune.load`)."""
         arrays, meta = teacher_arrays(path, cls.KIND, arrays, meta,
                                        ("alpha", "eg", "Q", "R", "v"))
         return cls(metadata=meta, **arrays)
@@ -152,38 +155,8 @@ def teacher_arrays(path, kind: str, arrays: dict, meta: dict, need) -> tuple[dic
     return out, meta
 
 
-#: kind stored in a file -> (module, class) whose ``load`` reads it
-KINDS = {
-    "OrderParams": ("odeprune.state", "OrderParams"),
-    "LearningCurve": ("odeprune.results", "LearningCurve"),
-    "SimulationResult": ("odeprune.sim", "SimulationResult"),
-    "SimulationEnsemble": ("odeprune.sim", "SimulationEnsemble"),
-    "PruneResult": ("odeprune.pruning", "PruneResult"),
-    "SparseOrderParams": ("odeprune.sparse", "SparseOrderParams"),
-    "SparseLearningCurve": ("odeprune.sparse", "SparseLearningCurve"),
-    "TwoTimeCurve": ("odeprune.sparse", "TwoTimeCurve"),
-    "WorkflowResult": ("odeprune.workflows", "WorkflowResult"),
-    "CoordinateLaw": ("odeprune.coords", "CoordinateLaw"),
-    "CoordinateCurve": ("odeprune.coords", "CoordinateCurve"),
-    "SweepPoint": ("odeprune.sweep", "SweepPoint"),  # a sweep's cached point
-}
-
-
-def load(path: str | os.PathLike) -> Any:
-    """Load any odeprune result file, dispatching on the ``kind`` stored in it (:data:`KINDS`).
-
-    A plain ``.npz`` without odeprune metadata (``np.savez`` of ``Q, R, T, v, v_star``, or of
-    the weights ``w, w_star, v, v_star``) loads as an :class:`OrderParams`.
-    """
-    _, meta = _io.read_npz(path, allow_plain=True)
-    kind = meta["kind"]
-    if kind == "plain":
-        return OrderParams.load(path)
-    if kind.endswith("Checkpoint"):
-        raise ValueError(f"file {str(path)!r} is a checkpoint ({kind}), not a result: continue "
-                         "its run with resume=True (CLI: the same command with --resume)")
-    if kind not in KINDS:
-        raise ValueError(f"file {str(path)!r} holds an unknown kind {kind!r}; odeprune.load "
-                         f"reads {sorted(KINDS)}")
-    module, name = KINDS[kind]
-    return getattr(importlib.import_module(module), name).load(path)
+#: kind stored in a file -> ``"module:Class"`` that reads it (the one registry,
+#: :data:`odeprune._io.KINDS`; :func:`register_kind` adds to it)
+KINDS = _io.KINDS
+register_kind = _io.register_kind
+load = _io.load

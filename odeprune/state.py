@@ -99,13 +99,19 @@ class OrderParams:
         # exact symmetry from here on
         Q = 0.5 * (Q + Q.T)
         T = 0.5 * (T + T.T)
-        Q.setflags(write=False)
-        T.setflags(write=False)
-        for name, d in (("Q", np.diag(Q)), ("T", np.diag(T))):
-            if np.any(d < 0):
+        for name, A in (("Q", Q), ("T", T)):
+            # a squared norm: negative only by rounding (within the PSD tolerance, e.g. -1e-111
+            # after integrating a state of norm 1e-117), which is set to 0
+            d = np.diag(A)
+            floor = -PSD_RTOL * max(1.0, float(np.max(np.abs(A))))
+            if np.any(d < floor):
                 i = int(np.argmin(d))
                 raise ValueError(f"{name}[{i},{i}]={float(d[i])!r} is negative; a squared norm "
                                  "must be >= 0")
+            if np.any(d < 0):
+                A[np.diag_indices_from(A)] = np.maximum(d, 0.0)
+        Q.setflags(write=False)
+        T.setflags(write=False)
         object.__setattr__(self, "Q", Q)
         object.__setattr__(self, "R", R)
         object.__setattr__(self, "T", T)
@@ -311,6 +317,13 @@ class OrderParams:
         """
         return load_state(path, pick=pick, run=run)[0]
 
+    @classmethod
+    def from_npz(cls, path, arrays: dict, meta: dict) -> OrderParams:
+        """The state of an ``OrderParams`` file or a plain one, from its arrays and metadata
+        (:func:`odeprune._io.load` has read and checked them)."""
+        reader = _io.STATE_READERS[meta["kind"]]
+        return reader(path, arrays, meta, dict(pick=None, run=None, names={}))[0]
+
 
 #: Arrays of a plain order-parameter file and of a plain weights file.
 PLAIN_STATE_ARRAYS = ("Q", "R", "T", "v", "v_star")
@@ -358,98 +371,147 @@ def load_state(path: str | os.PathLike, pick: int | str | None = None,
     file, ``"plain"`` for a file without odeprune metadata), ``activation_source`` (``"file"``,
     or ``"assumed"`` when the file does not record it), ``alpha`` (the time of the state for a
     curve, else None) and ``description`` (one line). ``names`` maps ``"pick"`` / ``"run"`` to
-    the option names used in messages (the CLI's ``--pick`` / ``--run``)."""
+    the option names used in messages (the CLI's ``--pick`` / ``--run``).
+
+    The file is read by the reader registered for its kind (:data:`odeprune._io.STATE_READERS`,
+    :func:`odeprune._io.register_kind`); ``pick`` and ``run`` are for the kinds whose reader
+    takes them (a reader's ``selects`` attribute).
+    """
     names = {"pick": "pick", "run": "run", **(names or {})}
     arrays, meta = _io.read_npz(path, allow_plain=True)
     kind = meta["kind"]
-    info: dict[str, Any] = dict(kind=kind, alpha=None, activation_source="file")
     held = "plain arrays" if kind == "plain" else f"a {kind}"
-    if run is not None and kind != "SimulationEnsemble":
-        raise ValueError(f"{names['run']}={run!r} applies to a SimulationEnsemble file; "
-                         f"{str(path)!r} holds {held}")
-    if pick is not None and kind != "PruneResult":
-        raise ValueError(f"{names['pick']}={pick!r} applies to a PruneResult file; "
-                         f"{str(path)!r} holds {held}")
+    reader = _io.STATE_READERS.get(kind)
+    for option, value in (("run", run), ("pick", pick)):
+        if value is not None and getattr(reader, "selects", None) != option:
+            takes = " or ".join(sorted(k for k, r in _io.STATE_READERS.items()
+                                       if getattr(r, "selects", None) == option))
+            raise ValueError(f"{names[option]}={value!r} applies to a {takes} file; "
+                             f"{str(path)!r} holds {held}")
     if kind.endswith("Checkpoint"):
-        raise ValueError(f"file {str(path)!r} is a checkpoint ({kind}), not a result: continue "
-                         "its run with resume=True (CLI: the same command with --resume)")
-    if kind == "plain":
-        activation, info["activation_source"] = _plain_activation(path, arrays)
-        if set(PLAIN_STATE_ARRAYS) <= set(arrays):
-            info["description"] = "plain arrays Q, R, T, v, v_star"
-            state = OrderParams(**{k: arrays[k] for k in PLAIN_STATE_ARRAYS},
-                                activation=activation)
-        elif set(PLAIN_WEIGHT_ARRAYS) <= set(arrays):
-            info["description"] = "plain weights w, w_star, v, v_star"
-            state = OrderParams.from_weights(*(arrays[k] for k in PLAIN_WEIGHT_ARRAYS),
-                                             activation=activation)
-        else:
-            missing = sorted(set(PLAIN_STATE_ARRAYS) - set(arrays))
-            raise ValueError(
-                f"file {str(path)!r} has no metadata entry (not an odeprune result) and is not a "
-                f"plain set of order parameters: it lacks array(s) {missing} (expected Q, R, T, "
-                f"v, v_star, or the weights w, w_star, v, v_star); it has {sorted(arrays)}")
-        return state, info
+        _io.result_class(kind, path)  # the one-line message for a checkpoint
+    if isinstance(reader, str):
+        raise ValueError(f"file {str(path)!r} holds a {kind}: {reader}")
+    if reader is None:
+        raise ValueError(f"file {str(path)!r} holds a {kind}, which has no order parameters")
+    info: dict[str, Any] = dict(kind=kind, alpha=None, activation_source="file")
+    select = dict(pick=pick, run=run, names=names)
+    state, more = reader(path, arrays, meta, select)
+    info.update(more)
+    return state, info
 
+
+def _recorded_activation(meta: dict) -> tuple[str, str]:
+    """The activation a result file records (its own, or its first run's), and whether it was
+    recorded (``"file"``) or is erf by default (``"assumed"``, files written before it was)."""
     if meta.get("activation"):
-        activation = get_activation(meta["activation"]).name
-    elif kind == "SimulationEnsemble" and meta.get("run_metadata"):
-        activation = get_activation(meta["run_metadata"][0].get("activation", "erf")).name
-    else:
-        activation, info["activation_source"] = "erf", "assumed"
+        return get_activation(meta["activation"]).name, "file"
+    if meta.get("run_metadata"):
+        return get_activation(meta["run_metadata"][0].get("activation", "erf")).name, "file"
+    return "erf", "assumed"
 
-    def need(names):
-        missing = sorted(set(names) - set(arrays))
-        if missing:
-            raise ValueError(f"file {str(path)!r} lacks array(s) {missing}")
 
-    if kind == "OrderParams":
-        need(PLAIN_STATE_ARRAYS)
-        info["description"] = "OrderParams"
-        if isinstance(meta.get("alpha"), (int, float)) and not isinstance(meta["alpha"], bool):
-            info["alpha"] = float(meta["alpha"])  # a state saved along a run (last good state)
+def _need(path, arrays, names) -> None:
+    missing = sorted(set(names) - set(arrays))
+    if missing:
+        raise ValueError(f"file {str(path)!r} lacks array(s) {missing}")
+
+
+def _read_plain(path, arrays, meta, select):
+    """A ``np.savez`` file without metadata: ``Q, R, T, v, v_star`` or ``w, w_star, v, v_star``,
+    the activation from an ``activation`` array (erf when absent)."""
+    activation, source = _plain_activation(path, arrays)
+    info = dict(activation_source=source)
+    if set(PLAIN_STATE_ARRAYS) <= set(arrays):
+        info["description"] = "plain arrays Q, R, T, v, v_star"
         return OrderParams(**{k: arrays[k] for k in PLAIN_STATE_ARRAYS},
                            activation=activation), info
-    if kind in ("SparseOrderParams", "SparseLearningCurve"):
-        raise ValueError(f"file {str(path)!r} holds a {kind}: a masked network (per-class order "
-                         "parameters), not a dense state; load it with "
-                         "odeprune.sparse.SparseOrderParams.load (integrate --init accepts it)")
-    if kind in ("LearningCurve", "SimulationResult", "TwoTimeCurve"):
-        need(("alpha", "Q", "R", "v"))
-        T = arrays["T"] if "T" in arrays else meta.get("T")
-        v_star = arrays["v_star"] if "v_star" in arrays else meta.get("v_star")
-        if T is None or v_star is None:
-            raise ValueError(f"file {str(path)!r} is a truncated {kind}: missing T / v_star")
-        info["alpha"] = float(arrays["alpha"][-1])
-        info["description"] = f"the final state of a {kind} (alpha={info['alpha']:g})"
-        return OrderParams(Q=arrays["Q"][-1], R=arrays["R"][-1], T=T, v=arrays["v"][-1],
-                           v_star=v_star, activation=activation), info
-    if kind == "SimulationEnsemble":
-        need(("alpha", "Q", "R", "v", "T", "v_star"))
-        j = _choose(path, arrays["Q"].shape[0], run, names["run"], "runs")
-        info["alpha"] = float(arrays["alpha"][j][-1])
-        info["description"] = f"the final state of run {j} of a SimulationEnsemble"
-        return OrderParams(Q=arrays["Q"][j][-1], R=arrays["R"][j][-1], T=arrays["T"][j],
-                           v=arrays["v"][j][-1], v_star=arrays["v_star"][j],
-                           activation=activation), info
-    if kind == "PruneResult":
-        if any(name.startswith("masked_") for name in arrays) or "masked_state" in meta:
-            raise ValueError(f"file {str(path)!r} holds an edge-pruned (masked) network: its "
-                             "summed order parameters would train as a dense network; read it "
-                             "with odeprune.load(path).sparse_state (CLI: odeprune integrate "
-                             "--init FILE)")
-        need(("Q", "R", "v", "T", "v_star", "probabilities"))
-        n = arrays["Q"].shape[0]
-        what = f"outcomes of {meta.get('method', 'pruning')}"
-        j = _choose(path, n, pick, names["pick"], what, probs=arrays["probabilities"])
-        info["description"] = f"outcome {j} of a PruneResult ({meta.get('method', '?')})"
-        return OrderParams(Q=arrays["Q"][j], R=arrays["R"][j], T=arrays["T"], v=arrays["v"][j],
-                           v_star=arrays["v_star"], activation=activation), info
-    if kind in ("CoordinateLaw", "CoordinateCurve"):
-        raise ValueError(f"file {str(path)!r} holds a coordinate law (particles), not one set of "
-                         "order parameters: train it on with integrate (CLI: odeprune integrate "
-                         "--init FILE), prune it with odeprune.coords.decide")
-    raise ValueError(f"file {str(path)!r} holds a {kind}, which has no order parameters")
+    if set(PLAIN_WEIGHT_ARRAYS) <= set(arrays):
+        info["description"] = "plain weights w, w_star, v, v_star"
+        return OrderParams.from_weights(*(arrays[k] for k in PLAIN_WEIGHT_ARRAYS),
+                                        activation=activation), info
+    missing = sorted(set(PLAIN_STATE_ARRAYS) - set(arrays))
+    raise ValueError(
+        f"file {str(path)!r} has no metadata entry (not an odeprune result) and is not a "
+        f"plain set of order parameters: it lacks array(s) {missing} (expected Q, R, T, "
+        f"v, v_star, or the weights w, w_star, v, v_star); it has {sorted(arrays)}")
+
+
+def _read_order_params(path, arrays, meta, select):
+    activation, source = _recorded_activation(meta)
+    _need(path, arrays, PLAIN_STATE_ARRAYS)
+    info = dict(activation_source=source, description="OrderParams")
+    if isinstance(meta.get("alpha"), (int, float)) and not isinstance(meta["alpha"], bool):
+        info["alpha"] = float(meta["alpha"])  # a state saved along a run (last good state)
+    return OrderParams(**{k: arrays[k] for k in PLAIN_STATE_ARRAYS},
+                       activation=activation), info
+
+
+def _read_final_state(path, arrays, meta, select):
+    """The state at the last saved time of a curve (``T`` / ``v_star`` in the JSON metadata in
+    format 1, arrays since format 2)."""
+    kind = meta["kind"]
+    activation, source = _recorded_activation(meta)
+    _need(path, arrays, ("alpha", "Q", "R", "v"))
+    T = arrays["T"] if "T" in arrays else meta.get("T")
+    v_star = arrays["v_star"] if "v_star" in arrays else meta.get("v_star")
+    if T is None or v_star is None:
+        raise ValueError(f"file {str(path)!r} is a truncated {kind}: missing T / v_star")
+    alpha = float(arrays["alpha"][-1])
+    info = dict(activation_source=source, alpha=alpha,
+                description=f"the final state of a {kind} (alpha={alpha:g})")
+    return OrderParams(Q=arrays["Q"][-1], R=arrays["R"][-1], T=T, v=arrays["v"][-1],
+                       v_star=v_star, activation=activation), info
+
+
+def _read_ensemble_run(path, arrays, meta, select):
+    activation, source = _recorded_activation(meta)
+    _need(path, arrays, ("alpha", "Q", "R", "v", "T", "v_star"))
+    names = select["names"]
+    j = _choose(path, arrays["Q"].shape[0], select["run"], names["run"], "runs")
+    info = dict(activation_source=source, alpha=float(arrays["alpha"][j][-1]),
+                description=f"the final state of run {j} of a SimulationEnsemble")
+    return OrderParams(Q=arrays["Q"][j][-1], R=arrays["R"][j][-1], T=arrays["T"][j],
+                       v=arrays["v"][j][-1], v_star=arrays["v_star"][j],
+                       activation=activation), info
+
+
+_read_ensemble_run.selects = "run"  # type: ignore[attr-defined]
+
+
+def _read_prune_outcome(path, arrays, meta, select):
+    if any(name.startswith("masked_") for name in arrays) or "masked_state" in meta:
+        raise ValueError(f"file {str(path)!r} holds an edge-pruned (masked) network: its "
+                         "summed order parameters would train as a dense network; read it "
+                         "with odeprune.load(path).sparse_state (CLI: odeprune integrate "
+                         "--init FILE)")
+    activation, source = _recorded_activation(meta)
+    _need(path, arrays, ("Q", "R", "v", "T", "v_star", "probabilities"))
+    n = arrays["Q"].shape[0]
+    what = f"outcomes of {meta.get('method', 'pruning')}"
+    j = _choose(path, n, select["pick"], select["names"]["pick"], what,
+                probs=arrays["probabilities"])
+    info = dict(activation_source=source,
+                description=f"outcome {j} of a PruneResult ({meta.get('method', '?')})")
+    return OrderParams(Q=arrays["Q"][j], R=arrays["R"][j], T=arrays["T"], v=arrays["v"][j],
+                       v_star=arrays["v_star"], activation=activation), info
+
+
+_read_prune_outcome.selects = "pick"  # type: ignore[attr-defined]
+
+_MASKED = ("a masked network (per-class order parameters), not a dense state; load it with "
+           "odeprune.sparse.SparseOrderParams.load (integrate --init accepts it)")
+_LAW = ("a coordinate law (particles), not one set of order parameters: train it on with "
+        "integrate (CLI: odeprune integrate --init FILE), prune it with odeprune.coords.decide")
+
+# the readers of the kinds this release writes (a kind registered later brings its own)
+_io.STATE_READERS.update({
+    "plain": _read_plain, "OrderParams": _read_order_params,
+    "LearningCurve": _read_final_state, "SimulationResult": _read_final_state,
+    "TwoTimeCurve": _read_final_state, "SimulationEnsemble": _read_ensemble_run,
+    "PruneResult": _read_prune_outcome, "SparseOrderParams": _MASKED,
+    "SparseLearningCurve": _MASKED, "CoordinateLaw": _LAW, "CoordinateCurve": _LAW,
+})
 
 
 def _check_correlations(C: np.ndarray, K: int) -> None:

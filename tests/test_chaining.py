@@ -159,6 +159,11 @@ def test_format1_files_still_load():
     curve = odeprune.load(DATA / "v1_curve.npz")
     np.testing.assert_allclose(curve.eg[-1], 0.361048074534414, rtol=1e-15)
     assert curve.T.shape == (2, 2) and curve.activation == "erf"
+    first = odeprune.load(DATA / "v1_orderparams.npz")  # the state the curve started from
+    np.testing.assert_array_equal(curve.T, first.T)
+    np.testing.assert_array_equal(curve.v_star, first.v_star)
+    again = odeprune.integrate(first, eta=0.5, alpha_max=2.0, save_at=[1.0])  # its protocol
+    np.testing.assert_allclose(again.eg, curve.eg, rtol=1e-6)
     lin = odeprune.load(DATA / "v1_curve_linear.npz")
     assert lin.activation == "linear" and lin.final.activation == "linear"
     np.testing.assert_allclose(lin.final.eg(), lin.eg[-1], rtol=1e-12)
@@ -239,10 +244,13 @@ def test_masked_network_files(tmp_path, capsys):
     s = sparse.SparseOrderParams.random_mask(OrderParams.random(60, 3, 2, 1.5, seed=0), 0.5)
     p = s.save(tmp_path / "sp.npz")
     assert isinstance(odeprune.load(p), sparse.SparseOrderParams)
+    for name in ("patterns", "f", "Q", "R", "T", "v", "v_star"):
+        np.testing.assert_array_equal(getattr(odeprune.load(p), name), getattr(s, name))
     out = tmp_path / "spc.npz"
     assert cli("integrate", "-q", "--init", p, "--alpha-max", "1", "-o", out) == 0
     curve = odeprune.load(out)
     assert isinstance(curve, sparse.SparseLearningCurve)
+    np.testing.assert_allclose(curve.eg[-1], odeprune.integrate(s, 0.5, 1.0).eg[-1], rtol=1e-6)
     out2 = tmp_path / "spc2.npz"
     assert cli("integrate", "-q", "--init", out, "--alpha-max", "1", "-o", out2) == 0
     np.testing.assert_allclose(odeprune.load(out2).alpha[-1], 2.0, rtol=1e-12)
@@ -252,7 +260,7 @@ def test_masked_network_files(tmp_path, capsys):
     assert err.count("\n") == 1 and "masked network" in err
 
 
-def test_concurrent_commands_into_one_directory(tmp_path):
+def test_concurrent_commands_into_one_directory(tmp_path, paper_state):
     """Several CLI runs writing the same outputs (and their default checkpoints) at once all
     succeed; what is left is complete files, no temporaries."""
     cmds = [["integrate", "-q", "--alpha-max", "30", "-o", "curve.npz", "--plot", "curve.png"],
@@ -263,7 +271,11 @@ def test_concurrent_commands_into_one_directory(tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
-    assert isinstance(odeprune.load(tmp_path / "curve.npz"), odeprune.LearningCurve)
+    curve = odeprune.load(tmp_path / "curve.npz")
+    assert isinstance(curve, odeprune.LearningCurve)
+    # the CLI's default network is the paper's
+    np.testing.assert_allclose(curve.eg[-1], odeprune.integrate(paper_state, 0.5, 30.0).eg[-1],
+                               rtol=1e-6)
     assert odeprune.load(tmp_path / "sim.npz").N == 60
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.csv", "curve.npz", "curve.png",
                                                           "sim.csv", "sim.npz"]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 HEAVY = ("numba", "matplotlib", "scipy.integrate", "scipy.special", "jax", "numpy")
 
@@ -77,3 +78,18 @@ def test_cli_overview_lists_every_command_without_the_numerics():
         "import sys\n"
         "assert all(c in p.format_help() for c in " + repr(COMMANDS) + ")")
     assert not {"numpy", "numba", "matplotlib", "odeprune.pruning", "odeprune.workflows"} & loaded
+
+
+# moved from test_hostile*.py
+
+
+def test_theory_module_as_the_readme_names_it():
+    import importlib
+
+    import odeprune
+
+    module = importlib.import_module("odeprune.pruning.theory")
+    assert odeprune.theory is module
+    readme = (ROOT / "README.md").read_text()
+    assert "`odeprune.pruning.theory`" in readme
+

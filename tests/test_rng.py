@@ -17,7 +17,7 @@ from odeprune._rng import (
     splitmix64_py,
     xoshiro_next,
 )
-from odeprune.simulation import sgd_streams
+from odeprune.sim import sgd_streams
 
 N_STEP = 500  # normals per step, as in the SGD benchmark
 

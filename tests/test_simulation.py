@@ -1,4 +1,4 @@
-"""Finite-N online SGD (odeprune.simulation): reproducibility, the compiled step against a plain
+"""Finite-N online SGD (odeprune.sim): reproducibility, the compiled step against a plain
 numpy twin, eg from order parameters against an empirical test error, agreement with the ODEs
 (tolerance from the seed-to-seed spread, shrinking with N), checkpoint/resume, errors, CLI."""
 
@@ -12,8 +12,8 @@ import pytest
 import odeprune
 from odeprune._rng import normals_numpy
 from odeprune.errors import DivergenceError, OdepruneInterrupted
+from odeprune.sim import SimulationEnsemble, SimulationResult, sgd_streams, simulate
 from odeprune.sim import run as sim
-from odeprune.simulation import SimulationEnsemble, SimulationResult, sgd_streams, simulate
 
 ARRAYS = ("alpha", "eg", "Q", "R", "v", "eg_test", "eg_test_se", "w", "w_star", "T", "v_star")
 
@@ -302,6 +302,10 @@ def test_divergence_reports_alpha_and_suggests_smaller_eta():
     assert 0 < info.value.alpha < 50
     assert info.value.last_state is None or isinstance(info.value.last_state,
                                                        odeprune.OrderParams)
+    # this run saved states before it diverged (alpha=0.5): the last one comes with the error
+    last = info.value.last_state
+    assert isinstance(last, odeprune.OrderParams) and last.activation == "linear"
+    assert (last.K, last.M) == (2, 1) and np.isfinite(last.eg())
 
 
 # ------------------------------------------------------------------ CLI
