@@ -23,7 +23,7 @@ import numpy as np
 
 import odeprune
 from odeprune import OrderParams
-from odeprune.pruning.edge_rules import edge_prune_map
+from odeprune.pruning.edge_map import edge_prune_map
 from odeprune.pruning.finite_edges import edge_mask
 
 

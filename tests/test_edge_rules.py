@@ -1,4 +1,4 @@
-"""Edge-pruning rules as Gaussian-coordinate maps (issue 7): closed forms, quadrature vs Monte
+"""Edge-pruning rules as Gaussian-coordinate maps: closed forms, quadrature vs Monte
 Carlo, and real pruning of Gaussian coordinates at large N."""
 
 import math
@@ -9,8 +9,10 @@ from scipy import special
 
 import odeprune
 from odeprune import OrderParams
-from odeprune.pruning.edge import random_edge_map
-from odeprune.pruning.edge_rules import EDGE_RULES, edge_prune_map, gradient_covariance
+from odeprune.pruning.edge_map import edge_prune_map
+from odeprune.pruning.edge_rules import random_edge_map
+from odeprune.pruning.gaussian import gradient_covariance
+from odeprune.pruning.registry import EDGE_METHODS
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def test_magnitude_closed_form_diagonal(trained, c):
     np.testing.assert_allclose(got.R, m * trained.R, rtol=1e-10, atol=1e-13)
 
 
-@pytest.mark.parametrize("rule", EDGE_RULES)
+@pytest.mark.parametrize("rule", EDGE_METHODS)
 def test_quadrature_agrees_with_coordinate_monte_carlo(trained, rule):
     c = 0.3
     quad = edge_prune_map(trained, rule, c)
@@ -88,10 +90,10 @@ def test_real_pruning_of_gaussian_coordinates_matches_map(trained, rule):
 @pytest.mark.parametrize("name", ["snip_edge", "snip_edge_global"])
 def test_snip_monte_carlo_marginals_match_quadrature(trained, name):
     """The Monte Carlo Q'_ii and R'_i of SNIP against one-dimensional quadrature."""
-    from odeprune.pruning.edge_rules import snip_marginal_quadrature
+    from odeprune.pruning.edge_map import snip_marginal_quadrature
 
     res = edge_prune_map(trained, name, 0.3, n_samples=400_000, seed=3)
-    from odeprune.pruning.edge_rules import augmented_covariance
+    from odeprune.pruning.gaussian import augmented_covariance
 
     Sigma = augmented_covariance(trained)
     for i in range(trained.K):
@@ -126,7 +128,7 @@ def test_kept_fraction_is_c(trained):
         rng = np.random.default_rng(3)
         Sigma = np.array(trained.covariance())
         if mc.rule.needs_gradient:
-            from odeprune.pruning.edge_rules import augmented_covariance
+            from odeprune.pruning.gaussian import augmented_covariance
 
             Sigma = augmented_covariance(trained)
         lam, U = np.linalg.eigh(Sigma)
@@ -158,7 +160,7 @@ def test_rule_with_bad_probabilities_is_rejected(trained):
     class Broken(EdgeRule):
         name = "broken"
 
-        def calibrate(self, Sigma, K, M, c):
+        def calibrate(self, laws, c):
             pass
 
         def keep_prob(self, i, w, g=None):
@@ -175,8 +177,8 @@ def test_custom_rule_is_one_function(trained):
     class Soft(EdgeRule):
         name = "soft"
 
-        def calibrate(self, Sigma, K, M, c):
-            self.sd = np.sqrt(np.diag(Sigma)[:K])
+        def calibrate(self, laws, c):
+            self.sd = laws.sd[0]        # one stratum: the dense network
 
         def keep_prob(self, i, w, g=None):
             return 1 - np.exp(-(w / self.sd[i]) ** 2)
@@ -184,3 +186,45 @@ def test_custom_rule_is_one_function(trained):
     quad = edge_prune_map(trained, Soft(), 0.5)
     mc = edge_prune_map(trained, Soft(), 0.5, method="mc", seed=4)
     assert np.all(np.abs(quad.state.Q - mc.state.Q) <= 5 * mc.Q_se + 1e-12)
+
+
+@pytest.mark.parametrize("name", EDGE_METHODS)
+def test_one_calibration_for_dense_and_mixture(trained, name):
+    """A dense network is one stratum: splitting it into strata with the same law (any masses)
+    leaves every threshold unchanged; a stratum whose units are all pruned (mass 0) does not
+    count; and the calibrated rule keeps the fraction c of the mixture's kept weights."""
+    from odeprune.pruning.edge_rules import RULES, UnitLaws
+    from odeprune.pruning.gaussian import augmented_covariance
+
+    K, M, c = trained.K, trained.M, 0.3
+    cls = RULES[name]
+    Sigma = (augmented_covariance(trained) if cls.needs_gradient
+             else np.array(trained.covariance()))
+    grad = list(range(K + M, 2 * K + M)) if cls.needs_gradient else None
+    dense = cls()
+    dense.calibrate(UnitLaws.dense(Sigma, K, M, cls.needs_gradient), c)
+    other = 0.5 * Sigma        # a different law, in a stratum with every unit pruned
+    split = cls()
+    split.calibrate(UnitLaws.from_strata([Sigma, Sigma, other],
+                                         [np.full(K, 0.3), np.full(K, 0.7), np.zeros(K)],
+                                         list(range(K)), grad), c)
+    for attr in ("c", "tau", "lam"):
+        if hasattr(dense, attr):
+            np.testing.assert_allclose(getattr(split, attr), getattr(dense, attr), rtol=1e-10)
+    # two different strata: the kept fraction of the mixture is c (Monte Carlo over each law)
+    masses = [np.full(K, 0.25), np.full(K, 0.75)]
+    mixed = cls()
+    mixed.calibrate(UnitLaws.from_strata([Sigma, other], masses, list(range(K)), grad), c)
+    rng = np.random.default_rng(7)
+    kept = np.zeros(K)
+    for S, m in zip([Sigma, other], masses, strict=True):
+        lam, U = np.linalg.eigh(S)
+        z = rng.standard_normal((200_000, S.shape[0])) @ (U * np.sqrt(np.clip(lam, 0, None))).T
+        g = z[:, K + M:] if cls.needs_gradient else [None] * K
+        P = np.column_stack([mixed.keep_prob(i, z[:, i], None if g[0] is None else g[:, i])
+                             for i in range(K)])
+        kept += m * P.mean(axis=0)
+    if cls.scope == "global":
+        assert abs(kept.mean() - c) < 5 * 0.5 / np.sqrt(2e5 * K)
+    else:
+        np.testing.assert_allclose(kept, c, atol=5 * 0.5 / np.sqrt(2e5))

@@ -1,4 +1,4 @@
-"""Edge rules through prune(), on real weights, and iterative magnitude pruning (issue 7)."""
+"""Edge rules through prune(), on real weights, and iterative magnitude pruning."""
 
 import numpy as np
 import pytest
@@ -6,13 +6,14 @@ import pytest
 import odeprune
 from odeprune import prune
 from odeprune.pruning import prune_weights
-from odeprune.pruning.edge import EDGE_METHODS
-from odeprune.pruning.edge_rules import EDGE_RULES, edge_prune_map
+from odeprune.pruning.edge_map import edge_prune_map
+from odeprune.pruning.edge_rules import RULES
 from odeprune.pruning.finite_edges import (
     edge_mask,
     prune_edges_weights,
 )
-from odeprune.schedules import imp_finite
+from odeprune.pruning.registry import EDGE_METHODS
+from odeprune.workflows.schedules import imp_finite
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def sim():
 
 
 def test_every_edge_rule_is_a_prune_method():
-    assert set(EDGE_METHODS) == set(EDGE_RULES)
+    assert set(EDGE_METHODS) == set(RULES)
 
 
 @pytest.mark.parametrize("method", EDGE_METHODS)

@@ -31,7 +31,8 @@ def _state(w, w_star, v, v_star, activation):
 
 # ------------------------------------------------------------------ an independent eps_g in JAX
 def _eg_jax(activation):
-    """eps_g(W, v; W*, v*) = 1/2 a^T I2(C) a, C from Q = W W^T/N, R = W W*^T/N (EQUATIONS §3, §5)."""
+    """eps_g(W, v; W*, v*) = 1/2 a^T I2(C) a, C from Q = W W^T/N, R = W W*^T/N (docs/theory.md
+    §3, §5)."""
 
     def eg(W, v, ws, vs):
         N = W.shape[1]
@@ -40,7 +41,7 @@ def _eg_jax(activation):
         d = jnp.diag(C)
         if activation == "erf":
             I2 = 2 / jnp.pi * jnp.arcsin(C / jnp.sqrt((1 + d)[:, None] * (1 + d)[None, :]))
-        elif activation == "relu":  # EQUATIONS §3b off the diagonal, E[relu(a)^2] = C_aa/2 on it
+        elif activation == "relu":  # docs/theory.md §3b off the diagonal, E[relu(a)^2] = C_aa/2 on it
             off = ~jnp.eye(C.shape[0], dtype=bool)
             xz = d[:, None] * d[None, :]
             sD = jnp.sqrt(jnp.where(off, xz - C * C, 1.0))
@@ -166,7 +167,7 @@ def test_masked_spectrum_equals_dense_submatrix(activation):
 
 
 def test_bulk_at_teacher_equals_closed_form():
-    """EQUATIONS §10: W = W*, K = M, v = v* = 1, Q = T = I, erf."""
+    """docs/theory.md §10: W = W*, K = M, v = v* = 1, Q = T = I, erf."""
     K, N = 3, 60
     rng = np.random.default_rng(0)
     U, _ = np.linalg.qr(rng.standard_normal((N, K)))
@@ -268,12 +269,23 @@ def test_pruning_limit_refuses_non_minimum():
 
 
 def test_removed_mass_against_edge_map(minimum):
-    from odeprune.pruning.edge_rules import edge_prune_map
+    from scipy import optimize, special
 
+    from odeprune.pruning.edge_map import edge_prune_map
+
+    d = np.diag(minimum.Q)
     for rho in (0.1, 0.4, 0.8):
         pruned = edge_prune_map(minimum, "magnitude_edge_global", rho).state
         np.testing.assert_allclose(ls.removed_mass(minimum.Q, rho),
                                    np.trace(minimum.Q) - np.trace(pruned.Q), rtol=1e-8)
+        # independently: the threshold solved here, E[w^2 1{|w|<tau}] = s^2 (erf - 2 t phi)
+        tau = optimize.brentq(lambda t: np.mean(special.erfc(t / np.sqrt(2 * d))) - rho, 0.0,
+                              20 * d.max(), xtol=1e-15, rtol=1e-15)
+        assert ls.global_threshold(minimum.Q, rho) == pytest.approx(tau, rel=1e-12)
+        t = tau / np.sqrt(d)
+        m = np.sum(d * (special.erf(t / np.sqrt(2)) - 2 * t * np.exp(-t * t / 2)
+                        / np.sqrt(2 * np.pi)))
+        np.testing.assert_allclose(ls.removed_mass(minimum.Q, rho), m, rtol=1e-10)
 
 
 def test_pruning_limit_fixed_point_and_finite_N(minimum):
@@ -355,32 +367,12 @@ def test_actual_limit_consistent_with_prune(minimum):
         ls.actual_limit(minimum, -1.0)
 
 
-def test_magnitude_global_map_against_edge_map_and_monte_carlo(minimum):
-    import odeprune
-
-    for c in (0.2, 0.6, 0.9):
-        mine = ls.magnitude_global_map(minimum, c)
-        ref = odeprune.prune(minimum, "magnitude_edge_global", c=c)
-        np.testing.assert_allclose(mine.Q, ref.Q[0], rtol=1e-10, atol=1e-13)
-        np.testing.assert_allclose(mine.R, ref.R[0], rtol=1e-10, atol=1e-13)
-    # a nearly anti-aligned pair (1 - |rho| = 1e-7, as duplicated units of a K > M minimum):
-    # the pair moment against coordinate Monte Carlo (|mc - quad| < 5 standard errors)
-    Qii, Qkk, rho = 0.9, 1.1, -(1 - 1e-7)
-    Qik = rho * math.sqrt(Qii * Qkk)
-    tau = 0.4
-    quad = ls._pair_moment(Qii, Qik, Qkk, tau)
-    assert abs(quad) <= math.sqrt(ls._pair_moment(Qii, Qii, Qii, tau)
-                                  * ls._pair_moment(Qkk, Qkk, Qkk, tau))
-    rng = np.random.default_rng(0)
-    C = np.array([[Qii, Qik], [Qik, Qkk]])
-    ev, U = np.linalg.eigh(C)
-    A = U * np.sqrt(np.clip(ev, 0, None))
-    vals = []
-    for _ in range(10):
-        z = rng.standard_normal((200_000, 2)) @ A.T
-        x, y = z[:, 0], z[:, 1]
-        vals.append(np.mean(x * (np.abs(x) > tau) * y * (np.abs(y) > tau)))
-    assert abs(np.mean(vals) - quad) < 5 * np.std(vals, ddof=1) / math.sqrt(len(vals))
+def test_actual_limit_has_no_silent_fallback(minimum):
+    """A failing prune call raises, naming the call (no second implementation to fall back
+    on)."""
+    with pytest.raises(ValueError, match="actual_limit: prune.*failed.*reweight"):
+        ls.actual_limit(minimum, 0.01, reweight="preact")
+    assert not hasattr(ls, "magnitude_global_map")
 
 
 def test_actual_limit_after_retraining(minimum):

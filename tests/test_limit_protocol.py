@@ -172,7 +172,7 @@ def test_batch_loss_sd_linear_closed_form():
     sp = ls.batch_loss_sd(st)
     assert sp.method == "exact"
     assert sp.sd == pytest.approx(st.eg() * math.sqrt(2 / 128), rel=1e-12)
-    assert sp.sd == pytest.approx(st.eg() / 8, rel=1e-12)            # the eps_g/8
+    assert sp.sd == pytest.approx(st.eg() / 8, rel=1e-12)            # eps_g/8 at B = 128 (docs/landscape.md)
     assert ls.batch_loss_sd(st, B=32).sd == pytest.approx(2 * sp.sd, rel=1e-12)
 
 

@@ -140,3 +140,45 @@ def test_paper_setting_finite_vs_limit():
         p = r.prediction
         assert abs(r.test_error_mean - p.eg_mean) < (Z5 * np.hypot(r.test_error_se, r.limit_se)
                                                      + 0.02 * p.eg_mean), (method, r)
+
+
+def test_finite_reweightings_are_least_squares_on_the_samples():
+    """The finite-N reweightings (the limit maps on empirical second moments) against direct
+    least squares on the same samples."""
+    from odeprune.activations import get_activation
+    from odeprune.pruning.reweight import reweight_edges_finite, reweight_node_finite
+
+    rng = np.random.default_rng(11)
+    K, M, N, n = 5, 2, 40, 3000
+    w, w_star = rng.standard_normal((K, N)), rng.standard_normal((M, N))
+    v, v_star = rng.standard_normal(K), rng.standard_normal(M)
+    act = get_activation("erf")
+    X = rng.standard_normal((n, N))
+    H = X @ w.T / np.sqrt(N)
+    Gs, Gt = act.g(H), act.g(X @ w_star.T / np.sqrt(N))
+    y = Gt @ v_star
+    S = np.array([0, 2, 3])
+    rem = np.array([1, 4])
+
+    def lstsq(A, b):
+        return np.linalg.lstsq(A, b, rcond=None)[0]
+
+    expect = {"none": v[S], "preact": v[S] + lstsq(H[:, S], H[:, rem] @ v[rem]),
+              "activation": v[S] + lstsq(Gs[:, S], Gs[:, rem] @ v[rem]),
+              "refit": lstsq(Gs[:, S], y)}
+    for how, ref in expect.items():
+        got = reweight_node_finite(H, Gs, Gt, v, v_star, S[None], how)[0]
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+    mask = rng.random((K, N)) < 0.6
+    wp = w * mask
+    Gp = act.g(X @ wp.T / np.sqrt(N))
+    phi = Gp @ v
+    norms = np.linalg.norm(w, axis=1) / np.linalg.norm(wp, axis=1)
+    expect = {"none": (wp, v), "rescale_rows": (wp * norms[:, None], v),
+              "rescale": (wp, v * (phi @ y) / (phi @ phi)), "refit": (wp, lstsq(Gp, y))}
+    for how, (w_ref, v_ref) in expect.items():
+        w_got, v_got = reweight_edges_finite(w, mask, v, w_star, v_star, how, X, act)
+        np.testing.assert_allclose(w_got, w_ref, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(v_got, v_ref, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="needs the training inputs"):
+        reweight_edges_finite(w, mask, v, w_star, v_star, "refit", None, act)

@@ -1,4 +1,4 @@
-"""One registry of pruning methods (issue 11, item 6): every list of names is derived from it,
+"""One registry of pruning methods: every list of names is derived from it,
 every registered name dispatches, unknown names give one clear line."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from odeprune.pruning import (
     METHODS,
     REWEIGHTS,
     _api,
-    edge,
+    edge_map,
     edge_rules,
     finite_edges,
     node,
@@ -31,9 +31,15 @@ def state():
 def test_every_list_of_names_is_the_registrys():
     assert METHODS == tuple(registry.REGISTRY)
     assert node.NODE_METHODS == registry.NODE_METHODS == registry.methods("node")
-    assert edge.EDGE_METHODS == registry.EDGE_METHODS == registry.methods("edge")
-    assert edge_rules.EDGE_RULES == tuple(edge_rules.RULES) == registry.EDGE_METHODS
-    assert finite_edges.FINITE_EDGE_RULES == registry.EDGE_METHODS
+    assert registry.EDGE_METHODS == registry.methods("edge")
+    assert tuple(edge_rules.RULES) == registry.EDGE_METHODS
+    # every edge method has its finite-N form (no separate list of "finite" rules)
+    assert all(edge_rules.rule_class(m).mask is not edge_rules.EdgeRule.mask
+               for m in registry.EDGE_METHODS)
+    assert sparse_maps.SPARSE_METHODS == registry.methods(sparse=True) == registry.EDGE_METHODS
+    # no module keeps a list of its own
+    for module, name in ((edge_rules, "EDGE_RULES"), (finite_edges, "FINITE_EDGE_RULES")):
+        assert not hasattr(module, name)
     assert METHODS == registry.NODE_METHODS + registry.EDGE_METHODS
     assert _api.DETERMINISTIC == registry.DETERMINISTIC
     assert REWEIGHTS == tuple(registry.REWEIGHTINGS)
@@ -95,7 +101,7 @@ def test_unknown_method_is_one_line_listing_the_names(state, call):
 
 
 def test_unknown_edge_rule_lists_the_rules(state):
-    for call in (lambda: edge_rules.edge_prune_map(state, "bogus", 0.5),
+    for call in (lambda: edge_map.edge_prune_map(state, "bogus", 0.5),
                  lambda: finite_edges.edge_mask(np.ones((2, 4)), "bogus", 0.5)):
         with pytest.raises(ValueError, match="bogus.*unknown") as err:
             call()
@@ -103,7 +109,7 @@ def test_unknown_edge_rule_lists_the_rules(state):
 
 
 def test_edge_map_memo_is_explicit_and_bounded(state):
-    f = edge_rules.cached_edge_prune_map
+    f = edge_map.cached_edge_prune_map
     f.cache_clear()
     a = f(state, "magnitude_edge", 0.5, seed=0, n_samples=1000, progress=False)
     b = f(state.replace(), "magnitude_edge", 0.5, seed=0, n_samples=1000, progress=False)
@@ -111,6 +117,20 @@ def test_edge_map_memo_is_explicit_and_bounded(state):
     c = f(state, "magnitude_edge", 0.5, seed=np.random.default_rng(0), n_samples=1000,
           progress=False)
     assert c is not a  # a Generator is never memoised
-    info = edge_rules._edge_prune_map_by_value.cache_info()
-    assert info.maxsize == edge_rules.CACHE_SIZE and info.currsize == 1
+    info = edge_map._edge_prune_map_by_value.cache_info()
+    assert info.maxsize == edge_map.CACHE_SIZE and info.currsize == 1
     f.cache_clear()
+
+
+def test_coordinate_law_rule_names_match_the_registry():
+    """coords (a lower layer) names the edge rules by (family, scope); the rule classes declare
+    the same, so the two tables cannot drift apart."""
+    import importlib
+
+    decide = importlib.import_module("odeprune.coords.decide")
+    assert decide.PRUNE_NAMES == {name: (cls.family, cls.scope)
+                                  for name, cls in edge_rules.RULES.items()}
+    assert set(decide.RULES) == {cls.family for cls in edge_rules.RULES.values()}
+    for family, has_global in decide.RULES.items():
+        assert has_global == any(cls.scope == "global" for cls in edge_rules.RULES.values()
+                                 if cls.family == family)

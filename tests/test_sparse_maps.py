@@ -1,4 +1,4 @@
-"""Per-class states of the edge rules (issue 12, item 1): class sums against today's edge maps,
+"""Per-class states of the edge rules (docs/theory.md §8): class sums against today's edge maps,
 calibrated Monte Carlo errors, joint (rewound) laws and refinement against finite-N weights."""
 
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 
 import odeprune
 from odeprune import OrderParams, SparseOrderParams, prune
-from odeprune.pruning.edge import EDGE_METHODS, random_edge_map
+from odeprune.pruning.edge_rules import random_edge_map
+from odeprune.pruning.registry import EDGE_METHODS
 from odeprune.pruning.sparse_maps import (
     SPARSE_REWEIGHTS,
     sparse_state,
@@ -122,7 +123,7 @@ def test_prune_result_hook(trained, tmp_path):
     with pytest.raises(ValueError, match="edge rules"):
         _ = prune(trained, "random_node", k=2).sparse_state
     path = r.save(tmp_path / "r.npz")
-    # issue 26: the file holds the masked network, so a result read back gives it
+    # the file holds the masked network, so a result read back gives it
     assert odeprune.PruneResult.load(path).sparse_state == r.sparse_state
 
 
@@ -221,7 +222,7 @@ def test_snip_refinement_against_finite_n():
     """Random mask (0.6), then SNIP per row among the kept weights with the gradient of the
     masked network, ``g_i = b_i . (w~, w*)`` (exact for Gaussian inputs at any N, with ``b`` from
     the finite-N order parameters), N = 20000."""
-    from odeprune.pruning.edge_rules import gradient_covariance
+    from odeprune.pruning.gaussian import gradient_covariance
 
     pop = _population(seed=5)
     K = pop["K"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._pool import map_parallel
 from ..pruning import prune, prune_weights
-from ..pruning.edge_rules import edge_prune_map
+from ..pruning.edge_map import edge_prune_map
 from . import _cache, _common
 
 

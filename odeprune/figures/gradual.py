@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.lines import Line2D
 
-from .. import schedules, workflows
+from .. import workflows
 from ..plotting import subplots
 from ..state import OrderParams
+from ..workflows import schedules
 from . import _cache, _common
 
 NAME = "gradual"

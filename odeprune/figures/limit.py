@@ -217,7 +217,6 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
         for rw in p["reweights"]:
             act = ls.actual_limit(state, p["eps"], reweight=rw, xtol=p["xtol"])
             entry[f"actual_{rw}"] = [a.c for a in act]
-            entry[f"fallbacks_{rw}"] = list(act[-1].fallbacks)
             kinds.append(f"actual_{rw}")
             bar.update(1)
         if p.get("retrain_alpha") and K <= p["retrain_max_K"]:

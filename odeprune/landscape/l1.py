@@ -26,7 +26,7 @@ from .._validate import check_int, check_real
 from ..coords import CoordinateCurve, CoordinateLaw, integrate_law
 from ..sim import SimulationResult, simulate
 from ..state import OrderParams
-from .hessian import gradient
+from .derivatives import gradient
 
 __all__ = ["L1Minimum", "HISTOGRAM_THRESHOLDS", "l1_minimum", "l1_minimum_finite",
            "l1_residual", "realise_weights"]

@@ -45,8 +45,9 @@ from ..activations import get_activation
 from ..coords import CoordinateLaw
 from ..sim import SimulationEnsemble, SimulationResult
 from ..state import OrderParams
-from .hessian import _terms, hessian_spectrum
 from .l1 import L1Minimum, _check_l1, l1_residual
+from .limits import _removed_terms, _terms, smallest_kept_fraction
+from .spectrum import hessian_spectrum
 
 __all__ = ["BatchSpread", "ProtocolLimit", "batch_loss_sd", "flat_fraction", "protocol_limit"]
 
@@ -235,22 +236,7 @@ class _Replica:
         return out
 
     def actual(self, eps: float, eg_star: float, grid: int, xtol: float) -> float:
-        target = eg_star + eps
-        cs = np.linspace(0.0, 1.0, grid)
-        ok = np.array([self.eg(c) <= target for c in cs])
-        j = len(cs) - 1
-        while j > 0 and ok[j - 1]:
-            j -= 1
-        if j == 0:
-            return 0.0
-        lo, hi = float(cs[j - 1]), float(cs[j])
-        while hi - lo > xtol:
-            mid = 0.5 * (lo + hi)
-            if self.eg(mid) <= target:
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        return smallest_kept_fraction(self.eg, eg_star + eps, grid, xtol)
 
     def predicted(self, mu: np.ndarray, eps: float, flat: float = 0.0) -> float:
         eps = max(eps, _TINY)       # eps -> 0: every curved direction counts as kept
@@ -269,13 +255,9 @@ class _Replica:
         removed = self.removed(rho)
         m = self.removed_mass(rho)
         eps = max(eps, _TINY)
-        pats, inv = np.unique(removed, axis=0, return_inverse=True)
-        per = np.zeros(pats.shape[0])
-        for k, pat in enumerate(pats):
-            if pat.any():
-                per[k] = _terms(np.linalg.eigvalsh(G[np.ix_(pat, pat)]), eps, m).sum()
+        per, inv = _removed_terms(removed, G, eps, m)
         wt = self.law.weights[self.r]
-        return float(1.0 - np.sum(wt * per[np.asarray(inv).ravel()]) / (wt.sum() * self.law.K))
+        return float(1.0 - np.sum(wt * per[inv]) / (wt.sum() * self.law.K))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from ..sparse import MAX_EXACT_K, SparseLearningCurve, SparseOrderParams
 from ..state import OrderParams
 from . import node, registry
 from . import reweight as _rw
-from .edge_rules import check_c, rescale_rows
+from .edge_map import rescale_rows
+from .edge_rules import check_c
 from .registry import DETERMINISTIC, METHODS, REWEIGHTS
 from .sparse_maps import SparseMapError, for_prune_result, sparse_args_for_prune
 

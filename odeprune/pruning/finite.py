@@ -37,8 +37,8 @@ from ..ode.progress import make_bar, want_progress
 from ..state import OrderParams
 from . import node, registry
 from ._api import PruneResult, check_method_args, node_outcomes, prune
-from .finite_edges import edge_mask, unpack_weights
-from .reweight import RCOND
+from .finite_edges import edge_mask, fresh_test_error, unpack_weights
+from .reweight import reweight_edges_finite, reweight_node_finite
 
 __all__ = ["FinitePruneResult", "prune_weights"]
 
@@ -138,10 +138,6 @@ class FinitePruneResult:
                 f"eg={self.eg_mean:.5g}{pred}, N={m.get('N')}, masks={self.n_masks})")
 
 
-def _lstsq(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.linalg.lstsq(A, b, rcond=RCOND)[0]
-
-
 def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_node",
                   k: int | None = None, c: float | None = None, reweight: str = "none",
                   kernel: str = "Q", n_samples: int = 10_000, n_masks: int = 100,
@@ -211,24 +207,16 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     X = rng_train.standard_normal((n_samples, N))
     H = X @ w.T / sqrtN                        # pre-activations lambda, (n, K)
     Gs = act.g(H)
-    y = act.g(X @ w_star.T / sqrtN) @ v_star   # noiseless teacher outputs, (n,)
 
     subsets_list, v_list, w_list = [], [], []
     bar = make_bar(progress, 2 * n_masks, f"prune_weights {method}", unit="mask")
     if entry.kind == "node":
         subsets = entry.finite(v, k, H=H, Gs=Gs, kernel=kernel, n_masks=n_masks, rng=rng_masks)
+        Gt = act.g(X @ w_star.T / sqrtN)
         for S in subsets:
-            rem = np.setdiff1d(np.arange(K), S)
-            if reweight == "none":
-                vS = v[S]
-            elif reweight == "preact":
-                vS = v[S] + _lstsq(H[:, S], H[:, rem] @ v[rem])
-            elif reweight == "activation":
-                vS = v[S] + _lstsq(Gs[:, S], Gs[:, rem] @ v[rem])
-            else:  # refit
-                vS = _lstsq(Gs[:, S], y)
             subsets_list.append(S)
-            v_list.append(vS)
+            v_list.append(reweight_node_finite(H, Gs, Gt, v, v_star, np.asarray(S)[None],
+                                               reweight)[0])
             w_list.append(w[S])
             bar.update(1)
         kept = np.full(len(subsets_list), k / K)
@@ -237,39 +225,21 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
         for j in range(n_masks):
             mask = edge_mask(w, method, c, seed=rng_masks, v=v, w_star=w_star, v_star=v_star,
                              n_samples=n_samples, activation=act.name)[0]
-            wp = w * mask
-            if reweight == "rescale_rows":  # variance-restoring: each row keeps its norm
-                norms = np.linalg.norm(wp, axis=1)
-                wp = wp * np.where(norms > 0, np.linalg.norm(w, axis=1) / np.where(norms > 0,
-                                                                               norms, 1), 1)[:, None]
+            wp, vp = reweight_edges_finite(w, mask, v, w_star, v_star, reweight, X, act)
             kept[j] = mask.mean()
-            Gp = act.g(X @ wp.T / sqrtN)
-            if reweight in ("none", "rescale_rows"):
-                vp = v.copy()
-            elif reweight == "rescale":
-                phi = Gp @ v
-                den = float(phi @ phi)
-                vp = v * (float(phi @ y) / den if den > 1e-14 * max(1.0, float(y @ y)) else 1.0)
-            else:  # refit
-                vp = _lstsq(Gp, y)
             subsets_list.append(np.arange(K))
             v_list.append(vp)
             w_list.append(wp)
             bar.update(1)
 
     n_out = len(w_list)
-    test_err = np.empty(n_out)
-    test_se = np.empty(n_out)
+    test_err = np.full(n_out, np.nan)
+    test_se = np.full(n_out, np.nan)
     eg_vals = np.empty(n_out)
     for j, (wp, vp) in enumerate(zip(w_list, v_list, strict=True)):
         if n_test:
-            Xt = rng_test.standard_normal((n_test, N))
-            loss = 0.5 * (act.g(Xt @ wp.T / sqrtN) @ vp
-                          - act.g(Xt @ w_star.T / sqrtN) @ v_star) ** 2
-            test_err[j] = loss.mean()
-            test_se[j] = loss.std(ddof=1) / np.sqrt(n_test)
-        else:
-            test_err[j] = test_se[j] = np.nan
+            test_err[j], test_se[j] = fresh_test_error(wp, vp, w_star, v_star, act, n_test,
+                                                       rng_test)
         eg_vals[j] = OrderParams.from_weights(wp, w_star, vp, v_star, activation=act.name).eg()
         bar.update(1)
     bar.close()

@@ -16,9 +16,9 @@ The finite-N counterparts of :mod:`odeprune.pruning.edge_rules`:
 - ``random_edge``: i.i.d. Bernoulli(c) masks.
 
 :func:`prune_edges_weights` measures the pruned network's test error on fresh samples and compares
-with the limit map :func:`~odeprune.pruning.edge_rules.edge_prune_map` evaluated on the same
+with the limit map :func:`~odeprune.pruning.edge_map.edge_prune_map` evaluated on the same
 weights' order parameters. Iterative magnitude pruning with rewinding at
-finite N is :func:`odeprune.schedules.imp_finite`.
+finite N is :func:`odeprune.workflows.schedules.imp_finite`.
 """
 
 from __future__ import annotations
@@ -34,14 +34,11 @@ from .._validate import check_activation
 from ..activations import get_activation
 from ..ode.progress import make_bar
 from ..state import OrderParams
-from .edge_rules import EDGE_RULES, check_c, edge_prune_map, rule_class
+from .edge_map import edge_prune_map
+from .edge_rules import check_c, rule_class
 
-__all__ = ["FINITE_EDGE_RULES", "edge_mask", "unpack_weights", "prune_edges_weights",
+__all__ = ["edge_mask", "fresh_test_error", "unpack_weights", "prune_edges_weights",
            "EdgePruneWeightsResult"]
-
-#: every edge rule has its finite-N mask (:meth:`~odeprune.pruning.edge_rules.EdgeRule.mask`)
-FINITE_EDGE_RULES = EDGE_RULES
-
 
 def unpack_weights(obj, v, w_star, v_star):
     """``(w, v, w_star, v_star, activation or None)`` from explicit arrays or a simulation result
@@ -64,6 +61,19 @@ def unpack_weights(obj, v, w_star, v_star):
         np.asarray(w_star, dtype=float), np.asarray(v_star, dtype=float), None
 
 
+def fresh_test_error(w, v, w_star, v_star, act, n_test: int, rng: np.random.Generator
+                     ) -> tuple[float, float]:
+    r"""Test error :math:`\frac12\langle(\phi(x) - y)^2\rangle` of the network ``(w, v)`` on
+    ``n_test`` fresh inputs :math:`x \sim N(0, I_N)` drawn from ``rng`` (noiseless teacher
+    labels), and its sampling standard error (std of the per-sample loss / sqrt(n_test)).
+    For Gaussian inputs it is an unbiased estimate of :math:`\epsilon_g` of the weights' order
+    parameters."""
+    sqrt_n = math.sqrt(w.shape[1])
+    X = rng.standard_normal((n_test, w.shape[1]))
+    loss = 0.5 * (act.g(X @ w.T / sqrt_n) @ v - act.g(X @ w_star.T / sqrt_n) @ v_star) ** 2
+    return float(loss.mean()), float(loss.std(ddof=1) / math.sqrt(n_test))
+
+
 def edge_mask(w, rule: str, c: float, seed=None, v=None, w_star=None, v_star=None,
               n_samples: int = 10_000, activation: str = "erf", dpp_exact_max_N: int = 2000
               ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -75,10 +85,9 @@ def edge_mask(w, rule: str, c: float, seed=None, v=None, w_star=None, v_star=Non
     if w.ndim != 2:
         raise ValueError(f"w must have shape (K, N), got {w.shape}")
     c = check_c(c)
-    if rule not in FINITE_EDGE_RULES:
-        raise ValueError(f"rule={rule!r} is unknown; expected one of {list(FINITE_EDGE_RULES)}")
+    cls = rule_class(rule)      # every edge rule has its finite-N mask (EdgeRule.mask)
     rng = np.random.default_rng(seed)
-    mask, made = rule_class(rule)().mask(w, c, rng, v=v, w_star=w_star, v_star=v_star,
+    mask, made = cls().mask(w, c, rng, v=v, w_star=w_star, v_star=v_star,
                                          n_samples=n_samples, activation=activation,
                                          dpp_exact_max_N=dpp_exact_max_N)
     return mask, {"rule": rule, **made}
@@ -96,7 +105,7 @@ class EdgePruneWeightsResult:
         :math:`\\epsilon_g` from the order parameters of each pruned network's weights.
     kept_fraction : ndarray, shape (n_masks,)
     eg_limit : float
-        The limit map (:func:`~odeprune.pruning.edge_rules.edge_prune_map`) on the order
+        The limit map (:func:`~odeprune.pruning.edge_map.edge_prune_map`) on the order
         parameters of the unpruned weights.
     metadata : dict
     """
@@ -157,11 +166,9 @@ def prune_edges_weights(w, v=None, w_star=None, v_star=None, rule: str = "magnit
         mask, info = edge_mask(w, rule, c, seed=mask_seeds[j], v=v, w_star=w_star, v_star=v_star,
                                n_samples=n_samples, activation=act.name)
         wp = w * mask
-        Xt = rng_test.standard_normal((n_test, N))
-        loss = 0.5 * (act.g(Xt @ wp.T / math.sqrt(N)) @ v
-                      - act.g(Xt @ w_star.T / math.sqrt(N)) @ v_star) ** 2
-        errs.append(loss.mean())
-        ses.append(loss.std(ddof=1) / math.sqrt(n_test))
+        err, se = fresh_test_error(wp, v, w_star, v_star, act, n_test, rng_test)
+        errs.append(err)
+        ses.append(se)
         egs.append(OrderParams.from_weights(wp, w_star, v, v_star, activation=act.name).eg())
         kept.append(mask.mean())
         bar.update(1)

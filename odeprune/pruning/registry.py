@@ -6,11 +6,11 @@ parameters, :func:`odeprune.prune`) and its finite-N form (real weights,
 :mod:`odeprune.pruning.node` (:class:`~odeprune.pruning.node.NodeMethod`) and
 :mod:`odeprune.pruning.edge_rules` (:class:`~odeprune.pruning.edge_rules.EdgeRule`), each
 declaring its name once; every list of names in the package (``METHODS``, ``NODE_METHODS``,
-``EDGE_METHODS``, ``EDGE_RULES``, ``FINITE_EDGE_RULES``, ``DETERMINISTIC``, the reweightings,
-the CLI's choices) is derived here or from those classes.
+``EDGE_METHODS``, ``DETERMINISTIC``, the reweightings, the CLI's choices) is derived here from
+those classes.
 
-Reweightings (:mod:`odeprune.pruning.reweight`) are declared here, with the kind of method each
-applies to.
+The reweightings are declared with their maps in :mod:`odeprune.pruning.reweight` (with the kind
+of method each applies to) and listed here.
 """
 
 from __future__ import annotations
@@ -19,27 +19,18 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import edge_rules, node
+from . import edge_map, edge_rules, node
+from .reweight import (
+    EDGE_REWEIGHTS,
+    NODE_REWEIGHTS,
+    REWEIGHTINGS,
+    REWEIGHTS_BY_KIND,
+    SPARSE_REWEIGHTS,
+)
 
 __all__ = ["Method", "REGISTRY", "METHODS", "NODE_METHODS", "EDGE_METHODS", "DETERMINISTIC",
            "REWEIGHTINGS", "REWEIGHTS", "NODE_REWEIGHTS", "EDGE_REWEIGHTS", "SPARSE_REWEIGHTS",
            "get", "methods", "reweights_for", "help_text"]
-
-#: every reweighting, in the order of :data:`REWEIGHTS`, with a one-line description
-REWEIGHTINGS = {
-    "none": "keep the second layer",
-    "preact": "regress the removed units' pre-activations on the kept ones (the authors')",
-    "activation": "least-squares fit of the full student's output by the kept units",
-    "refit": "best second layer for the kept weights (fit of the teacher)",
-    "rescale": "one optimal factor A on the second layer (Theorem 3)",
-    "rescale_rows": "rescale each pruned row to its old norm (variance-restoring)",
-}
-#: the reweightings each kind of method accepts, in the order they are tried (``--reweight all``)
-_REWEIGHTS_BY_KIND = {"node": ("none", "preact", "activation", "refit"),
-                      "edge": ("none", "rescale", "refit", "rescale_rows")}
-#: reweightings after which an edge-pruned network is still a first-layer mask (a sparse state)
-_SPARSE_REWEIGHTS = _REWEIGHTS_BY_KIND["edge"]
-
 
 @dataclass(frozen=True)
 class Method:
@@ -87,7 +78,7 @@ class Method:
     @property
     def reweights(self) -> tuple[str, ...]:
         """The reweightings this method accepts."""
-        return _REWEIGHTS_BY_KIND[self.kind]
+        return REWEIGHTS_BY_KIND[self.kind]
 
     @property
     def sparse(self) -> bool:
@@ -97,7 +88,14 @@ class Method:
 
 
 def _edge_limit(cls, state, c, *, seed, n_samples, progress):
-    return cls().limit(state, c, seed=seed, n_samples=n_samples, progress=progress)
+    """``(pruned state, EdgeMapResult or None)``: the rule's closed form (None) or its
+    Gaussian-coordinate map (:func:`~odeprune.pruning.edge_map.cached_edge_prune_map`)."""
+    exact = cls().closed_form(state, c)
+    if exact is not None:
+        return exact, None
+    mapped = edge_map.cached_edge_prune_map(state, cls.name, c, seed=seed, n_samples=n_samples,
+                                            progress=progress)
+    return mapped.state, mapped
 
 
 def _edge_finite(cls, w, c, rng, **options):
@@ -129,12 +127,9 @@ EDGE_METHODS = tuple(m.name for m in REGISTRY.values() if m.kind == "edge")
 #: methods with a single outcome in the limit
 DETERMINISTIC = tuple(m.name for m in REGISTRY.values() if m.deterministic)
 REWEIGHTS = tuple(REWEIGHTINGS)
-NODE_REWEIGHTS = _REWEIGHTS_BY_KIND["node"]
-EDGE_REWEIGHTS = _REWEIGHTS_BY_KIND["edge"]
-SPARSE_REWEIGHTS = _SPARSE_REWEIGHTS
 
-assert set(REGISTRY) == set(node.NODE_METHODS) | set(edge_rules.EDGE_RULES)
-assert all(set(r) <= set(REWEIGHTINGS) for r in _REWEIGHTS_BY_KIND.values())
+assert set(REGISTRY) == set(node.NODE_METHODS) | set(edge_rules.RULES)
+assert all(set(r) <= set(REWEIGHTINGS) for r in REWEIGHTS_BY_KIND.values())
 
 
 def get(name: str) -> Method:
@@ -154,7 +149,7 @@ def methods(kind: str | None = None, **flags: bool) -> tuple[str, ...]:
 
 def reweights_for(kind: str) -> tuple[str, ...]:
     """The reweightings a kind of method (``"node"`` or ``"edge"``) accepts."""
-    return _REWEIGHTS_BY_KIND[kind]
+    return REWEIGHTS_BY_KIND[kind]
 
 
 def help_text(kind: str | None = None) -> str:

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from ..workflows import schedules
 from .._pool import map_parallel
 from .._stats import sem
 from ..coords.decide import decide
@@ -18,6 +17,7 @@ from ..coords.run import integrate_law
 from ..ode.dynamics import integrate
 from ..sim import simulate
 from ..sparse import SparseOrderParams
+from ..workflows import schedules
 from .recovery import (
     rank_correlation_finite,
     rank_correlation_limit,
