@@ -19,7 +19,8 @@ import numba
 import numpy as np
 
 import odeprune
-from odeprune import OrderParams, _rhs
+from odeprune import OrderParams
+from odeprune.ode import rhs as _rhs
 from odeprune.sparse import SparseOrderParams
 
 

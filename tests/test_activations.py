@@ -147,3 +147,60 @@ def test_erf_g_equals_scipy_erf():
         got = g(arr)
         assert np.shape(got) == np.shape(ref)
         np.testing.assert_allclose(got, ref, rtol=4 * np.finfo(float).eps, atol=1e-300)
+
+
+def test_activation_code_is_its_integer_in_python():
+    """An ActivationCode (what Params stores) behaves as its plain integer code in Python."""
+    import pickle
+
+    for code in CODES:
+        c = A.activation_code(code)
+        assert c == code and code == c and int(c) == code and hash(c) == hash(code)
+        assert c != code + 1 and not (c != code)
+        assert {code: "x"}[c] == "x"
+        assert pickle.loads(pickle.dumps(c)) == c
+        assert type(pickle.loads(pickle.dumps(c))) is type(c)
+        assert A.activation_code(c) is c
+    assert A.activation_code(A.ERF) != A.activation_code(A.RELU)
+    for bad in (-1, 3, 2.0, True, "erf", None):
+        with pytest.raises(ValueError, match="unknown activation code"):
+            A.activation_code(bad)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_compile_time_dispatch_equals_runtime_dispatch(name, rng):
+    """The compiled averages give the same numbers (bit for bit) whether the activation is a
+    compile-time ActivationCode or a run-time integer code."""
+    code = get_activation(name).code
+    static = A.activation_code(code)
+    for _ in range(10):
+        C = random_cov(rng, 4, scale=rng.uniform(0.2, 2))
+        args4 = (C[0, 0], C[0, 1], C[0, 2], C[0, 3], C[1, 1], C[1, 2], C[1, 3], C[2, 2],
+                 C[2, 3], C[3, 3])
+        args2 = (C[0, 0], C[0, 1], C[1, 1])
+        for fn, args in ((A.I2, args2), (A.J2, args2), (A.I4, args4),
+                         (A.I3, (C[0, 0], C[0, 1], C[0, 2], C[1, 2], C[2, 2])),
+                         (A.g, (C[0, 1],)), (A.g_prime, (C[0, 1],))):
+            value = fn(static, *args)
+            assert np.isfinite(value) and value == fn(code, *args)
+        A.check_code(static)
+
+
+def test_compile_time_code_compiles_only_that_activation(tmp_path):
+    """A kernel compiled for erf's ActivationCode does not compile the ReLU I4 (the first run's
+    main cost, issue 27); an integer code does (positive control). Fresh process and cache."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from odeprune import activations as A\n"
+        "args = (1.0, 0.1, 0.2, 0.3, 1.0, 0.1, 0.2, 1.0, 0.3, 1.0)\n"
+        "A.I4(A.activation_code(A.ERF), *args)\n"
+        "print(len(A.relu_I4.signatures), len(A.erf_I4.signatures))\n"
+        "A.I4(A.ERF, *args)\n"
+        "print(len(A.relu_I4.signatures))\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["0", "1", "1"]

@@ -17,7 +17,7 @@ from odeprune import OrderParams
 from odeprune import activations as A
 from odeprune._rng import normals_numpy
 from odeprune.ode.dynamics import rhs_state
-from odeprune.simulation import simulate
+from odeprune.sim import simulate
 
 RELU = A.RELU
 act = A.get_activation("relu")
@@ -281,7 +281,7 @@ def test_relu_sgd_kernel_matches_numpy_twin():
     res = simulate(N, K, M, eta=eta, alpha_max=steps / N, eta_v=eta_v, sigma=sigma, v_star=1.5,
                    activation="relu", seed=11, n_test=0)
     w, w_star, v, v_star = OrderParams.draw_weights(N, K, M, 1.5, 11)
-    rng, noise_rng, _ = odeprune.simulation.sgd_streams(11)
+    rng, noise_rng, _ = odeprune.sim.sgd_streams(11)
     for _ in range(steps):
         x = normals_numpy(rng, N)  # the documented input stream (odeprune._rng)
         y = v_star @ relu(w_star @ x / math.sqrt(N)) + sigma * noise_rng.standard_normal()

@@ -356,3 +356,31 @@ def test_threaded_rhs_is_bit_identical_for_any_thread_count():
     np.testing.assert_array_equal(one, many)
     serial = _rhs.rhs_eval(y, p._replace(threads=False))
     np.testing.assert_allclose(many, serial, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("act", ["erf", "relu"])
+def test_compile_time_activation_matches_runtime_code(act):
+    """Params stores the activation as a compile-time ActivationCode (issue 27: an erf run
+    compiles erf code only); a record holding the plain integer code (dispatch at run time)
+    gives the same right-hand side, serial and threaded, dense and masked."""
+    from odeprune.activations import ActivationCode, get_activation
+    from odeprune.ode import rhs as _rhs
+
+    code = get_activation(act).code
+    s = OrderParams.random(300, 5, 2, v_star=2.0, seed=1, activation=act)
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    cases = [(_rhs.pack(s.Q, s.R, s.v),
+              _rhs.make_params(5, 2, s.T, s.v_star, ETA, ETA, 0.1, code)),
+             (_rhs.pack_classes(sp.patterns, sp.Q, sp.R, sp.v),
+              _rhs.make_params(5, 2, sp.T.sum(0), sp.v_star, ETA, ETA, 0.1, code,
+                               patterns=sp.patterns, f=sp.f, T_cls=sp.T))]
+    for y, p in cases:
+        assert isinstance(p.act, ActivationCode) and p.act == code
+        static = _rhs.rhs_eval(y, p)
+        np.testing.assert_array_equal(static, _rhs.rhs_eval(y, p._replace(act=int(code))))
+        np.testing.assert_array_equal(_rhs.rhs_eval(y, p._replace(threads=True)),
+                                      _rhs.rhs_eval(y, p._replace(threads=True, act=int(code))))
+        np.testing.assert_allclose(_rhs.rhs_eval(y, p._replace(threads=True)), static,
+                                   rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="unknown activation code"):
+        _rhs.make_params(5, 2, s.T, s.v_star, ETA, ETA, 0.0, 7)

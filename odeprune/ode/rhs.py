@@ -42,9 +42,11 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
-from ..activations import ERF, I2, I3, I4, J2, fast_asin
+from .. import activations as _act
+from ..activations import CODES, ERF, I2, I3, I4, J2, LINEAR, RELU, fast_asin
 
 __all__ = ["Params", "Work", "make_params", "make_work", "n_state", "pack", "unpack",
            "pack_classes", "unpack_classes", "rhs", "rhs_into", "rhs_eval", "unpack_cov",
@@ -105,7 +107,9 @@ def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, s
                 R0_cls=None, threads=False, weight_decay=0.0) -> Params:
     """Build a :class:`Params` record; without ``patterns`` the network is dense (one class).
     ``weight_decay`` ``gamma``: the first-layer decay ``-eta gamma w`` (``docs/theory.md`` §11),
-    stored as ``decay = eta gamma``."""
+    stored as ``decay = eta gamma``. ``act`` (an integer code) is stored as an
+    :class:`~odeprune.activations.ActivationCode`, so that the kernels compiled for this record
+    hold the code of that activation only (``ValueError`` for an unregistered code)."""
     K, M = int(K), int(M)
     T = np.ascontiguousarray(T, dtype=float)
     if patterns is None:
@@ -122,7 +126,8 @@ def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, s
     off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     if R0_cls is None:
         R0_cls = np.zeros((n_cls, K, M))
-    return Params(K, M, n_cls, float(eta), float(eta_v), float(sigma), int(act), bool(train_v),
+    return Params(K, M, n_cls, float(eta), float(eta_v), float(sigma), _act.activation_code(act),
+                  bool(train_v),
                   bool(sgd), bool(fast), bool(track_P), bool(threads), T,
                   np.ascontiguousarray(v_star, float),
                   np.ascontiguousarray(T_cls, float), units, nk, off,
@@ -274,30 +279,63 @@ def _sum_classes(y, p, C):
 
 
 # ------------------------------------------------------------------------------ I3 coefficients
+def _i3_erf(act, C, a, K, U, b):
+    L = C.shape[0]
+    for i in range(K):
+        cii1 = 1.0 + C[i, i]
+        bi = 0.0
+        for c in range(L):
+            uc = a[c] * _2_PI / math.sqrt(cii1 * (1.0 + C[c, c]) - C[i, c] * C[i, c])
+            U[i, c] = uc
+            bi -= uc * C[i, c]
+        b[i] = bi / cii1
+
+
+def _i3_generic(act, C, a, K, U, b):
+    L = C.shape[0]
+    for i in range(K):
+        cii = C[i, i]
+        bi = 0.0
+        for c in range(L):
+            U[i, c] = a[c] * I3(act, cii, 0.0, C[i, c], 1.0, C[c, c])
+            bi += a[c] * I3(act, cii, 1.0, C[i, c], 0.0, C[c, c])
+        b[i] = bi
+
+
+def _i3_rows(act, C, a, K, U, b):  # pragma: no cover - only its overload runs
+    raise NotImplementedError
+
+
+@overload(_i3_rows, jit_options={"error_model": "numpy"})
+def _ov_i3_rows(act, C, a, K, U, b):
+    code = _act.static_code(act)
+    if code == ERF:
+        return _i3_erf
+    if code is not None:
+        return _i3_generic
+    if isinstance(act, types.Integer):
+        erf = njit(error_model="numpy")(_i3_erf)
+        generic = njit(error_model="numpy")(_i3_generic)
+
+        def runtime(act, C, a, K, U, b):
+            if act == ERF:
+                erf(act, C, a, K, U, b)
+            else:
+                generic(act, C, a, K, U, b)
+        return runtime
+    return None
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def i3_coefficients(act, C, a, K, U, b):
     """``U_ic = a_c A_ic`` and ``b_i = sum_c a_c B_ic`` with ``I3(i,y,c) = A_ic C_yc + B_ic C_iy``.
 
     For erf, ``A = (2/pi) / sqrt(Lambda_3)`` and ``B = -A C_ic / (1 + C_ii)``; for any other
     activation the closed form is evaluated at the unit covariances ``(C_iy, C_yc) = (0, 1)`` and
-    ``(1, 0)`` (exact, since I3 is linear in them).
+    ``(1, 0)`` (exact, since I3 is linear in them). The branch is chosen when compiling for an
+    ActivationCode (an erf kernel holds no call of the generic I3), at run time for an integer.
     """
-    L = C.shape[0]
-    for i in range(K):
-        cii = C[i, i]
-        bi = 0.0
-        if act == ERF:
-            cii1 = 1.0 + cii
-            for c in range(L):
-                uc = a[c] * _2_PI / math.sqrt(cii1 * (1.0 + C[c, c]) - C[i, c] * C[i, c])
-                U[i, c] = uc
-                bi -= uc * C[i, c]
-            bi /= cii1
-        else:
-            for c in range(L):
-                U[i, c] = a[c] * I3(act, cii, 0.0, C[i, c], 1.0, C[c, c])
-                bi += a[c] * I3(act, cii, 1.0, C[i, c], 0.0, C[c, c])
-        b[i] = bi
+    _i3_rows(act, C, a, K, U, b)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -394,22 +432,51 @@ def _s4_erf(C, a, i, k, L, r):
     return _4_PI2 / math.sqrt(lam4) * s
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def s4_sums(p, w):
+def _s4_pair(act, fast, C, a, i, k, L, r):  # pragma: no cover - only its overload runs
+    """``sum_{c,d} a_c a_d I4(i, k, c, d)`` for the activation ``act`` (compiled code only)."""
+    raise NotImplementedError
+
+
+@overload(_s4_pair, inline="always")
+def _ov_s4_pair(act, fast, C, a, i, k, L, r):
+    # an ActivationCode picks the kernel when compiling (erf code only for erf, ...); an integer
+    # code (a Params record built by hand) picks it at run time
+    code = _act.static_code(act)
+    if code == ERF:
+        def erf(act, fast, C, a, i, k, L, r):
+            if fast:
+                return _s4_erf(C, a, i, k, L, r)
+            return _s4_generic(act, C, a, i, k, L)
+        return erf
+    if code is not None:
+        return lambda act, fast, C, a, i, k, L, r: _s4_generic(act, C, a, i, k, L)
+    if isinstance(act, types.Integer):
+        def runtime(act, fast, C, a, i, k, L, r):
+            if fast and act == ERF:
+                return _s4_erf(C, a, i, k, L, r)
+            return _s4_generic(act, C, a, i, k, L)
+        return runtime
+    return None
+
+
+def _s4_sums(p, w):
     """``S4[i, k] = sum_{c,d} a_c a_d I4(i,k,c,d) + sigma^2 J2(i,k)`` for ``i <= k``."""
     C, a, S4 = w.C, w.a, w.S4
     K, L = p.K, p.K + p.M
-    use_fast = p.fast and p.act == ERF
     r = np.empty(L)  # local scratch: LLVM then knows it aliases nothing (measured 6 % faster)
     for i in range(K):
         for k in range(i, K):
-            if use_fast:
-                s4 = _s4_erf(C, a, i, k, L, r)
-            else:
-                s4 = _s4_generic(p.act, C, a, i, k, L)
+            s4 = _s4_pair(p.act, p.fast, C, a, i, k, L, r)
             if p.sigma != 0.0:
                 s4 += p.sigma * p.sigma * J2(p.act, C[i, i], C[i, k], C[k, k])
             S4[i, k] = s4
+
+
+# Two compiled forms of one function: ``s4_sums`` is called (by the Jacobian, the particle
+# engine), ``_s4_sums_inline`` is inlined into rhs_into as before. Inlining it into every caller
+# made each of them type and compile its own copy (the Jacobian's first compile took 14 s).
+s4_sums = njit(cache=True, error_model="numpy")(_s4_sums)
+_s4_sums_inline = njit(cache=True, error_model="numpy", inline="always")(_s4_sums)
 
 
 @njit(cache=True)
@@ -422,24 +489,57 @@ def _pair(q, K):
     return i, i + q
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+def _threaded_sums(code):
+    # one parallel kernel per activation, the code a compile-time constant of its closure (a
+    # record or code variable inside a parallel loop is not supported by numba's parfors)
+    act = _act.activation_code(code)
+
+    @njit(cache=True, error_model="numpy", parallel=True)
+    def threaded(C, a, S4, K, L, sigma, fast):
+        n_pairs = K * (K + 1) // 2
+        for q in prange(n_pairs):
+            i, k = _pair(np.int64(q), np.int64(K))  # prange indices are unsigned
+            s4 = _s4_pair(act, fast, C, a, i, k, L, np.empty(L))
+            if sigma != 0.0:
+                s4 += sigma * sigma * J2(act, C[i, i], C[i, k], C[k, k])
+            S4[i, k] = s4
+    return threaded
+
+
+_THREADED = {code: _threaded_sums(code) for code in CODES}
+_threaded_erf, _threaded_linear, _threaded_relu = (_THREADED[ERF], _THREADED[LINEAR],
+                                                   _THREADED[RELU])
+
+
+def _threaded(act, C, a, S4, K, L, sigma, fast):  # pragma: no cover - only its overload runs
+    raise NotImplementedError
+
+
+@overload(_threaded, inline="always")
+def _ov_threaded(act, C, a, S4, K, L, sigma, fast):
+    code = _act.static_code(act)
+    if code is not None:
+        kern = _THREADED[code]
+        return lambda act, C, a, S4, K, L, sigma, fast: kern(C, a, S4, K, L, sigma, fast)
+    if isinstance(act, types.Integer):
+        def runtime(act, C, a, S4, K, L, sigma, fast):
+            if act == ERF:
+                _threaded_erf(C, a, S4, K, L, sigma, fast)
+            elif act == LINEAR:
+                _threaded_linear(C, a, S4, K, L, sigma, fast)
+            elif act == RELU:
+                _threaded_relu(C, a, S4, K, L, sigma, fast)
+            else:
+                raise ValueError("unknown activation code (expected ERF=0, LINEAR=1 or RELU=2)")
+        return runtime
+    return None
+
+
+@njit(cache=True, error_model="numpy")
 def s4_sums_threaded(p, w):
     """:func:`s4_sums` with the (i <= k) pairs spread over numba's threads; each pair is
     computed by the same code as in the serial form, so the numbers are bit for bit the same."""
-    C, a, S4 = w.C, w.a, w.S4  # bound outside the parallel loop (writes through w.S4 inside
-    K, L = p.K, p.K + p.M      # a parfor body were lost)
-    use_fast = p.fast and p.act == ERF
-    sigma, act = p.sigma, p.act
-    n_pairs = K * (K + 1) // 2
-    for q in prange(n_pairs):
-        i, k = _pair(np.int64(q), np.int64(K))  # prange indices are unsigned
-        if use_fast:
-            s4 = _s4_erf(C, a, i, k, L, np.empty(L))
-        else:
-            s4 = _s4_generic(act, C, a, i, k, L)
-        if sigma != 0.0:
-            s4 += sigma * sigma * J2(act, C[i, i], C[i, k], C[k, k])
-        S4[i, k] = s4
+    _threaded(p.act, w.C, w.a, w.S4, p.K, p.K + p.M, p.sigma, p.fast)
 
 
 # ------------------------------------------------------------------------------ right-hand side
@@ -452,12 +552,11 @@ def rhs_into(y, dy, p, w):
         if p.threads:
             s4_sums_threaded(p, w)
         else:
-            s4_sums(p, w)
-    assemble(y, dy, p, w)
+            _s4_sums_inline(p, w)
+    _assemble_inline(y, dy, p, w)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def assemble(y, dy, p, w):
+def _assemble(y, dy, p, w):
     """The rest of :func:`rhs_into` once ``w.C``, ``w.a``, ``w.U``, ``w.b`` and (SGD) ``w.S4``
     hold this state's values: the per-class ``S3`` sums and the derivatives."""
     if p.n_cls == 1 and p.nk[0] == p.K and not p.track_P:
@@ -537,6 +636,11 @@ def assemble(y, dy, p, w):
     dv_into(dy, p.off[p.n_cls], p, C, a)
 
 
+#: called (the Jacobian) and inlined (rhs_into) forms, as for s4_sums
+assemble = njit(cache=True, error_model="numpy")(_assemble)
+_assemble_inline = njit(cache=True, error_model="numpy", inline="always")(_assemble)
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def dv_into(dy, q, p, C, a):
     """``dv_i = -eta_v sum_c a_c I2(i, c)`` into ``dy[q:q + K]`` (zero with a frozen ``v``)."""
@@ -576,9 +680,11 @@ def _assemble_dense(dy, p, w):
     dv_into(dy, q, p, C, a)
 
 
-@njit(cache=True, error_model="numpy")
 def rhs_eval(y, p):
-    """Allocating form of :func:`rhs_into` (tests, benchmarks, Jacobians)."""
+    """Allocating form of :func:`rhs_into`, called from Python (tests, benchmarks, a first
+    derivative): not compiled itself, so that it does not compile (and optimise) a second copy
+    of :func:`rhs_into` on a first run."""
+    y = np.ascontiguousarray(y, dtype=float)
     dy = np.empty_like(y)
     rhs_into(y, dy, p, make_work(p.K, p.M))
     return dy

@@ -1,0 +1,85 @@
+"""Issue 27, item 4: a masked network's curve against the dense one (CPU time, same process).
+
+M=2, K=6, eta=0.5, the paper state ``OrderParams.random(500, 6, 2, v_star=4, seed=0)``; the masked
+network is the same state with an independent random edge mask at c=0.5
+(``SparseOrderParams.random_mask``: 64 classes). Both to alpha=1000 with ``method="dopri5"``
+(default tolerances); CPU time (``time.process_time``), min of ``--repeats``, dense and masked
+interleaved. Also one right-hand side at the state the dense curve reaches at alpha=300
+(per-evaluation ratio; the curves differ in their number of evaluations). Goal: masked <= 2x dense.
+
+    python benchmarks/bench_masked.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+import numpy as np
+
+import odeprune
+from odeprune import OrderParams
+from odeprune.ode.rhs import make_params, make_work, pack, pack_classes, rhs_into
+from odeprune.sparse import SparseOrderParams
+
+
+def cpu(fn, repeats):
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.process_time()
+        out = fn()
+        best = min(best, time.process_time() - t0)
+    return best, out
+
+
+def per_eval(y, p, n, repeats):
+    w, dy = make_work(p.K, p.M), np.empty_like(y)
+    rhs_into(y, dy, p, w)
+
+    def loop():
+        for _ in range(n):
+            rhs_into(y, dy, p, w)
+    return cpu(loop, repeats)[0] / n
+
+
+def main(repeats: int) -> None:
+    warnings.simplefilter("ignore")  # the explicit method's accuracy note on the tiny final eps_g
+    print("load avg / runnable:", " ".join(open("/proc/loadavg").read().split()[:4])
+          if os.path.exists("/proc/loadavg") else "?")
+    s = OrderParams.random(500, 6, 2, v_star=4.0, seed=0)
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    kw = dict(progress=False, method="dopri5")
+    for st in (s, sp):  # compile
+        odeprune.integrate(st, 0.5, 10.0, **kw)
+    td = tm = float("inf")
+    for _ in range(repeats):
+        t, cd = cpu(lambda: odeprune.integrate(s, 0.5, 1000.0, **kw), 1)
+        td = min(td, t)
+        t, cm = cpu(lambda: odeprune.integrate(sp, 0.5, 1000.0, **kw), 1)
+        tm = min(tm, t)
+    nd, nm = cd.metadata["nfev"], cm.metadata["nfev"]
+    print(f"M=2, K=6, alpha=1000, dopri5 (CPU s, min of {repeats})")
+    print("| network | CPU s | nfev | us / evaluation |\n| --- | ---: | ---: | ---: |")
+    print(f"| dense | {td:.3f} | {nd} | {1e6 * td / nd:.1f} |")
+    print(f"| random mask c=0.5 ({sp.n_classes} classes) | {tm:.3f} | {nm} | "
+          f"{1e6 * tm / nm:.1f} |")
+    print(f"curve ratio masked / dense: {tm / td:.2f}x (goal <= 2)")
+
+    late = odeprune.integrate(s, 0.5, 300.0, save_at=[0.0, 300.0], **kw).final
+    spl = SparseOrderParams.random_mask(late, 0.5)
+    yd = pack(late.Q, late.R, late.v)
+    pd = make_params(6, 2, late.T, late.v_star, 0.5, 0.5)
+    ym = pack_classes(spl.patterns, spl.Q, spl.R, spl.v)
+    pm = make_params(6, 2, spl.T.sum(0), spl.v_star, 0.5, 0.5, patterns=spl.patterns, f=spl.f,
+                     T_cls=spl.T)
+    ed, em = per_eval(yd, pd, 2000, repeats), per_eval(ym, pm, 500, repeats)
+    print(f"one right-hand side at alpha=300: dense {1e6 * ed:.1f} us, masked {1e6 * em:.1f} us, "
+          f"ratio {em / ed:.2f}x")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    main(ap.parse_args().repeats)
