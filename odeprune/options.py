@@ -8,26 +8,32 @@ Three frozen records group the options of an order-parameter run (``docs/api.md`
 - :class:`Control`, how a run is watched: ``progress, checkpoint, resume, chunk_steps,
   divergence_path``.
 
+The table also holds the options of the network and the run that several entry points and
+commands share (``N, K, M, v_star, seed, alpha_max``); they belong to no record.
+
 The entry points keep flat keywords, so that the common call stays one line
 (``integrate(state, eta=0.5, alpha_max=1000)``); :func:`split` sorts the keywords into the
 records, whose construction checks every value (one vocabulary: booleans are refused where a
 number is expected and numbers where a boolean is). The command line builds its flags from the
-same table (:func:`add_cli_options`), and a flag left out means the default written here: no
-default or help text is written twice.
+same table (:func:`add_cli_options`), and a flag left out means the default written here
+(:func:`value`): no default or help text is written twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 # (nothing heavy at import: the command line builds its parsers from this module)
 
 __all__ = ["Option", "OPTIONS", "Dynamics", "Solver", "Control", "split", "add_cli_options",
-           "given", "DEFAULT_RTOL", "DEFAULT_ATOL", "METHODS", "FIXED_STEP"]
+           "given", "value", "DEFAULT_RTOL", "DEFAULT_ATOL", "METHODS", "FIXED_STEP",
+           "PARTICLE_DT"]
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
@@ -35,6 +41,9 @@ DEFAULT_ATOL = 1e-10
 METHODS = ("dopri5", "rk4", "euler", "auto", "bdf", "radau")
 #: the fixed-step methods (they use ``dt``)
 FIXED_STEP = ("rk4", "euler")
+#: the step of the particle SDE of a coordinate law (coarser than the ODE's fixed step ``dt``:
+#: the particles' error is Monte Carlo, not the step; docs/theory.md §11)
+PARTICLE_DT = 0.05
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class Option:
     """One option: its keyword ``name``, ``default``, ``help`` and ``kind``, the rule its values
     obey: ``"positive"`` (finite real > 0), ``"nonneg"`` (>= 0), ``"bool"``, ``"auto_bool"``
     (None, True or False), ``"choice"`` (one of ``choices``), ``"size"`` (integer >= 1),
+    ``"seed"`` (integer >= 0), ``"reals"`` (a finite real or a non-empty sequence of them),
     ``"path"`` (None or a path). ``optional``: None is also allowed (and means "see help").
     ``flag``: the command-line flag (default ``--name-with-dashes``); ``negate``: a boolean
     whose flag sets it to False (``--freeze-v`` for ``train_second_layer``)."""
@@ -79,6 +89,13 @@ class Option:
             return check_real(name, value, allow_zero=True)
         if kind == "size":
             return check_size(name, value)
+        if kind == "seed":
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+                    or value < 0:
+                raise ValueError(f"{name}={value!r} must be an integer >= 0")
+            return int(value)
+        if kind == "reals":
+            return _reals(name, value)
         if kind == "choice":
             if not isinstance(value, str) or value not in self.choices:
                 raise ValueError(f"{name}={value!r} is unknown; expected one of "
@@ -95,12 +112,39 @@ class Option:
         return self.flag or "--" + self.name.replace("_", "-")
 
 
+def _reals(name: str, value: Any):
+    """A finite real (a float) or a non-empty 1-d sequence of finite reals (a list of floats);
+    booleans refused."""
+    import numpy as np
+
+    what = f"{name}={value!r} must be a finite real number or a non-empty list of them"
+    items = [value] if np.ndim(value) == 0 else (list(value) if np.ndim(value) == 1 else None)
+    if not items or any(isinstance(v, (bool, np.bool_, str, bytes)) for v in items):
+        raise ValueError(what)
+    try:
+        out = [float(v) for v in items]
+    except (TypeError, ValueError):
+        raise ValueError(what) from None
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(what)
+    return out[0] if np.ndim(value) == 0 else out
+
+
 def _options(*opts: Option) -> dict[str, Option]:
     return {o.name: o for o in opts}
 
 
-#: every option of the three records, by keyword
+#: every option of the three records, and those of the network and the run that several entry
+#: points share, by keyword
 OPTIONS: dict[str, Option] = _options(
+    # the network (a random draw: all weights N(0, 1), the paper's initialisation) and the run
+    Option("N", None, "input dimension", "size", cli_default=500),
+    Option("K", None, "student hidden units", "size", cli_default=6),
+    Option("M", None, "teacher hidden units", "size", cli_default=2),
+    Option("v_star", 4.0, "teacher second layer: one number for all M units, or M numbers "
+           "(comma-separated)", "reals", metavar="V[,V..]"),
+    Option("seed", 0, "random seed", "seed"),
+    Option("alpha_max", None, "length of the run in alpha = (SGD steps) / N", "positive"),
     # the learning rule
     Option("eta", None, "first-layer learning rate; the SGD step is eta/sqrt(N)", "positive",
            cli_default=0.5),
@@ -223,18 +267,46 @@ def split(keywords: dict, records=RECORDS) -> tuple[list, dict]:
     return out, rest
 
 
+def value(args: argparse.Namespace, name: str):
+    """The value of option ``name`` on the command line: the one given, else the option's
+    ``cli_default``, else its default (a flag left out is None in ``args``)."""
+    v = getattr(args, name, None)
+    if v is not None:
+        return v
+    opt = OPTIONS[name]
+    return opt.default if opt.cli_default is None else opt.cli_default
+
+
 def given(args: argparse.Namespace, names) -> dict:
-    """The options among ``names`` that were given on the command line (an option left out is
-    None there, so that the library's default applies)."""
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    """The options among ``names`` to pass to the library: those given on the command line, and
+    the ``cli_default`` of those left out that have one (the library has no default for them);
+    an option left out otherwise is not passed, so that the library's default applies."""
+    out = {}
+    for n in names:
+        v = getattr(args, n, None)
+        if v is None:
+            v = OPTIONS[n].cli_default
+        if v is not None:
+            out[n] = v
+    return out
 
 
 def _cli_type(opt: Option):
     def parse(text: str):
         try:
-            value = float(text) if opt.kind in ("positive", "nonneg") else int(text)
+            if opt.kind == "choice":
+                value = text
+            elif opt.kind in ("positive", "nonneg"):
+                value = float(text)
+            elif opt.kind == "reals":
+                value = [float(x) for x in text.split(",") if x.strip()]
+                value = value[0] if len(value) == 1 else value
+            else:
+                value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+            what = "comma-separated numbers" if opt.kind == "reals" else \
+                "an integer" if opt.kind in ("size", "seed") else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         try:
             return opt.check(value)
         except ValueError as e:
@@ -242,28 +314,53 @@ def _cli_type(opt: Option):
     return parse
 
 
-def add_cli_options(group, names, help_default: dict | None = None) -> None:
-    """Add the flags of the options ``names`` to an argparse ``group``, with their help and the
-    default they stand for (``help_default`` overrides the text of a default, e.g. where the
-    command has its own). Every flag's argparse default is None (or False for a switch): a
-    flag left out leaves the option to the library (or takes the option's ``cli_default``)."""
-    help_default = help_default or {}
+#: the kinds whose flag is a switch (it takes no value: ``--gradient-flow``, ``--freeze-v``)
+SWITCHES = ("bool", "auto_bool")
+
+
+def _show(default) -> str:
+    """A default as help shows it: ``4``, ``0.5``, ``1e-07``, ``10000000``."""
+    if isinstance(default, float):
+        return f"{default:g}"
+    return str(default)
+
+
+def add_cli_options(group, names, help_default: dict | None = None,
+                    defaults: dict | None = None, help: dict | None = None) -> None:
+    """Add the flags of the options ``names`` to an argparse ``group``, with the table's check,
+    help and the default they stand for.
+
+    A flag left out is None (or absent for a switch), so that a command can tell which flags were
+    given; :func:`value` then gives the option's ``cli_default`` or default, :func:`given` what to
+    pass to the library. Where a command has a default of its own, say so here, never hidden:
+    ``defaults`` (name -> value) makes it the flag's value when left out (and shows it);
+    ``help_default`` (name -> text) only changes the default the help shows (the command resolves
+    it itself, e.g. a step that depends on the engine); ``help`` (name -> text) replaces the
+    table's help sentence by the command's meaning of the option (the default still comes from
+    the table, ``defaults`` or ``help_default``)."""
+    help_default, defaults, help = help_default or {}, defaults or {}, help or {}
     for name in names:
         opt = OPTIONS[name]
-        default = help_default.get(name, opt.default if opt.cli_default is None
-                                   else opt.cli_default)
-        dflt = "" if default is None or opt.kind == "bool" else f" (default {default})"
-        kw: dict = {"dest": name, "help": (opt.cli_help or opt.help) + dflt}
-        if opt.kind == "bool":
-            group.add_argument(opt.cli_flag, action="store_const", const=not opt.negate,
-                               default=None, **kw)
-            continue
-        if opt.kind == "choice":
-            kw["choices"] = list(opt.choices)
-        elif opt.kind == "path":
-            kw["type"] = str
+        if name in defaults:
+            default = opt.check(defaults[name])
         else:
+            default = opt.default if opt.cli_default is None else opt.cli_default
+        shown = help_default.get(name, default)
+        dflt = "" if shown is None or opt.kind in SWITCHES else f" (default {_show(shown)})"
+        text = help.get(name, opt.cli_help or opt.help)
+        kw: dict = {"dest": name, "help": text + dflt}
+        if opt.kind in SWITCHES:
+            action = group.add_argument(opt.cli_flag, action="store_const", const=not opt.negate,
+                                        default=defaults.get(name), **kw)
+            action.table_option = name
+            continue
+        if opt.kind == "path":
+            kw["type"] = Path
+        else:  # (choices too: a bad choice gets the table's one line, not argparse's)
             kw["type"] = _cli_type(opt)
-        if opt.metavar:
-            kw["metavar"] = opt.metavar
-        group.add_argument(opt.cli_flag, default=opt.cli_default, **kw)
+        if opt.kind == "choice":
+            kw["metavar"] = "{" + ",".join(opt.choices) + "}"
+        if opt.metavar or opt.kind == "reals":
+            kw["metavar"] = opt.metavar or "X[,X..]"
+        action = group.add_argument(opt.cli_flag, default=defaults.get(name), **kw)
+        action.table_option = name  # (how a test tells the table's flags from a command's own)

@@ -8,8 +8,9 @@ import pytest
 
 from odeprune.activations import get_activation
 from odeprune.pruning.finite_edges import edge_mask
+from odeprune.pruning.reweight import reweight_edges_finite as reweight_edges
 from odeprune.state import OrderParams
-from odeprune.workflows._common import Start, prune_edges, replica_seed, reweight_edges
+from odeprune.workflows._common import Start, prune_edges, replica_seed
 
 N, K, M = 300, 4, 2
 

@@ -42,13 +42,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def nonneg_float(text: str) -> float:
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
 def finite_float(text: str) -> float:
     try:
         value = float(text)
@@ -66,14 +59,6 @@ def float_list(text: str) -> list[float]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated numbers like 1,10,100, got {text!r}") from None
-
-
-def v_star_arg(text: str):
-    """A scalar (broadcast to all M teacher units) or a comma-separated list."""
-    values = float_list(text)
-    if not values:
-        raise argparse.ArgumentTypeError("expected a number or comma-separated numbers")
-    return values[0] if len(values) == 1 else values
 
 
 def teacher_density(text: str) -> float:
@@ -97,6 +82,17 @@ def add_teacher_density(group) -> None:
 
 #: the learning-rule options of integrate and simulate (odeprune.options)
 DYNAMICS_FLAGS = ("eta", "eta_v", "sigma", "train_second_layer", "weight_decay", "l1")
+#: the random initial network of integrate, simulate and ticket (odeprune.options)
+NETWORK_FLAGS = ("M", "K", "N", "seed", "v_star")
+
+
+def add_network_arguments(group, help: dict | None = None) -> None:
+    """``--M --K --N --seed --v-star``: the paper's random draw (all weights N(0, 1)), with the
+    defaults, checks and help of :mod:`odeprune.options`; ``help`` (name -> text): a command's
+    own meaning of a flag (e.g. what ``--seed`` seeds). Read them with ``options.value``."""
+    from ..options import add_cli_options
+
+    add_cli_options(group, NETWORK_FLAGS, help=help)
 
 
 def add_dynamics_arguments(parser, sources: str = "--init / --weights"):

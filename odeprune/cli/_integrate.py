@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..options import FIXED_STEP, add_cli_options, given
+from ..options import FIXED_STEP, OPTIONS, PARTICLE_DT, add_cli_options, given, value
 from . import CliError
 from ._common import (
     DYNAMICS_FLAGS,
     add_dynamics_arguments,
+    add_network_arguments,
     add_teacher_density,
     float_list,
-    positive_float,
     positive_int,
     progress_of,
-    v_star_arg,
 )
 from ._inputs import (
     add_choice_options,
@@ -31,9 +30,6 @@ from ._inputs import (
 #: the options of the order-parameter ODE this command passes on when given (odeprune.options)
 SOLVER_FLAGS = ("method", "rtol", "atol", "dt")
 ODE_FLAGS = (*DYNAMICS_FLAGS, "gradient_flow", *SOLVER_FLAGS)
-#: the particle SDE's step when --dt is left out (coarser than the ODE's fixed step: the
-#: particles' error is Monte Carlo, not the step)
-PARTICLE_DT = 0.05
 
 DESCRIPTION = """\
 Integrate the order-parameter ODEs of online SGD (Saad & Solla 1995; Goldt et al. 2019) for a
@@ -42,9 +38,18 @@ input dimension N. Time is alpha = (SGD steps) / N.
 
 The initial state is either drawn like a real network of input dimension N (all first-layer
 weights and the student's second layer i.i.d. N(0,1), the paper's initialisation) or read from a
-saved state with --init. Without arguments: the paper's setting M=2, K=6, N=500, v*=4,
-eta=0.5, alpha up to 1000.
+saved state with --init. Without arguments: the paper's setting M={M}, K={K}, N={N}, v*={v_star},
+eta={eta}, alpha up to {alpha_max}.
 """
+#: the length of a run when --alpha-max is left out
+ALPHA_MAX = 1000.0
+
+
+def _description() -> str:
+    """:data:`DESCRIPTION` with the defaults of the option table (written once, there)."""
+    left_out = argparse.Namespace()
+    return DESCRIPTION.format(alpha_max=f"{ALPHA_MAX:g}", **{
+        n: f"{value(left_out, n):g}" for n in ("M", "K", "N", "v_star", "eta")})
 
 EPILOG = """\
 examples:
@@ -62,18 +67,11 @@ HELP = "learning curve from the ODEs (N -> infinity)"
 
 def register(sub) -> None:
     p = sub.add_parser("integrate", help=HELP,
-                       description=DESCRIPTION, epilog=EPILOG,
+                       description=_description(), epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     init = p.add_argument_group("initial state (random draw, or --init / --weights)")
-    init.add_argument("--M", type=positive_int, default=None,
-                      help="teacher hidden units (default 2)")
-    init.add_argument("--K", type=positive_int, default=None,
-                      help="student hidden units (default 6)")
-    init.add_argument("--N", type=positive_int, default=None,
-                      help="input dimension of the random initial draw (default 500)")
-    init.add_argument("--seed", type=int, default=None, help="seed of the initial draw (default 0)")
-    init.add_argument("--v-star", type=v_star_arg, default=None,
-                      help="teacher second layer: a number, or M comma-separated (default 4)")
+    add_network_arguments(init, help={
+        "N": "input dimension of the random initial draw", "seed": "seed of the initial draw"})
     init.add_argument("--init", type=Path, metavar="STATE.npz",
                       help="start from the state in a file: an OrderParams, the final state of "
                            "a LearningCurve or simulation (alpha then continues from its final "
@@ -88,14 +86,14 @@ def register(sub) -> None:
     dyn = add_dynamics_arguments(p)
     add_cli_options(dyn, ["gradient_flow"])
     run = p.add_argument_group("integration")
-    run.add_argument("--alpha-max", type=positive_float, default=1000.0,
-                     help="length of the run in alpha (default 1000); from a curve, alpha "
-                          "continues at its final alpha")
+    add_cli_options(run, ["alpha_max"], defaults={"alpha_max": ALPHA_MAX}, help={
+        "alpha_max": "length of the run in alpha; from a curve, alpha continues at its final "
+                     "alpha"})
     run.add_argument("--save-at", type=float_list, default=None, metavar="A1,A2,...",
                      help="times to record, from the start of this run (default: 200 "
                           "log-spaced points)")
-    add_cli_options(run, SOLVER_FLAGS, help_default={"dt": "0.01; 0.05 for the particle SDE "
-                                                           "with --l1"})
+    add_cli_options(run, SOLVER_FLAGS, help_default={
+        "dt": f"{OPTIONS['dt'].default:g}; {PARTICLE_DT:g} for the particle SDE with --l1"})
     run.add_argument("--particles", type=positive_int, default=None, metavar="S",
                      help="with --l1: particles per replica of the coordinate law (default "
                           "20000)")
@@ -109,10 +107,9 @@ def register(sub) -> None:
     out.add_argument("--output", "-o", type=Path, metavar="OUT.npz",
                      help="save the LearningCurve (.npz); also writes OUT.csv (alpha, eg)")
     out.add_argument("--plot", type=Path, metavar="FIG.png", help="plot eg(alpha) to this file")
-    out.add_argument("--checkpoint", type=Path, metavar="FILE",
-                     help="checkpoint file (default with the numba backend: OUT.ckpt.npz "
-                          "beside --output)")
-    out.add_argument("--resume", action="store_true", help="resume from the checkpoint")
+    add_cli_options(out, ["checkpoint", "resume"],
+                    help={"checkpoint": "checkpoint file", "resume": "resume from the checkpoint"},
+                    help_default={"checkpoint": "with the numba backend: OUT.ckpt.npz beside --output"})
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no notes (the table of results is still printed)")
     p.set_defaults(func=run_integrate)
 
@@ -226,9 +223,7 @@ def _initial_state(args):
         w, w_star, v, v_star, act = load_weights(args.weights, run=args.run,
                                                  activation=args.activation)
         return odeprune.OrderParams.from_weights(w, w_star, v, v_star, activation=act), 0.0
-    N, K, M = args.N or 500, args.K or 6, args.M or 2
-    v_star = 4.0 if args.v_star is None else args.v_star
-    seed = 0 if args.seed is None else args.seed
+    N, K, M, seed, v_star = (value(args, n) for n in ("N", "K", "M", "seed", "v_star"))
     if args.teacher_density is not None:  # the network simulate --teacher-density draws
         import numpy as np
 
@@ -272,19 +267,19 @@ def run_integrate(args) -> int:
         checkpoint = args.output.with_name(args.output.stem + ".ckpt.npz")
     if args.resume and (checkpoint is None or not Path(checkpoint).exists()):
         raise CliError(f"--resume: no checkpoint found at {checkpoint}")
-    sigma = args.sigma or 0.0
+    sigma = value(args, "sigma")
     if args.l1 or args.law_input:  # (without importing the coordinate law otherwise)
         return _run_l1(args, state, alpha0, checkpoint, sigma)
     curve = _integrate(
         state, alpha0, alpha_max=args.alpha_max, save_at=args.save_at,
         activation=state.activation, progress=progress_of(args), checkpoint=checkpoint,
-        resume=args.resume, backend=args.backend,
+        resume=value(args, "resume"), backend=args.backend,
         divergence_path=(args.output.with_name(args.output.stem + ".last_good.npz")
                          if args.output else None),
         **given(args, ODE_FLAGS),
     )
     # the result, printed with --quiet too (which silences only progress and notes)
-    print(f"# K={curve.K} M={curve.M} activation={state.activation} eta={args.eta} "
+    print(f"# K={curve.K} M={curve.M} activation={state.activation} eta={value(args, 'eta')} "
           f"sigma={sigma} ({curve.metadata.get('nfev', '?')} rhs evaluations)")
     print(_table(curve))
     if args.output is not None:
@@ -315,7 +310,7 @@ def _run_l1(args, state, alpha0: float, checkpoint, sigma: float) -> int:
     else:
         law = odeprune.CoordinateLaw.from_state(state, S=args.particles,
                                                 replicas=args.replicas,
-                                                seed=0 if args.seed is None else args.seed)
+                                                seed=value(args, "seed"))
     curve = odeprune.integrate(
         law, alpha_max=args.alpha_max, save_at=args.save_at,
         method="particles" if args.l1 else "auto", dt=args.dt or PARTICLE_DT,
@@ -323,12 +318,12 @@ def _run_l1(args, state, alpha0: float, checkpoint, sigma: float) -> int:
         # the default checkpoint beside --output is for the particle engine (--l1); the exact
         # engine runs the per-class ODE in one go
         checkpoint=checkpoint if args.l1 or args.checkpoint is not None else None,
-        resume=args.resume, seed=0 if args.seed is None else args.seed)
+        resume=value(args, "resume"), seed=value(args, "seed"))
     if alpha0:
         curve = dataclasses.replace(curve, alpha=curve.alpha + alpha0,
                                     metadata=dict(curve.metadata, alpha0=alpha0))
-    print(f"# K={law.K} M={law.M} activation={law.activation} eta={args.eta} "
-          f"sigma={sigma} l1={args.l1} ({law.replicas} x {law.S} particles; +- is the "
+    print(f"# K={law.K} M={law.M} activation={law.activation} eta={value(args, 'eta')} "
+          f"sigma={sigma} l1={value(args, 'l1')} ({law.replicas} x {law.S} particles; +- is the "
           "Monte-Carlo standard error)")
     idx = np.unique(np.linspace(0, len(curve.alpha) - 1, 12).round().astype(int))
     print(f"{'alpha':>12}  {'eg':>14}  {'eg_se':>10}")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..options import add_cli_options, value
 from . import CliError
 from ._common import fraction, positive_int, progress_of
 from ._inputs import add_choice_options, explicit, info
@@ -79,9 +80,8 @@ def register(sub) -> None:
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
                    help="only for files that do not record it (plain arrays, old files); "
                         "default: the file's, else erf")
-    p.add_argument("--seed", type=int, default=None,
-                   help=f"seed of the random methods ({', '.join(registry.methods(seeded=True))}"
-                        "; default 0)")
+    add_cli_options(p, ["seed"], help={
+        "seed": f"seed of the random methods ({', '.join(registry.methods(seeded=True))})"})
     p.add_argument("--n-samples", type=positive_int, default=None,
                    help="Monte Carlo draws of random_node / dpp_node when C(K,k) is too large "
                         "to enumerate (default 10000); snip_edge's coordinate samples (at least "
@@ -222,7 +222,7 @@ def run_prune(args) -> int:
     for method, k, c, rw in jobs:
         try:
             r = odeprune.prune(state, method, k=k, c=c, reweight=rw, kernel=args.kernel or "Q",
-                               seed=0 if args.seed is None else args.seed,
+                               seed=value(args, "seed"),
                                exact=not args.monte_carlo,
                                n_samples=args.n_samples or 10_000,
                                progress=progress_of(args))

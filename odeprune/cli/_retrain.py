@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from ..options import add_cli_options, value
 from . import CliError
-from ._common import float_list, fraction, positive_float, positive_int, progress_of
+from ._common import float_list, fraction, positive_int, progress_of
 
 #: node methods left out of ``--method node`` / ``all`` (they can still be named)
 NOT_IN_ALL = ("dpp_map_node",)
@@ -108,13 +109,10 @@ def register(sub) -> None:
                    metavar="A[,A..]",
                    help="retraining durations reported (default 10,100,1000); the curves run to "
                         "the largest")
-    p.add_argument("--eta", type=positive_float, default=0.5,
-                   help="learning rate of the retraining (default 0.5)")
-    p.add_argument("--eta-v", type=float, default=None,
-                   help="second-layer learning rate (default --eta)")
-    p.add_argument("--sigma", type=float, default=0.0, help="label noise std (default 0)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="limit: seed of sampled subsets and coordinate Monte Carlo (default 0)")
+    add_cli_options(p, ["eta", "eta_v", "sigma", "seed"], help_default={"eta_v": "--eta"}, help={
+        "eta": "learning rate of the retraining", "eta_v": "second-layer learning rate",
+        "sigma": "label noise std",
+        "seed": "limit: seed of sampled subsets and coordinate Monte Carlo"})
     p.add_argument("--n-samples", type=positive_int, default=None,
                    help="limit: coordinate Monte Carlo samples of the edge maps (default "
                         "200000); finite: inputs of empirical kernels / gradients / least "
@@ -189,8 +187,8 @@ def run_retrain(args) -> int:
     jobs, skipped = _jobs(args.method, args.reweight, args.k, args.c, K)
     for line in skipped:
         note(f"skipped {line}")
-    common = dict(eta=args.eta, eta_v=args.eta_v, sigma=args.sigma,
-                  delta_alphas=args.delta_alpha)
+    common = dict(eta=value(args, "eta"), eta_v=value(args, "eta_v"),
+                  sigma=value(args, "sigma"), delta_alphas=args.delta_alpha)
     results = []
     bar = make_bar(progress_of(args), len(jobs), "retrain", unit="method")
     for method, size, rw in jobs:
@@ -200,7 +198,7 @@ def run_retrain(args) -> int:
                                          progress=progress_of(args), **size,
                                          **common)
         else:
-            r = workflows.retrain(state, method, reweight=rw, seed=args.seed,
+            r = workflows.retrain(state, method, reweight=rw, seed=value(args, "seed"),
                                   n_samples=args.n_samples or 200_000,
                                   progress=progress_of(args), **size, **common)
         results.append(r)

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..options import given
+from ..options import add_cli_options, given, value
 from . import CliError
 from ._common import (
     DYNAMICS_FLAGS,
     add_dynamics_arguments,
+    add_network_arguments,
     add_teacher_density,
     float_list,
-    positive_float,
     positive_int,
     progress_of,
-    v_star_arg,
 )
 from ._inputs import check_run_outputs, explicit, info, load_weights
 
@@ -47,21 +46,12 @@ def register(sub) -> None:
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     net = p.add_argument_group("networks")
-    net.add_argument("--M", type=positive_int, default=None,
-                     help="teacher hidden units (default 2)")
-    net.add_argument("--K", type=positive_int, default=None,
-                     help="student hidden units (default 6)")
-    net.add_argument("--N", type=positive_int, default=None,
-                     help="input dimension (default 500)")
-    net.add_argument("--seed", type=int, default=None,
-                     help="seed of the run (default 0): initial weights (unless --weights) and "
-                          "the SGD samples")
+    add_network_arguments(net, help={
+        "seed": "seed of the run: initial weights (unless --weights) and the SGD samples"})
     net.add_argument("--runs", type=positive_int, default=None,
                      help="number of runs, seeds --seed, --seed+1, ... (default: one run)")
     net.add_argument("--seeds", type=str, default=None, metavar="S1,S2,...",
                      help="explicit seeds of several runs")
-    net.add_argument("--v-star", type=v_star_arg, default=None,
-                     help="teacher second layer: a number, or M comma-separated (default 4)")
     net.add_argument("--weights", type=Path, metavar="W.npz",
                      help="initial weights instead of the seeded draw: a plain .npz of w (K,N), "
                           "w_star (M,N), v (K,), v_star (M,), or a simulate result (its final "
@@ -73,8 +63,8 @@ def register(sub) -> None:
     dyn.add_argument("--n-train", type=positive_int, default=None,
                      help="finite training set, replayed each pass (default: fresh samples)")
     run = p.add_argument_group("run")
-    run.add_argument("--alpha-max", type=positive_float, default=100.0,
-                     help="final time alpha (default 100)")
+    add_cli_options(run, ["alpha_max"], defaults={"alpha_max": 100.0},
+                    help={"alpha_max": "final time alpha"})
     run.add_argument("--save-at", type=float_list, default=None, metavar="A1,A2,...",
                      help="times to record (default: 40 log-spaced points)")
     run.add_argument("--n-test", type=int, default=10_000,
@@ -86,9 +76,9 @@ def register(sub) -> None:
                      help="save the result (.npz); also writes OUT.csv")
     out.add_argument("--plot", type=Path, metavar="FIG.png",
                      help="plot eg(alpha) (mean +- std over runs) to this file")
-    out.add_argument("--checkpoint", type=Path, metavar="FILE",
-                     help="checkpoint file (default: OUT.ckpt.npz beside --output)")
-    out.add_argument("--resume", action="store_true", help="resume from the checkpoint")
+    add_cli_options(out, ["checkpoint", "resume"],
+                    help={"checkpoint": "checkpoint file", "resume": "resume from the checkpoint"},
+                    help_default={"checkpoint": "OUT.ckpt.npz beside --output"})
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no notes (the table of results is still printed)")
     p.set_defaults(func=run_simulate)
 
@@ -157,10 +147,10 @@ def run_simulate(args) -> int:
                                                         activation=args.activation)
         N, K, M, init = w.shape[1], w.shape[0], w_star.shape[0], (w, w_star, v)
     else:
-        N, K, M, init = args.N or 500, args.K or 6, args.M or 2, None
-        v_star = 4.0 if args.v_star is None else args.v_star
-    sigma = args.sigma or 0.0
-    seed = 0 if args.seed is None else args.seed
+        N, K, M, v_star = (value(args, n) for n in ("N", "K", "M", "v_star"))
+        init = None
+    sigma = value(args, "sigma")
+    seed = value(args, "seed")
     teacher_mask = None
     if args.teacher_density is not None:
         from odeprune.teachers import teacher_support
@@ -171,7 +161,7 @@ def run_simulate(args) -> int:
         N, K, M, alpha_max=args.alpha_max, save_at=args.save_at, v_star=v_star,
         activation=activation or "erf", seed=seed, n_test=args.n_test, n_train=args.n_train,
         seeds=seeds, n_runs=args.runs, progress=progress_of(args), checkpoint=checkpoint,
-        resume=args.resume, max_workers=args.workers, init=init, teacher_mask=teacher_mask,
+        resume=value(args, "resume"), max_workers=args.workers, init=init, teacher_mask=teacher_mask,
         **given(args, DYNAMICS_FLAGS))
     ensemble = isinstance(result, SimulationEnsemble)
     if ensemble:
@@ -182,7 +172,7 @@ def run_simulate(args) -> int:
         eg, spread, eg_test, first = result.eg, np.zeros_like(result.eg), result.eg_test, result
     # the result, printed with --quiet too (which silences only progress and notes)
     runs = f"{len(result)} runs" if ensemble else f"seed={seed}"
-    print(f"# N={first.N} K={first.K} M={first.M} eta={args.eta} sigma={sigma} ({runs}; "
+    print(f"# N={first.N} K={first.K} M={first.M} eta={value(args, 'eta')} sigma={sigma} ({runs}; "
           "+- is the std over runs)")
     print(_table(result.alpha, eg, eg_test, spread))
     if args.output is not None:

@@ -7,8 +7,17 @@ import argparse
 import json
 from pathlib import Path
 
+from ..options import add_cli_options, value
 from . import CliError
-from ._common import float_list, fraction, positive_float, positive_int, progress_of, v_star_arg
+from ._common import (
+    NETWORK_FLAGS,
+    add_network_arguments,
+    float_list,
+    fraction,
+    positive_float,
+    positive_int,
+    progress_of,
+)
 
 DESCRIPTION = """\
 Sparse networks found near initialisation, trained and compared with the dense network.
@@ -97,13 +106,8 @@ def register(sub) -> None:
                    help="lottery ticket (default), iterative magnitude pruning, or pruning at "
                         "initialisation")
     net = p.add_argument_group("the initial network")
-    net.add_argument("--N", type=positive_int, default=500, help="input dimension (default 500)")
-    net.add_argument("--K", type=positive_int, default=6, help="student units (default 6)")
-    net.add_argument("--M", type=positive_int, default=2, help="teacher units (default 2)")
-    net.add_argument("--v-star", type=v_star_arg, default=4.0,
-                     help="teacher second layer (default 4)")
-    net.add_argument("--seed", type=int, default=0,
-                     help="seed of the initial draw of the limit (default 0)")
+    add_network_arguments(net, help={"K": "student units", "M": "teacher units",
+                                     "seed": "seed of the initial draw of the limit"})
     net.add_argument("--init", type=Path, default=None, metavar="FILE",
                      help="start the limit from this state instead of the random draw")
     prot = p.add_argument_group("protocol")
@@ -115,8 +119,8 @@ def register(sub) -> None:
     prot.add_argument("--alpha-rewind", type=float, default=0.0,
                       help="ticket: rewind the kept weights to their values at this time "
                            "(default 0)")
-    prot.add_argument("--alpha-max", type=positive_float, default=1000.0,
-                      help="training of every arm after pruning (ticket, init; default 1000)")
+    add_cli_options(prot, ["alpha_max"], defaults={"alpha_max": 1000.0}, help={
+        "alpha_max": "training of every arm after pruning (ticket, init)"})
     prot.add_argument("--scope", choices=("row", "global"), default="row",
                       help="magnitude mask per row (default) or over the whole layer")
     prot.add_argument("--arms", type=_arms_arg, default=list(arms), metavar="A[,A..]",
@@ -138,8 +142,7 @@ def register(sub) -> None:
                       metavar="A[,A..]", help="times reported in the table (default "
                                               "1,10,100,1000; alpha-max is added)")
     dyn = p.add_argument_group("learning rule and layers")
-    dyn.add_argument("--eta", type=positive_float, default=0.5,
-                     help="learning rate (default 0.5)")
+    add_cli_options(dyn, ["eta"], help={"eta": "learning rate"})
     dyn.add_argument("--layer", choices=("limit", "finite", "both"), default="limit",
                      help="N -> infinity (default), finite-N SGD over --seeds, or both")
     dyn.add_argument("--seeds", type=_int_list, default=list(range(8)), metavar="S",
@@ -154,6 +157,8 @@ def register(sub) -> None:
 
 
 def _check(args) -> None:
+    for name in (*NETWORK_FLAGS, "eta"):  # a flag left out: the default of odeprune.options
+        setattr(args, name, value(args, name))
     if args.mode in ("ticket", "init", "gradual") and args.c is None:
         raise CliError(f"--mode {args.mode} needs --c, the kept fraction of first-layer weights")
     if args.mode == "imp" and args.c is not None:

@@ -34,12 +34,13 @@ from numba import njit
 
 from .. import _io
 from .._rng import fill_normals
-from .._validate import as_generator, check_real
+from .._validate import as_generator
 from ..activations import I2_matrix, eg_from_cov, get_activation
 from ..errors import DivergenceError
 from ..grid import save_times
 from ..ode.rhs import i3_coefficients, make_params, make_work, s4_sums
 from ..ode.runcontrol import RunControl, interrupted_error
+from ..options import OPTIONS, PARTICLE_DT, Control, Dynamics, split
 from .law import CoordinateLaw, sqrt_psd
 
 __all__ = ["particle_run", "soft_threshold", "log_times"]
@@ -230,7 +231,7 @@ def _interrupt(rc, checkpoint, fingerprint, law, st: _RunState, k, step, positio
 
 
 def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=None,
-                 dt: float = 0.05, eta_v: float | None = None, sigma: float = 0.0,
+                 dt: float = PARTICLE_DT, eta_v: float | None = None, sigma: float = 0.0,
                  l1: float = 0.0, weight_decay: float = 0.0, gradient_flow: bool = False,
                  train_second_layer: bool = True, seed: Any = 0,
                  progress: bool | None = None, checkpoint=None, resume: bool = False
@@ -247,16 +248,16 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
     an uninterrupted run; without, nothing is saved. :class:`OdepruneInterrupted` says which.
     A non-finite state raises :class:`DivergenceError`.
     """
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint=PATH")
-
-    eta = check_real("eta", eta)
-    alpha_max = check_real("alpha_max", alpha_max)
-    dt = check_real("dt", dt)
-    l1 = check_real("l1", l1, allow_zero=True)
-    gamma = check_real("weight_decay", weight_decay, allow_zero=True)
-    sigma = check_real("sigma", sigma, allow_zero=True)
-    eta_v = eta if eta_v is None else check_real("eta_v", eta_v, allow_zero=True)
+    (dyn, ctl), _ = split(dict(eta=eta, eta_v=eta_v, sigma=sigma, l1=l1,
+                               weight_decay=weight_decay, gradient_flow=gradient_flow,
+                               train_second_layer=train_second_layer, progress=progress,
+                               checkpoint=checkpoint, resume=resume), records=(Dynamics, Control))
+    alpha_max = OPTIONS["alpha_max"].check(alpha_max)
+    dt = OPTIONS["dt"].check(dt)
+    eta, eta_v, sigma, l1 = dyn.eta, dyn.second_layer_rate, dyn.sigma, dyn.l1
+    gamma, gradient_flow, train_second_layer = (dyn.weight_decay, dyn.gradient_flow,
+                                                dyn.train_second_layer)
+    progress, checkpoint, resume = ctl.progress, ctl.checkpoint, ctl.resume
     if save_at is None:
         wanted = log_times(alpha_max)
     else:

@@ -21,8 +21,8 @@ import numpy as np
 
 from .. import _io
 from .._stats import sem
-from .._validate import check_real
 from ..ode.dynamics import register_state
+from ..options import OPTIONS, PARTICLE_DT, Control, Dynamics, split
 from .law import KIND as LAW_KIND
 from .law import CoordinateLaw
 from .linear import train_fixed_masks
@@ -122,49 +122,56 @@ def _n_classes(law: CoordinateLaw) -> int:
 def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=None,
                   eta_v: float | None = None, sigma: float = 0.0, l1: float = 0.0,
                   weight_decay: float = 0.0, gradient_flow: bool = False,
-                  train_second_layer: bool = True, method: str = "auto", dt: float = 0.05,
+                  train_second_layer: bool = True, method: str = "auto",
+                  dt: float = PARTICLE_DT,
                   seed: Any = 0, progress: bool | None = None, checkpoint=None,
                   resume: bool = False, **ode) -> CoordinateCurve:
     """Train the coordinate law ``law`` for ``alpha_max`` (see the module docstring).
 
     ``eta_v``, ``sigma``, ``gradient_flow``, ``train_second_layer``, ``weight_decay`` as in
-    :func:`odeprune.integrate`; ``l1`` the L1 strength (docs/theory.md §11); ``dt`` the step of
-    the particle SDE; ``checkpoint``/``resume`` (particles) as in
-    :func:`odeprune.coords.particles.particle_run`. ``ode``: further options of the per-class
-    ODE (``rtol``, ``atol``) for ``method="linear"``.
+    :func:`odeprune.integrate`; ``l1`` the L1 strength (docs/theory.md §11): the learning rule,
+    checked as one :class:`odeprune.options.Dynamics`; ``dt`` the step of the particle SDE
+    (default :data:`odeprune.options.PARTICLE_DT`, coarser than the ODE's fixed step: the
+    particles' error is Monte Carlo); ``progress``/``checkpoint``/``resume`` (particles) as in
+    :func:`odeprune.coords.particles.particle_run`, checked as one
+    :class:`odeprune.options.Control`. ``ode``: further options of the per-class ODE (``rtol``,
+    ``atol``) for ``method="linear"``.
     """
     if not isinstance(law, CoordinateLaw):
         raise TypeError(f"expected a CoordinateLaw, got {type(law).__name__}")
     if method not in METHODS:
         raise ValueError(f"method={method!r} must be one of {METHODS}")
-    eta = check_real("eta", eta)
-    alpha_max = check_real("alpha_max", alpha_max)
-    l1 = check_real("l1", l1, allow_zero=True)
-    weight_decay = check_real("weight_decay", weight_decay, allow_zero=True)
-    check_real("dt", dt)
+    (dyn, ctl), _ = split(dict(eta=eta, eta_v=eta_v, sigma=sigma, l1=l1,
+                               weight_decay=weight_decay, gradient_flow=gradient_flow,
+                               train_second_layer=train_second_layer, progress=progress,
+                               checkpoint=checkpoint, resume=resume), records=(Dynamics, Control))
+    alpha_max = OPTIONS["alpha_max"].check(alpha_max)
+    dt = OPTIONS["dt"].check(dt)
     if method == "auto":
-        method = "particles" if l1 > 0 or _n_classes(law) > MAX_LINEAR_CLASSES else "linear"
-    if method == "linear" and (checkpoint is not None or resume):
+        method = "particles" if dyn.l1 > 0 or _n_classes(law) > MAX_LINEAR_CLASSES else "linear"
+    if method == "linear" and (ctl.checkpoint is not None or ctl.resume):
         raise ValueError("checkpoint/resume apply to the particle engine; the linear engine "
                          "(chosen here) runs the per-class ODE of each replica in one go")
-    if method == "linear" and l1 > 0:
+    if method == "linear" and dyn.l1 > 0:
         raise ValueError("l1 acts per coordinate (soft-thresholding), which the ODE cannot "
                          "carry: use method='particles' (or 'auto')")
-    common = dict(eta_v=eta_v, sigma=sigma, gradient_flow=gradient_flow,
-                  train_second_layer=train_second_layer)
-    meta = dict(eta=eta, alpha_max=alpha_max, l1=l1, weight_decay=weight_decay, dt=dt,
-                replicas=law.replicas, S=law.S, seed=seed if isinstance(seed, int) else None,
+    common = dict(eta_v=dyn.eta_v, sigma=dyn.sigma, gradient_flow=dyn.gradient_flow,
+                  train_second_layer=dyn.train_second_layer)
+    meta = dict(eta=dyn.eta, alpha_max=alpha_max, l1=dyn.l1, weight_decay=dyn.weight_decay,
+                dt=dt, replicas=law.replicas, S=law.S,
+                seed=seed if isinstance(seed, int) else None,
                 **common, odeprune_version=_io.package_version())
     if method == "linear":
-        trained, curves = train_fixed_masks(law, eta, alpha_max, save_at=save_at, seed=seed,
-                                            weight_decay=weight_decay, **common, **ode)
+        trained, curves = train_fixed_masks(law, dyn.eta, alpha_max, save_at=save_at, seed=seed,
+                                            weight_decay=dyn.weight_decay, **common, **ode)
         return curve_from_replicas(curves, trained, meta)
     else:
         if ode:
             raise ValueError(f"options {sorted(ode)} apply to method='linear' only")
-        trained, out = particle_run(law, eta, alpha_max, save_at=save_at, dt=dt, l1=l1,
-                                    weight_decay=weight_decay, seed=seed, progress=progress,
-                                    checkpoint=checkpoint, resume=resume, **common)
+        trained, out = particle_run(law, alpha_max=alpha_max, save_at=save_at, dt=dt,
+                                    seed=seed, progress=ctl.progress,
+                                    checkpoint=ctl.checkpoint, resume=ctl.resume,
+                                    **dyn.as_dict())
         alpha, E = out["alpha"], out["eg"]
         Q, R, v = out["Q"].mean(0), out["R"].mean(0), out["v"].mean(0)
     return CoordinateCurve(alpha, E.mean(0), _se(E), E, Q, R, v, trained, "particles", meta)

@@ -21,13 +21,15 @@ from .._validate import check_seed
 from ..activations import Activation
 from ..grid import save_times
 from ..ode.dynamics import integrate
+from ..options import OPTIONS, Dynamics
 from ..pruning.finite_edges import edge_mask
-from ..pruning.reweight import refit_weights, rescale_factor
+from ..pruning.reweight import reweight_edges_finite
 from ..sim import SimulationEnsemble, SimulationResult, simulate
 from ..sparse import SparseOrderParams
 from ..state import OrderParams
 
-__all__ = ["RETRAIN_SEED_OFFSET", "MC_REPLICAS", "time_grid", "Rule", "Start", "FiniteArms"]
+__all__ = ["RETRAIN_SEED_OFFSET", "MC_REPLICAS", "time_grid", "Rule", "Start", "FiniteArms",
+           "option"]
 
 #: retraining of simulation seed ``s`` uses the SGD stream of ``s + RETRAIN_SEED_OFFSET``
 RETRAIN_SEED_OFFSET = 1_000_003
@@ -39,8 +41,14 @@ MC_REPLICAS = 8
 # ---------------------------------------------------------------------------------------------
 # checks
 # ---------------------------------------------------------------------------------------------
+def option(name: str, value: Any) -> Any:
+    """``value`` of the shared option ``name`` checked by its one rule (:mod:`odeprune.options`)."""
+    return OPTIONS[name].check(value)
+
+
 def positive(name: str, value: Any, allow_zero: bool = False) -> float:
-    """``value`` as a finite float > 0 (>= 0 with ``allow_zero``); booleans refused."""
+    """``value`` of a workflow's own time (``alpha_T``, ``alpha_rewind``) as a finite float > 0
+    (>= 0 with ``allow_zero``); booleans refused. Shared options go through :func:`option`."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name}={value!r} must be a number")
     try:
@@ -132,30 +140,48 @@ def with_report(alpha_max: float, report: np.ndarray, save_at) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rule:
-    """The learning rule of every training phase of a workflow (``docs/theory.md`` §4): the
-    options of :func:`odeprune.integrate` and :func:`odeprune.simulate` that a workflow passes
-    on. ``activation`` (finite N only) is the simulation's; None: the simulation default."""
+    """The learning rule of every training phase of a workflow (``docs/theory.md`` §4):
+    ``dynamics``, the :class:`odeprune.options.Dynamics` record that :func:`odeprune.integrate`
+    and :func:`odeprune.simulate` take (checked by the option table), and ``activation`` (finite
+    N only): the simulation's; None: the simulation default."""
 
-    eta: float
-    eta_v: float | None = None
-    sigma: float = 0.0
-    train_second_layer: bool = True
+    dynamics: Dynamics
     activation: str | None = None
+
+    @classmethod
+    def of(cls, eta: float, eta_v: float | None = None, sigma: float = 0.0,
+           train_second_layer: bool = True, activation: str | None = None) -> Rule:
+        """The rule of a workflow's keywords (each checked by :mod:`odeprune.options`)."""
+        return cls(Dynamics(eta=eta, eta_v=eta_v, sigma=sigma,
+                            train_second_layer=train_second_layer), activation)
+
+    @property
+    def eta(self) -> float:
+        return self.dynamics.eta
+
+    @property
+    def eta_v(self) -> float | None:
+        return self.dynamics.eta_v
+
+    @property
+    def sigma(self) -> float:
+        return self.dynamics.sigma
 
     def integrate(self, state, alpha_max: float, save_at):
         """The order-parameter ODE from ``state`` (dense or per-class) to ``alpha_max``."""
-        return integrate(state, eta=self.eta, alpha_max=alpha_max, save_at=save_at,
-                         progress=False, eta_v=self.eta_v, sigma=self.sigma,
-                         train_second_layer=self.train_second_layer)
+        return integrate(state, alpha_max=alpha_max, save_at=save_at, progress=False,
+                         **self.dynamics.as_dict())
 
     def simulate(self, start: Start, alpha_max: float, save_at, seed: int) -> SimulationResult:
         """Online SGD from the real weights of ``start`` (its mask fixed), no test set."""
         K, N = start.w.shape
+        rule = self.dynamics.as_dict()
+        if rule.pop("gradient_flow"):
+            raise ValueError("gradient_flow=True is a limit of the ODE; SGD has no such rule")
         extra = {} if self.activation is None else dict(activation=self.activation)
-        return simulate(N, K, start.w_star.shape[0], self.eta, alpha_max, save_at=save_at,
+        return simulate(N, K, start.w_star.shape[0], alpha_max=alpha_max, save_at=save_at,
                         init=(start.w, start.w_star, start.v), mask=start.mask, seed=seed,
-                        n_test=0, progress=False, v_star=start.v_star, eta_v=self.eta_v,
-                        sigma=self.sigma, train_second_layer=self.train_second_layer, **extra)
+                        n_test=0, progress=False, v_star=start.v_star, **rule, **extra)
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,42 +238,17 @@ def mc_se(make_start: Callable, seed, n_samples: int, rule: Rule, alpha_max: flo
 # ---------------------------------------------------------------------------------------------
 # finite N: pruning real weights, and the arms over seeds
 # ---------------------------------------------------------------------------------------------
-def reweight_edges(w: np.ndarray, mask: np.ndarray, v: np.ndarray, w_star: np.ndarray,
-                   v_star: np.ndarray, reweight: str, X: np.ndarray | None,
-                   act: Activation) -> tuple[np.ndarray, np.ndarray]:
-    r"""``(w', v')`` of real weights ``w`` pruned to ``mask`` and reweighted as
-    :func:`odeprune.pruning.prune_weights` does (``docs/theory.md`` §6): ``rescale_rows``
-    restores each row's norm; ``rescale`` and ``refit`` are the limit maps
-    (:func:`~odeprune.pruning.reweight.rescale_factor`,
-    :func:`~odeprune.pruning.reweight.refit_weights`) on the empirical second moments of the
-    fields over the inputs ``X`` (n, N) -- the least-squares fits on those inputs."""
-    wp = w * mask
-    vp = np.array(v, dtype=float)
-    if reweight == "rescale_rows":
-        norms = np.linalg.norm(wp, axis=1)
-        full = np.linalg.norm(w, axis=1)
-        wp = wp * np.where(norms > 0, full / np.where(norms > 0, norms, 1.0), 1.0)[:, None]
-    elif reweight in ("rescale", "refit"):
-        sqrt_n = math.sqrt(w.shape[1])
-        Gp = act.g(X @ wp.T / sqrt_n)
-        Gt = act.g(X @ w_star.T / sqrt_n)
-        G_SS, G_ST = Gp.T @ Gp / len(X), Gp.T @ Gt / len(X)
-        vp = (vp * rescale_factor(G_SS, G_ST, vp, v_star) if reweight == "rescale"
-              else refit_weights(G_SS, G_ST, v_star))
-    return wp, vp
-
-
 def prune_edges(start: Start, method: str, c: float, reweight: str, rng: np.random.Generator,
                 n_samples: int, act: Activation) -> Start:
     """The masked start of ``start`` pruned by the finite-N edge rule ``method``
-    (:func:`odeprune.pruning.finite_edges.edge_mask`) and reweighted (:func:`reweight_edges`
+    (:func:`odeprune.pruning.finite_edges.edge_mask`) and reweighted (:func:`odeprune.pruning.reweight.reweight_edges_finite`
     on ``n_samples`` inputs drawn from ``rng`` after the mask)."""
     w, v = start.w, start.v
     mask = edge_mask(w, method, c, seed=rng, v=v, w_star=start.w_star, v_star=start.v_star,
                      n_samples=n_samples, activation=act.name)[0]
     X = (rng.standard_normal((n_samples, w.shape[1])) if reweight in ("rescale", "refit")
          else None)
-    wp, vp = reweight_edges(w, mask, v, start.w_star, start.v_star, reweight, X, act)
+    wp, vp = reweight_edges_finite(w, mask, v, start.w_star, start.v_star, reweight, X, act)
     return Start(wp, start.w_star, vp, start.v_star, mask, start.activation)
 
 

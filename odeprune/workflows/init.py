@@ -13,7 +13,7 @@ from .. import _io
 from ..activations import get_activation
 from ..ode.progress import make_bar, want_progress
 from ..pruning import registry
-from ..pruning.edge import check_c
+from ..pruning.edge_rules import check_c
 from ..pruning.sparse_maps import sparse_state
 from ..state import OrderParams
 from ._common import (
@@ -22,7 +22,7 @@ from ._common import (
     Start,
     check_state,
     mc_se,
-    positive,
+    option,
     prune_edges,
     report_grid,
     seeds_list,
@@ -92,8 +92,8 @@ def prune_at_init(state: OrderParams, method: str, c: float, *, rescale: bool = 
     """
     state = check_state(state)
     c, rescale = _check_init_args(method, c, rescale)
-    rule = Rule(positive("eta", eta), eta_v, sigma)
-    alpha_max = positive("alpha_max", alpha_max)
+    rule = Rule.of(eta, eta_v, sigma)
+    alpha_max = option("alpha_max", alpha_max)
     rep, grid = report_grid(report, alpha_max, save_at)
     if state.K > 12:
         raise ValueError(f"K={state.K}: 2^K mask classes, out of reach exactly in the limit; "
@@ -148,8 +148,8 @@ def prune_at_init_finite(N: int, K: int, M: int, method: str, c: float, *,
         real starts (``eg_ode``).
     """
     c, rescale = _check_init_args(method, c, rescale)
-    rule = Rule(positive("eta", eta), eta_v, sigma)
-    alpha_max = positive("alpha_max", alpha_max)
+    rule = Rule.of(eta, eta_v, sigma)
+    alpha_max = option("alpha_max", alpha_max)
     seeds = seeds_list(seeds)
     rep, grid = report_grid(report, alpha_max, save_at)
     want_progress(progress)

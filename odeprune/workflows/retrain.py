@@ -17,7 +17,7 @@ from .. import _io
 from .._stats import sem
 from ..activations import get_activation
 from ..ode.progress import make_bar, want_progress
-from ..pruning import node, prune, prune_weights
+from ..pruning import prune, prune_weights, registry
 from ..pruning._api import check_method_args
 from ..pruning.sparse_maps import sparse_state
 from ..state import OrderParams
@@ -28,7 +28,6 @@ from ._common import (
     Start,
     check_state,
     mc_se,
-    positive,
     prune_edges,
     simulations,
     times,
@@ -106,10 +105,10 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
     """
     state = check_state(state)
     k, c = check_method_args(method, k, c, reweight, state.K)
-    rule = Rule(positive("eta", eta), eta_v, sigma, train_second_layer)
+    rule = Rule.of(eta, eta_v, sigma, train_second_layer)
     d_alphas = times("delta_alphas", delta_alphas)
     max_outcomes = _check_max_outcomes(max_outcomes)
-    if method not in node.NODE_METHODS and state.K > 12:
+    if method not in registry.NODE_METHODS and state.K > 12:
         raise ValueError(f"{method} on K={state.K} units has 2^{state.K} mask classes: the limit "
                          "is out of reach exactly; use retrain_finite (finite N)")
     want_progress(progress)
@@ -120,7 +119,7 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
                 sigma=sigma, train_second_layer=train_second_layer, kernel=kernel, seed=seed,
                 delta_alphas=d_alphas.tolist(), K=state.K, M=state.M,
                 eg_unpruned=state.eg(), odeprune_version=_io.package_version())
-    if method in node.NODE_METHODS:
+    if method in registry.NODE_METHODS:
         pr = prune(state, method, k=k, reweight=reweight, kernel=kernel, seed=seed,
                    progress=False)
         states, probs, sampled = _outcomes(pr, seed, max_outcomes)
@@ -221,7 +220,7 @@ def retrain_finite(trained, method: str, *, k: int | None = None, c: float | Non
     runs = simulations(trained)
     K, M, N = runs[0].K, runs[0].M, runs[0].N
     k, c = check_method_args(method, k, c, reweight, K)
-    eta = positive("eta", eta)
+    rule = Rule.of(eta, eta_v, sigma, train_second_layer)
     d_alphas = times("delta_alphas", delta_alphas)
     if any(r.N != N or r.K != K or r.M != M for r in runs):
         raise ValueError("all trained runs must share N, K and M")
@@ -229,7 +228,7 @@ def retrain_finite(trained, method: str, *, k: int | None = None, c: float | Non
     act = get_activation(runs[0].activation)
     alpha_max = float(d_alphas[-1])
     grid = with_report(alpha_max, d_alphas, save_at)
-    rule = Rule(eta, eta_v, sigma, train_second_layer, activation=act.name)
+    rule = Rule(rule.dynamics, activation=act.name)
     label = _arm_label(method, k, c, reweight)
     arms = FiniteArms("retrain", [label], ode)
     bar = make_bar(progress, len(runs), f"retrain N={N} {label}", unit="seed")
@@ -238,7 +237,7 @@ def retrain_finite(trained, method: str, *, k: int | None = None, c: float | Non
         trained_w = Start(np.array(run.w), np.array(run.w_star), np.array(run.v[-1]),
                           np.array(run.v_star), activation=act.name)
         rng = np.random.default_rng(np.random.SeedSequence([s, 1]))
-        if method in node.NODE_METHODS:
+        if method in registry.NODE_METHODS:
             fp = prune_weights(trained_w.w, trained_w.v, trained_w.w_star, trained_w.v_star,
                                method=method, k=k, reweight=reweight, kernel=kernel,
                                n_samples=n_samples, n_masks=1, seed=rng, n_test=0,
@@ -254,7 +253,7 @@ def retrain_finite(trained, method: str, *, k: int | None = None, c: float | Non
     params = dict(method=method, k=k, c=c if c is not None else k / K, reweight=reweight)
     alpha, eg, se, eg_ode, table = arms.summarise(np.concatenate([[0.0], d_alphas]), N,
                                                   lambda _: params)
-    meta = dict(params, eta=eta, eta_v=eta_v, sigma=sigma, kernel=kernel, N=N, K=K, M=M,
+    meta = dict(params, eta=rule.eta, eta_v=eta_v, sigma=sigma, kernel=kernel, N=N, K=K, M=M,
                 seeds=[r.metadata.get("seed") for r in runs], n_samples=n_samples,
                 delta_alphas=d_alphas.tolist(), retrain_seed_offset=RETRAIN_SEED_OFFSET,
                 alpha_trained=float(runs[0].alpha[-1]), odeprune_version=_io.package_version())

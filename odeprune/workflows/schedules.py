@@ -41,11 +41,12 @@ from ..coords.linear import train_fixed_masks
 from ..coords.particles import log_times
 from ..coords.run import CoordinateCurve, curve_from_replicas
 from ..ode.progress import make_bar, progress_bar, want_progress
+from ..options import Dynamics
 from ..pruning.edge_rules import top_mask
 from ..sim import simulate
 from ..sparse import SparseOrderParams
 from ..state import OrderParams
-from ._common import check_state, positive, seeds_list, time_grid
+from ._common import check_state, seeds_list, time_grid
 from .result import WorkflowResult
 
 __all__ = ["check_imp_args", "imp_limit", "imp_finite", "zhu_gupta_schedule", "check_schedule",
@@ -345,7 +346,7 @@ def iterative_magnitude_pruning(state: OrderParams, *, rounds: int = 3,
                                                           alpha_per_round, scope, rewind_to)
     replicas = check_int("replicas", replicas, 2)
     S = check_int("n_samples", n_samples, 2 * replicas) // replicas
-    eta = positive("eta", eta)
+    eta = Dynamics(eta=eta, eta_v=eta_v, sigma=sigma).eta
     want_progress(progress)
     grid = time_grid(apr) if save_at is None else np.unique(np.asarray(save_at, float))
     with progress_bar(progress, 1, "IMP (limit)", unit="run") as bar:
@@ -395,6 +396,7 @@ def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 
     seeds = seeds_list(seeds)
     rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction,
                                                           alpha_per_round, scope, rewind_to)
+    Dynamics(eta=eta, sigma=sigma)  # the learning rule, checked before any work
     want_progress(progress)
     res = []
     bar = make_bar(progress, len(seeds), f"IMP N={N}", unit="seed")
@@ -451,7 +453,7 @@ def gradual_magnitude_pruning(state: OrderParams, schedule, alpha_max: float, *,
     state = check_state(state)
     replicas = check_int("replicas", replicas, 2)
     S = check_int("n_samples", n_samples, 2 * replicas) // replicas
-    eta = positive("eta", eta)
+    eta = Dynamics(eta=eta, eta_v=eta_v, sigma=sigma).eta
     want_progress(progress)
     with progress_bar(progress, 1, "gradual pruning (limit)", unit="run") as bar:
         out = gradual_limit(state, schedule, alpha_max, eta=eta, scope=scope, S=S,
@@ -477,6 +479,7 @@ def gradual_magnitude_pruning_finite(N: int, K: int, M: int, schedule, alpha_max
     """Gradual magnitude pruning on real weights at finite N, over seeds
     (:func:`gradual_finite` per seed)."""
     seeds = seeds_list(seeds)
+    Dynamics(eta=eta, sigma=sigma)  # the learning rule, checked before any work
     want_progress(progress)
     res = []
     bar = make_bar(progress, len(seeds), f"gradual N={N}", unit="seed")

@@ -18,7 +18,7 @@ from .. import _io
 from ..coords import CoordinateLaw, decide
 from ..ode.dynamics import integrate
 from ..ode.progress import make_bar, want_progress
-from ..pruning.edge import check_c
+from ..pruning.edge_rules import check_c
 from ..pruning.finite_edges import edge_mask
 from ..sim import simulate
 from ..sparse import SparseOrderParams
@@ -31,6 +31,7 @@ from ._common import (
     check_scope,
     check_state,
     mc_se,
+    option,
     positive,
     report_grid,
     seeds_list,
@@ -53,7 +54,7 @@ def _check_ticket_args(c, alpha_T, alpha_rewind, alpha_max, scope, arms):
     if alpha_rewind >= alpha_T:
         raise ValueError(f"alpha_rewind={alpha_rewind!r} must be smaller than alpha_T="
                          f"{alpha_T!r} (the mask comes from the weights trained to alpha_T)")
-    alpha_max = positive("alpha_max", alpha_max)
+    alpha_max = option("alpha_max", alpha_max)
     check_scope(scope)
     arms = tuple(arms)
     bad = [a for a in arms if a not in ALL_TICKET_ARMS]
@@ -148,7 +149,7 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
     state = check_state(state)
     c, alpha_T, alpha_rewind, alpha_max, arms = _check_ticket_args(c, alpha_T, alpha_rewind,
                                                                   alpha_max, scope, arms)
-    rule = Rule(positive("eta", eta), eta_v, sigma)
+    rule = Rule.of(eta, eta_v, sigma)
     rep, grid = report_grid(report, alpha_max, save_at)
     if state.K > 12:
         raise ValueError(f"K={state.K}: 2^K mask classes, out of reach exactly in the limit; "
@@ -238,7 +239,7 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
     """
     c, alpha_T, alpha_rewind, alpha_max, arms = _check_ticket_args(c, alpha_T, alpha_rewind,
                                                                   alpha_max, scope, arms)
-    rule = Rule(positive("eta", eta), eta_v, sigma)
+    rule = Rule.of(eta, eta_v, sigma)
     seeds = seeds_list(seeds)
     rep, grid = report_grid(report, alpha_max, save_at)
     want_progress(progress)
