@@ -14,6 +14,10 @@ Prints tables (numbers, not a test); record them in docs/relu.md.
    alpha = 300 (nearly aligned students: more panels in the I4 integral).
 3. A full M=2/K=6 learning curve to alpha = 1000 (eta = 0.5, default tolerances) for ReLU and erf:
    wall time after compilation, right-hand-side evaluations, time per evaluation.
+0. (``--before-after``, issue 27 item 4) one ReLU right-hand side with the specialised I4 sum
+   (``fast=True``, the default: ``odeprune.ode.rhs._s4_relu``) against the generic sum of
+   ``relu_I4`` calls it replaced (``fast=False``, still the reference path), interleaved in one
+   process, CPU time, min of repeats; the two must agree bit for bit (checked here).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 
 import numpy as np
 from bench_integrate import machine  # the sibling benchmark (run from benchmarks/)
@@ -103,6 +108,36 @@ def bench_rhs(repeats: int) -> None:
                   f"{times['relu'] / times['erf fast']:.0f} |")
 
 
+def bench_before_after(repeats: int) -> None:
+    print("\n## 0. One ReLU right-hand side: specialised I4 sum against the generic one "
+          "(CPU time, min of repeats, interleaved)\n")
+    print("| M | K | state | generic, before (us) | specialised, after (us) | speed-up |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: |")
+    for M, K, late_alpha in ((2, 6, 300.0), (5, 20, 30.0)):
+        s0 = op.OrderParams.random(500, K, M, v_star=4.0, seed=0, activation="relu")
+        with warnings.catch_warnings():  # the explicit method's note on a small final eps_g
+            warnings.simplefilter("ignore")
+            late = op.integrate(s0, 0.5, late_alpha, save_at=[0.0, late_alpha],
+                                method="dopri5", progress=False).final
+        for label, s in (("initial", s0), (f"alpha={late_alpha:g}", late)):
+            y = pack(s.Q, s.R, s.v)
+            T, vs = np.asarray(s.T), np.asarray(s.v_star)
+            number = 2 if K == 20 else 100
+
+            def run(fast, y=y, T=T, vs=vs, K=K, M=M):
+                return rhs(y, K, M, T, vs, 0.5, 0.5, 0.0, act=A.RELU, fast=fast)
+            assert np.array_equal(run(True), run(False)), "specialised sum differs"
+            best = {True: float("inf"), False: float("inf")}
+            for _ in range(repeats):
+                for fast in (False, True):
+                    t0 = time.process_time()
+                    for _ in range(number):
+                        run(fast)
+                    best[fast] = min(best[fast], (time.process_time() - t0) / number)
+            print(f"| {M} | {K} | {label} | {best[False] * 1e6:.0f} | {best[True] * 1e6:.0f} | "
+                  f"{best[False] / best[True]:.2f}x |")
+
+
 def bench_curve(quick: bool) -> None:
     print("\n## 3. Full M=2/K=6 learning curve to alpha=1000 (eta=0.5, default tolerances)\n")
     print("| activation | v* | wall (s) | RHS evaluations | ms per evaluation | final eps_g |")
@@ -137,10 +172,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, one curve per activation")
     ap.add_argument("--jax", action="store_true", help="also time the JAX right-hand side")
+    ap.add_argument("--before-after", action="store_true",
+                    help="only the specialised-against-generic right-hand side (issue 27)")
     args = ap.parse_args()
     repeats = 3 if args.quick else 5
     print("# ReLU benchmark (benchmarks/bench_relu.py)\n")
     print(machine())
+    bench_before_after(repeats)
+    if args.before_after:
+        return
     bench_I4(repeats)
     bench_rhs(repeats)
     bench_curve(args.quick)

@@ -1,6 +1,6 @@
 r"""Gaussian averages of the activation functions, as numba kernels, and the activation registry.
 
-For a zero-mean Gaussian vector of local fields with covariance ``C`` (EQUATIONS.md §3) we need
+For a zero-mean Gaussian vector of local fields with covariance ``C`` (docs/theory.md §3) we need
 
 .. math::
 
@@ -16,7 +16,7 @@ that dispatches on it stays cacheable: ``ERF`` (``g(x) = erf(x/sqrt 2)``), ``LIN
 that is not registered (never a silent fallback).
 
 Sources: Saad & Solla (1995); Goldt et al. (2019), supplementary S3 (erf closed forms);
-EQUATIONS.md §3b and ``docs/relu.md`` (ReLU; the four-point average ``I4`` by the reduction of
+docs/theory.md §3b and ``docs/relu.md`` (ReLU; the four-point average ``I4`` by the reduction of
 :func:`relu_I4`).
 """
 
@@ -152,7 +152,7 @@ def _orthant2(r):
 @njit(cache=True, error_model="numpy")
 def relu_I2(caa, cab, cbb):
     r""":math:`I_2 = \frac{1}{2\pi}\big[\sqrt{C_{aa}C_{bb}-C_{ab}^2}
-    + C_{ab}(\frac{\pi}{2} + \arcsin\rho_{ab})\big]` (EQUATIONS.md §3b; Cho & Saul 2009)."""
+    + C_{ab}(\frac{\pi}{2} + \arcsin\rho_{ab})\big]` (docs/theory.md §3b; Cho & Saul 2009)."""
     if caa <= 0.0 or cbb <= 0.0:
         return 0.0
     rho = _corr(cab, caa, cbb)
@@ -164,7 +164,7 @@ def relu_I2(caa, cab, cbb):
 @njit(cache=True, error_model="numpy")
 def relu_I3(caa, cab, cac, cbc, ccc):
     r""":math:`I_3 = \frac{C_{ab}\sqrt{C_{aa}C_{cc}-C_{ac}^2}}{2\pi C_{aa}}
-    + C_{bc}\big(\frac14 + \frac{\arcsin\rho_{ac}}{2\pi}\big)` (EQUATIONS.md §3b; by Stein's lemma).
+    + C_{bc}\big(\frac14 + \frac{\arcsin\rho_{ac}}{2\pi}\big)` (docs/theory.md §3b; by Stein's lemma).
 
     Linear in ``(cab, cbc)`` for fixed ``(caa, cac, ccc)``, as for every activation.
     """
@@ -178,7 +178,7 @@ def relu_I3(caa, cab, cac, cbc, ccc):
 
 @njit(cache=True, error_model="numpy")
 def relu_J2(caa, cab, cbb):
-    r""":math:`J_2 = P(a>0, b>0) = \frac14 + \frac{\arcsin\rho_{ab}}{2\pi}` (EQUATIONS.md §3b)."""
+    r""":math:`J_2 = P(a>0, b>0) = \frac14 + \frac{\arcsin\rho_{ab}}{2\pi}` (docs/theory.md §3b)."""
     if caa <= 0.0 or cbb <= 0.0:
         return 0.0
     return _orthant2(_corr(cab, caa, cbb))
@@ -398,15 +398,27 @@ def relu_I4(caa, cab, cac, cad, cbb, cbc, cbd, ccc, ccd, cdd):
     if max(abs(p01), abs(p02), abs(p03), abs(p12), abs(p13), abs(p23)) < 1.0:
         # four distinct fields (the common case): no merging, no work arrays
         return scale * _relu_m4(p01, p02, p03, p12, p13, p23)
-    r = np.empty((4, 4))
+    return relu_I4_merged(scale, p01, p02, p03, p12, p13, p23, np.empty((4, 4)),
+                          np.empty(4, dtype=np.int64), np.empty(4, dtype=np.int64),
+                          np.empty((3, 3)))
+
+
+@njit(cache=True, error_model="numpy")
+def relu_I4_merged(scale, p01, p02, p03, p12, p13, p23, r, grp, pos, R):
+    r"""``I4 = scale * E[Y_2 Y_3 1\{Y > 0\}]`` of :func:`relu_I4` (``scale = sqrt(C_cc C_dd)``,
+    unit-variance fields of correlations ``p_ij``) when some ``|p_ij| >= 1``: 0 for an
+    anti-aligned pair, otherwise the aligned fields merged and the closed forms of ``n <= 3``
+    fields (or the path integral if nothing merges). ``r`` (4, 4), ``grp``, ``pos`` (4,) int64
+    and ``R`` (3, 3) are scratch, allocated once by a caller that loops
+    (:func:`odeprune.ode.rhs._s4_relu`)."""
     r[0, 1] = p01
     r[0, 2] = p02
     r[0, 3] = p03
     r[1, 2] = p12
     r[1, 3] = p13
     r[2, 3] = p23
-    grp = np.arange(4)
     for j in range(4):
+        grp[j] = j
         r[j, j] = 1.0
         for i in range(j):
             r[j, i] = r[i, j]
@@ -417,7 +429,6 @@ def relu_I4(caa, cab, cac, cad, cbb, cbc, cbd, ccc, ccd, cdd):
             if r[i, j] >= 1.0:
                 grp[j] = grp[i]
                 break
-    pos = np.empty(4, dtype=np.int64)
     n = 0
     for i in range(4):
         if grp[i] == i:
@@ -429,7 +440,6 @@ def relu_I4(caa, cab, cac, cad, cbb, cbc, cbd, ccc, ccd, cdd):
     q = pos[grp[3]]
     if n == 1:
         return 0.5 * scale
-    R = np.empty((n, n))
     for i in range(4):
         if grp[i] == i:
             for j in range(4):
@@ -723,7 +733,7 @@ def I2_matrix(act, C):
 
 @njit(cache=True, error_model="numpy")
 def eg_from_cov(act, C, a):
-    r""":math:`\epsilon_g = \frac12 \sum_{c,d} a_c a_d I_2(c,d)` (EQUATIONS.md §5)."""
+    r""":math:`\epsilon_g = \frac12 \sum_{c,d} a_c a_d I_2(c,d)` (docs/theory.md §5)."""
     check_code(act)
     L = C.shape[0]
     total = 0.0
@@ -745,7 +755,7 @@ def _erf_flat(x, out):
 
 def _erf_g(x):
     # compiled math.erf (C99 erf, as scipy.special.erf to ~1 ulp) over the flattened array: no
-    # scipy.special import (0.26 s of start-up on its own, issue 16)
+    # scipy.special import (0.26 s of start-up on its own)
     x = np.asarray(x, dtype=float)
     out = np.empty(x.shape)
     _erf_flat(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))

@@ -162,9 +162,10 @@ OPTIONS: dict[str, Option] = _options(
            "max(|w| - eta LAMBDA/N, 0) per step; in the limit it needs the coordinate law "
            "(docs/theory.md §11)", "nonneg", metavar="LAMBDA"),
     # the solver
-    Option("method", "dopri5", "integrator: adaptive Dormand-Prince 5(4) 'dopri5', fixed-step "
-           "'rk4'/'euler' (step dt), or the stiff path 'auto' (explicit until stiff, then "
-           "implicit), 'bdf', 'radau' (docs/speed.md)", "choice", choices=METHODS),
+    Option("method", "auto", "integrator: 'auto' (compiled Dormand-Prince 5(4) until the step is "
+           "stability-limited, then compiled BDF; short runs are exactly dopri5), 'dopri5', "
+           "fixed-step 'rk4'/'euler' (step dt), or implicit from the start 'bdf', 'radau' "
+           "(docs/speed.md)", "choice", choices=METHODS),
     Option("rtol", DEFAULT_RTOL, "relative tolerance of the adaptive methods, per component "
            f"(at least {100 * sys.float_info.epsilon:.1e}, what float64 can honour)", "positive"),
     Option("atol", DEFAULT_ATOL, "absolute tolerance of the adaptive methods, per component",

@@ -9,8 +9,6 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 #: where references are read: the package's source (docstrings and comments) and the docs
@@ -133,22 +131,18 @@ def test_the_checks_find_what_they_look_for(tmp_path, monkeypatch):
 
 # Other modules' docstrings still cite EQUATIONS.md, issue numbers and moved files; they are
 # being fixed by their owners (issue 22). Remove the mark when the lists are empty.
-_PENDING = pytest.mark.xfail(strict=False, reason="docstrings of other modules not yet updated")
 
 
-@_PENDING
 def test_every_file_reference_resolves():
     bad = file_reference_errors()
     assert not bad, "\n".join(bad)
 
 
-@_PENDING
 def test_every_section_reference_exists():
     bad = section_reference_errors()
     assert not bad, "\n".join(bad)
 
 
-@_PENDING
 def test_no_citation_of_equations_md_or_issue_numbers():
     bad = history_citation_errors()
     assert not bad, "\n".join(bad)

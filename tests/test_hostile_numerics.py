@@ -2,6 +2,8 @@
 step budgets, malformed files, memory, Monte Carlo error bars of the workflows)."""
 
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -34,7 +36,12 @@ def test_accuracy_warning_still_fires_above_the_floor_with_a_sane_measure():
     still flagged, and the relative size reads as a percentage."""
     s = OrderParams.random(500, 2, 2, v_star=1.0, seed=0)
     with pytest.warns(OdepruneAccuracyWarning, match=r"up to 1\.\de-07, \d\d?% of it\)"):
-        odeprune.integrate(s, 0.5, 1e4, sigma=1e-3)
+        odeprune.integrate(s, 0.5, 1e4, sigma=1e-3, method="dopri5")
+    # the default ("auto") ends implicit there: resolved, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OdepruneAccuracyWarning)
+        curve = odeprune.integrate(s, 0.5, 1e4, sigma=1e-3)
+    assert curve.metadata["final_phase"] == "implicit"
 
 
 def test_accuracy_message_relative_measure_and_floor():
@@ -150,10 +157,14 @@ def test_a_stiff_bounded_run_out_of_steps_is_a_budget(tmp_path):
 
     s = OrderParams.random(100, 6, 2, v_star=4.0, seed=0).replace(activation="linear")
     with pytest.raises(MaxStepsReached, match="method='auto'") as info:
-        odeprune.integrate(s, eta=100.0, alpha_max=100, max_steps=20_000,
+        odeprune.integrate(s, eta=100.0, alpha_max=100, max_steps=20_000, method="dopri5",
                            divergence_path=tmp_path / "last.npz")
     assert OrderParams.load(tmp_path / "last.npz") == info.value.last_state
     assert np.all(np.isfinite(info.value.last_state.Q))
+    # the default goes implicit once the step is stability-limited and finishes in the budget
+    curve = odeprune.integrate(s, eta=100.0, alpha_max=100, max_steps=20_000)
+    assert curve.alpha[-1] == 100 and curve.metadata["final_phase"] == "implicit"
+    assert curve.metadata["n_accept"] < 20_000
 
 
 # ------------------------------------------------------------------ item 6: malformed files

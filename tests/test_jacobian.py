@@ -5,6 +5,8 @@ recomputing only the I4 terms a column moves, so against the plain forward diffe
 increments ``h_j``) the only difference is rounding in the sums: ``|dJ_ij| <= c eps max|f| / h_j``
 with ``c`` at most the number of terms of one sum (``L^2``). Against central differences
 (an independent computation, truncation ``O(h^2)``) it agrees to the forward-difference error.
+For erf the I4 bracket enters with its exact gradient (``erf_s4_gradient``, the default), checked
+on its own against central differences with a Richardson error estimate.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import pytest
 import odeprune as op
 from odeprune.activations import get_activation
 from odeprune.ode.dynamics import _problem
-from odeprune.ode.jacobian import column_entries, jacobian_into
-from odeprune.ode.rhs import make_work, rhs_eval
+from odeprune.ode.jacobian import column_entries, erf_s4_gradient, jacobian_into
+from odeprune.ode.rhs import make_params, make_work, rhs_eval, s4_sums, unpack_cov
 from odeprune.ode.stiff import fd_jacobian
 
 EPS = np.finfo(float).eps
@@ -27,14 +29,15 @@ def _increments(y):
     return (y + h) - y
 
 
-def _both(state, sigma=0.2, act="erf", train_v=True, sgd=True, fast=True, track_P=False):
+def _both(state, sigma=0.2, act="erf", train_v=True, sgd=True, fast=True, track_P=False,
+          exact_i4=True):
     p, y, sp = _problem(state, 0.5, 0.4, sigma, get_activation(act).code, train_v, sgd,
                         track_P, fast=fast)
     f0 = rhs_eval(y, p)
     J_plain = fd_jacobian(lambda x: rhs_eval(x, p), y, f0)
     J = np.empty_like(J_plain)
     f_struct = jacobian_into(y, p, make_work(p.K, p.M), make_work(p.K, p.M),
-                             column_entries(sp.patterns, p.K, p.M, track_P), J)
+                             column_entries(sp.patterns, p.K, p.M, track_P), J, exact_i4)
     return p, y, f0, f_struct, J, J_plain
 
 
@@ -48,11 +51,12 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("exact_i4", [True, False])
 @pytest.mark.parametrize("kw", CASES, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
-def test_dense_jacobian_equals_plain_forward_differences(kw):
+def test_dense_jacobian_equals_plain_forward_differences(kw, exact_i4):
     state = op.OrderParams.random(500, 5, 3, v_star=2.0, seed=3,
                                   activation=kw.get("act", "erf"))
-    p, y, f0, f_struct, J, J_plain = _both(state, **kw)
+    p, y, f0, f_struct, J, J_plain = _both(state, exact_i4=exact_i4, **kw)
     L = p.K + p.M
     np.testing.assert_allclose(f_struct, f0, rtol=1e-12, atol=1e-14)
     bound = L * L * EPS * np.abs(f0).max() / _increments(y)
@@ -60,11 +64,12 @@ def test_dense_jacobian_equals_plain_forward_differences(kw):
     assert np.abs(J).max() > 0.1  # not a trivial Jacobian
 
 
-def test_masked_jacobian_with_two_time_overlaps():
+@pytest.mark.parametrize("exact_i4", [True, False])
+def test_masked_jacobian_with_two_time_overlaps(exact_i4):
     state = op.OrderParams.random(500, 4, 2, v_star=2.0, seed=1)
     sp = op.SparseOrderParams.random_mask(state, 0.6)
     assert sp.patterns.shape[0] > 1
-    p, y, f0, _, J, J_plain = _both(sp, track_P=True)
+    p, y, f0, _, J, J_plain = _both(sp, track_P=True, exact_i4=exact_i4)
     L = p.K + p.M
     bound = L * L * EPS * np.abs(f0).max() / _increments(y)
     assert np.all(np.abs(J - J_plain) <= bound[None, :])
@@ -97,3 +102,62 @@ def test_column_entries_layout():
     assert cols[:6].tolist() == [[0, 0], [0, 1], [0, 2], [1, 1], [1, 2], [2, 2]]
     assert cols[6:12].tolist() == [[0, 3], [0, 4], [1, 3], [1, 4], [2, 3], [2, 4]]
     assert cols[12:].tolist() == [[-2, 0], [-2, 1], [-2, 2]]
+
+
+def _s4_of(C, a, K, M, sigma):
+    """``S4`` (upper triangle) of the compiled sum at covariance ``C`` and weights ``a``."""
+    p = make_params(K, M, C[K:, K:], -a[K:], 0.5, 0.5, sigma)
+    w = make_work(K, M)
+    w.C[:], w.a[:] = C, a
+    s4_sums(p, w)
+    return np.triu(w.S4)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.3])
+def test_erf_s4_gradient_against_central_differences(sigma):
+    """Every entry of the exact gradient (covariance entries, both halves moved, and weights)
+    against central differences of the compiled sum, within their Richardson error estimate
+    (``|D(h) - D(2h)| / 3``) plus rounding (``1e3 eps |S4| / h``)."""
+    K, M = 4, 2
+    s = op.OrderParams.random(500, K, M, v_star=2.0, seed=5)
+    p, y, _ = _problem(s, 0.5, 0.5, sigma, 0, True, True, False)
+    w = make_work(K, M)
+    unpack_cov(y, p, w.C, w.a)
+    C, a, L = w.C.copy(), w.a.copy(), K + M
+    G, Ga = erf_s4_gradient(C, a, K, L, sigma)
+    iu = np.triu_indices(K)
+    scale = np.abs(_s4_of(C, a, K, M, sigma)).max()
+
+    def central(move, h):
+        return (_s4_of(*move(h), K, M, sigma) - _s4_of(*move(-h), K, M, sigma))[iu] / (2 * h)
+
+    def check(exact, move):
+        h = 1e-4
+        d1, d2 = central(move, h), central(move, 2 * h)
+        tol = np.abs(d1 - d2) / 3 + 1e3 * EPS * scale / h
+        assert np.all(np.abs(exact - d1) <= tol), (np.abs(exact - d1).max(), tol.max())
+
+    n_checked = 0
+    for x in range(L):
+        for z in range(x, L):
+            if x >= K and z >= K:
+                continue  # the teacher block is fixed
+
+            def move(h, x=x, z=z):
+                Cp = C.copy()
+                Cp[x, z] += h
+                if z != x:
+                    Cp[z, x] += h
+                return Cp, a
+
+            check(G[:, x, z], move)
+            n_checked += 1
+    for e in range(K):
+        def move_a(h, e=e):
+            ap = a.copy()
+            ap[e] += h
+            return C, ap
+
+        check(Ga[:, e], move_a)
+    assert n_checked == K * (K + 1) // 2 + K * M
+    assert np.abs(G).max() > 0.1 and np.abs(Ga).max() > 0.1  # not trivially zero

@@ -307,6 +307,61 @@ def test_unknown_activation_code_raises_in_simulation_kernel():
         simulate(10, 2, 1, 0.5, 1.0, activation="tanh")
 
 
+def _relu_states():
+    """Covariances for the S4 sums: random, trained (nearly aligned students), and degenerate
+    ones (a zero-norm unit, exactly aligned and anti-aligned students, a unit aligned with a
+    teacher), each as (Q, R, T, v, v_star)."""
+    rng = np.random.default_rng(3)
+    K, M = 4, 2
+    out = []
+    s = OrderParams.random(500, K, M, v_star=4.0, seed=0, activation="relu")
+    out.append((s.Q, s.R, s.T, s.v, s.v_star))
+    late = odeprune.integrate(s, 0.5, 60.0, save_at=[0.0, 60.0], progress=False,
+                              method="dopri5").final
+    out.append((late.Q, late.R, late.T, late.v, late.v_star))
+    W = rng.normal(size=(K, 50)) / np.sqrt(50)
+    B = rng.normal(size=(M, 50)) / np.sqrt(50)
+    W[1] = 0.0                 # a zero-norm (dead) unit
+    W[2] = 1.7 * W[0]          # exactly aligned with unit 0 (correlation rounds to 1 or not)
+    W[3] = -0.4 * B[1]         # anti-aligned with teacher 1
+    for Wx in (W, np.vstack([W[:1], 2.0 * W[:1], B[:1], W[3:]])):
+        out.append((Wx @ Wx.T, Wx @ B.T, B @ B.T, rng.normal(size=K), np.array([1.0, -2.0])))
+    return out
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.3])
+def test_relu_specialised_s4_equals_generic_bit_for_bit(sigma):
+    # the ReLU right-hand side (fast=True: rhs._s4_relu, correlations per pair, scratch reused)
+    # against the generic sum of relu_I4 calls (fast=False): the same arithmetic, so equal bits
+    from odeprune.ode.rhs import make_params, make_work, pack, rhs, s4_sums, unpack_cov
+
+    for Q, R, T, v, vs in _relu_states():
+        y = pack(Q, R, v)
+        K, M = R.shape
+        fast = rhs(y, K, M, T, vs, 0.5, 0.3, sigma, act=RELU, fast=True)
+        slow = rhs(y, K, M, T, vs, 0.5, 0.3, sigma, act=RELU, fast=False)
+        assert np.all(np.isfinite(fast))
+        np.testing.assert_array_equal(fast, slow)
+        # and each pair's sum against relu_I4 summed in plain Python (independent loop)
+        p = make_params(K, M, T, vs, 0.5, 0.3, sigma, act=RELU)
+        w = make_work(K, M)
+        unpack_cov(y, p, w.C, w.a)
+        s4_sums(p, w)
+        C, a = w.C, w.a
+        for i in range(K):
+            for k in range(i, K):
+                # c <= d, off-diagonal doubled (I4 is symmetric in c, d only to the accuracy of
+                # its quadrature, ~1e-11)
+                terms = [(1.0 if c == d else 2.0) * a[c] * a[d]
+                         * A.relu_I4(C[i, i], C[i, k], C[i, c], C[i, d], C[k, k], C[k, c],
+                                     C[k, d], C[c, c], C[c, d], C[d, d])
+                         for c in range(K + M) for d in range(c, K + M)]
+                terms.append(sigma ** 2 * A.relu_J2(C[i, i], C[i, k], C[k, k]))
+                # round-off of a sum in another order: relative to the sum of |terms|
+                np.testing.assert_allclose(w.S4[i, k], sum(terms), rtol=0,
+                                           atol=1e-14 * (1.0 + sum(map(abs, terms))))
+
+
 # ------------------------------------------------------------------ JAX backend
 jax = pytest.importorskip("jax")
 
@@ -399,3 +454,4 @@ def test_relu_quick_figure(tmp_path):
     np.testing.assert_allclose(full, unpruned, rtol=1e-8, atol=1e-12)
     refit = [r["mean"] for r in prune if r["k"] == r["K"] and r["reweight"] == "refit"]
     assert refit and np.all(np.array(refit) <= unpruned * (1 + 1e-12))
+

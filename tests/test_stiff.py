@@ -1,9 +1,14 @@
 """The stiff path (odeprune.ode.stiff): implicit methods on a linear stiff system with a closed-form
 solution, the automatic explicit -> implicit switch on the order-parameter ODEs against a tight
 independent reference (scipy's DOP853 at rtol 1e-13), tolerance-scaled errors, a cost budget,
-and exact resume from a saved state."""
+and exact resume from a saved state; the compiled BDF against scipy's, its LU against numpy.
+
+Python callables run through the :class:`Stepper` protocol (``run_stepper``); the compiled
+problem through ``integrate`` (:class:`AutoDriver`)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -12,14 +17,26 @@ from scipy.linalg import expm
 
 import odeprune as op
 from odeprune.ode import stiff as _stiff
-from odeprune.ode.stiff import CHUNK, OK, Stepper, fd_jacobian, integrate_stiff, spectral_radius
+from odeprune.ode.drivers import stiff_callables
+from odeprune.ode.explicit import CHUNK, OK
+from odeprune.ode.stiff import Stepper, fd_jacobian, spectral_radius
+
+
+def run_stepper(f, y0, t_out, rtol=1e-7, atol=1e-10, method="auto", **options):
+    """``y' = f(y)`` from ``t_out[0]`` through ``t_out`` by the :class:`Stepper` protocol."""
+    t_out = np.asarray(t_out, dtype=float)
+    y0 = np.asarray(y0, dtype=float)
+    st = Stepper(f, t_out, np.zeros((t_out.size, y0.size)), rtol, atol, method=method,
+                 **options).start(float(t_out[0]), y0)
+    while st.step_chunk() == CHUNK:
+        pass
+    return st
 
 
 # ------------------------------------------------------------------ adapters to the compiled core
 # (the only place that knows the signatures of the compiled right-hand side and stepper)
 def order_param_problem(K=6, M=2, eta=0.5, sigma=0.0, seed=0):
     """``f(y)``, ``explicit_chunk``, ``y0`` and ``eg(Y)`` for OrderParams.random(500, K, M, 4)."""
-    from odeprune.ode.dynamics import stiff_callables
     from odeprune.ode.explicit import Control
     from odeprune.ode.rhs import make_params, pack, unpack
 
@@ -66,10 +83,10 @@ def reference_eg(alpha_max):
 
 def auto_run(alpha_max, rtol=1e-7, atol=1e-10, **kw):
     f, make_chunk, y0, eg = order_param_problem()
-    sol = integrate_stiff(f, y0, save_at(alpha_max), rtol, atol, method=kw.pop("method", "auto"),
-                          explicit_chunk=make_chunk(rtol, atol), **kw)
+    sol = run_stepper(f, y0, save_at(alpha_max), rtol, atol, method=kw.pop("method", "auto"),
+                      explicit_chunk=make_chunk(rtol, atol), **kw)
     assert sol.status == OK, sol.message
-    return sol, eg(sol.Y)
+    return sol, eg(sol.Y_out)
 
 
 # ------------------------------------------------------------------ a linear stiff system
@@ -87,7 +104,7 @@ def test_linear_stiff_error_converges_with_tolerance(method):
     A, y0 = linear_problem()
     t = np.array([0.0, 0.1, 3.0])
     exact = np.array([expm(A * ti) @ y0 for ti in t])
-    err = [np.abs(integrate_stiff(lambda y: A @ y, y0, t, rtol, rtol * 1e-3, method=method).Y
+    err = [np.abs(run_stepper(lambda y: A @ y, y0, t, rtol, rtol * 1e-3, method=method).Y_out
                   - exact).max() for rtol in (1e-5, 1e-8)]
     assert err[1] < err[0] / 100, err
 
@@ -98,10 +115,10 @@ def test_linear_stiff_system_tolerance_scaled(method, rtol):
     A, y0 = linear_problem()
     t = np.array([0.0, 1e-3, 0.1, 1.0, 3.0])
     atol = rtol * 1e-3
-    sol = integrate_stiff(lambda y: A @ y, y0, t, rtol, atol, method=method, chunk_steps=20)
+    sol = run_stepper(lambda y: A @ y, y0, t, rtol, atol, method=method, chunk_steps=20)
     assert sol.status == OK
     exact = np.array([expm(A * ti) @ y0 for ti in t])
-    scaled = np.abs(sol.Y - exact) / (atol + rtol * np.abs(exact))
+    scaled = np.abs(sol.Y_out - exact) / (atol + rtol * np.abs(exact))
     # the controllers bound the local error per step by the tolerance: the global error is at
     # most their sum; Radau's is within a small multiple of the tolerance, BDF's (variable order,
     # lower-order error estimate) within ~1e2 at rtol=1e-8 (measured 98 on this problem)
@@ -242,3 +259,97 @@ def test_resolved_eg_floor_of_a_quadratic_and_the_message():
     msg = _stiff.eg_resolution_message(1e-12, floor, False)
     assert msg is not None and "method='auto'" in msg
     assert _stiff.eg_resolution_message(1e-12, floor, True) is None
+
+
+# ------------------------------------------------------------------ the compiled path
+def test_lu_factor_and_solve_against_numpy():
+    from odeprune.ode.bdf import lu_factor, lu_solve
+
+    rng = np.random.default_rng(4)
+    for n in (1, 5, 70):  # 70 crosses two column blocks
+        A = rng.standard_normal((n, n))  # no diagonal dominance: pivoting is needed
+        b = rng.standard_normal(n)
+        LU, piv = A.copy(), np.zeros(n, dtype=np.int64)
+        lu_factor(LU, piv)
+        x = b.copy()
+        lu_solve(LU, piv, x)
+        np.testing.assert_allclose(x, np.linalg.solve(A, b), rtol=1e-9, atol=1e-12)
+
+
+def _compiled_problem(K=6, M=2):
+    from odeprune.ode.explicit import Control
+    from odeprune.ode.rhs import make_params, pack
+
+    state = op.OrderParams.random(500, K, M, v_star=4.0, seed=0)
+    p = make_params(K, M, state.T, state.v_star, 0.5, 0.5, 0.0)
+    return p, pack(state.Q, state.R, state.v), Control(1e-7, 1e-10, 0.0, 1, 1e-9)
+
+
+def test_compiled_bdf_takes_the_steps_of_scipys_bdf():
+    """The port of scipy's BDF (same Jacobian, same first step): the same accepted steps,
+    Jacobians and LU factorisations, the same outputs up to rounding."""
+    from odeprune.ode.drivers import AutoDriver
+    from odeprune.ode.rhs import rhs_eval
+
+    p, y0, ctl = _compiled_problem()
+    t = save_at(2e3)
+    sc = stiff_callables(p, ctl)
+    ref = run_stepper(sc.f, y0, t, ctl.rtol, ctl.atol, method="bdf", jac=sc.jac, check=sc.check)
+    assert ref.status == OK
+    Y = np.zeros((t.size, y0.size))
+    drv = AutoDriver("bdf", p, y0, rhs_eval(y0, p), 0.0, t, Y, ctl)
+    while drv.advance(37) == CHUNK:
+        pass
+    c = drv.counts()
+    assert (c["n_accept"], c["njev"], c["nlu"]) == (ref.n_accept, ref.njev, ref.nlu)
+    assert c["nfev"] == ref.nfev  # f(y0), the first-step guess, the Newton iterations
+    assert ref.n_accept > 100
+    np.testing.assert_allclose(Y, ref.Y_out, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("alpha_max", [1e3, 1e4])
+def test_integrate_auto_matches_tight_reference(alpha_max):
+    from odeprune.ode.rhs import pack
+
+    ref = reference_eg(alpha_max)
+    eg = order_param_problem()[3]
+    s = op.OrderParams.random(500, 6, 2, v_star=4.0, seed=0)
+    c = op.integrate(s, 0.5, alpha_max, save_at=save_at(alpha_max))
+    assert c.metadata["method"] == "auto" and c.metadata["final_phase"] == "implicit"
+    ours = eg(np.array([pack(c.Q[j], c.R[j], c.v[j]) for j in range(c.alpha.size)]))
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=0)
+
+
+def test_default_short_run_is_dopri5_bit_for_bit():
+    s = op.OrderParams.random(500, 6, 2, v_star=4.0, seed=0)
+    auto = op.integrate(s, 0.5, 5.0)
+    dp = op.integrate(s, 0.5, 5.0, method="dopri5")
+    assert auto.metadata["method"] == "auto" and np.isnan(auto.metadata["alpha_switch"])
+    assert auto.metadata["njev"] == 0
+    for name in ("eg", "Q", "R", "v"):
+        np.testing.assert_array_equal(getattr(auto, name), getattr(dp, name))
+
+
+def test_integrate_auto_does_not_depend_on_the_chunking():
+    s = op.OrderParams.random(500, 6, 2, v_star=4.0, seed=0)
+    runs = [op.integrate(s, 0.5, 2e3, chunk_steps=n) for n in (7, 40, None)]
+    assert runs[0].metadata["final_phase"] == "implicit"
+    for c in runs[:2]:
+        np.testing.assert_array_equal(c.Q, runs[2].Q)
+        np.testing.assert_array_equal(c.v, runs[2].v)
+        assert c.metadata["nfev"] == runs[2].metadata["nfev"]
+
+
+def test_auto_stays_explicit_for_relu_bit_for_bit():
+    """ReLU has no analytic I4 gradient, so the default "auto" never enters its implicit phase
+    (odeprune.ode.drivers.AUTO_SWITCH_ACTIVATIONS): the curve is dopri5's, bit for bit, and no
+    stiffness probe is spent."""
+    s = op.OrderParams.random(200, 3, 2, 1.0, seed=1, activation="relu")
+    a = op.integrate(s, eta=0.5, alpha_max=200.0, progress=False)
+    b = op.integrate(s, eta=0.5, alpha_max=200.0, method="dopri5", progress=False)
+    assert np.array_equal(a.Q, b.Q) and np.array_equal(a.eg, b.eg)
+    assert a.metadata["n_probe"] == 0 and math.isnan(a.metadata["alpha_switch"])
+    from odeprune.activations import ERF, LINEAR, RELU
+    from odeprune.ode.drivers import AUTO_SWITCH_ACTIVATIONS
+
+    assert RELU not in AUTO_SWITCH_ACTIVATIONS and {ERF, LINEAR} <= set(AUTO_SWITCH_ACTIVATIONS)

@@ -142,7 +142,7 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
                     atol: float = DEFAULT_ATOL, activation: str | None = None,
                     train_second_layer: bool = True, gradient_flow: bool = False,
                     backend: str = "numba", executor: cf.Executor | None = None,
-                    n_workers: int | None = None, errors: str = "raise", method: str = "dopri5",
+                    n_workers: int | None = None, errors: str = "raise", method: str = "auto",
                     solver: str = "dopri5", max_steps: int | None = None,
                     chunk_size: int | None = None, progress: bool | None = None
                     ) -> BatchResult:
@@ -178,8 +178,9 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
         ``"raise"`` (default) raises the first member's :class:`~odeprune.errors.DivergenceError`
         (with the member index in the message) once all members are done; ``"keep"`` returns
         the others and records the failures in ``BatchResult.errors``.
-    method : {"dopri5", "rk4", "euler"}
-        numba backend: the integrator of :func:`odeprune.integrate`.
+    method : str
+        numba backend: the integrator of :func:`odeprune.integrate` (``odeprune.options``;
+        default ``"auto"``).
     solver : {"dopri5", "tsit5"}
         jax backend: the diffrax solver.
     max_steps : int, optional

@@ -15,9 +15,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -31,25 +29,23 @@ from ..results import LearningCurve
 from ..sparse import SparseLearningCurve, SparseOrderParams, TwoTimeCurve
 from ..state import PSD_RTOL, OrderParams
 from .divergence import FIXED_STEP, ode_divergence, overflow_message
+from .drivers import AutoDriver, ScipyDriver
 from .explicit import (
     CHUNK,
     I_OUT,
     MAX_STEPS,
     N_ACCEPT,
-    N_REJECT,
-    NFEV,
     NOT_PSD,
     OK,
     STATUS_TEXT,
     Control,
-    new_run,
-    output_ok,
+    ExplicitDriver,
+    Status,
 )
 from .explicit import METHODS as _STEPPERS
-from .jacobian import column_entries, jacobian_into
-from .rhs import make_params, make_work, pack_classes, rhs_eval, rhs_into, unpack_classes
+from .rhs import make_params, pack_classes, rhs_eval, unpack_classes
 from .runcontrol import RunControl, interrupted_error
-from .stiff import STIFF, Stepper, eg_resolution_message, initial_step, resolved_eg_floor
+from .stiff import eg_resolution_message, initial_step, resolved_eg_floor
 
 __all__ = ["integrate", "default_save_at", "METHODS", "rhs_state"]
 
@@ -71,7 +67,7 @@ def _usable_cores() -> int:
 
 def idle_threads(limit: int) -> int:
     """How many threads (at most ``limit``, at least 1) one curve may use now: 1 plus the cores
-    that nothing else is running on (issue 27).
+    that nothing else is running on.
 
     Measured from the kernel's count of runnable tasks (``/proc/loadavg``, 4th field; an
     instantaneous count, not the lagging load average), less this process's own running
@@ -100,7 +96,7 @@ def idle_threads(limit: int) -> int:
 
 
 #: format of the checkpoint files (bumped when the solver state changes)
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 
 
 #: state types handled by another engine: type -> its integrate (odeprune.coords registers the
@@ -167,7 +163,7 @@ def _params_dict(state, eta, eta_v, sigma, activation, train_v, gradient_flow, m
 
 def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
               sigma: float = 0.0, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
-              method: str = "dopri5", activation: str | None = None,
+              method: str = "auto", activation: str | None = None,
               train_second_layer: bool = True, gradient_flow: bool = False, dt: float = 0.01,
               max_steps: int = 10_000_000, progress: bool | None = None,
               checkpoint: str | os.PathLike | None = None, resume: bool = False,
@@ -196,10 +192,16 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
         Output-noise standard deviation of the teacher's labels.
     rtol, atol : float
         Tolerances of the adaptive method, per component of the state vector.
-    method : {"dopri5", "rk4", "euler"}
-        Adaptive Dormand-Prince 5(4) (default), or classical RK4 / explicit Euler on the fixed
-        grid ``alpha = n dt`` (outputs between grid points are interpolated; the steps never
-        depend on ``save_at``).
+    method : {"auto", "dopri5", "bdf", "radau", "rk4", "euler"}
+        ``"auto"`` (default): adaptive Dormand-Prince 5(4) while that is cheaper, then BDF once
+        the dynamics are stiff (:class:`odeprune.ode.drivers.AutoDriver`; ``docs/speed.md``):
+        a short run, or one that never becomes stiff, has exactly the numbers of ``"dopri5"``;
+        a long one costs about the same at alpha = 1e5 as at 1e3, and resolves a small final
+        eps_g. ``"dopri5"``: Dormand-Prince only. ``"bdf"``: compiled BDF from the start;
+        ``"radau"``: scipy's Radau. ``"rk4"`` / ``"euler"``: classical RK4 / explicit Euler on
+        the fixed grid ``alpha = n dt`` (outputs between grid points are interpolated; the
+        steps never depend on ``save_at``). With ``backend="jax"`` ``"auto"`` is diffrax's
+        Dopri5 (no stiff path there).
     activation : str, optional
         The state's own activation is used; passing a different one is an error (it would be
         another network's dynamics).
@@ -327,7 +329,7 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     sparse = isinstance(state, SparseOrderParams)
     if backend == "jax":
         problems = []
-        if method != "dopri5":
+        if method not in ("auto", "dopri5"):
             problems.append(f"method={method!r} is not available with backend='jax' (it uses "
                             "diffrax's adaptive Dopri5)")
         if checkpoint is not None or resume:
@@ -369,14 +371,13 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
         raise ValueError(overflow_message(state, eta, sigma))
     h0 = initial_step(y0, f0, rtol, atol, alpha_max) if method in ("dopri5", "auto") else dt
     ctl = Control(rtol, atol, dt, 1, psd_tol)
-    drv = (_Stiff if method in STIFF_METHODS else _Compiled)(method, p, y0, f0, h0, t_out, Y_out,
-                                                            ctl)
+    drv = DRIVERS.get(method, ExplicitDriver)(method, p, y0, f0, h0, t_out, Y_out, ctl)
     if resume:
         _load_checkpoint(checkpoint, params, y0, state, t_out, drv, Y_out)
     status = CHUNK
     # threads=None: threads on the idle cores, decided again before every chunk (an explicit
     # stepper only; the stiff path keeps the first decision). Same numbers either way.
-    adapt = auto_threads and isinstance(drv, _Compiled)
+    adapt = auto_threads and not isinstance(drv, ScipyDriver)
     with RunControl(alpha_max, "integrate", progress, start=drv.t,
                     max_chunk=chunk_steps) as rc:
         try:
@@ -421,7 +422,8 @@ def integrate(state, eta: float, alpha_max: float, save_at=None, eta_v=None,
     Q, R = Qc.sum(1), Rc.sum(1)
     eg = _eg_along(Q, R, v, p.T, sp.v_star, act)
     meta = dict(params)
-    meta.update(drv.counts(), status="success", message="integration reached alpha_max",
+    meta.update(drv.counts(), status=Status.SUCCESS.name.lower(),
+                message="integration reached alpha_max",
                 backend="numba", alpha0=alpha0, final_phase=drv.phase)
     _warn_unresolved_eg(eg, Y_out[-1], p, sp, act, track_P, rtol, atol, method, drv, meta)
     common = dict(alpha=alpha0 + t_out, eg=eg, Q=Q, R=R, v=v, T=p.T, v_star=sp.v_star,
@@ -451,137 +453,9 @@ def _eg_along(Q, R, v, T, v_star, act) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ drivers
-class _Compiled:
-    """A compiled stepper of :mod:`odeprune.ode.explicit` (dopri5, rk4, euler) driven in chunks."""
-
-    def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
-        self.stepper = _STEPPERS[method]
-        self.p, self.t_out, self.Y_out, self.ctl = p, t_out, Y_out, ctl
-        self.run = new_run(y0, f0, 0.0, h0)
-        self.run.counters[NFEV] = 1
-        self.phase = "explicit"
-
-    @property
-    def t(self) -> float:
-        return float(self.run.ts[0])
-
-    def counts(self) -> dict:
-        c = self.run.counters
-        return dict(nfev=int(c[NFEV]), n_accept=int(c[N_ACCEPT]), n_reject=int(c[N_REJECT]))
-
-    def advance(self, n_steps: int) -> int:
-        return self.stepper(self.run, self.t_out, self.Y_out, self.p,
-                            self.ctl._replace(max_steps=n_steps))
-
-    def last_good(self):
-        return self.run
-
-    def get_state(self) -> dict:
-        r = self.run
-        return {"y": r.y, "f": r.f, "ts": r.ts, "counters": r.counters}
-
-    def set_state(self, arrays) -> None:
-        r = self.run
-        r.y[:] = arrays["y"]
-        r.f[:] = arrays["f"]
-        r.ts[:] = arrays["ts"]
-        r.counters[:] = arrays["counters"]
-
-
-class StiffProblem(NamedTuple):
-    """What :class:`odeprune.ode.stiff.Stepper` needs of a compiled problem: the right-hand side
-    ``f(y)``, the Dormand-Prince chunk ``explicit_chunk(t, y, h, f, t_out, i_out, Y_out,
-    max_steps)``, the PSD check ``check(y)`` of a saved state and the Jacobian ``jac(y)``."""
-
-    f: Callable
-    explicit_chunk: Callable
-    check: Callable
-    jac: Callable
-
-
-def stiff_callables(p, ctl) -> StiffProblem:
-    """The :class:`StiffProblem` of a compiled problem ``p`` (a :class:`~odeprune.ode.rhs.Params`)
-    and its :class:`~odeprune.ode.explicit.Control`. The Jacobian is
-    :func:`odeprune.ode.jacobian.jacobian_into` (compiled; only the moved ``I4`` terms per
-    column)."""
-    w = make_work(p.K, p.M)
-
-    def f(y):
-        y = np.ascontiguousarray(y, dtype=float)
-        dy = np.empty_like(y)
-        rhs_into(y, dy, p, w)
-        return dy
-
-    def explicit_chunk(t, y, h, fy, t_out, i_out, Y, max_steps):
-        r = new_run(y, fy, t, h)
-        r.counters[I_OUT] = i_out
-        status = _STEPPERS["dopri5"](r, t_out, Y, p, ctl._replace(max_steps=max_steps))
-        c = r.counters
-        return (status, float(r.ts[0]), r.y, float(r.ts[1]), r.f, int(c[I_OUT]),
-                int(c[NFEV]), int(c[N_ACCEPT]), int(c[N_REJECT]))
-
-    def check(y):
-        return output_ok(y, p, w, ctl.psd_tol)
-
-    patterns = np.zeros((p.n_cls, p.K), dtype=bool)
-    for s in range(p.n_cls):
-        patterns[s, p.units[s, :p.nk[s]]] = True
-    cols = column_entries(patterns, p.K, p.M, p.track_P)
-    w0, w1 = make_work(p.K, p.M), make_work(p.K, p.M)
-
-    def jac(y):
-        y = np.ascontiguousarray(y, dtype=float)
-        J = np.empty((y.shape[0], y.shape[0]))
-        jacobian_into(y, p, w0, w1, cols, J)
-        return J
-
-    return StiffProblem(f, explicit_chunk, check, jac)
-
-
-class _Stiff:
-    """``method="auto"/"bdf"/"radau"``: :class:`odeprune.ode.stiff.Stepper` (explicit Dormand-Prince
-    chunks until stiff, then scipy's BDF; or an implicit method from the start)."""
-
-    def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
-        sp = stiff_callables(p, ctl)
-        self.st = Stepper(sp.f, t_out, Y_out, ctl.rtol, ctl.atol, method=method,
-                          explicit_chunk=sp.explicit_chunk, stiff_method="bdf", check=sp.check,
-                          jac=sp.jac)
-        self.st.start(0.0, y0, h0=h0 if method == "auto" else 0.0, f0=f0)
-        self.st.fun.nfev += 1  # f0, as the compiled path counts it
-
-    @property
-    def t(self) -> float:
-        return float(self.st.t)
-
-    @property
-    def phase(self) -> str:
-        return "implicit" if self.st.phase == STIFF else "explicit"
-
-    def counts(self) -> dict:
-        st = self.st
-        return dict(nfev=int(st.nfev), n_accept=int(st.n_accept), n_reject=int(st.n_reject),
-                    njev=int(st.njev), alpha_switch=float(st.t_switch))
-
-    def advance(self, n_steps: int) -> int:
-        self.st.chunk_steps = int(n_steps)
-        return self.st.step_chunk()
-
-    def last_good(self):
-        r = new_run(self.st.y, self.st.f0, self.st.t, self.st.h)
-        r.counters[N_ACCEPT] = self.st.n_accept
-        r.counters[I_OUT] = self.st.i_out
-        return r
-
-    def get_state(self) -> dict:
-        return {f"stiff_{k}": v for k, v in self.st.get_state().items()}
-
-    def set_state(self, arrays) -> None:
-        self.st.set_state({k[len("stiff_"):]: arrays[k] for k in arrays
-                           if k.startswith("stiff_")})
-
-
 STIFF_METHODS = ("auto", "bdf", "radau")
+#: the driver of each method that is not a compiled explicit stepper (those: ExplicitDriver)
+DRIVERS = {"auto": AutoDriver, "bdf": AutoDriver, "radau": ScipyDriver}
 
 
 # ------------------------------------------------------------------------------ divergence

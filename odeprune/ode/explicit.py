@@ -26,6 +26,7 @@ names to steppers (like scipy's ``solve_ivp`` table).
 from __future__ import annotations
 
 import math
+from enum import IntEnum
 from typing import NamedTuple
 
 import numpy as np
@@ -33,8 +34,9 @@ from numba import njit
 
 from .rhs import make_work, rhs_into, unpack_cov
 
-__all__ = ["RunState", "Control", "new_run", "METHODS", "is_psd", "output_ok", "OK", "CHUNK",
-           "NONFINITE", "NOT_PSD", "STEP_TOO_SMALL", "MAX_STEPS", "STATUS_TEXT"]
+__all__ = ["Status", "RunState", "Control", "new_run", "METHODS", "is_psd", "output_ok", "OK", "CHUNK",
+           "NONFINITE", "NOT_PSD", "STEP_TOO_SMALL", "MAX_STEPS", "STATUS_TEXT",
+           "ExplicitDriver"]
 
 # Dormand & Prince (1980) RK5(4)7M and Shampine's (1986) dense output, as rationals: the values
 # of scipy's RK45.A/B/E/P (a test checks them against scipy; importing scipy.integrate here
@@ -58,9 +60,27 @@ _P = np.array([
     [0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844],
     [0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423]])
 
-#: status codes returned by the steppers (MAX_STEPS: set by the driver when the run's step
-#: budget is used up; a budget, not a divergence)
-OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL, MAX_STEPS = 0, 1, 2, 3, 4, 5
+class Status(IntEnum):
+    """How a run (or one chunk of it) ended; the one definition of the codes every driver of
+    :mod:`odeprune.ode` returns (the compiled steppers return the plain ints below).
+
+    ``SUCCESS``: every output filled. ``CHUNK``: the chunk's step budget is used and the run goes
+    on (never final). ``NONFINITE``, ``NOT_PSD``, ``STEP_TOO_SMALL``: a divergence
+    (:class:`~odeprune.errors.DivergenceError`). ``MAX_STEPS``: the run's budget ``max_steps`` is
+    used up, set by the driver (:class:`~odeprune.errors.MaxStepsReached`: a budget, not a
+    divergence).
+    """
+
+    SUCCESS = 0
+    CHUNK = 1
+    NONFINITE = 2
+    NOT_PSD = 3
+    STEP_TOO_SMALL = 4
+    MAX_STEPS = 5
+
+
+#: the codes as plain ints, for compiled code (numba reads module-level ints as constants)
+OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL, MAX_STEPS = (int(s) for s in Status)
 STATUS_TEXT = {NONFINITE: "became non-finite", NOT_PSD: "stopped being positive semi-definite",
                STEP_TOO_SMALL: "needed a vanishing step"}
 
@@ -330,3 +350,42 @@ def euler_run(r, t_out, Y_out, p, ctl):
 
 #: method name -> compiled stepper
 METHODS = {"dopri5": dopri5_run, "rk4": rk4_run, "euler": euler_run}
+
+
+class ExplicitDriver:
+    """A compiled stepper of :data:`METHODS` (dopri5, rk4, euler) behind the driver protocol of
+    :func:`odeprune.ode.dynamics.integrate` (``advance(n_steps) -> status``, ``t``, ``phase``,
+    ``counts()``, ``last_good()``, ``get_state()`` / ``set_state()``, ``p``)."""
+
+    def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
+        self.stepper = METHODS[method]
+        self.p, self.t_out, self.Y_out, self.ctl = p, t_out, Y_out, ctl
+        self.run = new_run(y0, f0, 0.0, h0)
+        self.run.counters[NFEV] = 1
+        self.phase = "explicit"
+
+    @property
+    def t(self) -> float:
+        return float(self.run.ts[0])
+
+    def counts(self) -> dict:
+        c = self.run.counters
+        return dict(nfev=int(c[NFEV]), n_accept=int(c[N_ACCEPT]), n_reject=int(c[N_REJECT]))
+
+    def advance(self, n_steps: int) -> int:
+        return self.stepper(self.run, self.t_out, self.Y_out, self.p,
+                            self.ctl._replace(max_steps=n_steps))
+
+    def last_good(self):
+        return self.run
+
+    def get_state(self) -> dict:
+        r = self.run
+        return {"y": r.y, "f": r.f, "ts": r.ts, "counters": r.counters}
+
+    def set_state(self, arrays) -> None:
+        r = self.run
+        r.y[:] = arrays["y"]
+        r.f[:] = arrays["f"]
+        r.ts[:] = arrays["ts"]
+        r.counters[:] = arrays["counters"]

@@ -1,6 +1,6 @@
 r"""The order-parameter ODEs in JAX (float64), integrated with diffrax; single runs and batches.
 
-The right-hand side is the one of :mod:`odeprune.ode.rhs` (EQUATIONS.md §4; Goldt et al. 2019,
+The right-hand side is the one of :mod:`odeprune.ode.rhs` (docs/theory.md §4; Goldt et al. 2019,
 supplementary S3-S4; Saad & Solla 1995), written as array expressions over the joint covariance
 
 .. math:: C = \begin{pmatrix} Q & R \\ R^\top & T \end{pmatrix},\qquad a = (v, -v^*),
@@ -156,7 +156,7 @@ def _I2_rows(C, K, code):
 
 
 def _relu_I2(cab, caa, cbb, same):
-    r""":math:`[\sqrt{C_{aa}C_{bb}-C_{ab}^2} + C_{ab}(\pi/2 + \arcsin\rho)]/(2\pi)` (EQUATIONS §3b).
+    r""":math:`[\sqrt{C_{aa}C_{bb}-C_{ab}^2} + C_{ab}(\pi/2 + \arcsin\rho)]/(2\pi)` (docs/theory.md §3b).
 
     ``same`` (broadcastable boolean) marks the entries where ``a`` and ``b`` are the same field:
     there ``rho = 1`` and the root is 0 exactly (XLA's fused arithmetic leaves ~1e-17 there,
@@ -397,7 +397,7 @@ def _S4_J2(C, a, lay, code):
 
 
 def _vector_field(y, T, v_star, eta, eta_v, sigma, lay, code, train_v, sgd):
-    """``dy/dalpha`` for the packed state ``y`` (EQUATIONS.md §4); ``code`` an activation code."""
+    """``dy/dalpha`` for the packed state ``y`` (docs/theory.md §4); ``code`` an activation code."""
     K = lay["K"]
     pi, pk = lay["pi"], lay["pk"]
     C, a = _cov(y, T, v_star, lay)
@@ -416,7 +416,7 @@ def _vector_field(y, T, v_star, eta, eta_v, sigma, lay, code, train_v, sgd):
 
 
 def _eg(y, T, v_star, lay, code):
-    r""":math:`\epsilon_g = \frac12 \sum_{c,d} a_c a_d I_2(c,d)` (EQUATIONS.md §5)."""
+    r""":math:`\epsilon_g = \frac12 \sum_{c,d} a_c a_d I_2(c,d)` (docs/theory.md §5)."""
     C, a = _cov(y, T, v_star, lay)
     d = jnp.diagonal(C)
     if code == ERF:
@@ -584,6 +584,8 @@ def _curve_or_error(state, out, j, ts, params, batch_info=None):
     stats = dict(num_steps=int(out["num_steps"][j]), n_accept=int(out["num_accepted"][j]),
                  n_reject=int(out["num_rejected"][j]))
     stats["nfev"] = 6 * stats["num_steps"] + 3  # FSAL 5(4) pair: 6 per attempted step (+3 start)
+    # the stiff-path statistics of the numba backend's default: diffrax's Dopri5 never switches
+    stats.update(njev=0, nlu=0, n_probe=0, alpha_switch=float("nan"))
     Q, R, v = unpack(ys, K, M)
     # first saved time at which the state is not finite or not PSD
     bad = None

@@ -432,6 +432,54 @@ def _s4_erf(C, a, i, k, L, r):
     return _4_PI2 / math.sqrt(lam4) * s
 
 
+@njit(cache=True, error_model="numpy")
+def _s4_relu(C, a, i, k, L, r):
+    # sum_{c,d} a_c a_d I4(i, k, c, d) for ReLU: relu_I4's arithmetic, term by term (bit for bit
+    # the generic sum), with the correlations of i and k with every field computed once per pair
+    # (relu_I4 recomputes six per call) and the merges' scratch arrays allocated once per pair
+    cii = C[i, i]
+    ckk = C[k, k]
+    if cii <= 0.0 or ckk <= 0.0:  # every term is 0 (theta(0) = 0)
+        return 0.0
+    ri = r
+    rk = np.empty(L)
+    for c in range(L):
+        ccc = C[c, c]
+        if ccc > 0.0:
+            ri[c] = _act._corr(C[i, c], cii, ccc)
+            rk[c] = _act._corr(C[k, c], ckk, ccc)
+    p01 = _act._corr(C[i, k], cii, ckk)
+    sr = np.empty((4, 4))
+    grp = np.empty(4, dtype=np.int64)
+    pos = np.empty(4, dtype=np.int64)
+    R3 = np.empty((3, 3))
+    s = 0.0
+    for c in range(L):
+        ccc = C[c, c]
+        if ccc <= 0.0:
+            continue
+        p02 = ri[c]
+        p12 = rk[c]
+        m0 = max(abs(p01), abs(p02), abs(p12))
+        for d in range(c, L):
+            cdd = C[d, d]
+            if cdd <= 0.0:
+                continue
+            scale = math.sqrt(ccc * cdd)
+            p03 = ri[d]
+            p13 = rk[d]
+            p23 = _act._corr(C[c, d], ccc, cdd)
+            if max(m0, abs(p03), abs(p13), abs(p23)) < 1.0:
+                val = scale * _act._relu_m4(p01, p02, p03, p12, p13, p23)
+            else:
+                val = _act.relu_I4_merged(scale, p01, p02, p03, p12, p13, p23, sr, grp, pos, R3)
+            if c == d:
+                s += a[c] * a[c] * val
+            else:
+                s += 2.0 * a[c] * a[d] * val
+    return s
+
+
 def _s4_pair(act, fast, C, a, i, k, L, r):  # pragma: no cover - only its overload runs
     """``sum_{c,d} a_c a_d I4(i, k, c, d)`` for the activation ``act`` (compiled code only)."""
     raise NotImplementedError
@@ -448,12 +496,20 @@ def _ov_s4_pair(act, fast, C, a, i, k, L, r):
                 return _s4_erf(C, a, i, k, L, r)
             return _s4_generic(act, C, a, i, k, L)
         return erf
+    if code == RELU:
+        def relu(act, fast, C, a, i, k, L, r):
+            if fast:
+                return _s4_relu(C, a, i, k, L, r)
+            return _s4_generic(act, C, a, i, k, L)
+        return relu
     if code is not None:
         return lambda act, fast, C, a, i, k, L, r: _s4_generic(act, C, a, i, k, L)
     if isinstance(act, types.Integer):
         def runtime(act, fast, C, a, i, k, L, r):
             if fast and act == ERF:
                 return _s4_erf(C, a, i, k, L, r)
+            if fast and act == RELU:
+                return _s4_relu(C, a, i, k, L, r)
             return _s4_generic(act, C, a, i, k, L)
         return runtime
     return None

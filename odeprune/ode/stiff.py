@@ -1,56 +1,50 @@
-r"""Stiff-capable integration with an automatic explicit -> implicit switch (issue 16, item 1).
+r"""Stiff-capable integration with an automatic explicit -> implicit switch: the default method.
 
 After the learning is done, the order-parameter ODEs relax towards a fixed point along directions
 whose rates differ by orders of magnitude: an explicit method (Dormand-Prince) is then limited by
 its stability region, not by accuracy, and its cost grows linearly with ``alpha``. An implicit
-method (Radau IIA of order 5, or BDF) takes steps limited by accuracy only.
+method (BDF, or Radau IIA of order 5) takes steps limited by accuracy only.
 
-This module only needs the right-hand side as a callable ``f(y) -> dy`` (autonomous; float arrays
-of shape ``(n,)``) and, for the automatic choice, an *explicit chunk* callable with the leading
-arguments and return values of :func:`odeprune.ode.explicit.dopri5_run`::
+The compiled problem (what :func:`odeprune.ode.dynamics.integrate` runs)
+------------------------------------------------------------------------
+- :class:`AutoDriver`: ``method="auto"`` (the default) and ``"bdf"``, all compiled.
+  :func:`odeprune.ode.explicit.dopri5_run` in chunks that end at multiples of ``probe_steps``
+  (50) accepted steps; at such a point, when the step has not grown (at most 2x the previous
+  probe's), :func:`stiffness_test` estimates the spectral radius ``rho`` (:func:`spectral_radius`)
+  and switches once ``h * rho >= 1`` and at least ``min_remaining_steps`` (200) explicit steps
+  would remain. Dormand-Prince's stability interval on the negative real axis is about
+  ``[-3.3, 0]``; a step that the controller keeps at ``h rho >= 1`` is stability-limited (the fast
+  modes have decayed, otherwise the error estimate would have forced ``h rho << 1``), so explicit
+  steps have become the bottleneck, and a small final ``eps_g`` (a sum of O(1) terms that cancel)
+  is only resolved by an implicit step, which reproduces the stable fixed point. A short run, or
+  one that never becomes stiff, is Dormand-Prince's bit for bit. No switch back, none below
+  ``rtol = MIN_IMPLICIT_RTOL``. The implicit phase runs at :data:`AUTO_BDF_TOL` of the
+  tolerances, so that its global error matches Dormand-Prince's.
+- :func:`bdf_run`: scipy's BDF (``scipy/integrate/_ivp/bdf.py``) ported to compiled code (the
+  same steps, tested), with :func:`odeprune.ode.jacobian.jacobian_into` (the exact erf ``I4``
+  gradient) and :func:`lu_factor` (blocked, no BLAS threads); no Python per step.
+- :class:`ScipyDriver`: ``method="radau"`` (scipy's Radau through :class:`Stepper`).
+
+Python callables
+----------------
+:class:`Stepper` integrates any ``f(y) -> dy`` (autonomous) with scipy's Radau or BDF, or, with
+an *explicit chunk* callable (the leading arguments and return values of
+:func:`odeprune.ode.explicit.dopri5_run`, e.g. :func:`stiff_callables`)::
 
     explicit_chunk(t, y, h, f, t_out, i_out, Y_out, max_steps)
         -> (status, t, y, h, f, i_out, nfev, n_accept, n_reject)
 
-which advances at most ``max_steps`` accepted steps and fills ``Y_out[i_out:]`` at the times
-``t_out`` it passes (and checks them, e.g. for positive semi-definiteness).
-
-Pieces
-------
-- :func:`fd_jacobian`: forward-difference Jacobian, ``n`` evaluations of ``f``.
-- :func:`spectral_radius`: power iteration with finite-difference Jacobian-vector products
-  (about 10-20 evaluations), used by the stiffness test.
-- :class:`Stepper`: the chunked driver. ``method="auto"`` runs the explicit chunk while the
-  dynamics are not stiff; every ``probe_steps`` accepted steps in which the step size has not
-  grown (stagnation), it estimates the spectral radius ``rho`` of the Jacobian and switches to the
-  implicit method once ``h * rho >= switch_h_rho`` (Dormand-Prince's stability interval on the
-  negative real axis is about ``[-3.3, 0]``; a step that the controller keeps at ``h rho >= 1``
-  over many steps is stability-limited: the fast modes have decayed, otherwise the error estimate
-  would have forced ``h rho << 1``) and the remaining span needs at least ``min_remaining_steps``
-  more explicit steps (Hairer & Wanner 1996, IV.2 discuss the same test inside DOPRI5 with the
-  cheaper ``||f(y7) - f(y6)|| / ||y7 - y6||`` estimate, which needs the stages). There is no switch
-  back: once relaxing towards a fixed point, the dynamics stay stiff. Below
-  ``rtol = MIN_IMPLICIT_RTOL`` (1e-9) there is no switch at all (tight reference runs stay
-  explicit; see the constant for why).
-- The implicit phase uses scipy's :class:`~scipy.integrate.Radau` (default) or
-  :class:`~scipy.integrate.BDF` through the ``OdeSolver`` protocol (``step()``,
-  ``dense_output()``) with the Jacobian of :func:`fd_jacobian` (scipy reuses it across steps and
-  re-evaluates it only when the Newton iteration converges slowly).
+the same automatic switch (:func:`stiffness_test`). :func:`fd_jacobian` is its default
+Jacobian (``n`` evaluations).
 
 Reproducibility
 ---------------
-The numbers never depend on how a run is cut into chunks (the lead's run control sizes chunks
-by wall time): the explicit phase is chunk-invariant (the compiled stepper carries its full
-state), the stiffness probes sit at fixed multiples of ``probe_steps`` accepted steps, and the
-scipy solver of the implicit phase lives across chunks. The state between chunks
-(:meth:`Stepper.get_state` / :meth:`Stepper.set_state`: plain arrays, ``.npz``-friendly) holds
-``(phase, t, y, h, f, i_out, counters, h_probe)`` and, in the implicit phase, the complete state
-of scipy's BDF (differences ``D``, order, step counter, Jacobian, and the LU factors as they are:
-scipy keeps an LU across step-size changes, so it cannot be recomputed). Resuming from it gives
-the numbers of the uninterrupted run bit for bit, with BDF (the implicit method of ``"auto"``).
-With Radau only ``h`` and the Jacobian are saved (its Newton starting guess, a dense output of
-the previous step, and its predictive controller's memory are not): a resumed Radau phase agrees
-with the uninterrupted one within the tolerance, not bitwise.
+The numbers never depend on how a run is cut into chunks: the explicit phase is chunk-invariant
+(the compiled stepper carries its full state), the probes sit at fixed multiples of
+``probe_steps`` accepted steps, and the implicit state lives across chunks. ``get_state`` /
+``set_state`` (plain arrays) resume bit for bit (:class:`AutoDriver`: the whole BDF state;
+:class:`Stepper` with BDF: scipy's differences, order, Jacobian and LU). With Radau only ``h``
+and the Jacobian are saved: a resumed Radau phase agrees within the tolerance, not bitwise.
 """
 
 from __future__ import annotations
@@ -61,23 +55,23 @@ from collections.abc import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .explicit import (
+    CHUNK,
+    NONFINITE,
+    NOT_PSD,
+    OK,
+    STEP_TOO_SMALL,
+)
+
 __all__ = [
     "Stepper",
-    "integrate_stiff",
     "fd_jacobian",
     "spectral_radius",
+    "stiffness_test",
     "resolved_eg_floor",
     "eg_resolution_message",
     "STIFF_METHODS",
-    "OK",
-    "CHUNK",
-    "NONFINITE",
-    "NOT_PSD",
-    "STEP_TOO_SMALL",
 ]
-
-#: status codes (the same values as :mod:`odeprune.ode.explicit`)
-OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL = 0, 1, 2, 3, 4
 
 #: implicit methods by name
 STIFF_METHODS = ("radau", "bdf")
@@ -127,7 +121,11 @@ def spectral_radius(f: Callable, y: np.ndarray, f0: np.ndarray, max_iter: int = 
     so the estimate is deterministic. Stops when two successive estimates agree within
     ``rel_tol`` (at least 3 iterations). Returns ``(rho, n_evaluations)``.
     """
-    y = np.asarray(y, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):  # a blown-up state: rho = inf or nan
+        return _power_iteration(f, np.asarray(y, dtype=float), f0, max_iter, rel_tol)
+
+
+def _power_iteration(f, y, f0, max_iter, rel_tol):
     v = np.random.default_rng(0).standard_normal(y.shape[0])
     v /= np.linalg.norm(v)
     delta = _SQRT_EPS * max(1.0, float(np.linalg.norm(y)))
@@ -174,8 +172,8 @@ def eg_resolution_message(eg_value: float, floor: float, ended_implicit: bool,
                           threshold: float = 1e-2, eg_zero: float = 0.0) -> str | None:
     r"""The warning for a run whose final ``eps_g`` the tolerances may not resolve, or ``None``.
 
-    ``floor`` is :func:`resolved_eg_floor` at the final state. Measured on the small-noise case
-    of issue 16 (sigma = 1e-3, eps_g ~ 1e-7), the explicit method's actual error was up to
+    ``floor`` is :func:`resolved_eg_floor` at the final state. Measured on a small-noise case
+    (M=K=2, sigma = 1e-3, eps_g ~ 1e-7), the explicit method's actual error was up to
     ``5e-3 * floor / eps_g`` (a stability-limited step keeps re-making errors at the tolerance),
     while a run that ended implicitly (``"auto"`` after its switch, ``"bdf"``, ``"radau"``) was
     accurate to 1e-7 relative whatever the bound (an implicit step reproduces a stable fixed
@@ -185,8 +183,8 @@ def eg_resolution_message(eg_value: float, floor: float, ended_implicit: bool,
     ``eg_zero`` is the absolute floor: an ``eps_g <= eg_zero`` is zero within the tolerances and
     draws no warning (:func:`odeprune.ode.dynamics.integrate` passes ``atol``, the absolute error the
     caller accepts on every overlap and weight: asking for the relative digits of an ``eps_g``
-    at that level asks for more than the tolerances promise; issue 26 found the warning on
-    ``eps_g = 3e-18`` and ``6e-14``, "1124338026.1 %"). The relative size is written as a
+    at that level asks for more than the tolerances promise: without this floor the warning fired
+    on ``eps_g = 3e-18`` and ``6e-14``, "1124338026.1 %"). The relative size is written as a
     percentage below 1 and as a multiple of ``eps_g`` above it.
     """
     if ended_implicit:  # Stepper.phase == STIFF at the end
@@ -199,6 +197,23 @@ def eg_resolution_message(eg_value: float, floor: float, ended_implicit: bool,
             f"(errors within rtol/atol may change it by up to {floor:.2g}, {share}); the "
             "explicit method's last digits may be wrong: use method='auto' (implicit once "
             "stiff), or smaller rtol and atol")
+
+
+def stiffness_test(f: Callable, y, f0, h: float, remaining: float, rtol: float,
+                   switch_h_rho: float = 1.0, min_remaining_steps: int = 200) -> tuple[bool, int]:
+    """The switch of ``"auto"`` at a probe point (explicit step ``h``, span ``remaining`` left):
+    ``(switch, probed)``. Switch when the step is stability-limited (``h rho >= switch_h_rho``,
+    ``rho`` by :func:`spectral_radius`, about 10-20 evaluations of ``f``) and the explicit method
+    would still need at least ``min_remaining_steps`` steps (the implicit start-up, a Jacobian,
+    an LU and a few dozen steps of rising order, then costs less than the explicit steps it
+    saves; shorter runs stay explicit, bit for bit the explicit method's numbers). Never below
+    ``rtol = MIN_IMPLICIT_RTOL``. ``probed``: 1 if the spectral radius was estimated."""
+    if rtol < MIN_IMPLICIT_RTOL:
+        return False, 0  # Newton could not resolve such a tolerance above the roundoff of f
+    if remaining < min_remaining_steps * h:
+        return False, 0
+    rho, _ = spectral_radius(f, y, f0)
+    return bool(math.isfinite(rho) and h * rho >= switch_h_rho), 1
 
 
 class _Counted:
@@ -426,14 +441,11 @@ class Stepper:
         return max(int(nacc), 1)
 
     def _maybe_switch(self) -> None:
-        if self.rtol < MIN_IMPLICIT_RTOL:
-            return  # Newton could not resolve such a tolerance above the roundoff of f
-        remaining = float(self.t_out[-1]) - self.t
-        if remaining < self.min_remaining_steps * self.h:
-            return
-        rho, k = spectral_radius(self.fun, self.y, self.f0)
-        self.n_probe += 1
-        if math.isfinite(rho) and self.h * rho >= self.switch_h_rho:
+        stiff, probed = stiffness_test(self.fun, self.y, self.f0, self.h,
+                                       float(self.t_out[-1]) - self.t, self.rtol,
+                                       self.switch_h_rho, self.min_remaining_steps)
+        self.n_probe += probed
+        if stiff:
             self.phase = STIFF
             self.t_switch = self.t
             self.h = 0.0  # the implicit method chooses its own first step
@@ -552,54 +564,3 @@ def initial_step(y, f, rtol, atol, span) -> float:
     d1 = np.sqrt(np.mean((f / scale) ** 2))
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     return float(min(h0, span))
-
-
-class StiffSolution:
-    """Result of :func:`integrate_stiff`: ``t``, ``Y`` (n_out, n), ``status``, ``message``,
-    counters ``nfev, njev, nlu, n_accept, n_reject, n_probe`` and ``t_switch``."""
-
-    def __init__(self, stepper: Stepper):
-        s = stepper
-        self.t = s.t_out
-        self.Y = s.Y_out
-        self.status = s.status
-        self.success = s.status == OK
-        self.message = s.message or {OK: "reached the last output time",
-                                     NONFINITE: "the state became non-finite",
-                                     NOT_PSD: "an output failed the check",
-                                     STEP_TOO_SMALL: "the step size became too small"}.get(
-            s.status, "stopped")
-        self.nfev, self.njev, self.nlu = s.nfev, s.njev, s.nlu
-        self.n_accept, self.n_reject, self.n_probe = s.n_accept, s.n_reject, s.n_probe
-        self.t_switch = s.t_switch
-        self.i_out = s.i_out
-
-    def __repr__(self):
-        return (f"StiffSolution(status={self.status}, nfev={self.nfev}, njev={self.njev}, "
-                f"steps={self.n_accept}, t_switch={self.t_switch:.6g})")
-
-
-def integrate_stiff(f: Callable, y0, t_out, rtol: float = 1e-7, atol: float = 1e-10,
-                    method: str = "auto", explicit_chunk: Callable | None = None,
-                    chunk_steps: int = 500, on_chunk: Callable | None = None,
-                    **options) -> StiffSolution:
-    r"""Integrate ``y' = f(y)`` from ``t_out[0]`` (``y0``) through the times ``t_out``.
-
-    A convenience loop over :class:`Stepper`: ``on_chunk(stepper)`` is called after every chunk
-    (progress, checkpoints via ``stepper.get_state()``). ``options`` go to :class:`Stepper`.
-
-    Returns
-    -------
-    StiffSolution
-        ``Y`` (n_out, n) at ``t_out``, ``status``/``message``, evaluation counters.
-    """
-    t_out = np.asarray(t_out, dtype=float)
-    y0 = np.asarray(y0, dtype=float)
-    Y_out = np.zeros((t_out.size, y0.size))
-    st = Stepper(f, t_out, Y_out, rtol, atol, method=method, explicit_chunk=explicit_chunk,
-                 chunk_steps=chunk_steps, **options).start(float(t_out[0]), y0)
-    while st.status == CHUNK:
-        st.step_chunk()
-        if on_chunk is not None:
-            on_chunk(st)
-    return StiffSolution(st)

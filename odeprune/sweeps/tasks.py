@@ -42,7 +42,7 @@ def _initial_state(N, K, M, v_star, seed, init, masked: bool = False):
 def task_integrate(*, N: int = 500, K: int = 6, M: int = 2, v_star=4.0, seed: int = 0,
                    init=None, eta: float = 0.5, alpha_max: float = 1000.0, save_at=None,
                    eta_v=None, sigma: float = 0.0, rtol: float = DEFAULT_RTOL,
-                   atol: float = DEFAULT_ATOL, method: str = "dopri5", activation: str = "erf",
+                   atol: float = DEFAULT_ATOL, method: str = "auto", activation: str = "erf",
                    train_second_layer: bool = True, gradient_flow: bool = False,
                    dt: float = 0.01, _memo=None):
     """``integrate(OrderParams.random(N, K, M, v_star, seed), ...)`` (or from ``init``, an
