@@ -109,9 +109,17 @@ def test_sweep_stops_its_workers_and_says_what_is_cached(tmp_path, sig):
 def test_every_command_stops_with_one_line(cli_trained_file, tmp_path, sig, command):
     """retrain and figure died silently on SIGTERM, ticket called SIGTERM "Ctrl-C" and advised
     a --checkpoint option it does not have, figure took 6.5-16 s to stop after Ctrl-C."""
-    args = {"retrain": ["retrain", cli_trained_file, "--method", "all", "--k", "1", "--delta-alpha",
-                        "1e6"],
-            "ticket": ["ticket", "--c", "0.3", "--alpha-max", "1e6", "--alpha-train", "1e5"],
+    # long work under the stiff-aware default: the limit of retrain/ticket now ends in seconds
+    # even at alpha = 1e6, so both run their finite-N (SGD) layer, which takes minutes
+    if command == "retrain":
+        sim = tmp_path / "sim.npz"
+        subprocess.run([sys.executable, "-m", "odeprune", "simulate", "--N", "500",
+                        "--alpha-max", "1", "-q", "-o", str(sim)], check=True, cwd=tmp_path,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = {"retrain": ["retrain", tmp_path / "sim.npz", "--finite", "--method",
+                        "magnitude_node", "--k", "3", "--delta-alpha", "1e5"],
+            "ticket": ["ticket", "--c", "0.3", "--alpha-max", "1e6", "--alpha-train", "1e5",
+                       "--layer", "finite", "--seeds", "0"],
             "figure": ["figure", "tickets", "-o", tmp_path / "figs"]}[command]
     rc, err, seconds, left = _stop(args, sig, _after(6.0), tmp_path)
     _check_stopped(rc, err, seconds, left, sig, command,

@@ -117,8 +117,7 @@ def _defaults(fn) -> dict:
 #: and why (each must still differ: a difference that went away is an error too)
 DIFFERENT = {
     "odeprune.coords.run:integrate_law": {
-        "dt": "the particle SDE's step PARTICLE_DT (its error is Monte Carlo, not the step)",
-        "method": "the engines of a coordinate law ('auto', 'linear', 'particles')"},
+        "dt": "the particle SDE's step PARTICLE_DT (its error is Monte Carlo, not the step)"},
     "odeprune.coords.particles:particle_run": {
         "dt": "the particle SDE's step PARTICLE_DT"},
 }

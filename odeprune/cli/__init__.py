@@ -116,8 +116,36 @@ def _one_line_warning(command: str):
     return show
 
 
+#: a signal that arrived while numba held its compiler lock, and the depth of that lock
+_DEFERRED: list[int] = []
+_COMPILING = [0]
+
+
 def _on_signal(signum, frame):
+    if _COMPILING[0]:
+        # numba is compiling, loading or saving a kernel: an exception raised now can land in
+        # one of llvmlite's ctypes callbacks, which swallow it and may leave a corrupt entry in
+        # numba's on-disk cache (later runs then crash). Raise when the lock is released.
+        _DEFERRED.append(signum)
+        return
     raise CommandInterrupted(signum)
+
+
+def _guard_compilation() -> None:
+    """Defer Ctrl-C / SIGTERM while numba holds its compiler lock (``numba:compiler_lock``
+    events): the signal is raised again, in the main thread, once the lock is released."""
+    from numba.core import event
+
+    class _Guard(event.Listener):
+        def on_start(self, ev):
+            _COMPILING[0] += 1
+
+        def on_end(self, ev):
+            _COMPILING[0] -= 1
+            if not _COMPILING[0] and _DEFERRED:
+                signal.raise_signal(_DEFERRED.pop())
+
+    event.install_listener("numba:compiler_lock", _Guard())
 
 
 def _interrupted(args, exc: KeyboardInterrupt) -> int:
@@ -160,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if threading.current_thread() is threading.main_thread():  # tests call from others
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old[sig] = signal.signal(sig, _on_signal)
+            _guard_compilation()
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
             return int(args.func(args) or 0)
