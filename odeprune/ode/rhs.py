@@ -44,9 +44,17 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
+from numba.np.ufunc import parallel as _numba_parallel
 
 from .. import activations as _act
 from ..activations import CODES, ERF, I2, I3, I4, J2, LINEAR, RELU, fast_asin
+
+# The threaded I4 sum is a parallel kernel called from the compiled right-hand side: a cached
+# caller links its code, which needs numba's threading layer in the process. A process that
+# loads such a caller from the cache before any parallel kernel has started the layer crashed
+# ("Symbol not found: allocate_sched" or a segfault), e.g. after another process had compiled
+# the threaded path first. Start the layer at import (cheap; no thread runs until used).
+_numba_parallel._launch_threads()
 
 __all__ = ["Params", "Work", "make_params", "make_work", "n_state", "pack", "unpack",
            "pack_classes", "unpack_classes", "rhs", "rhs_into", "rhs_eval", "unpack_cov",
