@@ -117,11 +117,36 @@ def test_every_command_stops_with_one_line(cli_trained_file, tmp_path, sig, comm
                         "--alpha-max", "1", "-q", "-o", str(sim)], check=True, cwd=tmp_path,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     args = {"retrain": ["retrain", tmp_path / "sim.npz", "--finite", "--method",
-                        "magnitude_node", "--k", "3", "--delta-alpha", "1e5"],
+                        "random_node", "--k", "3", "--delta-alpha", "1e5"],
             "ticket": ["ticket", "--c", "0.3", "--alpha-max", "1e6", "--alpha-train", "1e5",
                        "--layer", "finite", "--seeds", "0"],
             "figure": ["figure", "tickets", "-o", tmp_path / "figs"]}[command]
+    _warm(command, args, tmp_path)
     rc, err, seconds, left = _stop(args, sig, _after(6.0), tmp_path)
     _check_stopped(rc, err, seconds, left, sig, command,
                    "cached" if command == "figure" else "nothing saved")
+
+
+_WARMED: set = set()
+
+
+def _warm(command, args, cwd, seconds=60.0):
+    """Run the command once (at most ``seconds``) so that numba's kernels are compiled and
+    cached: a signal is deferred while numba compiles (a cache entry cut short would crash
+    later runs), and the test is about stopping work, not a cold compile."""
+    if command in _WARMED:
+        return
+    _WARMED.add(command)
+    proc = subprocess.Popen([sys.executable, "-m", "odeprune", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -230,8 +231,9 @@ class Run:
                 report(self.step, n, time.perf_counter() - t0)
                 if self.checkpoint is not None and not self.done and rc.checkpoint_due():
                     self.save_checkpoint()
-        except KeyboardInterrupt:
-            raise self.interrupted("Ctrl-C") from None
+        except KeyboardInterrupt as exc:  # the command line's SIGTERM arrives as one too
+            why = "SIGTERM" if getattr(exc, "signum", None) == signal.SIGTERM else "Ctrl-C"
+            raise self.interrupted(why) from None
 
     def interrupted(self, why: str) -> OdepruneInterrupted:
         """Write the checkpoint (when there is one) and return the exception to raise."""
