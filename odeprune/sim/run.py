@@ -552,8 +552,10 @@ def _drive_ensemble(seeds, common, progress, checkpoint, resume, executor, max_w
         try:
             results = map_parallel(lambda s: one(s, rc), seeds, max_workers, executor,
                                    on_error=stop_the_others, name="odeprune-sim")
-        except (KeyboardInterrupt, OdepruneInterrupted):
-            msg = "simulation interrupted"
+        except (KeyboardInterrupt, OdepruneInterrupted) as exc:
+            why = ("SIGTERM" if rc.interrupted == "SIGTERM"
+                   or getattr(exc, "signum", None) == signal.SIGTERM else "Ctrl-C")
+            msg = f"simulation interrupted ({why})"
             if checkpoint is not None:
                 msg += (f"; checkpoints saved beside {str(checkpoint)!r}: resume with "
                         "resume=True (CLI: --resume)")
