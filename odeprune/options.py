@@ -1,22 +1,29 @@
 """Each option of a run defined once: its default, its check and its help.
 
-Three frozen records group the options of an order-parameter run (``docs/api.md``, "Options"):
+Frozen records group the options of a run (``docs/api.md``, "Options"):
 
 - :class:`Dynamics`, the learning rule: ``eta, eta_v, sigma, train_second_layer, gradient_flow,
   weight_decay, l1``;
-- :class:`Solver`, how the ODE is integrated: ``method, rtol, atol, dt, max_steps``;
+- :class:`Solver`, how the ODE is integrated: ``method, rtol, atol, dt, max_steps, backend,
+  threads``;
 - :class:`Control`, how a run is watched: ``progress, checkpoint, resume, chunk_steps,
-  divergence_path``.
+  divergence_path``;
+- :class:`Output`, what a run records: ``save_at, alpha0, track_initial``;
+- :class:`Network`, a network drawn at random: ``v_star, activation, seed`` (``N, K, M`` are
+  the entry points' positional arguments);
+- :class:`Data`, the samples of a finite-N run: ``n_test, n_train``;
+- :class:`Ensemble`, many seeds at once: ``seeds, n_runs, executor, max_workers``.
 
-The table also holds the options of the network and the run that several entry points and
-commands share (``N, K, M, v_star, seed, alpha_max``); they belong to no record.
+The table also holds ``N, K, M`` and ``alpha_max``, which several entry points and commands
+share outside the records.
 
-The entry points keep flat keywords, so that the common call stays one line
-(``integrate(state, eta=0.5, alpha_max=1000)``); :func:`split` sorts the keywords into the
+The entry points take their records whole (``solver=Solver(method="bdf")``) or as flat keywords
+(``method="bdf"``), so that the common call stays one line
+(``integrate(state, eta=0.5, alpha_max=1000)``): :func:`gather` sorts the keywords into the
 records, whose construction checks every value (one vocabulary: booleans are refused where a
-number is expected and numbers where a boolean is). The command line builds its flags from the
-same table (:func:`add_cli_options`), and a flag left out means the default written here
-(:func:`value`): no default or help text is written twice.
+number is expected and numbers where a boolean is), and refuses a keyword no record owns. The
+command line builds its flags from the same table (:func:`add_cli_options`), and a flag left out
+means the default written here (:func:`value`): no default or help text is written twice.
 """
 
 from __future__ import annotations
@@ -31,8 +38,8 @@ from typing import Any
 
 # (nothing heavy at import: the command line builds its parsers from this module)
 
-__all__ = ["Option", "OPTIONS", "Dynamics", "Solver", "Control", "split", "add_cli_options",
-           "given", "value", "DEFAULT_RTOL", "DEFAULT_ATOL", "METHODS", "FIXED_STEP",
+__all__ = ["Option", "OPTIONS", "Dynamics", "Solver", "Control", "Output", "Network", "Data",
+           "Ensemble", "split", "gather", "add_cli_options", "given", "value", "DEFAULT_RTOL", "DEFAULT_ATOL", "METHODS", "FIXED_STEP",
            "PARTICLE_DT"]
 
 DEFAULT_RTOL = 1e-7
@@ -51,8 +58,10 @@ class Option:
     """One option: its keyword ``name``, ``default``, ``help`` and ``kind``, the rule its values
     obey: ``"positive"`` (finite real > 0), ``"nonneg"`` (>= 0), ``"bool"``, ``"auto_bool"``
     (None, True or False), ``"choice"`` (one of ``choices``), ``"size"`` (integer >= 1),
-    ``"seed"`` (integer >= 0), ``"reals"`` (a finite real or a non-empty sequence of them),
-    ``"path"`` (None or a path). ``optional``: None is also allowed (and means "see help").
+    ``"seed"`` and ``"count"`` (integer >= 0), ``"reals"`` (a finite real or a non-empty sequence of them),
+    ``"path"`` (None or a path), ``"activation"`` (a name of the activation registry),
+    ``"seeds"`` (None or a non-empty list of distinct seeds), ``"object"`` (anything: checked
+    where it is used, e.g. an executor or a save grid). ``optional``: None is also allowed (and means "see help").
     ``flag``: the command-line flag (default ``--name-with-dashes``); ``negate``: a boolean
     whose flag sets it to False (``--freeze-v`` for ``train_second_layer``)."""
 
@@ -69,13 +78,16 @@ class Option:
     cli_default: Any = None
     #: the flag's help where it differs from the keyword's (a negated switch)
     cli_help: str | None = None
+    #: False: a library keyword only (an executor, a save grid: no command-line flag)
+    cli: bool = True
 
     def check(self, value: Any) -> Any:
         """The clean value, or a one-line ``ValueError`` naming the option."""
         import numpy as np
 
         from ._validate import check_real, check_size
-        if value is None and (self.optional or self.kind in ("auto_bool", "path")):
+        if value is None and (self.optional or self.kind in ("auto_bool", "path", "object",
+                                                             "seeds")):
             return None
         kind, name = self.kind, self.name
         if kind in ("bool", "auto_bool"):
@@ -89,7 +101,7 @@ class Option:
             return check_real(name, value, allow_zero=True)
         if kind == "size":
             return check_size(name, value)
-        if kind == "seed":
+        if kind in ("seed", "count"):
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
                     or value < 0:
                 raise ValueError(f"{name}={value!r} must be an integer >= 0")
@@ -104,6 +116,15 @@ class Option:
         if kind == "path":
             if not isinstance(value, (str, os.PathLike)):
                 raise ValueError(f"{name}={value!r} must be a path (str or os.PathLike)")
+            return value
+        if kind == "activation":
+            from .activations import get_activation  # (numba: only when a record is built)
+            if not isinstance(value, str):
+                raise ValueError(f"{name}={value!r} must be the name of an activation")
+            return get_activation(value).name
+        if kind == "seeds":
+            return _seeds(name, value)
+        if kind == "object":
             return value
         raise AssertionError(f"unknown option kind {kind!r}")  # pragma: no cover
 
@@ -128,6 +149,23 @@ def _reals(name: str, value: Any):
     if not all(math.isfinite(v) for v in out):
         raise ValueError(what)
     return out[0] if np.ndim(value) == 0 else out
+
+
+def _seeds(name: str, value: Any) -> list[int]:
+    """A non-empty list of distinct integer seeds >= 0 (booleans refused)."""
+    import numpy as np
+
+    what = f"{name}={value!r} must be a non-empty list of distinct integers >= 0"
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) == 0:
+        raise ValueError(what)
+    out = []
+    for v in value:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(what)
+        out.append(int(v))
+    if len(set(out)) != len(out):
+        raise ValueError(what)
+    return out
 
 
 def _options(*opts: Option) -> dict[str, Option]:
@@ -174,6 +212,34 @@ OPTIONS: dict[str, Option] = _options(
            "coordinate law)", "positive"),
     Option("max_steps", 10_000_000, "give up (MaxStepsReached) after this many accepted steps",
            "size"),
+    Option("backend", "numba", "'numba' (compiled here; every method, progress, checkpoints) or "
+           "'jax' (diffrax, optional extra: dense states, adaptive methods, one compiled call)",
+           "choice", choices=("numba", "jax")),
+    Option("threads", None, "spread each evaluation's I4 sum over numba's threads (default: for "
+           "K >= 15, on the cores measured idle; the numbers do not depend on it)", "auto_bool"),
+    # what a run records
+    Option("save_at", None, "times (from the start of the run) at which to record the state; "
+           "the end is always added (default: 0 and log-spaced times)", "object", cli=False),
+    Option("alpha0", 0.0, "time of the initial state on an earlier run: the saved times are "
+           "alpha0 + t (to continue a curve)", "nonneg"),
+    Option("track_initial", False, "also integrate the two-time overlaps P = w(alpha).w(0)/N "
+           "(docs/theory.md §9)", "bool"),
+    # a network drawn at random, and the samples of a finite-N run
+    Option("activation", None, "activation of the network: 'erf', 'linear' or 'relu' (default: "
+           "the state's own; erf for a network drawn here)", "activation", optional=True),
+    Option("n_test", 10_000, "fresh test inputs on which a finite-N run measures eps_g (0: none)",
+           "count"),
+    Option("n_train", None, "a training set of this many samples, visited in a shuffled order "
+           "(default: online, a fresh sample per step)", "size", optional=True),
+    # many seeds at once
+    Option("seeds", None, "run one network per seed (default: the one seed)", "seeds",
+           cli=False),
+    Option("n_runs", None, "run this many seeds: seed, seed + 1, ... (instead of seeds)", "size",
+           optional=True),
+    Option("executor", None, "a concurrent.futures executor for the seeds (default: a process "
+           "pool on the available cores)", "object", cli=False),
+    Option("max_workers", None, "processes of the default pool (default: every available "
+           "core)", "size", optional=True),
     # run control
     Option("progress", None, "progress bar on stderr (default: when stderr is a terminal)",
            "auto_bool"),
@@ -228,6 +294,8 @@ class Solver(_Record):
     atol: float = _default("atol")
     dt: float = _default("dt")
     max_steps: int = _default("max_steps")
+    backend: str = _default("backend")
+    threads: bool | None = _default("threads")
 
     def __post_init__(self):
         from ._validate import check_tolerances
@@ -254,18 +322,94 @@ class Control(_Record):
             raise ValueError("resume=True needs checkpoint=PATH")
 
 
+@dataclass(frozen=True)
+class Output(_Record):
+    """What a run records: the save grid (checked against the run's length where it is used),
+    the time of the initial state, the two-time overlaps."""
+
+    save_at: Any = _default("save_at")
+    alpha0: float = _default("alpha0")
+    track_initial: bool = _default("track_initial")
+
+
+@dataclass(frozen=True)
+class Network(_Record):
+    """A network drawn at random (all weights N(0, 1)): the teacher's second layer, the
+    activation (None: erf) and the seed of the draw."""
+
+    v_star: Any = _default("v_star")
+    activation: str | None = _default("activation")
+    seed: int = _default("seed")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.activation is None:
+            object.__setattr__(self, "activation", "erf")
+
+
+@dataclass(frozen=True)
+class Data(_Record):
+    """The samples of a finite-N run: the test set, and a finite training set (None: online)."""
+
+    n_test: int = _default("n_test")
+    n_train: int | None = _default("n_train")
+
+
+@dataclass(frozen=True)
+class Ensemble(_Record):
+    """Many seeds at once: ``seeds`` or ``n_runs`` (not both), and where they run."""
+
+    seeds: Any = _default("seeds")
+    n_runs: int | None = _default("n_runs")
+    executor: Any = _default("executor")
+    max_workers: int | None = _default("max_workers")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.seeds is not None and self.n_runs is not None:
+            raise ValueError("give seeds or n_runs, not both")
+
+
 RECORDS = (Dynamics, Solver, Control)
 
 
+def _key(rec: type) -> str:
+    """The keyword under which a record is passed whole: ``dynamics``, ``solver``, ..."""
+    return rec.__name__.lower()
+
+
 def split(keywords: dict, records=RECORDS) -> tuple[list, dict]:
-    """Sort flat keywords into the ``records`` (built from the keywords they own; defaults
-    elsewhere) and return ``([record, ...], rest)``: the keywords no record owns."""
+    """Sort flat keywords into the ``records`` and return ``([record, ...], rest)``: the keywords
+    no record owns. A record is built from the keywords it owns (defaults elsewhere), or passed
+    whole under its name (``solver=Solver(...)``); a keyword beside the whole record it belongs
+    to is refused (which of the two would count?)."""
     rest = dict(keywords)
     out = []
     for rec in records:
         names = [f.name for f in fields(rec)]
-        out.append(rec(**{n: rest.pop(n) for n in names if n in rest}))
+        mine = {n: rest.pop(n) for n in names if n in rest}
+        whole = rest.pop(_key(rec), None)
+        if whole is None:
+            out.append(rec(**mine))
+            continue
+        if not isinstance(whole, rec):
+            raise ValueError(f"{_key(rec)}={whole!r} must be an odeprune.options.{rec.__name__}")
+        if mine:
+            raise ValueError(f"{sorted(mine)} given beside {_key(rec)}=: set them in the "
+                             f"record (dataclasses.replace({_key(rec)}, ...))")
+        out.append(whole)
     return out, rest
+
+
+def gather(where: str, keywords: dict, records=RECORDS) -> list:
+    """The ``records`` of the entry point ``where`` from its keywords (:func:`split`); a keyword
+    no record owns is a ``TypeError``, as Python's own for an unknown keyword."""
+    out, rest = split(keywords, records)
+    if rest:
+        known = sorted(n for rec in records for n in [_key(rec)] + [f.name for f in fields(rec)])
+        raise TypeError(f"{where}() got unexpected keyword argument(s) {sorted(rest)}; its "
+                        f"options are {known}")
+    return out
 
 
 def value(args: argparse.Namespace, name: str):
@@ -295,7 +439,7 @@ def given(args: argparse.Namespace, names) -> dict:
 def _cli_type(opt: Option):
     def parse(text: str):
         try:
-            if opt.kind == "choice":
+            if opt.kind in ("choice", "activation"):
                 value = text
             elif opt.kind in ("positive", "nonneg"):
                 value = float(text)
@@ -306,7 +450,7 @@ def _cli_type(opt: Option):
                 value = int(text)
         except ValueError:
             what = "comma-separated numbers" if opt.kind == "reals" else \
-                "an integer" if opt.kind in ("size", "seed") else "a number"
+                "an integer" if opt.kind in ("size", "seed", "count") else "a number"
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         try:
             return opt.check(value)
@@ -342,6 +486,8 @@ def add_cli_options(group, names, help_default: dict | None = None,
     help_default, defaults, help = help_default or {}, defaults or {}, help or {}
     for name in names:
         opt = OPTIONS[name]
+        if not opt.cli:
+            raise ValueError(f"option {name!r} has no command-line flag")
         if name in defaults:
             default = opt.check(defaults[name])
         else:

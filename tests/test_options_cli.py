@@ -15,7 +15,9 @@ from odeprune.options import OPTIONS, add_cli_options, value
 
 #: a bad command-line value of each kind of option that takes an argument, and what it parses to
 BAD = {"positive": ("0", 0.0), "nonneg": ("-1", -1.0), "size": ("0", 0), "seed": ("-1", -1),
-       "reals": ("1,inf", [1.0, math.inf]), "choice": ("nope", "nope")}
+       "count": ("-1", -1),
+       "reals": ("1,inf", [1.0, math.inf]), "choice": ("nope", "nope"),
+       "activation": ("nope", "nope")}
 SWITCHES = options.SWITCHES
 
 
@@ -25,7 +27,7 @@ def _parser(names):
     return p
 
 
-@pytest.mark.parametrize("name", sorted(OPTIONS))
+@pytest.mark.parametrize("name", sorted(n for n, o in OPTIONS.items() if o.cli))
 def test_every_option_has_a_flag_with_the_tables_check(name):
     opt = OPTIONS[name]
     p = _parser([name])
@@ -49,7 +51,7 @@ def test_every_option_has_a_flag_with_the_tables_check(name):
     assert message.startswith(f"argument {opt.cli_flag}: ") and "\n" not in message
     # the table's one line, without the "name=" the flag already says
     assert message.endswith(str(table.value).split("=", 1)[1]), (message, str(table.value))
-    if opt.kind != "choice":
+    if opt.kind not in ("choice", "activation"):
         with pytest.raises(argparse.ArgumentError, match="expected"):
             p.parse_args([opt.cli_flag, "x"])
 
@@ -93,8 +95,8 @@ def test_every_commands_help_shows_the_tables_default_for_each_shared_flag():
     for cmd, p in commands.items():
         text = _flat(p.format_help())
         for a in p._actions:
-            if a.dest not in OPTIONS or not a.option_strings:
-                continue
+            if a.dest not in OPTIONS or not a.option_strings or not OPTIONS[a.dest].cli:
+                continue  # (a library-only option: a command's flag of that name is its own)
             if (cmd, a.dest) in OTHER_OPTIONS:
                 assert not hasattr(a, "table_option")
                 continue

@@ -99,12 +99,11 @@ def add_dynamics_arguments(parser, sources: str = "--init / --weights"):
     """The learning-rule options shared by ``integrate`` and ``simulate`` (their defaults, checks
     and help are those of :mod:`odeprune.options`); returns the group. ``sources``: the
     command's options that read a file recording the activation."""
-    from ..activations import ACTIVATIONS
     from ..options import add_cli_options
 
     dyn = parser.add_argument_group("dynamics")
-    dyn.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
-                     help=f"the networks' activation (default: the one recorded in {sources}, "
-                          "else erf, g(x) = erf(x/sqrt 2))")
+    add_cli_options(dyn, ["activation"], help={
+        "activation": "the networks' activation: erf, linear or relu (left out: the one recorded "
+                      f"in {sources}, else erf, g(x) = erf(x/sqrt 2))"})
     add_cli_options(dyn, DYNAMICS_FLAGS)
     return dyn

@@ -100,9 +100,8 @@ def register(sub) -> None:
     run.add_argument("--replicas", type=positive_int, default=None,
                      help="with --l1: independent replicas, whose spread is the Monte-Carlo "
                           "error eg_se (default 8)")
-    run.add_argument("--backend", choices=["numba", "jax"], default="numba",
-                     help="numba (default) or jax (needs the [jax] extra; dopri5 only, no "
-                          "checkpoint)")
+    add_cli_options(run, ["backend"], help={
+        "backend": "numba or jax (needs the [jax] extra; dopri5 only, no checkpoint)"})
     out = p.add_argument_group("output")
     out.add_argument("--output", "-o", type=Path, metavar="OUT.npz",
                      help="save the LearningCurve (.npz); also writes OUT.csv (alpha, eg)")
@@ -143,7 +142,7 @@ def _check_options(args) -> None:
                            "a file given with --init (--run also with --weights)")
     args.law_input = _law_file(args.init)  # read once; the rest of the command uses the flag
     if args.l1 or args.law_input:
-        if args.method is not None or args.backend != "numba":
+        if args.method is not None or value(args, "backend") != "numba":
             raise CliError("--l1 runs the particle SDE of the coordinate law (its step: --dt); "
                            "--method/--backend apply to the order-parameter ODE")
         given = explicit(args, "rtol", "atol")
@@ -179,7 +178,7 @@ def _check_options(args) -> None:
     if args.train_second_layer is False and args.eta_v is not None:
         raise CliError("--eta-v has no effect with --freeze-v (the second layer is frozen); "
                        "drop one of them")
-    if args.backend == "jax":
+    if value(args, "backend") == "jax":
         if args.method not in (None, "dopri5"):
             raise CliError(f"--method {args.method} is not available with --backend jax "
                            "(diffrax's adaptive Dopri5 only); use --backend numba")
@@ -263,7 +262,7 @@ def run_integrate(args) -> int:
     if alpha0:
         note(f"continuing {args.init} from alpha={alpha0:g}: the saved alphas start there")
     checkpoint = args.checkpoint
-    if checkpoint is None and args.output is not None and args.backend == "numba":
+    if checkpoint is None and args.output is not None and value(args, "backend") == "numba":
         checkpoint = args.output.with_name(args.output.stem + ".ckpt.npz")
     if args.resume and (checkpoint is None or not Path(checkpoint).exists()):
         raise CliError(f"--resume: no checkpoint found at {checkpoint}")
@@ -273,7 +272,7 @@ def run_integrate(args) -> int:
     curve = _integrate(
         state, alpha0, alpha_max=args.alpha_max, save_at=args.save_at,
         activation=state.activation, progress=progress_of(args), checkpoint=checkpoint,
-        resume=value(args, "resume"), backend=args.backend,
+        resume=value(args, "resume"), backend=value(args, "backend"),
         divergence_path=(args.output.with_name(args.output.stem + ".last_good.npz")
                          if args.output else None),
         **given(args, ODE_FLAGS),

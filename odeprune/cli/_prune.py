@@ -49,7 +49,6 @@ HELP = "prune a saved state (N -> infinity); table of eg"
 
 
 def register(sub) -> None:
-    from ..activations import ACTIVATIONS
     from ..pruning import registry
 
     description = DESCRIPTION.format(
@@ -77,9 +76,9 @@ def register(sub) -> None:
     p.add_argument("--kernel", choices=["Q", "activation"], default=None,
                    help=f"DPP kernel of {' / '.join(registry.methods(uses_kernel=True))}: Q (pre-activation Gram limit, "
                         "default) or activation (I2)")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
-                   help="only for files that do not record it (plain arrays, old files); "
-                        "default: the file's, else erf")
+    add_cli_options(p, ["activation"], help={
+        "activation": "erf, linear or relu: only for files that do not record it (plain arrays, "
+                      "old files); left out: the file's, else erf"})
     add_cli_options(p, ["seed"], help={
         "seed": f"seed of the random methods ({', '.join(registry.methods(seeded=True))})"})
     p.add_argument("--n-samples", type=positive_int, default=None,

@@ -60,15 +60,15 @@ def register(sub) -> None:
                      help="run of a SimulationEnsemble file given with --weights")
     add_teacher_density(net)
     dyn = add_dynamics_arguments(p, sources="--weights")
-    dyn.add_argument("--n-train", type=positive_int, default=None,
-                     help="finite training set, replayed each pass (default: fresh samples)")
+    add_cli_options(dyn, ["n_train"], help={
+        "n_train": "finite training set, replayed each pass (left out: fresh samples)"})
     run = p.add_argument_group("run")
     add_cli_options(run, ["alpha_max"], defaults={"alpha_max": 100.0},
                     help={"alpha_max": "final time alpha"})
     run.add_argument("--save-at", type=float_list, default=None, metavar="A1,A2,...",
                      help="times to record (default: 40 log-spaced points)")
-    run.add_argument("--n-test", type=int, default=10_000,
-                     help="held-out test samples for the empirical error (default 10000; 0: none)")
+    add_cli_options(run, ["n_test"], help={
+        "n_test": "held-out test samples for the empirical error (0: none)"})
     run.add_argument("--workers", type=positive_int, default=None,
                      help="threads for several runs (--runs/--seeds; default: number of CPUs)")
     out = p.add_argument_group("output")
@@ -111,8 +111,6 @@ def _check_options(args) -> None:
         raise CliError("--seed has no effect with --seeds (the seeds are given); drop one")
     if args.workers is not None and args.runs is None and args.seeds is None:
         raise CliError("--workers applies to several runs (--runs or --seeds)")
-    if args.n_test < 0:
-        raise CliError(f"--n-test {args.n_test}: expected an integer >= 0")
     if args.teacher_density is not None and args.weights is not None:
         raise CliError("--teacher-density draws a sparse teacher; --weights gives the teacher: "
                        "drop one of them")
@@ -159,7 +157,7 @@ def run_simulate(args) -> int:
                                        seed=np.random.SeedSequence([seed, 99]))
     result = odeprune.simulate(
         N, K, M, alpha_max=args.alpha_max, save_at=args.save_at, v_star=v_star,
-        activation=activation or "erf", seed=seed, n_test=args.n_test, n_train=args.n_train,
+        activation=activation or "erf", seed=seed, n_test=value(args, "n_test"), n_train=args.n_train,
         seeds=seeds, n_runs=args.runs, progress=progress_of(args), checkpoint=checkpoint,
         resume=value(args, "resume"), max_workers=args.workers, init=init, teacher_mask=teacher_mask,
         **given(args, DYNAMICS_FLAGS))
