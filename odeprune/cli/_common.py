@@ -14,25 +14,24 @@ def progress_of(args) -> bool:
     return False if getattr(args, "quiet", False) else want_progress(None)
 
 
-def positive_int(text: str) -> int:
+def _parsed(text: str, convert, ok, what: str):
+    """``convert(text)`` if it parses and passes ``ok``, else argparse's one line."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _parsed(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def fraction(text: str) -> float:
     """A number in [0, 1] (a kept fraction ``c``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
+    return _parsed(text, float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 
 
 def positive_float(text: str) -> float:

@@ -64,6 +64,39 @@ def ode_curve(cache_dir: Path | None, state, params: dict, key: dict):
                        lambda: integrate(state, **params), LearningCurve.load)
 
 
+def sim_and_ode(cache_dir: Path | None, sim_params: dict, ode_params: dict, seeds, key: dict,
+                progress: bool, desc: str):
+    """The figures' comparison of finite N with the limit: ``simulate(**sim_params)`` for each
+    seed, and ``integrate`` from each run's own initial state (``ode_params``, at the run's saved
+    times; cached under ``key`` and the seed). Returns ``(alpha, sims, curves, S, O)``: the
+    runs, the ODE curves, and their eps_g as arrays (seeds, times)."""
+    sims = simulations(cache_dir, sim_params, seeds, progress, desc=f"{desc} simulate")
+    alpha = np.array(sims[0].alpha)
+    bar = progress_bar(len(sims), f"{desc} ODE", progress)
+    curves = []
+    for seed, sim in zip(seeds, sims, strict=True):
+        curves.append(ode_curve(cache_dir, sim.initial, dict(ode_params, save_at=alpha),
+                                key=dict(key, seed=seed)))
+        bar.update(1)
+    bar.close()
+    S = np.array([s.eg for s in sims])
+    O = np.array([np.array(c.eg) for c in curves])
+    return alpha, sims, curves, S, O
+
+
+def sim_ode_rows(alpha, S, O, **labels) -> list[dict]:
+    """One row per saved time and layer (``sim``, ``ode``): mean, std, sem and count over
+    seeds, with the figure's ``labels`` (a label ``alpha=None`` / ``layer=None`` only fixes
+    where that column goes in the CSV)."""
+    rows = []
+    for j, a in enumerate(alpha):
+        for layer, A in (("sim", S), ("ode", O)):
+            mean, sd, se, n = mean_std(A[:, j])
+            rows.append(dict(labels, alpha=float(a), layer=layer, mean=mean, std=sd, sem=se,
+                             n_seeds=n))
+    return rows
+
+
 # ------------------------------------------------------------------------ statistics, plots
 def mean_std(values: Iterable[float]) -> tuple[float, float, float, int]:
     """Mean, standard deviation (ddof=1; 0 for one value), standard error, count."""

@@ -28,27 +28,12 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
     for N in p["Ns"]:
         sp = dict(N=N, K=p["K"], M=p["M"], eta=p["eta"], alpha_max=p["alpha_max"],
                   v_star=p["v_star"], sigma=p["sigma"], n_test=0)
-        sims = _common.simulations(cache_dir, sp, p["seeds"], progress,
-                                   desc=f"{NAME} simulate N={N}")
-        alpha = np.array(sims[0].alpha)
-        bar = _common.progress_bar(len(sims), f"{NAME} ODE N={N}", progress)
-        odes = []
-        for seed, sim in zip(p["seeds"], sims, strict=True):
-            curve = _common.ode_curve(
-                cache_dir, sim.initial,
-                dict(eta=p["eta"], alpha_max=p["alpha_max"], sigma=p["sigma"], save_at=alpha),
-                key=dict(N=N, K=p["K"], M=p["M"], v_star=p["v_star"], seed=seed))
-            odes.append(np.array(curve.eg))
-            bar.update(1)
-        bar.close()
-        S = np.array([s.eg for s in sims])
-        O = np.array(odes)
+        alpha, _, _, S, O = _common.sim_and_ode(
+            cache_dir, sp, dict(eta=p["eta"], alpha_max=p["alpha_max"], sigma=p["sigma"]),
+            p["seeds"], dict(N=N, K=p["K"], M=p["M"], v_star=p["v_star"]), progress,
+            desc=f"{NAME} N={N}")
         curves[str(N)] = dict(alpha=alpha.tolist(), sim=S.tolist(), ode=O.tolist())
-        for j, a in enumerate(alpha):
-            for layer, A in (("sim", S), ("ode", O)):
-                mean, sd, se, n = _common.mean_std(A[:, j])
-                rows.append(dict(N=N, alpha=float(a), layer=layer, mean=mean, std=sd, sem=se,
-                                 n_seeds=n))
+        rows += _common.sim_ode_rows(alpha, S, O, N=N)
     return dict(figure=NAME, params=p, rows=rows, curves=curves,
                 notes="eps_g (noiseless) from the order parameters; ode = integrate() from each "
                       "run's initial state, mean over seeds; sim mean and std over seeds.")

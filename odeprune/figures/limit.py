@@ -80,17 +80,6 @@ def _minimum(cache_dir, p, cfg):
     return curve.final
 
 
-def _weights_with(state, N, seed):
-    """Finite weights whose order parameters are exactly ``state``'s: ``Z = sqrt(N) B U^T`` with
-    ``B B^T = C`` and ``U`` (N, L) a random orthonormal frame."""
-    C = np.array(state.covariance(), dtype=float)
-    lam, V = np.linalg.eigh(C)
-    B = V * np.sqrt(np.clip(lam, 0, None))
-    U, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((N, C.shape[0])))
-    Z = math.sqrt(N) * B @ U.T
-    return Z[:state.K], Z[state.K:]
-
-
 _QS = ("eps", "actual", "predicted", "predicted_abs", "predicted_theirs", "upper", "trace")
 
 
@@ -257,7 +246,7 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
     cfg = next(x for x in p["configs"] if x["K"] == f["K"] and x["M"] == f["M"])
     state = _minimum(cache_dir, p, cfg)
     N = f["N"]
-    w, w_star = _weights_with(state, N, f["seed"])
+    w, w_star = ls.realise_weights(state, N, f["seed"])
     check = OrderParams.from_weights(w, w_star, state.v, state.v_star)
     pop = ls.hessian_spectrum(check, N).first_layer()          # natural units, K N values
     D = f["K"] * N

@@ -50,31 +50,16 @@ def compute(params: dict, cache_dir: Path | None, progress: bool = True) -> dict
         sp = dict(N=p["N"], K=K, M=p["M"], eta=p["eta"], alpha_max=p["alpha_max"],
                   v_star=p["v_star"], sigma=p["sigma"], n_test=0, activation="relu",
                   save_at=save_at)
-        sims = _common.simulations(cache_dir, sp, p["seeds"], progress,
-                                   desc=f"{NAME} simulate K={K}")
-        alpha = np.array(sims[0].alpha)
-        bar = _common.progress_bar(len(sims), f"{NAME} ODE K={K}", progress)
-        odes = []
-        for seed, sim in zip(p["seeds"], sims, strict=True):
-            curve = _common.ode_curve(
-                cache_dir, sim.initial,
-                dict(eta=p["eta"], alpha_max=p["alpha_max"], sigma=p["sigma"], save_at=alpha),
-                key=dict(N=p["N"], K=K, M=p["M"], v_star=p["v_star"], seed=seed,
-                         activation="relu"))
-            odes.append(np.array(curve.eg))
-            if K == p["prune_K"] and seed == p["prune_seed"]:
-                trained = curve.final
-            bar.update(1)
-        bar.close()
-        S = np.array([s.eg for s in sims])
-        O = np.array(odes)
+        alpha, _, odes, S, O = _common.sim_and_ode(
+            cache_dir, sp, dict(eta=p["eta"], alpha_max=p["alpha_max"], sigma=p["sigma"]),
+            p["seeds"], dict(N=p["N"], K=K, M=p["M"], v_star=p["v_star"], activation="relu"),
+            progress, desc=f"{NAME} K={K}")
+        if K == p["prune_K"] and p["prune_seed"] in p["seeds"]:
+            trained = odes[list(p["seeds"]).index(p["prune_seed"])].final
         curves[str(K)] = dict(alpha=alpha.tolist(), sim=S.tolist(), ode=O.tolist())
-        for j, a in enumerate(alpha):
-            for layer, A in (("sim", S), ("ode", O)):
-                mean, sd, se, n = _common.mean_std(A[:, j])
-                rows.append(dict(panel="curve", K=K, alpha=float(a), layer=layer,
-                                 method="unpruned", reweight="none", k=K, c=1.0, mean=mean,
-                                 std=sd, sem=se, n_seeds=n))
+        rows += _common.sim_ode_rows(alpha, S, O, panel="curve", K=K, alpha=None,
+                                     layer=None, method="unpruned",
+                                     reweight="none", k=K, c=1.0)
     if trained is None:
         raise ValueError(f"prune_K={p['prune_K']} / prune_seed={p['prune_seed']} must be one of "
                          f"Ks={p['Ks']} / seeds={p['seeds']}")

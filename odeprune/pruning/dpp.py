@@ -116,6 +116,17 @@ def _check_rank(lam: np.ndarray, k: int) -> None:
         )
 
 
+def _k_dpp_spectrum(L, k) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """``(K, k, lam, V)`` of a k-DPP with kernel ``L``, after every check: a PSD kernel,
+    ``1 <= k <= K`` and ``k`` at most the kernel's rank."""
+    L = check_kernel(L)
+    K = L.shape[0]
+    k = _check_k(k, K)
+    lam, V = _spectrum(L)
+    _check_rank(lam, k)
+    return K, k, lam, V
+
+
 def elementary_symmetric(lam, k: int) -> np.ndarray:
     r"""Table of elementary symmetric polynomials of the first ``n`` values.
 
@@ -191,11 +202,7 @@ def k_dpp_probabilities(L, k: int, subsets=None) -> tuple[np.ndarray, np.ndarray
         taken of the kernel rebuilt from its thresholded spectrum, so that they sum exactly
         (Cauchy-Binet) to the normaliser :math:`e_k` of the same spectrum.
     """
-    L = check_kernel(L)
-    K = L.shape[0]
-    k = _check_k(k, K)
-    lam, V = _spectrum(L)
-    _check_rank(lam, k)
+    K, k, lam, V = _k_dpp_spectrum(L, k)
     e_k = elementary_symmetric(lam, k)[K, k]
     Ls = (V * lam) @ V.T
     if subsets is None:
@@ -221,11 +228,7 @@ def k_dpp_inclusion_probabilities(L, k: int) -> np.ndarray:
     -------
     p : ndarray, shape (K,)
     """
-    L = check_kernel(L)
-    K = L.shape[0]
-    k = _check_k(k, K)
-    lam, V = _spectrum(L)
-    _check_rank(lam, k)
+    K, k, lam, V = _k_dpp_spectrum(L, k)
     # ratios of elementary symmetric polynomials in log space (they overflow for large K)
     log_e_k = log_elementary_symmetric(lam, k)[K, k]
     weight = np.zeros(K)
@@ -306,11 +309,7 @@ def sample_k_dpp(L, k: int, size: int = 1, seed: int | np.random.Generator | Non
     samples : ndarray of int, shape (size, k)
         Each row sorted ascending.
     """
-    L = check_kernel(L)
-    K = L.shape[0]
-    k = _check_k(k, K)
-    lam, V = _spectrum(L)
-    _check_rank(lam, k)
+    K, k, lam, V = _k_dpp_spectrum(L, k)
     logE = log_elementary_symmetric(lam, k)
     rng = as_generator(seed)
     out = np.empty((int(size), k), dtype=np.int64)
@@ -331,11 +330,7 @@ def k_dpp_map_greedy(L, k: int) -> np.ndarray:
     S : ndarray of int, shape (k,)
         Sorted ascending.
     """
-    L = check_kernel(L)
-    K = L.shape[0]
-    k = _check_k(k, K)
-    lam, V = _spectrum(L)
-    _check_rank(lam, k)
+    K, k, lam, V = _k_dpp_spectrum(L, k)
     Ls = (V * lam) @ V.T
     S: list[int] = []
     for _ in range(k):
