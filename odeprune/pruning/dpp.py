@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from ..state import as_generator
+from ..state import PSD_RTOL, as_generator
 
 __all__ = [
     "PSD_RTOL",
@@ -48,8 +48,8 @@ __all__ = [
     "all_subsets",
 ]
 
-#: Smallest allowed eigenvalue of a kernel, relative to ``max(1, max|L_ij|)``.
-PSD_RTOL = 1e-8
+#: (the smallest allowed eigenvalue of a kernel, relative to ``max(1, max|L_ij|)``, is the
+#: package's PSD tolerance ``odeprune.state.PSD_RTOL``)
 #: Eigenvalues below ``RANK_RTOL * lambda_max`` count as zero (numerical rank).
 RANK_RTOL = 1e-10
 
