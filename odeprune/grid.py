@@ -17,11 +17,11 @@ point of a simulation costs a test evaluation), a coordinate-law run 20 points f
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+
+from ._validate import check_real, check_size
 
 __all__ = ["save_times", "default_lo"]
 
@@ -29,18 +29,6 @@ __all__ = ["save_times", "default_lo"]
 def default_lo(alpha_max: float) -> float:
     """The default lower bound of the log-spaced part: ``min(1, alpha_max / 100)``."""
     return min(1.0, alpha_max / 100.0)
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}={value!r} must be a number")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} must be a number") from None
-    if not (math.isfinite(x) and x > 0):
-        raise ValueError(f"{name}={value!r} must be a finite number > 0")
-    return x
 
 
 def save_times(alpha_max: float, n: int = 40, *, lo: float | None = None,
@@ -66,10 +54,9 @@ def save_times(alpha_max: float, n: int = 40, *, lo: float | None = None,
     ndarray, shape (m,)
         Sorted unique times in ``[0, alpha_max]``, starting at 0 and ending at ``alpha_max``.
     """
-    alpha_max = _positive("alpha_max", alpha_max)
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n={n!r} must be a positive integer")
-    lo = default_lo(alpha_max) if lo is None else _positive("lo", lo)
+    alpha_max = check_real("alpha_max", alpha_max)
+    n = check_size("n", n)
+    lo = default_lo(alpha_max) if lo is None else check_real("lo", lo)
     if lo > alpha_max:
         raise ValueError(f"lo={lo!r} must not exceed alpha_max={alpha_max!r}")
     try:
@@ -78,5 +65,5 @@ def save_times(alpha_max: float, n: int = 40, *, lo: float | None = None,
         raise ValueError(f"report={report!r} must be a list of times") from None
     if not np.all(np.isfinite(rep)) or np.any(rep < 0):
         raise ValueError(f"report={report!r} must hold finite times >= 0")
-    return np.unique(np.concatenate([[0.0], np.geomspace(lo, alpha_max, int(n)), [alpha_max],
+    return np.unique(np.concatenate([[0.0], np.geomspace(lo, alpha_max, n), [alpha_max],
                                      rep[rep <= alpha_max]]))

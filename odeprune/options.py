@@ -38,7 +38,7 @@ from typing import Any
 
 # (nothing heavy at import: the command line builds its parsers from this module)
 
-__all__ = ["Option", "OPTIONS", "Dynamics", "Solver", "Control", "Output", "Network", "Data",
+__all__ = ["Option", "OPTIONS", "Record", "Dynamics", "Solver", "Control", "Output", "Network", "Data",
            "Ensemble", "split", "gather", "add_cli_options", "given", "value", "DEFAULT_RTOL", "DEFAULT_ATOL", "METHODS", "FIXED_STEP",
            "PARTICLE_DT"]
 
@@ -85,7 +85,7 @@ class Option:
         """The clean value, or a one-line ``ValueError`` naming the option."""
         import numpy as np
 
-        from ._validate import check_real, check_size
+        from ._validate import check_activation, check_real, check_size
         if value is None and (self.optional or self.kind in ("auto_bool", "path", "object",
                                                              "seeds")):
             return None
@@ -118,10 +118,9 @@ class Option:
                 raise ValueError(f"{name}={value!r} must be a path (str or os.PathLike)")
             return value
         if kind == "activation":
-            from .activations import get_activation  # (numba: only when a record is built)
             if not isinstance(value, str):
                 raise ValueError(f"{name}={value!r} must be the name of an activation")
-            return get_activation(value).name
+            return check_activation(value, None)
         if kind == "seeds":
             return _seeds(name, value)
         if kind == "object":
@@ -253,12 +252,17 @@ OPTIONS: dict[str, Option] = _options(
 )
 
 
-class _Record:
-    """Shared behaviour of the option records: check every field on construction."""
+class Record:
+    """Shared behaviour of the option records: every field is checked on construction by the
+    :class:`Option` of the same name in the class's ``TABLE`` (:data:`OPTIONS`; a record of a
+    module's own options, e.g. ``odeprune.teachers.Teacher``, names its own table of
+    :class:`Option`), and :func:`gather` builds any of them from flat keywords."""
+
+    TABLE = OPTIONS
 
     def __post_init__(self):
         for f in fields(self):
-            object.__setattr__(self, f.name, OPTIONS[f.name].check(getattr(self, f.name)))
+            object.__setattr__(self, f.name, self.TABLE[f.name].check(getattr(self, f.name)))
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -269,7 +273,7 @@ def _default(name: str):
 
 
 @dataclass(frozen=True)
-class Dynamics(_Record):
+class Dynamics(Record):
     """The learning rule (docs/theory.md §4, §11). ``eta_v=None`` means ``eta``."""
 
     eta: float
@@ -286,7 +290,7 @@ class Dynamics(_Record):
 
 
 @dataclass(frozen=True)
-class Solver(_Record):
+class Solver(Record):
     """How the ODE is integrated (docs/speed.md)."""
 
     method: str = _default("method")
@@ -307,7 +311,7 @@ class Solver(_Record):
 
 
 @dataclass(frozen=True)
-class Control(_Record):
+class Control(Record):
     """How a run is watched: progress, checkpoints, interrupts (docs/troubleshooting.md)."""
 
     progress: bool | None = _default("progress")
@@ -323,7 +327,7 @@ class Control(_Record):
 
 
 @dataclass(frozen=True)
-class Output(_Record):
+class Output(Record):
     """What a run records: the save grid (checked against the run's length where it is used),
     the time of the initial state, the two-time overlaps."""
 
@@ -333,7 +337,7 @@ class Output(_Record):
 
 
 @dataclass(frozen=True)
-class Network(_Record):
+class Network(Record):
     """A network drawn at random (all weights N(0, 1)): the teacher's second layer, the
     activation (None: erf) and the seed of the draw."""
 
@@ -348,7 +352,7 @@ class Network(_Record):
 
 
 @dataclass(frozen=True)
-class Data(_Record):
+class Data(Record):
     """The samples of a finite-N run: the test set, and a finite training set (None: online)."""
 
     n_test: int = _default("n_test")
@@ -356,7 +360,7 @@ class Data(_Record):
 
 
 @dataclass(frozen=True)
-class Ensemble(_Record):
+class Ensemble(Record):
     """Many seeds at once: ``seeds`` or ``n_runs`` (not both), and where they run."""
 
     seeds: Any = _default("seeds")

@@ -24,7 +24,8 @@ from ._validate import as_generator, check_array, check_memory
 from ._validate import check_size as _check_size
 from .activations import ACTIVATIONS, eg_from_cov, get_activation
 
-__all__ = ["OrderParams", "PSD_RTOL", "SYMMETRY_RTOL", "as_generator", "load_state"]
+__all__ = ["OrderParams", "PSD_RTOL", "SYMMETRY_RTOL", "as_generator", "load_state",
+           "check_weights"]
 
 #: Relative tolerance on the smallest eigenvalue of the covariance (scaled by its largest entry).
 PSD_RTOL = 1e-8
@@ -220,13 +221,8 @@ class OrderParams:
         activation : str
             The networks' activation (default ``"erf"``).
         """
-        w = check_array("w", w, 2)
-        w_star = check_array("w_star", w_star, 2)
-        if w.shape[1] != w_star.shape[1]:
-            raise ValueError(f"w has N={w.shape[1]} columns but w_star has {w_star.shape[1]}")
+        w, w_star = check_weights(w, w_star)
         N = w.shape[1]
-        if N < 1:
-            raise ValueError("w must have at least one column (N >= 1)")
         return cls(Q=w @ w.T / N, R=w @ w_star.T / N, T=w_star @ w_star.T / N, v=v, v_star=v_star,
                    activation=activation)
 
@@ -536,6 +532,19 @@ def _check_correlations(C: np.ndarray, K: int) -> None:
             f"{float(bound[a, b]):.6g}: an overlap cannot exceed the product of the norms "
             "(the covariance [[Q, R], [R^T, T]] must be positive semi-definite)"
         )
+
+
+def check_weights(w, w_star) -> tuple[np.ndarray, np.ndarray]:
+    """``(w, w_star)``, first layers of finite networks, shapes (K, N) and (M, N): read-only
+    finite real arrays (:func:`odeprune._validate.check_array`) that share ``N >= 1`` columns."""
+    w = check_array("w", w, 2)
+    w_star = check_array("w_star", w_star, 2)
+    if w.shape[1] != w_star.shape[1]:
+        raise ValueError(f"w (K, N) and w_star (M, N) must share N: w has N={w.shape[1]} "
+                         f"columns but w_star has {w_star.shape[1]}")
+    if w.shape[1] < 1:
+        raise ValueError("w must have at least one column (N >= 1)")
+    return w, w_star
 
 
 def broadcast_v_star(v_star: Any, M: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from odeprune.activations import ACTIVATIONS, I3_at
 from odeprune.coords import CoordinateCurve, CoordinateLaw, decide, integrate_law
 from odeprune.coords.particles import _Field
 from odeprune.ode.rhs import i3_coefficients, make_params, rhs_eval
+from odeprune.options import Dynamics
 from odeprune.sparse import SparseOrderParams
 from odeprune.workflows import schedules
 from tests.conftest import random_cov
@@ -46,7 +47,8 @@ def test_sde_second_moments_are_the_ode(act):
     st = _state(act=act)
     K, M = st.K, st.M
     eta, eta_v, sigma = 0.7, 0.3, 0.2
-    f = _Field(K, M, st.v_star, st.T, eta, eta_v, sigma, ACTIVATIONS[act].code, True, True)
+    f = _Field(K, M, st.v_star, st.T, ACTIVATIONS[act].code,
+               Dynamics(eta=eta, eta_v=eta_v, sigma=sigma))
     f.w.C[:] = st.covariance()
     f.set_v(st.v)
     G, Bc, dv = f.coefficients()
@@ -67,7 +69,7 @@ def test_drift_against_monte_carlo_of_the_sgd_update():
     st = _state(K=2, M=1, seed=3)
     K, L = 2, 3
     eta = 1.0
-    f = _Field(K, 1, st.v_star, st.T, eta, eta, 0.0, 0, True, True)
+    f = _Field(K, 1, st.v_star, st.T, 0, Dynamics(eta=eta, eta_v=eta))
     f.w.C[:] = st.covariance()
     f.set_v(st.v)
     G, _, _ = f.coefficients()

@@ -40,10 +40,10 @@ from ..errors import DivergenceError
 from ..grid import save_times
 from ..ode.rhs import i3_coefficients, make_params, make_work, s4_sums
 from ..ode.runcontrol import RunControl, interrupted_error
-from ..options import OPTIONS, PARTICLE_DT, Control, Dynamics, split
+from ..options import OPTIONS, PARTICLE_DT, Control, Dynamics, gather
 from .law import CoordinateLaw, sqrt_psd
 
-__all__ = ["particle_run", "soft_threshold", "log_times"]
+__all__ = ["particle_run", "run_particles", "run_options", "soft_threshold", "log_times"]
 
 
 def log_times(alpha_max: float, n: int = 20) -> np.ndarray:
@@ -93,9 +93,13 @@ def _drift(G, X, Y, j, i, decay):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
-def _predict(X, Y, m, wt, G, Bh, Z, h, decay, D1, Nz, Xp, C):
-    """Heun's predictor for every particle: noise ``Nz = Bh z sqrt(h)``, ``D1 = (G u - decay w)
-    h + Nz`` (masked), ``Xp = X + D1``; the weighted moments of the predictor into ``C``."""
+def _predict(P, G, Bh, Z, h, decay, W):
+    """Heun's predictor for every particle of ``P = (X, Y, m, wt)`` (weights, teacher
+    coordinates, mask, particle weights) into the scratch ``W = (D1, Nz, Xp, C)``: noise
+    ``Nz = Bh z sqrt(h)``, ``D1 = (G u - decay w) h + Nz`` (masked), ``Xp = X + D1``; the
+    weighted moments of the predictor into ``C``."""
+    X, Y, m, wt = P
+    D1, Nz, Xp, C = W
     S, K = X.shape
     sh = np.sqrt(h)
     for j in range(S):
@@ -115,10 +119,13 @@ def _predict(X, Y, m, wt, G, Bh, Z, h, decay, D1, Nz, Xp, C):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
-def _correct(X, Y, m, wt, G, Xp, h, decay, thresh, D1, Nz, C):
-    """Heun's corrector: ``X += (D1 + Nz + (G up - decay wp) h) / 2`` (the average of the two
-    drifts, the predictor's noise once), then the L1 proximal step ``thresh``; the new weighted
-    moments into ``C``."""
+def _correct(P, G, h, decay, thresh, W):
+    """Heun's corrector on ``P = (X, Y, m, wt)`` with the predictor's ``W = (D1, Nz, Xp, C)``:
+    ``X += (D1 + Nz + (G up - decay wp) h) / 2`` (the average of the two drifts, the
+    predictor's noise once), then the L1 proximal step ``thresh``; the new weighted moments
+    into ``C``."""
+    X, Y, m, wt = P
+    D1, Nz, Xp, C = W
     S, K = X.shape
     for j in range(S):
         for i in range(K):
@@ -135,10 +142,12 @@ def _correct(X, Y, m, wt, G, Xp, h, decay, thresh, D1, Nz, C):
 class _Field:
     """The mean-field coefficients of one replica (I3 coefficients, noise bracket, dv)."""
 
-    def __init__(self, K, M, v_star, T, eta, eta_v, sigma, act, sgd, train_v):
+    def __init__(self, K, M, v_star, T, act, dyn: Dynamics):
+        eta, eta_v, sgd, train_v = (dyn.eta, dyn.second_layer_rate, not dyn.gradient_flow,
+                                    dyn.train_second_layer)
         self.K, self.M, self.L = K, M, K + M
         self.act = act
-        self.p = make_params(K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, True)
+        self.p = make_params(K, M, T, v_star, eta, eta_v, dyn.sigma, act, train_v, sgd, True)
         self.w = make_work(K, M)
         self.v_star = np.asarray(v_star, float)
         self.eta, self.eta_v, self.sgd, self.train_v = eta, eta_v, sgd, train_v
@@ -230,11 +239,22 @@ def _interrupt(rc, checkpoint, fingerprint, law, st: _RunState, k, step, positio
                              saved)
 
 
+def run_options(where: str, eta, alpha_max, dt, options: dict,
+                records=(Dynamics, Control)) -> tuple:
+    """The records of a coordinate-law run from its keywords, one rule for
+    :func:`particle_run` and :func:`odeprune.coords.integrate_law`: ``records`` built by
+    :func:`odeprune.options.gather` (``eta`` joins the :class:`~odeprune.options.Dynamics`; it
+    may be None beside a whole ``dynamics=``), then ``alpha_max`` and ``dt`` checked by the
+    table. Returns ``(*records, alpha_max, dt)``."""
+    kw = dict(options)
+    if eta is not None or "dynamics" not in kw:
+        kw["eta"] = eta
+    recs = gather(where, kw, records)
+    return (*recs, OPTIONS["alpha_max"].check(alpha_max), OPTIONS["dt"].check(dt))
+
+
 def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=None,
-                 dt: float = PARTICLE_DT, eta_v: float | None = None, sigma: float = 0.0,
-                 l1: float = 0.0, weight_decay: float = 0.0, gradient_flow: bool = False,
-                 train_second_layer: bool = True, seed: Any = 0,
-                 progress: bool | None = None, checkpoint=None, resume: bool = False
+                 dt: float = PARTICLE_DT, seed: Any = 0, **options
                  ) -> tuple[CoordinateLaw, dict]:
     """Integrate the particle SDE of every replica of ``law`` to ``alpha_max``.
 
@@ -242,29 +262,41 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
     ``alpha_max``, as :func:`odeprune.integrate`; default 0 and 20 log-spaced times), ``eg``
     (R, n), ``Q`` (R, n, K, K), ``R`` (R, n, K, M), ``v`` (R, n, K) per replica.
 
+    ``options``: the learning rule (``eta_v``, ``sigma``, ``l1``, ``weight_decay``,
+    ``gradient_flow``, ``train_second_layer``; or ``dynamics=`` whole) and the run control
+    (``progress``, ``checkpoint``, ``resume``; or ``control=``), as
+    :class:`odeprune.options.Dynamics` and :class:`odeprune.options.Control`.
     ``progress``: a bar when stderr is a terminal (None) or as forced. Ctrl-C and SIGTERM stop
     the run after the current step; with ``checkpoint=PATH`` the state (particles, outputs so
     far, the generator) is saved there and ``resume=True`` continues it to the same numbers as
     an uninterrupted run; without, nothing is saved. :class:`OdepruneInterrupted` says which.
     A non-finite state raises :class:`DivergenceError`.
     """
-    (dyn, ctl), _ = split(dict(eta=eta, eta_v=eta_v, sigma=sigma, l1=l1,
-                               weight_decay=weight_decay, gradient_flow=gradient_flow,
-                               train_second_layer=train_second_layer, progress=progress,
-                               checkpoint=checkpoint, resume=resume), records=(Dynamics, Control))
-    alpha_max = OPTIONS["alpha_max"].check(alpha_max)
-    dt = OPTIONS["dt"].check(dt)
-    eta, eta_v, sigma, l1 = dyn.eta, dyn.second_layer_rate, dyn.sigma, dyn.l1
-    gamma, gradient_flow, train_second_layer = (dyn.weight_decay, dyn.gradient_flow,
-                                                dyn.train_second_layer)
-    progress, checkpoint, resume = ctl.progress, ctl.checkpoint, ctl.resume
+    dyn, ctl, alpha_max, dt = run_options("particle_run", eta, alpha_max, dt, options)
+    return run_particles(law, alpha_max, save_at, dt, seed, dyn, ctl)
+
+
+def _save_grid(alpha_max: float, save_at) -> tuple[np.ndarray, np.ndarray]:
+    """``(wanted, times)``: the saved times (``save_at`` and ``alpha_max``; default
+    :func:`log_times`) and the run's segments from 0."""
     if save_at is None:
         wanted = log_times(alpha_max)
     else:
         wanted = np.unique(np.concatenate([np.asarray(save_at, float).ravel(), [alpha_max]]))
     if wanted[0] < 0 or wanted[-1] > alpha_max or not np.all(np.isfinite(wanted)):
         raise ValueError(f"save_at must lie within [0, alpha_max={alpha_max}]")
-    times = np.unique(np.concatenate([[0.0], wanted]))  # the run starts at 0
+    return wanted, np.unique(np.concatenate([[0.0], wanted]))  # the run starts at 0
+
+
+def run_particles(law: CoordinateLaw, alpha_max: float, save_at, dt: float, seed: Any,
+                  dyn: Dynamics, ctl: Control) -> tuple[CoordinateLaw, dict]:
+    """:func:`particle_run` on checked records (``alpha_max`` and ``dt`` checked too)."""
+    if ctl.chunk_steps is not None or ctl.divergence_path is not None:
+        raise ValueError("chunk_steps and divergence_path apply to the ODE, not to the particle "
+                         "engine")
+    eta, eta_v, l1, gamma = dyn.eta, dyn.second_layer_rate, dyn.l1, dyn.weight_decay
+    checkpoint = ctl.checkpoint
+    wanted, times = _save_grid(alpha_max, save_at)
     rng = as_generator(seed)
     act = get_activation(law.activation).code
     R, S, K, M = law.replicas, law.S, law.K, law.M
@@ -275,8 +307,7 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
     for r in range(R):
         sw = np.sqrt(law.weights[r])[:, None]
         T = (sw * Y[r]).T @ (sw * Y[r])
-        fields.append(_Field(K, M, law.v_star, 0.5 * (T + T.T), eta, eta_v, sigma, act,
-                             not gradient_flow, train_second_layer))
+        fields.append(_Field(K, M, law.v_star, 0.5 * (T + T.T), act, dyn))
     n_t = times.size
     out = dict(alpha=times, eg=np.zeros((R, n_t)), Q=np.zeros((R, n_t, K, K)),
                R=np.zeros((R, n_t, K, M)), v=np.zeros((R, n_t, K)))
@@ -296,19 +327,19 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
     Z = np.zeros(S * K)
     decay = eta * gamma
     Bh0 = np.zeros((K, K))
-    fingerprint = dict(eta=eta, alpha_max=alpha_max, dt=dt, eta_v=eta_v, sigma=sigma, l1=l1,
-                       weight_decay=gamma, gradient_flow=bool(gradient_flow),
-                       train_second_layer=bool(train_second_layer), R=R, S=S, K=K, M=M,
+    fingerprint = dict(eta=eta, alpha_max=alpha_max, dt=dt, eta_v=eta_v, sigma=dyn.sigma,
+                       l1=l1, weight_decay=gamma, gradient_flow=bool(dyn.gradient_flow),
+                       train_second_layer=bool(dyn.train_second_layer), R=R, S=S, K=K, M=M,
                        times=times.tolist())
     Bprev, hprev = np.zeros((R, K, K)), np.zeros(R)  # the previous step's noise covariance
     st = _RunState(X, V, out, rng, Bprev, hprev)
     k0, step0 = 1, 0
-    if resume:
+    if ctl.resume:
         k0, step0 = _load_checkpoint(checkpoint, fingerprint, law, st)
     else:
         record(0)
     position = times[k0 - 1]
-    with RunControl(alpha_max, "coordinate law (particles)", progress,
+    with RunControl(alpha_max, "coordinate law (particles)", ctl.progress,
                     start=float(position)) as rc:
         for k in range(k0, n_t):
             span = times[k] - times[k - 1]
@@ -320,7 +351,8 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
                 fields[r].load(X[r], Y[r], wts[r], V[r])
             for step in range(step0 if k == k0 else 0, n):
                 for r in range(R):
-                    f, Xr, Yr = fields[r], X[r], Y[r]
+                    f, P = fields[r], (X[r], Y[r], mask[r], wts[r])
+                    W = (D1, Nz, Xp, f.w.C)
                     G1, Bc, dv1 = f.coefficients()
                     Bh = Bh0
                     if Bc is not None:
@@ -333,12 +365,11 @@ def particle_run(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=No
                         Bprev[r], hprev[r] = Bc, h
                         Bh = sqrt_psd(Bmid)
                         fill_normals(rng, Z)
-                    _predict(Xr, Yr, mask[r], wts[r], G1, Bh, Z, h,
-                             decay, D1, Nz, Xp, f.w.C)
+                    _predict(P, G1, Bh, Z, h, decay, W)
                     f.set_v(V[r] + dv1 * h)
                     G2, _, dv2 = f.coefficients()
                     th = eta * l1 * h * (0.5 if step == n - 1 else 1.0)
-                    _correct(Xr, Yr, mask[r], wts[r], G2, Xp, h, decay, th, D1, Nz, f.w.C)
+                    _correct(P, G2, h, decay, th, W)
                     V[r] += 0.5 * (dv1 + dv2) * h
                     f.set_v(V[r])
                     if not (np.all(np.isfinite(V[r])) and np.all(np.isfinite(f.w.C))):

@@ -22,11 +22,11 @@ import numpy as np
 from .. import _io
 from .._stats import sem
 from ..ode.dynamics import register_state
-from ..options import OPTIONS, PARTICLE_DT, Control, Dynamics, split
+from ..options import OPTIONS, PARTICLE_DT, Control, Dynamics, Solver
 from .law import KIND as LAW_KIND
 from .law import CoordinateLaw
 from .linear import train_fixed_masks
-from .particles import particle_run
+from .particles import run_options, run_particles
 
 __all__ = ["CoordinateCurve", "integrate_law", "curve_from_replicas", "load_law",
            "MAX_LINEAR_CLASSES", "METHODS"]
@@ -119,34 +119,47 @@ def _n_classes(law: CoordinateLaw) -> int:
     return max(np.unique(law.mask[r], axis=0).shape[0] for r in range(law.replicas))
 
 
+#: the options of the per-class ODE that the linear engine passes on (the particle engine has
+#: none of them); ``method`` and ``dt`` are integrate_law's own
+_ODE_OPTIONS = ("rtol", "atol", "max_steps", "backend", "threads", "chunk_steps",
+                "divergence_path")
+
+
+def _ode_options(solver: Solver, ctl: Control) -> tuple[dict, list]:
+    """``(options, given)``: the options of the per-class ODE (all of them, the defaults
+    included) and the names of those that differ from their defaults."""
+    if solver.method != OPTIONS["method"].default or solver.dt != OPTIONS["dt"].default:
+        raise ValueError("a Solver's method and dt do not apply to a coordinate law: pass "
+                         "integrate_law(method=, dt=) (its engine and the particle step)")
+    values = {**solver.as_dict(), **ctl.as_dict()}
+    out = {n: values[n] for n in _ODE_OPTIONS}
+    return out, [n for n in _ODE_OPTIONS if out[n] != OPTIONS[n].default]
+
+
 def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=None,
-                  eta_v: float | None = None, sigma: float = 0.0, l1: float = 0.0,
-                  weight_decay: float = 0.0, gradient_flow: bool = False,
-                  train_second_layer: bool = True, method: str = "auto",
-                  dt: float = PARTICLE_DT,
-                  seed: Any = 0, progress: bool | None = None, checkpoint=None,
-                  resume: bool = False, **ode) -> CoordinateCurve:
+                  method: str = "auto", dt: float = PARTICLE_DT, seed: Any = 0,
+                  **options) -> CoordinateCurve:
     """Train the coordinate law ``law`` for ``alpha_max`` (see the module docstring).
 
-    ``eta_v``, ``sigma``, ``gradient_flow``, ``train_second_layer``, ``weight_decay`` as in
-    :func:`odeprune.integrate`; ``l1`` the L1 strength (docs/theory.md §11): the learning rule,
-    checked as one :class:`odeprune.options.Dynamics`; ``dt`` the step of the particle SDE
-    (default :data:`odeprune.options.PARTICLE_DT`, coarser than the ODE's fixed step: the
-    particles' error is Monte Carlo); ``progress``/``checkpoint``/``resume`` (particles) as in
-    :func:`odeprune.coords.particles.particle_run`, checked as one
-    :class:`odeprune.options.Control`. ``ode``: further options of the per-class ODE (``rtol``,
-    ``atol``) for ``method="linear"``.
+    ``method``: ``"auto"``, ``"linear"`` or ``"particles"`` (the engine); ``dt`` the step of
+    the particle SDE (default :data:`odeprune.options.PARTICLE_DT`, coarser than the ODE's fixed
+    step: the particles' error is Monte Carlo); ``seed`` (int or Generator) its fresh Gaussians.
+    ``options``, flat or as whole records (:func:`odeprune.options.gather`): the learning rule
+    (:class:`~odeprune.options.Dynamics`: ``eta_v``, ``sigma``, ``gradient_flow``,
+    ``train_second_layer``, ``weight_decay`` as in :func:`odeprune.integrate`, ``l1`` the L1
+    strength, docs/theory.md §11), the run control (:class:`~odeprune.options.Control`:
+    ``progress``/``checkpoint``/``resume`` for the particles, as
+    :func:`odeprune.coords.particles.particle_run`) and, for ``method="linear"``, the options of
+    the per-class ODE (``rtol``, ``atol``, ``max_steps``, ``backend``, ``threads``,
+    ``chunk_steps``, ``divergence_path``).
     """
     if not isinstance(law, CoordinateLaw):
         raise TypeError(f"expected a CoordinateLaw, got {type(law).__name__}")
     if method not in METHODS:
         raise ValueError(f"method={method!r} must be one of {METHODS}")
-    (dyn, ctl), _ = split(dict(eta=eta, eta_v=eta_v, sigma=sigma, l1=l1,
-                               weight_decay=weight_decay, gradient_flow=gradient_flow,
-                               train_second_layer=train_second_layer, progress=progress,
-                               checkpoint=checkpoint, resume=resume), records=(Dynamics, Control))
-    alpha_max = OPTIONS["alpha_max"].check(alpha_max)
-    dt = OPTIONS["dt"].check(dt)
+    dyn, ctl, solver, alpha_max, dt = run_options("integrate_law", eta, alpha_max, dt, options,
+                                                  (Dynamics, Control, Solver))
+    ode, ode_given = _ode_options(solver, ctl)
     if method == "auto":
         method = "particles" if dyn.l1 > 0 or _n_classes(law) > MAX_LINEAR_CLASSES else "linear"
     if method == "linear" and (ctl.checkpoint is not None or ctl.resume):
@@ -165,15 +178,11 @@ def integrate_law(law: CoordinateLaw, eta: float, alpha_max: float, *, save_at=N
         trained, curves = train_fixed_masks(law, dyn.eta, alpha_max, save_at=save_at, seed=seed,
                                             weight_decay=dyn.weight_decay, **common, **ode)
         return curve_from_replicas(curves, trained, meta)
-    else:
-        if ode:
-            raise ValueError(f"options {sorted(ode)} apply to method='linear' only")
-        trained, out = particle_run(law, alpha_max=alpha_max, save_at=save_at, dt=dt,
-                                    seed=seed, progress=ctl.progress,
-                                    checkpoint=ctl.checkpoint, resume=ctl.resume,
-                                    **dyn.as_dict())
-        alpha, E = out["alpha"], out["eg"]
-        Q, R, v = out["Q"].mean(0), out["R"].mean(0), out["v"].mean(0)
+    if ode_given:
+        raise ValueError(f"options {ode_given} apply to method='linear' only")
+    trained, out = run_particles(law, alpha_max, save_at, dt, seed, dyn, ctl)
+    alpha, E = out["alpha"], out["eg"]
+    Q, R, v = out["Q"].mean(0), out["R"].mean(0), out["v"].mean(0)
     return CoordinateCurve(alpha, E.mean(0), _se(E), E, Q, R, v, trained, "particles", meta)
 
 

@@ -40,6 +40,7 @@ from .limits import (
 )
 from .protocol import (
     BatchSpread,
+    Protocol,
     ProtocolLimit,
     batch_loss_sd,
     flat_fraction,
@@ -48,7 +49,8 @@ from .protocol import (
 from .spectrum import HessianSpectrum, Sharpness, hessian_spectrum, sharpness
 
 __all__ = [
-    "ActualLimit", "BatchSpread", "Gradient", "HessianSpectrum", "L1Minimum", "ProtocolLimit",
+    "ActualLimit", "BatchSpread", "Gradient", "HessianSpectrum", "L1Minimum", "Protocol",
+    "ProtocolLimit",
     "PruningLimit", "Sharpness", "actual_limit", "batch_loss_sd", "empirical_hessian",
     "flat_fraction", "global_threshold", "gradient", "hessian_spectrum", "l1_minimum",
     "l1_minimum_finite", "l1_residual", "population_hessian_weights", "protocol_limit",

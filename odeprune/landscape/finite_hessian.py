@@ -10,18 +10,17 @@ import math
 import numpy as np
 
 from ..activations import get_activation
-from ..state import as_generator
+from ..state import as_generator, check_weights
 from .derivatives import _2_PI
 
 __all__ = ["population_hessian_weights", "empirical_hessian"]
 
 
 def _weights(w, w_star, v, v_star):
-    w, w_star = np.asarray(w, float), np.asarray(w_star, float)
+    """Checked ``(w, w_star, v, v_star)`` (:func:`odeprune.state.check_weights`, and ``v``,
+    ``v_star`` of one entry per row)."""
+    w, w_star = check_weights(w, w_star)
     v, v_star = np.asarray(v, float).ravel(), np.asarray(v_star, float).ravel()
-    if w.ndim != 2 or w_star.ndim != 2 or w.shape[1] != w_star.shape[1]:
-        raise ValueError(f"w (K, N) and w_star (M, N) must share N; got {w.shape} and "
-                         f"{w_star.shape}")
     if v.shape != (w.shape[0],) or v_star.shape != (w_star.shape[0],):
         raise ValueError(f"v must have shape ({w.shape[0]},) and v_star ({w_star.shape[0]},); "
                          f"got {v.shape} and {v_star.shape}")
@@ -107,10 +106,8 @@ def empirical_hessian(w, w_star, v, v_star, n: int, seed: int | np.random.Genera
 
     Parameters
     ----------
-    w : array_like, shape (K, N)
-    w_star : array_like, shape (M, N)
-    v : array_like, shape (K,)
-    v_star : array_like, shape (M,)
+    w, w_star, v, v_star : array_like
+        As :func:`population_hessian_weights`.
     n : int
         Training-set size; inputs :math:`x\sim N(0, I_N)`, labels
         :math:`y = \sum_n v^*_n g(\nu_n) + \sigma\zeta`.

@@ -24,11 +24,12 @@ import numpy as np
 from .._stats import sem
 from .._validate import check_int, check_real
 from ..coords import CoordinateCurve, CoordinateLaw, integrate_law
+from ..options import PARTICLE_DT, Dynamics, gather
 from ..sim import SimulationResult, simulate
 from ..state import OrderParams
 from .derivatives import gradient
 
-__all__ = ["L1Minimum", "HISTOGRAM_THRESHOLDS", "l1_minimum", "l1_minimum_finite",
+__all__ = ["L1Minimum", "HISTOGRAM_THRESHOLDS", "L1_RULE", "l1_minimum", "l1_minimum_finite",
            "l1_residual", "realise_weights"]
 
 #: thresholds of the coordinate histogram reported and checked for stationarity
@@ -162,11 +163,15 @@ def _stationarity(eg0, eg1, hist0, hist1, velocity, residual, tol, residual_tol,
     return drift, drift_se, hdrift, problems
 
 
-def l1_minimum(start: OrderParams | CoordinateLaw, l1: float, *, eta: float = 1.0,
-               alpha_max: float = 1000.0, gradient_flow: bool = True,
+#: the learning rule of :func:`l1_minimum` where it differs from the table's: gradient flow, with
+#: eta = 1 (alpha is then the gradient-flow time)
+L1_RULE = dict(eta=1.0, gradient_flow=True)
+
+
+def l1_minimum(start: OrderParams | CoordinateLaw, l1: float, *, alpha_max: float = 1000.0,
                window: float | None = None, S: int = 4000, replicas: int = 4,
-               dt: float = 0.05, tol: float = 1e-2, residual_tol: float | None = None,
-               sigma: float = 0.0, seed: Any = 0) -> L1Minimum:
+               dt: float = PARTICLE_DT, tol: float = 1e-2, residual_tol: float | None = None,
+               seed: Any = 0, **options) -> L1Minimum:
     r"""Train the coordinate law with the L1 penalty λ|w| per first-layer weight (N → ∞, exact
     up to the particles' Monte-Carlo error and the step ``dt``) and check that it is stationary.
 
@@ -177,12 +182,8 @@ def l1_minimum(start: OrderParams | CoordinateLaw, l1: float, *, eta: float = 1.
         ``replicas`` replicas).
     l1 : float
         λ >= 0.
-    eta : float
-        Learning rate (gradient flow: η = 1 makes α the gradient-flow time).
     alpha_max : float
         Training time; the last ``window`` (default ``alpha_max / 10``) is the stationarity check.
-    gradient_flow : bool
-        Gradient flow (exact zeros) or online SGD (the particle SDE with its noise).
     S, replicas : int
     dt : float
         Step of the particle scheme (stochastic Heun with the proximal step split around it).
@@ -195,9 +196,12 @@ def l1_minimum(start: OrderParams | CoordinateLaw, l1: float, *, eta: float = 1.
         point of the discrete scheme carries a residual of order ``dt`` (the Heun average of the
         drift at w and at the predictor; ≈ 0.3 λ at dt = 0.05 for M=2, K=6, v* = 4, halving with
         dt), while a state still training has a residual of order 1.
-    sigma : float
-        Label noise (SGD).
     seed : int or Generator
+    options
+        The learning rule (:class:`~odeprune.options.Dynamics`, flat or ``dynamics=``; its
+        ``l1`` is ``l1``): ``eta`` (default 1: gradient flow's α is then its time),
+        ``gradient_flow`` (default True: exact zeros; False: online SGD, the particle SDE with
+        its noise), ``sigma`` (label noise, SGD), ... (:data:`L1_RULE`).
 
     Returns
     -------
@@ -205,7 +209,11 @@ def l1_minimum(start: OrderParams | CoordinateLaw, l1: float, *, eta: float = 1.
         ``stationary`` says whether the checks passed (see :meth:`L1Minimum.check`).
     """
     l1 = _check_l1(l1)
-    eta = check_real("eta", eta)
+    kw = dict(options) if "dynamics" in options else dict(L1_RULE, **options, l1=l1)
+    (dyn,) = gather("l1_minimum", kw, (Dynamics,))
+    if dyn.l1 != l1:
+        raise ValueError(f"l1={l1!r} differs from the l1={dyn.l1!r} of dynamics=")
+    eta, gradient_flow = dyn.eta, dyn.gradient_flow
     alpha_max = check_real("alpha_max", alpha_max)
     tol = check_real("tol", tol)
     window = alpha_max / 10 if window is None else check_real("window", window)
@@ -221,14 +229,14 @@ def l1_minimum(start: OrderParams | CoordinateLaw, l1: float, *, eta: float = 1.
         raise ValueError(f"start must be an OrderParams or a CoordinateLaw, got "
                          f"{type(start).__name__}")
     ss = np.random.SeedSequence(seed if isinstance(seed, int) else None).spawn(2)
-    common = dict(l1=l1, gradient_flow=gradient_flow, dt=dt, sigma=sigma,
+    common = dict(dynamics=dyn, dt=dt,
                   method="particles" if l1 > 0 or not gradient_flow else "auto")
     a0 = alpha_max - window
     grid0 = np.unique(np.concatenate([[0.0], np.geomspace(min(1.0, a0), a0, 16)]))
-    first = integrate_law(law, eta, a0, save_at=grid0, seed=np.random.default_rng(ss[0]),
+    first = integrate_law(law, None, a0, save_at=grid0, seed=np.random.default_rng(ss[0]),
                           **common)
     mid = first.final
-    second = integrate_law(mid, eta, window, save_at=[0.0, window],
+    second = integrate_law(mid, None, window, save_at=[0.0, window],
                            seed=np.random.default_rng(ss[1]), **common)
     final = second.final
     th = HISTOGRAM_THRESHOLDS

@@ -126,29 +126,46 @@ class ActualLimit:
 # ---------------------------------------------------------------------------------------------
 # global magnitude pruning: the edge rule's threshold and the mass it removes
 # ---------------------------------------------------------------------------------------------
-def _magnitude_global(Q: np.ndarray, rho: float) -> MagnitudeEdgeGlobal:
-    """The global magnitude rule calibrated on rows ``w ~ N(0, Q)`` to keep ``rho``."""
-    Q = np.asarray(Q, dtype=float)
-    rule = MagnitudeEdgeGlobal()
-    rule.calibrate(UnitLaws.dense(Q, Q.shape[0], 0), float(rho))
-    return rule
+class _GlobalMagnitude:
+    """Global magnitude pruning of rows ``w ~ N(0, Q)``: the edge rule
+    :class:`~odeprune.pruning.edge_rules.MagnitudeEdgeGlobal` calibrated to keep each ``rho``
+    asked for, on laws built once (a cache for the calls of one fixed-point search)."""
+
+    def __init__(self, Q: np.ndarray):
+        Q = np.asarray(Q, dtype=float)
+        self.laws = UnitLaws.dense(Q, Q.shape[0], 0)
+        self.d = np.clip(np.diag(Q), 0, None)
+        self.rules: dict = {}
+
+    def rule(self, rho: float) -> MagnitudeEdgeGlobal:
+        rho = float(rho)
+        if rho not in self.rules:
+            rule = MagnitudeEdgeGlobal()
+            rule.calibrate(self.laws, rho)
+            self.rules[rho] = rule
+        return self.rules[rho]
+
+    def threshold(self, rho: float) -> float:
+        return float(self.rule(rho).tau[0])
+
+    def removed_mass(self, rho: float) -> float:
+        d, rule = self.d, self.rule(rho)
+        kept = sum(rule.kept_second_moment(i, math.sqrt(d[i])) for i in range(d.size))
+        return float(max(d.sum() - kept, 0.0))
 
 
 def global_threshold(Q: np.ndarray, rho: float) -> float:
     r"""Threshold :math:`\tau` with :math:`\frac1K\sum_i P(|w_i| > \tau) = \rho`,
     :math:`w_i \sim N(0, Q_{ii})` (global magnitude pruning keeping a fraction ``rho``; the
     calibration of :class:`~odeprune.pruning.edge_rules.MagnitudeEdgeGlobal`)."""
-    return float(_magnitude_global(Q, rho).tau[0])
+    return _GlobalMagnitude(Q).threshold(rho)
 
 
 def removed_mass(Q: np.ndarray, rho: float) -> float:
     r""":math:`m_r(\rho) = \|w^r\|^2/N = \sum_i E[w_i^2 1\{|w_i| < \tau(\rho)\}]`,
     :math:`w_i \sim N(0, Q_{ii})`, for global magnitude pruning keeping a fraction ``rho``: the
     trace of ``Q`` minus the kept second moments of the edge rule."""
-    d = np.clip(np.diag(np.asarray(Q, dtype=float)), 0, None)
-    rule = _magnitude_global(Q, rho)
-    kept = sum(rule.kept_second_moment(i, math.sqrt(d[i])) for i in range(d.size))
-    return float(max(d.sum() - kept, 0.0))
+    return _GlobalMagnitude(Q).removed_mass(rho)
 
 
 def _terms(mu: np.ndarray, eps: float, m: float) -> np.ndarray:
@@ -237,17 +254,18 @@ def pruning_limit(state: OrderParams, eps: float, activation: str | None = None,
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
     mu = 0.5 * spec.bulk
     Q = np.array(state.Q, float)
+    magnitude = _GlobalMagnitude(Q)   # the laws once, each rho's calibration once
 
     def excess(rho):
-        return rho - (1.0 - float(np.mean(_terms(mu, eps, removed_mass(Q, rho)))))
+        return rho - (1.0 - float(np.mean(_terms(mu, eps, magnitude.removed_mass(rho)))))
 
     lo, hi = 0.0, 1.0
     if excess(lo) >= 0:
         rho = 0.0
     else:
         rho = optimize.brentq(excess, lo, hi, xtol=1e-13, rtol=1e-12)
-    m = removed_mass(Q, rho)
-    tau = global_threshold(Q, rho)
+    m = magnitude.removed_mass(rho)
+    tau = magnitude.threshold(rho)
     trG = float(np.sum(mu))
     K = state.K
     rho_trace = 1.0 - K * eps / (m * max(trG, 0.0) + K * eps)

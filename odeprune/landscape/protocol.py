@@ -43,13 +43,15 @@ from .._stats import sem
 from .._validate import as_generator, check_int
 from ..activations import get_activation
 from ..coords import CoordinateLaw
+from ..options import Option, Record, gather
 from ..sim import SimulationEnsemble, SimulationResult
 from ..state import OrderParams
 from .l1 import L1Minimum, _check_l1, l1_residual
 from .limits import _removed_terms, _terms, smallest_kept_fraction
 from .spectrum import hessian_spectrum
 
-__all__ = ["BatchSpread", "ProtocolLimit", "batch_loss_sd", "flat_fraction", "protocol_limit"]
+__all__ = ["BatchSpread", "Protocol", "ProtocolLimit", "batch_loss_sd", "flat_fraction",
+           "protocol_limit"]
 
 #: the mini-batch size of Zhang et al.'s configurations
 BATCH = 128
@@ -363,11 +365,46 @@ def _as_law(minimum, l1, S, replicas, seed):
                      f"got {type(minimum).__name__}")
 
 
+#: the settings of their protocol (checked by the table's vocabulary,
+#: :class:`odeprune.options.Option`)
+PROTOCOL_OPTIONS = {o.name: o for o in (
+    Option("B", BATCH, "batch size of their epsilon (the spread of the B-sample batch loss)",
+           "size"),
+    Option("batch_samples", 2 ** 14, "quasi-Monte Carlo points per replicate of "
+           "batch_loss_sd", "size"),
+    Option("xtol", 1e-3, "bisection tolerance of the actual limit, in (0, 1)", "positive"),
+    Option("grid", 21, "scan points of the actual limit (>= 2)", "size"),
+    Option("flat_rtol", 1e-6, "relative row norm below which a Hessian row counts as flat "
+           "(their correction)", "positive"),
+)}
+
+
+@dataclass(frozen=True)
+class Protocol(Record):
+    """The settings of Zhang et al.'s protocol in :func:`protocol_limit` (flat keywords or
+    whole, ``protocol=``): their batch size ``B`` and the quadrature of its spread
+    (``batch_samples``), the search of the actual limit (``xtol``, ``grid``), the flat rows
+    (``flat_rtol``)."""
+
+    B: int = PROTOCOL_OPTIONS["B"].default
+    batch_samples: int = PROTOCOL_OPTIONS["batch_samples"].default
+    xtol: float = PROTOCOL_OPTIONS["xtol"].default
+    grid: int = PROTOCOL_OPTIONS["grid"].default
+    flat_rtol: float = PROTOCOL_OPTIONS["flat_rtol"].default
+
+    TABLE = PROTOCOL_OPTIONS
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.xtol >= 1:
+            raise ValueError(f"xtol={self.xtol!r} must be in (0, 1)")
+        check_int("grid", self.grid, 2)
+        check_int("batch_samples", self.batch_samples, 2)
+
+
 def protocol_limit(minimum, eps=(1e-3, 1e-2, 1e-1), *, l1: float | None = None,
-                   B: int = BATCH, xtol: float = 1e-3, grid: int = 21,
-                   flat_rtol: float = 1e-6, check: str = "raise",
-                   residual_tol: float | None = None, S: int = 20_000, replicas: int = 8,
-                   batch_samples: int = 2 ** 14, seed: Any = 0) -> ProtocolLimit:
+                   check: str = "raise", residual_tol: float | None = None, S: int = 20_000,
+                   replicas: int = 8, seed: Any = 0, **protocol) -> ProtocolLimit:
     r"""Zhang et al.'s pruning-limit protocol at a trained network (module docstring).
 
     Parameters
@@ -381,21 +418,19 @@ def protocol_limit(minimum, eps=(1e-3, 1e-2, 1e-1), *, l1: float | None = None,
         Free tolerances; their batch-spread ε is always added as the last column.
     l1 : float, optional
         λ of the training (for the stationarity check of a law; default 0).
-    B : int
-        Batch size of their ε.
-    xtol, grid : float, int
-        Bisection tolerance and scan points of the actual limit.
-    flat_rtol : float
-        Relative row norm below which a Hessian row counts as flat (their correction).
     check : {"raise", "warn", "ignore"}
         What to do when the input is not a minimum.
     residual_tol : float, optional
         Largest accepted KKT residual of a law (default ``0.5 λ + 1e-3``, as
         :func:`~odeprune.landscape.l1_minimum`).
-    batch_samples : int
-        Quasi-Monte Carlo points per replicate of :func:`batch_loss_sd`.
     seed : int
         Particles of an ``OrderParams`` and the quadrature of the batch spread.
+    protocol
+        Their settings (:class:`Protocol`, flat or ``protocol=``): ``B`` (batch size of their
+        ε, 128), ``batch_samples`` (quasi-Monte Carlo points per replicate of
+        :func:`batch_loss_sd`), ``xtol`` and ``grid`` (bisection tolerance and scan points of
+        the actual limit), ``flat_rtol`` (relative row norm below which a Hessian row counts
+        as flat: their correction).
 
     Returns
     -------
@@ -406,9 +441,8 @@ def protocol_limit(minimum, eps=(1e-3, 1e-2, 1e-1), *, l1: float | None = None,
     eps_free = np.atleast_1d(np.asarray(eps, dtype=float))
     if eps_free.ndim != 1 or not np.all(np.isfinite(eps_free)) or np.any(eps_free <= 0):
         raise ValueError(f"eps={eps!r} must be positive finite tolerances")
-    grid = check_int("grid", grid, 2)
-    if not 0 < xtol < 1:
-        raise ValueError(f"xtol={xtol!r} must be in (0, 1)")
+    (settings,) = gather("protocol_limit", protocol, (Protocol,))
+    B, xtol, grid, flat_rtol = settings.B, settings.xtol, settings.grid, settings.flat_rtol
     law, l1v, stationary, message, N = _as_law(minimum, l1, S, replicas, seed)
     if not np.all(law.mask):
         raise ValueError("protocol_limit takes a dense (unmasked) network: pruning is the "
@@ -435,7 +469,7 @@ def protocol_limit(minimum, eps=(1e-3, 1e-2, 1e-1), *, l1: float | None = None,
         rep = _Replica(law, r)
         st = rep.state
         eg_star[r] = float(st.eg())
-        spread = batch_loss_sd(st, B=B, samples=batch_samples,
+        spread = batch_loss_sd(st, B=B, samples=settings.batch_samples,
                                seed=np.random.default_rng(seeds[r]))
         bsd[r], bsd_se[r] = spread.sd, spread.sd_se
         nonzero[r] = float(np.sum(law.weights[r][:, None] * (law.w[r] != 0)) / K)

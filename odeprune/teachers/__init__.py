@@ -40,40 +40,10 @@ recovery over training). Every public name is importable from ``odeprune.teacher
 
 from __future__ import annotations
 
-from .experiments import (
-    convergence_finite,
-    convergence_limit,
-    magnitude_ticket_limit,
-    support_recovery_experiment,
-)
-from .recovery import (
-    magnitude_threshold_limit,
-    matched_teacher,
-    rank_correlation_finite,
-    rank_correlation_limit,
-    support_recovery_finite,
-    support_recovery_law,
-    support_recovery_limit,
-    time_to_reach,
-    weighted_spearman,
-)
-from .states import dense_equivalent, oracle_ticket_state, sparse_teacher_state, support_of_classes
-from .support import (
-    ORACLE_RULES,
-    check_teacher_density,
-    check_teacher_mask,
-    from_weights_split,
-    oracle_ticket_mask,
-    sparse_teacher_weights,
-    student_mask,
-    teacher_support,
-)
+from . import experiments, recovery, states, support
+from .experiments import *  # noqa: F403  (each module's __all__)
+from .recovery import *  # noqa: F403
+from .states import *  # noqa: F403
+from .support import *  # noqa: F403
 
-__all__ = ["check_teacher_density", "check_teacher_mask", "teacher_support",
-           "sparse_teacher_weights", "student_mask", "oracle_ticket_mask",
-           "sparse_teacher_state", "oracle_ticket_state", "from_weights_split",
-           "support_of_classes", "dense_equivalent", "time_to_reach", "matched_teacher",
-           "magnitude_threshold_limit", "support_recovery_limit", "support_recovery_finite",
-           "rank_correlation_limit", "rank_correlation_finite", "weighted_spearman",
-           "magnitude_ticket_limit", "convergence_limit", "convergence_finite",
-           "support_recovery_experiment", "support_recovery_law", "ORACLE_RULES"]
+__all__ = [*support.__all__, *states.__all__, *recovery.__all__, *experiments.__all__]

@@ -5,6 +5,7 @@ parallel (:func:`odeprune._pool.map_parallel`, in the seeds' order)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from ..coords.decide import decide
 from ..coords.law import CoordinateLaw
 from ..coords.run import integrate_law
 from ..ode.dynamics import integrate
+from ..options import OPTIONS, Dynamics, Option, Record, Solver, gather
 from ..sim import simulate
 from ..sparse import SparseOrderParams
 from ..workflows import schedules
@@ -29,12 +31,65 @@ from .recovery import (
 )
 from .states import sparse_teacher_state
 from .support import (
+    Teacher,
     check_teacher_density,
     from_weights_split,
     oracle_ticket_mask,
     sparse_teacher_weights,
     student_mask,
 )
+
+__all__ = ["Convergence", "magnitude_ticket_limit", "convergence_limit", "convergence_finite",
+           "support_recovery_experiment", "V_STAR"]
+
+#: the teacher's second layer in these experiments (the table's default 4 is the paper's dense
+#: teacher; a sparse teacher with ``v* = 1`` is the lottery-ticket papers' scale)
+V_STAR = 1.0
+
+#: the clock of a convergence experiment (no default is written twice: ``alpha_max`` takes the
+#: table's check, the experiments' own default)
+CONVERGENCE_OPTIONS = {o.name: o for o in (
+    Option("alpha_max", 1000.0, "train every arm for this alpha", "positive"),
+    Option("alpha_T", 200.0, "alpha of the one-shot magnitude decision (and of each IMP round)",
+           "positive"),
+    Option("thresholds", (1e-2, 1e-3), "the first-crossing times of eps_g <= each threshold",
+           "reals"),
+)}
+
+
+@dataclass(frozen=True)
+class Convergence(Record):
+    """The clock of :func:`convergence_limit` and :func:`convergence_finite`: every arm trained
+    for ``alpha_max``, the magnitude ticket decided at ``alpha_T``, the time to reach
+    ``eps_g <= theta`` for each of ``thresholds``. Flat keywords or whole
+    (``convergence=``)."""
+
+    TABLE = CONVERGENCE_OPTIONS
+
+    alpha_max: float = CONVERGENCE_OPTIONS["alpha_max"].default
+    alpha_T: float = CONVERGENCE_OPTIONS["alpha_T"].default
+    thresholds: Any = CONVERGENCE_OPTIONS["thresholds"].default
+
+
+_SOLVER_KEYS = tuple(f.name for f in fields(Solver))
+
+
+def _options(where: str, options: dict, records: tuple, solver: bool = True):
+    """``(records, dynamics, ode)`` of an experiment: its own ``records`` (the teacher's
+    ``v_star`` defaults to :data:`V_STAR`), the learning rule (``eta`` defaults to the command
+    line's 0.5) and ``ode``, the options to pass on to its ODE runs as flat keywords: the rule's
+    besides ``eta`` where they differ from the table's defaults, and the solver's keywords as
+    given (their values checked here, before any work)."""
+    kw = dict(options)
+    if "teacher" not in kw:
+        kw.setdefault("v_star", V_STAR)
+    if "dynamics" not in kw:
+        kw.setdefault("eta", OPTIONS["eta"].cli_default)
+    solver_kw = {k: kw.pop(k) for k in _SOLVER_KEYS if solver and k in kw}
+    *recs, dyn = gather(where, kw, (*records, Dynamics))
+    Solver(**solver_kw)
+    ode = {k: v for k, v in dyn.as_dict().items() if k != "eta" and v != OPTIONS[k].default}
+    return recs, dyn, {**ode, **solver_kw}
 
 
 # ---------------------------------------------------------------------------- tickets, limit
@@ -79,12 +134,8 @@ def _crossings(alpha, E, thresholds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def convergence_limit(K: int, M: int, teacher_density: float, *, N_init: int = 500,
-                      seed: int = 0, eta: float = 0.5, v_star: Any = 1.0,
-                      alpha_max: float = 1000.0, alpha_T: float = 200.0, thresholds=(1e-2,
-                                                                                      1e-3),
-                      imp_rounds: int = 3, S: int = 20_000, replicas: int = 8,
-                      shared_support: bool = False, normalise: bool = False, save_at=None,
-                      **ode) -> dict:
+                      seed: int = 0, imp_rounds: int = 3, S: int = 20_000, replicas: int = 8,
+                      save_at=None, **options) -> dict:
     """How fast do tickets converge, in the limit (from the order parameters of one real draw
     of size ``N_init``, seed ``seed``)? Arms, all trained for ``alpha_max`` from the same
     initial weights, kept fraction ``c = teacher_density``:
@@ -98,17 +149,24 @@ def convergence_limit(K: int, M: int, teacher_density: float, *, N_init: int = 5
       (:func:`odeprune.workflows.schedules.imp_limit`); its last round is the ticket;
     - ``random``: an independent Bernoulli(c) mask.
 
+    ``options``, flat or as whole records: the clock (:class:`Convergence`: ``alpha_max``,
+    ``alpha_T``, ``thresholds``), the teacher (:class:`~odeprune.teachers.support.Teacher`:
+    ``v_star``, default :data:`V_STAR`, ``shared_support``, ``normalise``), the learning rule
+    (:class:`~odeprune.options.Dynamics`, ``eta`` default 0.5) and the solver's keywords
+    (``rtol``, ``method``, ...), passed on to every run.
+
     Returns a dict with per arm ``alpha``, ``eg``, ``eg_se`` (the Monte-Carlo error of the
     coordinate-law arms; 0 for the exact ODE arms), ``alpha_theta`` and ``alpha_theta_se`` (the
     time to reach each threshold, mean and error over replicas), ``c`` (kept fraction),
     and ``recovery`` (support recovery of the one-shot decision, particles and exact).
     """
+    (teacher, clock), dyn, ode = _options("convergence_limit", options, (Teacher, Convergence))
+    eta, alpha_max, alpha_T = dyn.eta, clock.alpha_max, clock.alpha_T
     c = check_teacher_density(teacher_density)
-    th = np.atleast_1d(np.asarray(thresholds, float))
+    th = np.atleast_1d(np.asarray(clock.thresholds, float))
     grid = (np.unique(np.concatenate([[0.0], np.geomspace(0.1, alpha_max, 120)]))
             if save_at is None else np.asarray(save_at, float))
-    common = dict(v_star=v_star, seed=seed, N=N_init, shared_support=shared_support,
-                  normalise=normalise)
+    common = dict(seed=seed, N=N_init, teacher=teacher)
     dense_state = sparse_teacher_state(K, M, c, None, **common)
     out = dict(K=K, M=M, c=c, thresholds=th.tolist(), arms={})
 
@@ -154,40 +212,46 @@ def convergence_limit(K: int, M: int, teacher_density: float, *, N_init: int = 5
 
 
 def convergence_finite(K: int, M: int, teacher_density: float, *, N: int = 500,
-                       seeds=(0, 1, 2, 3), eta: float = 0.5, v_star: Any = 1.0,
-                       alpha_max: float = 1000.0, alpha_T: float = 200.0,
-                       thresholds=(1e-2, 1e-3), shared_support: bool = False,
-                       normalise: bool = False, save_at=None, workers: int | None = None
-                       ) -> dict:
+                       seeds=(0, 1, 2, 3), save_at=None, workers: int | None = None,
+                       **options) -> dict:
     """The arms of :func:`convergence_limit` on real weights (online SGD, the weights of
     :func:`sparse_teacher_weights` for each seed): ``dense``, ``oracle``, ``random`` and the
     one-shot ``magnitude`` ticket (dense SGD to ``alpha_T``, the ``round(c N)`` largest trained
     ``|w|`` per row, rewound to the initial weights and ``v``). Per arm ``alpha``, ``eg`` (seeds,
     n) (from the weights' order parameters, noiseless), ``alpha_theta`` (seeds, thresholds),
     means and standard errors over seeds (NaN where some seed never reaches a threshold),
-    ``reached`` (fraction of seeds)."""
+    ``reached`` (fraction of seeds). ``options`` as :func:`convergence_limit`'s, but for the
+    solver's (online SGD: ``gradient_flow`` does not apply); the learning rule is passed to
+    every run."""
+    (teacher, clock), dyn, _ = _options("convergence_finite", options, (Teacher, Convergence),
+                                        solver=False)
+    if dyn.gradient_flow:
+        raise ValueError("gradient_flow does not apply to convergence_finite (online SGD)")
+    alpha_max, alpha_T = clock.alpha_max, clock.alpha_T
+    rule = dict(eta_v=dyn.eta_v, sigma=dyn.sigma, train_second_layer=dyn.train_second_layer,
+                weight_decay=dyn.weight_decay, l1=dyn.l1)
     c = check_teacher_density(teacher_density)
-    th = np.atleast_1d(np.asarray(thresholds, float))
+    th = np.atleast_1d(np.asarray(clock.thresholds, float))
     grid = (np.unique(np.concatenate([[0.0], np.geomspace(0.1, alpha_max, 60)]))
             if save_at is None else np.asarray(save_at, float))
     seeds = [int(s) for s in seeds]
 
     def one(seed):
-        w, ws, v, vs, sup = sparse_teacher_weights(N, K, M, c, v_star, seed,
-                                                   shared_support=shared_support,
-                                                   normalise=normalise)
-        run = dict(save_at=grid, v_star=vs, n_test=0, progress=False)
+        w, ws, v, vs, sup = sparse_teacher_weights(N, K, M, c, teacher.v_star, seed,
+                                                   shared_support=teacher.shared_support,
+                                                   normalise=teacher.normalise)
+        run = dict(save_at=grid, v_star=vs, n_test=0, progress=False, **rule)
         masks = dict(dense=None)
         if c < 1:
             masks["oracle"] = oracle_ticket_mask(sup, K)
             masks["random"] = student_mask(c, sup, K, np.random.SeedSequence([seed, 5]))
-            pre = simulate(N, K, M, eta, alpha_T, init=(w, ws, v),
+            pre = simulate(N, K, M, dyn.eta, alpha_T, init=(w, ws, v),
                            seed=schedules.segment_seed(seed, 0), v_star=vs, n_test=0,
-                           progress=False, save_at=[0.0])
+                           progress=False, save_at=[0.0], **rule)
             masks["magnitude"] = top_rows(pre.w, c)
         out = {}
         for arm, m in masks.items():
-            res = simulate(N, K, M, eta, alpha_max, init=(w, ws, v), mask=m,
+            res = simulate(N, K, M, dyn.eta, alpha_max, init=(w, ws, v), mask=m,
                            seed=schedules.segment_seed(seed, 1), **run)
             out[arm] = (np.asarray(res.alpha), np.asarray(res.eg),
                         1.0 if m is None else float(np.mean(m)))
@@ -208,10 +272,8 @@ def convergence_finite(K: int, M: int, teacher_density: float, *, N: int = 500,
 
 def support_recovery_experiment(K: int, M: int, teacher_density: float, *, alpha_T,
                                 kept=None, N: int = 500, seeds=(0, 1, 2, 3, 4, 5, 6, 7),
-                                eta: float = 0.5, v_star: Any = 1.0, S: int = 0,
-                                replicas: int = 8, shared_support: bool = False,
-                                normalise: bool = False, workers: int | None = None,
-                                **ode) -> list[dict]:
+                                S: int = 0, replicas: int = 8, workers: int | None = None,
+                                **options) -> list[dict]:
     """Does magnitude pruning of the trained dense student find the teacher's support, and does
     a good coordinate at initialisation stay good? In the limit and at finite N, from the same
     initial weights (seed by seed): the dense student trained to each ``alpha_T`` by the ODE
@@ -222,16 +284,22 @@ def support_recovery_experiment(K: int, M: int, teacher_density: float, *, alpha
     :func:`support_recovery_finite` on the real weights), ``rho`` (Spearman of ``|w|`` at 0 and at
     ``alpha_T``) and ``overlap`` (of the magnitude masks at 0 and ``alpha_T``). With ``S > 0`` the
     limit rows have ``rho`` and ``overlap`` from ``S`` joint-law particles in ``replicas``
-    replicas (with ``rho_se``, ``overlap_se``, their Monte-Carlo errors)."""
+    replicas (with ``rho_se``, ``overlap_se``, their Monte-Carlo errors).
+
+    ``options``: the teacher (:class:`~odeprune.teachers.support.Teacher`: ``v_star``, default
+    :data:`V_STAR`, ``shared_support``, ``normalise``), ``eta`` (default 0.5) and the options of
+    the limit's ODE (the rest of :class:`~odeprune.options.Dynamics`, the solver's keywords)."""
+    (teacher,), dyn, ode = _options("support_recovery_experiment", options, (Teacher,))
+    eta = dyn.eta
     c_t = check_teacher_density(teacher_density)
     times = np.unique(np.asarray(alpha_T, float))
     kept = [c_t] if kept is None else [float(x) for x in kept]
     seeds = [int(s) for s in seeds]
 
     def one(seed):
-        w, ws, v, vs, sup = sparse_teacher_weights(N, K, M, c_t, v_star, seed,
-                                                   shared_support=shared_support,
-                                                   normalise=normalise)
+        w, ws, v, vs, sup = sparse_teacher_weights(N, K, M, c_t, teacher.v_star, seed,
+                                                   shared_support=teacher.shared_support,
+                                                   normalise=teacher.normalise)
         state = from_weights_split(w, ws, v, vs, np.ones((K, N), bool), sup)
         # saved index 0 must be alpha = 0: the joint law takes its initial overlaps there
         cv = integrate(state, eta, float(times[-1]), save_at=np.concatenate([[0.0], times]),

@@ -17,6 +17,10 @@ from ..coords.law import CoordinateLaw
 from ..sparse import SparseOrderParams
 from .states import support_of_classes
 
+__all__ = ["time_to_reach", "matched_teacher", "magnitude_threshold_limit",
+           "support_recovery_limit", "support_recovery_finite", "support_recovery_law",
+           "rank_correlation_limit", "rank_correlation_finite", "weighted_spearman"]
+
 
 # ---------------------------------------------------------------------------- helpers
 def time_to_reach(alpha, eg, thresholds) -> np.ndarray:

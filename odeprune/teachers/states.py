@@ -11,15 +11,20 @@ from typing import Any
 import numpy as np
 
 from .._validate import as_generator, check_real, check_size
+from ..options import gather
 from ..sparse import SparseOrderParams
 from ..state import OrderParams, broadcast_v_star
 from .support import (
     ORACLE_RULES,
+    Teacher,
     check_teacher_density,
     from_weights_split,
     sparse_teacher_weights,
     student_mask,
 )
+
+__all__ = ["sparse_teacher_state", "oracle_ticket_state", "support_of_classes",
+           "dense_equivalent"]
 
 
 # ---------------------------------------------------------------------------- states
@@ -56,10 +61,9 @@ def _limit_classes(K: int, M: int, c_t: float, rule: Any, shared: bool):
 
 
 def sparse_teacher_state(K: int, M: int, teacher_density: float | None = None,
-                         student_mask_rule: Any = None, *, v_star: Any = 4.0, seed: Any = 0,
-                         N: int | None = None, shared_support: bool = False,
-                         teacher_mask=None, normalise: bool = False,
-                         activation: str = "erf") -> SparseOrderParams:
+                         student_mask_rule: Any = None, *, seed: Any = 0, N: int | None = None,
+                         teacher_mask=None, activation: str = "erf",
+                         **teacher) -> SparseOrderParams:
     r"""Per-class order parameters of a student (masked or not) and a sparse teacher.
 
     Classes are split by (student mask pattern, teacher support pattern) (``docs/theory.md``
@@ -73,7 +77,9 @@ def sparse_teacher_state(K: int, M: int, teacher_density: float | None = None,
     student_mask_rule : None, float, "oracle", "oracle_union" or array (K, N)
         Dense student (None), independent Bernoulli(c) mask of density ``c``, the oracle ticket
         (:func:`oracle_ticket_mask`), or an explicit mask (finite N only).
-    v_star : float or array (M,)
+    teacher : keywords
+        The teacher (:class:`~odeprune.teachers.support.Teacher`: ``v_star``, default 4, float
+        or array (M,); ``shared_support``; ``normalise``), flat or whole (``teacher=``).
     seed : int or Generator
         The weights (finite N) or ``v`` (limit).
     N : int, optional
@@ -84,12 +90,8 @@ def sparse_teacher_state(K: int, M: int, teacher_density: float | None = None,
         An integer: the exact per-class state of the weights of :func:`sparse_teacher_weights`
         (the initial order parameters of a real network of that size: the symmetric limit
         state above never leaves the unspecialised manifold when M >= 2).
-    shared_support : bool
-        One support for all teacher units.
     teacher_mask : array (M, N), optional
         An explicit support (finite N; instead of ``teacher_density``).
-    normalise : bool
-        Teacher coordinates of variance ``1/c_t`` on the support (``T_nn = 1``).
 
     Returns
     -------
@@ -102,6 +104,8 @@ def sparse_teacher_state(K: int, M: int, teacher_density: float | None = None,
         ``teacher_density`` outside (0, 1]; ``teacher_mask`` of the wrong shape or not 0/1; an
         unknown student mask rule.
     """
+    (tch,) = gather("sparse_teacher_state", teacher, (Teacher,))
+    v_star, shared_support, normalise = tch.v_star, tch.shared_support, tch.normalise
     K, M = check_size("K", K), check_size("M", M)
     if N is not None:
         N = check_size("N", N)

@@ -5,16 +5,46 @@ real weights, classes split by (student mask pattern, teacher support pattern)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .._validate import as_generator, check_mask, check_real, check_size
+from ..options import OPTIONS, Option, Record
 from ..sparse import SparseOrderParams
 from ..state import OrderParams
 
+__all__ = ["ORACLE_RULES", "Teacher", "check_teacher_density", "check_teacher_mask",
+           "teacher_support", "sparse_teacher_weights", "student_mask", "oracle_ticket_mask",
+           "from_weights_split"]
+
 #: student-mask rules that derive the mask from the teacher's support
 ORACLE_RULES = ("oracle", "oracle_union")
+
+#: the options of a sparse teacher beside the table's ``v_star`` (one vocabulary:
+#: :class:`odeprune.options.Option` checks them)
+TEACHER_OPTIONS = {o.name: o for o in (
+    OPTIONS["v_star"],
+    Option("shared_support", False, "one support for all teacher units (else one per unit)",
+           "bool"),
+    Option("normalise", False, "teacher coordinates of variance 1/c_t on the support, so that "
+           "T_nn = 1 (else variance 1)", "bool"),
+)}
+
+
+@dataclass(frozen=True)
+class Teacher(Record):
+    """A sparse teacher: its second layer ``v_star`` (default the table's 4; the experiments of
+    :mod:`odeprune.teachers.experiments` default to 1), one support for all units
+    (``shared_support``) and the variance of its coordinates on the support (``normalise``:
+    ``1/c_t``, so that ``T_nn = 1``). Passed as flat keywords or whole (``teacher=``)."""
+
+    TABLE = TEACHER_OPTIONS
+
+    v_star: Any = TEACHER_OPTIONS["v_star"].default
+    shared_support: bool = TEACHER_OPTIONS["shared_support"].default
+    normalise: bool = TEACHER_OPTIONS["normalise"].default
 
 
 # ---------------------------------------------------------------------------- validation
