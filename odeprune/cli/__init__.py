@@ -148,6 +148,30 @@ def _guard_compilation() -> None:
     event.install_listener("numba:compiler_lock", _Guard())
 
 
+def _named_signal(exc: BaseException) -> str | None:
+    """The signal an interruption names: a :class:`CommandInterrupted`'s, or the "(SIGTERM)" /
+    "(Ctrl-C)" of a run's stop message; None for a bare ``KeyboardInterrupt``."""
+    if isinstance(exc, CommandInterrupted):
+        return exc.why
+    text = str(exc)
+    return next((why for why in ("SIGTERM", "Ctrl-C") if f"({why})" in text), None)
+
+
+def _stopped_by_sigterm(exc: KeyboardInterrupt) -> bool:
+    """Whether SIGTERM (not Ctrl-C) stopped the command. The first interruption of ``exc``'s
+    chain that names a signal tells: a layer that turns the interruption it caught into one of
+    its own (a run that writes its checkpoint and says where it stopped) keeps the caught one
+    as the context, and must not relabel the signal (a finite-N workflow's SIGTERM was
+    reported as Ctrl-C)."""
+    chain, seen = [], set()
+    while isinstance(exc, KeyboardInterrupt) and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__context__
+    named = [why for why in map(_named_signal, reversed(chain)) if why is not None]
+    return bool(named) and named[0] == "SIGTERM"
+
+
 def _interrupted(args, exc: KeyboardInterrupt) -> int:
     """One line for a stopped command: what stopped it, what was saved, how to continue; the
     exit code 130 (Ctrl-C) or 143 (SIGTERM).
@@ -156,8 +180,7 @@ def _interrupted(args, exc: KeyboardInterrupt) -> int:
     ``--resume``); every other command says what its module's ``interrupt_note(args)`` says
     (what it keeps, e.g. a cache), or :data:`NOTHING_SAVED`, since the checkpoint advice of a
     run inside it names options that it does not have."""
-    sigterm = (exc.signum == signal.SIGTERM if isinstance(exc, CommandInterrupted)
-               else "(SIGTERM)" in str(exc))
+    sigterm = _stopped_by_sigterm(exc)
     module = sys.modules.get(f"{__name__}._{args.command}")
     note = getattr(module, "interrupt_note", None)
     if isinstance(exc, OdepruneInterrupted) and note is None:

@@ -26,10 +26,18 @@ table` (one row per arm and reported time; :meth:`~WorkflowResult.to_csv`). The 
 functions take trained simulations (``odeprune.simulate``) or seeds, run the same protocol on the
 real weights, and also integrate the ODE from the exact order parameters of every real pruned
 network (``eg_ode``): the gap between the two is the finite-N effect alone.
+
+Options: each workflow takes its positional essentials and its own keywords; the options it
+shares with the rest of the package go through ``**options`` into the records of
+:mod:`odeprune.options` (``Dynamics``: ``eta, eta_v, sigma, ...``; ``Output``: ``save_at``;
+``Control``: ``progress``; at finite N ``Network``: ``v_star`` and ``Ensemble``: ``seeds``) and
+:class:`Table` (``report``, ``ode``), as flat keywords or records passed whole. The defaults that
+differ from the option table are declared once, in :data:`WORKFLOW_DEFAULTS`: ``eta = 0.5``,
+``seeds = 0..7``.
 """
 
 from . import schedules
-from ._common import MC_REPLICAS, RETRAIN_SEED_OFFSET, time_grid
+from ._common import MC_REPLICAS, RETRAIN_SEED_OFFSET, WORKFLOW_DEFAULTS, Table, time_grid
 from .init import INIT_RULES, prune_at_init, prune_at_init_finite
 from .result import WorkflowResult, safe_label, table_to_csv
 from .retrain import retrain, retrain_finite
@@ -46,4 +54,4 @@ __all__ = ["WorkflowResult", "retrain", "retrain_finite", "prune_at_init",
            "iterative_magnitude_pruning", "iterative_magnitude_pruning_finite",
            "gradual_magnitude_pruning", "gradual_magnitude_pruning_finite", "table_to_csv",
            "time_grid", "safe_label", "schedules", "RETRAIN_SEED_OFFSET", "INIT_RULES",
-           "TICKET_ARMS", "ALL_TICKET_ARMS", "MC_REPLICAS"]
+           "TICKET_ARMS", "ALL_TICKET_ARMS", "MC_REPLICAS", "WORKFLOW_DEFAULTS", "Table"]

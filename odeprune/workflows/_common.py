@@ -9,27 +9,26 @@ the SGD stream of ``s + RETRAIN_SEED_OFFSET`` (common random numbers across arms
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
 from .._stats import sem
-from .._validate import check_seed
 from ..activations import Activation
 from ..grid import save_times
 from ..ode.dynamics import integrate
-from ..options import OPTIONS, Dynamics
+from ..options import OPTIONS, Control, Dynamics, Ensemble, Network, Option, Output, Record, gather
 from ..pruning.finite_edges import edge_mask
 from ..pruning.reweight import reweight_edges_finite
 from ..sim import SimulationEnsemble, SimulationResult, simulate
 from ..sparse import SparseOrderParams
 from ..state import OrderParams
 
-__all__ = ["RETRAIN_SEED_OFFSET", "MC_REPLICAS", "time_grid", "Rule", "Start", "FiniteArms",
-           "option"]
+__all__ = ["RETRAIN_SEED_OFFSET", "MC_REPLICAS", "WORKFLOW_DEFAULTS", "Table", "time_grid", "Rule",
+           "Start", "FiniteArms", "option", "gather_options", "changed", "seeds_of", "LIMIT",
+           "FINITE"]
 
 #: retraining of simulation seed ``s`` uses the SGD stream of ``s + RETRAIN_SEED_OFFSET``
 RETRAIN_SEED_OFFSET = 1_000_003
@@ -39,26 +38,95 @@ MC_REPLICAS = 8
 
 
 # ---------------------------------------------------------------------------------------------
-# checks
+# options
 # ---------------------------------------------------------------------------------------------
+#: The options whose default in the workflows differs from the option table
+#: (:data:`odeprune.options.OPTIONS`), declared once here and applied wherever a workflow takes
+#: the option: ``eta`` -- the paper's learning rate 0.5 (the table has no default: ``integrate``
+#: and ``simulate`` need one); ``seeds`` -- a finite-N workflow runs eight networks, seeds 0..7
+#: (the table's default: the one seed); ``n_test`` -- the per-seed engines of IMP and gradual
+#: pruning (:func:`~odeprune.workflows.schedules.imp_finite`,
+#: :func:`~odeprune.workflows.schedules.gradual_finite`) measure eps_g from the weights' order
+#: parameters, so their simulations keep a token test set of 2 inputs (the table's: 10 000).
+WORKFLOW_DEFAULTS = {"eta": 0.5, "seeds": tuple(range(8)), "n_test": 2}
+
+
+#: the options of a workflow's table (checked by the table's vocabulary)
+TABLE_OPTIONS = {o.name: o for o in (
+    Option("report", (10.0, 100.0, 1000.0), "times of the table's rows (the run's end is "
+           "always added)", "object"),
+    Option("ode", True, "at finite N, the ODE from the same real start beside every curve",
+           "bool"),
+)}
+
+
+@dataclass(frozen=True)
+class Table(Record):
+    """What a workflow's table reports: ``report``, the times of its rows (the run's end is
+    always added), and ``ode`` (finite N): beside every finite-N curve, the order-parameter ODE
+    integrated from the exact order parameters of the same real start (``eg_ode`` and the
+    paired gap: the finite-N effect alone). Passed as flat keywords (``report=[10, 100]``,
+    ``ode=False``) or whole (``table=Table(...)``)."""
+
+    TABLE = TABLE_OPTIONS
+
+    report: tuple = TABLE_OPTIONS["report"].default
+    ode: bool = TABLE_OPTIONS["ode"].default
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "report", tuple(times("report", self.report).tolist()))
+
+
+#: the records of a workflow in the limit, and at finite N
+LIMIT = (Dynamics, Output, Control, Table)
+FINITE = (Dynamics, Output, Control, Table, Network, Ensemble)
+
+
+def seeds_of(ensemble: Ensemble) -> list[int]:
+    """The seeds of a finite-N workflow: ``ensemble.seeds``, or the workflows' default
+    (:data:`WORKFLOW_DEFAULTS`) when None (an ``Ensemble`` passed whole without seeds)."""
+    return list(WORKFLOW_DEFAULTS["seeds"] if ensemble.seeds is None else ensemble.seeds)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. an array against None
+        return False
+
+
+def changed(record) -> dict:
+    """The fields of ``record`` that differ from their defaults (as the record normalises
+    them): what a workflow passes on to an engine, so that a default stays the engine's."""
+    defaults = {f.name: f.default for f in fields(record) if f.default is not MISSING}
+    base = replace(record, **defaults)
+    return {n: getattr(record, n) for n in defaults
+            if not _same(getattr(record, n), getattr(base, n))}
+
+
+def gather_options(where: str, options: dict, records: tuple, uses: Sequence[str]) -> list:
+    """The ``records`` of the workflow ``where`` from its ``**options``
+    (:func:`odeprune.options.gather`: flat keywords or records passed whole), with
+    :data:`WORKFLOW_DEFAULTS` for the options it ``uses`` that were not given. An option of
+    these records that the workflow has no use for must keep its default: one that is set is
+    refused (``TypeError``, as an unexpected keyword), before any work."""
+    kw = dict(options)
+    for name, default in WORKFLOW_DEFAULTS.items():
+        owner = next((r for r in records if name in {f.name for f in fields(r)}), None)
+        if name in uses and owner is not None and owner.__name__.lower() not in kw:
+            kw.setdefault(name, default)
+    recs = gather(where, kw, records)
+    unused = sorted(n for r in recs for n in changed(r) if n not in uses)
+    if unused:
+        raise TypeError(f"{where}() got option(s) it has no use for: {unused}; its options are "
+                        f"{sorted(uses)}")
+    return recs
+
+
 def option(name: str, value: Any) -> Any:
     """``value`` of the shared option ``name`` checked by its one rule (:mod:`odeprune.options`)."""
     return OPTIONS[name].check(value)
-
-
-def positive(name: str, value: Any, allow_zero: bool = False) -> float:
-    """``value`` of a workflow's own time (``alpha_T``, ``alpha_rewind``) as a finite float > 0
-    (>= 0 with ``allow_zero``); booleans refused. Shared options go through :func:`option`."""
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}={value!r} must be a number")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} must be a number") from None
-    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
-        raise ValueError(f"{name}={value!r} must be a finite number {'>=' if allow_zero else '>'}"
-                         " 0")
-    return x
 
 
 def times(name: str, values: Any) -> np.ndarray:
@@ -70,17 +138,6 @@ def times(name: str, values: Any) -> np.ndarray:
     if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
         raise ValueError(f"{name}={values!r} must be a non-empty list of positive numbers")
     return np.unique(a)
-
-
-def seeds_list(seeds: Any) -> list[int]:
-    """Distinct non-negative integer seeds (at least one)."""
-    try:
-        out = [check_seed("seeds[i]", s) for s in seeds]
-    except TypeError:
-        raise ValueError(f"seeds={seeds!r} must be a list of integers") from None
-    if not out or len(set(out)) != len(out):
-        raise ValueError(f"seeds={seeds!r} must be distinct integers >= 0 (at least one)")
-    return out
 
 
 def check_state(state) -> OrderParams:

@@ -16,7 +16,8 @@ import numpy as np
 from .. import _io
 from .._stats import sem
 from ..activations import get_activation
-from ..ode.progress import make_bar, want_progress
+from ..ode.progress import make_bar
+from ..options import Control, Dynamics, Output
 from ..pruning import prune, prune_weights, registry
 from ..pruning._api import check_method_args
 from ..pruning.sparse_maps import sparse_state
@@ -26,7 +27,9 @@ from ._common import (
     FiniteArms,
     Rule,
     Start,
+    Table,
     check_state,
+    gather_options,
     mc_se,
     prune_edges,
     simulations,
@@ -36,6 +39,9 @@ from ._common import (
 from .result import WorkflowResult
 
 __all__ = ["retrain", "retrain_finite"]
+
+#: the options of the learning rule the retraining takes, and the saved times and progress bar
+RULE = ("eta", "eta_v", "sigma", "train_second_layer", "save_at", "progress")
 
 
 def _arm_label(method: str, k, c, reweight: str) -> str:
@@ -51,12 +57,9 @@ def _check_max_outcomes(max_outcomes) -> int:
 
 
 def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float | None = None,
-            reweight: str = "none", eta: float = 0.5, delta_alphas: Sequence[float] = (10, 100,
-                                                                                     1000),
-            eta_v: float | None = None, sigma: float = 0.0, train_second_layer: bool = True,
+            reweight: str = "none", delta_alphas: Sequence[float] = (10, 100, 1000),
             kernel: str = "Q", seed: int = 0, max_outcomes: int = 64, n_samples: int = 200_000,
-            save_at: Sequence[float] | None = None, progress: bool | None = None
-            ) -> WorkflowResult:
+            **options) -> WorkflowResult:
     r"""Prune a trained student in the limit, then retrain the pruned network.
 
     Parameters
@@ -74,8 +77,6 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
     reweight : str
         Second-layer reweighting before retraining (node: none, preact, activation, refit;
         edge: none, rescale, refit, rescale_rows).
-    eta, eta_v, sigma, train_second_layer :
-        Learning rule of the retraining, as :func:`odeprune.integrate`.
     delta_alphas : sequence of float
         Retraining durations reported in the table (the curve runs to the largest).
     kernel : str
@@ -88,8 +89,12 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
         ``eg_se`` is then their standard error).
     n_samples : int
         Coordinate Monte Carlo samples of the edge maps that need them.
-    save_at : sequence of float, optional
-        Saved times of the curves (default :func:`time_grid`).
+    **options
+        The learning rule of the retraining (:class:`odeprune.options.Dynamics`: ``eta``
+        (default 0.5, :data:`~odeprune.workflows._common.WORKFLOW_DEFAULTS`), ``eta_v``,
+        ``sigma``, ``train_second_layer``), ``save_at`` (the saved times of the curves, default
+        :func:`time_grid`; :class:`~odeprune.options.Output`) and ``progress``
+        (:class:`~odeprune.options.Control`), as flat keywords or records passed whole.
 
     Returns
     -------
@@ -103,20 +108,21 @@ def retrain(state: OrderParams, method: str, *, k: int | None = None, c: float |
         Unknown method or reweighting, ``k`` outside 1..K, ``c`` outside [0, 1], non-positive
         durations; an edge rule on K > 12 (2^K mask classes: use :func:`retrain_finite`).
     """
+    dyn, out, ctl = gather_options("retrain", options, (Dynamics, Output, Control), RULE)
+    rule, save_at, progress = Rule(dyn), out.save_at, ctl.progress
     state = check_state(state)
     k, c = check_method_args(method, k, c, reweight, state.K)
-    rule = Rule.of(eta, eta_v, sigma, train_second_layer)
     d_alphas = times("delta_alphas", delta_alphas)
     max_outcomes = _check_max_outcomes(max_outcomes)
     if method not in registry.NODE_METHODS and state.K > 12:
         raise ValueError(f"{method} on K={state.K} units has 2^{state.K} mask classes: the limit "
                          "is out of reach exactly; use retrain_finite (finite N)")
-    want_progress(progress)
     alpha_max = float(d_alphas[-1])
     grid = with_report(alpha_max, d_alphas, save_at)
     label = _arm_label(method, k, c, reweight)
-    meta = dict(method=method, k=k, c=c, reweight=reweight, eta=rule.eta, eta_v=eta_v,
-                sigma=sigma, train_second_layer=train_second_layer, kernel=kernel, seed=seed,
+    meta = dict(method=method, k=k, c=c, reweight=reweight, eta=rule.eta, eta_v=rule.eta_v,
+                sigma=rule.sigma, train_second_layer=dyn.train_second_layer, kernel=kernel,
+                seed=seed,
                 delta_alphas=d_alphas.tolist(), K=state.K, M=state.M,
                 eg_unpruned=state.eg(), odeprune_version=_io.package_version())
     if method in registry.NODE_METHODS:
@@ -184,11 +190,8 @@ def _outcome_mean(pr, E: np.ndarray, probs: np.ndarray, sampled: bool
 
 
 def retrain_finite(trained, method: str, *, k: int | None = None, c: float | None = None,
-                   reweight: str = "none", eta: float = 0.5,
-                   delta_alphas: Sequence[float] = (10, 100, 1000), eta_v: float | None = None,
-                   sigma: float = 0.0, train_second_layer: bool = True, kernel: str = "Q",
-                   n_samples: int = 10_000, save_at: Sequence[float] | None = None,
-                   ode: bool = True, progress: bool | None = None) -> WorkflowResult:
+                   reweight: str = "none", delta_alphas: Sequence[float] = (10, 100, 1000),
+                   kernel: str = "Q", n_samples: int = 10_000, **options) -> WorkflowResult:
     r"""Prune real trained weights at finite N, then retrain them by online SGD.
 
     The same protocol as :func:`retrain` on every run of ``trained``: node methods keep the
@@ -201,15 +204,15 @@ def retrain_finite(trained, method: str, *, k: int | None = None, c: float | Non
     ----------
     trained : SimulationResult, SimulationEnsemble or list of SimulationResult
         Trained students (``odeprune.simulate``), one per seed.
-    method, k, c, reweight, eta, delta_alphas, eta_v, sigma, train_second_layer, kernel :
+    method, k, c, reweight, delta_alphas, kernel :
         As :func:`retrain`.
     n_samples : int
         Inputs of the empirical kernel / gradient / least-squares reweighting.
-    save_at : sequence of float, optional
-        Saved times (default :func:`time_grid`).
-    ode : bool
-        Also integrate the ODE from the exact order parameters of each real pruned network
-        (``eg_ode``; per-class state for masked networks).
+    **options
+        As :func:`retrain` (the learning rule, ``save_at``, ``progress``), and ``ode``
+        (:class:`~odeprune.workflows._common.Table`, default True): also integrate the ODE from
+        the exact order parameters of each real pruned network (``eg_ode``; per-class state for
+        masked networks).
 
     Returns
     -------
@@ -217,20 +220,21 @@ def retrain_finite(trained, method: str, *, k: int | None = None, c: float | Non
         ``eg[arm]`` of shape (n_seeds, n); table rows (mean, standard error over seeds, the ODE
         from the same starts and the paired gap) at 0 and every ``delta_alphas``.
     """
+    dyn, out, ctl, tab = gather_options("retrain_finite", options,
+                                        (Dynamics, Output, Control, Table), (*RULE, "ode"))
+    save_at, progress = out.save_at, ctl.progress
     runs = simulations(trained)
     K, M, N = runs[0].K, runs[0].M, runs[0].N
     k, c = check_method_args(method, k, c, reweight, K)
-    rule = Rule.of(eta, eta_v, sigma, train_second_layer)
     d_alphas = times("delta_alphas", delta_alphas)
     if any(r.N != N or r.K != K or r.M != M for r in runs):
         raise ValueError("all trained runs must share N, K and M")
-    want_progress(progress)
     act = get_activation(runs[0].activation)
     alpha_max = float(d_alphas[-1])
     grid = with_report(alpha_max, d_alphas, save_at)
-    rule = Rule(rule.dynamics, activation=act.name)
+    rule = Rule(dyn, activation=act.name)
     label = _arm_label(method, k, c, reweight)
-    arms = FiniteArms("retrain", [label], ode)
+    arms = FiniteArms("retrain", [label], tab.ode)
     bar = make_bar(progress, len(runs), f"retrain N={N} {label}", unit="seed")
     for run in runs:
         s = int(run.metadata.get("seed", 0))
@@ -253,7 +257,8 @@ def retrain_finite(trained, method: str, *, k: int | None = None, c: float | Non
     params = dict(method=method, k=k, c=c if c is not None else k / K, reweight=reweight)
     alpha, eg, se, eg_ode, table = arms.summarise(np.concatenate([[0.0], d_alphas]), N,
                                                   lambda _: params)
-    meta = dict(params, eta=rule.eta, eta_v=eta_v, sigma=sigma, kernel=kernel, N=N, K=K, M=M,
+    meta = dict(params, eta=rule.eta, eta_v=rule.eta_v, sigma=rule.sigma, kernel=kernel, N=N, K=K,
+                M=M,
                 seeds=[r.metadata.get("seed") for r in runs], n_samples=n_samples,
                 delta_alphas=d_alphas.tolist(), retrain_seed_offset=RETRAIN_SEED_OFFSET,
                 alpha_trained=float(runs[0].alpha[-1]), odeprune_version=_io.package_version())

@@ -27,7 +27,7 @@ forms) run them, over seeds at finite N, into a :class:`~odeprune.workflows.Work
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -40,19 +40,24 @@ from ..coords.law import CoordinateLaw
 from ..coords.linear import train_fixed_masks
 from ..coords.particles import log_times
 from ..coords.run import CoordinateCurve, curve_from_replicas
-from ..ode.progress import make_bar, progress_bar, want_progress
-from ..options import Dynamics
+from ..ode.progress import make_bar, progress_bar
+from ..options import Control, Data, Dynamics, Network, Output, Solver
 from ..pruning.edge_rules import top_mask
 from ..sim import simulate
 from ..sparse import SparseOrderParams
 from ..state import OrderParams
-from ._common import check_state, seeds_list, time_grid
+from ._common import FINITE, LIMIT, changed, check_state, gather_options, seeds_of, time_grid
 from .result import WorkflowResult
 
 __all__ = ["check_imp_args", "imp_limit", "imp_finite", "zhu_gupta_schedule", "check_schedule",
            "gradual_limit", "gradual_finite", "segment_seed", "iterative_magnitude_pruning",
            "iterative_magnitude_pruning_finite", "gradual_magnitude_pruning",
            "gradual_magnitude_pruning_finite"]
+
+
+#: the options of :func:`iterative_magnitude_pruning_finite` and
+#: :func:`gradual_magnitude_pruning_finite`
+FINITE_USES = ("eta", "sigma", "seeds", "v_star", "progress")
 
 
 def check_imp_args(rounds, prune_fraction, alpha_per_round, scope, rewind_to=0.0):
@@ -71,6 +76,29 @@ def check_imp_args(rounds, prune_fraction, alpha_per_round, scope, rewind_to=0.0
     return rounds, pf, apr, scope, rw
 
 
+#: the options of the engines: the per-class ODE of the limit (every option of the learning rule
+#: and the solver), the simulations of finite N (the learning rule of SGD, the network, the data)
+ODE_USES = (*(f.name for f in fields(Dynamics)), *(f.name for f in fields(Solver)))
+SIM_USES = (*(f.name for f in fields(Dynamics) if f.name != "gradient_flow"),
+            *(f.name for f in fields(Network)), *(f.name for f in fields(Data)))
+
+
+def _ode_options(where: str, options: dict, uses: tuple = ()) -> tuple[float, dict, Any]:
+    """``(eta, the other options of the per-class ODE given different from their defaults,
+    save_at)``."""
+    dyn, solver, out = gather_options(where, options, (Dynamics, Solver, Output),
+                                      (*ODE_USES, *uses))
+    return dyn.eta, {**changed(dyn), **changed(solver)}, out.save_at
+
+
+def _sim_options(where: str, options: dict) -> tuple[float, int, Any, dict]:
+    """``(eta, seed, v_star, the other options of simulate given different from their
+    defaults)``."""
+    dyn, net, data = gather_options(where, options, (Dynamics, Network, Data), SIM_USES)
+    extra = {n: v for n, v in changed(net).items() if n == "activation"}
+    return dyn.eta, net.seed, net.v_star, {**changed(dyn), **changed(data), **extra}
+
+
 def _start_law(state, S, replicas, rng) -> CoordinateLaw:
     """The law a protocol starts from: ``state`` itself if it is a :class:`CoordinateLaw` (e.g.
     a sparse teacher's), else the Gaussian law of an ``OrderParams`` / ``SparseOrderParams``."""
@@ -83,20 +111,25 @@ def _start_law(state, S, replicas, rng) -> CoordinateLaw:
 
 
 def imp_limit(state, *, rounds: int = 3, prune_fraction: float = 0.2,
-              alpha_per_round: float = 200.0, eta: float = 0.5, scope: str = "row",
-              rewind_to: float = 0.0, S: int = 20_000, replicas: int = 8, seed: Any = 0,
-              save_at=None, **ode) -> dict:
+              alpha_per_round: float = 200.0, scope: str = "row", rewind_to: float = 0.0,
+              S: int = 20_000, replicas: int = 8, seed: Any = 0, **options) -> dict:
     """IMP in the limit, exact in every round (coordinate-law particles + per-class ODE).
 
     ``state``: an ``OrderParams`` (or ``SparseOrderParams``: a masked start, e.g. a sparse
     teacher's per-class state), sampled into ``replicas`` x ``S`` particles, or a
-    :class:`CoordinateLaw` used as it is.
+    :class:`CoordinateLaw` used as it is. ``**options``: the learning rule
+    (:class:`~odeprune.options.Dynamics`; ``eta`` default 0.5,
+    :data:`~odeprune.workflows._common.WORKFLOW_DEFAULTS`) and the solver
+    (:class:`~odeprune.options.Solver`) of the per-class ODE, flat or whole; :func:`imp_limit`
+    also takes ``save_at``, the saved times of a round (default
+    :func:`odeprune.coords.particles.log_times`).
 
     Returns a dict with ``alpha`` (the saved times of a round), per round ``eg`` / ``eg_se``
     (mean and Monte-Carlo standard error over ``replicas`` at the saved times), ``c`` (kept
     fraction), ``eg_pruned`` / ``eg_pruned_se`` (the previous round's trained network pruned to
     this round's mask, before rewinding; NaN for round 0), ``laws`` (the trained law of every
     round) and ``curves`` (per round, a :class:`~odeprune.coords.CoordinateCurve`)."""
+    eta, ode, save_at = _ode_options("imp_limit", options, ("save_at",))
     rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction, alpha_per_round, scope,
                                                 rewind_to)
     rule, scope = rule_and_scope("magnitude", scope)
@@ -158,15 +191,19 @@ def segment_seed(seed: int, k: int) -> int:
 
 
 def imp_finite(N: int, K: int, M: int, *, rounds: int = 3, prune_fraction: float = 0.2,
-               alpha_per_round: float = 200.0, eta: float = 0.5, v_star=4.0,
-               scope: str = "row", rewind_to: float = 0.0, seed: int = 0, n_test: int = 2,
-               init=None, fresh_streams: bool = True, **sim) -> dict:
+               alpha_per_round: float = 200.0, scope: str = "row", rewind_to: float = 0.0,
+               init=None, fresh_streams: bool = True, **options) -> dict:
     """IMP on the real weights of one network (seed ``seed``: the initial draw of
     :meth:`OrderParams.random`), the protocol of :func:`imp_limit`. Returns per round ``eg``
-    (after training), ``c``, ``eg_pruned`` and the masks."""
+    (after training), ``c``, ``eg_pruned`` and the masks. ``**options``: the learning rule
+    (:class:`~odeprune.options.Dynamics`), the network (:class:`~odeprune.options.Network`:
+    ``v_star``, ``activation``, ``seed``) and the samples (:class:`~odeprune.options.Data`;
+    ``n_test`` default 2, :data:`~odeprune.workflows._common.WORKFLOW_DEFAULTS`) of
+    :func:`odeprune.simulate`, flat or whole."""
+    eta, seed, v_star, sim = _sim_options("imp_finite", options)
     rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction, alpha_per_round, scope,
                                                 rewind_to)
-    common = dict(v_star=v_star, n_test=n_test, progress=False, **sim)
+    common = dict(v_star=v_star, progress=False, **sim)
     seg = segment_seed(seed, 0)
     first = simulate(N, K, M, eta, rw if rw > 0 else apr, save_at=[0.0], seed=seed, init=init,
                      **common)
@@ -245,14 +282,15 @@ def check_schedule(schedule, alpha_max: float, density: float = 1.0
     return alphas, dens
 
 
-def gradual_limit(state, schedule, alpha_max: float, *, eta: float = 0.5,
-                  scope: str = "row", S: int = 20_000, replicas: int = 8, seed: Any = 0,
-                  **ode) -> dict:
+def gradual_limit(state, schedule, alpha_max: float, *, scope: str = "row", S: int = 20_000,
+                  replicas: int = 8, seed: Any = 0, **options) -> dict:
     """Gradual magnitude pruning in the limit, exact (see the module docstring). ``schedule``:
     ``(alphas, densities)``, e.g. :func:`zhu_gupta_schedule`. Returns ``alpha``, ``eg``,
     ``eg_se`` (the piecewise curve over the whole run; a decision time appears twice, before
     and after it), ``density`` at each saved time, ``law`` (the final law) and ``curve`` (all
-    of it as a :class:`~odeprune.coords.CoordinateCurve`)."""
+    of it as a :class:`~odeprune.coords.CoordinateCurve`). ``**options``: as
+    :func:`imp_limit`."""
+    eta, ode, _ = _ode_options("gradual_limit", options)
     alpha_max = check_real("alpha_max", alpha_max)
     check_schedule(schedule, alpha_max)  # the form, before any work
     rule, scope = rule_and_scope("magnitude", scope)
@@ -285,11 +323,12 @@ def gradual_limit(state, schedule, alpha_max: float, *, eta: float = 0.5,
                 eg_final=e, eg_final_se=se, law=law, curve=curve, schedule=(alphas, dens))
 
 
-def gradual_finite(N: int, K: int, M: int, schedule, alpha_max: float, *, eta: float = 0.5,
-                   v_star=4.0, scope: str = "row", seed: int = 0, n_test: int = 2, **sim
-                   ) -> dict:
+def gradual_finite(N: int, K: int, M: int, schedule, alpha_max: float, *, scope: str = "row",
+                   **options) -> dict:
     """Gradual magnitude pruning on the real weights of one network (the protocol of
-    :func:`gradual_limit`; every training segment has its own SGD stream)."""
+    :func:`gradual_limit`; every training segment has its own SGD stream). ``**options``: as
+    :func:`imp_finite`."""
+    eta, seed, v_star, sim = _sim_options("gradual_finite", options)
     alpha_max = check_real("alpha_max", alpha_max)
     alphas, dens = check_schedule(schedule, alpha_max)
     if scope not in ("row", "global"):
@@ -301,8 +340,7 @@ def gradual_finite(N: int, K: int, M: int, schedule, alpha_max: float, *, eta: f
     for k, (a_next, d_next) in enumerate([*zip(alphas, dens), (alpha_max, None)]):
         if a_next > t:
             res = simulate(N, K, M, eta, a_next - t, save_at=[0.0], seed=segment_seed(seed, k),
-                           init=(w, ws, v), mask=mask, v_star=v_star, n_test=n_test,
-                           progress=False, **sim)
+                           init=(w, ws, v), mask=mask, v_star=v_star, progress=False, **sim)
             w, v = res.w, res.v[-1]
             t = a_next
         if d_next is not None and d_next < d_now:
@@ -315,11 +353,9 @@ def gradual_finite(N: int, K: int, M: int, schedule, alpha_max: float, *, eta: f
 
 def iterative_magnitude_pruning(state: OrderParams, *, rounds: int = 3,
                                 prune_fraction: float = 0.2, alpha_per_round: float = 200.0,
-                                eta: float = 0.5, eta_v: float | None = None, sigma: float = 0.0,
                                 scope: str = "row", rewind_to: float = 0.0, seed: int = 0,
                                 n_samples: int = 160_000, replicas: int = 8,
-                                save_at: Sequence[float] | None = None,
-                                progress: bool | None = None) -> WorkflowResult:
+                                **options) -> WorkflowResult:
     r"""Iterative magnitude pruning with rewinding, exactly in the limit in every round.
 
     Round 0 trains the dense network from ``state`` for ``alpha_per_round``; each further round
@@ -333,6 +369,11 @@ def iterative_magnitude_pruning(state: OrderParams, *, rounds: int = 3,
     gives ``eg_se`` at every saved time. The protocol of
     :func:`iterative_magnitude_pruning_finite`.
 
+    ``**options``: the learning rule (:class:`~odeprune.options.Dynamics`: ``eta`` (default 0.5,
+    :data:`~odeprune.workflows._common.WORKFLOW_DEFAULTS`), ``eta_v``, ``sigma``), ``save_at``
+    (the saved times of a round, default :func:`~odeprune.workflows.time_grid`) and
+    ``progress``, flat or whole.
+
     Returns
     -------
     WorkflowResult
@@ -341,18 +382,20 @@ def iterative_magnitude_pruning(state: OrderParams, *, rounds: int = 3,
         ``eg_pruned`` (the previous round's trained network pruned to this round's mask, before
         rewinding) with ``eg_pruned_se``.
     """
+    dyn, out, ctl, _ = gather_options("iterative_magnitude_pruning", options, LIMIT,
+                                      ("eta", "eta_v", "sigma", "save_at", "progress"))
+    eta, eta_v, sigma, save_at, progress = dyn.eta, dyn.eta_v, dyn.sigma, out.save_at, \
+        ctl.progress
     state = check_state(state)
     rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction,
-                                                          alpha_per_round, scope, rewind_to)
+                                                alpha_per_round, scope, rewind_to)
     replicas = check_int("replicas", replicas, 2)
     S = check_int("n_samples", n_samples, 2 * replicas) // replicas
-    eta = Dynamics(eta=eta, eta_v=eta_v, sigma=sigma).eta
-    want_progress(progress)
     grid = time_grid(apr) if save_at is None else np.unique(np.asarray(save_at, float))
     with progress_bar(progress, 1, "IMP (limit)", unit="run") as bar:
         out = imp_limit(state, rounds=rounds, prune_fraction=pf, alpha_per_round=apr,
-                                  eta=eta, scope=scope, rewind_to=rw, S=S, replicas=replicas,
-                                  seed=seed, save_at=grid, eta_v=eta_v, sigma=sigma)
+                        scope=scope, rewind_to=rw, S=S, replicas=replicas, seed=seed,
+                        save_at=grid, dynamics=dyn)
         bar.update(1)
     alpha, eg, se, curves, table = {}, {}, {}, {}, []
     for r in range(rounds + 1):
@@ -374,10 +417,8 @@ def iterative_magnitude_pruning(state: OrderParams, *, rounds: int = 3,
 
 def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 3,
                                        prune_fraction: float = 0.2, alpha_per_round: float = 200.0,
-                                       seeds: Sequence[int] = tuple(range(8)), eta: float = 0.5,
-                                       v_star=4.0, sigma: float = 0.0, scope: str = "row",
-                                       rewind_to: float = 0.0, fresh_streams: bool = True,
-                                       progress: bool | None = None) -> WorkflowResult:
+                                       scope: str = "row", rewind_to: float = 0.0,
+                                       fresh_streams: bool = True, **options) -> WorkflowResult:
     r"""Iterative magnitude pruning with rewinding at finite N, over seeds
     (:func:`imp_finite` per seed: real weights, real masks; a new SGD stream
     per round, the limit's protocol, or with ``fresh_streams=False`` one stream replayed in
@@ -388,23 +429,28 @@ def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 
     after training (mean and standard error over seeds) and right after pruning the previous
     round's trained weights (one-shot magnitude pruning at that sparsity).
 
+    ``**options``: ``eta`` (default 0.5) and ``sigma`` (:class:`~odeprune.options.Dynamics`),
+    ``seeds`` (:class:`~odeprune.options.Ensemble`; default 0..7), ``v_star``
+    (:class:`~odeprune.options.Network`) and ``progress``, flat or whole
+    (:data:`~odeprune.workflows._common.WORKFLOW_DEFAULTS`).
+
     Returns
     -------
     WorkflowResult
         Arm ``"round <r>"`` per round (final errors only: ``alpha`` holds ``alpha_per_round``).
     """
-    seeds = seeds_list(seeds)
+    dyn, _, ctl, _, net, ens = gather_options("iterative_magnitude_pruning_finite", options,
+                                              FINITE, FINITE_USES)
+    eta, sigma, v_star, seeds = dyn.eta, dyn.sigma, net.v_star, seeds_of(ens)
     rounds, pf, apr, scope, rw = check_imp_args(rounds, prune_fraction,
-                                                          alpha_per_round, scope, rewind_to)
-    Dynamics(eta=eta, sigma=sigma)  # the learning rule, checked before any work
-    want_progress(progress)
+                                                alpha_per_round, scope, rewind_to)
     res = []
-    bar = make_bar(progress, len(seeds), f"IMP N={N}", unit="seed")
+    bar = make_bar(ctl.progress, len(seeds), f"IMP N={N}", unit="seed")
     for s in seeds:
         res.append(imp_finite(N, K, M, rounds=rounds, prune_fraction=pf,
-                                        alpha_per_round=apr, eta=eta, v_star=v_star,
-                                        sigma=sigma, scope=scope, rewind_to=rw, seed=s,
-                                        fresh_streams=fresh_streams))
+                              alpha_per_round=apr, eta=eta, v_star=v_star,
+                              sigma=sigma, scope=scope, rewind_to=rw, seed=s,
+                              fresh_streams=fresh_streams))
         bar.update(1)
     bar.close()
     T = np.array([r["eg"] for r in res])             # (seeds, rounds + 1)
@@ -431,10 +477,8 @@ def iterative_magnitude_pruning_finite(N: int, K: int, M: int, *, rounds: int = 
 
 
 def gradual_magnitude_pruning(state: OrderParams, schedule, alpha_max: float, *,
-                              eta: float = 0.5, eta_v: float | None = None, sigma: float = 0.0,
                               scope: str = "row", seed: int = 0, n_samples: int = 160_000,
-                              replicas: int = 8, progress: bool | None = None
-                              ) -> WorkflowResult:
+                              replicas: int = 8, **options) -> WorkflowResult:
     r"""Gradual magnitude pruning during training (Zhu & Gupta 2017), exactly in the limit.
 
     ``schedule``: ``(alphas, densities)`` (e.g. :func:`zhu_gupta_schedule`):
@@ -444,20 +488,25 @@ def gradual_magnitude_pruning(state: OrderParams, schedule, alpha_max: float, *,
     :func:`gradual_limit`). The protocol of
     :func:`gradual_magnitude_pruning_finite`.
 
+    ``**options``: the learning rule (:class:`~odeprune.options.Dynamics`: ``eta`` (default 0.5,
+    :data:`~odeprune.workflows._common.WORKFLOW_DEFAULTS`), ``eta_v``, ``sigma``) and
+    ``progress``, flat or whole.
+
     Returns
     -------
     WorkflowResult
         One arm ``"gradual"``: the curve over the whole run (with ``eg_se``); the table has the
         final density and :math:`\epsilon_g`.
     """
+    dyn, ctl = gather_options("gradual_magnitude_pruning", options, (Dynamics, Control),
+                              ("eta", "eta_v", "sigma", "progress"))
+    eta, eta_v, sigma = dyn.eta, dyn.eta_v, dyn.sigma
     state = check_state(state)
     replicas = check_int("replicas", replicas, 2)
     S = check_int("n_samples", n_samples, 2 * replicas) // replicas
-    eta = Dynamics(eta=eta, eta_v=eta_v, sigma=sigma).eta
-    want_progress(progress)
-    with progress_bar(progress, 1, "gradual pruning (limit)", unit="run") as bar:
-        out = gradual_limit(state, schedule, alpha_max, eta=eta, scope=scope, S=S,
-                                      replicas=replicas, seed=seed, eta_v=eta_v, sigma=sigma)
+    with progress_bar(ctl.progress, 1, "gradual pruning (limit)", unit="run") as bar:
+        out = gradual_limit(state, schedule, alpha_max, scope=scope, S=S, replicas=replicas,
+                            seed=seed, dynamics=dyn)
         bar.update(1)
     alphas, dens = out["schedule"]
     table = [dict(workflow="gradual", layer="limit", arm="gradual", c=float(dens[-1]),
@@ -473,19 +522,18 @@ def gradual_magnitude_pruning(state: OrderParams, schedule, alpha_max: float, *,
 
 
 def gradual_magnitude_pruning_finite(N: int, K: int, M: int, schedule, alpha_max: float, *,
-                                     seeds: Sequence[int] = tuple(range(8)), eta: float = 0.5,
-                                     v_star=4.0, sigma: float = 0.0, scope: str = "row",
-                                     progress: bool | None = None) -> WorkflowResult:
+                                     scope: str = "row", **options) -> WorkflowResult:
     """Gradual magnitude pruning on real weights at finite N, over seeds
-    (:func:`gradual_finite` per seed)."""
-    seeds = seeds_list(seeds)
-    Dynamics(eta=eta, sigma=sigma)  # the learning rule, checked before any work
-    want_progress(progress)
+    (:func:`gradual_finite` per seed). ``**options``: as
+    :func:`iterative_magnitude_pruning_finite`."""
+    dyn, _, ctl, _, net, ens = gather_options("gradual_magnitude_pruning_finite", options,
+                                              FINITE, FINITE_USES)
+    eta, sigma, v_star, seeds = dyn.eta, dyn.sigma, net.v_star, seeds_of(ens)
     res = []
-    bar = make_bar(progress, len(seeds), f"gradual N={N}", unit="seed")
+    bar = make_bar(ctl.progress, len(seeds), f"gradual N={N}", unit="seed")
     for s in seeds:
-        res.append(gradual_finite(N, K, M, schedule, alpha_max, eta=eta,
-                                            v_star=v_star, sigma=sigma, scope=scope, seed=s))
+        res.append(gradual_finite(N, K, M, schedule, alpha_max, eta=eta, v_star=v_star,
+                                  sigma=sigma, scope=scope, seed=s))
         bar.update(1)
     bar.close()
     E = np.array([r["eg_final"] for r in res])

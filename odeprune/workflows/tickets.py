@@ -15,26 +15,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _io
+from .._validate import check_real
 from ..coords import CoordinateLaw, decide
 from ..ode.dynamics import integrate
-from ..ode.progress import make_bar, want_progress
+from ..ode.progress import make_bar
 from ..pruning.edge_rules import check_c
 from ..pruning.finite_edges import edge_mask
 from ..sim import simulate
 from ..sparse import SparseOrderParams
 from ..state import OrderParams
 from ._common import (
+    FINITE,
+    LIMIT,
     RETRAIN_SEED_OFFSET,
     FiniteArms,
     Rule,
     Start,
     check_scope,
     check_state,
+    gather_options,
     mc_se,
     option,
-    positive,
     report_grid,
-    seeds_list,
+    seeds_of,
 )
 from .result import WorkflowResult
 
@@ -45,12 +48,15 @@ TICKET_ARMS = ("dense", "ticket", "random", "magnitude_init", "finetune")
 #: every arm :func:`lottery_ticket` knows: the defaults and ``reinit`` (the ticket's mask on
 #: fresh random weights: the standard control of the lottery-ticket literature)
 ALL_TICKET_ARMS = (*TICKET_ARMS, "reinit")
+#: the options of :func:`lottery_ticket` and :func:`lottery_ticket_finite`
+LIMIT_USES = ("eta", "eta_v", "sigma", "report", "save_at", "progress")
+FINITE_USES = (*LIMIT_USES, "ode", "seeds", "v_star")
 
 
 def _check_ticket_args(c, alpha_T, alpha_rewind, alpha_max, scope, arms):
     c = check_c(c)
-    alpha_T = positive("alpha_T", alpha_T)
-    alpha_rewind = positive("alpha_rewind", alpha_rewind, allow_zero=True)
+    alpha_T = check_real("alpha_T", alpha_T)
+    alpha_rewind = check_real("alpha_rewind", alpha_rewind, allow_zero=True)
     if alpha_rewind >= alpha_T:
         raise ValueError(f"alpha_rewind={alpha_rewind!r} must be smaller than alpha_T="
                          f"{alpha_T!r} (the mask comes from the weights trained to alpha_T)")
@@ -99,12 +105,9 @@ def _reinit(ticket: SparseOrderParams, init: OrderParams, v) -> SparseOrderParam
 
 
 def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
-                   alpha_rewind: float = 0.0, alpha_max: float = 1000.0, eta: float = 0.5,
-                   eta_v: float | None = None, sigma: float = 0.0, scope: str = "row",
-                   arms: Sequence[str] = TICKET_ARMS, report: Sequence[float] = (10, 100, 1000),
-                   seed: int = 0, n_samples: int = 200_000,
-                   save_at: Sequence[float] | None = None, progress: bool | None = None
-                   ) -> WorkflowResult:
+                   alpha_rewind: float = 0.0, alpha_max: float = 1000.0, scope: str = "row",
+                   arms: Sequence[str] = TICKET_ARMS, seed: int = 0, n_samples: int = 200_000,
+                   **options) -> WorkflowResult:
     r"""Lottery tickets in the limit: train, take the magnitude mask, rewind, retrain.
 
     From ``state`` (the initial network), train densely to ``alpha_rewind`` and on to
@@ -132,29 +135,31 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
         Kept fraction of first-layer weights, in [0, 1].
     alpha_T, alpha_rewind, alpha_max : float
         Dense training time, rewinding point (``0 <= alpha_rewind < alpha_T``), retraining time.
-    eta, eta_v, sigma :
-        Learning rule of every phase.
     scope : {"row", "global"}
     arms : sequence of str
-        A subset of :data:`TICKET_ARMS`.
-    report : sequence of float
-        Times reported in the table (``alpha_max`` added).
+        A subset of :data:`ALL_TICKET_ARMS` (default :data:`TICKET_ARMS`).
     seed, n_samples :
         Coordinate Monte Carlo of the Gaussian-coordinate maps.
+    **options
+        The learning rule of every phase (:class:`odeprune.options.Dynamics`: ``eta`` (default
+        0.5, :data:`~odeprune.workflows._common.WORKFLOW_DEFAULTS`), ``eta_v``, ``sigma``),
+        ``report`` (the times of the table, default 10, 100, 1000; ``alpha_max`` is added:
+        :class:`~odeprune.workflows._common.Table`), ``save_at`` and ``progress``, as flat
+        keywords or records passed whole.
 
     Returns
     -------
     WorkflowResult
     """
+    dyn, out, ctl, tab = gather_options("lottery_ticket", options, LIMIT, LIMIT_USES)
+    rule, progress = Rule(dyn), ctl.progress
     state = check_state(state)
     c, alpha_T, alpha_rewind, alpha_max, arms = _check_ticket_args(c, alpha_T, alpha_rewind,
                                                                   alpha_max, scope, arms)
-    rule = Rule.of(eta, eta_v, sigma)
-    rep, grid = report_grid(report, alpha_max, save_at)
+    rep, grid = report_grid(tab.report, alpha_max, out.save_at)
     if state.K > 12:
         raise ValueError(f"K={state.K}: 2^K mask classes, out of reach exactly in the limit; "
                          "use lottery_ticket_finite")
-    want_progress(progress)
     proto = _Protocol(c, alpha_T, alpha_rewind, scope)
     make_start, s_T = _limit_starts(state, proto, rule)
     starts, map_se = {}, {}
@@ -177,7 +182,8 @@ def lottery_ticket(state: OrderParams, c: float, *, alpha_T: float = 200.0,
         bar.update(1)
     bar.close()
     meta = dict(c=c, alpha_T=alpha_T, alpha_rewind=alpha_rewind, alpha_max=alpha_max,
-                eta=rule.eta, eta_v=eta_v, sigma=sigma, scope=scope, arms=list(arms), seed=seed,
+                eta=rule.eta, eta_v=rule.eta_v, sigma=rule.sigma, scope=scope, arms=list(arms),
+                seed=seed,
                 eg_trained=s_T.eg(), K=state.K, M=state.M,
                 odeprune_version=_io.package_version())
     return WorkflowResult("lottery_ticket", "limit", alpha, eg, se, table, meta, curves=curves)
@@ -215,15 +221,10 @@ def _limit_starts(state: OrderParams, proto: _Protocol, rule: Rule):
     return make_start, two.final
 
 
-def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
-                          seeds: Sequence[int] = tuple(range(8)), alpha_T: float = 200.0,
+def lottery_ticket_finite(N: int, K: int, M: int, c: float, *, alpha_T: float = 200.0,
                           alpha_rewind: float = 0.0, alpha_max: float = 1000.0,
-                          eta: float = 0.5, v_star=4.0, eta_v: float | None = None,
-                          sigma: float = 0.0, scope: str = "row",
-                          arms: Sequence[str] = TICKET_ARMS,
-                          report: Sequence[float] = (10, 100, 1000),
-                          save_at: Sequence[float] | None = None, ode: bool = True,
-                          progress: bool | None = None) -> WorkflowResult:
+                          scope: str = "row", arms: Sequence[str] = TICKET_ARMS,
+                          **options) -> WorkflowResult:
     r"""Lottery tickets at finite N, on real weights with real masks (same arms as
     :func:`lottery_ticket`).
 
@@ -232,19 +233,24 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
     row (or over the layer); every arm retrained by the SGD stream of
     ``s + RETRAIN_SEED_OFFSET`` (common random numbers: arms differ only by their start).
 
+    ``**options``: as :func:`lottery_ticket`, and ``seeds`` (:class:`~odeprune.options.Ensemble`;
+    default 0..7, :data:`~odeprune.workflows._common.WORKFLOW_DEFAULTS`), ``v_star``
+    (:class:`~odeprune.options.Network`), ``ode`` (:class:`~odeprune.workflows._common.Table`:
+    also integrate the ODE from the same real starts, default True).
+
     Returns
     -------
     WorkflowResult
         ``eg`` of shape (n_seeds, n) per arm, and the ODE from the same real starts.
     """
+    dyn, out, ctl, tab, net, ens = gather_options("lottery_ticket_finite", options, FINITE,
+                                                  FINITE_USES)
+    rule, progress, seeds, v_star = Rule(dyn), ctl.progress, seeds_of(ens), net.v_star
     c, alpha_T, alpha_rewind, alpha_max, arms = _check_ticket_args(c, alpha_T, alpha_rewind,
                                                                   alpha_max, scope, arms)
-    rule = Rule.of(eta, eta_v, sigma)
-    seeds = seeds_list(seeds)
-    rep, grid = report_grid(report, alpha_max, save_at)
-    want_progress(progress)
+    rep, grid = report_grid(tab.report, alpha_max, out.save_at)
     proto = _Protocol(c, alpha_T, alpha_rewind, scope)
-    runs = FiniteArms("lottery_ticket", arms, ode)
+    runs = FiniteArms("lottery_ticket", arms, tab.ode)
     eg_T = []
     bar = make_bar(progress, len(seeds), f"lottery_ticket N={N}", unit="seed")
     for s in seeds:
@@ -256,8 +262,8 @@ def lottery_ticket_finite(N: int, K: int, M: int, c: float, *,
     bar.close()
     alpha, eg, se, eg_ode, table = runs.summarise(rep, N, proto.params)
     meta = dict(c=c, alpha_T=alpha_T, alpha_rewind=alpha_rewind, alpha_max=alpha_max,
-                eta=rule.eta, eta_v=eta_v, sigma=sigma, scope=scope, arms=list(arms), N=N, K=K,
-                M=M, v_star=v_star, seeds=seeds, eg_trained=eg_T,
+                eta=rule.eta, eta_v=rule.eta_v, sigma=rule.sigma, scope=scope, arms=list(arms),
+                N=N, K=K, M=M, v_star=v_star, seeds=seeds, eg_trained=eg_T,
                 retrain_seed_offset=RETRAIN_SEED_OFFSET, odeprune_version=_io.package_version())
     return WorkflowResult("lottery_ticket", "finite", alpha, eg, se, table, meta, eg_ode=eg_ode,
                           curves=runs.sims)
