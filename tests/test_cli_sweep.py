@@ -36,7 +36,7 @@ def spec(tmp_path):
     ('[grid]\neta = ["a", "b"]\n', ["grid axis 'eta'", "eta='a'"]),
     ('[fixed]\nalpha_max = -5\n[grid]\neta = [0.5]\n', ["fixed parameter 'alpha_max'", "-5"]),
     ('[grid]\nK = [2, 0]\n', ["grid axis 'K'", "K=0"]),
-    ('[grid]\ntrain_second_layer = [1, 0]\n', ["train_second_layer=1", "true or false"]),
+    ('[grid]\ntrain_second_layer = [1, 0]\n', ["train_second_layer=1", "True or False"]),
     ('[grid]\nactivation = ["erf", "tanh"]\n', ["tanh"]),
     ('[grid]\neta = [true, false]\n', ["eta=True"]),
 ])

@@ -363,3 +363,36 @@ def test_cli_bad_c_value(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["prune", str(path), "--c", "2"])
     assert exc.value.code == 2
+
+
+# ------------------------------------------------------------------ the method's options
+def test_prune_options_are_one_record():
+    """reweight, kernel, exact, n_samples, progress: one record (PruneOptions), as keywords or
+    whole; a keyword prune does not read is a TypeError naming it."""
+    from odeprune.pruning._api import PruneOptions
+    from odeprune.pruning.finite import prune_weights
+    from odeprune.pruning.finite_edges import prune_edges_weights
+
+    s = OrderParams.random(200, 5, 2, v_star=2.0, seed=3)
+    flat = prune(s, "dpp_node", k=2, kernel="activation", exact=False, n_samples=200, seed=1)
+    whole = prune(s, "dpp_node", k=2, seed=1,
+                  options=PruneOptions(kernel="activation", exact=False, n_samples=200))
+    np.testing.assert_array_equal(flat.eg_values, whole.eg_values)
+    np.testing.assert_array_equal(flat.subsets, whole.subsets)
+    assert flat.metadata["kernel"] == "activation" and flat.metadata["n_samples"] == 200
+    with pytest.raises(TypeError, match=r"prune\(\) got unexpected keyword.*\['n_masks'\]"):
+        prune(s, "random_node", k=2, n_masks=3)
+    with pytest.raises(ValueError, match=r"\['exact'\] given beside options="):
+        prune(s, "random_node", k=2, exact=False, options=PruneOptions())
+    with pytest.raises(ValueError, match="n_samples=0 is out of range"):
+        prune(s, "random_node", k=2, exact=False, n_samples=0)
+    w, ws, v, vs = OrderParams.draw_weights(40, 3, 1, 2.0, 0)
+    with pytest.raises(TypeError, match=r"prune_weights\(\) got unexpected.*\['exact'\]"):
+        prune_weights(w, v, ws, vs, method="random_node", k=1, exact=True)
+    with pytest.raises(ValueError, match="n_test=1 cannot give a standard error"):
+        prune_edges_weights(w, v, ws, vs, rule="random_edge", c=0.5, n_test=1)
+    # prune_edges_weights' own defaults: five masks (a random rule), 20000 test inputs
+    r = prune_edges_weights(w, v, ws, vs, rule="random_edge", c=0.5, n_samples=50,
+                            predict=False)
+    assert r.metadata["n_masks"] == 5 and r.metadata["n_test"] == 20_000
+    assert np.isnan(r.eg_limit)

@@ -278,7 +278,7 @@ def test_resume_with_other_parameters_refused(tmp_path, monkeypatch):
     (dict(activation="tanh"), "tanh"), (dict(n_test=-1), "n_test"), (dict(n_train=0), "n_train"),
     (dict(seed=-3), "seed"), (dict(v_star=[1, 2, 3]), "v_star"),
     (dict(save_at=[100]), "save_at"), (dict(resume=True), "checkpoint"),
-    (dict(seeds=[1, 1]), "duplicates"), (dict(seeds=[1], n_runs=2), "not both"),
+    (dict(seeds=[1, 1]), "distinct"), (dict(seeds=[1], n_runs=2), "not both"),
 ])
 def test_bad_input(kw, match):
     args = dict(N=10, K=2, M=1, eta=0.5, alpha_max=1, n_test=0)

@@ -335,7 +335,7 @@ def test_cli_bad_spec_one_line_error(tmp_path, capsys, text, match):
     ({"eta": ["a", "b"]}, None, r"grid axis 'eta': eta='a' must be a real number"),
     ({"eta": [0.5]}, {"alpha_max": -5}, r"fixed parameter 'alpha_max': alpha_max=-5"),
     ({"s": {"K": [2, 0], "M": [1, 1]}}, None, r"zipped axis 's', 'K': K=0"),
-    ({"train_second_layer": [1, 0]}, None, "must be true or false"),
+    ({"train_second_layer": [1, 0]}, None, "must be True or False"),
 ])
 def test_invalid_values_fail_before_any_work(grid, fixed, match):
     """A sweep whose every point would fail on an invalid value is refused before any point

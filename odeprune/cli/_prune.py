@@ -50,6 +50,7 @@ HELP = "prune a saved state (N -> infinity); table of eg"
 
 def register(sub) -> None:
     from ..pruning import registry
+    from ..pruning._api import PruneOptions  # (the defaults of the method's options)
 
     description = DESCRIPTION.format(
         node=registry.help_text("node"), edge=registry.help_text("edge"),
@@ -71,11 +72,14 @@ def register(sub) -> None:
     size.add_argument("--k", type=_k_arg, default=None, metavar="K|all",
                       help="kept units (1..K), or all of 1..K")
     size.add_argument("--c", type=fraction, default=None, help="kept fraction of edges, in [0, 1]")
-    p.add_argument("--reweight", choices=registry.REWEIGHTS + ("all",), default="none",
-                   help="second-layer reweighting (default none), or all applicable")
+    p.add_argument("--reweight", choices=registry.REWEIGHTS + ("all",),
+                   default=PruneOptions.reweight,
+                   help=f"second-layer reweighting (default {PruneOptions.reweight}), or all "
+                        "applicable")
     p.add_argument("--kernel", choices=["Q", "activation"], default=None,
-                   help=f"DPP kernel of {' / '.join(registry.methods(uses_kernel=True))}: Q (pre-activation Gram limit, "
-                        "default) or activation (I2)")
+                   help=f"DPP kernel of {' / '.join(registry.methods(uses_kernel=True))}: Q "
+                        "(pre-activation Gram limit) or activation (I2); default "
+                        f"{PruneOptions.kernel}")
     add_cli_options(p, ["activation"], help={
         "activation": "erf, linear or relu: only for files that do not record it (plain arrays, "
                       "old files); left out: the file's, else erf"})
@@ -83,8 +87,8 @@ def register(sub) -> None:
         "seed": f"seed of the random methods ({', '.join(registry.methods(seeded=True))})"})
     p.add_argument("--n-samples", type=positive_int, default=None,
                    help="Monte Carlo draws of random_node / dpp_node when C(K,k) is too large "
-                        "to enumerate (default 10000); snip_edge's coordinate samples (at least "
-                        "200000)")
+                        f"to enumerate (default {PruneOptions.n_samples}); snip_edge's coordinate "
+                        "samples (at least 200000)")
     p.add_argument("--monte-carlo", action="store_true",
                    help="sample subsets of random_node / dpp_node even when enumeration is "
                         "feasible")
@@ -207,6 +211,7 @@ def _load(args):
 def run_prune(args) -> int:
     import odeprune
     from odeprune._io import atomic_write_text
+    from odeprune.pruning._api import PruneOptions
 
     from ._inputs import check_output
 
@@ -218,13 +223,13 @@ def run_prune(args) -> int:
     for line in skipped_lines:
         print(f"# {line}", file=sys.stderr)
     results, skipped = [], {}
+    # the method's options given on the command line (left out: the library's defaults)
+    given = {n: getattr(args, n) for n in ("kernel", "n_samples") if getattr(args, n) is not None}
     for method, k, c, rw in jobs:
         try:
-            r = odeprune.prune(state, method, k=k, c=c, reweight=rw, kernel=args.kernel or "Q",
-                               seed=value(args, "seed"),
-                               exact=not args.monte_carlo,
-                               n_samples=args.n_samples or 10_000,
-                               progress=progress_of(args))
+            r = odeprune.prune(state, method, k=k, c=c, reweight=rw, seed=value(args, "seed"),
+                               exact=not args.monte_carlo, progress=progress_of(args),
+                               **given)
         except ValueError as exc:
             if len(jobs) == 1:
                 raise
@@ -243,7 +248,7 @@ def run_prune(args) -> int:
     header = (f"{'method':<22}{'k':>4}{'c':>9}  {'reweight':<11}{'eg_mean':>12}{'eg_std':>11}"
               f"{'mc_se':>10}")
     print(f"# K={state.K} M={state.M} activation={state.activation} "
-          f"eg_unpruned={state.eg():.6g} kernel={args.kernel or 'Q'}")
+          f"eg_unpruned={state.eg():.6g} kernel={args.kernel or PruneOptions.kernel}")
     print(header)
     rows = ["method,k,c,reweight,eg_mean,eg_std,eg_se,exact"]
     for r in results:

@@ -157,7 +157,7 @@ def run_simulate(args) -> int:
                                        seed=np.random.SeedSequence([seed, 99]))
     result = odeprune.simulate(
         N, K, M, alpha_max=args.alpha_max, save_at=args.save_at, v_star=v_star,
-        activation=activation or "erf", seed=seed, n_test=value(args, "n_test"), n_train=args.n_train,
+        activation=activation, seed=seed, n_test=value(args, "n_test"), n_train=args.n_train,
         seeds=seeds, n_runs=args.runs, progress=progress_of(args), checkpoint=checkpoint,
         resume=value(args, "resume"), max_workers=args.workers, init=init, teacher_mask=teacher_mask,
         **given(args, DYNAMICS_FLAGS))

@@ -26,12 +26,13 @@ One job per module:
 
 from __future__ import annotations
 
-from ._api import METHODS, REWEIGHTS, PruneResult, prune
+from ._api import METHODS, REWEIGHTS, PruneOptions, PruneResult, prune
 from .edge_map import EdgeMapResult, edge_prune_map
 from .edge_rules import EdgeRule, UnitLaws, random_edge_map
 from .finite import FinitePruneResult, prune_weights
 from .sparse_maps import sparse_state, sparse_state_from_joint
 
-__all__ = ["prune", "PruneResult", "prune_weights", "FinitePruneResult", "METHODS", "REWEIGHTS",
+__all__ = ["prune", "PruneResult", "PruneOptions", "prune_weights", "FinitePruneResult",
+           "METHODS", "REWEIGHTS",
            "sparse_state", "sparse_state_from_joint", "edge_prune_map", "EdgeMapResult",
            "EdgeRule", "UnitLaws", "random_edge_map"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,8 @@ from .edge_rules import check_c
 from .registry import DETERMINISTIC, METHODS, REWEIGHTS
 from .sparse_maps import SparseMapError, for_prune_result, sparse_args_for_prune
 
-__all__ = ["METHODS", "REWEIGHTS", "DETERMINISTIC", "PruneResult", "prune", "load_masked"]
+__all__ = ["METHODS", "REWEIGHTS", "DETERMINISTIC", "PruneResult", "PruneOptions", "prune",
+           "prune_options", "load_masked"]
 
 #: arrays of the masked network (``PruneResult.sparse_state``) in a PruneResult file, and of
 #: its standard errors (``sparse_state_se``)
@@ -295,6 +296,89 @@ def check_method_args(method, k, c, reweight, K):
     return None, c
 
 
+@dataclass(frozen=True)
+class PruneOptions:
+    """How a pruning method decides, samples and is measured: every such option of
+    :func:`prune`, :func:`~odeprune.pruning.prune_weights` and
+    :func:`~odeprune.pruning.finite_edges.prune_edges_weights` defined once (default and check);
+    each function reads the fields it names (:func:`prune_options`).
+
+    reweight : str
+        How the kept units' second layer is refitted (``"none"``; node methods: ``"preact"``,
+        ``"activation"``, ``"refit"``; edge: ``"rescale"``, ``"refit"``, ``"rescale_rows"``;
+        :mod:`odeprune.pruning.reweight`), checked against the method where it is used.
+    kernel : {"Q", "activation"} or array_like, shape (K, K)
+        DPP kernel: ``Q`` (limit of the pre-activation Gram matrix, Lemma 1), the activation
+        Gram matrix :math:`I_2`, or (:func:`prune` only) an explicit PSD matrix.
+    exact : bool
+        Enumerate all ``C(K, k)`` subsets when at most ``node.MAX_ENUMERATE``; ``False``: draw
+        ``n_samples`` subsets instead.
+    n_samples : int
+        Monte Carlo draws (:func:`prune`); input samples of the empirical kernel, the
+        least-squares reweighting and the gradient (finite-N weights).
+    n_masks : int
+        Masks / subsets drawn on finite-N weights (deterministic methods use one).
+    n_test : int
+        Fresh test inputs per mask on finite-N weights (0: no test error; 1 is refused: no
+        standard error).
+    predict : bool
+        Also compute the thermodynamic-limit prediction from the weights' order parameters.
+    progress : bool or None
+        Progress bar on stderr; ``None``: when stderr is a terminal.
+    """
+
+    reweight: str = "none"
+    kernel: Any = "Q"
+    exact: bool = True
+    n_samples: int = 10_000
+    n_masks: int = 100
+    n_test: int = 10_000
+    predict: bool = True
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reweight, str):
+            raise ValueError(f"reweight={self.reweight!r} must be a name, e.g. 'none'")
+        if isinstance(self.kernel, str) and self.kernel not in node.KERNELS:
+            raise ValueError(f"kernel={self.kernel!r} is unknown; allowed {node.KERNELS} or a "
+                             "(K, K) PSD array")
+        for name in ("exact", "predict"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
+        object.__setattr__(self, "n_samples", check_int("n_samples", self.n_samples, 1))
+        object.__setattr__(self, "n_masks", check_int("n_masks", self.n_masks, 1))
+        object.__setattr__(self, "n_test", check_int("n_test", self.n_test, 0))
+        if self.n_test == 1:
+            raise ValueError("n_test=1 cannot give a standard error; use 0 (no test error) or "
+                             ">= 2")
+        want_progress(self.progress)
+
+
+_PRUNE_FIELDS = tuple(f.name for f in fields(PruneOptions))
+
+
+def prune_options(where: str, keywords: dict, uses: tuple = _PRUNE_FIELDS,
+                  **defaults) -> PruneOptions:
+    """The :class:`PruneOptions` of the function ``where`` from its keywords: it reads the
+    fields ``uses`` (a keyword outside them is a ``TypeError``, as Python's own) with its own
+    ``defaults`` where they differ from the record's; ``options=PruneOptions(...)`` passes the
+    record whole."""
+    keywords = dict(keywords)
+    whole = keywords.pop("options", None)
+    unknown = sorted(set(keywords) - set(uses))
+    if unknown:
+        raise TypeError(f"{where}() got unexpected keyword argument(s) {unknown}; its options "
+                        f"are {sorted(uses)}")
+    if whole is not None:
+        if not isinstance(whole, PruneOptions):
+            raise ValueError(f"options={whole!r} must be a PruneOptions (odeprune.pruning._api)")
+        if keywords:
+            raise ValueError(f"{sorted(keywords)} given beside options=: set them in the "
+                             "record (dataclasses.replace(options, ...))")
+        return whole
+    return PruneOptions(**{**defaults, **keywords})
+
+
 def _is_int_seed(seed) -> bool:
     return seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool))
 
@@ -339,10 +423,13 @@ def _edge_reweight(state: OrderParams, pruned: OrderParams, reweight: str):
     return pruned, v_new, eg, A
 
 
-def prune(state: OrderParams, method: str, k: int | None = None, c: float | None = None,
-          reweight: str = "none", kernel="Q", seed: int | np.random.Generator | None = None,
-          exact: bool = True, n_samples: int = 10_000, activation: str | None = None,
-          progress: bool | None = None) -> PruneResult:
+#: the fields of :class:`PruneOptions` that :func:`prune` reads
+PRUNE_USES = ("reweight", "kernel", "exact", "n_samples", "progress")
+
+
+def prune(state: OrderParams, method: str, k: int | None = None, c: float | None = None, *,
+          seed: int | np.random.Generator | None = None, activation: str | None = None,
+          **options) -> PruneResult:
     r"""Prune a network given by its order parameters: the distribution of :math:`\epsilon_g`.
 
     Parameters
@@ -360,6 +447,17 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
     c : float, optional
         Kept fraction of edges, ``0 <= c <= 1`` (edge methods). Equal parameter count with
         node pruning means ``c = k / K`` (Eq. 1).
+    seed : int or numpy.random.Generator, optional
+        For Monte Carlo sampling (recorded in the metadata).
+    activation : str, optional
+        The activation is the state's (``state.activation``); an explicit different one is
+        refused (reinterpret with ``state.replace(activation=...)``).
+    **options
+        The fields ``reweight`` (default ``"none"``), ``kernel`` (``"Q"``), ``exact``
+        (``True``), ``n_samples`` (10000) and ``progress`` (``None``) of
+        :class:`PruneOptions` (their meaning and checks are there), as keywords or the record
+        whole (``options=PruneOptions(...)``):
+
     reweight : str
         Node methods: ``"none"``, ``"preact"``, ``"activation"``, ``"refit"``; edge:
         ``"none"``, ``"rescale"``, ``"refit"``, ``"rescale_rows"`` (see
@@ -367,16 +465,11 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
     kernel : {"Q", "activation"} or array_like, shape (K, K)
         DPP kernel: ``Q`` (limit of the pre-activation Gram matrix, Lemma 1), the activation Gram
         matrix :math:`I_2`, or an explicit PSD matrix.
-    seed : int or numpy.random.Generator, optional
-        For Monte Carlo sampling (recorded in the metadata).
     exact : bool
         Enumerate all ``C(K, k)`` subsets when at most ``node.MAX_ENUMERATE`` (default); with
         ``False`` (or more subsets) draw ``n_samples`` subsets instead.
     n_samples : int
         Monte Carlo draws.
-    activation : str, optional
-        The activation is the state's (``state.activation``); an explicit different one is
-        refused (reinterpret with ``state.replace(activation=...)``).
     progress : bool or None
         Progress bar for long Monte Carlo work (k-DPP sampling, coordinate Monte Carlo edge
         maps); ``None`` (default): when stderr is a terminal.
@@ -395,15 +488,13 @@ def prune(state: OrderParams, method: str, k: int | None = None, c: float | None
     if not isinstance(state, OrderParams):
         raise ValueError(f"state must be an OrderParams, got {type(state).__name__}")
     K = state.K
+    how = prune_options("prune", options, PRUNE_USES)
+    reweight, kernel, exact, n_samples, progress = (how.reweight, how.kernel, how.exact,
+                                                    how.n_samples, how.progress)
     k, c = check_method_args(method, k, c, reweight, K)
     act = get_activation(state.check_activation(activation))
-    n_samples = check_int("n_samples", n_samples, 1)
-    want_progress(progress)  # validate before any work
     rng, seed_record = _resolve_seed(seed)
     kernel_name = kernel if isinstance(kernel, str) else "custom"
-    if isinstance(kernel, str) and kernel not in node.KERNELS:
-        raise ValueError(f"kernel={kernel!r} is unknown; allowed {node.KERNELS} or a (K, K) "
-                         "PSD array")
     meta: dict[str, Any] = dict(method=method, k=k, c=c, reweight=reweight,
                                 kernel=kernel_name, activation=act.name, seed=seed_record,
                                 K=K, M=state.M, eg_unpruned=state.eg(),

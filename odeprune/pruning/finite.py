@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_activation, check_int
+from .._validate import check_activation
 from ..activations import get_activation
-from ..ode.progress import make_bar, want_progress
+from ..ode.progress import make_bar
 from ..state import OrderParams
 from . import node, registry
-from ._api import PruneResult, check_method_args, node_outcomes, prune
+from ._api import PruneResult, check_method_args, node_outcomes, prune, prune_options
 from .finite_edges import edge_mask, fresh_test_error, unpack_weights
 from .reweight import reweight_edges_finite, reweight_node_finite
 
@@ -138,12 +138,15 @@ class FinitePruneResult:
                 f"eg={self.eg_mean:.5g}{pred}, N={m.get('N')}, masks={self.n_masks})")
 
 
+#: the fields of :class:`~odeprune.pruning._api.PruneOptions` that :func:`prune_weights` reads
+PRUNE_WEIGHTS_USES = ("reweight", "kernel", "n_samples", "n_masks", "n_test", "predict",
+                      "progress")
+
+
 def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_node",
-                  k: int | None = None, c: float | None = None, reweight: str = "none",
-                  kernel: str = "Q", n_samples: int = 10_000, n_masks: int = 100,
-                  seed: int | np.random.Generator | None = None, n_test: int = 10_000,
-                  activation: str | None = None, predict: bool = True,
-                  progress: bool | None = None) -> FinitePruneResult:
+                  k: int | None = None, c: float | None = None, *,
+                  seed: int | np.random.Generator | None = None, activation: str | None = None,
+                  **options) -> FinitePruneResult:
     r"""Prune finite-N weights and measure the pruned networks' test error.
 
     Parameters
@@ -156,7 +159,17 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     v : array_like, shape (K,)
     w_star : array_like, shape (M, N)
     v_star : array_like, shape (M,)
-    method, k, c, reweight :
+    method, k, c :
+        As :func:`odeprune.prune`.
+    seed : int or numpy.random.Generator
+    activation : {"erf", "linear", "relu"}, optional
+    **options
+        The fields ``reweight`` (default ``"none"``), ``kernel`` (``"Q"``), ``n_samples``
+        (10000), ``n_masks`` (100), ``n_test`` (10000), ``predict`` (``True``) and ``progress``
+        (``None``) of :class:`~odeprune.pruning._api.PruneOptions` (checks there), as keywords or
+        the record whole (``options=PruneOptions(...)``):
+
+    reweight :
         As :func:`odeprune.prune`.
     kernel : {"Q", "activation"}
         DPP kernel: the empirical pre-activation Gram matrix :math:`h_i\cdot h_j/(Nn)` (whose
@@ -165,11 +178,9 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
         Inputs for the empirical kernel and the least-squares reweighting.
     n_masks : int
         Random masks / subsets drawn (deterministic methods use one).
-    seed : int or numpy.random.Generator
     n_test : int
         Fresh test inputs per mask; 0 skips the test error (NaN) and keeps only the exact
         :math:`\epsilon_g` of the pruned weights' order parameters.
-    activation : {"erf", "linear"}, optional
     predict : bool
         Also compute the thermodynamic-limit prediction from the weights' order parameters.
     progress : bool or None
@@ -183,16 +194,15 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     act = get_activation(check_activation(activation, act_name, "the simulation"))
     state = OrderParams.from_weights(w, w_star, v, v_star, activation=act.name)  # validates
     K, N = w.shape
+    how = prune_options("prune_weights", options, PRUNE_WEIGHTS_USES)
+    reweight, kernel, n_samples, n_masks, n_test, predict, progress = (
+        how.reweight, how.kernel, how.n_samples, how.n_masks, how.n_test, how.predict,
+        how.progress)
     k, c = check_method_args(method, k, c, reweight, K)
     entry = registry.get(method)
-    if kernel not in node.KERNELS:
-        raise ValueError(f"kernel={kernel!r} is unknown; allowed {node.KERNELS}")
-    n_samples = check_int("n_samples", n_samples, 1)
-    n_masks = check_int("n_masks", n_masks, 1)
-    n_test = check_int("n_test", n_test, 0)
-    if n_test == 1:
-        raise ValueError("n_test=1 cannot give a standard error; use 0 (no test error) or >= 2")
-    want_progress(progress)
+    if not isinstance(kernel, str):
+        raise ValueError(f"kernel={kernel!r} is unknown; allowed {node.KERNELS} (the "
+                         "empirical kernels of the weights)")
     if entry.one_mask:
         n_masks = 1
     if isinstance(seed, np.random.Generator):

@@ -34,6 +34,7 @@ from .._validate import check_activation
 from ..activations import get_activation
 from ..ode.progress import make_bar
 from ..state import OrderParams
+from ._api import prune_options
 from .edge_map import edge_prune_map
 from .edge_rules import check_c, rule_class
 
@@ -138,20 +139,30 @@ class EdgePruneWeightsResult:
         return max(within, between)
 
 
+#: the fields of :class:`~odeprune.pruning._api.PruneOptions` that :func:`prune_edges_weights`
+#: reads, and its own defaults of them (a few masks, a large test set)
+PRUNE_EDGES_USES = ("n_samples", "n_masks", "n_test", "predict", "progress")
+PRUNE_EDGES_DEFAULTS = {"n_masks": 5, "n_test": 20_000}
+
+
 def prune_edges_weights(w, v=None, w_star=None, v_star=None, rule: str = "magnitude_edge",
-                        c: float = 0.5, n_masks: int = 5, seed=0, n_test: int = 20_000,
-                        n_samples: int = 10_000, activation: str | None = None,
-                        predict: bool = True, progress: bool | None = None
+                        c: float = 0.5, *, seed=0, activation: str | None = None, **options
                         ) -> EdgePruneWeightsResult:
     """Prune real weights with an edge rule; test error on fresh samples; limit prediction.
 
     ``w`` may be a simulation result (attributes ``w``, ``v`` (trajectory: last row),
-    ``w_star``, ``v_star``). Deterministic rules (magnitude) use one mask. ``progress``: a bar
-    over the masks (None: when stderr is a terminal).
+    ``w_star``, ``v_star``). Deterministic rules (magnitude) use one mask. ``options``: the
+    fields ``n_samples`` (10000), ``n_masks`` (here 5), ``n_test`` (here 20000), ``predict``
+    (``True``: the limit map's error, else NaN) and ``progress`` (a bar over the masks; None:
+    when stderr is a terminal) of :class:`~odeprune.pruning._api.PruneOptions`, as keywords or the
+    record whole (``options=``).
     """
     w, v, w_star, v_star, act_name = unpack_weights(w, v, w_star, v_star)
     act = get_activation(check_activation(activation, act_name, "the simulation"))
     c = check_c(c)
+    how = prune_options("prune_edges_weights", options, PRUNE_EDGES_USES, **PRUNE_EDGES_DEFAULTS)
+    n_masks, n_test, n_samples, predict, progress = (how.n_masks, how.n_test, how.n_samples,
+                                                     how.predict, how.progress)
     state = OrderParams.from_weights(w, w_star, v, v_star, activation=act.name)
     K, N = w.shape
     if rule_class(rule).deterministic:

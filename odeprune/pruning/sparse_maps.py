@@ -179,8 +179,7 @@ def sparse_state(state: OrderParams | SparseOrderParams, rule: str, c: float, *,
     dec = Decider(rule, list(range(K)),
                    list(range(K + M, 2 * K + M)) if rule_obj.needs_gradient else None, rule_obj)
     strata = [Stratum(1.0, np.ones(K, dtype=bool), Sigma)]
-    return run_strata(strata, dec, K, M, state.v, state.v_star, state.activation, state, n_samples,
-                seed, reweight)
+    return run_strata(strata, dec, state, n_samples, seed, reweight)
 
 
 def sparse_state_from_joint(joint_cov, base: OrderParams | SparseOrderParams, rule: str,
@@ -307,7 +306,7 @@ def sparse_state_from_joint(joint_cov, base: OrderParams | SparseOrderParams, ru
     original = OrderParams(Q=0.5 * (Cv[:K, :K] + Cv[:K, :K].T), R=Cv[:K, K:],
                            T=0.5 * (Cv[K:, K:] + Cv[K:, K:].T), v=base.v, v_star=base.v_star,
                            activation=act)
-    return run_strata(strata, dec, K, M, base.v, base.v_star, act, original, n_samples, seed, reweight)
+    return run_strata(strata, dec, original, n_samples, seed, reweight)
 
 
 # ---------------------------------------------------------------------------------------------

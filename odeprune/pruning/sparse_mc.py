@@ -148,11 +148,14 @@ def _pattern_weights(P):
     return W
 
 
-def run_strata(strata, dec, K, M, v, v_star, activation, original, n_samples, seed, reweight):
+def run_strata(strata, dec, original, n_samples, seed, reweight):
     """``(SparseOrderParams, SparseMapError)`` of the coordinates of ``strata`` masked by the
-    calibrated decider ``dec``: ``n_samples`` coordinates in ``MC_BATCHES`` batches (per stratum
-    in proportion to its weight), the class sums per batch, their mean and spread, then the
-    reweighting (``original``: the unpruned network of ``rescale_rows``)."""
+    calibrated decider ``dec``: ``run_strata(strata, dec, original, n_samples, seed,
+    reweight)``, ``n_samples`` coordinates in ``MC_BATCHES`` batches (per stratum in proportion
+    to its weight), the class sums per batch, their mean and spread, then the reweighting.
+    ``original`` is the unpruned network (an :class:`~odeprune.state.OrderParams`): its second
+    layers, activation and sizes, and the row norms of ``rescale_rows``."""
+    K, M = original.K, original.M
     rng = as_generator(seed)
     n_pat = 2 ** K
     iu = np.triu_indices(K)
@@ -201,12 +204,12 @@ def run_strata(strata, dec, K, M, v, v_star, activation, original, n_samples, se
     # the estimate: the mean of the batches; then the reweighting, per batch for the errors
     f = f_b.mean(axis=0)
     Q, R, T = Q_b.mean(axis=0), R_b.mean(axis=0), T_b.mean(axis=0)
-    sp, eg = _finish(pats, f, Q, R, T, v, v_star, activation, original, reweight)
+    sp, eg = _finish(pats, f, Q, R, T, original, reweight)
     eg_b = np.empty(B)
     Qr_b, Rr_b = np.empty_like(Q_b), np.empty_like(R_b)
     for b in range(B):
-        s, _, eg_b[b] = _reweight_dense(Q_b[b].sum(0), R_b[b].sum(0), T_b[b].sum(0), v, v_star,
-                                        activation, original, reweight)
+        s, _, eg_b[b] = _reweight_dense(Q_b[b].sum(0), R_b[b].sum(0), T_b[b].sum(0), original,
+                                        reweight)
         Qr_b[b] = Q_b[b] / np.outer(s, s)
         Rr_b[b] = R_b[b] / s[:, None]
     sq = math.sqrt(B)
@@ -219,11 +222,13 @@ def run_strata(strata, dec, K, M, v, v_star, activation, original, n_samples, se
     return sp, se
 
 
-def _reweight_dense(Q, R, T, v, v_star, activation, original, reweight):
-    """``(s, v_new, eg)`` of the dense masked network ``(Q, R, T, v)``: the row scales of
+def _reweight_dense(Q, R, T, original, reweight):
+    """``(s, v_new, eg)`` of the dense masked network ``(Q, R, T)`` with the second layers and
+    activation of ``original`` (the unpruned network): the row scales of
     ``rescale_rows`` (ones otherwise; as :func:`~odeprune.pruning.edge_map.rescale_rows`), the
     second layer after ``rescale``/``refit`` and the error (as :func:`odeprune.prune`)."""
     K = Q.shape[0]
+    v, v_star, activation = original.v, original.v_star, original.activation
     s = np.ones(K)
     if reweight == "rescale_rows":
         s = _rw.row_scales(np.diag(Q), np.diag(original.Q))
@@ -243,9 +248,9 @@ def _reweight_dense(Q, R, T, v, v_star, activation, original, reweight):
     return s, v_new, eg
 
 
-def _finish(pats, f, Q, R, T, v, v_star, activation, original, reweight):
-    s, v_new, eg = _reweight_dense(Q.sum(0), R.sum(0), T.sum(0), v, v_star, activation,
-                                   original, reweight)
+def _finish(pats, f, Q, R, T, original, reweight):
+    s, v_new, eg = _reweight_dense(Q.sum(0), R.sum(0), T.sum(0), original, reweight)
+    v_star, activation = original.v_star, original.activation
     Q = Q / np.outer(s, s)
     R = R / s[:, None]
     Q = 0.5 * (Q + np.swapaxes(Q, 1, 2))
@@ -257,8 +262,8 @@ def _finish(pats, f, Q, R, T, v, v_star, activation, original, reweight):
 
 def random_exact(state: OrderParams, c: float, reweight: str):
     sp = SparseOrderParams.random_mask(state, c)
-    sp, eg = _finish(sp.patterns, sp.f, np.array(sp.Q), np.array(sp.R), np.array(sp.T),
-                     state.v, state.v_star, state.activation, state, reweight)
+    sp, eg = _finish(sp.patterns, sp.f, np.array(sp.Q), np.array(sp.R), np.array(sp.T), state,
+                     reweight)
     z = np.zeros
     se = SparseMapError(eg=0.0, f=z(sp.f.shape), Q=z(sp.Q.shape), R=z(sp.R.shape),
                         T=z(sp.T.shape), dense_Q=z(sp.Q.shape[1:]), dense_R=z(sp.R.shape[1:]),

@@ -21,12 +21,10 @@ Run control (progress bar, chunks sized by wall time, checkpoints by time, Ctrl-
 from __future__ import annotations
 
 import math
-import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,26 +32,18 @@ import numpy as np
 
 from .. import _io
 from .._pool import map_parallel
-from .._validate import (
-    check_array,
-    check_mask,
-    check_memory,
-    check_save_at,
-    check_seed,
-    check_workers,
-)
-from .._validate import check_real as _real
-from .._validate import check_size as _size
-from ..activations import get_activation
+from .._validate import check_array, check_mask, check_memory, check_save_at
+from ..activations import Activation, get_activation
 from ..errors import DivergenceError, OdepruneInterrupted
 from ..grid import save_times
 from ..ode.progress import want_progress
 from ..ode.runcontrol import RunControl, interrupted_error
+from ..options import OPTIONS, Control, Data, Dynamics, Ensemble, Network, gather
 from ..state import OrderParams, broadcast_v_star
 from .kernel import fields, make_sgd_params, sgd_steps
 from .results import SimulationEnsemble, SimulationResult
 
-__all__ = ["simulate", "default_save_at", "sgd_streams", "Run", "MAX_CHUNK_STEPS"]
+__all__ = ["simulate", "default_save_at", "sgd_streams", "Run", "Setup", "MAX_CHUNK_STEPS"]
 
 #: upper bound on the steps of one call of the compiled loop; between calls Python updates the
 #: progress bar, writes checkpoints and sees Ctrl-C (chunks are otherwise sized to ~0.25 s)
@@ -100,26 +90,56 @@ def _save_steps(save_at: Any, alpha_max: float, N: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ one run
+@dataclass(frozen=True, eq=False)
+class Setup:
+    """What every seed of a :func:`simulate` call shares, checked: the sizes, the learning rule
+    (:class:`~odeprune.options.Dynamics`), the drawn network's options
+    (:class:`~odeprune.options.Network`, ``v_star`` broadcast to ``(M,)``), the samples
+    (:class:`~odeprune.options.Data`), the saved steps, and the explicit initial weights, the
+    student's mask and the teacher's support (None: a draw, dense, dense)."""
+
+    N: int
+    K: int
+    M: int
+    dynamics: Dynamics
+    network: Network
+    data: Data
+    steps_out: np.ndarray
+    init: tuple | None = None
+    mask: np.ndarray | None = None
+    teacher_mask: np.ndarray | None = None
+
+    @property
+    def act(self) -> Activation:
+        return get_activation(self.network.activation)
+
+    @property
+    def v_star(self) -> np.ndarray:
+        return broadcast_v_star(self.network.v_star, self.M)
+
+
 class Run:
     """One seed's run: weights, streams, outputs, checkpoint; advanced chunk by chunk by a
     driver (:meth:`advance`), which owns the run control."""
 
-    def __init__(self, N, K, M, eta, alpha_max, steps_out, eta_v, sigma, v_star, act, seed,
-                 n_test, train_v, n_train, init, checkpoint, mask=None, weight_decay=0.0,
-                 l1=0.0, teacher_mask=None):
+    def __init__(self, setup: Setup, seed: int, checkpoint=None):
+        N, K, M = setup.N, setup.K, setup.M
+        dyn, init, mask, teacher_mask = setup.dynamics, setup.init, setup.mask, setup.teacher_mask
+        n_test, n_train = setup.data.n_test, setup.data.n_train
+        act = setup.act
         self.N, self.K, self.M = N, K, M
         self.act = act
         self.seed = seed
-        self.eta, self.eta_v, self.sigma = eta, eta_v, sigma
-        self.train_v = train_v
+        self.eta, self.eta_v, self.sigma = dyn.eta, dyn.second_layer_rate, dyn.sigma
+        self.train_v = dyn.train_second_layer
         self.n_train = n_train
-        self.steps_out = steps_out
+        self.steps_out = steps_out = setup.steps_out
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         if init is None:
-            w, w_star, v, v_star = OrderParams.draw_weights(N, K, M, v_star, seed)
+            w, w_star, v, v_star = OrderParams.draw_weights(N, K, M, setup.v_star, seed)
         else:
             w, w_star, v = init
-            v_star = broadcast_v_star(v_star, M)
+            v_star = setup.v_star
         if teacher_mask is not None:  # a sparse teacher: zero off its support
             w_star = np.where(teacher_mask, w_star, 0.0)
         self.has_mask = mask is not None
@@ -145,9 +165,9 @@ class Run:
         self.egt_se = np.full(n_out, np.nan)
         self.i_out = 0
         self.inv_sqrt_N = 1.0 / math.sqrt(N)
-        self.sgd = make_sgd_params(w_star, v_star, eta, eta_v, sigma, act.code, train_v,
-                                   mask=self.mask if self.has_mask else None,
-                                   weight_decay=weight_decay, l1=l1)
+        self.sgd = make_sgd_params(w_star, v_star, self.eta, self.eta_v, self.sigma, act.code,
+                                   self.train_v, mask=self.mask if self.has_mask else None,
+                                   weight_decay=dyn.weight_decay, l1=dyn.l1)
         if n_test > 0:
             self.X_test = test_rng.standard_normal((n_test, N))
             nu = np.empty((n_test, M))
@@ -156,9 +176,10 @@ class Run:
             self.lam_test = np.empty((n_test, K))
         else:
             self.X_test = None
-        self.params = dict(N=N, K=K, M=M, eta=eta, eta_v=eta_v, sigma=sigma,
-                           weight_decay=float(weight_decay), l1=float(l1), activation=act.name, seed=seed, n_test=n_test,
-                           train_second_layer=train_v, n_train=n_train,
+        self.params = dict(N=N, K=K, M=M, eta=self.eta, eta_v=self.eta_v, sigma=self.sigma,
+                           weight_decay=float(dyn.weight_decay), l1=float(dyn.l1),
+                           activation=act.name, seed=seed, n_test=n_test,
+                           train_second_layer=self.train_v, n_train=n_train,
                            alpha_max=float(steps_out[-1]) / N, init="explicit" if init is not None
                            else "draw_weights",
                            teacher_support_fraction=(None if teacher_mask is None else
@@ -231,6 +252,8 @@ class Run:
                 report(self.step, n, time.perf_counter() - t0)
                 if self.checkpoint is not None and not self.done and rc.checkpoint_due():
                     self.save_checkpoint()
+        except OdepruneInterrupted:  # (our own stop, which names its signal: not relabelled)
+            raise
         except KeyboardInterrupt as exc:  # the command line's SIGTERM arrives as one too
             why = "SIGTERM" if getattr(exc, "signum", None) == signal.SIGTERM else "Ctrl-C"
             raise self.interrupted(why) from None
@@ -283,8 +306,9 @@ class Run:
              "Q_out": self.Q_out[:i], "R_out": self.R_out[:i], "v_out": self.v_out[:i],
              "P_out": self.P_out[:i],
              "eg_out": self.eg_out[:i], "egt_out": self.egt_out[:i], "egt_se": self.egt_se[:i]},
-            {"params": self.params, "rng": _state_json(self.rng), "wall": self.wall,
-             "noise_rng": _state_json(self.noise_rng)})
+            # PCG64 states: 128-bit ints, JSON keeps them exact
+            {"params": self.params, "rng": self.rng.bit_generator.state, "wall": self.wall,
+             "noise_rng": self.noise_rng.bit_generator.state})
 
     def load_checkpoint(self) -> None:
         arrays, meta = _io.read_npz(self.checkpoint, "SimulationCheckpoint")
@@ -318,21 +342,15 @@ class Run:
         self.wall = float(meta.get("wall", 0.0))
 
 
-def _state_json(rng: np.random.Generator) -> dict:
-    # PCG64 state: 128-bit ints, JSON keeps them exact
-    return rng.bit_generator.state
-
-
 # ------------------------------------------------------------------------------ public entry
-def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
-             eta_v: float | None = None, sigma: float = 0.0, v_star: float | Any = 4.0,
-             activation: str = "erf", seed: int = 0, n_test: int = 10_000, mask=None,
-             train_second_layer: bool = True, n_train: int | None = None, init=None,
-             seeds: Sequence[int] | None = None, n_runs: int | None = None,
-             progress: bool | None = None, checkpoint: str | os.PathLike | None = None,
-             resume: bool = False, executor: Executor | None = None,
-             max_workers: int | None = None, weight_decay: float = 0.0, l1: float = 0.0,
-             teacher_mask=None) -> SimulationResult | SimulationEnsemble:
+#: the option records of :func:`simulate` (``odeprune.options``), in the order :func:`gather`
+#: answers them
+RECORDS = (Dynamics, Control, Network, Data, Ensemble)
+
+
+def simulate(N: int, K: int, M: int, eta: float | None, alpha_max: float, save_at=None, *,
+             init=None, mask=None, teacher_mask=None, **options
+             ) -> SimulationResult | SimulationEnsemble:
     r"""Online SGD of a two-layer student (K units) on a teacher (M units) at input dimension N.
 
     Parameters
@@ -340,50 +358,67 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
     N, K, M : int
         Input dimension, student and teacher hidden units (all >= 1).
     eta : float
-        First-layer learning rate (> 0); the step is ``eta / sqrt(N)``.
+        First-layer learning rate (> 0); the step is ``eta / sqrt(N)``. None when the learning
+        rule is given whole (``dynamics=Dynamics(eta=...)``).
     alpha_max : float
         Final time; the run makes ``round(alpha_max * N)`` steps.
     save_at : array_like, optional
         Times at which to record ``Q, R, v, eg, eg_test``; rounded to whole steps; 0 and
-        ``alpha_max`` are always added. Default: :func:`default_save_at` (0 and 40 log-spaced). Each saved time
-        costs one pass over the test set (``n_test * N * K`` operations).
-    eta_v : float, optional
-        Second-layer learning rate (>= 0); the step is ``eta_v / N``. Default ``eta``.
-    sigma : float
-        Output-noise standard deviation of the training labels.
-    v_star : float or array_like, shape (M,)
-        Teacher second layer (default 4, as in Acharyya et al. 2021).
-    activation : str
-        A name of the activation registry (:mod:`odeprune.activations`: "erf", "linear",
-        "relu").
-    seed : int
-        Seeds the initial weights (as :meth:`OrderParams.random`) and, through
-        ``SeedSequence(seed).spawn(3)``, the SGD inputs, the label noise and the test set.
-    n_test : int
-        Size of the held-out test set for ``eg_test`` (0: skip; ``eg_test`` is NaN).
-    train_second_layer : bool
-        ``False`` freezes ``v`` (as ``integrate(..., train_second_layer=False)``).
-    n_train : int, optional
-        Finite training set: the first ``n_train`` samples (inputs and label noise) are replayed
-        in the same order on every pass (one pass is ``n_train / N`` in alpha). Default: a fresh
-        sample every step. The paper's protocol is ``N=500, n_train=800_000, alpha_max=1600``.
+        ``alpha_max`` are always added. Default: :func:`default_save_at` (0 and 40 log-spaced).
+        Each saved time costs one pass over the test set (``n_test * N * K`` operations).
     init : tuple (w, w_star, v), optional
         Explicit initial weights, shapes (K, N), (M, N), (K,), instead of the seeded draw.
     mask : array_like of 0/1, shape (K, N), optional
         Train a sparse student: the initial first layer is multiplied by ``mask`` and so is
         every update (the mask of iterative magnitude pruning with rewinding).
+    teacher_mask : array_like of 0/1, shape (M, N), optional
+        A sparse teacher: its first-layer weights are zero off this support (every run; e.g.
+        :func:`odeprune.teachers.teacher_support`). With ``init`` the given ``w_star`` is masked.
+    **options
+        The options of the records :class:`~odeprune.options.Dynamics`,
+        :class:`~odeprune.options.Control`, :class:`~odeprune.options.Network`,
+        :class:`~odeprune.options.Data` and :class:`~odeprune.options.Ensemble` (defaults and
+        checks: the table :data:`odeprune.options.OPTIONS`), as flat keywords or each record
+        whole (``network=Network(v_star=2.0, seed=3)``); any other keyword is a ``TypeError``:
+
+    eta_v : float, optional
+        Second-layer learning rate (>= 0); the step is ``eta_v / N``. Default ``eta``.
+    sigma : float
+        Output-noise standard deviation of the training labels (default 0).
+    train_second_layer : bool
+        ``False`` freezes ``v`` (as ``integrate(..., train_second_layer=False)``).
     weight_decay, l1 : float
         Regularisers of the first layer (``docs/theory.md`` §11): after every step
         ``w <- (1 - eta * weight_decay / N) w`` and the L1 proximal step
         ``w <- sign(w) max(|w| - eta * l1 / N, 0)``; the penalty ``(gamma/2)|w|^2 + lambda|w|_1``
         per weight, in units where it moves each weight by O(1) per unit of alpha.
-    teacher_mask : array_like of 0/1, shape (M, N), optional
-        A sparse teacher: its first-layer weights are zero off this support (every run; e.g.
-        :func:`odeprune.teachers.teacher_support`). With ``init`` the given ``w_star`` is masked.
+        (``gradient_flow`` belongs to the ODE and is refused.)
+    v_star : float or array_like, shape (M,)
+        Teacher second layer (default 4, as in Acharyya et al. 2021).
+    activation : str
+        A name of the activation registry (:mod:`odeprune.activations`: "erf" (default),
+        "linear", "relu").
+    seed : int
+        Seeds the initial weights (as :meth:`OrderParams.random`) and, through
+        ``SeedSequence(seed).spawn(3)``, the SGD inputs, the label noise and the test set
+        (default 0).
+    n_test : int
+        Size of the held-out test set for ``eg_test`` (default 10000; 0: skip, ``eg_test`` is
+        NaN).
+    n_train : int, optional
+        Finite training set: the first ``n_train`` samples (inputs and label noise) are replayed
+        in the same order on every pass (one pass is ``n_train / N`` in alpha). Default: a fresh
+        sample every step. The paper's protocol is ``N=500, n_train=800_000, alpha_max=1600``.
     seeds : sequence of int, optional
-        Several runs with these seeds; returns a :class:`SimulationEnsemble`.
+        Several runs with these (distinct) seeds; returns a :class:`SimulationEnsemble`.
     n_runs : int, optional
         Several runs with seeds ``seed, seed + 1, ..., seed + n_runs - 1``.
+    executor : concurrent.futures.Executor, optional
+        Where to run several seeds; default a thread pool (the compiled loop releases the GIL)
+        of ``max_workers`` threads (default: the available cores, at most one per seed;
+        :func:`odeprune._pool.map_parallel`).
+    max_workers : int, optional
+        Threads of the default pool.
     progress : bool or None
         Progress bar on stderr (tqdm); ``None`` (default): when stderr is a terminal.
     checkpoint : path, optional
@@ -393,10 +428,11 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
         (``<stem>.seed<seed>.npz``).
     resume : bool
         Continue from ``checkpoint``; the result is bit-identical to an uninterrupted run.
-    executor : concurrent.futures.Executor, optional
-        Where to run several seeds; default a thread pool (the compiled loop releases the GIL)
-        of ``max_workers`` threads (default: the available cores, at most one per seed;
-        :func:`odeprune._pool.map_parallel`).
+    chunk_steps : int, optional
+        At most this many SGD steps between two looks from Python (default: chunks of about
+        0.25 s, at most :data:`MAX_CHUNK_STEPS`); the numbers do not depend on it.
+    divergence_path : path, optional
+        Where to save the last good state (an ``OrderParams``) if the weights diverge.
 
     Returns
     -------
@@ -418,83 +454,75 @@ def simulate(N: int, K: int, M: int, eta: float, alpha_max: float, save_at=None,
 
     Goldt et al. (2019), Section 2; Acharyya et al. (2021), Section 4.
     """
-    N, K, M = _size("N", N), _size("K", K), _size("M", M)
-    progress = want_progress(progress)
-    eta = _real("eta", eta, allow_zero=False)
-    eta_v = eta if eta_v is None else _real("eta_v", eta_v, allow_zero=True)
-    sigma = _real("sigma", sigma, allow_zero=True)
-    alpha_max = _real("alpha_max", alpha_max, allow_zero=False)
-    weight_decay = _real("weight_decay", weight_decay, allow_zero=True)
-    l1 = _real("l1", l1, allow_zero=True)
-    if (eta * weight_decay + eta * l1) / N >= 1:
-        raise ValueError(f"eta*(weight_decay + l1)/N = {(eta * (weight_decay + l1)) / N:g} per "
-                         "step must be below 1 (the regulariser would flip or erase every "
-                         "weight in one step)")
-    act = get_activation(activation)
-    v_star = broadcast_v_star(v_star, M)
-    if isinstance(n_test, (bool, np.bool_)) or not isinstance(n_test, (int, np.integer)) \
-            or n_test < 0:
-        raise ValueError(f"n_test={n_test!r} must be an integer >= 0")
-    if n_train is not None:
-        n_train = _size("n_train", n_train)
+    kw = dict(options)
+    if not (eta is None and "dynamics" in kw):  # (eta=None: the learning rule given whole)
+        kw["eta"] = eta
+    dyn, ctl, net, data, ens = gather("simulate", kw, RECORDS)
+    setup = _setup((N, K, M), alpha_max, save_at, (dyn, net, data, ens),
+                   dict(init=init, mask=mask, teacher_mask=teacher_mask))
+    progress = want_progress(ctl.progress)
+    try:
+        if ens.seeds is None and ens.n_runs is None:
+            return _drive_single(Run(setup, net.seed, ctl.checkpoint), progress, ctl)
+        seeds = ens.seeds or [net.seed + i for i in range(ens.n_runs)]
+        return _drive_ensemble(seeds, setup, progress, ctl, ens)
+    except DivergenceError as exc:
+        if ctl.divergence_path is None or exc.last_state is None:
+            raise
+        path = str(exc.last_state.save(ctl.divergence_path))
+        raise DivergenceError(f"{exc}; last good state saved to {path!r}", alpha=exc.alpha,
+                              last_state=exc.last_state, saved_to=path) from None
+
+
+def _setup(sizes: tuple, alpha_max, save_at, records: tuple, weights: dict) -> Setup:
+    """The checked :class:`Setup` of a :func:`simulate` call (``sizes``: ``N, K, M``;
+    ``records``: its Dynamics, Network, Data, Ensemble; ``weights``: its ``init``, ``mask``,
+    ``teacher_mask``): one line naming the first bad argument, before any work."""
+    dyn, net, data, ens = records
+    N, K, M = (OPTIONS[n].check(x) for n, x in zip("NKM", sizes, strict=True))
+    alpha_max = OPTIONS["alpha_max"].check(alpha_max)
+    if dyn.gradient_flow:
+        raise ValueError("gradient_flow=True drops the eta^2 terms of the ODE; SGD at finite N "
+                         "has them (use odeprune.integrate)")
+    if dyn.eta * (dyn.weight_decay + dyn.l1) / N >= 1:
+        raise ValueError(f"eta*(weight_decay + l1)/N = "
+                         f"{(dyn.eta * (dyn.weight_decay + dyn.l1)) / N:g} per step must be "
+                         "below 1 (the regulariser would flip or erase every weight in one step)")
+    broadcast_v_star(net.v_star, M)
+    init, mask, teacher_mask = weights["init"], weights["mask"], weights["teacher_mask"]
     if init is not None:
         if len(init) != 3:
             raise ValueError("init must be a tuple (w, w_star, v) of shapes (K, N), (M, N), (K,)")
         init = (_weights("w", init[0], (K, N)), _weights("w_star", init[1], (M, N)),
                 _weights("v", init[2], (K,)))
     if mask is not None:
-        mask = np.asarray(mask)
-        if mask.shape != (K, N):
-            raise ValueError(f"mask must have shape (K, N) = ({K}, {N}), got {mask.shape}")
-        if not np.all((mask == 0) | (mask == 1)):
-            raise ValueError("mask must contain only 0/1 (or False/True) entries")
-        mask = mask.astype(float)
+        mask = check_mask("mask", mask, (K, N), "(K, N)").astype(float)
     if teacher_mask is not None:
         teacher_mask = check_mask("teacher_mask", teacher_mask, (M, N), "(M, N)")
     steps_out = _save_steps(save_at, alpha_max, N)
-    n_runs_mem = (len(seeds) if hasattr(seeds, "__len__") else
-                  n_runs if isinstance(n_runs, (int, np.integer)) and n_runs > 0 else 1)
-    check_memory(f"simulate with N={N}, K={K}, M={M}" + (f", {n_runs_mem} runs" if n_runs_mem > 1
+    n_runs = len(ens.seeds) if ens.seeds is not None else ens.n_runs or 1
+    check_memory(f"simulate with N={N}, K={K}, M={M}" + (f", {n_runs} runs" if n_runs > 1
                                                            else ""),
-                 n_runs_mem * _floats_per_run(N, K, M, int(n_test), steps_out.size,
-                                              mask is not None),
+                 n_runs * _floats_per_run(N, K, M, data.n_test, steps_out.size,
+                                          mask is not None),
                  "use a smaller N, K, n_test or fewer saved times (save_at)")
     if steps_out[-1] < 1:
         raise ValueError(f"alpha_max={alpha_max!r} is less than one step (1/N = {1 / N:g})")
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint=PATH")
-    common = dict(N=N, K=K, M=M, eta=eta, alpha_max=alpha_max, steps_out=steps_out, eta_v=eta_v,
-                  sigma=sigma, v_star=v_star, act=act, n_test=int(n_test),
-                  train_v=bool(train_second_layer), n_train=n_train, init=init, mask=mask,
-                  weight_decay=weight_decay, l1=l1, teacher_mask=teacher_mask)
-
-    if seeds is None and n_runs is None:
-        seed = check_seed("seed", seed)
-        run = Run(seed=seed, checkpoint=checkpoint, **common)
-        return _drive_single(run, progress, resume)
-
-    if seeds is not None and n_runs is not None:
-        raise ValueError("give seeds=[...] or n_runs=, not both")
-    check_workers("max_workers", max_workers)
-    if seeds is None:
-        n_runs = _size("n_runs", n_runs)
-        seeds = [check_seed("seed", seed) + i for i in range(n_runs)]
-    seeds = [check_seed("seeds[i]", s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must contain at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds={seeds} contains duplicates")
-    return _drive_ensemble(seeds, common, progress, checkpoint, resume, executor, max_workers)
+    return Setup(N, K, M, dyn, net, data, steps_out, init, mask, teacher_mask)
 
 
-def _drive_single(run: Run, progress: bool, resume: bool) -> SimulationResult:
-    if resume:
+def _max_chunk(ctl: Control) -> int:
+    return MAX_CHUNK_STEPS if ctl.chunk_steps is None else min(MAX_CHUNK_STEPS, ctl.chunk_steps)
+
+
+def _drive_single(run: Run, progress: bool, ctl: Control) -> SimulationResult:
+    if ctl.resume:
         if not run.checkpoint.exists():
             raise ValueError(f"resume=True but checkpoint {str(run.checkpoint)!r} does not exist")
         run.load_checkpoint()
     N = run.N
     with RunControl(float(run.steps_out[-1]) / N, "simulate", progress, start=run.step / N,
-                    max_chunk=MAX_CHUNK_STEPS) as rc:
+                    max_chunk=_max_chunk(ctl)) as rc:
         run.drive(rc, lambda step, n, seconds: rc.chunk_done(step / N, n, seconds))
     if run.checkpoint is not None and run.checkpoint.exists():
         run.checkpoint.unlink(missing_ok=True)  # a concurrent run may remove it
@@ -509,12 +537,13 @@ def _seed_path(checkpoint, seed: int) -> Path | None:
     return p.with_name(f"{stem}.seed{seed}.npz")
 
 
-def _drive_ensemble(seeds, common, progress, checkpoint, resume, executor, max_workers
+def _drive_ensemble(seeds, setup: Setup, progress: bool, ctl: Control, ens: Ensemble
                     ) -> SimulationEnsemble:
     lock = threading.Lock()
-    N = common["N"]
+    N = setup.N
+    checkpoint, resume = ctl.checkpoint, ctl.resume
     done_steps = {s: 0 for s in seeds}
-    total = float(common["steps_out"][-1]) * len(seeds) / N
+    total = float(setup.steps_out[-1]) * len(seeds) / N
 
     def one(seed: int, rc: RunControl) -> SimulationResult:
         path = _seed_path(checkpoint, seed)
@@ -530,7 +559,7 @@ def _drive_ensemble(seeds, common, progress, checkpoint, resume, executor, max_w
                 res = SimulationResult.load(path)
                 report(int(res.metadata["steps"]), 0, 0.0)
                 return res
-        run = Run(seed=seed, checkpoint=path, **common)
+        run = Run(setup, seed, path)
         if resume and path is not None and path.exists():
             run.load_checkpoint()
         report(run.step, 0, 0.0)
@@ -541,7 +570,7 @@ def _drive_ensemble(seeds, common, progress, checkpoint, resume, executor, max_w
         return res
 
     with RunControl(total, f"simulate x{len(seeds)}", progress,
-                    max_chunk=MAX_CHUNK_STEPS) as rc:
+                    max_chunk=_max_chunk(ctl)) as rc:
 
         def stop_the_others(exc: BaseException) -> None:
             # one run failed, or Ctrl-C: the others stop at their next chunk
@@ -550,7 +579,7 @@ def _drive_ensemble(seeds, common, progress, checkpoint, resume, executor, max_w
                 else "another run failed")
 
         try:
-            results = map_parallel(lambda s: one(s, rc), seeds, max_workers, executor,
+            results = map_parallel(lambda s: one(s, rc), seeds, ens.max_workers, ens.executor,
                                    on_error=stop_the_others, name="odeprune-sim")
         except (KeyboardInterrupt, OdepruneInterrupted) as exc:
             why = ("SIGTERM" if rc.interrupted == "SIGTERM"

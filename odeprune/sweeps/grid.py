@@ -11,16 +11,15 @@ import math
 import os
 import pickle
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from .. import _io
-from .._validate import check_int, check_real, check_seed, check_size
-from ..activations import get_activation
-from ..ode.dynamics import METHODS as INTEGRATE_METHODS
-from ..pruning._api import load_masked
+from .._validate import check_int, check_real, check_seed
+from ..options import OPTIONS
+from ..pruning._api import PruneOptions, load_masked
 from ..pruning.registry import METHODS as PRUNE_METHODS
 from ..pruning.registry import REWEIGHTS
 from ..state import OrderParams
@@ -147,28 +146,18 @@ def check(task, grid, fixed: Mapping | None = None, executor=None) -> Plan:
     clash = sorted({a.dim for a in axes} & set(RESERVED))
     if clash:
         raise ValueError(f"grid axis name(s) {clash} are reserved")
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        sig = None
     names = set(on_axes) | set(fixed)
-    if sig is not None:
-        accepted = {n: p for n, p in sig.parameters.items() if not n.startswith("_")}
-        var_kw = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-        unknown = sorted(n for n in names if n not in accepted and not var_kw)
+    if builtin:  # the task's parameters (their defaults recorded) and the options it takes
+        takes = list(fn.parameters) + list(fn.options)
+        unknown = sorted(n for n in names if n not in takes)
         if unknown:
-            takes = sorted(n for n, p in accepted.items() if p.kind is not p.VAR_KEYWORD)
-            raise ValueError(f"task {task_id!r} has no parameter(s) {unknown}; it takes {takes}")
-        missing = sorted(n for n, p in accepted.items()
-                         if p.default is p.empty and n not in names
-                         and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
-        if missing:
-            raise ValueError(f"task {task_id!r} needs parameter(s) {missing}: put them in the "
-                             "grid or in fixed")
-        if builtin:  # record every default: the attrs and the cache key then say everything
-            for n, p in accepted.items():
-                if n not in names:
-                    fixed[n] = p.default
+            raise ValueError(f"task {task_id!r} has no parameter(s) {unknown}; it takes "
+                             f"{sorted(takes)}")
+        for n, default in fn.parameters.items():  # the attrs and the cache key say everything
+            if n not in names:
+                fixed[n] = default
+    else:
+        _check_names(fn, task_id, names)
     if builtin and "init" in fixed and fixed["init"] is not None:
         given = sorted(n for n in ("N", "K", "M", "v_star") if n in names)
         if given:
@@ -214,6 +203,27 @@ def check(task, grid, fixed: Mapping | None = None, executor=None) -> Plan:
                  points=points)
 
 
+def _check_names(fn: Callable, task_id: str, names: set) -> None:
+    """A user's task: every name among its keyword parameters (or it takes ``**kw``), and
+    every parameter without a default given."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return
+    accepted = {n: p for n, p in sig.parameters.items() if not n.startswith("_")}
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    unknown = sorted(n for n in names if n not in accepted and not var_kw)
+    if unknown:
+        takes = sorted(n for n, p in accepted.items() if p.kind is not p.VAR_KEYWORD)
+        raise ValueError(f"task {task_id!r} has no parameter(s) {unknown}; it takes {takes}")
+    missing = sorted(n for n, p in accepted.items()
+                     if p.default is p.empty and n not in names
+                     and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+    if missing:
+        raise ValueError(f"task {task_id!r} needs parameter(s) {missing}: put them in the "
+                         "grid or in fixed")
+
+
 def _optional(check):
     return lambda name, v: None if v is None else check(name, v)
 
@@ -225,21 +235,11 @@ def _choice(allowed):
     return check
 
 
-def _boolean(name, v):
-    if not isinstance(v, (bool, np.bool_)):
-        raise ValueError(f"{name}={v!r} must be true or false")
-
-
 def _real(name, v):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
                                                              np.floating)) \
             or not math.isfinite(v):
         raise ValueError(f"{name}={v!r} must be a finite real number")
-
-
-def _v_star(name, v):
-    for x in (v if isinstance(v, (list, tuple)) else [v]):
-        _real(name, x)
 
 
 def _save_at(name, v):
@@ -250,31 +250,35 @@ def _save_at(name, v):
             raise ValueError(f"{name}={v!r}: times must be >= 0")
 
 
+def _nonneg(name, v):
+    check_real(name, v, allow_zero=True)
+
+
 def _fraction(name, v):
     _real(name, v)
     if not 0 <= v <= 1:
         raise ValueError(f"{name}={v!r} is out of range; allowed 0 <= c <= 1")
 
 
-_POSITIVE = lambda name, v: check_real(name, v)  # noqa: E731
-_NONNEG = lambda name, v: check_real(name, v, allow_zero=True)  # noqa: E731
+def _table(name, v):
+    OPTIONS[name].check(v)
 
-#: the checks of the built-in tasks' parameters, as the library makes them when it runs
-#: (``odeprune._validate``), applied to every value of the grid and of ``fixed`` before any
-#: point is launched; ``(task, name)`` entries override ``name`` ones
+
+def _prune_option(name, v):
+    PruneOptions(**{name: v})
+
+
+#: the checks of the built-in tasks' parameters, as the library makes them when it runs,
+#: applied to every value of the grid and of ``fixed`` before any point is launched: an option
+#: of the table (:data:`odeprune.options.OPTIONS`) or of the pruning record
+#: (:class:`~odeprune.pruning._api.PruneOptions`) by its own check, the few others here;
+#: ``(task, name)`` entries override ``name`` ones
 _CHECKS: dict = {
-    "N": check_size, "K": check_size, "M": check_size, "seed": check_seed,
-    "prune_seed": check_seed, "v_star": _v_star, "eta": _POSITIVE,
-    "eta_v": _optional(_NONNEG), "sigma": _NONNEG, "alpha_max": _POSITIVE,
-    ("prune", "alpha_max"): _NONNEG, "rtol": _POSITIVE, "atol": _POSITIVE, "dt": _POSITIVE,
-    "activation": lambda name, v: get_activation(v) if isinstance(v, str) else
-    _choice(())(name, v),
-    "train_second_layer": _boolean, "gradient_flow": _boolean, "exact": _boolean,
-    "method": _choice(INTEGRATE_METHODS), ("prune", "method"): _choice(PRUNE_METHODS),
-    "n_test": lambda name, v: check_int(name, v, 0), "n_train": _optional(check_size),
-    "n_samples": check_size, "k": _optional(lambda name, v: check_int(name, v, 1)),
-    "c": _optional(_fraction), "reweight": _choice(REWEIGHTS), "save_at": _optional(_save_at),
-    "kernel": _choice(("Q", "activation")),
+    **{f.name: _prune_option for f in fields(PruneOptions)}, **{name: _table for name in OPTIONS},
+    "prune_seed": check_seed, ("prune", "alpha_max"): _nonneg,
+    ("prune", "method"): _choice(PRUNE_METHODS),
+    "k": _optional(lambda name, v: check_int(name, v, 1)), "c": _optional(_fraction),
+    "reweight": _choice(REWEIGHTS), "save_at": _optional(_save_at),
 }
 
 

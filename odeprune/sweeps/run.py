@@ -9,7 +9,7 @@ import concurrent.futures as cf
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from .dataset import assemble, require_xarray, save
 from .grid import RESERVED, Plan, check
 from .tasks import BATCH_HINT, TASKS, resolve_task
 
-__all__ = ["sweep", "run_points", "RunOptions"]
+__all__ = ["sweep", "run_points", "RunOptions", "run_options"]
 
 
 def _normalise(out, builtin: bool = False) -> tuple[dict, dict]:
@@ -229,10 +229,19 @@ def _execute(plan: Plan, task, opts: RunOptions) -> list:
     return results
 
 
-def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
-          cache: str | os.PathLike | None = None, output: str | os.PathLike | None = None,
-          batch_size: int | None = None, max_workers: int | None = None,
-          progress: bool | None = None, errors: str = "record", desc: str | None = None):
+def run_options(where: str, keywords: dict) -> RunOptions:
+    """The :class:`RunOptions` of :func:`sweep` or :func:`run_points` from their keywords; a
+    keyword that is not one of its fields is a ``TypeError``, as Python's own."""
+    known = [f.name for f in fields(RunOptions)]
+    unknown = sorted(set(keywords) - set(known))
+    if unknown:
+        raise TypeError(f"{where}() got unexpected keyword argument(s) {unknown}; its options "
+                        f"are {sorted(known)} and fixed, output")
+    return RunOptions(**keywords)
+
+
+def sweep(task, grid, *, fixed: Mapping | None = None,
+          output: str | os.PathLike | None = None, **options):
     r"""Run ``task`` at every point of ``grid`` and gather the results in an ``xarray.Dataset``.
 
     Parameters
@@ -247,13 +256,16 @@ def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
         or ``dim -> {name: list, ...}`` (zipped parameters sharing the dimension ``dim``).
     fixed : dict, optional
         Every other parameter of the task (JSON-serialisable; ``init`` may be an OrderParams).
+    output : path, optional
+        Also :func:`save` the Dataset there (netCDF, atomically).
+    **options
+        How the points run, the fields of :class:`RunOptions` (checked there):
+
     executor : concurrent.futures.Executor, dask Client, "local" or "serial", optional
         Where batches run; default ``"local"``: a process pool of ``max_workers`` (default: the
         available cores) started with ``spawn``, shut down at the end.
     cache : path, optional
         Directory of per-point results (created if needed): reused, so a sweep resumes.
-    output : path, optional
-        Also :func:`save` the Dataset there (netCDF, atomically).
     batch_size : int, optional
         Points per submitted task (default: about four batches per worker; one for
         ``"simulate"``). A point is cached when its batch returns, so expensive user tasks
@@ -284,27 +296,23 @@ def sweep(task, grid, *, fixed: Mapping | None = None, executor=None,
         Without xarray: ``pip install "odeprune[sweep]"``.
     """
     xr = require_xarray()
-    opts = RunOptions(executor, cache, batch_size, max_workers, progress, errors, desc)
+    opts = run_options("sweep", options)
     if output is not None:
         _io._check_writable(Path(output))
-    plan = check(task, grid, fixed, executor)
+    plan = check(task, grid, fixed, opts.executor)
     ds = assemble(xr, plan, _execute(plan, task, opts))
     if output is not None:
         save(ds, output)
     return ds
 
 
-def run_points(task, grid, *, fixed: Mapping | None = None, executor=None,
-               cache: str | os.PathLike | None = None, batch_size: int | None = None,
-               max_workers: int | None = None, progress: bool | None = None,
-               errors: str = "record",
-               desc: str | None = None) -> list[dict]:
+def run_points(task, grid, *, fixed: Mapping | None = None, **options) -> list[dict]:
     """The engine of :func:`sweep` without xarray: the same validation, batching, executor and
     cache, answering one dict per point in grid order: ``params`` (the point's full
     parameters), ``outputs`` (name -> array; empty on failure) and ``error`` (None or the
-    message)."""
-    opts = RunOptions(executor, cache, batch_size, max_workers, progress, errors, desc)
-    plan = check(task, grid, fixed, executor)
+    message). ``options``: the fields of :class:`RunOptions`, as :func:`sweep`'s."""
+    opts = run_options("run_points", options)
+    plan = check(task, grid, fixed, opts.executor)
     results = _execute(plan, task, opts)
     return [dict(params=p, outputs={n: a for n, (_, a) in r[1].items()} if r[0] == "ok" else {},
                  error=None if r[0] == "ok" else r[1])

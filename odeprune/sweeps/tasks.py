@@ -1,33 +1,86 @@
 """The built-in tasks of a sweep (:data:`TASKS`): ``integrate``, ``simulate`` and ``prune``, each a
-function of keyword parameters whose defaults are the sweep's, answering
-``({name: (dims, array)}, {dim: coordinates})``; and how a task argument (a name, a function or
-``"package.module:function"``) becomes a function."""
+function of keyword parameters answering ``({name: (dims, array)}, {dim: coordinates})``; and how a
+task argument (a name, a function or ``"package.module:function"``) becomes a function.
+
+A task's parameters are options of the library, named by their keywords (a grid axis over
+``eta`` or ``rtol`` is the keyword ``eta`` or ``rtol``): each task lists the ones a sweep
+records (:attr:`parameters`: their defaults are the table's, :data:`odeprune.options.OPTIONS`,
+and the pruning record's, :class:`odeprune.pruning._api.PruneOptions`, except the few of
+:data:`SWEEP_DEFAULTS`, a sweep's own) and takes the other options of the records it routes to
+(:attr:`options`) when a grid or ``fixed`` names them."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
+from dataclasses import fields
 
 import numpy as np
 
-from ..ode.dynamics import DEFAULT_ATOL, DEFAULT_RTOL, integrate
+from ..ode.dynamics import integrate
+from ..options import OPTIONS, Data, Dynamics, Network, Solver
 from ..pruning import prune
-from ..pruning._api import load_masked
+from ..pruning._api import PRUNE_USES, PruneOptions, load_masked
 from ..sim import simulate
 from ..state import OrderParams
 from .cache import canonical, init_token
 
-__all__ = ["TASKS", "BATCH_HINT", "task_integrate", "task_simulate", "task_prune",
-           "resolve_task"]
+__all__ = ["TASKS", "BATCH_HINT", "SWEEP_DEFAULTS", "task_integrate", "task_simulate",
+           "task_prune", "resolve_task"]
+
+#: a sweep's own defaults, where the library has none or another (a sweep runs with nothing
+#: fixed: a K=6, M=2 student at N=500, learning at eta=0.5 with the erf activation)
+SWEEP_DEFAULTS = {"N": 500, "K": 6, "M": 2, "eta": 0.5, "activation": "erf"}
+
+#: the parameters that draw the initial network (or give it: ``init``)
+_DRAW = ("N", "K", "M", "v_star", "seed")
 
 
-def _initial_state(N, K, M, v_star, seed, init, masked: bool = False):
-    """The initial draw, or ``init`` (an OrderParams or a file). A file holding a masked
+def _default(name: str):
+    if name in SWEEP_DEFAULTS:
+        return SWEEP_DEFAULTS[name]
+    if name in OPTIONS:
+        return OPTIONS[name].default
+    return {f.name: f.default for f in fields(PruneOptions)}[name]
+
+
+def _task(names: tuple, records: tuple = (), **own):
+    """Make a function ``fn(**params)`` a built-in task: ``fn.parameters`` (name -> default,
+    in this order: what a sweep records and keys its cache by), ``fn.options`` (the other
+    keywords of ``records``, taken when given) and a signature saying both."""
+    parameters = {n: own[n] if n in own else _default(n) for n in names}
+    extra = tuple(sorted({f.name for r in records for f in fields(r)} - set(parameters)))
+
+    def make(fn: Callable) -> Callable:
+        fn.parameters = parameters
+        fn.options = extra
+        kw = inspect.Parameter.KEYWORD_ONLY
+        fn.__signature__ = inspect.Signature(
+            [inspect.Parameter(n, kw, default=d) for n, d in parameters.items()]
+            + [inspect.Parameter("options", inspect.Parameter.VAR_KEYWORD)])
+        return fn
+    return make
+
+
+def _complete(fn: Callable, given: dict) -> dict:
+    """The task's parameters with its defaults filled in and the options given; a keyword it
+    does not take is a ``TypeError``."""
+    given = {k: v for k, v in given.items() if k != "_memo"}
+    unknown = sorted(set(given) - set(fn.parameters) - set(fn.options))
+    if unknown:
+        raise TypeError(f"{fn.__name__}() got unexpected keyword argument(s) {unknown}")
+    return {**fn.parameters, **given}
+
+
+def _initial_state(p: dict, masked: bool = False):
+    """The initial draw, or ``p["init"]`` (an OrderParams or a file). A file holding a masked
     network (:func:`odeprune.pruning._api.load_masked`) gives its SparseOrderParams when
     ``masked`` (the integrate task trains it as the masked network it is) and is refused
     otherwise: its summed state is not a dense network with the same dynamics."""
+    init = p["init"]
     if init is None:
-        return OrderParams.random(N, K, M, v_star=v_star, seed=seed)
+        return OrderParams.random(p["N"], p["K"], p["M"], v_star=p["v_star"], seed=p["seed"])
     if isinstance(init, OrderParams):
         return init
     sparse = load_masked(init)
@@ -39,68 +92,72 @@ def _initial_state(N, K, M, v_star, seed, init, masked: bool = False):
     return OrderParams.load(init)
 
 
-def task_integrate(*, N: int = 500, K: int = 6, M: int = 2, v_star=4.0, seed: int = 0,
-                   init=None, eta: float = 0.5, alpha_max: float = 1000.0, save_at=None,
-                   eta_v=None, sigma: float = 0.0, rtol: float = DEFAULT_RTOL,
-                   atol: float = DEFAULT_ATOL, method: str = "auto", activation: str = "erf",
-                   train_second_layer: bool = True, gradient_flow: bool = False,
-                   dt: float = 0.01, _memo=None):
+@_task(("N", "K", "M", "v_star", "seed", "init", "eta", "alpha_max", "save_at", "eta_v",
+        "sigma", "rtol", "atol", "method", "activation", "train_second_layer", "gradient_flow",
+        "dt"), (Dynamics, Solver), init=None, alpha_max=1000.0)
+def task_integrate(**params):
     """``integrate(OrderParams.random(N, K, M, v_star, seed), ...)`` (or from ``init``, an
-    OrderParams or a saved file): ``eg`` over ``alpha``."""
-    state = _initial_state(N, K, M, v_star, seed, init, masked=True)
-    curve = integrate(state, eta=eta, alpha_max=alpha_max, save_at=save_at, eta_v=eta_v,
-                      sigma=sigma, rtol=rtol, atol=atol, method=method, activation=activation,
-                      train_second_layer=train_second_layer, gradient_flow=gradient_flow, dt=dt)
+    OrderParams or a saved file): ``eg`` over ``alpha``. Further options of
+    :class:`~odeprune.options.Dynamics` and :class:`~odeprune.options.Solver`
+    (``weight_decay``, ``max_steps``, ...) pass to :func:`odeprune.integrate`."""
+    p = _complete(task_integrate, params)
+    state = _initial_state(p, masked=True)
+    curve = integrate(state, **{k: v for k, v in p.items() if k not in _DRAW + ("init",)})
     return {"eg": (("alpha",), np.asarray(curve.eg))}, {"alpha": np.asarray(curve.alpha)}
 
 
-def task_simulate(*, N: int = 500, K: int = 6, M: int = 2, eta: float = 0.5,
-                  alpha_max: float = 100.0, save_at=None, eta_v=None, sigma: float = 0.0,
-                  v_star=4.0, activation: str = "erf", seed: int = 0, n_test: int = 10_000,
-                  train_second_layer: bool = True, n_train=None, _memo=None):
+@_task(("N", "K", "M", "eta", "alpha_max", "save_at", "eta_v", "sigma", "v_star", "activation",
+        "seed", "n_test", "train_second_layer", "n_train"), (Dynamics, Network, Data),
+       alpha_max=100.0)
+def task_simulate(**params):
     """One finite-N run ``simulate(...)``: ``eg`` (from the order parameters) and ``eg_test``
-    (NaN with ``n_test=0``) over ``alpha``."""
-    run = simulate(N=N, K=K, M=M, eta=eta, alpha_max=alpha_max, save_at=save_at, eta_v=eta_v,
-                   sigma=sigma, v_star=v_star, activation=activation, seed=seed, n_test=n_test,
-                   train_second_layer=train_second_layer, n_train=n_train)
+    (NaN with ``n_test=0``) over ``alpha``. Further options of
+    :class:`~odeprune.options.Dynamics` (``weight_decay``, ``l1``) pass to
+    :func:`odeprune.simulate`."""
+    run = simulate(**_complete(task_simulate, params))
     return ({"eg": (("alpha",), np.asarray(run.eg)),
              "eg_test": (("alpha",), np.asarray(run.eg_test, dtype=float))},
             {"alpha": np.asarray(run.alpha)})
 
 
-def task_prune(*, N: int = 500, K: int = 6, M: int = 2, v_star=4.0, seed: int = 0, init=None,
-               eta: float = 0.5, alpha_max: float = 0.0, sigma: float = 0.0,
-               method: str = "random_node", k=None, c=None, reweight: str = "none",
-               kernel: str = "Q", prune_seed: int = 0, exact: bool = True,
-               n_samples: int = 10_000, activation: str = "erf", _memo=None):
+#: the parameters of the prune task that train the state before it is pruned
+_TRAIN = ("eta", "alpha_max", "sigma", "activation")
+
+
+@_task(("N", "K", "M", "v_star", "seed", "init", "eta", "alpha_max", "sigma", "method", "k",
+        "c", "reweight", "kernel", "prune_seed", "exact", "n_samples", "activation"),
+       init=None, alpha_max=0.0, method="random_node", k=None, c=None, prune_seed=0)
+def task_prune(**params):
     """Prune ``OrderParams.random(N, K, M, v_star, seed)`` (or ``init``), first trained by
     ``integrate`` up to ``alpha_max`` when it is > 0 (trained once per batch and state; the
     last eight are kept, so put the axes that change the state first):
-    ``eg_mean``, ``eg_std``, ``eg_se`` and ``eg_unpruned``.
+    ``eg_mean``, ``eg_std``, ``eg_se`` and ``eg_unpruned``. ``method``, ``k``, ``c`` and the
+    options ``reweight``, ``kernel``, ``exact``, ``n_samples`` are :func:`odeprune.prune`'s,
+    ``prune_seed`` its seed.
 
     A node method given ``c`` instead of ``k`` keeps ``k = c K`` units (equal parameter count,
     Acharyya et al. 2021, Eq. 1), which must be a whole number; so one grid can hold node and
     edge methods over ``c``."""
-    memo = {} if _memo is None else _memo
-    key = canonical(dict(N=N, K=K, M=M, v_star=v_star, seed=seed, init=init_token(init),
-                          eta=eta, alpha_max=alpha_max, sigma=sigma, activation=activation))
+    memo = {} if params.get("_memo") is None else params["_memo"]
+    p = _complete(task_prune, params)
+    key = canonical(dict({n: p[n] for n in _DRAW + _TRAIN}, init=init_token(p["init"])))
     if key not in memo:
-        state = _initial_state(N, K, M, v_star, seed, init)
-        if alpha_max > 0:
-            state = integrate(state, eta=eta, alpha_max=alpha_max, sigma=sigma,
-                              activation=activation).final
+        state = _initial_state(p)
+        if p["alpha_max"] > 0:
+            state = integrate(state, **{n: p[n] for n in _TRAIN}).final
         while len(memo) >= 8:  # a few trained states per batch (put seed axes first)
             memo.pop(next(iter(memo)))
         memo[key] = state
     state = memo[key]
+    method, k, c = p["method"], p["k"], p["c"]
     if method.endswith("_node") and k is None and c is not None:
         kc = float(c) * state.K
         if abs(kc - round(kc)) > 1e-9:
             raise ValueError(f"c={c!r} gives k = c*K = {kc:g} kept units for {method} "
                              f"(K={state.K}); choose c with c*K a whole number")
         k, c = int(round(kc)), None
-    res = prune(state, method, k=k, c=c, reweight=reweight, kernel=kernel, seed=prune_seed,
-                exact=exact, n_samples=n_samples, activation=activation)
+    res = prune(state, method, k=k, c=c, seed=p["prune_seed"], activation=p["activation"],
+                **{n: p[n] for n in PRUNE_USES if n in p})
     return {"eg_mean": ((), res.eg_mean), "eg_std": ((), res.eg_std), "eg_se": ((), res.eg_se),
             "eg_unpruned": ((), float(res.metadata.get("eg_unpruned", np.nan)))}, {}
 

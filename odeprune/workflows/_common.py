@@ -232,13 +232,11 @@ class Rule:
     def simulate(self, start: Start, alpha_max: float, save_at, seed: int) -> SimulationResult:
         """Online SGD from the real weights of ``start`` (its mask fixed), no test set."""
         K, N = start.w.shape
-        rule = self.dynamics.as_dict()
-        if rule.pop("gradient_flow"):
-            raise ValueError("gradient_flow=True is a limit of the ODE; SGD has no such rule")
         extra = {} if self.activation is None else dict(activation=self.activation)
-        return simulate(N, K, start.w_star.shape[0], alpha_max=alpha_max, save_at=save_at,
+        return simulate(N, K, start.w_star.shape[0], None, alpha_max, save_at,
                         init=(start.w, start.w_star, start.v), mask=start.mask, seed=seed,
-                        n_test=0, progress=False, v_star=start.v_star, **rule, **extra)
+                        n_test=0, progress=False, v_star=start.v_star, dynamics=self.dynamics,
+                        **extra)
 
 
 @dataclass(frozen=True, eq=False)
