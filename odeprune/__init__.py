@@ -17,6 +17,7 @@ import os
 _LAZY = {
     "OrderParams": ("odeprune.state", "OrderParams"),
     "LearningCurve": ("odeprune.results", "LearningCurve"),
+    "Status": ("odeprune.results", "Status"),
     "integrate": ("odeprune.ode.dynamics", "integrate"),
     "load": ("odeprune.results", "load"),
     "DivergenceError": ("odeprune.errors", "DivergenceError"),
@@ -31,6 +32,7 @@ _LAZY = {
     "integrate_batch": ("odeprune.ode.batch", "integrate_batch"),
     "SparseOrderParams": ("odeprune.sparse", "SparseOrderParams"),
     "SparseLearningCurve": ("odeprune.sparse", "SparseLearningCurve"),
+    "TwoTimeCurve": ("odeprune.sparse", "TwoTimeCurve"),
     "landscape": ("odeprune.landscape", None),
     "sweep": ("odeprune.sweeps", "sweep"),
     "sweeps": ("odeprune.sweeps", None),

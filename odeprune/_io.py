@@ -54,11 +54,11 @@ _RUN = {"eg_test": (("n",), "real"), "eg_test_se": (("n",), "real"),
 SCHEMAS: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
     "OrderParams": _STATE,
     "plain": {**_STATE, "w": (("K", "N"), "real"), "w_star": (("M", "N"), "real")},
-    "LearningCurve": _CURVE,
+    "LearningCurve": {**_CURVE, "P": (("n", "K", "K"), "real")},
     "TwoTimeCurve": {**_CURVE, "P": (("n", "K", "K"), "real")},
     "SimulationResult": {**_CURVE, **_RUN},
     "SimulationEnsemble": {name: (("r", *shape), cls) for name, (shape, cls)
-                           in {**_CURVE, **_RUN}.items() if name != "P"},
+                           in {**_CURVE, **_RUN}.items()},
     "SparseOrderParams": _SPARSE,
     "SparseLearningCurve": {**_CURVE, "patterns": (("S", "K"), "mask"), "f": (("S",), "real"),
                             "T_cls": (("S", "M", "M"), "real"),
@@ -268,6 +268,8 @@ def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
     except json.JSONDecodeError as exc:
         raise ValueError(f"file {str(path)!r} has corrupt metadata: {exc}") from None
     _check_metadata(path, meta)
+    if meta["format_version"] == 1:
+        _from_format_1(arrays, meta)
     if meta["format_version"] > FORMAT_VERSION:
         raise ValueError(
             f"file {str(path)!r} was written with format version {meta['format_version']} by "
@@ -282,6 +284,16 @@ def read_npz(path: str | os.PathLike, kinds: str | tuple[str, ...] | None = None
             )
     check_arrays(path, meta["kind"], arrays)
     return arrays, meta
+
+
+def _from_format_1(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """A format-1 file as format 2, in place: curves and simulations kept ``T`` and ``v_star``
+    in the JSON metadata (every other kind's layout is unchanged)."""
+    if meta["kind"] not in ("LearningCurve", "SimulationResult"):
+        return
+    for name in ("T", "v_star"):
+        if name not in arrays and isinstance(meta.get(name), list):
+            arrays[name] = np.asarray(meta.pop(name), dtype=float)
 
 
 def rows_to_csv(rows) -> str:
@@ -304,8 +316,8 @@ def rows_to_csv(rows) -> str:
 # ------------------------------------------------------------------------------ the kinds
 #: kind stored in a file -> ``"module:Class"``, the result class that owns the format (imported
 #: on first use, so that reading one kind never imports the others). The class reads the file
-#: with its own ``from_npz(path, arrays, metadata)`` when it defines one (the file is then read
-#: once; an inherited one is not used), else with ``load(path)``. ``"plain"`` is a ``np.savez`` file without odeprune metadata.
+#: with its ``from_npz(path, arrays, metadata)`` (the file is then read once), or, when it has
+#: none, with ``load(path)``. ``"plain"`` is a ``np.savez`` file without odeprune metadata.
 KINDS: dict[str, str] = {
     "plain": "odeprune.state:OrderParams",
     "OrderParams": "odeprune.state:OrderParams",
@@ -371,7 +383,6 @@ def load(path: str | os.PathLike) -> Any:
     """
     arrays, meta = read_npz(path, allow_plain=True)
     cls = result_class(meta["kind"], path)
-    if "from_npz" in vars(cls):  # its own, not inherited: a subclass's file has more arrays
-        return cls.from_npz(path, arrays, meta)
-    return cls.load(path)
+    from_npz = getattr(cls, "from_npz", None)
+    return cls.load(path) if from_npz is None else from_npz(path, arrays, meta)
 

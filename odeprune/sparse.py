@@ -17,6 +17,7 @@ classes separately, which is what keeps pruned weights at zero while the rest tr
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -27,11 +28,20 @@ import numpy as np
 from . import _io
 from ._validate import check_array, check_mask, check_real, readonly
 from .activations import get_activation
-from .results import LearningCurve
+from .results import (
+    SHARED,
+    LearningCurve,
+    check_saved_from_start,
+    compose,
+    curve_fields,
+    joint_coordinate_covariance,
+    read_curve,
+)
 from .state import PSD_RTOL, OrderParams
 
-__all__ = ["SparseOrderParams", "SparseLearningCurve", "TwoTimeCurve",
-           "joint_coordinate_covariance", "MAX_EXACT_K", "all_patterns"]
+__all__ = ["SparseOrderParams", "MaskClasses", "SparseLearningCurve", "TwoTimeCurve",
+           "joint_coordinate_covariance", "check_saved_from_start", "MAX_EXACT_K",
+           "all_patterns"]
 
 #: the largest K for which every one of the 2^K mask classes is kept (exact limit)
 MAX_EXACT_K = 12
@@ -278,159 +288,251 @@ class SparseOrderParams:
         meta["activation"] = self.activation
         return _io.write_npz(path, "SparseOrderParams", self.to_arrays(), meta)
 
+    KIND = "SparseOrderParams"
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> SparseOrderParams:
-        arrays, meta = _io.read_npz(path)
-        if meta["kind"] == "SparseOrderParams":
-            return cls(activation=meta.get("activation", "erf"),
-                       **{k: arrays[k] for k in ("patterns", "f", "Q", "R", "T", "v", "v_star")})
+        """The masked network of a ``SparseOrderParams`` file, or the final state of a
+        ``SparseLearningCurve`` file."""
+        return cls.from_npz(path, *_io.read_npz(path, (cls.KIND, SparseLearningCurve.KIND)))
+
+    @classmethod
+    def from_npz(cls, path, arrays: dict, meta: dict) -> SparseOrderParams:
+        """The state from a file's checked arrays and metadata (:func:`odeprune.load`)."""
         if meta["kind"] == SparseLearningCurve.KIND:
-            return SparseLearningCurve.load(path).final
-        raise ValueError(f"file {str(path)!r} holds a {meta['kind']}, not a SparseOrderParams")
+            return SparseLearningCurve.from_npz(path, arrays, meta).final
+        names = ("patterns", "f", "Q", "R", "T", "v", "v_star")
+        missing = sorted(set(names) - set(arrays))
+        if missing:
+            raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing {missing}")
+        return cls(activation=meta.get("activation") or "erf", **{k: arrays[k] for k in names})
+
+
+#: the per-class arrays of a masked curve: its keyword -> the field of :class:`MaskClasses`
+CLASS_ARRAYS = {"patterns": "patterns", "f": "f", "T_cls": "T", "Q_cls": "Q", "R_cls": "R",
+                "P_cls": "P"}
 
 
 @dataclass(frozen=True, eq=False)
-class SparseLearningCurve(LearningCurve):
-    """A learning curve of a masked network: the network's ``Q, R, v, eg`` (class sums, as in
-    :class:`~odeprune.results.LearningCurve`) plus the per-class overlaps.
+class MaskClasses:
+    """The per-class part of a masked network's trajectory (``docs/theory.md`` §8).
 
     Attributes
     ----------
-    patterns : ndarray, shape (S, K)
+    patterns : ndarray of bool, shape (S, K)
     f : ndarray, shape (S,)
-    T_cls : ndarray, shape (S, M, M)
-    Q_cls : ndarray, shape (n, S, K, K)
-    R_cls : ndarray, shape (n, S, K, M)
-    P_cls : ndarray, shape (n, S, K, K) or None
+    T : ndarray, shape (S, M, M)
+    Q : ndarray, shape (n, S, K, K)
+    R : ndarray, shape (n, S, K, M)
+    P : ndarray, shape (n, S, K, K), or None
         Per-class two-time overlaps ``w_i(alpha) . w_k(0) / N`` (``track_initial=True``).
     """
 
-    patterns: np.ndarray = None
-    f: np.ndarray = None
-    T_cls: np.ndarray = None
-    Q_cls: np.ndarray = None
-    R_cls: np.ndarray = None
-    P_cls: np.ndarray | None = None
+    patterns: np.ndarray
+    f: np.ndarray
+    T: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    P: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "patterns", readonly(_patterns(self.patterns), bool))
+        for name in ("f", "T", "Q", "R") + (("P",) if self.P is not None else ()):
+            object.__setattr__(self, name, readonly(getattr(self, name)))
+        S, K = self.patterns.shape
+        n, M = self.Q.shape[0], self.T.shape[-1]
+        for name, shape in (("f", (S,)), ("T", (S, M, M)), ("Q", (n, S, K, K)),
+                            ("R", (n, S, K, M)), ("P", (n, S, K, K))):
+            a = getattr(self, name)
+            if a is not None and a.shape != shape:
+                raise ValueError(f"per-class {name} must have shape {shape} ({S} classes, K={K}, "
+                                 f"M={M}, {n} saved times), got {a.shape}")
+
+
+def _check_class_sums(curve: LearningCurve, classes: MaskClasses) -> None:
+    """The network's overlaps are the class sums (``docs/theory.md`` §8), to rounding."""
+    scale = max(1.0, float(np.abs(curve.Q).max()), float(np.abs(curve.T).max()))
+    for name, whole, parts in (("Q", curve.Q, classes.Q.sum(1)), ("R", curve.R, classes.R.sum(1)),
+                               ("T", curve.T, classes.T.sum(0)),
+                               ("P", curve.P, None if classes.P is None else classes.P.sum(1))):
+        if whole is not None and np.abs(whole - parts).max() > 1e-10 * scale:
+            raise ValueError(f"the curve's {name} is not the sum over classes of the per-class "
+                             f"{name} (largest difference {np.abs(whole - parts).max():.3g})")
+
+
+@curve_fields(*SHARED)
+@dataclass(frozen=True, eq=False, init=False)
+class SparseLearningCurve:
+    """A learning curve of a masked network: the network's curve (class sums, as in
+    :class:`~odeprune.results.LearningCurve`) and its per-class overlaps.
+
+    ``SparseLearningCurve(curve, classes)``, or the flat keywords of a ``LearningCurve`` and
+    ``patterns, f, T_cls, Q_cls, R_cls, P_cls`` (``P`` is then the class sum of ``P_cls``).
+
+    Attributes
+    ----------
+    curve : LearningCurve
+        The network: ``alpha, eg, Q, R, v, T, v_star, P, activation, status, metadata`` are its.
+    classes : MaskClasses
+    patterns, f, T_cls, Q_cls, R_cls, P_cls
+        The arrays of ``classes`` (``T_cls`` is ``classes.T``, ...).
+    """
+
+    curve: LearningCurve
+    classes: MaskClasses
 
     KIND = "SparseLearningCurve"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("f", "T_cls", "Q_cls", "R_cls"):
-            object.__setattr__(self, name, readonly(getattr(self, name)))
-        object.__setattr__(self, "patterns", readonly(self.patterns, bool))
-        if self.P_cls is not None:
-            object.__setattr__(self, "P_cls", readonly(self.P_cls))
+    def __init__(self, curve: LearningCurve | None = None, classes: MaskClasses | None = None,
+                 **fields: Any) -> None:
+        per_class = {CLASS_ARRAYS[k]: fields.pop(k) for k in list(fields) if k in CLASS_ARRAYS}
+        if classes is None:
+            classes = MaskClasses(**per_class)
+        elif per_class:
+            classes = dataclasses.replace(classes, **per_class)
+        if curve is None and classes.P is not None:
+            fields.setdefault("P", classes.P.sum(1))
+        curve = compose("SparseLearningCurve", curve, fields)
+        n, S, K, _ = classes.Q.shape
+        if (n, K, curve.M) != (len(curve), curve.K, classes.T.shape[-1]):
+            raise ValueError(f"the per-class overlaps ({n} saved times, K={K}, "
+                             f"M={classes.T.shape[-1]}) do not match the curve ({len(curve)} "
+                             f"saved times, K={curve.K}, M={curve.M})")
+        if (classes.P is None) != (curve.P is None):
+            raise ValueError("P and P_cls go together: the curve's P is the class sum of P_cls")
+        _check_class_sums(curve, classes)
+        object.__setattr__(self, "curve", curve)
+        object.__setattr__(self, "classes", classes)
+
+    patterns = property(lambda self: self.classes.patterns, doc="``classes.patterns``, (S, K)")
+    f = property(lambda self: self.classes.f, doc="``classes.f``, (S,)")
+    T_cls = property(lambda self: self.classes.T, doc="``classes.T``, (S, M, M)")
+    Q_cls = property(lambda self: self.classes.Q, doc="``classes.Q``, (n, S, K, K)")
+    R_cls = property(lambda self: self.classes.R, doc="``classes.R``, (n, S, K, M)")
+    P_cls = property(lambda self: self.classes.P, doc="``classes.P``, (n, S, K, K) or None")
 
     def sparse_state(self, index: int) -> SparseOrderParams:
         """The per-class state at saved index ``index``."""
-        return SparseOrderParams(patterns=self.patterns, f=self.f, Q=self.Q_cls[index],
-                                 R=self.R_cls[index], T=self.T_cls, v=self.v[index],
-                                 v_star=self.v_star,
-                                 activation=self.metadata.get("activation", "erf"))
+        c = self.classes
+        return SparseOrderParams(patterns=c.patterns, f=c.f, Q=c.Q[index], R=c.R[index], T=c.T,
+                                 v=self.curve.v[index], v_star=self.curve.v_star,
+                                 activation=self.curve.activation)
 
     @property
-    def final(self) -> SparseOrderParams:  # type: ignore[override]
-        return self.sparse_state(-1)
-
-    @property
-    def initial(self) -> SparseOrderParams:  # type: ignore[override]
+    def initial(self) -> SparseOrderParams:
         return self.sparse_state(0)
 
     @property
-    def P(self) -> np.ndarray | None:
-        """Two-time overlaps of the network, ``P_ik = w_i(alpha) . w_k(0) / N``, (n, K, K)."""
-        return None if self.P_cls is None else self.P_cls.sum(1)
+    def final(self) -> SparseOrderParams:
+        """The masked network at the last saved time."""
+        return self.sparse_state(-1)
 
     def joint_covariance(self, index: int) -> np.ndarray:
         """Per class, the covariance of one coordinate ``(w(0), w(alpha), w*)`` at saved index
         ``index`` (``docs/theory.md`` §9): shape (S, 2K+M, 2K+M), blocks
         ``[[Q0, P^T, R0], [P, Q, R], [R0^T, R^T, T]] / f_s``."""
-        if self.P_cls is None:
+        c = self.classes
+        if c.P is None:
             raise ValueError("this curve has no two-time overlaps: integrate with "
                              "track_initial=True")
-        check_saved_from_start(self.Q_cls[0], self.P_cls[0], self.alpha[0])
-        out = []
-        for s in range(self.f.shape[0]):
-            out.append(joint_coordinate_covariance(
-                self.Q_cls[0, s], self.R_cls[0, s], self.P_cls[index, s], self.Q_cls[index, s],
-                self.R_cls[index, s], self.T_cls[s]) / self.f[s])
-        return np.array(out)
+        check_saved_from_start(c.Q[0], c.P[0], self.curve.alpha[0])
+        return np.array([joint_coordinate_covariance(c.Q[0, s], c.R[0, s], c.P[index, s],
+                                                     c.Q[index, s], c.R[index, s], c.T[s])
+                         / c.f[s] for s in range(c.f.shape[0])])
 
-    def _arrays(self) -> dict[str, np.ndarray]:
-        out = super()._arrays()
-        out.update(patterns=self.patterns, f=self.f, T_cls=self.T_cls, Q_cls=self.Q_cls,
-                   R_cls=self.R_cls)
-        if self.P_cls is not None:
-            out["P_cls"] = self.P_cls
-        return out
+    def __len__(self) -> int:
+        return len(self.curve)
+
+    def __repr__(self) -> str:
+        c = self.curve
+        return (f"SparseLearningCurve(K={c.K}, M={c.M}, classes={self.f.shape[0]}, alpha=["
+                f"{c.alpha[0]:g}..{c.alpha[-1]:g}] ({len(c)} points), eg_final={c.eg[-1]:.6g})")
+
+    def to_csv(self) -> str:
+        """``alpha,eg`` as CSV text."""
+        return self.curve.to_csv()
+
+    # ---------------------------------------------------------------- files
+    def save(self, path: str | os.PathLike):
+        """One ``.npz``: the curve's arrays but ``P`` (the class sum of ``P_cls``) and
+        ``patterns, f, T_cls, Q_cls, R_cls`` (and ``P_cls``); JSON metadata. Atomic."""
+        arrays = self.curve.arrays()
+        arrays.pop("P", None)
+        arrays.update({k: getattr(self.classes, v) for k, v in CLASS_ARRAYS.items()
+                       if getattr(self.classes, v) is not None})
+        return _io.write_npz(path, self.KIND, arrays, self.curve.metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SparseLearningCurve:
-        return _load_curve(cls, path, ("patterns", "f", "T_cls", "Q_cls", "R_cls"), ("P_cls",))
+        return cls.from_npz(path, *_io.read_npz(path, cls.KIND))
+
+    @classmethod
+    def from_npz(cls, path, arrays: dict, meta: dict) -> SparseLearningCurve:
+        """The curve from a file's checked arrays and metadata (:func:`odeprune.load`)."""
+        need = ("patterns", "f", "T_cls", "Q_cls", "R_cls")
+        fields = read_curve(path, cls.KIND, arrays, meta, need)
+        fields["P_cls"] = arrays.get("P_cls")
+        del fields["P"]  # the class sum of P_cls
+        return cls(**fields)
 
 
-def check_saved_from_start(Q0, P0, alpha0) -> None:
-    """The joint law uses the first saved state as ``w(0)``: refuse a curve whose first saved
-    time is not its start (there ``P = w(alpha).w(0)/N`` differs from ``Q``)."""
-    scale = max(1.0, float(np.max(np.abs(Q0))))
-    if np.max(np.abs(np.asarray(P0) - np.asarray(Q0))) > 1e-9 * scale:
-        raise ValueError(f"this curve's first saved time (alpha={float(alpha0):g}) is not its "
-                         "start, which the joint law of (w(0), w(alpha), w*) needs: integrate "
-                         "with save_at including 0")
-
-
-def joint_coordinate_covariance(Q0, R0, P, Q, R, T) -> np.ndarray:
-    """``[[Q0, P^T, R0], [P, Q, R], [R0^T, R^T, T]]``: the covariance of one coordinate
-    ``(w(0), w(alpha), w*)`` (times N; docs/theory.md §9)."""
-    return np.block([[Q0, P.T, R0], [P, Q, R], [R0.T, R.T, T]])
-
-
-@dataclass(frozen=True, eq=False)
-class TwoTimeCurve(LearningCurve):
+@curve_fields(*SHARED)
+@dataclass(frozen=True, eq=False, init=False)
+class TwoTimeCurve:
     """A dense learning curve with the two-time overlaps ``P_ik(alpha) = w_i(alpha).w_k(0)/N``
     (``integrate(..., track_initial=True)``; ``docs/theory.md`` §9).
 
+    ``TwoTimeCurve(curve)`` (a :class:`~odeprune.results.LearningCurve` with ``P``), or the
+    flat keywords of a ``LearningCurve`` with ``P``.
+
     Attributes
     ----------
-    P : ndarray, shape (n, K, K)
+    curve : LearningCurve
+        ``alpha, eg, Q, R, v, T, v_star, P, activation, status, metadata`` are its.
     """
 
-    P: np.ndarray = None
+    curve: LearningCurve
 
     KIND = "TwoTimeCurve"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "P", readonly(self.P))
-        if self.P.shape != self.Q.shape:
-            raise ValueError(f"P must have the shape of Q {self.Q.shape}, got {self.P.shape}")
+    def __init__(self, curve: LearningCurve | None = None, **fields: Any) -> None:
+        curve = compose("TwoTimeCurve", curve, fields)
+        if curve.P is None:
+            raise ValueError("a TwoTimeCurve needs the two-time overlaps P")
+        object.__setattr__(self, "curve", curve)
+
+    @property
+    def initial(self) -> OrderParams:
+        return self.curve.initial
+
+    @property
+    def final(self) -> OrderParams:
+        return self.curve.final
 
     def joint_covariance(self, index: int) -> np.ndarray:
         """Covariance of one coordinate ``(w(0), w(alpha), w*)`` at saved index ``index``:
         ``[[Q0, P^T, R0], [P, Q, R], [R0^T, R^T, T]]``, shape (2K+M, 2K+M)."""
-        check_saved_from_start(self.Q[0], self.P[0], self.alpha[0])
-        return joint_coordinate_covariance(self.Q[0], self.R[0], self.P[index], self.Q[index],
-                                           self.R[index], self.T)
+        return self.curve.joint_covariance(index)
 
-    def _arrays(self) -> dict[str, np.ndarray]:
-        out = super()._arrays()
-        out["P"] = self.P
-        return out
+    def __len__(self) -> int:
+        return len(self.curve)
+
+    def __repr__(self) -> str:
+        return "TwoTimeCurve" + repr(self.curve)[len("LearningCurve"):]
+
+    def to_csv(self) -> str:
+        """``alpha,eg`` as CSV text."""
+        return self.curve.to_csv()
+
+    def save(self, path: str | os.PathLike):
+        """One ``.npz``: the curve's arrays with ``P``; JSON metadata. Atomic."""
+        return _io.write_npz(path, self.KIND, self.curve.arrays(), self.curve.metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TwoTimeCurve:
-        return _load_curve(cls, path, ("P",))
+        return cls.from_npz(path, *_io.read_npz(path, cls.KIND))
 
-
-def _load_curve(cls, path, extra: tuple, optional: tuple = ()):
-    """A curve file of kind ``cls.KIND``: the LearningCurve arrays plus ``extra`` (required)
-    and ``optional`` ones."""
-    arrays, meta = _io.read_npz(path, cls.KIND)
-    meta = {k: v for k, v in meta.items() if k not in ("kind", "format_version")}
-    names = ("alpha", "eg", "Q", "R", "v", "T", "v_star", *extra)
-    missing = sorted(set(names) - set(arrays))
-    if missing:
-        raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing {missing}")
-    return cls(metadata=meta, **{k: arrays[k] for k in names},
-               **{k: arrays.get(k) for k in optional})
+    @classmethod
+    def from_npz(cls, path, arrays: dict, meta: dict) -> TwoTimeCurve:
+        """The curve from a file's checked arrays and metadata (:func:`odeprune.load`)."""
+        return cls(**read_curve(path, cls.KIND, arrays, meta, ("P",)))

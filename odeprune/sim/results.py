@@ -13,22 +13,31 @@ import numpy as np
 
 from .. import _io
 from .._validate import readonly
-from ..results import LearningCurve, teacher_arrays
-from ..sparse import joint_coordinate_covariance
+from ..results import CURVE_ARRAYS, SHARED, LearningCurve, compose, curve_fields, read_curve
 
 __all__ = ["SimulationResult", "SimulationEnsemble"]
 
 
-@dataclass(frozen=True, eq=False)
-class SimulationResult(LearningCurve):
-    """A finite-N SGD run: a :class:`~odeprune.LearningCurve` plus test errors and weights.
+@curve_fields(*SHARED)
+@dataclass(frozen=True, eq=False, init=False)
+class SimulationResult:
+    """A finite-N SGD run: the :class:`~odeprune.LearningCurve` of its weights' order
+    parameters, its test errors and its weights.
+
+    ``SimulationResult(curve, eg_test=..., eg_test_se=..., w=..., w_star=...)``, or the flat
+    keywords of a ``LearningCurve`` (``P`` included) instead of ``curve``.
 
     Attributes
     ----------
-    alpha, eg, Q, R, v, T, v_star
-        As in :class:`~odeprune.LearningCurve`; ``eg`` is computed from the order parameters of
-        the weights (docs/theory.md §5), on noiseless labels. ``alpha = steps / N`` exactly (save
-        times are rounded to whole steps).
+    curve : LearningCurve
+        ``alpha, eg, Q, R, v, T, v_star, P, activation, status, metadata`` are its: ``eg`` is
+        computed from the order parameters of the weights (docs/theory.md §5), on noiseless
+        labels; ``alpha = steps / N`` exactly (save times are rounded to whole steps); ``P``
+        (n, K, K) the two-time overlaps ``P_ik = w_i(alpha) . w_k(0) / N`` of the (masked)
+        weights, the finite-N counterpart of ``integrate(..., track_initial=True)``
+        (docs/theory.md §9; None in files written before it was recorded); ``metadata`` the
+        parameters (N, K, M, eta, eta_v, sigma, seed, n_test, n_train, ...), steps, wall time,
+        message, package version.
     eg_test : ndarray, shape (n,)
         Empirical test error ``mean(0.5 (phi - y)^2)`` on ``n_test`` held-out fresh samples with
         noiseless labels, at every saved time (the same test set throughout): an unbiased
@@ -39,49 +48,49 @@ class SimulationResult(LearningCurve):
         Final student first layer (the final ``v`` is ``v[-1]``).
     w_star : ndarray, shape (M, N)
         Teacher first layer.
-    P : ndarray, shape (n, K, K), optional
-        Two-time overlaps ``P_ik = w_i(alpha) . w_k(0) / N`` of the (masked) weights at every
-        saved time, the finite-N counterpart of ``integrate(..., track_initial=True)``
-        (docs/theory.md §9). Absent (None) in files written before it was recorded.
-    metadata : dict
-        Parameters (N, K, M, eta, eta_v, sigma, activation, seed, n_test, n_train, ...), steps,
-        wall time, status, message, package version.
     """
 
-    eg_test: np.ndarray = None  # type: ignore[assignment]
-    eg_test_se: np.ndarray = None  # type: ignore[assignment]
-    w: np.ndarray = None  # type: ignore[assignment]
-    w_star: np.ndarray = None  # type: ignore[assignment]
-    P: np.ndarray | None = None
+    curve: LearningCurve
+    eg_test: np.ndarray
+    eg_test_se: np.ndarray
+    w: np.ndarray
+    w_star: np.ndarray
 
     KIND = "SimulationResult"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        n = self.alpha.shape[0]
-        for name in ("eg_test", "eg_test_se", "w", "w_star"):
-            if getattr(self, name) is None:
-                raise ValueError(f"SimulationResult needs {name}")
-            object.__setattr__(self, name, readonly(getattr(self, name)))
+    def __init__(self, curve: LearningCurve | None = None, *, eg_test, eg_test_se, w, w_star,
+                 **fields) -> None:
+        curve = compose("SimulationResult", curve, fields)
+        object.__setattr__(self, "curve", curve)
+        n = len(curve)
+        for name, value in (("eg_test", eg_test), ("eg_test_se", eg_test_se), ("w", w),
+                            ("w_star", w_star)):
+            object.__setattr__(self, name, readonly(value))
         for name in ("eg_test", "eg_test_se"):
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},), got {getattr(self, name).shape}")
-        if self.w.shape != (self.K, self.N) or self.w_star.shape != (self.M, self.N):
+        if self.w.ndim != 2 or self.w.shape[0] != curve.K or self.w_star.shape != (
+                curve.M, self.w.shape[1]):
             raise ValueError(f"w {self.w.shape} / w_star {self.w_star.shape} do not match "
-                             f"K={self.K}, M={self.M}")
-        if self.P is not None:
-            object.__setattr__(self, "P", readonly(self.P))
-            if self.P.shape != self.Q.shape:
-                raise ValueError(f"P must have the shape of Q {self.Q.shape}, got {self.P.shape}")
+                             f"K={curve.K}, M={curve.M}")
 
     def joint_covariance(self, index: int) -> np.ndarray:
         """Covariance of one coordinate ``(w(0), w(alpha), w*)`` at saved index ``index`` (as
         :meth:`odeprune.sparse.TwoTimeCurve.joint_covariance`)."""
-        if self.P is None:
+        if self.curve.P is None:
             raise ValueError("this result has no two-time overlaps P (written by an older "
                              "odeprune)")
-        return joint_coordinate_covariance(self.Q[0], self.R[0], self.P[index], self.Q[index],
-                                           self.R[index], self.T)
+        return self.curve.joint_covariance(index)
+
+    @property
+    def initial(self):
+        """The order parameters of the weights at the first saved time."""
+        return self.curve.initial
+
+    @property
+    def final(self):
+        """The order parameters of the final weights."""
+        return self.curve.final
 
     @property
     def N(self) -> int:
@@ -91,37 +100,43 @@ class SimulationResult(LearningCurve):
     @property
     def v_final(self) -> np.ndarray:
         """Final student second layer, shape (K,)."""
-        return self.v[-1]
+        return self.curve.v[-1]
 
     @property
     def sigma(self) -> float:
-        return float(self.metadata.get("sigma", 0.0))
+        return float(self.curve.metadata.get("sigma", 0.0))
 
     @property
     def eg_noisy(self) -> np.ndarray:
         """Expected error on noisy labels, ``eg + sigma**2 / 2``."""
-        return self.eg + 0.5 * self.sigma ** 2
+        return self.curve.eg + 0.5 * self.sigma ** 2
 
     @property
     def eg_test_noisy(self) -> np.ndarray:
         """Test error on noisy labels, ``eg_test + sigma**2 / 2`` (noise averaged exactly)."""
         return self.eg_test + 0.5 * self.sigma ** 2
 
-    def _arrays(self) -> dict[str, np.ndarray]:
-        out = super()._arrays()
-        out.update(eg_test=self.eg_test, eg_test_se=self.eg_test_se, w=self.w,
-                   w_star=self.w_star)
-        if self.P is not None:
-            out["P"] = self.P
-        return out
+    def __len__(self) -> int:
+        return len(self.curve)
+
+    # ---------------------------------------------------------------- files
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays of the file: the curve's and ``eg_test, eg_test_se, w, w_star``."""
+        return dict(self.curve.arrays(), eg_test=self.eg_test, eg_test_se=self.eg_test_se,
+                    w=self.w, w_star=self.w_star)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """One ``.npz``: :meth:`arrays` and JSON metadata. Atomic."""
+        return _io.write_npz(path, self.KIND, self.arrays(), self.curve.metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SimulationResult:
-        arrays, meta = _io.read_npz(path, cls.KIND)
-        arrays, meta = teacher_arrays(path, cls.KIND, arrays, meta,
-                                       ("alpha", "eg", "Q", "R", "v", "eg_test", "eg_test_se",
-                                        "w", "w_star"))
-        return cls(metadata=meta, P=_io.read_npz(path, cls.KIND)[0].get("P"), **arrays)
+        return cls.from_npz(path, *_io.read_npz(path, cls.KIND))
+
+    @classmethod
+    def from_npz(cls, path, arrays: dict, meta: dict) -> SimulationResult:
+        """The result from a file's checked arrays and metadata (:func:`odeprune.load`)."""
+        return cls(**read_curve(path, cls.KIND, arrays, meta, RUN_ARRAYS))
 
     def to_csv(self) -> str:
         """``alpha,eg,eg_test,eg_test_se`` as CSV text."""
@@ -137,8 +152,13 @@ class SimulationResult(LearningCurve):
                 f"eg_test_final={self.eg_test[-1]:.6g})")
 
 
-_ENSEMBLE_ARRAYS = ("alpha", "eg", "Q", "R", "v", "T", "v_star", "eg_test", "eg_test_se", "w",
-                    "w_star")
+#: a finite-N run's arrays beside its curve's
+RUN_ARRAYS = ("eg_test", "eg_test_se", "w", "w_star")
+
+
+#: the arrays of an ensemble file: every run's, stacked on a leading run axis (``P`` when every
+#: run has it)
+_ENSEMBLE_ARRAYS = CURVE_ARRAYS + RUN_ARRAYS
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,22 +238,28 @@ class SimulationEnsemble:
                 f"eg_final={self.eg_mean[-1]:.6g} +- {self.eg_std[-1]:.2g})")
 
     def save(self, path: str | os.PathLike) -> Path:
-        """One ``.npz``: every run's arrays stacked on a leading run axis, JSON metadata."""
-        arrays = {n: self._stack(n) for n in _ENSEMBLE_ARRAYS}
+        """One ``.npz``: every run's arrays stacked on a leading run axis (``P`` when every run
+        has it), the ensemble's and every run's metadata in the JSON metadata. Atomic."""
+        names = _ENSEMBLE_ARRAYS + (("P",) if all(r.P is not None for r in self.runs) else ())
+        arrays = {n: self._stack(n) for n in names}
         meta = dict(self.metadata)
         meta.update(run_metadata=[r.metadata for r in self.runs])
         return _io.write_npz(path, self.KIND, arrays, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SimulationEnsemble:
-        arrays, meta = _io.read_npz(path, cls.KIND)
+        return cls.from_npz(path, *_io.read_npz(path, cls.KIND))
+
+    @classmethod
+    def from_npz(cls, path, arrays: dict, meta: dict) -> SimulationEnsemble:
+        """The ensemble from a file's checked arrays and metadata (:func:`odeprune.load`)."""
         missing = set(_ENSEMBLE_ARRAYS) - set(arrays)
         if missing or "run_metadata" not in meta:
             raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing "
-                             f"{sorted(missing)}")
+                             f"{sorted(missing) or ['run_metadata']}")
+        meta = {k: v for k, v in meta.items() if k not in ("kind", "format_version")}
         run_meta = meta.pop("run_metadata")
-        runs = [SimulationResult(metadata=m, **{n: arrays[n][i] for n in _ENSEMBLE_ARRAYS})
+        names = _ENSEMBLE_ARRAYS + (("P",) if "P" in arrays else ())
+        runs = [SimulationResult(metadata=m, **{n: arrays[n][i] for n in names})
                 for i, m in enumerate(run_meta)]
         return cls(runs=tuple(runs), metadata=meta)
-
-

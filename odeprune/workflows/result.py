@@ -135,7 +135,12 @@ class WorkflowResult:
     @classmethod
     def load(cls, path: str | os.PathLike) -> WorkflowResult:
         """Read a file written by :meth:`save`."""
-        arrays, meta = _io.read_npz(path, cls.KIND)
+        return cls.from_npz(path, *_io.read_npz(path, cls.KIND))
+
+    @classmethod
+    def from_npz(cls, path, arrays: dict, meta: dict) -> WorkflowResult:
+        """The result from a file's checked arrays and metadata (:func:`odeprune.load`)."""
+        meta = {k: v for k, v in meta.items() if k not in ("kind", "format_version")}
         try:
             arms = list(meta.pop("arms"))
             table = list(meta.pop("table"))
@@ -147,8 +152,6 @@ class WorkflowResult:
             raise ValueError(f"file {str(path)!r} is a truncated {cls.KIND}: missing {exc}"
                              ) from None
         eg_ode = {a: arrays[f"eg_ode.{i}"] for i, a in enumerate(arms) if f"eg_ode.{i}" in arrays}
-        for key in ("kind", "format_version"):
-            meta.pop(key, None)
         return cls(workflow=workflow, layer=layer, alpha=alpha, eg=eg, eg_se=eg_se, table=table,
                    metadata=meta, eg_ode=eg_ode)
 
