@@ -14,15 +14,21 @@ Prints tables (numbers, not a test); record them in docs/relu.md.
    alpha = 300 (nearly aligned students: more panels in the I4 integral).
 3. A full M=2/K=6 learning curve to alpha = 1000 (eta = 0.5, default tolerances) for ReLU and erf:
    wall time after compilation, right-hand-side evaluations, time per evaluation.
-0. (``--before-after``, issue 27 item 4) one ReLU right-hand side with the specialised I4 sum
-   (``fast=True``, the default: ``odeprune.ode.rhs._s4_relu``) against the generic sum of
-   ``relu_I4`` calls it replaced (``fast=False``, still the reference path), interleaved in one
-   process, CPU time, min of repeats; the two must agree bit for bit (checked here).
+0. (``--before-after``, issue 27 item 4) the ReLU ``I4`` bracket ``S4[i, k] = sum a_c a_d I4``
+   of one right-hand side: before (a frozen copy, in this file, of the kernels as they were:
+   the per-pair sum of ``rhs._s4_relu`` over the old path-integral integrand) against after
+   (``activations.relu_s4_sums``: one path integral per set of four fields for its six
+   moments, the leaner integrand, the one-merge closed forms), interleaved in one process, CPU
+   time, min of repeats, with their largest difference; then the acceptance numbers: the
+   M=2/K=6 curve to alpha=1000 at the default settings (goal <= 1 s of CPU) and the M=5/K=20
+   right-hand side (goal: >= 5x faster than the 218 s curve to alpha=100; ``--k20-curve`` runs
+   that curve).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 import warnings
@@ -108,34 +114,177 @@ def bench_rhs(repeats: int) -> None:
                   f"{times['relu'] / times['erf fast']:.0f} |")
 
 
-def bench_before_after(repeats: int) -> None:
-    print("\n## 0. One ReLU right-hand side: specialised I4 sum against the generic one "
-          "(CPU time, min of repeats, interleaved)\n")
-    print("| M | K | state | generic, before (us) | specialised, after (us) | speed-up |")
-    print("| ---: | ---: | --- | ---: | ---: | ---: |")
-    for M, K, late_alpha in ((2, 6, 300.0), (5, 20, 30.0)):
-        s0 = op.OrderParams.random(500, K, M, v_star=4.0, seed=0, activation="relu")
-        with warnings.catch_warnings():  # the explicit method's note on a small final eps_g
-            warnings.simplefilter("ignore")
-            late = op.integrate(s0, 0.5, late_alpha, save_at=[0.0, late_alpha],
-                                method="dopri5", progress=False).final
-        for label, s in (("initial", s0), (f"alpha={late_alpha:g}", late)):
-            y = pack(s.Q, s.R, s.v)
-            T, vs = np.asarray(s.T), np.asarray(s.v_star)
-            number = 2 if K == 20 else 100
+# ---- frozen copy of the kernels before issue 27 item 4 (for the before/after table only) ----
+@njit(cache=False, error_model="numpy", inline="always")
+def _old_integrand(s, p01, p02, p03, p12, p13, p23):
+    t = 1.0 - s
+    r01, r02, r03, r12, r13, r23 = t * p01, t * p02, t * p03, t * p12, t * p13, t * p23
+    n01, v2, v3 = A._pair_partial(r01, r02, r03, r12, r13, r23)
+    a01 = A._asin_ratio(n01, v2, v3)
+    n, vk, vl = A._pair_partial(r02, r01, r03, r12, r23, r13)
+    a02 = A._asin_ratio(n, vk, vl)
+    n, vk, vl = A._pair_partial(r03, r01, r02, r13, r23, r12)
+    a03 = A._asin_ratio(n, vk, vl)
+    n, vk, vl = A._pair_partial(r12, r01, r13, r02, r23, r03)
+    a12 = A._asin_ratio(n, vk, vl)
+    n, vk, vl = A._pair_partial(r13, r01, r12, r03, r23, r02)
+    a13 = A._asin_ratio(n, vk, vl)
+    n, vk, vl = A._pair_partial(r23, r02, r12, r03, r13, r01)
+    a23 = A._asin_ratio(n, vk, vl)
+    o01, o02, o03 = A._one_minus_sq(p01, s), A._one_minus_sq(p02, s), A._one_minus_sq(p03, s)
+    o12, o13 = A._one_minus_sq(p12, s), A._one_minus_sq(p13, s)
+    q01 = (0.25 + A._1_2PI * a01) / math.sqrt(o01)
+    q02 = (0.25 + A._1_2PI * a02) / math.sqrt(o02)
+    q03 = (0.25 + A._1_2PI * a03) / math.sqrt(o03)
+    q12 = (0.25 + A._1_2PI * a12) / math.sqrt(o12)
+    q13 = (0.25 + A._1_2PI * a13) / math.sqrt(o13)
+    q23 = (0.25 + A._1_2PI * a23) / math.sqrt(A._one_minus_sq(p23, s))
+    D01 = ((math.sqrt(max(v2 * v3 - n01 * n01, 0.0)) + n01 * (A._HALF_PI + a01))
+           * A._1_4PI2 / (o01 * math.sqrt(o01)))
+    D02 = (r13 - r03 * r01) * q01 + (r23 - r03 * r02) * q02 + o03 * q03
+    D03 = (r12 - r02 * r01) * q01 + o02 * q02 + (r23 - r02 * r03) * q03
+    D12 = (r03 - r13 * r01) * q01 + (r23 - r13 * r12) * q12 + o13 * q13
+    D13 = (r02 - r12 * r01) * q01 + o12 * q12 + (r23 - r12 * r13) * q13
+    dP4 = p01 * q01 + p02 * q02 + p03 * q03 + p12 * q12 + p13 * q13 + p23 * q23
+    return (p01 * D01 + A._1_2PI * (p02 * D02 + p03 * D03 + p12 * D12 + p13 * D13
+                                    + p23 * s * dP4))
 
-            def run(fast, y=y, T=T, vs=vs, K=K, M=M):
-                return rhs(y, K, M, T, vs, 0.5, 0.5, 0.0, act=A.RELU, fast=fast)
-            assert np.array_equal(run(True), run(False)), "specialised sum differs"
-            best = {True: float("inf"), False: float("inf")}
+
+@njit(cache=False, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
+def _old_m4(p01, p02, p03, p12, p13, p23):
+    levels = A.relu_m4._m4_levels(p01, p02, p03, p12, p13, p23)
+    total = 0.0
+    hi = 1.0
+    for panel in range(levels + 1):
+        lo = hi * A._I4_RATIO if panel < levels else 0.0
+        h = hi - lo
+        s = 0.0
+        for j in range(A._GL_N):
+            u = lo + h * A._GL_X[j]
+            s += A._GL_W[j] * u * _old_integrand(u * u, p01, p02, p03, p12, p13, p23)
+        total += 2.0 * h * s
+        hi = lo
+    return 0.125 / math.pi + p23 / 16.0 + total
+
+
+@njit(cache=False, error_model="numpy")
+def _old_s4_sums(C, a, K, S4):
+    # odeprune.ode.rhs._s4_relu of every pair, as before (relu_I4_merged is unchanged)
+    L = C.shape[0]
+    ri, rk = np.empty(L), np.empty(L)
+    sr, R3 = np.empty((4, 4)), np.empty((3, 3))
+    grp, pos = np.empty(4, dtype=np.int64), np.empty(4, dtype=np.int64)
+    for i in range(K):
+        for k in range(i, K):
+            cii, ckk = C[i, i], C[k, k]
+            s = 0.0
+            if cii > 0.0 and ckk > 0.0:
+                for c in range(L):
+                    if C[c, c] > 0.0:
+                        ri[c] = A._corr(C[i, c], cii, C[c, c])
+                        rk[c] = A._corr(C[k, c], ckk, C[c, c])
+                p01 = A._corr(C[i, k], cii, ckk)
+                for c in range(L):
+                    ccc = C[c, c]
+                    if ccc <= 0.0:
+                        continue
+                    p02, p12 = ri[c], rk[c]
+                    m0 = max(abs(p01), abs(p02), abs(p12))
+                    for d in range(c, L):
+                        cdd = C[d, d]
+                        if cdd <= 0.0:
+                            continue
+                        scale = math.sqrt(ccc * cdd)
+                        p03, p13, p23 = ri[d], rk[d], A._corr(C[c, d], ccc, cdd)
+                        if max(m0, abs(p03), abs(p13), abs(p23)) < 1.0:
+                            val = scale * _old_m4(p01, p02, p03, p12, p13, p23)
+                        else:
+                            val = A.relu_I4_merged(scale, p01, p02, p03, p12, p13, p23, sr, grp,
+                                                   pos, R3)
+                        s += (1.0 if c == d else 2.0) * a[c] * a[d] * val
+            S4[i, k] = s
+
+
+def _states(K, M, late_alpha):
+    s0 = op.OrderParams.random(500, K, M, v_star=4.0, seed=0, activation="relu")
+    with warnings.catch_warnings():  # the explicit method's note on a small final eps_g
+        warnings.simplefilter("ignore")
+        late = op.integrate(s0, 0.5, late_alpha, save_at=[0.0, late_alpha], method="dopri5",
+                            progress=False).final
+    return (("initial", s0), (f"alpha={late_alpha:g}", late))
+
+
+def bench_before_after(repeats: int) -> dict:
+    print("\n## 0. The ReLU I4 bracket of one right-hand side, before and after issue 27 item 4 "
+          "(CPU time, min of repeats, interleaved)\n")
+    print("| M | K | state | before (us) | after (us) | speed-up | max abs diff | max abs S4 |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    ratios = {}
+    for M, K, late_alpha in ((2, 6, 300.0), (5, 20, 30.0)):
+        for label, s in _states(K, M, late_alpha):
+            C = np.block([[s.Q, s.R], [s.R.T, s.T]]).astype(float)
+            a = np.concatenate([s.v, -np.asarray(s.v_star, dtype=float)])
+            before, after = np.zeros((K, K)), np.zeros((K, K))
+            _old_s4_sums(C, a, K, before)
+            A.relu_s4_sums(C, a, K, after)
+            iu = np.triu_indices(K)
+            diff = np.abs(after[iu] - before[iu]).max()
+            number = 2 if K == 20 else 100
+            best = {"before": float("inf"), "after": float("inf")}
             for _ in range(repeats):
-                for fast in (False, True):
+                for key, fn, out in (("before", _old_s4_sums, before),
+                                     ("after", A.relu_s4_sums, after)):
                     t0 = time.process_time()
                     for _ in range(number):
-                        run(fast)
-                    best[fast] = min(best[fast], (time.process_time() - t0) / number)
-            print(f"| {M} | {K} | {label} | {best[False] * 1e6:.0f} | {best[True] * 1e6:.0f} | "
-                  f"{best[False] / best[True]:.2f}x |")
+                        fn(C, a, K, out)
+                    best[key] = min(best[key], (time.process_time() - t0) / number)
+            ratios[(K, label)] = best["before"] / best["after"]
+            print(f"| {M} | {K} | {label} | {best['before'] * 1e6:.0f} | "
+                  f"{best['after'] * 1e6:.0f} | {ratios[(K, label)]:.2f}x | {diff:.1e} | "
+                  f"{np.abs(after[iu]).max():.2g} |")
+    return ratios
+
+
+def bench_acceptance(ratios: dict, k20_curve: bool) -> None:
+    print("\n## Acceptance (issue 27 item 4)\n")
+    s = op.OrderParams.random(500, 6, 2, v_star=4.0, seed=0, activation="relu")
+    op.integrate(s, 0.5, 1.0, progress=False)  # compile
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.process_time()
+        c = op.integrate(s, 0.5, 1000.0, progress=False)
+        best = min(best, time.process_time() - t0)
+    uses_new = _rhs_uses_relu_s4_sums()
+    print(f"- M=2/K=6, v*=4, eta=0.5 to alpha=1000, default settings: {best:.2f} s CPU, "
+          f"{int(c.metadata['nfev'])} evaluations, final eps_g {c.eg[-1]:.2e} "
+          f"(goal <= 1 s: {'met' if best <= 1.0 else 'NOT met'}; the right-hand side "
+          f"{'calls' if uses_new else 'does NOT yet call'} relu_s4_sums)")
+    k20 = min(ratios[(20, lab)] for lab in ("initial", "alpha=30"))
+    print(f"- M=5/K=20: the I4 bracket (~90 % of an evaluation) {k20:.2f}x faster (goal >= 5x "
+          f"on the curve to alpha=100, 218 s before)")
+    if k20_curve:
+        s = op.OrderParams.random(500, 20, 5, v_star=4.0, seed=0, activation="relu")
+        t0 = time.process_time()
+        c = op.integrate(s, 0.5, 100.0, progress=False)
+        t = time.process_time() - t0
+        print(f"- M=5/K=20 to alpha=100: {t:.1f} s CPU ({218 / t:.1f}x the 218 s before), "
+              f"{int(c.metadata['nfev'])} evaluations")
+
+
+def _rhs_uses_relu_s4_sums() -> bool:
+    # the right-hand side's bracket against both kernels at a random state
+    from odeprune.ode.rhs import make_params, make_work, s4_sums, unpack_cov
+
+    s = op.OrderParams.random(500, 5, 2, v_star=4.0, seed=1, activation="relu")
+    y = pack(s.Q, s.R, s.v)
+    p = make_params(5, 2, s.T, s.v_star, 0.5, 0.5, 0.0, act=A.RELU)
+    w = make_work(5, 2)
+    unpack_cov(y, p, w.C, w.a)
+    s4_sums(p, w)
+    new = np.zeros((5, 5))
+    A.relu_s4_sums(w.C, w.a, 5, new)
+    iu = np.triu_indices(5)
+    return bool(np.array_equal(new[iu], w.S4[iu]))
 
 
 def bench_curve(quick: bool) -> None:
@@ -173,12 +322,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats, one curve per activation")
     ap.add_argument("--jax", action="store_true", help="also time the JAX right-hand side")
     ap.add_argument("--before-after", action="store_true",
-                    help="only the specialised-against-generic right-hand side (issue 27)")
+                    help="only the before/after table and the acceptance numbers (issue 27)")
+    ap.add_argument("--k20-curve", action="store_true",
+                    help="also the M=5/K=20 ReLU curve to alpha=100 (minutes)")
     args = ap.parse_args()
     repeats = 3 if args.quick else 5
     print("# ReLU benchmark (benchmarks/bench_relu.py)\n")
     print(machine())
-    bench_before_after(repeats)
+    ratios = bench_before_after(repeats)
+    bench_acceptance(ratios, args.k20_curve)
     if args.before_after:
         return
     bench_I4(repeats)

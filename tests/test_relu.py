@@ -363,10 +363,13 @@ def test_relu_specialised_s4_equals_generic_bit_for_bit(sigma):
 
 
 # ------------------------------------------------------------------ JAX backend
-jax = pytest.importorskip("jax")
+@pytest.fixture
+def jax():
+    """The optional JAX extra (only these tests skip without it)."""
+    return pytest.importorskip("jax")
 
 
-def test_relu_jax_rhs_and_eg_equal_numba():
+def test_relu_jax_rhs_and_eg_equal_numba(jax):
     from odeprune.ode import jax_backend as jb
     from odeprune.ode.rhs import pack, rhs
 
@@ -389,7 +392,7 @@ def test_relu_jax_rhs_and_eg_equal_numba():
         np.testing.assert_allclose(jb.eg(s), s.eg(), rtol=1e-13, atol=1e-16)
 
 
-def test_unknown_activation_code_raises_in_jax():
+def test_unknown_activation_code_raises_in_jax(jax):
     from odeprune.ode import jax_backend as jb
 
     C = jax.numpy.eye(3)

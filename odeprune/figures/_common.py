@@ -84,7 +84,7 @@ def sim_and_ode(cache_dir: Path | None, sim_params: dict, ode_params: dict, seed
     return alpha, sims, curves, S, O
 
 
-def sim_ode_rows(alpha, S, O, **labels) -> list[dict]:
+def sim_ode_rows(alpha, S, O, /, **labels) -> list[dict]:
     """One row per saved time and layer (``sim``, ``ode``): mean, std, sem and count over
     seeds, with the figure's ``labels`` (a label ``alpha=None`` / ``layer=None`` only fixes
     where that column goes in the CSV)."""
