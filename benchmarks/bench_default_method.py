@@ -98,8 +98,9 @@ def _radau_reference(state, alpha, sigma):
     import odeprune as op
     from odeprune.ode.dynamics import _problem
     from odeprune.ode.rhs import rhs_eval, unpack
+    from odeprune.options import Dynamics
 
-    p, y0, _ = _problem(state, ETA, ETA, sigma, 0, True, True, False)
+    p, y0, _ = _problem(state, Dynamics(eta=ETA, sigma=sigma), 0)
     sol = solve_ivp(lambda t, y: rhs_eval(np.ascontiguousarray(y), p), (0.0, alpha), y0,
                     method="Radau", rtol=1e-10, atol=1e-14, t_eval=[alpha])
     assert sol.success, sol.message

@@ -53,12 +53,14 @@ def test_step_counts_equal_solve_ivp_rk45(rtol, atol, h0, T):
     interpolates (and may be rejected on the way: the second case, once)."""
     from scipy.integrate import solve_ivp
 
+    from odeprune.activations import get_activation
     from odeprune.ode.dynamics import _problem
     from odeprune.ode.explicit import CHUNK, N_ACCEPT, N_REJECT, Control, dopri5_run, new_run
     from odeprune.ode.rhs import rhs_eval
+    from odeprune.options import Dynamics
 
     s = OrderParams.random(200, 3, 2, v_star=2.0, seed=3)
-    p, y0, _ = _problem(s, 0.5, 0.5, 0.0, 0, True, True, False)
+    p, y0, _ = _problem(s, Dynamics(eta=0.5), get_activation("erf").code)
     sol = solve_ivp(lambda t, y: rhs_eval(np.ascontiguousarray(y), p), (0.0, T), y0,
                     method="RK45", rtol=rtol, atol=atol, first_step=h0)
     assert sol.success
@@ -74,3 +76,95 @@ def test_step_counts_equal_solve_ivp_rk45(rtol, atol, h0, T):
     status = dopri5_run(r, np.array([T]), out, p, Control(rtol, atol, 0.01, 10**6, 1e-7))
     assert status == Status.SUCCESS and int(r.counters[N_ACCEPT]) == accepted
     np.testing.assert_allclose(out[0], sol.y[:, -1], rtol=10 * rtol, atol=10 * atol)
+
+
+# ------------------------------------------------------------------ the tableaux, as data
+def _rk_step(tab, f, t, y, h, weights=None):
+    """One step of the tableau ``tab`` in plain numpy (stage times ``c = A.sum(1)``): the new
+    state with ``weights`` (default ``B / B_den``) and the stages (the last: f at the new
+    state, first same as last)."""
+    A = np.asarray(tab.A)
+    S = A.shape[0]
+    c = A.sum(1)
+    k = [f(t, y)]
+    for s in range(1, S):
+        k.append(f(t + c[s] * h, y + h * sum(A[s, q] * k[q] for q in range(s))))
+    b = np.asarray(tab.B) / tab.B_den if weights is None else weights
+    y_new = y + h * sum(b[q] * k[q] for q in range(S))
+    return y_new, k + [f(t + h, y_new)]
+
+
+def _slope(errors, hs):
+    return np.polyfit(np.log(hs), np.log(errors), 1)[0]
+
+
+def _ode(t, y):  # y' = cos(t) y: y(t) = y(t0) exp(sin t - sin t0)
+    return np.cos(t) * y
+
+
+def _exact(t0, y0, t):
+    return y0 * np.exp(np.sin(t) - np.sin(t0))
+
+
+@pytest.mark.parametrize("name, order", [("dopri5", 5), ("rk4", 4), ("euler", 1)])
+def test_each_tableau_has_its_order(name, order):
+    """The local error of one step of the tableau (plain numpy, a non-autonomous scalar ODE
+    with a closed-form solution) falls as h^(order + 1); dopri5's embedded pair (weights
+    ``B - E``) as h^5."""
+    tab = explicit.TABLEAUX[name]
+    t0, y0 = 0.3, 1.7
+    hs = np.array([0.2, 0.1, 0.05])
+    err = [abs(_rk_step(tab, _ode, t0, y0, h)[0] - _exact(t0, y0, t0 + h)) for h in hs]
+    assert abs(_slope(err, hs) - (order + 1)) < 0.3, err
+    np.testing.assert_allclose(np.sum(tab.B) / tab.B_den, 1.0, rtol=1e-15)
+    if tab.adaptive:
+        b_ext = np.append(np.asarray(tab.B) / tab.B_den, 0.0)
+        np.testing.assert_allclose(np.sum(tab.E), 0.0, atol=1e-16)
+        err4 = []
+        for h in hs:
+            _, k = _rk_step(tab, _ode, t0, y0, h)
+            y4 = y0 + h * sum((b_ext[q] - tab.E[q]) * k[q] for q in range(len(k)))
+            err4.append(abs(y4 - _exact(t0, y0, t0 + h)))
+        assert abs(_slope(err4, hs) - 5) < 0.3, err4
+
+
+def test_dopri5_dense_output_is_fourth_order():
+    """Shampine's interpolant: at theta = 1 it is the step itself (its coefficients sum to the
+    weights), and inside the step its error falls at least as h^5 (measured: slope 5.7 here,
+    the h^6 term still large at these steps)."""
+    tab = explicit.DOPRI5
+    b_ext = np.append(np.asarray(tab.B) / tab.B_den, 0.0)
+    np.testing.assert_allclose(np.asarray(tab.P).sum(1), b_ext, atol=1e-15)
+    t0, y0, theta = 0.3, 1.7, 0.4
+    hs = np.array([0.2, 0.1, 0.05])
+    err = []
+    for h in hs:
+        _, k = _rk_step(tab, _ode, t0, y0, h)
+        powers = theta ** np.arange(1, 5)
+        y_mid = y0 + h * sum(k[q] * (tab.P[q] @ powers) for q in range(len(k)))
+        err.append(abs(y_mid - _exact(t0, y0, t0 + theta * h)))
+    assert 4.7 < _slope(err, hs) < 6.3, err
+
+
+def test_the_steppers_are_the_one_loop_with_their_tableau():
+    """Each stepper of METHODS is rk_run with the method's tableau: the same numbers, bit for
+    bit, as calling rk_run directly."""
+    from odeprune.activations import get_activation
+    from odeprune.ode.dynamics import _problem
+    from odeprune.ode.explicit import Control, new_run, rk_run
+    from odeprune.ode.rhs import rhs_eval
+    from odeprune.options import Dynamics
+
+    s = OrderParams.random(200, 3, 2, v_star=2.0, seed=3)
+    p, y0, _ = _problem(s, Dynamics(eta=0.5), get_activation("erf").code)
+    f0 = rhs_eval(y0, p)
+    t_out = np.array([0.0, 0.37, 1.0, 2.0])
+    for name, stepper in explicit.METHODS.items():
+        ctl = Control(1e-7, 1e-10, 0.05, 10**6, 1e-7)
+        runs = [new_run(y0, f0, 0.0, 0.05) for _ in range(2)]
+        outs = [np.zeros((t_out.size, y0.size)) for _ in range(2)]
+        assert stepper(runs[0], t_out, outs[0], p, ctl) == Status.SUCCESS
+        assert rk_run(runs[1], t_out, outs[1], p, ctl, explicit.TABLEAUX[name]) == Status.SUCCESS
+        np.testing.assert_array_equal(outs[0], outs[1])
+        np.testing.assert_array_equal(runs[0].counters, runs[1].counters)
+        assert runs[0].counters[explicit.NFEV] > 1

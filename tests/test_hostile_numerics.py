@@ -125,7 +125,9 @@ def test_dopri5_takes_the_steps_of_scipys_rk45(T, rtol, atol, h0):
     from odeprune.ode.rhs import rhs_eval
 
     s = OrderParams.random(200, 3, 2, v_star=2.0, seed=3)
-    p, y0, _ = _problem(s, 0.5, 0.5, 0.0, 0, True, True, False)
+    from odeprune.options import Dynamics
+
+    p, y0, _ = _problem(s, Dynamics(eta=0.5), 0)
     sol = RK45(lambda t, y: rhs_eval(np.ascontiguousarray(y), p), 0.0, y0, T, rtol=rtol,
                atol=atol, first_step=h0)
     t_scipy, rej_scipy = [], []

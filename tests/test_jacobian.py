@@ -20,6 +20,7 @@ from odeprune.ode.dynamics import _problem
 from odeprune.ode.jacobian import column_entries, erf_s4_gradient, jacobian_into
 from odeprune.ode.rhs import make_params, make_work, rhs_eval, s4_sums, unpack_cov
 from odeprune.ode.stiff import fd_jacobian
+from odeprune.options import Dynamics
 
 EPS = np.finfo(float).eps
 
@@ -31,8 +32,9 @@ def _increments(y):
 
 def _both(state, sigma=0.2, act="erf", train_v=True, sgd=True, fast=True, track_P=False,
           exact_i4=True):
-    p, y, sp = _problem(state, 0.5, 0.4, sigma, get_activation(act).code, train_v, sgd,
-                        track_P, fast=fast)
+    p, y, sp = _problem(state, Dynamics(eta=0.5, eta_v=0.4, sigma=sigma,
+                                        train_second_layer=train_v, gradient_flow=not sgd),
+                        get_activation(act).code, track_P, fast=fast)
     f0 = rhs_eval(y, p)
     J_plain = fd_jacobian(lambda x: rhs_eval(x, p), y, f0)
     J = np.empty_like(J_plain)
@@ -120,7 +122,7 @@ def test_erf_s4_gradient_against_central_differences(sigma):
     (``|D(h) - D(2h)| / 3``) plus rounding (``1e3 eps |S4| / h``)."""
     K, M = 4, 2
     s = op.OrderParams.random(500, K, M, v_star=2.0, seed=5)
-    p, y, _ = _problem(s, 0.5, 0.5, sigma, 0, True, True, False)
+    p, y, _ = _problem(s, Dynamics(eta=0.5, sigma=sigma), 0)
     w = make_work(K, M)
     unpack_cov(y, p, w.C, w.a)
     C, a, L = w.C.copy(), w.a.copy(), K + M

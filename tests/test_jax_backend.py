@@ -13,6 +13,7 @@ import odeprune as op  # noqa: E402
 from odeprune.activations import get_activation  # noqa: E402
 from odeprune.ode import jax_backend as jax_backend  # noqa: E402
 from odeprune.ode.rhs import pack, rhs  # noqa: E402
+from odeprune.options import Dynamics  # noqa: E402
 
 ETA = 0.5
 TIGHT = dict(rtol=1e-10, atol=1e-13)
@@ -37,8 +38,8 @@ def test_rhs_equals_numba(activation, gradient_flow, train_v):
         y = pack(s.Q, s.R, s.v)
         expect = rhs(y, s.K, s.M, np.ascontiguousarray(s.T), np.ascontiguousarray(s.v_star), ETA,
                      0.3, 0.25, act=code, train_v=train_v, sgd=not gradient_flow, fast=True)
-        got = jax_backend.rhs(y, s.K, s.M, s.T, s.v_star, ETA, 0.3, 0.25, activation, train_v,
-                              gradient_flow)
+        got = jax_backend.rhs(y, s.K, s.M, s.T, s.v_star, ETA, 0.3, 0.25, activation,
+                              train_second_layer=train_v, gradient_flow=gradient_flow)
         scale = np.max(np.abs(expect))
         np.testing.assert_allclose(got, expect, rtol=0, atol=1e-12 * scale)
 
@@ -105,8 +106,8 @@ def test_x64_stays_scoped():
 def test_unknown_solver():
     s = op.OrderParams.random(500, 6, 2, v_star=4.0, seed=1)
     with pytest.raises(ValueError, match="solver"):
-        jax_backend.integrate(s, eta=ETA, alpha_max=1.0, save_at=np.array([0.0, 1.0]),
-                              eta_v=ETA, solver="euler")
+        jax_backend.integrate(s, Dynamics(eta=ETA),
+                              jax_backend.JaxRun(1.0, np.array([0.0, 1.0]), solver="euler"))
 
 
 def test_metadata_keys_match_the_numba_backend():

@@ -145,7 +145,8 @@ def test_entry_points_use_the_defaults_of_the_table(where):
     mod, name = where.split(":")
     fn = getattr(importlib.import_module(mod), name)
     shared = {n: d for n, d in _defaults(fn).items() if n in OPTIONS}
-    assert shared, "no option shared with the table"
+    # (the workflows route every shared option through **options: none is a keyword there)
+    assert shared or where.startswith("odeprune.workflows"), "no option shared with the table"
     wrong = {}
     for n, d in shared.items():
         opt = OPTIONS[n]

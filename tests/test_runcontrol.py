@@ -151,5 +151,6 @@ def test_dormand_prince_tableau_is_scipys():
 
     from odeprune.ode import explicit as _solvers
     for name in ("A", "B", "E", "P"):
-        np.testing.assert_allclose(getattr(_solvers, f"_{name}"), getattr(RK45, name),
+        np.testing.assert_allclose(getattr(_solvers.DOPRI5, name), getattr(RK45, name),
                                    rtol=1e-15, atol=1e-16)
+    assert _solvers.DOPRI5.B_den == 1.0

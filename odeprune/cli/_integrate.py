@@ -240,14 +240,13 @@ def _initial_state(args):
 
 def _integrate(state, alpha0: float, **kw):
     """``odeprune.integrate`` with the saved alphas shifted by ``alpha0`` (a continued curve):
-    through its ``alpha0=`` keyword where it has one, else shifted here."""
+    through its ``alpha0=`` option with the numba backend, else (the JAX path has none) shifted
+    here."""
     import dataclasses
-    import inspect
 
     import odeprune
 
-    has_alpha0 = "alpha0" in inspect.signature(odeprune.integrate).parameters
-    if has_alpha0 and alpha0 and kw.get("backend") != "jax":  # the JAX path has no alpha0
+    if kw.get("backend") != "jax":
         return odeprune.integrate(state, alpha0=alpha0, **kw)
     curve = odeprune.integrate(state, **kw)
     if not alpha0:

@@ -24,7 +24,7 @@ import concurrent.futures as cf
 import math
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numba
 import numpy as np
@@ -32,15 +32,14 @@ import numpy as np
 from .._pool import map_parallel, worker_count
 from .._validate import check_save_at, check_workers
 from ..errors import DivergenceError
+from ..options import OPTIONS, Control, Dynamics, Solver, gather
 from ..results import LearningCurve
 from ..sparse import SparseOrderParams
 from ..state import OrderParams
-from .dynamics import DEFAULT_ATOL, DEFAULT_RTOL, default_save_at, integrate
+from .dynamics import default_save_at, integrate
 from .progress import progress_bar, want_progress
 
 __all__ = ["integrate_batch", "BatchResult"]
-
-BACKENDS = ("numba", "jax")
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,16 +136,39 @@ def _per_member(name: str, value, B: int, allow_zero: bool) -> np.ndarray:
     return arr
 
 
-def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_at=None,
-                    eta_v=None, sigma=0.0, rtol: float = DEFAULT_RTOL,
-                    atol: float = DEFAULT_ATOL, activation: str | None = None,
-                    train_second_layer: bool = True, gradient_flow: bool = False,
-                    backend: str = "numba", executor: cf.Executor | None = None,
-                    n_workers: int | None = None, errors: str = "raise", method: str = "auto",
-                    solver: str = "dopri5", max_steps: int | None = None,
-                    chunk_size: int | None = None, progress: bool | None = None
-                    ) -> BatchResult:
+def _rates(eta, options: dict, B: int):
+    """The per-member learning rates ``(eta, eta_v, sigma)`` (arrays of shape (B,)) and the
+    learning rule's other options (shared): from the keywords, or from one ``dynamics=``."""
+    dyn = options.pop("dynamics", None)
+    flags = {f.name: options.pop(f.name) for f in fields(Dynamics) if f.name in options}
+    if dyn is not None:
+        if not isinstance(dyn, Dynamics):
+            raise ValueError(f"dynamics={dyn!r} must be an odeprune.options.Dynamics")
+        clash = sorted(flags) + (["eta"] if eta is not None else [])
+        if clash:
+            raise ValueError(f"{clash} given beside dynamics=: set them in the record "
+                             "(dataclasses.replace(dynamics, ...))")
+        eta, flags = dyn.eta, dyn.as_dict()
+        flags.pop("eta")
+    if eta is None:
+        raise TypeError("integrate_batch() missing required argument: 'eta'")
+    eta_v, sigma = flags.pop("eta_v", None), flags.pop("sigma", OPTIONS["sigma"].default)
+    eta_b = _per_member("eta", eta, B, allow_zero=False)
+    eta_v_b = eta_b.copy() if eta_v is None else _per_member("eta_v", eta_v, B, allow_zero=True)
+    sigma_b = _per_member("sigma", sigma, B, allow_zero=True)
+    return eta_b, eta_v_b, sigma_b, flags
+
+
+def integrate_batch(states: Sequence[OrderParams], eta=None, alpha_max: float | None = None,
+                    save_at=None, *, activation: str | None = None,
+                    executor: cf.Executor | None = None, n_workers: int | None = None,
+                    errors: str = "raise", chunk_size: int | None = None,
+                    **options) -> BatchResult:
     r"""Integrate the order-parameter ODEs for a batch of initial states and hyper-parameters.
+
+    ``integrate_batch(states, eta, alpha_max, save_at=None, **options)``: the options of
+    :func:`odeprune.integrate` (flat keywords or whole records of :mod:`odeprune.options`),
+    with ``eta``, ``eta_v`` and ``sigma`` shared or given per member.
 
     Parameters
     ----------
@@ -159,15 +181,8 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
         Final time, shared.
     save_at : array_like, optional
         Saving times, shared (default: :func:`odeprune.ode.dynamics.default_save_at`).
-    eta_v : float or array_like, shape (B,), optional
-        Second-layer learning rate; default ``eta`` (member by member).
-    sigma : float or array_like, shape (B,)
-        Output-noise level, shared or per member.
-    rtol, atol, activation, train_second_layer, gradient_flow :
-        As :func:`odeprune.integrate` (each state's own activation is used; ``activation`` may
-        only repeat it).
-    backend : {"numba", "jax"}
-        ``"numba"``: threads over cores (default); ``"jax"``: one jitted ``vmap``.
+    activation : str, optional
+        Each state's own activation is used; ``activation`` may only repeat it.
     executor : concurrent.futures.Executor, optional
         numba backend only: where to run the members (default: a thread pool with ``n_workers``
         threads, created and shut down here).
@@ -178,19 +193,33 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
         ``"raise"`` (default) raises the first member's :class:`~odeprune.errors.DivergenceError`
         (with the member index in the message) once all members are done; ``"keep"`` returns
         the others and records the failures in ``BatchResult.errors``.
-    method : str
-        numba backend: the integrator of :func:`odeprune.integrate` (``odeprune.options``;
-        default ``"auto"``).
-    solver : {"dopri5", "tsit5"}
-        jax backend: the diffrax solver.
-    max_steps : int, optional
-        Bound on the steps of each member (jax: of each lockstep group).
     chunk_size : int, optional
         jax backend: members per ``vmap`` call (default: the whole batch). Members of one call
         advance in lockstep, so group runs of similar stiffness.
+
+    Other Parameters
+    ----------------
+    eta_v : float or array_like, shape (B,), optional
+        Second-layer learning rate; default ``eta`` (member by member).
+    sigma : float or array_like, shape (B,)
+        Output-noise level, shared or per member (default 0).
+    train_second_layer, gradient_flow, weight_decay :
+        The rest of the learning rule (:class:`odeprune.options.Dynamics`), shared; as
+        :func:`odeprune.integrate` (``weight_decay``: numba backend). ``dynamics=`` gives the
+        whole rule instead (then shared by every member, and no ``eta`` argument).
+    method, rtol, atol, dt, max_steps, backend, threads :
+        :class:`odeprune.options.Solver` (``solver=``), as :func:`odeprune.integrate`.
+        ``backend``: ``"numba"`` (default; threads over cores) or ``"jax"`` (one jitted
+        ``vmap``). ``method``: numba backend (default ``"auto"``). ``max_steps``: bound on the
+        steps of each member (jax: of each lockstep group; default there
+        :data:`odeprune.ode.jax_backend.DEFAULT_MAX_STEPS`). ``threads``: with the default pool
+        each member sums serially (the members run in parallel).
+    solver : {"dopri5", "tsit5"}
+        A string (not a record): the jax backend's diffrax solver.
     progress : bool or None
         numba backend: one bar over the members (curves done) on stderr; ``None`` (default):
-        when stderr is a terminal. The members themselves run without bars.
+        when stderr is a terminal. The members themselves run without bars. (The other
+        options of :class:`odeprune.options.Control` are per run and not available here.)
 
     Returns
     -------
@@ -218,6 +247,16 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
         if not isinstance(s, (OrderParams, SparseOrderParams)):
             raise ValueError(f"states[{j}] must be an OrderParams or SparseOrderParams, got "
                              f"{type(s).__name__}")
+    jax_solver = options.pop("solver") if isinstance(options.get("solver"), str) else "dopri5"
+    max_steps_given = "max_steps" in options or "solver" in options
+    B = len(states)
+    eta_b, eta_v_b, sigma_b, flags = _rates(eta, options, B)
+    solver, ctl = gather("integrate_batch", options, (Solver, Control))
+    per_run = sorted(k for k, v in ctl.as_dict().items()
+                     if k != "progress" and v != OPTIONS[k].default)
+    if per_run:
+        raise ValueError(f"{per_run} are options of one run (integrate), not of a batch")
+    backend = solver.backend
     if backend == "jax":
         if any(isinstance(s, SparseOrderParams) for s in states):
             raise ValueError("masked networks (SparseOrderParams) are not available with "
@@ -233,39 +272,35 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
             raise ValueError(f"all states must have the same K and M: states[0] has (K={K}, "
                              f"M={M}), states[{j}] has (K={s.K}, M={s.M}); integrate them in "
                              "separate batches")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is unknown; expected one of {list(BACKENDS)}")
     if errors not in ("raise", "keep"):
         raise ValueError(f"errors={errors!r} must be 'raise' or 'keep'")
     if executor is not None and backend != "numba":
         raise ValueError("executor= is for the numba backend; the jax backend vmaps in-process")
     check_workers("n_workers", n_workers)
-    B = len(states)
-    eta_b = _per_member("eta", eta, B, allow_zero=False)
-    eta_v_b = eta_b.copy() if eta_v is None else _per_member("eta_v", eta_v, B, allow_zero=True)
-    sigma_b = _per_member("sigma", sigma, B, allow_zero=True)
+    if alpha_max is None:
+        raise TypeError("integrate_batch() missing required argument: 'alpha_max'")
     alpha_max = float(alpha_max)
     if not (math.isfinite(alpha_max) and alpha_max > 0):
         raise ValueError(f"alpha_max={alpha_max!r} must be > 0 and finite")
     t_out = default_save_at(alpha_max) if save_at is None else check_save_at(save_at, alpha_max)
+    members = [Dynamics(eta=float(eta_b[j]), eta_v=float(eta_v_b[j]), sigma=float(sigma_b[j]),
+                        **flags) for j in range(B)]
 
-    common = dict(alpha_max=alpha_max, save_at=t_out, rtol=rtol, atol=atol,
-                  activation=activation, train_second_layer=train_second_layer,
-                  gradient_flow=gradient_flow)
     meta: dict = dict(backend=backend, K=K, M=M, batch_size=B)
     if backend == "numba":
-        with progress_bar(want_progress(progress), B, "integrate_batch", unit="curve") as bar:
-            args = [(states[j], float(eta_b[j]), float(eta_v_b[j]), float(sigma_b[j]), common,
-                     method, max_steps) for j in range(B)]
+        common = dict(alpha_max=alpha_max, save_at=t_out, activation=activation)
+        with progress_bar(want_progress(ctl.progress), B, "integrate_batch",
+                          unit="curve") as bar:
+            args = [(states[j], members[j], solver, common) for j in range(B)]
             results = _numba_batch(args, executor, n_workers, meta, bar)
     else:
         from . import jax_backend as _jax_backend
 
-        extra = {} if max_steps is None else {"max_steps": int(max_steps)}
-        results = _jax_backend.integrate_batch(states, eta=eta_b, eta_v=eta_v_b, sigma=sigma_b,
-                                               solver=solver, chunk_size=chunk_size, **common,
-                                               **extra)
-        meta.update(solver=solver, chunk_size=chunk_size)
+        run = _jax_backend.JaxRun(
+            alpha_max, t_out, solver.rtol, solver.atol, jax_solver,
+            int(solver.max_steps) if max_steps_given else _jax_backend.DEFAULT_MAX_STEPS)
+        results = _jax_backend.integrate_batch(states, members, run, activation, chunk_size)
+        meta.update(solver=jax_solver, chunk_size=chunk_size)
 
     curves = [r if isinstance(r, LearningCurve) else None for r in results]
     errs = [r if isinstance(r, BaseException) else None for r in results]
@@ -278,19 +313,16 @@ def integrate_batch(states: Sequence[OrderParams], eta, alpha_max: float, save_a
                        sigma=sigma_b, metadata=meta)
 
 
-def _one(state, eta, eta_v, sigma, common, method, max_steps):
+def _one(state, dynamics: Dynamics, solver: Solver, common: dict):
     """One member with the numba backend; a divergence is returned, not raised."""
-    extra = {} if max_steps is None else {"max_steps": int(max_steps)}
-    threads = None
     if threading.current_thread() is not threading.main_thread():
         # members already run in parallel: the serial I4 sum in each (parallelism across
         # members), and one numba thread should a member thread anyway (numba's count is per
         # thread; the numbers are the same for any count)
         numba.set_num_threads(1)
-        threads = False
+        solver = replace(solver, threads=False)
     try:
-        return integrate(state, eta=eta, eta_v=eta_v, sigma=sigma, method=method,
-                         backend="numba", progress=False, threads=threads, **common, **extra)
+        return integrate(state, dynamics=dynamics, solver=solver, progress=False, **common)
     except DivergenceError as exc:
         return exc
 

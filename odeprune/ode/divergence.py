@@ -1,17 +1,20 @@
 """Why an ODE run failed, in one message: the same text for every driver (the compiled and
-stiff ones of :mod:`odeprune.ode.dynamics`, the JAX backend)."""
+stiff ones of :mod:`odeprune.ode.dynamics`, the JAX backend), and the errors a compiled run
+raises when it diverges or uses up its step budget."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DivergenceError
+from ..errors import DivergenceError, MaxStepsReached
+from ..options import FIXED_STEP
 from ..sparse import SparseOrderParams
+from ..state import OrderParams
+from .explicit import I_OUT, N_ACCEPT, NOT_PSD, STATUS_TEXT
+from .rhs import unpack_classes
 
-__all__ = ["ode_divergence", "diagnosis", "overflow_message", "FIXED_STEP"]
-
-#: methods with a fixed step ``dt`` (every other method is adaptive)
-FIXED_STEP = ("rk4", "euler")
+__all__ = ["ode_divergence", "diagnosis", "overflow_message", "FIXED_STEP", "raise_divergence",
+           "raise_max_steps", "state_from"]
 
 
 def overflow_message(state, eta, sigma) -> str:
@@ -70,3 +73,56 @@ def ode_divergence(what: str, alpha: float, params: dict, state, n_accept: int, 
     if saved_to:
         msg += f"; last good state saved to {saved_to!r} (continue from it with --init)"
     return DivergenceError(msg, alpha=alpha, last_state=last_state, saved_to=saved_to)
+
+
+def raise_divergence(status, run, p, sp, params, path, t_out, Y_out):
+    """Raise the :class:`~odeprune.errors.DivergenceError` of a compiled run that ended with
+    ``status``: at the last good state of the run state ``run`` (else the last saved output),
+    saved to ``path`` if given."""
+    t = float(run.ts[0])
+    alpha0 = params["alpha0"]
+    last = state_from(run.y, p, sp)
+    if last is None and run.counters[I_OUT] > 0:
+        last = state_from(Y_out[run.counters[I_OUT] - 1], p, sp)
+        t = float(t_out[run.counters[I_OUT] - 1])
+    saved = None
+    if path is not None and last is not None:
+        saved = str(last.save(path, metadata={"alpha": alpha0 + t, "reason": "divergence"}))
+    raise ode_divergence(STATUS_TEXT.get(status, "failed"), alpha0 + t, params, sp,
+                         int(run.counters[N_ACCEPT]), not_psd=status == NOT_PSD, t_run=t,
+                         last_state=last, saved_to=saved)
+
+
+def raise_max_steps(run, p, sp, params, max_steps, drv, path):
+    """The step budget is used up: a :class:`~odeprune.errors.MaxStepsReached` that says how
+    many steps, where, and how to raise the budget (not a divergence: the state is valid)."""
+    t = float(run.ts[0])
+    alpha = params["alpha0"] + t
+    method = params["method"]
+    hint = ("" if method in ("auto", "bdf", "radau") or method in FIXED_STEP else
+            ", or use method='auto' (implicit once the dynamics are stiff: its steps then grow "
+            "and the cost stops growing with alpha)")
+    last = state_from(run.y, p, sp)
+    saved = ""
+    if path is not None and last is not None:
+        where = last.save(path, metadata={"alpha": alpha, "reason": "max_steps"})
+        saved = f"; the state at alpha={alpha:.6g} was saved to {str(where)!r} (continue from it)"
+    raise MaxStepsReached(
+        f"the ODE run used its budget of max_steps={max_steps} accepted steps at "
+        f"alpha={alpha:.6g} (of alpha_max={params['alpha0'] + params['alpha_max']:.6g}; "
+        f"method={method}, {drv.counts()['nfev']} evaluations); the state is valid: raise the "
+        f"budget with integrate(..., max_steps=...) (e.g. {10 * max_steps}){hint}{saved}",
+        alpha=alpha, max_steps=max_steps, last_state=last)
+
+
+def state_from(y, p, sp):
+    """The state of the packed vector ``y`` (dense where it is one full class), or None where
+    it is no valid state."""
+    Qc, Rc, _, v = unpack_classes(y, p.M, sp.patterns, p.track_P)
+    try:
+        if p.n_cls == 1 and np.all(sp.patterns):
+            return OrderParams(Q=Qc[0], R=Rc[0], T=p.T, v=v, v_star=sp.v_star,
+                               activation=sp.activation)
+        return sp.replace(Q=Qc, R=Rc, v=v)
+    except ValueError:
+        return None

@@ -1,6 +1,9 @@
-"""Compiled ODE steppers for the order-parameter ODEs, behind one small protocol.
+"""Compiled ODE steppers for the order-parameter ODEs: one Runge-Kutta loop, methods as data.
 
-Every stepper is a compiled function ``run(r, t_out, Y_out, p, ctl) -> status`` that advances
+Every explicit method is a :class:`Tableau` (Butcher coefficients, error weights, how outputs
+between steps are interpolated) run by the one compiled loop :func:`rk_run`; :data:`TABLEAUX`
+maps names to tableaux. Every stepper ``run(r, t_out, Y_out, p, ctl) -> status`` (``rk_run``
+with a method's tableau: :func:`dopri5_run`, :func:`rk4_run`, :func:`euler_run`) advances
 the run state ``r`` (a :class:`RunState` of arrays, updated in place: ``y``, ``f = rhs(y)``,
 ``ts = [t, h]`` and the integer counters) until every requested output ``Y_out[i]`` at
 ``t_out[i]`` is filled or ``ctl.max_steps`` steps were taken (status ``CHUNK``). Because the
@@ -26,31 +29,32 @@ names to steppers (like scipy's ``solve_ivp`` table).
 from __future__ import annotations
 
 import math
-from enum import IntEnum
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
+from ..results import Status  # (the one definition of the codes)
 from .rhs import make_work, rhs_into, unpack_cov
 
-__all__ = ["Status", "RunState", "Control", "new_run", "METHODS", "is_psd", "output_ok", "OK", "CHUNK",
-           "NONFINITE", "NOT_PSD", "STEP_TOO_SMALL", "MAX_STEPS", "STATUS_TEXT",
-           "ExplicitDriver"]
+__all__ = ["Status", "RunState", "Control", "new_run", "METHODS", "is_psd", "output_ok", "OK",
+           "CHUNK", "NONFINITE", "NOT_PSD", "STEP_TOO_SMALL", "MAX_STEPS", "STATUS_TEXT",
+           "ExplicitDriver", "Tableau", "TABLEAUX", "DOPRI5", "RK4", "EULER", "rk_run",
+           "dopri5_run", "rk4_run", "euler_run"]
 
 # Dormand & Prince (1980) RK5(4)7M and Shampine's (1986) dense output, as rationals: the values
 # of scipy's RK45.A/B/E/P (a test checks them against scipy; importing scipy.integrate here
 # cost 0.4 s of start-up).
-_A = np.array([
+_A_DP = np.array([
     [0, 0, 0, 0, 0],
     [1 / 5, 0, 0, 0, 0],
     [3 / 40, 9 / 40, 0, 0, 0],
     [44 / 45, -56 / 15, 32 / 9, 0, 0],
     [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0],
     [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656]])
-_B = np.array([35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84])
-_E = np.array([-71 / 57600, 0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40])
-_P = np.array([
+_B_DP = np.array([35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84])
+_E_DP = np.array([-71 / 57600, 0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40])
+_P_DP = np.array([
     [1, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432],
     [0, 0, 0, 0],
     [0, 131558114200 / 32700410799, -68118460800 / 10900136933, 87487479700 / 32700410799],
@@ -59,25 +63,6 @@ _P = np.array([
      701980252875 / 199316789632],
     [0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844],
     [0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423]])
-
-class Status(IntEnum):
-    """How a run (or one chunk of it) ended; the one definition of the codes every driver of
-    :mod:`odeprune.ode` returns (the compiled steppers return the plain ints below).
-
-    ``SUCCESS``: every output filled. ``CHUNK``: the chunk's step budget is used and the run goes
-    on (never final). ``NONFINITE``, ``NOT_PSD``, ``STEP_TOO_SMALL``: a divergence
-    (:class:`~odeprune.errors.DivergenceError`). ``MAX_STEPS``: the run's budget ``max_steps`` is
-    used up, set by the driver (:class:`~odeprune.errors.MaxStepsReached`: a budget, not a
-    divergence).
-    """
-
-    SUCCESS = 0
-    CHUNK = 1
-    NONFINITE = 2
-    NOT_PSD = 3
-    STEP_TOO_SMALL = 4
-    MAX_STEPS = 5
-
 
 #: the codes as plain ints, for compiled code (numba reads module-level ints as constants)
 OK, CHUNK, NONFINITE, NOT_PSD, STEP_TOO_SMALL, MAX_STEPS = (int(s) for s in Status)
@@ -164,21 +149,69 @@ def output_ok(Y_row, p, w, psd_tol):
     return is_psd(w.C, psd_tol, w.Cw)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def dopri5_run(r, t_out, Y_out, p, ctl):
-    """Adaptive Dormand-Prince 5(4); see the module docstring for the protocol.
+#: how a tableau's outputs between steps are interpolated: its dense-output polynomial ``P``
+#: (dopri5), the cubic Hermite on ``(y, f, y_new, f_new)`` (RK4: keeps its 4th order), the line
+#: of the step itself (Euler)
+DENSE, HERMITE, LINEAR = 0, 1, 2
 
-    On divergence ``r`` holds the last good accepted state.
-    """
+
+class Tableau(NamedTuple):
+    """An explicit Runge-Kutta method as data, for the one stepping loop :func:`rk_run`.
+
+    ``S`` stages: stage ``s`` is ``f(y + h sum_{q<s} A[s, q] k_q)`` (``k_0 = f(y)``); the step is
+    ``y_new = y + (h / B_den) sum_q B[q] k_q`` (``B`` as integers over ``B_den`` where that is how
+    the method is written, so that the sums round as they always did). An ``adaptive`` method
+    estimates its error ``h sum_q E[q] k_q`` over the ``S`` stages and ``k_S = f(y_new)`` (first
+    same as last) and controls ``h`` with exponent ``err_exponent``; otherwise it steps on the
+    fixed grid ``n dt``. ``interp``: :data:`DENSE` (``y + h sum_q k_q sum_m P[q, m]
+    theta^(m+1)``), :data:`HERMITE` or :data:`LINEAR`."""
+
+    A: np.ndarray
+    B: np.ndarray
+    B_den: float
+    E: np.ndarray
+    P: np.ndarray
+    err_exponent: float
+    adaptive: bool
+    interp: int
+
+
+_NONE1 = np.zeros(1)
+_NONE2 = np.zeros((1, 4))
+#: Dormand-Prince 5(4) with Shampine's dense output (the rationals above)
+DOPRI5 = Tableau(_A_DP, _B_DP, 1.0, _E_DP, _P_DP, -0.2, True, DENSE)
+#: classical RK4 (weights 1, 2, 2, 1 over 6), cubic Hermite outputs
+RK4 = Tableau(np.array([[0.0, 0.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0], [0.0, 0.5, 0.0, 0.0],
+                        [0.0, 0.0, 1.0, 0.0]]),
+              np.array([1.0, 2.0, 2.0, 1.0]), 6.0, _NONE1, _NONE2, 0.0, False, HERMITE)
+#: explicit Euler, outputs on its line
+EULER = Tableau(np.zeros((1, 1)), np.ones(1), 1.0, _NONE1, _NONE2, 0.0, False, LINEAR)
+#: method name -> tableau
+TABLEAUX = {"dopri5": DOPRI5, "rk4": RK4, "euler": EULER}
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def rk_run(r, t_out, Y_out, p, ctl, tab):
+    """The one explicit Runge-Kutta loop: the method ``tab`` (a :class:`Tableau`); see the
+    module docstring for the protocol. On divergence ``r`` holds the last good accepted state.
+
+    Adaptive (dopri5): scipy's controller and steps. Fixed (RK4, Euler): the step ``ctl.dt`` on
+    the grid ``t_n = n dt``; outputs within ``1e-12`` (relative) of a grid point are on it."""
     y, f, Ks, cnt = r.y, r.f, r.Ks, r.counters
-    w = make_work(p.K, p.M)  # scratch allocated here: LLVM then knows it aliases nothing (measured: as fast as before)
+    w = make_work(p.K, p.M)  # scratch allocated here: LLVM then knows it aliases nothing
     n = y.shape[0]
-    t, h = r.ts[0], r.ts[1]
+    A, B, E, P, interp = tab.A, tab.B, tab.E, tab.P, tab.interp  # (read once, not in loops)
+    S = B.shape[0]
+    adaptive, err_exponent = tab.adaptive, tab.err_exponent
+    slack = 0.0 if adaptive else 1e-12  # (0: comparisons exactly those of t itself)
+    t = r.ts[0]
+    h = r.ts[1] if adaptive else ctl.dt
+    step_index = 0 if adaptive else int(round(t / h))
     y_new = np.empty(n)
     f_new = np.empty(n)
     ytmp = np.empty(n)
     n_out = t_out.shape[0]
-    while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t:
+    while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t + slack * max(1.0, t):
         Y_out[cnt[I_OUT], :] = y
         cnt[I_OUT] += 1
     steps = 0
@@ -188,55 +221,76 @@ def dopri5_run(r, t_out, Y_out, p, ctl):
         if steps >= ctl.max_steps:
             status = CHUNK
             break
-        if h < 1e-12 * max(1.0, abs(t)):
+        if adaptive and h < 1e-12 * max(1.0, abs(t)):
             status = STEP_TOO_SMALL
             break
         Ks[0, :] = f
-        for s in range(1, 6):
+        for s in range(1, S):
             for j in range(n):
                 acc = 0.0
                 for q in range(s):
-                    acc += _A[s, q] * Ks[q, j]
+                    acc += A[s, q] * Ks[q, j]
                 ytmp[j] = y[j] + h * acc
             rhs_into(ytmp, Ks[s], p, w)
+        hb = h / tab.B_den
         for j in range(n):
             acc = 0.0
-            for q in range(6):
-                acc += _B[q] * Ks[q, j]
-            y_new[j] = y[j] + h * acc
+            for q in range(S):
+                acc += B[q] * Ks[q, j]
+            y_new[j] = y[j] + hb * acc
+        cnt[NFEV] += S - 1
         finite = _all_finite(y_new)
         if finite:
-            rhs_into(y_new, f_new, p, w)
-            cnt[NFEV] += 6
+            rhs_into(y_new, f_new, p, w)  # the next step's first stage
+            cnt[NFEV] += 1
             finite = _all_finite(f_new)
-        else:
-            cnt[NFEV] += 5
-        en = math.inf
-        if finite:
-            Ks[6, :] = f_new
+        en = 0.0
+        if not adaptive:
+            if not finite:
+                return NONFINITE
+        elif finite:
+            Ks[S, :] = f_new
             s2 = 0.0
             for j in range(n):
                 acc = 0.0
-                for q in range(7):
-                    acc += _E[q] * Ks[q, j]
+                for q in range(S + 1):
+                    acc += E[q] * Ks[q, j]
                 sc = ctl.atol + ctl.rtol * max(abs(y[j]), abs(y_new[j]))
                 s2 += (h * acc / sc) ** 2
             en = math.sqrt(s2 / n)
+        else:
+            en = math.inf
         if en < 1.0:
-            t_new = t + h
-            while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t_new:
+            t_new = t + h if adaptive else (step_index + 1) * h
+            while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t_new + slack * max(1.0, t_new):
                 i_out = cnt[I_OUT]
-                theta = (t_out[i_out] - t) / h
-                th2 = theta * theta
-                for j in range(n):
-                    acc = 0.0
-                    for q in range(7):
-                        acc += Ks[q, j] * (_P[q, 0] * theta + _P[q, 1] * th2
-                                           + _P[q, 2] * th2 * theta + _P[q, 3] * th2 * th2)
-                    Y_out[i_out, j] = y[j] + h * acc
+                th = (t_out[i_out] - t) / h
+                if not adaptive and th > 1.0:
+                    th = 1.0
+                if interp == DENSE:
+                    th2 = th * th
+                    for j in range(n):
+                        acc = 0.0
+                        for q in range(P.shape[0]):
+                            acc += Ks[q, j] * (P[q, 0] * th + P[q, 1] * th2
+                                               + P[q, 2] * th2 * th + P[q, 3] * th2 * th2)
+                        Y_out[i_out, j] = y[j] + h * acc
+                elif interp == HERMITE:  # cubic Hermite on (y, f, y_new, f_new)
+                    th2, th3 = th**2, th**3
+                    h00 = 2 * th3 - 3 * th2 + 1
+                    h10 = th3 - 2 * th2 + th
+                    h01 = -2 * th3 + 3 * th2
+                    h11 = th3 - th2
+                    for j in range(n):
+                        Y_out[i_out, j] = (h00 * y[j] + h10 * h * Ks[0, j] + h01 * y_new[j]
+                                           + h11 * h * f_new[j])
+                else:  # the step's own line
+                    for j in range(n):
+                        Y_out[i_out, j] = y[j] + th * h * Ks[0, j]
                 if not output_ok(Y_out[i_out], p, w, ctl.psd_tol):
-                    r.ts[0] = t
-                    r.ts[1] = h
+                    if adaptive:
+                        r.ts[0] = t
+                        r.ts[1] = h
                     return NOT_PSD
                 cnt[I_OUT] += 1
             t = t_new
@@ -244,11 +298,16 @@ def dopri5_run(r, t_out, Y_out, p, ctl):
             f[:] = f_new
             cnt[N_ACCEPT] += 1
             steps += 1
-            factor = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR, SAFETY * en ** -0.2)
-            if rejected:
-                factor = min(1.0, factor)
-            rejected = False
-            h = h * factor
+            if adaptive:
+                factor = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR,
+                                                          SAFETY * en ** err_exponent)
+                if rejected:
+                    factor = min(1.0, factor)
+                rejected = False
+                h = h * factor
+            else:
+                step_index += 1
+                r.ts[0] = t
         else:
             rejected = True
             cnt[N_REJECT] += 1
@@ -259,96 +318,29 @@ def dopri5_run(r, t_out, Y_out, p, ctl):
                     break
                 h = h * MIN_FACTOR
             else:
-                h = h * max(MIN_FACTOR, SAFETY * en ** -0.2)
-    r.ts[0] = t
-    r.ts[1] = h
+                h = h * max(MIN_FACTOR, SAFETY * en ** err_exponent)
+    if adaptive:
+        r.ts[0] = t
+        r.ts[1] = h
     return status
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _fixed_run(r, t_out, Y_out, p, ctl, rk4):
-    y, f, Ks, cnt = r.y, r.f, r.Ks, r.counters
-    w = make_work(p.K, p.M)
-    n = y.shape[0]
-    dt = ctl.dt
-    n_out = t_out.shape[0]
-    t = r.ts[0]
-    step_index = int(round(t / dt))
-    ytmp = np.empty(n)
-    y_new = np.empty(n)
-    f_new = np.empty(n)
-    while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t + 1e-12 * max(1.0, t):
-        Y_out[cnt[I_OUT], :] = y
-        cnt[I_OUT] += 1
-    steps = 0
-    while cnt[I_OUT] < n_out:
-        if steps >= ctl.max_steps:
-            return CHUNK
-        h = dt
-        if rk4:
-            k2, k3, k4 = Ks[1], Ks[2], Ks[3]
-            for j in range(n):
-                ytmp[j] = y[j] + 0.5 * h * f[j]
-            rhs_into(ytmp, k2, p, w)
-            for j in range(n):
-                ytmp[j] = y[j] + 0.5 * h * k2[j]
-            rhs_into(ytmp, k3, p, w)
-            for j in range(n):
-                ytmp[j] = y[j] + h * k3[j]
-            rhs_into(ytmp, k4, p, w)
-            for j in range(n):
-                y_new[j] = y[j] + h / 6.0 * (f[j] + 2.0 * k2[j] + 2.0 * k3[j] + k4[j])
-            cnt[NFEV] += 3
-        else:
-            for j in range(n):
-                y_new[j] = y[j] + h * f[j]
-        if not _all_finite(y_new):
-            return NONFINITE
-        rhs_into(y_new, f_new, p, w)  # next step's first stage (and the Hermite slope)
-        cnt[NFEV] += 1
-        if not _all_finite(f_new):
-            return NONFINITE
-        t_new = (step_index + 1) * dt
-        while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t_new + 1e-12 * max(1.0, t_new):
-            i_out = cnt[I_OUT]
-            th = (t_out[i_out] - t) / h
-            if th > 1.0:
-                th = 1.0
-            for j in range(n):
-                if rk4:  # cubic Hermite on (y, f, y_new, f_new)
-                    h00 = 2 * th**3 - 3 * th**2 + 1
-                    h10 = th**3 - 2 * th**2 + th
-                    h01 = -2 * th**3 + 3 * th**2
-                    h11 = th**3 - th**2
-                    Y_out[i_out, j] = h00 * y[j] + h10 * h * f[j] + h01 * y_new[j] + h11 * h * f_new[j]
-                else:
-                    Y_out[i_out, j] = y[j] + th * h * f[j]
-            if not output_ok(Y_out[i_out], p, w, ctl.psd_tol):
-                return NOT_PSD
-            cnt[I_OUT] += 1
-        y[:] = y_new
-        f[:] = f_new
-        step_index += 1
-        t = t_new
-        r.ts[0] = t
-        cnt[N_ACCEPT] += 1
-        steps += 1
-    return OK
+def dopri5_run(r, t_out, Y_out, p, ctl):
+    """Adaptive Dormand-Prince 5(4): :func:`rk_run` with :data:`DOPRI5`."""
+    return rk_run(r, t_out, Y_out, p, ctl, DOPRI5)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
 def rk4_run(r, t_out, Y_out, p, ctl):
     """Classical RK4 on the fixed grid ``n dt``; Hermite-interpolated outputs."""
-    return _fixed_run(r, t_out, Y_out, p, ctl, True)
+    return rk_run(r, t_out, Y_out, p, ctl, RK4)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
 def euler_run(r, t_out, Y_out, p, ctl):
     """Explicit Euler on the fixed grid ``n dt``; outputs on the Euler line."""
-    return _fixed_run(r, t_out, Y_out, p, ctl, False)
+    return rk_run(r, t_out, Y_out, p, ctl, EULER)
 
 
-#: method name -> compiled stepper
+#: method name -> stepper (the one compiled loop with the method's tableau)
 METHODS = {"dopri5": dopri5_run, "rk4": rk4_run, "euler": euler_run}
 
 
