@@ -26,12 +26,24 @@ import tempfile
 import time
 
 PY = sys.executable
+#: this checkout (its odeprune is the "current" one) and a directory holding no package
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NEUTRAL = tempfile.gettempdir()
+
+
+def _with_path(first, env=None):
+    env = dict(os.environ if env is None else env)
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(first)] + rest)
+    return env
 
 
 def run(cmd, env):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     w0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    # from a neutral directory: ``python -m`` puts the working directory first on sys.path,
+    # ahead of PYTHONPATH, so a run from a source tree would import that tree for every case
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=NEUTRAL)
     wall = time.perf_counter() - w0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
@@ -60,12 +72,9 @@ def main():
     load = " ".join(open("/proc/loadavg").read().split()[:4]) if os.path.exists(
         "/proc/loadavg") else "?"
     print(f"load avg / runnable at start: {load}")
-    trees = {"current": dict(os.environ)}
+    trees = {"current": _with_path(ROOT)}
     if args.baseline_tree:
-        base = os.path.abspath(args.baseline_tree)
-        trees = {"baseline": dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [base] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])),
-            **trees}
+        trees = {"baseline": _with_path(args.baseline_tree), **trees}
     print("| command | tree | cold CPU s | cold wall s | warm CPU s (min) |")
     print("| --- | --- | ---: | ---: | ---: |")
     for name in args.activation:

@@ -7,13 +7,20 @@ network is the same state with an independent random edge mask at c=0.5
 interleaved. Also one right-hand side at the state the dense curve reaches at alpha=300
 (per-evaluation ratio; the curves differ in their number of evaluations). Goal: masked <= 2x dense.
 
-    python benchmarks/bench_masked.py [--repeats 3]
+    python benchmarks/bench_masked.py [--repeats 3] [--baseline-tree DIR]
+
+``--baseline-tree DIR``: also measure ``DIR``'s ``odeprune`` (an older copy of the package), each
+tree in its own child process (alternating, ``--rounds`` times, the minimum kept), and print the
+ratios current / baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 import warnings
 
@@ -44,7 +51,7 @@ def per_eval(y, p, n, repeats):
     return cpu(loop, repeats)[0] / n
 
 
-def main(repeats: int) -> None:
+def main(repeats: int) -> dict:
     warnings.simplefilter("ignore")  # the explicit method's accuracy note on the tiny final eps_g
     print("load avg / runnable:", " ".join(open("/proc/loadavg").read().split()[:4])
           if os.path.exists("/proc/loadavg") else "?")
@@ -77,9 +84,47 @@ def main(repeats: int) -> None:
     ed, em = per_eval(yd, pd, 2000, repeats), per_eval(ym, pm, 500, repeats)
     print(f"one right-hand side at alpha=300: dense {1e6 * ed:.1f} us, masked {1e6 * em:.1f} us, "
           f"ratio {em / ed:.2f}x")
+    return {"dense": td, "masked": tm, "curve_ratio": tm / td, "eval_dense": ed,
+            "eval_masked": em, "eval_ratio": em / ed}
+
+
+def compare(base: str, repeats: int, rounds: int) -> None:
+    """Both trees in child processes, alternating; the minimum of each number over rounds."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    best: dict = {}
+    for _ in range(rounds):
+        for tree, root in (("baseline", os.path.abspath(base)), ("current", here)):
+            env = dict(os.environ, PYTHONPATH=root)
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--repeats",
+                                  str(repeats), "--json"], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            res = json.loads(out.strip().splitlines()[-1])
+            for k, v in res.items():
+                best.setdefault(tree, {})[k] = min(v, best.get(tree, {}).get(k, float("inf")))
+    b, c = best["baseline"], best["current"]
+    print("load avg / runnable:", " ".join(open("/proc/loadavg").read().split()[:4])
+          if os.path.exists("/proc/loadavg") else "?")
+    print(f"min over {rounds} rounds (each: min of {repeats}); CPU s, us per evaluation")
+    print("| | baseline | current | current / baseline |\n| --- | ---: | ---: | ---: |")
+    for k, scale in (("dense", 1), ("masked", 1), ("eval_dense", 1e6), ("eval_masked", 1e6)):
+        print(f"| {k} | {scale * b[k]:.3f} | {scale * c[k]:.3f} | {c[k] / b[k]:.2f} |")
+    print(f"| masked / dense (curve) | {b['masked'] / b['dense']:.2f} | "
+          f"{c['masked'] / c['dense']:.2f} | |")
+    print(f"| masked / dense (one evaluation) | {b['eval_masked'] / b['eval_dense']:.2f} | "
+          f"{c['eval_masked'] / c['eval_dense']:.2f} | |")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    main(ap.parse_args().repeats)
+    ap.add_argument("--baseline-tree", default=None,
+                    help="a directory holding an older odeprune package to compare against")
+    ap.add_argument("--rounds", type=int, default=2, help="alternations with --baseline-tree")
+    ap.add_argument("--json", action="store_true", help="print the numbers as JSON last")
+    args = ap.parse_args()
+    if args.baseline_tree:
+        compare(args.baseline_tree, args.repeats, args.rounds)
+    else:
+        res = main(args.repeats)
+        if args.json:
+            print(json.dumps(res))

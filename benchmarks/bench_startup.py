@@ -6,7 +6,10 @@ user + system time (``resource.getrusage(RUSAGE_CHILDREN)``), wall is ``time.per
 directory): the compilation of every kernel the command uses. ``--spinners N`` runs it all
 next to N busy processes.
 
-    python benchmarks/bench_startup.py [--repeats 5] [--cold] [--spinners N]
+    python benchmarks/bench_startup.py [--repeats 5] [--cold] [--spinners N] [--baseline-tree DIR]
+
+``--baseline-tree DIR``: also ``odeprune integrate`` with ``DIR`` (an older copy of the package)
+first on ``PYTHONPATH``, interleaved with the others, and the ratio current / baseline.
 """
 
 from __future__ import annotations
@@ -22,6 +25,16 @@ import time
 from _load import spinners  # benchmarks/_load.py, beside this script
 
 PY = sys.executable
+#: this checkout (its odeprune is the "current" one) and a directory holding no package
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NEUTRAL = tempfile.gettempdir()
+
+
+def _with_path(first, env=None):
+    env = dict(os.environ if env is None else env)
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(first)] + rest)
+    return env
 MPL = ("import numpy as np\nfrom matplotlib.figure import Figure\n"
        "fig = Figure(figsize=(5, 3.6)); ax = fig.subplots()\n"
        "x = np.geomspace(0.01, 1000, 200); ax.plot(x, 1 / x, label='a')\n"
@@ -54,9 +67,12 @@ def cases(tmp):
 
 
 def run(cmd, env=None):
+    env = _with_path(ROOT) if env is None else env
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     w0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    # from a neutral directory: ``python -m`` puts the working directory first on sys.path,
+    # ahead of PYTHONPATH, so a run from a source tree would import that tree for every case
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=NEUTRAL)
     wall = time.perf_counter() - w0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -68,16 +84,22 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cold", action="store_true", help="also the first run on an empty cache")
     ap.add_argument("--spinners", type=int, default=0)
+    ap.add_argument("--baseline-tree", default=None,
+                    help="a directory holding an older odeprune package to compare against")
     args = ap.parse_args()
+    envs = {}
     with spinners(args.spinners):
         with tempfile.TemporaryDirectory() as tmp:
             todo = cases(tmp)
-            for cmd in todo.values():  # warm the numba cache and the OS file cache
-                run(cmd)
+            if args.baseline_tree:
+                todo["odeprune integrate (baseline tree)"] = todo["odeprune integrate"]
+                envs["odeprune integrate (baseline tree)"] = _with_path(args.baseline_tree)
+            for name, cmd in todo.items():  # warm the numba cache and the OS file cache
+                run(cmd, envs.get(name))
             best = {name: [float("inf")] * 2 for name in todo}
             for _ in range(args.repeats):
                 for name, cmd in todo.items():
-                    cpu, wall = run(cmd)
+                    cpu, wall = run(cmd, envs.get(name))
                     best[name] = [min(best[name][0], cpu), min(best[name][1], wall)]
             load = open("/proc/loadavg").read().split()[:4] if os.path.exists(
                 "/proc/loadavg") else "?"
@@ -88,11 +110,14 @@ def main():
                 print(f"| {name} | {cpu:.2f} | {wall:.2f} |")
             plot = best["odeprune integrate --plot"][0] - best["odeprune integrate"][0]
             mpl = best["matplotlib alone (numpy + Figure + savefig)"][0] - best["import numpy"][0]
+            if args.baseline_tree:
+                b, c = best["odeprune integrate (baseline tree)"][0], best["odeprune integrate"][0]
+                print(f"odeprune integrate: current / baseline CPU {c / b:.2f} ({c:.2f} / {b:.2f} s)")
             print(f"--plot adds {plot:.2f} s of CPU; matplotlib itself (over numpy) "
                   f"{mpl:.2f} s: ratio {plot / mpl:.2f}")
             if args.cold:
                 with tempfile.TemporaryDirectory() as cache:
-                    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+                    env = _with_path(ROOT, dict(os.environ, NUMBA_CACHE_DIR=cache))
                     cpu, wall = run(todo["odeprune integrate"], env)
                     cpu2, wall2 = run(todo["odeprune integrate"], env)
                 print(f"cold cache (empty NUMBA_CACHE_DIR): odeprune integrate {cpu:.1f} s CPU,"

@@ -330,9 +330,12 @@ def _relu_states():
 
 
 @pytest.mark.parametrize("sigma", [0.0, 0.3])
-def test_relu_specialised_s4_equals_generic_bit_for_bit(sigma):
-    # the ReLU right-hand side (fast=True: rhs._s4_relu, correlations per pair, scratch reused)
-    # against the generic sum of relu_I4 calls (fast=False): the same arithmetic, so equal bits
+def test_relu_specialised_s4_equals_generic_to_roundoff(sigma):
+    # the ReLU right-hand side (fast=True: activations.relu_s4_sums, one path integral per set
+    # of four fields, the terms summed per set) against the generic sum of relu_I4 calls
+    # (fast=False): the same terms in another order, so equal to the round-off of the sums
+    # (before the all-pairs kernel the two were equal bit for bit; the bitwise check of the
+    # terms themselves is tests/test_activations_relu_sums.py)
     from odeprune.ode.rhs import make_params, make_work, pack, rhs, s4_sums, unpack_cov
 
     for Q, R, T, v, vs in _relu_states():
@@ -341,7 +344,8 @@ def test_relu_specialised_s4_equals_generic_bit_for_bit(sigma):
         fast = rhs(y, K, M, T, vs, 0.5, 0.3, sigma, act=RELU, fast=True)
         slow = rhs(y, K, M, T, vs, 0.5, 0.3, sigma, act=RELU, fast=False)
         assert np.all(np.isfinite(fast))
-        np.testing.assert_array_equal(fast, slow)
+        np.testing.assert_allclose(fast, slow, rtol=0,
+                                   atol=1e-14 * (1.0 + np.max(np.abs(slow))))
         # and each pair's sum against relu_I4 summed in plain Python (independent loop)
         p = make_params(K, M, T, vs, 0.5, 0.3, sigma, act=RELU)
         w = make_work(K, M)

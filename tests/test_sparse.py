@@ -384,3 +384,50 @@ def test_compile_time_activation_matches_runtime_code(act):
                                    rtol=1e-13, atol=1e-15)
     with pytest.raises(ValueError, match="unknown activation code"):
         _rhs.make_params(5, 2, s.T, s.v_star, ETA, ETA, 0.0, 7)
+
+
+def test_layout_and_threads_are_compile_time_and_give_the_same_numbers():
+    """A dense record (one class, every unit kept, no P) has ``classes=None`` and a serial one
+    ``threads=None``: their kernels hold neither the class loop nor the parallel sum (issue 27
+    item 3). The run-time forms (``classes=True``, ``threads=False``) give the same numbers
+    bit for bit, and a masked record runs the class loop."""
+    from odeprune.ode import rhs as _rhs
+    s = OrderParams.random(300, 5, 2, v_star=2.0, seed=2)
+    y = _rhs.pack(s.Q, s.R, s.v)
+    p = _rhs.make_params(5, 2, s.T, s.v_star, ETA, ETA, 0.1)
+    assert p.classes is None and p.threads is None
+    dense = _rhs.rhs_eval(y, p)
+    np.testing.assert_array_equal(dense, _rhs.rhs_eval(y, p._replace(classes=True)))
+    np.testing.assert_array_equal(dense, _rhs.rhs_eval(y, p._replace(threads=False)))
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    pm = _rhs.make_params(5, 2, sp.T.sum(0), sp.v_star, ETA, ETA, 0.1, patterns=sp.patterns,
+                          f=sp.f, T_cls=sp.T)
+    assert pm.classes is True
+    with pytest.raises(TypeError, match="threads="):
+        _rhs.make_params(5, 2, s.T, s.v_star, ETA, ETA, threads="yes")
+    np.testing.assert_array_equal(_rhs.rhs(y, 5, 2, s.T, s.v_star, ETA, ETA, 0.1, act=0), dense)
+    with pytest.raises(TypeError, match="the switches are"):
+        _rhs.rhs(y, 5, 2, s.T, s.v_star, ETA, ETA, 0.1, actt=0)
+
+
+def test_params_of_a_dynamics_record_is_make_params():
+    """``params_of(state, Dynamics(...), act)`` builds the record that the flat
+    ``make_params`` call of the driver builds, for a masked network (with P) and a dense one."""
+    from odeprune.ode import rhs as _rhs
+    from odeprune.options import Dynamics
+    s = OrderParams.random(300, 5, 2, v_star=2.0, seed=4)
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    dyn = Dynamics(eta=0.5, eta_v=0.3, sigma=0.1, train_second_layer=True,
+                   gradient_flow=False, weight_decay=0.01)
+    flat = _rhs.make_params(5, 2, sp.T.sum(0), sp.v_star, 0.5, 0.3, 0.1, 0, True, True, True,
+                            patterns=sp.patterns, f=sp.f, T_cls=sp.T, track_P=True,
+                            R0_cls=sp.R, weight_decay=0.01)
+    rec = _rhs.params_of(sp, dyn, 0, track_P=True)
+    for name, a in flat._asdict().items():
+        np.testing.assert_array_equal(np.asarray(getattr(rec, name)), np.asarray(a), err_msg=name)
+    y = _rhs.pack_classes(sp.patterns, sp.Q, sp.R, sp.v, sp.Q)
+    np.testing.assert_array_equal(_rhs.rhs_eval(y, rec), _rhs.rhs_eval(y, flat))
+    frozen = Dynamics(eta=0.5, train_second_layer=False, gradient_flow=True)
+    pd = _rhs.params_of(s, frozen, 0)
+    assert (pd.eta_v, pd.train_v, pd.sgd, pd.decay, pd.classes) == (0.5, False, False, 0.0, None)
+    np.testing.assert_array_equal(pd.T, s.T)

@@ -19,15 +19,25 @@ import odeprune as op
 from odeprune.ode import stiff as _stiff
 from odeprune.ode.drivers import stiff_callables
 from odeprune.ode.explicit import CHUNK, OK
-from odeprune.ode.stiff import Stepper, fd_jacobian, spectral_radius
+from odeprune.ode.stiff import (
+    Stepper,
+    StiffProblem,
+    SwitchRule,
+    fd_jacobian,
+    spectral_radius,
+)
 
 
-def run_stepper(f, y0, t_out, rtol=1e-7, atol=1e-10, method="auto", **options):
-    """``y' = f(y)`` from ``t_out[0]`` through ``t_out`` by the :class:`Stepper` protocol."""
+def run_stepper(f, y0, t_out, rtol=1e-7, atol=1e-10, method="auto", explicit_chunk=None,
+                check=None, jac=None, **options):
+    """``y' = f(y)`` from ``t_out[0]`` through ``t_out`` by the :class:`Stepper` protocol
+    (``options``: the Stepper's own, or the fields of a :class:`SwitchRule`)."""
     t_out = np.asarray(t_out, dtype=float)
     y0 = np.asarray(y0, dtype=float)
-    st = Stepper(f, t_out, np.zeros((t_out.size, y0.size)), rtol, atol, method=method,
-                 **options).start(float(t_out[0]), y0)
+    rule = {k: options.pop(k) for k in SwitchRule._fields if k in options}
+    st = Stepper(StiffProblem(f, explicit_chunk, check, jac), t_out,
+                 np.zeros((t_out.size, y0.size)), rtol, atol, method=method,
+                 switch=SwitchRule(**rule), **options).start(float(t_out[0]), y0)
     while st.step_chunk() == CHUNK:
         pass
     return st
@@ -178,9 +188,8 @@ def test_short_run_stays_explicit():
 
 def _stepper(Y, stiff_method, chunk_steps):
     f, make_chunk, _, _ = order_param_problem()
-    return Stepper(f, save_at(2e3), Y, 1e-7, 1e-10, method="auto",
-                   explicit_chunk=make_chunk(1e-7, 1e-10), stiff_method=stiff_method,
-                   chunk_steps=chunk_steps)
+    return Stepper(StiffProblem(f, make_chunk(1e-7, 1e-10)), save_at(2e3), Y, 1e-7, 1e-10,
+                   method="auto", stiff_method=stiff_method, chunk_steps=chunk_steps)
 
 
 def _run_to_end(st):

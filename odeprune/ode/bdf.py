@@ -61,6 +61,19 @@ class BdfRun(NamedTuple):
     counters: np.ndarray
 
 
+class _Scratch(NamedTuple):
+    """The per-step vectors of :func:`bdf_run` (length n): the predicted state, ``psi``, the
+    error scale, the Newton iterate ``y_new`` and its correction ``d``, ``f(y_new)``, a step."""
+
+    y_pred: np.ndarray
+    psi: np.ndarray
+    scale: np.ndarray
+    y_new: np.ndarray
+    d: np.ndarray
+    f: np.ndarray
+    dy: np.ndarray
+
+
 def new_bdf(y, n_counters=6) -> BdfRun:
     y = np.array(y, dtype=float)
     n = y.shape[0]
@@ -195,7 +208,9 @@ def change_D(D, order, factor):
             c = RU[q, i]
             for j in range(n):
                 new[i, j] += c * D[q, j]
-    D[:m] = new
+    for i in range(m):  # element loops: a slice copy compiles numba's shape-error formatting
+        for j in range(n):
+            D[i, j] = new[i, j]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -206,13 +221,17 @@ def _rms(x, scale):
     return math.sqrt(s / x.shape[0])
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _newton(p, w, y_pred, c, psi, LU, piv, scale, tol, y, d, f, dy, cnt):
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _newton(p, w, s, x, c, tol):
     """scipy's ``solve_bdf_system``: at most NEWTON_MAXITER simplified Newton iterations on
-    ``y - c f(y) - psi = 0`` from ``y_pred``; returns ``(converged, iterations)``."""
+    ``y - c f(y) - psi = 0`` from ``x.y_pred`` into ``x.y_new`` (``x``: the :class:`_Scratch`,
+    ``s``: the run, its LU factors and counters); returns ``(converged, iterations)``."""
+    y_pred, psi, scale, y, d, f, dy = x.y_pred, x.psi, x.scale, x.y_new, x.d, x.f, x.dy
+    LU, piv, cnt = s.LU, s.piv, s.counters
     n = y.shape[0]
-    y[:] = y_pred
-    d[:] = 0.0
+    for j in range(n):
+        y[j] = y_pred[j]
+        d[j] = 0.0
     dy_norm_old = 0.0
     have_old = False
     converged = False
@@ -264,15 +283,12 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols):
     t_end = t_out[n_out - 1]
     rtol, atol = ctl.rtol, ctl.atol
     newton_tol = max(10.0 * 2.220446049250313e-16 / rtol, min(0.03, math.sqrt(rtol)))
-    y_pred = np.empty(n)
-    psi = np.empty(n)
-    scale = np.empty(n)
-    y_new = np.empty(n)
-    d = np.empty(n)
-    f = np.empty(n)
-    dy = np.empty(n)
+    x = _Scratch(np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
+                 np.empty(n))
+    y_pred, psi, scale, y_new, d, dy = x.y_pred, x.psi, x.scale, x.y_new, x.d, x.dy
     while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t:
-        Y_out[cnt[I_OUT], :] = y
+        for j in range(n):
+            Y_out[cnt[I_OUT], j] = y[j]
         cnt[I_OUT] += 1
     steps = 0
     status = OK
@@ -322,8 +338,7 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols):
                     lu_factor(LU, piv)
                     cnt[NLU] += 1
                     lu_valid = True
-                converged, n_iter = _newton(p, w, y_pred, c, psi, LU, piv, scale, newton_tol,
-                                            y_new, d, f, dy, cnt)
+                converged, n_iter = _newton(p, w, s, x, c, newton_tol)
                 if not converged:
                     if jac_current:
                         break
@@ -397,7 +412,8 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols):
             i_out = cnt[I_OUT]
             tq = t_out[i_out]
             if tq == t_new:
-                Y_out[i_out, :] = y_new
+                for j in range(n):
+                    Y_out[i_out, j] = y_new[j]
             else:
                 for j in range(n):
                     Y_out[i_out, j] = D[0, j]
@@ -413,7 +429,8 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols):
         if status != OK:
             break
         t = t_new
-        y[:] = y_new
+        for j in range(n):
+            y[j] = y_new[j]
         cnt[N_ACCEPT] += 1
         steps += 1
     s.ts[0] = t

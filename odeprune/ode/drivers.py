@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 
@@ -25,7 +24,15 @@ from .explicit import (
 )
 from .jacobian import column_entries, jacobian_into
 from .rhs import make_work, rhs_into
-from .stiff import MIN_IMPLICIT_RTOL, STIFF, Stepper, stiffness_test
+from .stiff import (
+    DEFAULT_SWITCH,
+    MIN_IMPLICIT_RTOL,
+    STIFF,
+    Stepper,
+    StiffProblem,
+    SwitchRule,
+    stiffness_test,
+)
 
 __all__ = ["AutoDriver", "ScipyDriver", "stiff_callables", "StiffProblem", "jacobian_columns"]
 
@@ -77,16 +84,16 @@ class AutoDriver:
     for bit), ``p`` (replaceable between chunks: threads). The numbers never depend on the
     chunking."""
 
-    def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl, probe_steps: int = 50,
-                 switch_h_rho: float = 1.0, min_remaining_steps: int = 200):
+    def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl,
+                 switch: SwitchRule = DEFAULT_SWITCH):
         if method not in ("auto", "bdf"):
             raise ValueError(f"method={method!r}: AutoDriver runs 'auto' or 'bdf'")
         self.method = method
         self.may_switch = method == "auto" and int(p.act) in AUTO_SWITCH_ACTIVATIONS
         self.p, self.t_out, self.Y_out, self.ctl = p, t_out, Y_out, ctl
-        self.probe_steps = int(probe_steps)
-        self.switch_h_rho = float(switch_h_rho)
-        self.min_remaining_steps = int(min_remaining_steps)
+        self.probe_steps = int(switch.probe_steps)
+        self.switch_h_rho = float(switch.switch_h_rho)
+        self.min_remaining_steps = int(switch.min_remaining_steps)
         self.cols = jacobian_columns(p)
         # "auto": a tenth of the tolerances in the implicit phase, not below MIN_IMPLICIT_RTOL
         fac = (max(AUTO_BDF_TOL, min(1.0, MIN_IMPLICIT_RTOL / ctl.rtol)) if method == "auto"
@@ -195,17 +202,6 @@ class _CountedEvals:
         return self.f(y)
 
 
-class StiffProblem(NamedTuple):
-    """What :class:`Stepper` needs of a compiled problem: the right-hand side ``f(y)``, the
-    Dormand-Prince chunk ``explicit_chunk(t, y, h, f, t_out, i_out, Y_out, max_steps)``, the PSD
-    check ``check(y)`` of a saved state and the Jacobian ``jac(y)``."""
-
-    f: Callable
-    explicit_chunk: Callable
-    check: Callable
-    jac: Callable
-
-
 def stiff_callables(p, ctl) -> StiffProblem:
     """The :class:`StiffProblem` of a compiled problem ``p`` (a :class:`~odeprune.ode.rhs.Params`)
     and its :class:`~odeprune.ode.explicit.Control`. The Jacobian is
@@ -242,8 +238,8 @@ class ScipyDriver:
 
     def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
         sp = stiff_callables(p, ctl)
-        self.st = Stepper(sp.f, t_out, Y_out, ctl.rtol, ctl.atol, method=method,
-                          check=sp.check, jac=sp.jac)
+        self.st = Stepper(sp._replace(explicit_chunk=None), t_out, Y_out, ctl.rtol, ctl.atol,
+                          method=method)
         self.st.start(0.0, y0, h0=0.0, f0=f0)
         self.st.fun.nfev += 1  # f0, as the compiled path counts it
 

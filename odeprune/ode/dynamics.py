@@ -53,7 +53,7 @@ from .explicit import (
 )
 from .explicit import METHODS as _STEPPERS  # noqa: F401  (tests patch the steppers here)
 from .explicit import Control as StepControl
-from .rhs import make_params, pack_classes, rhs_eval, unpack_classes
+from .rhs import pack_classes, params_of, rhs_eval, unpack_classes
 from .runcontrol import RunControl, interrupted_error
 from .stiff import eg_resolution_message, initial_step, resolved_eg_floor
 
@@ -124,16 +124,13 @@ def default_save_at(alpha_max: float, n: int = 200) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ the problem
 def _problem(state, dynamics: Dynamics, act_code: int, track_P: bool = False, fast: bool = True,
-             threads: bool = False):
+             threads: bool | None = False):
     """``(params, y0, sparse_state)`` of a dense or sparse state under the learning rule
-    ``dynamics`` (an :class:`odeprune.options.Dynamics`): the dense one is one class."""
-    d = dynamics
+    ``dynamics`` (an :class:`odeprune.options.Dynamics`): the dense one is one class.
+    ``threads``: True, False (serial, compiled without the threaded sum) or None (decided
+    per chunk, starting serial; :func:`odeprune.ode.rhs.threads_flag`)."""
     sp = state if isinstance(state, SparseOrderParams) else SparseOrderParams.from_dense(state)
-    R0 = sp.R if track_P else None
-    p = make_params(sp.K, sp.M, sp.T.sum(0), sp.v_star, d.eta, d.second_layer_rate, d.sigma,
-                    act_code, d.train_second_layer, not d.gradient_flow, fast,
-                    patterns=sp.patterns, f=sp.f, T_cls=sp.T, track_P=track_P, R0_cls=R0,
-                    threads=threads, weight_decay=d.weight_decay)
+    p = params_of(sp, dynamics, act_code, track_P=track_P, threads=threads, fast=fast)
     y0 = pack_classes(sp.patterns, sp.Q, sp.R, sp.v, sp.Q if track_P else None)
     return p, y0, sp
 
@@ -414,7 +411,11 @@ def _integrate_numba(run: _Run) -> LearningCurve:
     auto_threads = sol.threads is None and state.K >= THREADED_K
     n_threads = numba.get_num_threads() if auto_threads else 1  # (starts numba's pool)
     threads = idle_threads(n_threads) > 1 if auto_threads else bool(sol.threads)
-    p, y0, sp = _problem(state, dyn, run.act.code, track_P, threads=threads)
+    # (decided per chunk: a run-time flag from the start, so that the decisions compile nothing
+    # more; scipy's Radau keeps the first decision)
+    per_chunk = auto_threads and DRIVERS.get(method) is not ScipyDriver
+    p, y0, sp = _problem(state, dyn, run.act.code, track_P,
+                         threads=None if per_chunk else threads)
     params = _params_dict(run)
     psd_tol = PSD_RTOL * 10  # integration error may add a little on top of the input tolerance
     Y_out = np.zeros((t_out.size, y0.size))
@@ -430,7 +431,7 @@ def _integrate_numba(run: _Run) -> LearningCurve:
     status = CHUNK
     # threads=None: threads on the idle cores, decided again before every chunk (an explicit
     # stepper only; the stiff path keeps the first decision). Same numbers either way.
-    adapt = auto_threads and not isinstance(drv, ScipyDriver)
+    adapt = per_chunk
     with RunControl(run.alpha_max, "integrate", ctl.progress, start=drv.t,
                     max_chunk=ctl.chunk_steps) as rc:
         try:

@@ -249,7 +249,8 @@ def rk_run(r, t_out, Y_out, p, ctl, tab):
             if not finite:
                 return NONFINITE
         elif finite:
-            Ks[S, :] = f_new
+            for j in range(n):
+                Ks[S, j] = f_new[j]
             s2 = 0.0
             for j in range(n):
                 acc = 0.0
@@ -294,8 +295,9 @@ def rk_run(r, t_out, Y_out, p, ctl, tab):
                     return NOT_PSD
                 cnt[I_OUT] += 1
             t = t_new
-            y[:] = y_new
-            f[:] = f_new
+            for j in range(n):  # (element loops: a slice copy compiles numba's shape checks)
+                y[j] = y_new[j]
+                f[j] = f_new[j]
             cnt[N_ACCEPT] += 1
             steps += 1
             if adaptive:

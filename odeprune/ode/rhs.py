@@ -38,30 +38,28 @@ NamedTuples with ``cache=True``).
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
-from numba.np.ufunc import parallel as _numba_parallel
 
 from .. import activations as _act
-from ..activations import CODES, ERF, I2, I3, I4, J2, LINEAR, RELU, fast_asin
-
-# The threaded I4 sum is a parallel kernel called from the compiled right-hand side: a cached
-# caller links its code, which needs numba's threading layer in the process. A process that
-# loads such a caller from the cache before any parallel kernel has started the layer crashed
-# ("Symbol not found: allocate_sched" or a segfault), e.g. after another process had compiled
-# the threaded path first. Start the layer at import (cheap; no thread runs until used).
-_numba_parallel._launch_threads()
+from ..activations import ERF, I2
+from .sums import (  # noqa: F401 - the kernels' names stay importable from here
+    erf_pair_setup,
+    fast_asin,
+    i3_coefficients,
+    s3_from,
+    s3_sums,
+    s4_into,
+    s4_sums,
+    s4_sums_threaded,
+)
 
 __all__ = ["Params", "Work", "make_params", "make_work", "n_state", "pack", "unpack",
            "pack_classes", "unpack_classes", "rhs", "rhs_into", "rhs_eval", "unpack_cov",
-           "fast_asin", "s3_sums"]
-
-_2_PI = 2.0 / math.pi
-_4_PI2 = 4.0 / (math.pi * math.pi)
+           "fast_asin", "s3_sums", "threads_flag", "params_of"]
 
 
 class Params(NamedTuple):
@@ -70,7 +68,9 @@ class Params(NamedTuple):
     ``units`` (S, K): the kept units of each class (the first ``nk[s]``, ascending); ``off``
     (S+1,): where each class's block starts in the state vector (``off[S]``: ``v``); ``f`` (S,),
     ``T_cls`` (S, M, M), ``R0_cls`` (S, K, M) (the initial per-class ``R``, used by the
-    two-time overlaps ``P``), ``T`` (M, M), ``v_star`` (M,).
+    two-time overlaps ``P``), ``T`` (M, M), ``v_star`` (M,). ``threads`` (:func:`threads_flag`)
+    and ``classes`` are compile-time choices when None: serial, and a dense network (one class,
+    every unit kept, no ``P``; its kernels hold no class loop); a bool / True choose at run time.
     """
 
     K: int
@@ -94,6 +94,7 @@ class Params(NamedTuple):
     f: np.ndarray
     R0_cls: np.ndarray
     decay: float
+    classes: object = None
 
 
 class Work(NamedTuple):
@@ -108,6 +109,8 @@ class Work(NamedTuple):
     S4: np.ndarray     # (K, K) eta^2 bracket, upper triangle used
     r: np.ndarray      # (L,) scratch of the I4 sum
     Cw: np.ndarray     # (L, L) scratch of the PSD check
+    Uc: np.ndarray     # (K, L) U on one class's fields
+    bc: np.ndarray     # (K,) b on one class's units
 
 
 def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, sgd=True,
@@ -136,18 +139,49 @@ def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, s
         R0_cls = np.zeros((n_cls, K, M))
     return Params(K, M, n_cls, float(eta), float(eta_v), float(sigma), _act.activation_code(act),
                   bool(train_v),
-                  bool(sgd), bool(fast), bool(track_P), bool(threads), T,
+                  bool(sgd), bool(fast), bool(track_P), threads_flag(threads), T,
                   np.ascontiguousarray(v_star, float),
                   np.ascontiguousarray(T_cls, float), units, nk, off,
                   np.ascontiguousarray(f, float), np.ascontiguousarray(R0_cls, float),
-                  float(eta) * float(weight_decay))
+                  float(eta) * float(weight_decay),
+                  None if n_cls == 1 and nk[0] == K and not track_P else True)
+
+
+def params_of(state, dynamics, act, *, track_P=False, threads=False, fast=True) -> Params:
+    """The :class:`Params` of a network under a learning rule: ``state`` a
+    :class:`~odeprune.sparse.SparseOrderParams` (its classes; ``R`` is the initial ``R`` of the
+    two-time overlaps when ``track_P``) or an :class:`~odeprune.state.OrderParams` (one class),
+    ``dynamics`` an :class:`odeprune.options.Dynamics` record (``l1`` is not a term of this
+    ODE), ``act`` the activation code. The record form of :func:`make_params`."""
+    patterns = getattr(state, "patterns", None)
+    sparse = patterns is not None
+    return make_params(
+        state.K, state.M, state.T.sum(0) if sparse else state.T, state.v_star, dynamics.eta,
+        dynamics.second_layer_rate, dynamics.sigma, act, dynamics.train_second_layer,
+        not dynamics.gradient_flow, fast, patterns=patterns, f=state.f if sparse else None,
+        T_cls=state.T if sparse else None, track_P=track_P,
+        R0_cls=(state.R if sparse else state.R[None]) if track_P else None, threads=threads,
+        weight_decay=dynamics.weight_decay)
+
+
+def threads_flag(threads):
+    """The ``threads`` field of :class:`Params`: ``False`` -> ``None`` (serial; a kernel compiled
+    for it holds no parallel code, and a first run compiles none); ``True`` -> ``True`` and
+    ``None`` ("decided per chunk", starting serial) -> ``False``: a bool, read at run time, so
+    that ``p._replace(threads=...)`` with a bool between chunks reuses the compiled kernels."""
+    if threads is not None and not isinstance(threads, (bool, np.bool_)):
+        raise TypeError(f"threads={threads!r}: expected True, False or None")
+    if threads is not None and not threads:
+        return None
+    return threads is not None
 
 
 @njit(cache=True)
 def make_work(K, M):
     L = K + M
     return Work(np.zeros((L, L)), np.zeros((L, L)), np.zeros(L), np.zeros((K, L)), np.zeros(K),
-                np.zeros((K, L)), np.zeros((K, K)), np.zeros(L), np.zeros((L, L)))
+                np.zeros((K, L)), np.zeros((K, K)), np.zeros(L), np.zeros((L, L)),
+                np.zeros((K, L)), np.zeros(K))
 
 
 def n_state(K, M, n_cls=1, track_P=False):
@@ -237,18 +271,7 @@ def unpack_classes(y, M, patterns, track_P):
 def unpack_cov(y, p, C, a):
     """Fill the global covariance ``C`` (L, L) (class sums) and ``a`` (L,) from the state."""
     K, M = p.K, p.M
-    if p.n_cls == 1 and p.nk[0] == K:  # a dense network: the state is Q's triangle, then R
-        q = 0
-        for i in range(K):
-            for k in range(i, K):
-                C[i, k] = y[q]
-                q += 1
-        for i in range(K):
-            for n in range(M):
-                C[i, K + n] = y[q]
-                q += 1
-    else:
-        _sum_classes(y, p, C)
+    _fill_cov(p.classes, y, p, C)
     for i in range(K):
         for k in range(i + 1, K):
             C[k, i] = C[i, k]
@@ -261,6 +284,39 @@ def unpack_cov(y, p, C, a):
         for m in range(M):
             C[K + n, K + m] = p.T[n, m]
         a[K + n] = -p.v_star[n]
+
+
+@njit(cache=True, error_model="numpy")
+def _fill_dense(y, p, C):
+    """Upper triangle of ``Q`` and ``R`` in ``C`` from a dense state: Q's triangle, then R."""
+    K, M = p.K, p.M
+    q = 0
+    for i in range(K):
+        for k in range(i, K):
+            C[i, k] = y[q]
+            q += 1
+    for i in range(K):
+        for n in range(M):
+            C[i, K + n] = y[q]
+            q += 1
+
+
+def _fill_cov(classes, y, p, C):  # pragma: no cover - only its overload runs
+    raise NotImplementedError
+
+
+@overload(_fill_cov, inline="always")
+def _ov_fill_cov(classes, y, p, C):
+    # p.classes None (a dense network without P): the dense code only, chosen when compiling
+    if isinstance(classes, types.NoneType):
+        return lambda classes, y, p, C: _fill_dense(y, p, C)
+
+    def runtime(classes, y, p, C):
+        if p.n_cls == 1 and p.nk[0] == p.K:
+            _fill_dense(y, p, C)
+        else:
+            _sum_classes(y, p, C)
+    return runtime
 
 
 @njit(cache=True, error_model="numpy")
@@ -286,326 +342,6 @@ def _sum_classes(y, p, C):
                 q += 1
 
 
-# ------------------------------------------------------------------------------ I3 coefficients
-def _i3_erf(act, C, a, K, U, b):
-    L = C.shape[0]
-    for i in range(K):
-        cii1 = 1.0 + C[i, i]
-        bi = 0.0
-        for c in range(L):
-            uc = a[c] * _2_PI / math.sqrt(cii1 * (1.0 + C[c, c]) - C[i, c] * C[i, c])
-            U[i, c] = uc
-            bi -= uc * C[i, c]
-        b[i] = bi / cii1
-
-
-def _i3_generic(act, C, a, K, U, b):
-    L = C.shape[0]
-    for i in range(K):
-        cii = C[i, i]
-        bi = 0.0
-        for c in range(L):
-            U[i, c] = a[c] * I3(act, cii, 0.0, C[i, c], 1.0, C[c, c])
-            bi += a[c] * I3(act, cii, 1.0, C[i, c], 0.0, C[c, c])
-        b[i] = bi
-
-
-def _i3_rows(act, C, a, K, U, b):  # pragma: no cover - only its overload runs
-    raise NotImplementedError
-
-
-@overload(_i3_rows, jit_options={"error_model": "numpy"})
-def _ov_i3_rows(act, C, a, K, U, b):
-    code = _act.static_code(act)
-    if code == ERF:
-        return _i3_erf
-    if code is not None:
-        return _i3_generic
-    if isinstance(act, types.Integer):
-        erf = njit(error_model="numpy")(_i3_erf)
-        generic = njit(error_model="numpy")(_i3_generic)
-
-        def runtime(act, C, a, K, U, b):
-            if act == ERF:
-                erf(act, C, a, K, U, b)
-            else:
-                generic(act, C, a, K, U, b)
-        return runtime
-    return None
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def i3_coefficients(act, C, a, K, U, b):
-    """``U_ic = a_c A_ic`` and ``b_i = sum_c a_c B_ic`` with ``I3(i,y,c) = A_ic C_yc + B_ic C_iy``.
-
-    For erf, ``A = (2/pi) / sqrt(Lambda_3)`` and ``B = -A C_ic / (1 + C_ii)``; for any other
-    activation the closed form is evaluated at the unit covariances ``(C_iy, C_yc) = (0, 1)`` and
-    ``(1, 0)`` (exact, since I3 is linear in them). The branch is chosen when compiling for an
-    ActivationCode (an erf kernel holds no call of the generic I3), at run time for an integer.
-    """
-    _i3_rows(act, C, a, K, U, b)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def s3_from(U, b, Cs, K, L, S3):
-    """``S3[i, y] = sum_c U_ic Cs[c, y] + b_i Cs[i, y]`` for every field ``y`` (columns of Cs;
-    ``Cs`` symmetric, read along its rows so that the dot products are contiguous)."""
-    for i in range(K):
-        Ui = U[i]
-        for y in range(L):
-            Cy = Cs[y]
-            t = 0.0
-            for c in range(L):
-                t += Ui[c] * Cy[c]
-            S3[i, y] = t + b[i] * Cy[i]
-
-
-def s3_sums(act, C, a, K):
-    """``S3[i, b] = sum_c a_c I3(i, b, c)``, shape (K, L), at covariance ``C`` (L, L)."""
-    C = np.ascontiguousarray(C, dtype=float)
-    a = np.ascontiguousarray(a, dtype=float)
-    L = C.shape[0]
-    U, b, S3 = np.empty((K, L)), np.empty(K), np.empty((K, L))
-    i3_coefficients(int(act), C, a, int(K), U, b)
-    s3_from(U, b, C, int(K), L, S3)
-    return S3
-
-
-# ------------------------------------------------------------------------------ the I4 sums
-@njit(cache=True, error_model="numpy")
-def _s4_generic(act, C, a, i, k, L):
-    # sum_{c,d} a_c a_d I4(i, k, c, d), using the symmetry in (c, d)
-    s = 0.0
-    for c in range(L):
-        for d in range(c, L):
-            val = I4(act, C[i, i], C[i, k], C[i, c], C[i, d], C[k, k], C[k, c], C[k, d],
-                     C[c, c], C[c, d], C[d, d])
-            if c == d:
-                s += a[c] * a[c] * val
-            else:
-                s += 2.0 * a[c] * a[d] * val
-    return s
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def erf_pair_setup(C, i, k, L, r):
-    """For erf and the pair ``(i, k)``: ``r[c] = Lambda_1(c)^(-1/2)`` for every field ``c`` and
-    the return value ``Lambda_4 = (1 + C_ii)(1 + C_kk) - C_ik^2`` (the closed form of I4, as in
-    :func:`_s4_erf`; also used by :mod:`odeprune.ode.jacobian`)."""
-    ci = C[i]
-    ck = C[k]
-    cii1 = 1.0 + ci[i]
-    ckk1 = 1.0 + ck[k]
-    cik = ci[k]
-    lam4 = cii1 * ckk1 - cik * cik
-    for c in range(L):
-        lam1 = (lam4 * (1.0 + C[c, c]) - ck[c] * ck[c] * cii1 - ci[c] * ci[c] * ckk1
-                + 2.0 * cik * ci[c] * ck[c])
-        r[c] = 1.0 / math.sqrt(lam1)
-    return lam4
-
-
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
-def _s4_erf(C, a, i, k, L, r):
-    # sum_{c,d} a_c a_d I4(i, k, c, d) for erf. With ci = C[i], ck = C[k]:
-    #   Lambda_0(c, d) = u1_c C_cd - u2_c ck_d - u3_c ci_d (times r_c), the row constants u*_c
-    #   folded out of the d-loop; the d-loop runs over contiguous row slices starting at 0 so that
-    #   LLVM vectorises it (with fast_asin). Summation order differs from the generic path only
-    #   by reassociation (agreement ~1e-15 relative, checked in the tests). fast_asin is
-    #   fdlibm's branch-free rational asin (odeprune.activations), which LLVM vectorises.
-    ci = C[i]
-    ck = C[k]
-    cii1 = 1.0 + ci[i]
-    ckk1 = 1.0 + ck[k]
-    cik = ci[k]
-    lam4 = erf_pair_setup(C, i, k, L, r)
-    s = 0.0
-    for c in range(L):
-        cic = ci[c]
-        ckc = ck[c]
-        rc = r[c]
-        u1 = lam4 * rc
-        u2 = (ckc * cii1 - cik * cic) * rc
-        u3 = (cic * ckk1 - cik * ckc) * rc
-        Cr = C[c, c:]
-        ckr = ck[c:]
-        cir = ci[c:]
-        rr = r[c:]
-        ar = a[c:]
-        inner = 0.0
-        for j in range(1, Cr.shape[0]):
-            inner += ar[j] * fast_asin((u1 * Cr[j] - u2 * ckr[j] - u3 * cir[j]) * rr[j])
-        diag = fast_asin((u1 * Cr[0] - u2 * ckc - u3 * cic) * rc)
-        s += a[c] * (a[c] * diag + 2.0 * inner)
-    return _4_PI2 / math.sqrt(lam4) * s
-
-
-@njit(cache=True, error_model="numpy")
-def _s4_relu(C, a, i, k, L, r):
-    # sum_{c,d} a_c a_d I4(i, k, c, d) for ReLU: relu_I4's arithmetic, term by term (bit for bit
-    # the generic sum), with the correlations of i and k with every field computed once per pair
-    # (relu_I4 recomputes six per call) and the merges' scratch arrays allocated once per pair
-    cii = C[i, i]
-    ckk = C[k, k]
-    if cii <= 0.0 or ckk <= 0.0:  # every term is 0 (theta(0) = 0)
-        return 0.0
-    ri = r
-    rk = np.empty(L)
-    for c in range(L):
-        ccc = C[c, c]
-        if ccc > 0.0:
-            ri[c] = _act._corr(C[i, c], cii, ccc)
-            rk[c] = _act._corr(C[k, c], ckk, ccc)
-    p01 = _act._corr(C[i, k], cii, ckk)
-    sr = np.empty((4, 4))
-    grp = np.empty(4, dtype=np.int64)
-    pos = np.empty(4, dtype=np.int64)
-    R3 = np.empty((3, 3))
-    s = 0.0
-    for c in range(L):
-        ccc = C[c, c]
-        if ccc <= 0.0:
-            continue
-        p02 = ri[c]
-        p12 = rk[c]
-        m0 = max(abs(p01), abs(p02), abs(p12))
-        for d in range(c, L):
-            cdd = C[d, d]
-            if cdd <= 0.0:
-                continue
-            scale = math.sqrt(ccc * cdd)
-            p03 = ri[d]
-            p13 = rk[d]
-            p23 = _act._corr(C[c, d], ccc, cdd)
-            if max(m0, abs(p03), abs(p13), abs(p23)) < 1.0:
-                val = scale * _act._relu_m4(p01, p02, p03, p12, p13, p23)
-            else:
-                val = _act.relu_I4_merged(scale, p01, p02, p03, p12, p13, p23, sr, grp, pos, R3)
-            if c == d:
-                s += a[c] * a[c] * val
-            else:
-                s += 2.0 * a[c] * a[d] * val
-    return s
-
-
-def _s4_pair(act, fast, C, a, i, k, L, r):  # pragma: no cover - only its overload runs
-    """``sum_{c,d} a_c a_d I4(i, k, c, d)`` for the activation ``act`` (compiled code only)."""
-    raise NotImplementedError
-
-
-@overload(_s4_pair, inline="always")
-def _ov_s4_pair(act, fast, C, a, i, k, L, r):
-    # an ActivationCode picks the kernel when compiling (erf code only for erf, ...); an integer
-    # code (a Params record built by hand) picks it at run time
-    code = _act.static_code(act)
-    if code == ERF:
-        def erf(act, fast, C, a, i, k, L, r):
-            if fast:
-                return _s4_erf(C, a, i, k, L, r)
-            return _s4_generic(act, C, a, i, k, L)
-        return erf
-    if code == RELU:
-        def relu(act, fast, C, a, i, k, L, r):
-            if fast:
-                return _s4_relu(C, a, i, k, L, r)
-            return _s4_generic(act, C, a, i, k, L)
-        return relu
-    if code is not None:
-        return lambda act, fast, C, a, i, k, L, r: _s4_generic(act, C, a, i, k, L)
-    if isinstance(act, types.Integer):
-        def runtime(act, fast, C, a, i, k, L, r):
-            if fast and act == ERF:
-                return _s4_erf(C, a, i, k, L, r)
-            if fast and act == RELU:
-                return _s4_relu(C, a, i, k, L, r)
-            return _s4_generic(act, C, a, i, k, L)
-        return runtime
-    return None
-
-
-def _s4_sums(p, w):
-    """``S4[i, k] = sum_{c,d} a_c a_d I4(i,k,c,d) + sigma^2 J2(i,k)`` for ``i <= k``."""
-    C, a, S4 = w.C, w.a, w.S4
-    K, L = p.K, p.K + p.M
-    r = np.empty(L)  # local scratch: LLVM then knows it aliases nothing (measured 6 % faster)
-    for i in range(K):
-        for k in range(i, K):
-            s4 = _s4_pair(p.act, p.fast, C, a, i, k, L, r)
-            if p.sigma != 0.0:
-                s4 += p.sigma * p.sigma * J2(p.act, C[i, i], C[i, k], C[k, k])
-            S4[i, k] = s4
-
-
-# Two compiled forms of one function: ``s4_sums`` is called (by the Jacobian, the particle
-# engine), ``_s4_sums_inline`` is inlined into rhs_into as before. Inlining it into every caller
-# made each of them type and compile its own copy (the Jacobian's first compile took 14 s).
-s4_sums = njit(cache=True, error_model="numpy")(_s4_sums)
-_s4_sums_inline = njit(cache=True, error_model="numpy", inline="always")(_s4_sums)
-
-
-@njit(cache=True)
-def _pair(q, K):
-    """Pair index ``q`` -> ``(i, k)``, ``i <= k``, row-major over the upper triangle."""
-    i = 0
-    while q >= K - i:
-        q -= K - i
-        i += 1
-    return i, i + q
-
-
-def _threaded_sums(code):
-    # one parallel kernel per activation, the code a compile-time constant of its closure (a
-    # record or code variable inside a parallel loop is not supported by numba's parfors)
-    act = _act.activation_code(code)
-
-    @njit(cache=True, error_model="numpy", parallel=True)
-    def threaded(C, a, S4, K, L, sigma, fast):
-        n_pairs = K * (K + 1) // 2
-        for q in prange(n_pairs):
-            i, k = _pair(np.int64(q), np.int64(K))  # prange indices are unsigned
-            s4 = _s4_pair(act, fast, C, a, i, k, L, np.empty(L))
-            if sigma != 0.0:
-                s4 += sigma * sigma * J2(act, C[i, i], C[i, k], C[k, k])
-            S4[i, k] = s4
-    return threaded
-
-
-_THREADED = {code: _threaded_sums(code) for code in CODES}
-_threaded_erf, _threaded_linear, _threaded_relu = (_THREADED[ERF], _THREADED[LINEAR],
-                                                   _THREADED[RELU])
-
-
-def _threaded(act, C, a, S4, K, L, sigma, fast):  # pragma: no cover - only its overload runs
-    raise NotImplementedError
-
-
-@overload(_threaded, inline="always")
-def _ov_threaded(act, C, a, S4, K, L, sigma, fast):
-    code = _act.static_code(act)
-    if code is not None:
-        kern = _THREADED[code]
-        return lambda act, C, a, S4, K, L, sigma, fast: kern(C, a, S4, K, L, sigma, fast)
-    if isinstance(act, types.Integer):
-        def runtime(act, C, a, S4, K, L, sigma, fast):
-            if act == ERF:
-                _threaded_erf(C, a, S4, K, L, sigma, fast)
-            elif act == LINEAR:
-                _threaded_linear(C, a, S4, K, L, sigma, fast)
-            elif act == RELU:
-                _threaded_relu(C, a, S4, K, L, sigma, fast)
-            else:
-                raise ValueError("unknown activation code (expected ERF=0, LINEAR=1 or RELU=2)")
-        return runtime
-    return None
-
-
-@njit(cache=True, error_model="numpy")
-def s4_sums_threaded(p, w):
-    """:func:`s4_sums` with the (i <= k) pairs spread over numba's threads; each pair is
-    computed by the same code as in the serial form, so the numbers are bit for bit the same."""
-    _threaded(p.act, w.C, w.a, w.S4, p.K, p.K + p.M, p.sigma, p.fast)
-
-
 # ------------------------------------------------------------------------------ right-hand side
 @njit(cache=True, error_model="numpy")
 def rhs_into(y, dy, p, w):
@@ -613,96 +349,119 @@ def rhs_into(y, dy, p, w):
     unpack_cov(y, p, w.C, w.a)
     i3_coefficients(p.act, w.C, w.a, p.K, w.U, w.b)
     if p.sgd:
-        if p.threads:
-            s4_sums_threaded(p, w)
-        else:
-            _s4_sums_inline(p, w)
+        s4_into(p.threads, p, w)
     _assemble_inline(y, dy, p, w)
 
 
 def _assemble(y, dy, p, w):
     """The rest of :func:`rhs_into` once ``w.C``, ``w.a``, ``w.U``, ``w.b`` and (SGD) ``w.S4``
     hold this state's values: the per-class ``S3`` sums and the derivatives."""
-    if p.n_cls == 1 and p.nk[0] == p.K and not p.track_P:
-        _assemble_dense(dy, p, w)
-        return
-    K, M = p.K, p.M
-    L = K + M
-    C, Cs, a, U, bv, S3 = w.C, w.Cs, w.a, w.U, w.b, w.S3
-    eta = p.eta
-    for s in range(p.n_cls):
-        u = p.units[s]
-        nk = p.nk[s]
-        Ls = nk + M
-        q0 = p.off[s]
-        # this class's covariance over its own fields (kept units, then teachers): Cs (Ls, Ls);
-        # the fields of pruned units have zero covariance with this class's partial fields.
-        # One class with every unit kept (a dense network) is the global covariance itself.
-        dense = p.n_cls == 1 and nk == K
-        if not dense:
-            q = q0
-            for x in range(nk):
-                for z in range(x, nk):
-                    Cs[x, z] = y[q]
-                    Cs[z, x] = y[q]
-                    q += 1
-            for x in range(nk):
-                for n in range(M):
-                    Cs[x, nk + n] = y[q]
-                    Cs[nk + n, x] = y[q]
-                    q += 1
-            for n in range(M):
-                for m in range(M):
-                    Cs[nk + n, nk + m] = p.T_cls[s, n, m]
-        # S3[x, col] = sum_c U[u_x, c] Cov(z_c, partial field col) + b[u_x] Cov(z_{u_x}, col)
-        if dense:  # no index indirection: vectorisable
-            s3_from(U, bv, C, K, L, S3)
-        elif nk == K:
-            s3_from(U, bv, Cs, K, L, S3)
+    _assemble_by_layout(p.classes, y, dy, p, w)
+
+
+#: called (the Jacobian) and inlined (rhs_into) forms, as for ``s4_sums``
+assemble = njit(cache=True, error_model="numpy")(_assemble)
+_assemble_inline = njit(cache=True, error_model="numpy", inline="always")(_assemble)
+
+
+def _assemble_by_layout(classes, y, dy, p, w):  # pragma: no cover - only its overload runs
+    raise NotImplementedError
+
+
+@overload(_assemble_by_layout, inline="always")
+def _ov_assemble_by_layout(classes, y, dy, p, w):
+    # p.classes None (a dense network without P): no class code typed or compiled; True:
+    # the class loop, with the dense form chosen at run time
+    if isinstance(classes, types.NoneType):
+        return lambda classes, y, dy, p, w: _assemble_dense(dy, p, w)
+
+    def runtime(classes, y, dy, p, w):
+        if p.n_cls == 1 and p.nk[0] == p.K and not p.track_P:
+            _assemble_dense(dy, p, w)
         else:
-            for x in range(nk):
-                i = u[x]
-                for col in range(Ls):
-                    t = 0.0
-                    for z in range(nk):
-                        t += U[i, u[z]] * Cs[z, col]
-                    for n in range(M):
-                        t += U[i, K + n] * Cs[nk + n, col]
-                    S3[x, col] = t + bv[i] * Cs[x, col]
-        fs = p.f[s]
-        q = q0
+            _assemble_classes(y, dy, p, w)
+    return runtime
+
+
+@njit(cache=True, error_model="numpy")
+def _assemble_classes(y, dy, p, w):
+    """:func:`_assemble` of a network of classes (or with ``P``)."""
+    K, M = p.K, p.M
+    C, Cs, a, U, bv, S3, Uc, bc = w.C, w.Cs, w.a, w.U, w.b, w.S3, w.Uc, w.bc
+    units, nks, off, T_cls = p.units, p.nk, p.off, p.T_cls
+    eta, decay = p.eta, p.decay
+    for s in range(p.n_cls):
+        nk = nks[s]
+        if nk == 0:  # every unit pruned: the class holds no state
+            continue
+        Ls = nk + M
+        q = off[s]
+        # this class's covariance over its own fields (kept units, then teachers): Cs (Ls, Ls);
+        # the fields of pruned units have zero covariance with this class's partial fields
         for x in range(nk):
-            i = u[x]
             for z in range(x, nk):
-                k = u[z]
-                d = -eta * a[i] * S3[x, z] - eta * a[k] * S3[z, x] - 2.0 * p.decay * y[q]
-                if p.sgd:
-                    d += eta * eta * fs * a[i] * a[k] * w.S4[i, k]
-                dy[q] = d
+                Cs[x, z] = y[q]
+                Cs[z, x] = y[q]
                 q += 1
         for x in range(nk):
             for n in range(M):
-                dy[q] = -eta * a[u[x]] * S3[x, nk + n] - p.decay * y[q]
+                Cs[x, nk + n] = y[q]
+                Cs[nk + n, x] = y[q]
                 q += 1
+        for n in range(M):
+            for m in range(M):
+                Cs[nk + n, nk + m] = T_cls[s, n, m]
+        # S3[x, col] = sum_c U[u_x, c] Cov(z_c, partial field col) + b[u_x] Cov(z_{u_x}, col):
+        # U, b on this class's fields (kept units, then teachers), then the contiguous sums
+        for x in range(nk):
+            i = units[s, x]
+            for z in range(nk):
+                Uc[x, z] = U[i, units[s, z]]
+            for n in range(M):
+                Uc[x, nk + n] = U[i, K + n]
+            bc[x] = bv[i]
+        s3_from(Uc, bc, Cs, nk, Ls, S3)
+        _class_derivatives(y, dy, p, w, s)
         if p.track_P:
+            q = off[s] + nk * (nk + 1) // 2 + nk * M
             # Cov(z_c, lambda0^s_k) = P^s_ck (c a student), R0^s_kn (c = teacher n)
             for x in range(nk):
-                i = u[x]
+                i = units[s, x]
                 for z in range(nk):
-                    k = u[z]
+                    k = units[s, z]
                     t = 0.0
                     for c in range(nk):
-                        t += U[i, u[c]] * y[q + c * nk + z]
+                        t += U[i, units[s, c]] * y[q + c * nk + z]
                     for n in range(M):
                         t += U[i, K + n] * p.R0_cls[s, k, n]
                     t += bv[i] * y[q + x * nk + z]
-                    dy[q + x * nk + z] = -eta * a[i] * t - p.decay * y[q + x * nk + z]
+                    dy[q + x * nk + z] = -eta * a[i] * t - decay * y[q + x * nk + z]
     dv_into(dy, p.off[p.n_cls], p, C, a)
 
 
-#: called (the Jacobian) and inlined (rhs_into) forms, as for s4_sums
-assemble = njit(cache=True, error_model="numpy")(_assemble)
-_assemble_inline = njit(cache=True, error_model="numpy", inline="always")(_assemble)
+@njit(cache=True, error_model="numpy", inline="always")
+def _class_derivatives(y, dy, p, w, s):
+    """``dQ^s`` and ``dR^s`` of class ``s`` from ``w.S3`` on the class's fields."""
+    a, S3, S4, units = w.a, w.S3, w.S4, p.units
+    M, eta, decay, nk, q = p.M, p.eta, p.decay, p.nk[s], p.off[s]
+    sgd_f = eta * eta * p.f[s]
+    for x in range(nk):
+        i = units[s, x]
+        ai = -eta * a[i]
+        for z in range(x, nk):
+            k = units[s, z]
+            d = ai * S3[x, z] - eta * a[k] * S3[z, x] - 2.0 * decay * y[q]
+            if p.sgd:
+                d += sgd_f * a[i] * a[k] * S4[i, k]
+            dy[q] = d
+            q += 1
+    for x in range(nk):
+        ai = -eta * a[units[s, x]]
+        for n in range(M):
+            dy[q] = ai * S3[x, nk + n] - decay * y[q]
+            q += 1
+
+
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -754,9 +513,18 @@ def rhs_eval(y, p):
     return dy
 
 
-def rhs(y, K, M, T, v_star, eta, eta_v, sigma=0.0, *, act=ERF, train_v=True, sgd=True,
-        fast=True):
-    """Dense right-hand side with plain arguments (a convenience for tests and benchmarks; the
-    switches are keyword-only, so that they cannot be swapped silently)."""
-    p = make_params(K, M, T, v_star, eta, eta_v, sigma, act, train_v, sgd, fast)
+_SWITCHES = {"act": ERF, "train_v": True, "sgd": True, "fast": True}
+
+
+def rhs(y, K, M, T, v_star, eta, eta_v, sigma=0.0, **switches):
+    """Dense right-hand side with plain arguments (a convenience for tests and benchmarks). The
+    switches ``act`` (ERF), ``train_v``, ``sgd``, ``fast`` (True) are keywords only, so that
+    they cannot be swapped silently; ``TypeError`` for any other keyword."""
+    unknown = sorted(set(switches) - set(_SWITCHES))
+    if unknown:
+        raise TypeError(f"rhs() got unexpected keyword(s) {unknown}; the switches are "
+                        f"{list(_SWITCHES)}")
+    sw = {**_SWITCHES, **switches}
+    p = make_params(K, M, T, v_star, eta, eta_v, sigma, sw["act"], sw["train_v"], sw["sgd"],
+                    sw["fast"])
     return rhs_eval(np.ascontiguousarray(y, dtype=float), p)

@@ -29,7 +29,8 @@ Python callables
 ----------------
 :class:`Stepper` integrates any ``f(y) -> dy`` (autonomous) with scipy's Radau or BDF, or, with
 an *explicit chunk* callable (the leading arguments and return values of
-:func:`odeprune.ode.explicit.dopri5_run`, e.g. :func:`stiff_callables`)::
+:func:`odeprune.ode.explicit.dopri5_run`, e.g. :func:`stiff_callables`; a :class:`StiffProblem`
+holds ``f``, the chunk, a check and a Jacobian, a :class:`SwitchRule` the stiffness test)::
 
     explicit_chunk(t, y, h, f, t_out, i_out, Y_out, max_steps)
         -> (status, t, y, h, f, i_out, nfev, n_accept, n_reject)
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -65,6 +67,9 @@ from .explicit import (
 
 __all__ = [
     "Stepper",
+    "StiffProblem",
+    "SwitchRule",
+    "DEFAULT_SWITCH",
     "fd_jacobian",
     "spectral_radius",
     "stiffness_test",
@@ -247,13 +252,45 @@ class _Counted:
         return self(y)
 
 
+class StiffProblem(NamedTuple):
+    """What :class:`Stepper` integrates: the right-hand side ``f(y)``, and optionally the
+    Dormand-Prince chunk ``explicit_chunk(t, y, h, f, t_out, i_out, Y_out, max_steps)`` (needed
+    by ``"auto"`` and ``"explicit"``), the check ``check(y)`` of a saved state and the Jacobian
+    ``jac(y)`` (default: :func:`fd_jacobian`)."""
+
+    f: Callable
+    explicit_chunk: Callable | None = None
+    check: Callable | None = None
+    jac: Callable | None = None
+
+
+class SwitchRule(NamedTuple):
+    """The stiffness test of ``"auto"`` (module docstring): probe every ``probe_steps``
+    accepted steps; switch once ``h * rho >= switch_h_rho`` with at least
+    ``min_remaining_steps`` explicit steps left."""
+
+    probe_steps: int = 50
+    switch_h_rho: float = 1.0
+    min_remaining_steps: int = 200
+
+
+#: the stiffness test of ``"auto"`` by default
+DEFAULT_SWITCH = SwitchRule()
+
+
 class Stepper:
     r"""Chunked integration of ``y' = f(y)`` from ``t`` to ``t_out[-1]``, filling ``Y_out``.
 
     Parameters
     ----------
-    f : callable
-        ``f(y) -> dy``, arrays of shape (n,).
+    problem : StiffProblem or callable
+        ``f(y) -> dy`` (arrays of shape (n,)) alone, or with the explicit chunk (required for
+        ``"auto"`` and ``"explicit"``; see the module docstring), a ``check(y) -> bool`` at
+        every output of the implicit phase (e.g. a PSD test; ``False`` stops with status
+        ``NOT_PSD``; the explicit chunk does its own checks) and ``jac(y) -> J`` (n, n), e.g.
+        :func:`odeprune.ode.jacobian.jacobian_into` (counted in ``njev`` only, not in
+        ``nfev``; default: :func:`fd_jacobian` of ``f``, ``n`` evaluations each, counted in
+        ``nfev``).
     t_out : ndarray, shape (n_out,)
         Increasing output times (the last one is the end).
     rtol, atol : float
@@ -261,21 +298,12 @@ class Stepper:
     method : {"auto", "radau", "bdf", "explicit"}
         ``"auto"``: explicit until stiff, then ``stiff_method``; ``"radau"``/``"bdf"``: implicit
         from the start; ``"explicit"``: the explicit chunk only (no switch).
-    explicit_chunk : callable, optional
-        Required for ``"auto"`` and ``"explicit"`` (see the module docstring).
     stiff_method : {"radau", "bdf"}
         The implicit method of ``"auto"``.
     chunk_steps : int
         Accepted steps per :meth:`step_chunk` (the unit of progress and checkpoints).
-    check : callable, optional
-        ``check(y) -> bool`` at every output of the implicit phase (e.g. a PSD test); ``False``
-        stops with status ``NOT_PSD``. The explicit chunk does its own checks.
-    probe_steps, switch_h_rho, min_remaining_steps :
-        The stiffness test of ``"auto"`` (see the module docstring).
-    jac : callable, optional
-        ``jac(y) -> J`` (n, n), e.g. :func:`odeprune.ode.jacobian.jacobian_into` (compiled, and
-        recomputing only what each column moves); counted in ``njev`` only, not in ``nfev``.
-        Default: :func:`fd_jacobian` of ``f`` (``n`` evaluations each, counted in ``nfev``).
+    switch : SwitchRule
+        The stiffness test of ``"auto"``.
 
     Attributes
     ----------
@@ -287,12 +315,12 @@ class Stepper:
         none).
     """
 
-    def __init__(self, f: Callable, t_out, Y_out: np.ndarray, rtol: float, atol: float,
-                 method: str = "auto", explicit_chunk: Callable | None = None,
-                 stiff_method: str = "radau", chunk_steps: int = 500,
-                 check: Callable | None = None, probe_steps: int = 50,
-                 switch_h_rho: float = 1.0, min_remaining_steps: int = 200,
-                 jac: Callable | None = None):
+    def __init__(self, problem: StiffProblem | Callable, t_out, Y_out: np.ndarray, rtol: float,
+                 atol: float, method: str = "auto", stiff_method: str = "radau",
+                 chunk_steps: int = 500, switch: SwitchRule = DEFAULT_SWITCH):
+        if not isinstance(problem, StiffProblem):
+            problem = StiffProblem(problem)
+        f, explicit_chunk, check, jac = problem
         if method not in ("auto", "explicit", *STIFF_METHODS):
             raise ValueError(f"method={method!r} is unknown; expected 'auto', 'explicit', "
                              f"{', '.join(map(repr, STIFF_METHODS))}")
@@ -301,6 +329,7 @@ class Stepper:
                              f"{list(STIFF_METHODS)}")
         if method in ("auto", "explicit") and explicit_chunk is None:
             raise ValueError(f"method={method!r} needs explicit_chunk")
+        probe_steps, switch_h_rho, min_remaining_steps = switch
         self.fun = _Counted(f)
         self.t_out = np.asarray(t_out, dtype=float)
         self.Y_out = Y_out
