@@ -53,7 +53,7 @@ def main(repeats: int) -> None:
     K, M = 20, 5
     s20 = OrderParams.random(500, K, M, v_star=4.0, seed=0)
     y = _rhs.pack(s20.Q, s20.R, s20.v)
-    p = _rhs.make_params(K, M, s20.T, s20.v_star, 0.5, 0.5, 0.0, 0, True, True, True,
+    p = _rhs.make_params(K, M, s20.T, s20.v_star, 0.5, 0.5, 0.0, 0,
                          threads=True)
     w = _rhs.make_work(K, M)
     dy = np.empty_like(y)

@@ -344,7 +344,7 @@ def test_threaded_rhs_is_bit_identical_for_any_thread_count():
     from odeprune.ode import rhs as _rhs
     s = OrderParams.random(300, 16, 3, v_star=2.0, seed=0)
     y = _rhs.pack(s.Q, s.R, s.v)
-    p = _rhs.make_params(16, 3, s.T, s.v_star, ETA, ETA, 0.1, 0, True, True, True, threads=True)
+    p = _rhs.make_params(16, 3, s.T, s.v_star, ETA, ETA, 0.1, 0, threads=True)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
@@ -419,7 +419,8 @@ def test_params_of_a_dynamics_record_is_make_params():
     sp = SparseOrderParams.random_mask(s, 0.5)
     dyn = Dynamics(eta=0.5, eta_v=0.3, sigma=0.1, train_second_layer=True,
                    gradient_flow=False, weight_decay=0.01)
-    flat = _rhs.make_params(5, 2, sp.T.sum(0), sp.v_star, 0.5, 0.3, 0.1, 0, True, True, True,
+    flat = _rhs.make_params(5, 2, sp.T.sum(0), sp.v_star, 0.5, 0.3, 0.1, 0, train_v=True,
+                            sgd=True, fast=True,
                             patterns=sp.patterns, f=sp.f, T_cls=sp.T, track_P=True,
                             R0_cls=sp.R, weight_decay=0.01)
     rec = _rhs.params_of(sp, dyn, 0, track_P=True)

@@ -147,7 +147,8 @@ class _Field:
                                     dyn.train_second_layer)
         self.K, self.M, self.L = K, M, K + M
         self.act = act
-        self.p = make_params(K, M, T, v_star, eta, eta_v, dyn.sigma, act, train_v, sgd, True)
+        self.p = make_params(K, M, T, v_star, eta, eta_v, dyn.sigma, act, train_v=train_v,
+                             sgd=sgd)
         self.w = make_work(K, M)
         self.v_star = np.asarray(v_star, float)
         self.eta, self.eta_v, self.sgd, self.train_v = eta, eta_v, sgd, train_v

@@ -113,14 +113,33 @@ class Work(NamedTuple):
     bc: np.ndarray     # (K,) b on one class's units
 
 
-def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, train_v=True, sgd=True,
-                fast=True, patterns=None, f=None, T_cls=None, track_P=False,
-                R0_cls=None, threads=False, weight_decay=0.0) -> Params:
-    """Build a :class:`Params` record; without ``patterns`` the network is dense (one class).
-    ``weight_decay`` ``gamma``: the first-layer decay ``-eta gamma w`` (``docs/theory.md`` §11),
-    stored as ``decay = eta gamma``. ``act`` (an integer code) is stored as an
-    :class:`~odeprune.activations.ActivationCode`, so that the kernels compiled for this record
-    hold the code of that activation only (``ValueError`` for an unregistered code)."""
+#: the keywords of :func:`make_params` beyond the problem (K, M, T, v_star, eta, eta_v, sigma,
+#: act), with their defaults: the rule's switches, the mask classes, the two-time overlaps,
+#: threads and weight decay
+PARAM_SWITCHES = {"train_v": True, "sgd": True, "fast": True, "patterns": None, "f": None,
+                  "T_cls": None, "track_P": False, "R0_cls": None, "threads": False,
+                  "weight_decay": 0.0}
+
+
+def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, **switches) -> Params:
+    """Build a :class:`Params` record (the arrays form; :func:`params_of` builds it from a state
+    and a :class:`~odeprune.options.Dynamics`). The keywords of :data:`PARAM_SWITCHES` only
+    (``TypeError`` for any other, so that switches cannot be swapped silently): ``train_v``,
+    ``sgd`` (False: gradient flow), ``fast``; ``patterns``, ``f``, ``T_cls`` (without
+    ``patterns`` the network is dense: one class); ``track_P`` and ``R0_cls``; ``threads``
+    (:func:`threads_flag`); ``weight_decay`` ``gamma``: the first-layer decay ``-eta gamma w``
+    (``docs/theory.md`` §11), stored as ``decay = eta gamma``. ``act`` (an integer code) is
+    stored as an :class:`~odeprune.activations.ActivationCode`, so that the kernels compiled
+    for this record hold the code of that activation only (``ValueError`` for an unregistered
+    code)."""
+    unknown = sorted(set(switches) - set(PARAM_SWITCHES))
+    if unknown:
+        raise TypeError(f"make_params() got unexpected keyword(s) {unknown}; its keywords are "
+                        f"{list(PARAM_SWITCHES)}")
+    sw = {**PARAM_SWITCHES, **switches}
+    train_v, sgd, fast, track_P = sw["train_v"], sw["sgd"], sw["fast"], sw["track_P"]
+    patterns, f, T_cls, R0_cls = sw["patterns"], sw["f"], sw["T_cls"], sw["R0_cls"]
+    threads, weight_decay = sw["threads"], sw["weight_decay"]
     K, M = int(K), int(M)
     T = np.ascontiguousarray(T, dtype=float)
     if patterns is None:
@@ -157,8 +176,9 @@ def params_of(state, dynamics, act, *, track_P=False, threads=False, fast=True) 
     sparse = patterns is not None
     return make_params(
         state.K, state.M, state.T.sum(0) if sparse else state.T, state.v_star, dynamics.eta,
-        dynamics.second_layer_rate, dynamics.sigma, act, dynamics.train_second_layer,
-        not dynamics.gradient_flow, fast, patterns=patterns, f=state.f if sparse else None,
+        dynamics.second_layer_rate, dynamics.sigma, act,
+        train_v=dynamics.train_second_layer, sgd=not dynamics.gradient_flow, fast=fast,
+        patterns=patterns, f=state.f if sparse else None,
         T_cls=state.T if sparse else None, track_P=track_P,
         R0_cls=(state.R if sparse else state.R[None]) if track_P else None, threads=threads,
         weight_decay=dynamics.weight_decay)
@@ -525,6 +545,6 @@ def rhs(y, K, M, T, v_star, eta, eta_v, sigma=0.0, **switches):
         raise TypeError(f"rhs() got unexpected keyword(s) {unknown}; the switches are "
                         f"{list(_SWITCHES)}")
     sw = {**_SWITCHES, **switches}
-    p = make_params(K, M, T, v_star, eta, eta_v, sigma, sw["act"], sw["train_v"], sw["sgd"],
-                    sw["fast"])
+    p = make_params(K, M, T, v_star, eta, eta_v, sigma, sw["act"], train_v=sw["train_v"],
+                    sgd=sw["sgd"], fast=sw["fast"])
     return rhs_eval(np.ascontiguousarray(y, dtype=float), p)
