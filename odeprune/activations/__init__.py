@@ -138,7 +138,6 @@ from .relu_m4 import (  # noqa: F401 (re-exported)
     _pair_partial,
     _relu_m4,
     _relu_m4_all,
-    _relu_m4_integrand,
     _relu_m4_moments,
 )
 

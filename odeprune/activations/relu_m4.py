@@ -113,8 +113,8 @@ def _relu_m4_moments(s, p01, p02, p03, p12, p13, p23):
     ``E[X_c X_d 1{X>0}]`` of one 4x4 correlation matrix, returned in the order
     ``(c, d) = (0,1), (0,2), (0,3), (1,2), (1,3), (2,3)``: they share every square root and
     arcsine (the partial correlations of each pair given the complementary pair, the orthant
-    terms ``q_ij``); only the final combination differs (the last is
-    :func:`_relu_m4_integrand`, written out alone).
+    terms ``q_ij``); only the final combination differs (the last is the integrand of
+    :func:`_relu_m4`).
 
     With ``{a, b}`` the complement of ``{c, d}``:
     :math:`G_{cd} = p_{ab} D_{ab} + \frac{1}{2\pi}(p_{ac} E_{a,d} + p_{ad} E_{a,c} + p_{bc} E_{b,d}
@@ -255,100 +255,6 @@ def _relu_m4_moments(s, p01, p02, p03, p12, p13, p23):
     G02 = p13 * D13 + _1_2PI * (p01 * E12 + p12 * E10 + p03 * E32 + p23 * E30 + p02 * dP4)
     G01 = p23 * D23 + _1_2PI * (p02 * E21 + p12 * E20 + p03 * E31 + p13 * E30 + p01 * dP4)
     return G01, G02, G03, G12, G13, G23
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _relu_m4_integrand(s, p01, p02, p03, p12, p13, p23):
-    r"""``G(t)`` of :func:`_relu_m4` at ``t = 1 - s``: the derivative of ``E[X_2 X_3 1{X>0}]``
-    along ``R(t) = (1-t) I + t R``, with the ``P_4`` part integrated by parts (see there). The
-    last moment of :func:`_relu_m4_moments`, written out alone (the same arithmetic, a smaller
-    function for the compiler)."""
-    t = 1.0 - s
-    r01 = t * p01
-    r02 = t * p02
-    r03 = t * p03
-    r12 = t * p12
-    r13 = t * p13
-    r23 = t * p23
-    e3 = max(_det3(r01, r02, r12), _E_MIN)
-    e2 = max(_det3(r01, r03, r13), _E_MIN)
-    e1 = max(_det3(r02, r03, r23), _E_MIN)
-    e0 = max(_det3(r12, r13, r23), _E_MIN)
-    n01 = _num(r01, r02, r03, r12, r13, r23)
-    o01 = _one_minus_sq(p01, s)
-    o02 = _one_minus_sq(p02, s)
-    o03 = _one_minus_sq(p03, s)
-    o12 = _one_minus_sq(p12, s)
-    o13 = _one_minus_sq(p13, s)
-    o23 = _one_minus_sq(p23, s)
-    s01 = math.sqrt(o01)
-    s02 = math.sqrt(o02)
-    s03 = math.sqrt(o03)
-    s12 = math.sqrt(o12)
-    s13 = math.sqrt(o13)
-    s23 = math.sqrt(o23)
-    f0 = math.sqrt(e0)
-    f1 = math.sqrt(e1)
-    f2 = math.sqrt(e2)
-    f3 = math.sqrt(e3)
-    A01 = s01 * s02
-    A = A01 * s03
-    B01 = s12 * s13
-    B = B01 * s23
-    F01 = f0 * f1
-    F23 = f2 * f3
-    SA = A * B
-    SF = F01 * F23
-    inv = 1.0 / (SA * SF)
-    iSA = inv * SF
-    iSF = inv * SA
-    iA = iSA * B
-    iB = iSA * A
-    iA01 = iA * s03
-    iB01 = iB * s23
-    h01 = iA01 * s02
-    iF01 = iSF * F23
-    iF23 = iSF * F01
-    g0 = iF01 * f1
-    g1 = iF01 * f0
-    g2 = iF23 * f3
-    g3 = iF23 * f2
-    x01 = n01 * (g2 * g3)
-    x02 = _num(r02, r01, r03, r12, r23, r13) * (g1 * g3)
-    x03 = _num(r03, r01, r02, r13, r23, r12) * (g1 * g2)
-    x12 = _num(r12, r01, r13, r02, r23, r03) * (g0 * g3)
-    x13 = _num(r13, r01, r12, r03, r23, r02) * (g0 * g2)
-    x23 = _num(r23, r02, r12, r03, r13, r01) * (g0 * g1)
-    P01, Q01, b01 = _asin_pq(x01)
-    P02, Q02, b02 = _asin_pq(x02)
-    P03, Q03, b03 = _asin_pq(x03)
-    P12, Q12, b12 = _asin_pq(x12)
-    P13, Q13, b13 = _asin_pq(x13)
-    P23, Q23, b23 = _asin_pq(x23)
-    qa = Q01 * Q02
-    qb = Q03 * Q12
-    qc = Q13 * Q23
-    qab = qa * qb
-    iq = 1.0 / (qab * qc)
-    iqc = iq * qab
-    iqab = iq * qc
-    iqa = iqab * qb
-    iqb = iqab * qa
-    a01 = _asin_fin(x01, P01, iqa * Q02, b01)
-    q01 = (0.25 + _1_2PI * a01) * h01
-    q02 = (0.25 + _1_2PI * _asin_fin(x02, P02, iqa * Q01, b02)) * (iA01 * s01)
-    q03 = (0.25 + _1_2PI * _asin_fin(x03, P03, iqb * Q12, b03)) * (iA * A01)
-    q12 = (0.25 + _1_2PI * _asin_fin(x12, P12, iqb * Q03, b12)) * (iB01 * s13)
-    q13 = (0.25 + _1_2PI * _asin_fin(x13, P13, iqc * Q23, b13)) * (iB01 * s12)
-    q23 = (0.25 + _1_2PI * _asin_fin(x23, P23, iqc * Q13, b23)) * (iB * B01)
-    D01 = ((math.sqrt(max(e3 * e2 - n01 * n01, 0.0)) + n01 * (_HALF_PI + a01))
-           * _1_4PI2 * (h01 * h01 * h01))
-    E02 = (r12 - r02 * r01) * q01 + o02 * q02 + (r23 - r02 * r03) * q03
-    E03 = (r13 - r03 * r01) * q01 + (r23 - r03 * r02) * q02 + o03 * q03
-    E12 = (r02 - r12 * r01) * q01 + o12 * q12 + (r23 - r12 * r13) * q13
-    E13 = (r03 - r13 * r01) * q01 + (r23 - r13 * r12) * q12 + o13 * q13
-    dP4 = s * (p01 * q01 + p02 * q02 + p03 * q03 + p12 * q12 + p13 * q13 + p23 * q23)
-    return p01 * D01 + _1_2PI * (p02 * E03 + p03 * E02 + p12 * E13 + p13 * E12 + p23 * dP4)
 
 
 @njit(cache=True, error_model="numpy", inline="always")

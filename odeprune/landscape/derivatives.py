@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..activations import get_activation
+from ..activations._core import _2_PI  # (the constants, defined once)
 from ..sparse import SparseOrderParams
 from ..state import OrderParams
 
@@ -48,7 +49,6 @@ SUPPORTED = ("erf", "linear", "relu")
 #: Eigenvalues of C below this fraction of its largest eigenvalue are treated as 0 (rank of S).
 RANK_RTOL = 1e-12
 
-_2_PI = 2.0 / math.pi
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit
 
 from ..activations import ERF, I4, J2
+from ..activations._core import _2_PI, _4_PI2  # (the constants, defined once)
 from .rhs import assemble, erf_pair_setup, i3_coefficients, s4_sums, state_layout, unpack_cov
 
 __all__ = ["column_entries", "jacobian_into"]
@@ -69,8 +70,6 @@ def _erf_base(C, a, K, L):
             pair0[i, k] = s
     return ErfBase(r0, lam4, row0, pair0)
 
-_4_PI2 = 4.0 / (math.pi * math.pi)
-_2_PI = 2.0 / math.pi
 _SQRT_EPS = math.sqrt(np.finfo(float).eps)
 _P_ENTRY = -1  # a column that moves no overlap of the fields (a two-time overlap P)
 _V_ENTRY = -2  # a column that moves a second-layer weight

@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 from ..activations import CODES, ERF, LINEAR, RELU, get_activation
+from ..activations._core import _2_PI, _4_PI2  # (the constants, defined once)
 from ..options import Dynamics, gather
 from ..state import OrderParams
 from .rhs import pack
@@ -50,8 +51,6 @@ except ImportError as exc:  # pragma: no cover
 
 __all__ = ["rhs", "eg", "INSTALL_HINT"]
 
-_2_PI = 2.0 / math.pi
-_4_PI2 = 4.0 / (math.pi * math.pi)
 
 
 # fdlibm's rational approximation of asin (e_asin.c, Sun Microsystems 1993), branch-free: a few
@@ -213,7 +212,8 @@ def _one_minus_sq(p, s):
 
 
 def _relu_G(s, p01, p02, p03, p12, p13, p23):
-    """The integrand of :func:`odeprune.activations._relu_m4_integrand` at ``t = 1 - s``."""
+    """The integrand of :func:`odeprune.activations._relu_m4` at ``t = 1 - s`` (the last
+    moment of :func:`odeprune.activations.relu_m4._relu_m4_moments`)."""
     t = 1.0 - s
     r01, r02, r03, r12, r13, r23 = (t * p01, t * p02, t * p03, t * p12, t * p13, t * p23)
     n01, v2, v3, a01 = _pair_partial_asin(r01, r02, r03, r12, r13, r23)

@@ -25,6 +25,7 @@ from numba.np.ufunc import parallel as _numba_parallel
 
 from .. import activations as _act
 from ..activations import CODES, ERF, I3, I4, J2, RELU, fast_asin
+from ..activations._core import _2_PI, _4_PI2  # (the constants, defined once)
 
 __all__ = ["i3_coefficients", "s3_from", "s3_sums", "erf_pair_setup", "s4_sums",
            "s4_sums_threaded", "s4_into", "fast_asin"]
@@ -38,8 +39,6 @@ __all__ = ["i3_coefficients", "s3_from", "s3_sums", "erf_pair_setup", "s4_sums",
 # ``_replace`` at any time, so no later point is safe.
 _numba_parallel._launch_threads()
 
-_2_PI = 2.0 / math.pi
-_4_PI2 = 4.0 / (math.pi * math.pi)
 
 
 # ------------------------------------------------------------------------------ I3 coefficients
