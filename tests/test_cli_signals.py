@@ -96,8 +96,10 @@ def test_sweep_stops_its_workers_and_says_what_is_cached(tmp_path, sig):
     """sweep on SIGTERM died without a message and left its workers running (> 2 min)."""
     pytest.importorskip("xarray")
     spec = tmp_path / "s.toml"
+    # (explicit steps: under the stiff-aware default the four points end within the 8 s wait
+    # on a warm cache, and the test saw a finished sweep)
     spec.write_text('task = "integrate"\ncache = "c"\n[fixed]\nalpha_max = 100000.0\nK = 12\n'
-                    '[grid]\neta = [0.1, 0.2, 0.3, 0.4]\n')
+                    'method = "dopri5"\n[grid]\neta = [0.1, 0.2, 0.3, 0.4]\n')
     rc, err, seconds, left = _stop(["sweep", spec, "--workers", "2", "--no-plot"], sig,
                                    _after(8.0), tmp_path)
     _check_stopped(rc, err, seconds, left, sig, "sweep", "cached in", "same command")
@@ -123,7 +125,10 @@ def test_every_command_stops_with_one_line(cli_trained_file, tmp_path, sig, comm
             "ticket": ["ticket", "--c", "0.3", "--alpha-max", "1e6", "--alpha-train", "1e5",
                        "--layer", "finite", "--seeds", "0"],
             "figure": ["figure", "tickets", "-o", tmp_path / "figs"]}[command]
-    _warm(command, args, tmp_path)
+    # warm-up: the same command, short (the same kernels; it ends once they are compiled)
+    short = {"retrain": ["--delta-alpha", "1"], "ticket": ["--alpha-max", "2", "--alpha-train",
+                                                           "1"], "figure": ["--quick"]}[command]
+    _warm(command, args + short, tmp_path)
     rc, err, seconds, left = _stop(args, sig, _after(6.0), tmp_path)
     _check_stopped(rc, err, seconds, left, sig, command,
                    "cached" if command == "figure" else "nothing saved")
