@@ -21,21 +21,10 @@ import argparse
 import os
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 
-PY = sys.executable
-#: this checkout (its odeprune is the "current" one) and a directory holding no package
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NEUTRAL = tempfile.gettempdir()
-
-
-def _with_path(first, env=None):
-    env = dict(os.environ if env is None else env)
-    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(first)] + rest)
-    return env
+from _load import NEUTRAL, PY, ROOT, _with_path  # benchmarks/_load.py, beside this script
 
 
 def run(cmd, env):

@@ -18,23 +18,11 @@ import argparse
 import os
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 
-from _load import spinners  # benchmarks/_load.py, beside this script
+from _load import NEUTRAL, PY, ROOT, _with_path, spinners  # benchmarks/_load.py, beside this script
 
-PY = sys.executable
-#: this checkout (its odeprune is the "current" one) and a directory holding no package
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NEUTRAL = tempfile.gettempdir()
-
-
-def _with_path(first, env=None):
-    env = dict(os.environ if env is None else env)
-    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(first)] + rest)
-    return env
 MPL = ("import numpy as np\nfrom matplotlib.figure import Figure\n"
        "fig = Figure(figsize=(5, 3.6)); ax = fig.subplots()\n"
        "x = np.geomspace(0.01, 1000, 200); ax.plot(x, 1 / x, label='a')\n"
