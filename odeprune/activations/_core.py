@@ -49,8 +49,10 @@ _QS4 = 7.70381505559019352791e-02
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def fast_asin(x):
-    """``asin(clip(x, -1, 1))``, vectorisable (fdlibm's rational approximation, a few ulp)."""
+def _asin_pq(x):
+    # the rational approximation of fast_asin, split: ``(p, q, base)`` with asin(|x|) =
+    # base + base p/q (|x| < 0.5) or pi/2 - 2 (base + base p/q); relu_m4's _asin_fin shares one
+    # division among the six p/q of a node
     z = abs(x)
     if z > 1.0:
         z = 1.0
@@ -58,8 +60,14 @@ def fast_asin(x):
     t = z * z if small else (1.0 - z) * 0.5
     p = t * (_PS0 + t * (_PS1 + t * (_PS2 + t * (_PS3 + t * (_PS4 + t * _PS5)))))
     q = 1.0 + t * (_QS1 + t * (_QS2 + t * (_QS3 + t * _QS4)))
-    r = p / q
-    s = math.sqrt(t)
-    res = z + z * r if small else _HALF_PI - 2.0 * (s + s * r)
+    return p, q, (z if small else math.sqrt(t))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def fast_asin(x):
+    """``asin(clip(x, -1, 1))``, vectorisable (fdlibm's rational approximation, a few ulp)."""
+    p, q, base = _asin_pq(x)
+    b = base + base * (p / q)
+    res = b if abs(x) < 0.5 else _HALF_PI - 2.0 * b
     return res if x >= 0.0 else -res
 

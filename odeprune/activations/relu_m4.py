@@ -14,16 +14,7 @@ from ._core import (
     _1_2PI,
     _1_4PI2,
     _HALF_PI,
-    _PS0,
-    _PS1,
-    _PS2,
-    _PS3,
-    _PS4,
-    _PS5,
-    _QS1,
-    _QS2,
-    _QS3,
-    _QS4,
+    _asin_pq,
     fast_asin,
 )
 
@@ -84,20 +75,6 @@ def _det3(rij, rik, rjk):
 def _num(rij, rik, ril, rjk, rjl, rkl):
     # numerator of the partial correlation of (k, l) given (i, j) (see _pair_partial)
     return rkl * (1.0 - rij * rij) - (rik * ril + rjk * rjl) + rij * (rik * rjl + rjk * ril)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _asin_pq(x):
-    # fast_asin's rational approximation split: asin(x) = _asin_fin(x, p, 1/q, base), so that
-    # the six divisions p/q of a node share one (see _relu_m4_moments)
-    z = abs(x)
-    if z > 1.0:
-        z = 1.0
-    small = z < 0.5
-    t = z * z if small else (1.0 - z) * 0.5
-    p = t * (_PS0 + t * (_PS1 + t * (_PS2 + t * (_PS3 + t * (_PS4 + t * _PS5)))))
-    q = 1.0 + t * (_QS1 + t * (_QS2 + t * (_QS3 + t * _QS4)))
-    return p, q, (z if small else math.sqrt(t))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
