@@ -212,7 +212,8 @@ def rk_run(r, t_out, Y_out, p, ctl, tab):
     ytmp = np.empty(n)
     n_out = t_out.shape[0]
     while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t + slack * max(1.0, t):
-        Y_out[cnt[I_OUT], :] = y
+        for j in range(n):  # (element loops: a slice copy compiles numba's shape checks, 1.6 s)
+            Y_out[cnt[I_OUT], j] = y[j]
         cnt[I_OUT] += 1
     steps = 0
     status = OK
@@ -224,7 +225,8 @@ def rk_run(r, t_out, Y_out, p, ctl, tab):
         if adaptive and h < 1e-12 * max(1.0, abs(t)):
             status = STEP_TOO_SMALL
             break
-        Ks[0, :] = f
+        for j in range(n):
+            Ks[0, j] = f[j]
         for s in range(1, S):
             for j in range(n):
                 acc = 0.0

@@ -265,14 +265,35 @@ _OWN_S4 = {ERF: _s4_erf, RELU: _s4_relu}
 _s4_pair = _act._dispatcher({code: _pair_kernel(code) for code in CODES}, 7)
 
 
+def _all_pairs_kernel(code):
+    # the whole bracket at once, where the activation has such a kernel (ReLU, ``fast``):
+    # True when done. A compile-time choice for an ActivationCode, so that an erf kernel holds
+    # no ReLU code (a ``p.act == RELU`` test folds to a constant but its branch was still typed
+    # and compiled: 6 s of an erf run's first compile, measured)
+    if code == RELU:
+        def whole(fast, C, a, K, S4):
+            if fast:
+                _act.relu_s4_sums(C, a, K, S4)
+                return True
+            return False
+    else:
+        def whole(fast, C, a, K, S4):
+            return False
+    return njit(cache=True, error_model="numpy", inline="always")(whole)
+
+
+#: ``_all_pairs(act, fast, C, a, K, S4)``: the activation's whole-bracket kernel, if any (True
+#: when it ran)
+_all_pairs = _act._dispatcher({code: _all_pairs_kernel(code) for code in CODES}, 5)
+
+
 def _s4_sums(p, w):
     """``S4[i, k] = sum_{c,d} a_c a_d I4(i,k,c,d) + sigma^2 J2(i,k)`` for ``i <= k``: pair by
     pair, or (ReLU, ``fast``) all pairs at once, one path integral per set of four fields
     (:func:`odeprune.activations.relu_s4_sums`; equal to the pair sums to round-off)."""
     C, a, S4 = w.C, w.a, w.S4
     K, L = p.K, p.K + p.M
-    if p.fast and p.act == RELU:
-        _act.relu_s4_sums(C, a, K, S4)
+    if _all_pairs(p.act, p.fast, C, a, K, S4):
         if p.sigma != 0.0:
             for i in range(K):
                 for k in range(i, K):
