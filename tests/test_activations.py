@@ -204,3 +204,28 @@ def test_compile_time_code_compiles_only_that_activation(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["0", "1", "1"]
+
+
+def test_erf_run_compiles_no_relu_code(tmp_path):
+    """A default erf ``integrate`` (explicit and implicit phases, the Jacobian) compiles none of
+    the ReLU kernels: the ReLU whole-bracket sum is chosen when compiling, not by a run-time
+    test (a folded ``p.act == RELU`` branch still compiled it: 6 s of a first run, issue 27).
+    Positive control: a ReLU run compiles them. Fresh process and numba cache."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import odeprune\n"
+        "from odeprune import activations as A\n"
+        "s = odeprune.OrderParams.random(500, 6, 2, v_star=4.0, seed=0)\n"
+        "c = odeprune.integrate(s, eta=0.5, alpha_max=300)\n"
+        "assert c.metadata['njev'] > 0, 'the implicit phase did not run'\n"
+        "kernels = (A.relu_s4_sums, A.relu_I4, A.relu_I4_merged)\n"
+        "print(*[len(k.signatures) for k in kernels])\n"
+        "odeprune.integrate(s.replace(activation='relu'), eta=0.5, alpha_max=2)\n"
+        "print(*[min(len(k.signatures), 1) for k in kernels])\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["0", "0", "0", "1", "1", "1"]
