@@ -23,7 +23,7 @@ from .explicit import (
     STEP_TOO_SMALL,
     output_ok,
 )
-from .jacobian import jacobian_into
+from .jacobian import jacobian_exact, jacobian_into
 from .rhs import make_work, rhs_eval, rhs_into
 
 __all__ = ["BdfRun", "new_bdf", "lu_factor", "lu_solve", "bdf_run", "bdf_start"]
@@ -342,7 +342,7 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols):
                 if not converged:
                     if jac_current:
                         break
-                    jacobian_into(y_pred, p, w, w1, cols, J)
+                    jacobian_exact(y_pred, p, w, w1, cols, J)
                     cnt[NJEV] += 1
                     lu_valid = False
                     jac_current = True

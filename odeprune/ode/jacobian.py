@@ -37,11 +37,12 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ..activations import ERF, I4, J2
+from .. import activations as _act
+from ..activations import CODES, ERF, I4, J2
 from ..activations._core import _2_PI, _4_PI2  # (the constants, defined once)
 from .rhs import assemble, erf_pair_setup, i3_coefficients, s4_sums, state_layout, unpack_cov
 
-__all__ = ["column_entries", "jacobian_into"]
+__all__ = ["column_entries", "jacobian_into", "jacobian_exact"]
 
 
 class ErfBase(NamedTuple):
@@ -313,7 +314,86 @@ def _s4_step(ea, eb, h, G, Ga, K, S4):
             q += 1
 
 
-@njit(cache=True, error_model="numpy")
+def _i4_parts(code, exact):
+    # The I4 bracket's part of the Jacobian for one activation: ``setup(p, C, a, K, L) -> (G,
+    # Ga, base)`` once per Jacobian and ``column(p, w, w1, entry, h, G, Ga, base)`` per column
+    # (adds the column's change to ``w1.S4``; only called when ``p.sgd``). erf with ``exact``:
+    # the exact gradient (:func:`erf_s4_gradient`) times ``h``; otherwise the difference of the
+    # moved terms (:func:`_s4_change`, with erf's unperturbed rows). A compile-time choice (the
+    # code and ``exact`` are constants here, picked by the activation's type): a default erf
+    # Jacobian compiles no difference code (a run-time test compiled both)
+    if exact and code == ERF:
+        def setup(p, C, a, K, L):
+            if p.sgd:
+                G, Ga = erf_s4_gradient(C, a, K, L, p.sigma)
+            else:
+                G, Ga = np.zeros((0, 0, 0)), np.zeros((0, 0))
+            return G, Ga, _erf_base(C, a, 0, 0)
+
+        def column(p, w, w1, entry, h, G, Ga, base):
+            _s4_step(entry[0], entry[1], h, G, Ga, p.K, w1.S4)
+    else:
+        def setup(p, C, a, K, L):
+            # the erf rows of the unperturbed state; other activations use none (empty)
+            base = _erf_base(C, a, K, L) if code == ERF else _erf_base(C, a, 0, 0)
+            return np.zeros((0, 0, 0)), np.zeros((0, 0)), base
+
+        def column(p, w, w1, entry, h, G, Ga, base):
+            if entry[0] != _P_ENTRY:
+                _s4_change(p, w.C, w1.C, w.a, w1.a, entry, w1.S4, base)
+    jit = njit(cache=True, error_model="numpy", inline="always")
+    return jit(setup), jit(column)
+
+
+#: ``exact`` -> the I4 parts' dispatchers ``(setup(act, ...), column(act, ...))``, the kernel
+#: picked by the activation (activations' one dispatch)
+_I4_PARTS = {}
+for _exact in (True, False):
+    _parts = {code: _i4_parts(code, _exact) for code in CODES}
+    _I4_PARTS[_exact] = (_act._dispatcher({c: f[0] for c, f in _parts.items()}, 5),
+                         _act._dispatcher({c: f[1] for c, f in _parts.items()}, 8))
+
+
+def _jacobian_kernel(exact):
+    setup, column = _I4_PARTS[exact]
+
+    def jacobian(y, p, w, w1, cols, J):
+        n = y.shape[0]
+        K = p.K
+        unpack_cov(y, p, w.C, w.a)
+        i3_coefficients(p.act, w.C, w.a, K, w.U, w.b)
+        if p.sgd:
+            s4_sums(p, w)
+        L = K + p.M
+        G, Ga, base = setup(p.act, p, w.C, w.a, K, L)
+        f0 = np.empty(n)
+        assemble(y, f0, p, w)
+        yp = y.copy()
+        dyp = np.empty(n)
+        for j in range(n):
+            yj = y[j]
+            h = _SQRT_EPS * max(abs(yj), 1e-3)
+            yp[j] = yj + h
+            h = yp[j] - yj
+            unpack_cov(yp, p, w1.C, w1.a)
+            i3_coefficients(p.act, w1.C, w1.a, K, w1.U, w1.b)
+            if p.sgd:
+                for i in range(K):
+                    for k in range(i, K):
+                        w1.S4[i, k] = w.S4[i, k]
+                column(p.act, p, w, w1, (cols[j, 0], cols[j, 1]), h, G, Ga, base)
+            assemble(yp, dyp, p, w1)
+            for i in range(n):
+                J[i, j] = (dyp[i] - f0[i]) / h
+            yp[j] = yj
+        return f0
+    return njit(cache=True, error_model="numpy")(jacobian)
+
+
+#: the compiled Jacobians: the exact erf I4 gradient (the default), differences of moved terms
+_JACOBIANS = {True: _jacobian_kernel(True), False: _jacobian_kernel(False)}
+
+
 def jacobian_into(y, p, w, w1, cols, J, exact_i4=True):
     """Fill ``J`` (n, n) with the Jacobian of :func:`odeprune.ode.rhs.rhs_into` at ``y``;
     ``w``, ``w1``: two workspaces (:func:`~odeprune.ode.rhs.make_work`); ``cols``: from
@@ -322,43 +402,10 @@ def jacobian_into(y, p, w, w1, cols, J, exact_i4=True):
     Each column is a forward difference of the cheap parts (the ``I3`` coefficients, ``S3``,
     ``I2``) with the increment of :func:`odeprune.ode.stiff.fd_jacobian`. The ``I4`` bracket
     enters it with its exact derivative for erf (``exact_i4``: :func:`erf_s4_gradient`, computed
-    once per Jacobian), otherwise as the forward difference of the terms the column moves."""
-    n = y.shape[0]
-    K = p.K
-    unpack_cov(y, p, w.C, w.a)
-    i3_coefficients(p.act, w.C, w.a, K, w.U, w.b)
-    if p.sgd:
-        s4_sums(p, w)
-    L = K + p.M
-    exact = exact_i4 and p.act == ERF and p.sgd
-    if exact:
-        G, Ga = erf_s4_gradient(w.C, w.a, K, L, p.sigma)
-    else:
-        G, Ga = np.zeros((0, 0, 0)), np.zeros((0, 0))
-    # the erf rows of the unperturbed state; other activations use none (empty, one type)
-    base = (_erf_base(w.C, w.a, K, L) if p.act == ERF and not exact
-            else _erf_base(w.C, w.a, 0, 0))
-    f0 = np.empty(n)
-    assemble(y, f0, p, w)
-    yp = y.copy()
-    dyp = np.empty(n)
-    for j in range(n):
-        yj = y[j]
-        h = _SQRT_EPS * max(abs(yj), 1e-3)
-        yp[j] = yj + h
-        h = yp[j] - yj
-        unpack_cov(yp, p, w1.C, w1.a)
-        i3_coefficients(p.act, w1.C, w1.a, K, w1.U, w1.b)
-        if p.sgd:
-            for i in range(K):
-                for k in range(i, K):
-                    w1.S4[i, k] = w.S4[i, k]
-            if exact:
-                _s4_step(cols[j, 0], cols[j, 1], h, G, Ga, K, w1.S4)
-            elif cols[j, 0] != _P_ENTRY:
-                _s4_change(p, w.C, w1.C, w.a, w1.a, (cols[j, 0], cols[j, 1]), w1.S4, base)
-        assemble(yp, dyp, p, w1)
-        for i in range(n):
-            J[i, j] = (dyp[i] - f0[i]) / h
-        yp[j] = yj
-    return f0
+    once per Jacobian), otherwise as the forward difference of the terms the column moves.
+    Compiled code calls :data:`jacobian_exact` (``exact_i4=True``)."""
+    return _JACOBIANS[bool(exact_i4)](y, p, w, w1, cols, J)
+
+
+#: :func:`jacobian_into` with ``exact_i4=True``, compiled (for the compiled BDF stepper)
+jacobian_exact = _JACOBIANS[True]
