@@ -7,9 +7,16 @@ directory): the compilation of every kernel the command uses. ``--spinners N`` r
 next to N busy processes.
 
     python benchmarks/bench_startup.py [--repeats 5] [--cold] [--spinners N] [--baseline-tree DIR]
+                                       [--bytecode-cache]
 
 ``--baseline-tree DIR``: also ``odeprune integrate`` with ``DIR`` (an older copy of the package)
 first on ``PYTHONPATH``, interleaved with the others, and the ratio current / baseline.
+
+``--bytecode-cache``: the children write and read their bytecode in a temporary
+``PYTHONPYCACHEPREFIX`` (``PYTHONDONTWRITEBYTECODE`` removed), as an installed package's modules
+are read from their ``.pyc``. Without it the children inherit this environment: where
+``PYTHONDONTWRITEBYTECODE`` is set and a source tree has no ``__pycache__`` (this project's
+development machines), every run compiles odeprune's modules from source (about 0.06 s).
 """
 
 from __future__ import annotations
@@ -28,6 +35,16 @@ MPL = ("import numpy as np\nfrom matplotlib.figure import Figure\n"
        "x = np.geomspace(0.01, 1000, 200); ax.plot(x, 1 / x, label='a')\n"
        "ax.set_xscale('log'); ax.set_yscale('log'); ax.legend()\n"
        "fig.savefig({path!r}, dpi=150, bbox_inches='tight')\n")
+
+
+def _with_bytecode_cache(prefix):
+    """``_with_path`` for children that keep their bytecode under ``prefix``."""
+    def env_for(first, env=None):
+        env = _with_path(first, env)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = prefix
+        return env
+    return env_for
 
 
 NUMBA = "import numba\n@numba.njit(cache=True)\ndef f(x):\n    return x + 1\nf(1)\n"
@@ -54,8 +71,7 @@ def cases(tmp):
     }
 
 
-def run(cmd, env=None):
-    env = _with_path(ROOT) if env is None else env
+def run(cmd, env):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     w0 = time.perf_counter()
     # from a neutral directory: ``python -m`` puts the working directory first on sys.path,
@@ -74,24 +90,32 @@ def main():
     ap.add_argument("--spinners", type=int, default=0)
     ap.add_argument("--baseline-tree", default=None,
                     help="a directory holding an older odeprune package to compare against")
+    ap.add_argument("--bytecode-cache", action="store_true",
+                    help="children keep their bytecode (a temporary PYTHONPYCACHEPREFIX)")
     args = ap.parse_args()
-    envs = {}
     with spinners(args.spinners):
         with tempfile.TemporaryDirectory() as tmp:
+            # the environment of a child, with a tree first on PYTHONPATH
+            env_for = (_with_bytecode_cache(os.path.join(tmp, "pycache")) if args.bytecode_cache
+                       else _with_path)
             todo = cases(tmp)
+            envs = {name: env_for(ROOT) for name in todo}
             if args.baseline_tree:
                 todo["odeprune integrate (baseline tree)"] = todo["odeprune integrate"]
-                envs["odeprune integrate (baseline tree)"] = _with_path(args.baseline_tree)
+                envs["odeprune integrate (baseline tree)"] = env_for(args.baseline_tree)
             for name, cmd in todo.items():  # warm the numba cache and the OS file cache
-                run(cmd, envs.get(name))
+                run(cmd, envs[name])
             best = {name: [float("inf")] * 2 for name in todo}
             for _ in range(args.repeats):
                 for name, cmd in todo.items():
-                    cpu, wall = run(cmd, envs.get(name))
+                    cpu, wall = run(cmd, envs[name])
                     best[name] = [min(best[name][0], cpu), min(best[name][1], wall)]
             load = open("/proc/loadavg").read().split()[:4] if os.path.exists(
                 "/proc/loadavg") else "?"
-            print(f"warm cache, min of {args.repeats}; {args.spinners} spinners; "
+            pyc = ("bytecode cached (--bytecode-cache)" if args.bytecode_cache else
+                   "no bytecode written (PYTHONDONTWRITEBYTECODE)"
+                   if os.environ.get("PYTHONDONTWRITEBYTECODE") else "bytecode as the environment")
+            print(f"warm cache, min of {args.repeats}; {args.spinners} spinners; {pyc}; "
                   f"load avg / runnable: {' '.join(load)}")
             print("| process | CPU s | wall s |\n| --- | --- | --- |")
             for name, (cpu, wall) in best.items():
@@ -105,7 +129,7 @@ def main():
                   f"{mpl:.2f} s: ratio {plot / mpl:.2f}")
             if args.cold:
                 with tempfile.TemporaryDirectory() as cache:
-                    env = _with_path(ROOT, dict(os.environ, NUMBA_CACHE_DIR=cache))
+                    env = env_for(ROOT, dict(os.environ, NUMBA_CACHE_DIR=cache))
                     cpu, wall = run(todo["odeprune integrate"], env)
                     cpu2, wall2 = run(todo["odeprune integrate"], env)
                 print(f"cold cache (empty NUMBA_CACHE_DIR): odeprune integrate {cpu:.1f} s CPU,"

@@ -114,6 +114,8 @@ DEFERRED = {
     # validators only when a value is checked, so that `odeprune --help` stays fast
     ("odeprune.options", "numpy"),
     ("odeprune.options", "odeprune._validate"),
+    # tqdm.auto imports asyncio and ssl: 0.03 s of a command that draws no bar (issue 27)
+    ("odeprune.ode.progress", "tqdm.auto"),
 }
 
 

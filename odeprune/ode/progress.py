@@ -18,7 +18,8 @@ import threading
 import time
 from contextlib import contextmanager
 
-from tqdm.auto import tqdm
+# tqdm is imported when a bar is drawn: ``tqdm.auto`` imports asyncio and ssl, 0.03 s of CPU
+# for a short ``odeprune integrate`` that draws no bar (issue 27, item 3)
 
 __all__ = ["want_progress", "progress_bar", "make_bar", "DELAY_S", "FIRST_NOTE_S",
            "FIRST_NOTE"]
@@ -64,6 +65,8 @@ class _Bar:
     """
 
     def __init__(self, total: float, desc: str, unit: str, bar_format: str | None):
+        from tqdm.auto import tqdm
+
         self._desc = desc
         self._format = bar_format
         self._bar = tqdm(total=total, desc=desc, unit=unit, leave=False, delay=DELAY_S,
