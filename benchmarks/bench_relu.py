@@ -18,17 +18,20 @@ Prints tables (numbers, not a test); record them in docs/relu.md.
    of one right-hand side: before (a frozen copy, in this file, of the kernels as they were:
    the per-pair sum of ``rhs._s4_relu`` over the old path-integral integrand) against after
    (``activations.relu_s4_sums``: one path integral per set of four fields for its six
-   moments, the leaner integrand, the one-merge closed forms), interleaved in one process, CPU
-   time, min of repeats, with their largest difference; then the acceptance numbers: the
-   M=2/K=6 curve to alpha=1000 at the default settings (goal <= 1 s of CPU) and the M=5/K=20
-   right-hand side (goal: >= 5x faster than the 218 s curve to alpha=100; ``--k20-curve`` runs
-   that curve).
+   moments, the leaner integrand, the one-merge closed forms; since then also the adaptive
+   quadrature rule and the looked-up closed forms of the repeated-index terms), interleaved in
+   one process, CPU time, min of repeats, with their largest difference; then the acceptance
+   numbers: the M=2/K=6 curve to alpha=1000 at the default settings (goal <= 1 s of CPU) and
+   the M=5/K=20 right-hand side (goal: >= 5x faster than the 218 s curve to alpha=100;
+   ``--k20-curve`` runs that curve), each curve in its own process; ``--baseline-tree DIR``
+   runs them with ``DIR``'s odeprune too (alternating, ``--rounds`` times for K=6).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import time
 import warnings
@@ -70,7 +73,7 @@ def bench_I4(repeats: int) -> None:
     B = rng.normal(size=(4, 500)) / np.sqrt(500)
     C = B @ B.T
     cases = {
-        "a, b, c, d distinct, well conditioned": (0, 1, 2, 3, "1-D path integral (~2 panels)"),
+        "a, b, c, d distinct, well conditioned": (0, 1, 2, 3, "1-D path integral (8 nodes)"),
         "a = b (i = k)": (0, 0, 2, 3, "3-D closed form"),
         "a = c, b = d": (0, 1, 0, 1, "2-D closed form"),
     }
@@ -150,9 +153,24 @@ def _old_integrand(s, p01, p02, p03, p12, p13, p23):
                                     + p23 * s * dP4))
 
 
+@njit(cache=False, error_model="numpy")
+def _old_levels(p01, p02, p03, p12, p13, p23):
+    # the panel count of the rule before (lambda_min >= det / e3, ratio-1/3 panels)
+    n01, v2, v3 = A._pair_partial(p01, p02, p03, p12, p13, p23)
+    d01 = 1.0 - p01 * p01
+    det = (v2 * v3 - n01 * n01) / d01 if d01 > 0.0 else 0.0
+    e3 = (v2 + v3 + (1.0 - p02 * p02 - p03 * p03 - p23 * p23 + 2.0 * p02 * p03 * p23)
+          + (1.0 - p12 * p12 - p13 * p13 - p23 * p23 + 2.0 * p12 * p13 * p23))
+    eps = det / e3 if e3 > 0.0 else 0.0
+    if eps > 0.0:
+        levels = int(math.ceil(0.5 * math.log(1.0 / eps) / math.log(1.0 / A._I4_RATIO)))
+        return min(max(levels, 1), A._I4_MAX_LEVELS)
+    return A._I4_MAX_LEVELS
+
+
 @njit(cache=False, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
 def _old_m4(p01, p02, p03, p12, p13, p23):
-    levels = A.relu_m4._m4_levels(p01, p02, p03, p12, p13, p23)
+    levels = _old_levels(p01, p02, p03, p12, p13, p23)
     total = 0.0
     hi = 1.0
     for panel in range(levels + 1):
@@ -245,30 +263,69 @@ def bench_before_after(repeats: int) -> dict:
     return ratios
 
 
-def bench_acceptance(ratios: dict, k20_curve: bool) -> None:
-    print("\n## Acceptance (issue 27 item 4)\n")
+def curve_k6(repeats: int = 2) -> dict:
+    """The acceptance curve of issue 27 item 4: M=2/K=6, v*=4, eta=0.5 to alpha=1000 at the
+    default settings of ``integrate``, CPU s (min of ``repeats``, after compiling)."""
     s = op.OrderParams.random(500, 6, 2, v_star=4.0, seed=0, activation="relu")
     op.integrate(s, 0.5, 1.0, progress=False)  # compile
     best = float("inf")
-    for _ in range(2):
+    for _ in range(repeats):
         t0 = time.process_time()
         c = op.integrate(s, 0.5, 1000.0, progress=False)
         best = min(best, time.process_time() - t0)
+    return {"cpu": best, "nfev": int(c.metadata["nfev"]), "eg": float(c.eg[-1])}
+
+
+def curve_k20() -> dict:
+    """M=5/K=20, v*=4, eta=0.5 to alpha=100 at the default settings, CPU s (once: minutes)."""
+    s = op.OrderParams.random(500, 20, 5, v_star=4.0, seed=0, activation="relu")
+    op.integrate(s, 0.5, 0.01, progress=False)  # compile
+    t0 = time.process_time()
+    c = op.integrate(s, 0.5, 100.0, progress=False)
+    return {"cpu": time.process_time() - t0, "nfev": int(c.metadata["nfev"]),
+            "eg": float(c.eg[-1])}
+
+
+def _in_tree(tree: str | None, what: str) -> dict:
+    """``what`` (``curve_k6`` or ``curve_k20``) in a child process importing ``tree``'s
+    odeprune (this checkout's when None)."""
+    import json
+    import subprocess
+    import sys
+
+    from _load import NEUTRAL, ROOT, _with_path
+
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", what],
+                         env=_with_path(tree or ROOT), cwd=NEUTRAL, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_acceptance(ratios: dict, k20_curve: bool, baseline: str | None, rounds: int) -> None:
+    print("\n## Acceptance (issue 27 item 4)\n")
     uses_new = _rhs_uses_relu_s4_sums()
-    print(f"- M=2/K=6, v*=4, eta=0.5 to alpha=1000, default settings: {best:.2f} s CPU, "
-          f"{int(c.metadata['nfev'])} evaluations, final eps_g {c.eg[-1]:.2e} "
-          f"(goal <= 1 s: {'met' if best <= 1.0 else 'NOT met'}; the right-hand side "
+    trees = {"current": None} if baseline is None else {"baseline": baseline, "current": None}
+    best = {}
+    for _ in range(rounds):  # each tree in its own process, alternating
+        for name, tree in trees.items():
+            r = _in_tree(tree, "curve_k6")
+            if name not in best or r["cpu"] < best[name]["cpu"]:
+                best[name] = r
+    for name, r in best.items():
+        print(f"- {name}: M=2/K=6, v*=4, eta=0.5 to alpha=1000, default settings: "
+              f"{r['cpu']:.3f} s CPU, {r['nfev']} evaluations, final eps_g {r['eg']:.3e}")
+    cur = best["current"]["cpu"]
+    print(f"  (goal <= 1 s: {'met' if cur <= 1.0 else 'NOT met'}; the right-hand side "
           f"{'calls' if uses_new else 'does NOT yet call'} relu_s4_sums)")
     k20 = min(ratios[(20, lab)] for lab in ("initial", "alpha=30"))
-    print(f"- M=5/K=20: the I4 bracket (~90 % of an evaluation) {k20:.2f}x faster (goal >= 5x "
-          f"on the curve to alpha=100, 218 s before)")
+    print(f"- M=5/K=20: the I4 bracket (~90 % of an evaluation) {k20:.2f}x faster than before "
+          f"item 4 (goal >= 5x on the curve to alpha=100, 218 s before)")
     if k20_curve:
-        s = op.OrderParams.random(500, 20, 5, v_star=4.0, seed=0, activation="relu")
-        t0 = time.process_time()
-        c = op.integrate(s, 0.5, 100.0, progress=False)
-        t = time.process_time() - t0
-        print(f"- M=5/K=20 to alpha=100: {t:.1f} s CPU ({218 / t:.1f}x the 218 s before), "
-              f"{int(c.metadata['nfev'])} evaluations")
+        for name, tree in trees.items():
+            r = _in_tree(tree, "curve_k20")
+            print(f"- {name}: M=5/K=20 to alpha=100: {r['cpu']:.1f} s CPU "
+                  f"({218 / r['cpu']:.1f}x the 218 s before), {r['nfev']} evaluations, "
+                  f"eps_g {r['eg']:.6e}")
 
 
 def _rhs_uses_relu_s4_sums() -> bool:
@@ -325,12 +382,23 @@ def main() -> None:
                     help="only the before/after table and the acceptance numbers (issue 27)")
     ap.add_argument("--k20-curve", action="store_true",
                     help="also the M=5/K=20 ReLU curve to alpha=100 (minutes)")
+    ap.add_argument("--baseline-tree", default=None,
+                    help="also run the acceptance curves with this directory's odeprune (an "
+                         "older copy of the package), each tree in its own processes")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="alternations of the K=6 curve between the trees")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        import json
+
+        print(json.dumps({"curve_k6": curve_k6, "curve_k20": curve_k20}[args.child]()))
+        return
     repeats = 3 if args.quick else 5
     print("# ReLU benchmark (benchmarks/bench_relu.py)\n")
     print(machine())
     ratios = bench_before_after(repeats)
-    bench_acceptance(ratios, args.k20_curve)
+    bench_acceptance(ratios, args.k20_curve, args.baseline_tree, args.rounds)
     if args.before_after:
         return
     bench_I4(repeats)

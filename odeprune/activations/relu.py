@@ -110,7 +110,8 @@ def relu_I4(caa, cab, cac, cad, cbb, cbc, cbd, ccc, ccd, cdd):
     by a 1-D integral anyway and its boundary terms divide by conditional variances, which loses
     all accuracy when two fields are nearly aligned (as trained students are). The path integral
     of :func:`_relu_m4` evaluates every conditional quantity at the positive-definite ``R(t)``,
-    ``t < 1``: one 1-D integral, accurate to ~3e-11 (checked against adaptive cubature).
+    ``t < 1``: one 1-D integral, accurate to ~3e-12 (checked against adaptive cubature and
+    a high-order rule).
     """
     if caa <= 0.0 or cbb <= 0.0 or ccc <= 0.0 or cdd <= 0.0:
         return 0.0
@@ -228,6 +229,103 @@ def _m3_one_merge(p01, p02, p03, p12, p13, p23, R):
     return _relu_m3(R, 2, 2)  # slot 3 -> 2
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _pick(u, v, x01, x02, x12, diag):
+    # entry (u, v) of a symmetric 3x3 matrix given by its diagonal and off-diagonal entries
+    if u == v:
+        return diag
+    if u + v == 1:
+        return x01
+    if u + v == 2:
+        return x02
+    return x12
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _m3_looked_up(r01, r02, r12, a01, a02, a12, s01, s02, s12, p, q):
+    # _relu_m3(R, p, q) of the correlations r, given their arcsines a and roots s =
+    # sqrt(max(1 - r^2, 1e-300)): the same arithmetic in the same order, bit for bit its value
+    # (inlined with constant p, q: the loops unroll and the picks fold)
+    P3 = 0.125 + 0.5 * _1_2PI * (a01 + a02 + a12)
+    s = _pick(p, q, r01, r02, r12, 1.0) * P3
+    for k in range(3):
+        rpk = _pick(p, k, r01, r02, r12, 1.0)
+        if rpk == 0.0:
+            continue
+        inner = 0.0
+        for l in range(3):
+            if l != k:
+                inner += ((_pick(q, l, r01, r02, r12, 1.0)
+                           - _pick(k, l, r01, r02, r12, 1.0) * _pick(q, k, r01, r02, r12, 1.0))
+                          / _pick(k, l, s01, s02, s12, 1.0))
+        s += rpk * inner * 0.5 * _1_2PI
+    return s
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _m3_fields(Rm, As, Sq, x, y, z, p, q):
+    # _m3_looked_up of the fields (x, y, z) (distinct, no correlation of magnitude 1)
+    return _m3_looked_up(Rm[x, y], Rm[x, z], Rm[y, z], As[x, y], As[x, z], As[y, z],
+                         Sq[x, y], Sq[x, z], Sq[y, z], p, q)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _distinct(Rm, x, y):
+    return abs(Rm[x, y]) < 1.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _repeated_term(Rm, As, Sq, i, k, c, d, scale):
+    """``scale * E[Y_c Y_d 1{Y > 0}]`` of the term ``I4(i, k, c, d)`` (``i <= k``, ``c <= d``)
+    whose fields repeat by index, the distinct ones pairwise not exactly (anti-)aligned: the
+    closed form that :func:`relu_I4_merged` or :func:`_m3_one_merge` picks for it, with the
+    arcsines and roots looked up in ``As``, ``Sq`` (bit for bit their value, without their
+    grouping and six correlations per call); NaN for any other term (the caller merges)."""
+    nan = math.nan
+    if i == k:
+        if c == d:
+            if c == i:
+                return 0.5 * scale
+            if not _distinct(Rm, i, c):
+                return nan
+            rho = Rm[i, c]   # (i, i, c, c): E[Y_c^2 1{Y_i, Y_c > 0}]
+            return scale * (0.25 + _1_2PI * As[i, c] + _1_2PI * rho * Sq[i, c])
+        if c == i or d == i:
+            o = d if c == i else c
+            if not _distinct(Rm, i, o):
+                return nan
+            rho = Rm[i, o]   # (i, i, i, d) or (i, i, c, i): E[Y_i Y_o 1{Y_i, Y_o > 0}]
+            return scale * _1_2PI * (Sq[i, o] + rho * (_HALF_PI + As[i, o]))
+        if not (_distinct(Rm, i, c) and _distinct(Rm, i, d) and _distinct(Rm, c, d)):
+            return nan
+        return scale * _m3_fields(Rm, As, Sq, i, c, d, 1, 2)
+    if not _distinct(Rm, i, k):
+        return nan
+    if c == d:
+        if c == i or c == k:   # (i, k, i, i) or (i, k, k, k)
+            rho = Rm[i, k]
+            return scale * (0.25 + _1_2PI * As[i, k] + _1_2PI * rho * Sq[i, k])
+        if not (_distinct(Rm, i, c) and _distinct(Rm, k, c)):
+            return nan
+        return scale * _m3_fields(Rm, As, Sq, i, k, c, 2, 2)
+    if c == i and d == k:
+        rho = Rm[i, k]
+        return scale * _1_2PI * (Sq[i, k] + rho * (_HALF_PI + As[i, k]))
+    if c == i or c == k:   # fields (i, k, d)
+        if not (_distinct(Rm, i, d) and _distinct(Rm, k, d)):
+            return nan
+        if c == i:
+            return scale * _m3_fields(Rm, As, Sq, i, k, d, 0, 2)
+        return scale * _m3_fields(Rm, As, Sq, i, k, d, 1, 2)
+    if d == i or d == k:   # fields (i, k, c)
+        if not (_distinct(Rm, i, c) and _distinct(Rm, k, c)):
+            return nan
+        if d == i:
+            return scale * _m3_fields(Rm, As, Sq, i, k, c, 2, 0)
+        return scale * _m3_fields(Rm, As, Sq, i, k, c, 2, 1)
+    return nan
+
+
 # slots (c, d) of each moment of _relu_m4_all, and the complementary slots (a, b)
 _MOMENT_SLOTS = np.array([[0, 1, 2, 3], [0, 2, 1, 3], [0, 3, 1, 2], [1, 2, 0, 3], [1, 3, 0, 2],
                           [2, 3, 0, 1]], dtype=np.int64)
@@ -244,7 +342,10 @@ def relu_s4_sums(C, a, K, S4):
     ``relu relu`` pair: :func:`_relu_m4_all` gives its six second moments for about 1.3 times
     the cost of one. So the sets are visited once (``w < x < y < z``, at least two students)
     and each moment is added to the pair it belongs to; every other term goes through
-    :func:`relu_I4_merged` or its closed forms as in :func:`relu_I4`. Equal to summing
+    :func:`relu_I4_merged` or its closed forms as in :func:`relu_I4` (the terms with a repeated
+    index, when no two distinct fields are exactly aligned, by :func:`_repeated_term`: the
+    same closed forms with the arcsines and roots of the correlations computed once, bit for
+    bit their values, and only those terms visited). Equal to summing
     :func:`relu_I4` to round-off (the moments of one set are evaluated in its field order), and
     about 3 times fewer path integrals (K=6, M=2: 70 for 225 terms; K=20, M=5: 12 445 for
     48 070)."""
@@ -257,15 +358,49 @@ def relu_s4_sums(C, a, K, S4):
         for y in range(L):
             if C[x, x] > 0.0 and C[y, y] > 0.0:
                 Rm[x, y] = _corr(C[x, y], C[x, x], C[y, y])
+    # the arcsine and sqrt(1 - r^2) of every correlation of magnitude < 1, once: the closed
+    # forms of the terms with a repeated field look theirs up (_repeated_term)
+    As = np.zeros((L, L))
+    Sq = np.ones((L, L))
+    for x in range(L):
+        for y in range(L):
+            r = Rm[x, y]
+            if abs(r) < 1.0:
+                As[x, y] = math.asin(r)
+                Sq[x, y] = math.sqrt(max(1.0 - r * r, 1e-300))
     sr = np.empty((4, 4))
     grp = np.empty(4, dtype=np.int64)
     pos = np.empty(4, dtype=np.int64)
     R3 = np.empty((3, 3))
+    aligned = False  # an exact (anti-)alignment of two distinct fields
+    for x in range(L):
+        for y in range(x + 1, L):
+            if C[x, x] > 0.0 and C[y, y] > 0.0 and abs(Rm[x, y]) >= 1.0:
+                aligned = True
     # the terms with a repeated or exactly (anti-)aligned field: merged closed forms
     for i in range(K):
         for k in range(i, K):
             s = 0.0
-            if C[i, i] > 0.0 and C[k, k] > 0.0:
+            if C[i, i] > 0.0 and C[k, k] > 0.0 and not aligned:
+                # only the terms with a repeated index, in the order of the loop below
+                for c in range(L):
+                    if C[c, c] <= 0.0:
+                        continue
+                    d = c
+                    while d < L:
+                        if C[d, d] > 0.0:
+                            val = _repeated_term(Rm, As, Sq, i, k, c, d,
+                                                 math.sqrt(C[c, c] * C[d, d]))
+                            s += (1.0 if c == d else 2.0) * a[c] * a[d] * val
+                        if i == k or c == i or c == k:
+                            d += 1   # (c, d) has a repeated index for every d
+                        elif d < i:
+                            d = i    # then (c, i), (c, k)
+                        elif d < k:
+                            d = k
+                        else:
+                            break
+            elif C[i, i] > 0.0 and C[k, k] > 0.0:
                 p01 = Rm[i, k]
                 for c in range(L):
                     if C[c, c] <= 0.0:
@@ -282,13 +417,15 @@ def relu_s4_sums(C, a, K, S4):
                         if max(m0, abs(p03), abs(p13), abs(p23)) < 1.0:
                             continue  # four distinct fields: the pass below
                         scale = math.sqrt(C[c, c] * C[d, d])
-                        n_one = ((p01 >= 1.0) + (p02 >= 1.0) + (p03 >= 1.0) + (p12 >= 1.0)
-                                 + (p13 >= 1.0) + (p23 >= 1.0))
-                        if n_one == 1 and min(p01, p02, p03, p12, p13, p23) > -1.0:
-                            val = scale * _m3_one_merge(p01, p02, p03, p12, p13, p23, R3)
-                        else:
-                            val = relu_I4_merged(scale, p01, p02, p03, p12, p13, p23, sr, grp,
-                                                 pos, R3)
+                        val = _repeated_term(Rm, As, Sq, i, k, c, d, scale)
+                        if val != val:  # an exact (anti-)alignment of distinct fields
+                            n_one = ((p01 >= 1.0) + (p02 >= 1.0) + (p03 >= 1.0) + (p12 >= 1.0)
+                                     + (p13 >= 1.0) + (p23 >= 1.0))
+                            if n_one == 1 and min(p01, p02, p03, p12, p13, p23) > -1.0:
+                                val = scale * _m3_one_merge(p01, p02, p03, p12, p13, p23, R3)
+                            else:
+                                val = relu_I4_merged(scale, p01, p02, p03, p12, p13, p23, sr,
+                                                     grp, pos, R3)
                         s += (1.0 if c == d else 2.0) * a[c] * a[d] * val
             S4[i, k] = s
     # the sets of four distinct fields, each once: its six moments to the pairs they belong to
