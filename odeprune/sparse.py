@@ -338,7 +338,7 @@ class MaskClasses:
     def __post_init__(self) -> None:
         object.__setattr__(self, "patterns", readonly(_patterns(self.patterns), bool))
         for name in ("f", "T", "Q", "R") + (("P",) if self.P is not None else ()):
-            object.__setattr__(self, name, readonly(getattr(self, name)))
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
         S, K = self.patterns.shape
         n, M = self.Q.shape[0], self.T.shape[-1]
         for name, shape in (("f", (S,)), ("T", (S, M, M)), ("Q", (n, S, K, K)),
@@ -347,6 +347,20 @@ class MaskClasses:
             if a is not None and a.shape != shape:
                 raise ValueError(f"per-class {name} must have shape {shape} ({S} classes, K={K}, "
                                  f"M={M}, {n} saved times), got {a.shape}")
+
+
+def _frozen(a: Any) -> np.ndarray:
+    """``a`` itself when it is a float array that nothing can write through (read-only, as is
+    every array it views, down to one that owns its memory), else a read-only copy: a masked
+    curve's per-class arrays are large (copying them was ~2 ms of a K=6 curve's 60 ms, mostly
+    in page faults), and a driver that hands over frozen arrays need not have them copied."""
+    if isinstance(a, np.ndarray) and a.dtype == np.float64:
+        b = a
+        while isinstance(b, np.ndarray) and not b.flags.writeable:
+            if b.base is None:
+                return a
+            b = b.base
+    return readonly(a)
 
 
 def _check_class_sums(curve: LearningCurve, classes: MaskClasses) -> None:

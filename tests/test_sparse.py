@@ -389,20 +389,21 @@ def test_compile_time_activation_matches_runtime_code(act):
 def test_layout_and_threads_are_compile_time_and_give_the_same_numbers():
     """A dense record (one class, every unit kept, no P) has ``classes=None`` and a serial one
     ``threads=None``: their kernels hold neither the class loop nor the parallel sum (issue 27
-    item 3). The run-time forms (``classes=True``, ``threads=False``) give the same numbers
-    bit for bit, and a masked record runs the class loop."""
+    item 3). The run-time forms (``classes`` the tables of one full class, ``threads=False``)
+    give the same numbers bit for bit, and a masked record runs the class loop."""
     from odeprune.ode import rhs as _rhs
     s = OrderParams.random(300, 5, 2, v_star=2.0, seed=2)
     y = _rhs.pack(s.Q, s.R, s.v)
     p = _rhs.make_params(5, 2, s.T, s.v_star, ETA, ETA, 0.1)
     assert p.classes is None and p.threads is None
     dense = _rhs.rhs_eval(y, p)
-    np.testing.assert_array_equal(dense, _rhs.rhs_eval(y, p._replace(classes=True)))
+    one_class = _rhs.class_tables(np.ones((1, 5), bool), 2)  # the run-time class form
+    np.testing.assert_array_equal(dense, _rhs.rhs_eval(y, p._replace(classes=one_class)))
     np.testing.assert_array_equal(dense, _rhs.rhs_eval(y, p._replace(threads=False)))
     sp = SparseOrderParams.random_mask(s, 0.5)
     pm = _rhs.make_params(5, 2, sp.T.sum(0), sp.v_star, ETA, ETA, 0.1, patterns=sp.patterns,
                           f=sp.f, T_cls=sp.T)
-    assert pm.classes is True
+    np.testing.assert_array_equal(pm.classes, _rhs.class_tables(sp.patterns, 2))
     with pytest.raises(TypeError, match="threads="):
         _rhs.make_params(5, 2, s.T, s.v_star, ETA, ETA, threads="yes")
     np.testing.assert_array_equal(_rhs.rhs(y, 5, 2, s.T, s.v_star, ETA, ETA, 0.1, act=0), dense)

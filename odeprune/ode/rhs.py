@@ -38,6 +38,7 @@ NamedTuples with ``cache=True``).
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -59,7 +60,7 @@ from .sums import (  # noqa: F401 - the kernels' names stay importable from here
 
 __all__ = ["Params", "Work", "make_params", "make_work", "n_state", "pack", "unpack",
            "pack_classes", "unpack_classes", "rhs", "rhs_into", "rhs_eval", "unpack_cov",
-           "fast_asin", "s3_sums", "threads_flag", "params_of"]
+           "fast_asin", "s3_sums", "threads_flag", "params_of", "class_tables"]
 
 
 class Params(NamedTuple):
@@ -70,7 +71,9 @@ class Params(NamedTuple):
     ``T_cls`` (S, M, M), ``R0_cls`` (S, K, M) (the initial per-class ``R``, used by the
     two-time overlaps ``P``), ``T`` (M, M), ``v_star`` (M,). ``threads`` (:func:`threads_flag`)
     and ``classes`` are compile-time choices when None: serial, and a dense network (one class,
-    every unit kept, no ``P``; its kernels hold no class loop); a bool / True choose at run time.
+    every unit kept, no ``P``; its kernels hold no class loop); a bool (threads) or an array
+    (``classes``: :func:`class_tables`; the class loop, with the dense form still chosen at run
+    time for one full class without ``P``).
     """
 
     K: int
@@ -163,7 +166,32 @@ def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, **switches) -> 
                   np.ascontiguousarray(T_cls, float), units, nk, off,
                   np.ascontiguousarray(f, float), np.ascontiguousarray(R0_cls, float),
                   float(eta) * float(weight_decay),
-                  None if n_cls == 1 and nk[0] == K and not track_P else True)
+                  None if n_cls == 1 and nk[0] == K and not track_P
+                  else class_tables(patterns, M, track_P))
+
+
+def class_tables(patterns, M, track_P=False) -> np.ndarray:
+    """The ``classes`` field of :class:`Params` for a network of classes (or with ``P``): where
+    the class sums of the global covariance come from, fixed per pattern set. One int64 array
+    (one argument to type on each call from Python): ``[E, at_i (E), at_k (E), ptr (E + 1),
+    src]``; entry ``e`` of the upper triangle of ``Q`` and of ``R`` is ``C[at_i[e], at_k[e]]``,
+    the sum of ``y[src[ptr[e]:ptr[e + 1]]]`` in class order (a gather per entry instead of a
+    scattered read-modify-write per class: the same additions in the same order)."""
+    patterns = np.asarray(patterns, dtype=bool)
+    K = patterns.shape[1]
+    lay = _layout(patterns, M, track_P)
+    # global entries: (i, k), i <= k < K, row-major, then (i, K + n); each stored entry of a
+    # class adds to one of them, in class order (a stable sort keeps the state's order)
+    iu, ku = np.triu_indices(K)
+    at_i = np.concatenate([iu, np.repeat(np.arange(K), M)])
+    at_k = np.concatenate([ku, K + np.tile(np.arange(M), K)])
+    entry = np.full((K + M, K + M), -1, dtype=np.int64)
+    entry[at_i, at_k] = np.arange(at_i.size)
+    e = np.concatenate([entry[lay.Q[1], lay.Q[2]], entry[lay.R[1], K + lay.R[2]]])
+    pos = np.concatenate([lay.Q[3], lay.R[3]])
+    order = np.argsort(e, kind="stable")
+    ptr = np.searchsorted(e[order], np.arange(at_i.size + 1))
+    return np.concatenate([[at_i.size], at_i, at_k, ptr, pos[order]]).astype(np.int64)
 
 
 def params_of(state, dynamics, act, *, track_P=False, threads=False, fast=True) -> Params:
@@ -213,29 +241,58 @@ def n_state(K, M, n_cls=1, track_P=False):
 def state_layout(patterns, M, track_P):
     """Where each stored entry sits in the state vector: rows ``(class, i, k or n, position)``
     for the upper triangle of ``Q^s`` over kept units, the rows of ``R^s`` of kept units and
-    ``P^s`` over kept x kept; and the position of ``v``."""
+    ``P^s`` over kept x kept; and the position of ``v``. (Read-only arrays, memoised per
+    pattern set.)"""
+    lay = _layout(patterns, M, track_P)
+    return lay.Q, lay.R, lay.P, lay.nv
+
+
+class _Layout(NamedTuple):
+    Q: np.ndarray        # (4, nQ): class, i, k, position (upper triangle over kept units)
+    R: np.ndarray        # (4, nR): class, i, n, position
+    P: np.ndarray | None  # (4, nP): class, i, k, position, or None
+    nv: int              # where v starts
+    gather: tuple        # Q (S*K*K,), R (S*K*M,) (and P): state position or -1 (zero)
+
+
+def _layout(patterns, M, track_P) -> _Layout:
     patterns = np.asarray(patterns, dtype=bool)
-    S, K = patterns.shape
-    Q_idx, R_idx, P_idx = [], [], []
-    pos = 0
-    for s in range(S):
-        u = np.flatnonzero(patterns[s])
-        k = len(u)
-        a, b = np.triu_indices(k)
-        Q_idx.append(np.stack([np.full(len(a), s), u[a], u[b], pos + np.arange(len(a))]))
-        pos += len(a)
-        ra, rn = np.divmod(np.arange(k * M), M)
-        R_idx.append(np.stack([np.full(k * M, s), u[ra], rn, pos + np.arange(k * M)]))
-        pos += k * M
-        if track_P:
-            pa, pb = np.divmod(np.arange(k * k), max(k, 1))
-            P_idx.append(np.stack([np.full(k * k, s), u[pa], u[pb], pos + np.arange(k * k)]))
-            pos += k * k
+    return _layout_of(patterns.tobytes(), patterns.shape, int(M), bool(track_P))
 
-    def cat(parts):
-        return np.concatenate(parts, axis=1).astype(np.int64)
 
-    return cat(Q_idx), cat(R_idx), (cat(P_idx) if track_P else None), pos
+@functools.lru_cache(maxsize=64)
+def _layout_of(key, shape, M, track_P) -> _Layout:
+    # every class's entries in state order, all classes at once: np.nonzero lists an (S, K, .)
+    # mask in row-major order (class, then kept unit x ascending, then z or n ascending)
+    patterns = np.frombuffer(key, dtype=bool).reshape(shape)
+    S, K = shape
+    nk = patterns.sum(1, dtype=np.int64)
+    sizes = [nk * (nk + 1) // 2, nk * M] + ([nk * nk] if track_P else [])
+    both = patterns[:, :, None] & patterns[:, None, :]
+    blocks = [both & np.triu(np.ones((K, K), dtype=bool)),
+              np.broadcast_to(patterns[:, :, None], (S, K, M))] + ([both] if track_P else [])
+    before = np.concatenate([[0], np.cumsum(sum(sizes))[:-1]]).astype(np.int64)
+    out = []
+    for m, size in zip(blocks, sizes):
+        s, i, k = np.nonzero(m)
+        first = np.cumsum(size) - size  # where each class's entries start in this block's list
+        idx = np.stack([s, i, k, before[s] + np.arange(s.size) - first[s]]).astype(np.int64)
+        idx.setflags(write=False)
+        out.append(idx)
+        before = before + size
+    # unpacking as gathers: for each entry of the (S, K, K) / (S, K, M) arrays the state's
+    # position, or -1: the zero column appended after the state's last
+    gather = []
+    for idx, width, sym in ((out[0], K, True), (out[1], M, False)) + (
+            ((out[2], K, False),) if track_P else ()):
+        g = np.full(S * K * width, -1, dtype=np.int64)
+        g[(idx[0] * K + idx[1]) * width + idx[2]] = idx[3]
+        if sym:
+            g[(idx[0] * K + idx[2]) * width + idx[1]] = idx[3]
+        g.setflags(write=False)
+        gather.append(g)
+    return _Layout(out[0], out[1], out[2] if track_P else None, int(before[-1]),
+                   tuple(gather))
 
 
 # ------------------------------------------------------------------------------ packing
@@ -274,16 +331,16 @@ def unpack_classes(y, M, patterns, track_P):
     y = np.asarray(y, dtype=float)
     S, K = np.shape(patterns)
     lead = y.shape[:-1]
-    qi, ri, pi, nv = state_layout(patterns, M, track_P)
-    Q = np.zeros(lead + (S, K, K))
-    Q[..., qi[0], qi[1], qi[2]] = y[..., qi[3]]
-    Q[..., qi[0], qi[2], qi[1]] = y[..., qi[3]]
-    R = np.zeros(lead + (S, K, M))
-    R[..., ri[0], ri[1], ri[2]] = y[..., ri[3]]
-    P = None
-    if track_P:
-        P = np.zeros(lead + (S, K, K))
-        P[..., pi[0], pi[1], pi[2]] = y[..., pi[3]]
+    lay = _layout(patterns, M, track_P)
+    # gathers from the states with a zero column appended: one pass over each output (a zero
+    # fill and two scatters were 4x slower for 201 states of 64 classes, K=6)
+    Y = np.empty((int(np.prod(lead, dtype=np.int64)), y.shape[-1] + 1))
+    Y[:, :-1] = y.reshape(-1, y.shape[-1])
+    Y[:, -1] = 0.0
+    Q = Y.take(lay.gather[0], axis=1).reshape(lead + (S, K, K))
+    R = Y.take(lay.gather[1], axis=1).reshape(lead + (S, K, M))
+    P = Y.take(lay.gather[2], axis=1).reshape(lead + (S, K, K)) if track_P else None
+    nv = lay.nv
     return Q, R, P, y[..., nv:].copy()
 
 
@@ -341,25 +398,16 @@ def _ov_fill_cov(classes, y, p, C):
 
 @njit(cache=True, error_model="numpy")
 def _sum_classes(y, p, C):
-    """Upper triangle of ``Q`` and ``R`` in ``C`` as the class sums."""
-    K, M = p.K, p.M
-    for i in range(K):
-        for k in range(K):
-            C[i, k] = 0.0
-        for n in range(M):
-            C[i, K + n] = 0.0
-    for s in range(p.n_cls):
-        q = p.off[s]
-        u = p.units[s]
-        nk = p.nk[s]
-        for x in range(nk):
-            for z in range(x, nk):
-                C[u[x], u[z]] += y[q]
-                q += 1
-        for x in range(nk):
-            for n in range(M):
-                C[u[x], K + n] += y[q]
-                q += 1
+    """Upper triangle of ``Q`` and ``R`` in ``C`` as the class sums (:func:`class_tables`)."""
+    tb = p.classes
+    E = tb[0]
+    ptr = 1 + 2 * E  # where ptr starts
+    src = ptr + E + 1  # where src starts
+    for e in range(E):
+        t = 0.0
+        for j in range(src + tb[ptr + e], src + tb[ptr + e + 1]):
+            t += y[tb[j]]
+        C[tb[1 + e], tb[1 + E + e]] = t
 
 
 # ------------------------------------------------------------------------------ right-hand side
@@ -407,7 +455,10 @@ def _ov_assemble_by_layout(classes, y, dy, p, w):
 def _assemble_classes(y, dy, p, w):
     """:func:`_assemble` of a network of classes (or with ``P``)."""
     K, M = p.K, p.M
-    C, Cs, a, U, bv, S3, Uc, bc = w.C, w.Cs, w.a, w.U, w.b, w.S3, w.Uc, w.bc
+    C, a, U, bv = w.C, w.a, w.U, w.b
+    # this class's scratch, local: LLVM then knows that the stores into dy alias none of it
+    L = K + M
+    Cs, S3, Uc, bc = np.empty((L, L)), np.empty((K, L)), np.empty((K, L)), np.empty(K)
     units, nks, off, T_cls = p.units, p.nk, p.off, p.T_cls
     eta, decay = p.eta, p.decay
     for s in range(p.n_cls):
@@ -441,7 +492,7 @@ def _assemble_classes(y, dy, p, w):
                 Uc[x, nk + n] = U[i, K + n]
             bc[x] = bv[i]
         s3_from(Uc, bc, Cs, nk, Ls, S3)
-        _class_derivatives(y, dy, p, w, s)
+        _class_derivatives(y, dy, p, a, S3, w.S4, s)
         if p.track_P:
             q = off[s] + nk * (nk + 1) // 2 + nk * M
             # Cov(z_c, lambda0^s_k) = P^s_ck (c a student), R0^s_kn (c = teacher n)
@@ -460,9 +511,9 @@ def _assemble_classes(y, dy, p, w):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _class_derivatives(y, dy, p, w, s):
-    """``dQ^s`` and ``dR^s`` of class ``s`` from ``w.S3`` on the class's fields."""
-    a, S3, S4, units = w.a, w.S3, w.S4, p.units
+def _class_derivatives(y, dy, p, a, S3, S4, s):
+    """``dQ^s`` and ``dR^s`` of class ``s`` from ``S3`` on the class's fields."""
+    units = p.units
     M, eta, decay, nk, q = p.M, p.eta, p.decay, p.nk[s], p.off[s]
     sgd_f = eta * eta * p.f[s]
     for x in range(nk):
