@@ -483,6 +483,10 @@ def _integrate_numba(run: _Run) -> LearningCurve:
     common = dict(alpha=alpha0 + t_out, eg=eg, Q=Q, R=R, v=v, T=p.T, v_star=sp.v_star,
                   metadata=meta)
     if isinstance(state, SparseOrderParams):
+        for a in (Qc, Rc, Pc):  # frozen (with what they view): the curve keeps them without
+            while isinstance(a, np.ndarray):  # a copy (~2 ms of a K=6, 64-class curve)
+                a.setflags(write=False)
+                a = a.base
         return SparseLearningCurve(**common, patterns=sp.patterns, f=sp.f, T_cls=sp.T,
                                    Q_cls=Qc, R_cls=Rc, P_cls=Pc)
     if track_P:
