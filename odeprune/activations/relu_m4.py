@@ -19,7 +19,7 @@ from ._core import (
     fast_asin,
 )
 
-# The rule before issue 27 item 4 (8-node Gauss-Legendre on the u-panels [3^-(j+1), 3^-j] down
+# The rule before the fitted rules (8-node Gauss-Legendre on the u-panels [3^-(j+1), 3^-j] down
 # to ~sqrt(lambda_min)): kept for the names odeprune.activations re-exports; the path integral
 # now uses the rules of _build_rules below.
 _GL_N = 8

@@ -140,7 +140,7 @@ _PAUSE_GEN0 = 200_000
 
 
 class _StartupGC:
-    """The cyclic garbage collector, held off while a command starts (issue 27, item 3).
+    """The cyclic garbage collector, held off while a command starts.
 
     Start-up creates objects that live as long as the process: the modules it imports (numba's
     among them) and the set-up of numba's compiler on the first kernel it loads. The collector
@@ -185,7 +185,7 @@ def _freeze_at_exit() -> None:
 
     The interpreter's last collections go through every object of the process only to free
     memory that the system frees anyway, and numba's objects make it slow: 0.2 s of CPU after
-    ``odeprune integrate``, more than the command's own start-up (issue 27, item 3). Frozen
+    ``odeprune integrate``, more than the command's own start-up. Frozen
     objects are skipped. What this drops is the finalizers of objects in reference cycles at
     exit; the commands close their files and pools themselves, and the ``atexit`` functions
     (temporary directories, process pools) still run."""

@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 
 # tqdm is imported when a bar is drawn: ``tqdm.auto`` imports asyncio and ssl, 0.03 s of CPU
-# for a short ``odeprune integrate`` that draws no bar (issue 27, item 3)
+# for a short ``odeprune integrate`` that draws no bar
 
 __all__ = ["want_progress", "progress_bar", "make_bar", "DELAY_S", "FIRST_NOTE_S",
            "FIRST_NOTE"]
