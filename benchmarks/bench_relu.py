@@ -118,22 +118,36 @@ def bench_rhs(repeats: int) -> None:
 
 
 # ---- frozen copy of the kernels before issue 27 item 4 (for the before/after table only) ----
+# the rule before: 8-node Gauss-Legendre on the u-panels [3^-(j+1), 3^-j] down to
+# ~sqrt(lambda_min), at most 26 of them, then [0, 3^-J]
+_OLD_N = 8
+_OLD_X, _OLD_W = np.polynomial.legendre.leggauss(_OLD_N)
+_OLD_X, _OLD_W = 0.5 * (_OLD_X + 1.0), 0.5 * _OLD_W
+_OLD_RATIO = 1.0 / 3.0
+_OLD_MAX_LEVELS = 26
+
+
+@njit(cache=False, error_model="numpy", inline="always")
+def _old_asin_ratio(num, vk, vl):
+    return A.fast_asin(num / math.sqrt(max(vk * vl, 1e-300)))
+
+
 @njit(cache=False, error_model="numpy", inline="always")
 def _old_integrand(s, p01, p02, p03, p12, p13, p23):
     t = 1.0 - s
     r01, r02, r03, r12, r13, r23 = t * p01, t * p02, t * p03, t * p12, t * p13, t * p23
     n01, v2, v3 = A._pair_partial(r01, r02, r03, r12, r13, r23)
-    a01 = A._asin_ratio(n01, v2, v3)
+    a01 = _old_asin_ratio(n01, v2, v3)
     n, vk, vl = A._pair_partial(r02, r01, r03, r12, r23, r13)
-    a02 = A._asin_ratio(n, vk, vl)
+    a02 = _old_asin_ratio(n, vk, vl)
     n, vk, vl = A._pair_partial(r03, r01, r02, r13, r23, r12)
-    a03 = A._asin_ratio(n, vk, vl)
+    a03 = _old_asin_ratio(n, vk, vl)
     n, vk, vl = A._pair_partial(r12, r01, r13, r02, r23, r03)
-    a12 = A._asin_ratio(n, vk, vl)
+    a12 = _old_asin_ratio(n, vk, vl)
     n, vk, vl = A._pair_partial(r13, r01, r12, r03, r23, r02)
-    a13 = A._asin_ratio(n, vk, vl)
+    a13 = _old_asin_ratio(n, vk, vl)
     n, vk, vl = A._pair_partial(r23, r02, r12, r03, r13, r01)
-    a23 = A._asin_ratio(n, vk, vl)
+    a23 = _old_asin_ratio(n, vk, vl)
     o01, o02, o03 = A._one_minus_sq(p01, s), A._one_minus_sq(p02, s), A._one_minus_sq(p03, s)
     o12, o13 = A._one_minus_sq(p12, s), A._one_minus_sq(p13, s)
     q01 = (0.25 + A._1_2PI * a01) / math.sqrt(o01)
@@ -163,9 +177,9 @@ def _old_levels(p01, p02, p03, p12, p13, p23):
           + (1.0 - p12 * p12 - p13 * p13 - p23 * p23 + 2.0 * p12 * p13 * p23))
     eps = det / e3 if e3 > 0.0 else 0.0
     if eps > 0.0:
-        levels = int(math.ceil(0.5 * math.log(1.0 / eps) / math.log(1.0 / A._I4_RATIO)))
-        return min(max(levels, 1), A._I4_MAX_LEVELS)
-    return A._I4_MAX_LEVELS
+        levels = int(math.ceil(0.5 * math.log(1.0 / eps) / math.log(1.0 / _OLD_RATIO)))
+        return min(max(levels, 1), _OLD_MAX_LEVELS)
+    return _OLD_MAX_LEVELS
 
 
 @njit(cache=False, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
@@ -174,12 +188,12 @@ def _old_m4(p01, p02, p03, p12, p13, p23):
     total = 0.0
     hi = 1.0
     for panel in range(levels + 1):
-        lo = hi * A._I4_RATIO if panel < levels else 0.0
+        lo = hi * _OLD_RATIO if panel < levels else 0.0
         h = hi - lo
         s = 0.0
-        for j in range(A._GL_N):
-            u = lo + h * A._GL_X[j]
-            s += A._GL_W[j] * u * _old_integrand(u * u, p01, p02, p03, p12, p13, p23)
+        for j in range(_OLD_N):
+            u = lo + h * _OLD_X[j]
+            s += _OLD_W[j] * u * _old_integrand(u * u, p01, p02, p03, p12, p13, p23)
         total += 2.0 * h * s
         hi = lo
     return 0.125 / math.pi + p23 / 16.0 + total

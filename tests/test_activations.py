@@ -186,13 +186,21 @@ def test_compile_time_dispatch_equals_runtime_dispatch(name, rng):
         A.check_code(static)
 
 
-def test_compile_time_code_compiles_only_that_activation(tmp_path):
-    """A kernel compiled for erf's ActivationCode does not compile the ReLU I4 (the first run's
-    main cost, issue 27); an integer code does (positive control). Fresh process and cache."""
+def _fresh_process_output(script, cache_dir):
+    """What ``script`` prints, split into words, run in a new Python with an empty numba cache
+    (``cache_dir``): what it compiles is then what it needs, nothing loaded from earlier runs."""
     import os
     import subprocess
     import sys
 
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, check=True).stdout.split()
+
+
+def test_compile_time_code_compiles_only_that_activation(tmp_path):
+    """A kernel compiled for erf's ActivationCode does not compile the ReLU I4 (the first run's
+    main cost, issue 27); an integer code does (positive control). Fresh process and cache."""
     script = (
         "from odeprune import activations as A\n"
         "args = (1.0, 0.1, 0.2, 0.3, 1.0, 0.1, 0.2, 1.0, 0.3, 1.0)\n"
@@ -200,9 +208,7 @@ def test_compile_time_code_compiles_only_that_activation(tmp_path):
         "print(len(A.relu_I4.signatures), len(A.erf_I4.signatures))\n"
         "A.I4(A.ERF, *args)\n"
         "print(len(A.relu_I4.signatures))\n")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = _fresh_process_output(script, tmp_path)
     assert out == ["0", "1", "1"]
 
 
@@ -212,10 +218,6 @@ def test_erf_run_compiles_no_relu_code(tmp_path):
     test (a folded ``p.act == RELU`` branch still compiled it: 6 s of a first run, issue 27).
     Positive control: the ReLU bracket compiled directly shows up in the same counts. Fresh
     process and numba cache."""
-    import os
-    import subprocess
-    import sys
-
     script = (
         "import odeprune\n"
         "from odeprune import activations as A\n"
@@ -228,7 +230,5 @@ def test_erf_run_compiles_no_relu_code(tmp_path):
         "A.relu_s4_sums(np.eye(6), np.ones(6), 4, np.zeros((4, 4)))\n"
         "A.I4(A.RELU, 1.0, 0.1, 0.2, 0.3, 1.0, 0.1, 0.2, 1.0, 0.3, 1.0)\n"
         "print(*[min(len(k.signatures), 1) for k in kernels])\n")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = _fresh_process_output(script, tmp_path)
     assert out == ["0", "0", "0", "1", "1", "1"]

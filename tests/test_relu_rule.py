@@ -11,23 +11,13 @@ import math
 import numpy as np
 import pytest
 from numba import njit
+from test_activations_relu_sums import PAIRS, _corr, _entries
 from test_relu import _near_aligned, cubature_I4
 
 import odeprune
 from odeprune import activations as A
 from odeprune.activations import relu as R
 from odeprune.activations import relu_m4 as M
-
-PAIRS = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
-
-
-def _corr(C):
-    sd = np.sqrt(np.diag(C))
-    return C / np.outer(sd, sd)
-
-
-def _entries(Rm):
-    return [Rm[i, j] for i, j in PAIRS]
 
 
 def _random_corr(rng, lam_min):

@@ -128,12 +128,6 @@ from .relu import (  # noqa: F401 (re-exported)
     relu_s4_sums,
 )
 from .relu_m4 import (  # noqa: F401 (re-exported)
-    _GL_N,
-    _GL_W,
-    _GL_X,
-    _I4_MAX_LEVELS,
-    _I4_RATIO,
-    _asin_ratio,
     _one_minus_sq,
     _pair_partial,
     _relu_m4,

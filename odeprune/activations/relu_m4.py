@@ -16,20 +16,7 @@ from ._core import (
     _1_4PI2,
     _HALF_PI,
     _asin_pq,
-    fast_asin,
 )
-
-# The rule before the fitted rules (8-node Gauss-Legendre on the u-panels [3^-(j+1), 3^-j] down
-# to ~sqrt(lambda_min)): kept for the names odeprune.activations re-exports; the path integral
-# now uses the rules of _build_rules below.
-_GL_N = 8
-_gl_x, _gl_w = np.polynomial.legendre.leggauss(_GL_N)
-_GL_X = 0.5 * (_gl_x + 1.0)
-_GL_W = 0.5 * _gl_w
-del _gl_x, _gl_w
-_I4_RATIO = 1.0 / 3.0
-#: most geometric panels of the rule before (u down to 3**-26 ~ 4e-13)
-_I4_MAX_LEVELS = 26
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -41,14 +28,6 @@ def _pair_partial(rij, rik, ril, rjk, rjl, rkl):
     vk = dij - rik * rik - rjk * rjk + 2.0 * rij * rik * rjk
     vl = dij - ril * ril - rjl * rjl + 2.0 * rij * ril * rjl
     return num, vk, vl
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _asin_ratio(num, vk, vl):
-    # asin(num / sqrt(vk vl)); 0 where the conditional variances vanish (only at t = 1, never
-    # evaluated, or by round-off)
-    den = max(vk * vl, 1e-300)
-    return fast_asin(num / math.sqrt(den))
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -104,16 +104,12 @@ class Work(NamedTuple):
     """Scratch arrays of one evaluation (allocate once per run with :func:`make_work`)."""
 
     C: np.ndarray      # (L, L) global covariance
-    Cs: np.ndarray     # (L, L) one class's covariance
     a: np.ndarray      # (L,) signed second-layer weights
     U: np.ndarray      # (K, L)
     b: np.ndarray      # (K,)
     S3: np.ndarray     # (K, L)
     S4: np.ndarray     # (K, K) eta^2 bracket, upper triangle used
-    r: np.ndarray      # (L,) scratch of the I4 sum
     Cw: np.ndarray     # (L, L) scratch of the PSD check
-    Uc: np.ndarray     # (K, L) U on one class's fields
-    bc: np.ndarray     # (K,) b on one class's units
 
 
 #: the keywords of :func:`make_params` beyond the problem (K, M, T, v_star, eta, eta_v, sigma,
@@ -227,9 +223,8 @@ def threads_flag(threads):
 @njit(cache=True)
 def make_work(K, M):
     L = K + M
-    return Work(np.zeros((L, L)), np.zeros((L, L)), np.zeros(L), np.zeros((K, L)), np.zeros(K),
-                np.zeros((K, L)), np.zeros((K, K)), np.zeros(L), np.zeros((L, L)),
-                np.zeros((K, L)), np.zeros(K))
+    return Work(np.zeros((L, L)), np.zeros(L), np.zeros((K, L)), np.zeros(K), np.zeros((K, L)),
+                np.zeros((K, K)), np.zeros((L, L)))
 
 
 def n_state(K, M, n_cls=1, track_P=False):
