@@ -22,7 +22,7 @@ import numpy as np
 from . import _io
 from ._validate import as_generator, check_array, check_memory
 from ._validate import check_size as _check_size
-from .activations import ACTIVATIONS, eg_from_cov, get_activation
+from .activations import ACTIVATIONS, activation_code, eg_from_cov, get_activation
 
 __all__ = ["OrderParams", "PSD_RTOL", "SYMMETRY_RTOL", "as_generator", "load_state",
            "check_weights"]
@@ -163,7 +163,7 @@ class OrderParams:
         key = ("eg", act.name)
         if key not in self._cache:
             self._cache[key] = float(
-                eg_from_cov(act.code, np.ascontiguousarray(self.covariance()),
+                eg_from_cov(activation_code(act.code), np.ascontiguousarray(self.covariance()),
                             self.signed_weights())
             )
         return self._cache[key]

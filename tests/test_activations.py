@@ -212,23 +212,33 @@ def test_compile_time_code_compiles_only_that_activation(tmp_path):
     assert out == ["0", "1", "1"]
 
 
-def test_erf_run_compiles_no_relu_code(tmp_path):
-    """A default erf ``integrate`` (explicit and implicit phases, the Jacobian) compiles none of
-    the ReLU kernels: the ReLU whole-bracket sum is chosen when compiling, not by a run-time
-    test (a folded ``p.act == RELU`` branch still compiled it: 6 s of a first run, issue 27).
-    Positive control: the ReLU bracket compiled directly shows up in the same counts. Fresh
-    process and numba cache."""
+def test_erf_run_compiles_only_what_it_needs(tmp_path):
+    """A default erf ``integrate`` (explicit and implicit phases) compiles none of the ReLU
+    kernels: the ReLU whole-bracket sum is chosen when compiling, not by a run-time test (a
+    folded ``p.act == RELU`` branch still compiled it: 6 s of a first run, issue 27). Nor, for
+    the default M=2/K=6 state (39 entries), the structured Jacobian: its BDF differences the
+    right-hand side (``jacobian.FD_JACOBIAN_MAX_N``; the structured one cost 7 s of a first
+    run). Positive controls: the ReLU bracket and the structured Jacobian compiled directly show
+    up in the same counts. Fresh process and numba cache."""
     script = (
+        "import numpy as np\n"
         "import odeprune\n"
         "from odeprune import activations as A\n"
+        "from odeprune.ode import jacobian as J\n"
         "s = odeprune.OrderParams.random(500, 6, 2, v_star=4.0, seed=0)\n"
         "c = odeprune.integrate(s, eta=0.5, alpha_max=300)\n"
         "assert c.metadata['njev'] > 0, 'the implicit phase did not run'\n"
-        "kernels = (A.relu_s4_sums, A.relu_I4, A.relu_I4_merged)\n"
+        "kernels = (A.relu_s4_sums, A.relu_I4, A.relu_I4_merged, J.jacobian_exact,\n"
+        "           J.erf_s4_gradient)\n"
         "print(*[len(k.signatures) for k in kernels])\n"
-        "import numpy as np\n"
         "A.relu_s4_sums(np.eye(6), np.ones(6), 4, np.zeros((4, 4)))\n"
         "A.I4(A.RELU, 1.0, 0.1, 0.2, 0.3, 1.0, 0.1, 0.2, 1.0, 0.3, 1.0)\n"
+        "from odeprune.ode.drivers import jacobian_columns\n"
+        "from odeprune.ode.rhs import make_params, make_work, pack\n"
+        "p = make_params(6, 2, s.T, s.v_star, 0.5, 0.5, 0.0)\n"
+        "y = pack(s.Q, s.R, s.v)\n"
+        "J.jacobian_into(y, p, make_work(6, 2), make_work(6, 2), jacobian_columns(p),\n"
+        "                np.empty((y.size, y.size)))\n"
         "print(*[min(len(k.signatures), 1) for k in kernels])\n")
     out = _fresh_process_output(script, tmp_path)
-    assert out == ["0", "0", "0", "1", "1", "1"]
+    assert out == ["0"] * 5 + ["1"] * 5

@@ -17,7 +17,13 @@ import pytest
 import odeprune as op
 from odeprune.activations import get_activation
 from odeprune.ode.dynamics import _problem
-from odeprune.ode.jacobian import column_entries, erf_s4_gradient, jacobian_into
+from odeprune.ode.jacobian import (
+    FD_JACOBIAN_MAX_N,
+    column_entries,
+    erf_s4_gradient,
+    fd_jacobian_into,
+    jacobian_into,
+)
 from odeprune.ode.rhs import make_params, make_work, rhs_eval, s4_sums, unpack_cov
 from odeprune.ode.stiff import fd_jacobian
 from odeprune.options import Dynamics
@@ -78,6 +84,49 @@ def test_masked_jacobian_with_two_time_overlaps(exact_i4):
     # the P columns move no field overlap: only the P rows of their own class respond
     cols = column_entries(sp.patterns, p.K, p.M, True)
     assert (cols[:, 0] == -1).sum() == sum(int(k) ** 2 for k in p.nk)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_compiled_plain_differences_are_stiff_fd_jacobian_bit_for_bit(masked):
+    """``fd_jacobian_into`` (the compiled BDF's Jacobian of a small state) forms
+    :func:`odeprune.ode.stiff.fd_jacobian` of the compiled right-hand side: the same increments
+    and arithmetic, so the same numbers bit for bit (that reference is checked against the
+    structured Jacobian above and against central differences below)."""
+    state = op.OrderParams.random(500, 4, 2, v_star=2.0, seed=1)
+    if masked:
+        state = op.SparseOrderParams.random_mask(state, 0.6)
+    p, y, _ = _problem(state, Dynamics(eta=0.5, eta_v=0.4, sigma=0.2), get_activation("erf").code,
+                       track_P=masked)
+    f0 = rhs_eval(y, p)
+    J = np.full((y.size, y.size), np.nan)
+    f = fd_jacobian_into(y, p, make_work(p.K, p.M), J)
+    assert np.array_equal(f, f0)
+    assert np.array_equal(J, fd_jacobian(lambda x: rhs_eval(x, p), y, f0))
+    assert np.abs(J).max() > 0.1
+
+
+def test_bdf_jacobian_by_state_size():
+    """The compiled BDF differences the whole right-hand side for a state of at most
+    ``FD_JACOBIAN_MAX_N`` entries (the default M=2/K=6 curve: 39) and uses the structured
+    Jacobian above; ``fd_jacobian`` overrides the choice."""
+    from odeprune.ode.drivers import AutoDriver
+    from odeprune.ode.explicit import Control
+    from odeprune.ode.rhs import pack
+
+    def driver(K, **kw):
+        s = op.OrderParams.random(500, K, 2, v_star=4.0, seed=0)
+        p = make_params(K, 2, s.T, s.v_star, 0.5, 0.5, 0.0)
+        y = pack(s.Q, s.R, s.v)
+        t = np.array([0.0, 1.0])
+        return y.size, AutoDriver("auto", p, y, rhs_eval(y, p), 0.0, t,
+                                  np.zeros((2, y.size)), Control(1e-7, 1e-10, 0.0, 1, 1e-9), **kw)
+
+    n, small = driver(6)
+    assert n == 39 <= FD_JACOBIAN_MAX_N and small.cols is None
+    n, large = driver(8)
+    assert n == 60 > FD_JACOBIAN_MAX_N and large.cols.shape == (n, 2)
+    assert driver(6, fd_jacobian=False)[1].cols is not None
+    assert driver(8, fd_jacobian=True)[1].cols is None
 
 
 def test_jacobian_against_central_differences():

@@ -294,19 +294,25 @@ def _compiled_problem(K=6, M=2):
     return p, pack(state.Q, state.R, state.v), Control(1e-7, 1e-10, 0.0, 1, 1e-9)
 
 
-def test_compiled_bdf_takes_the_steps_of_scipys_bdf():
+@pytest.mark.parametrize("fd", [False, True])
+def test_compiled_bdf_takes_the_steps_of_scipys_bdf(fd):
     """The port of scipy's BDF (same Jacobian, same first step): the same accepted steps,
-    Jacobians and LU factorisations, the same outputs up to rounding."""
+    Jacobians and LU factorisations, the same outputs up to rounding. Both Jacobians of the
+    compiled BDF: the structured one (``jacobian_into``) and the plain differences of the
+    right-hand side (``fd_jacobian_into``, against scipy given ``stiff.fd_jacobian``)."""
     from odeprune.ode.drivers import AutoDriver
     from odeprune.ode.rhs import rhs_eval
+    from odeprune.ode.stiff import fd_jacobian
 
     p, y0, ctl = _compiled_problem()
     t = save_at(2e3)
     sc = stiff_callables(p, ctl)
-    ref = run_stepper(sc.f, y0, t, ctl.rtol, ctl.atol, method="bdf", jac=sc.jac, check=sc.check)
+    jac = (lambda y: fd_jacobian(sc.f, y, sc.f(y))) if fd else sc.jac
+    ref = run_stepper(sc.f, y0, t, ctl.rtol, ctl.atol, method="bdf", jac=jac, check=sc.check)
     assert ref.status == OK
     Y = np.zeros((t.size, y0.size))
-    drv = AutoDriver("bdf", p, y0, rhs_eval(y0, p), 0.0, t, Y, ctl)
+    drv = AutoDriver("bdf", p, y0, rhs_eval(y0, p), 0.0, t, Y, ctl, fd_jacobian=fd)
+    assert (drv.cols is None) == fd
     while drv.advance(37) == CHUNK:
         pass
     c = drv.counts()

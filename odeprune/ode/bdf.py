@@ -23,7 +23,7 @@ from .explicit import (
     STEP_TOO_SMALL,
     output_ok,
 )
-from .jacobian import jacobian_exact, jacobian_into
+from .jacobian import fd_jacobian_into, jacobian_exact
 from .rhs import make_work, rhs_eval, rhs_into
 
 __all__ = ["BdfRun", "new_bdf", "lu_factor", "lu_solve", "bdf_run", "bdf_start"]
@@ -267,8 +267,11 @@ def _newton(p, w, s, x, c, tol):
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def bdf_run(s, t_out, Y_out, p, ctl, cols):
-    """scipy's BDF on the compiled right-hand side, with :func:`odeprune.ode.jacobian.jacobian_into`
-    as the Jacobian (``cols`` from :func:`~odeprune.ode.jacobian.column_entries`); the protocol
+    """scipy's BDF on the compiled right-hand side. The Jacobian: with ``cols`` from
+    :func:`~odeprune.ode.jacobian.column_entries`, :func:`~odeprune.ode.jacobian.jacobian_exact`;
+    with ``cols=None``, :func:`~odeprune.ode.jacobian.fd_jacobian_into` (its evaluations, like
+    the structured Jacobian's, count in ``njev`` only). The first call after :func:`bdf_start`
+    (``njev == 0``) evaluates it at the start, as scipy's BDF does when it starts. The protocol
     of :mod:`odeprune.ode.explicit` (fills ``Y_out`` at ``t_out`` by scipy's dense output, checks
     each saved state; returns ``CHUNK`` after ``ctl.max_steps`` accepted steps). Start from
     :func:`bdf_start`. On failure ``s.y``, ``s.ts[0]`` hold the last good state."""
@@ -286,6 +289,12 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols):
     x = _Scratch(np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
                  np.empty(n))
     y_pred, psi, scale, y_new, d, dy = x.y_pred, x.psi, x.scale, x.y_new, x.d, x.dy
+    if cnt[NJEV] == 0:
+        if cols is None:  # (an argument's None: numba prunes the other branch, untyped)
+            fd_jacobian_into(y, p, w, J)
+        else:
+            jacobian_exact(y, p, w, w1, cols, J)
+        cnt[NJEV] += 1
     while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t:
         for j in range(n):
             Y_out[cnt[I_OUT], j] = y[j]
@@ -342,7 +351,10 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols):
                 if not converged:
                     if jac_current:
                         break
-                    jacobian_exact(y_pred, p, w, w1, cols, J)
+                    if cols is None:
+                        fd_jacobian_into(y_pred, p, w, J)
+                    else:
+                        jacobian_exact(y_pred, p, w, w1, cols, J)
                     cnt[NJEV] += 1
                     lu_valid = False
                     jac_current = True
@@ -441,11 +453,11 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols):
     return status
 
 
-def bdf_start(s: BdfRun, p, cols, t: float, f0, h: float, rtol: float, atol: float,
+def bdf_start(s: BdfRun, p, t: float, f0, h: float, rtol: float, atol: float,
               t_end: float) -> None:
     """Initialise ``s`` (its ``y`` set) at time ``t`` with ``f0 = f(y)`` as scipy's BDF does: the
-    first step ``h`` (``0``: scipy's ``select_initial_step``, one evaluation), the Jacobian,
-    order 1."""
+    first step ``h`` (``0``: scipy's ``select_initial_step``, one evaluation), order 1, no
+    Jacobian yet (``njev = 0``: :func:`bdf_run` evaluates it first)."""
     y = s.y
     if h <= 0.0:
         scale = atol + np.abs(y) * rtol
@@ -460,9 +472,7 @@ def bdf_start(s: BdfRun, p, cols, t: float, f0, h: float, rtol: float, atol: flo
         h = min(100 * h0, h1, t_end - t)
     else:
         h = min(h, t_end - t)
-    w0, w1 = make_work(p.K, p.M), make_work(p.K, p.M)
-    jacobian_into(y, p, w0, w1, cols, s.J)
-    s.counters[NJEV] += 1
+    s.counters[NJEV] = 0
     s.D[:] = 0.0
     s.D[0] = y
     s.D[1] = f0 * h

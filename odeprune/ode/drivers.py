@@ -22,7 +22,7 @@ from .explicit import (
     new_run,
     output_ok,
 )
-from .jacobian import column_entries, jacobian_into
+from .jacobian import FD_JACOBIAN_MAX_N, column_entries, jacobian_into
 from .rhs import make_work, rhs_into
 from .stiff import (
     DEFAULT_SWITCH,
@@ -78,14 +78,17 @@ class AutoDriver:
     the start) on a compiled problem, all in compiled code: :func:`odeprune.ode.explicit.dopri5_run`
     in chunks that end at multiples of ``probe_steps`` accepted steps, :func:`stiffness_test` at
     such a point when the step has not grown (at most 2x the previous probe's), then
-    :func:`bdf_run` with the compiled Jacobian. The driver protocol of
+    :func:`bdf_run` with the compiled Jacobian (``fd_jacobian``: the plain differences of the
+    right-hand side; None: for a state of at most
+    :data:`~odeprune.ode.jacobian.FD_JACOBIAN_MAX_N` entries, else the structured Jacobian,
+    :func:`~odeprune.ode.jacobian.jacobian_exact`). The driver protocol of
     :func:`odeprune.ode.dynamics.integrate`: ``advance(n_steps) -> status``, ``t``, ``phase``,
     ``counts()``, ``last_good()``, ``get_state()`` / ``set_state()`` (plain arrays; resume is bit
     for bit), ``p`` (replaceable between chunks: threads). The numbers never depend on the
     chunking."""
 
     def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl,
-                 switch: SwitchRule = DEFAULT_SWITCH):
+                 switch: SwitchRule = DEFAULT_SWITCH, fd_jacobian: bool | None = None):
         if method not in ("auto", "bdf"):
             raise ValueError(f"method={method!r}: AutoDriver runs 'auto' or 'bdf'")
         self.method = method
@@ -94,7 +97,9 @@ class AutoDriver:
         self.probe_steps = int(switch.probe_steps)
         self.switch_h_rho = float(switch.switch_h_rho)
         self.min_remaining_steps = int(switch.min_remaining_steps)
-        self.cols = jacobian_columns(p)
+        if fd_jacobian is None:
+            fd_jacobian = len(y0) <= FD_JACOBIAN_MAX_N
+        self.cols = None if fd_jacobian else jacobian_columns(p)
         # "auto": a tenth of the tolerances in the implicit phase, not below MIN_IMPLICIT_RTOL
         fac = (max(AUTO_BDF_TOL, min(1.0, MIN_IMPLICIT_RTOL / ctl.rtol)) if method == "auto"
                else 1.0)
@@ -128,8 +133,7 @@ class AutoDriver:
         r, s = self.run, self.bdf
         s.counters[:4] = r.counters
         s.y[:] = r.y
-        bdf_start(s, self.p, self.cols, float(r.ts[0]), r.f, h, self.ctl_bdf.rtol,
-                  self.ctl_bdf.atol,
+        bdf_start(s, self.p, float(r.ts[0]), r.f, h, self.ctl_bdf.rtol, self.ctl_bdf.atol,
                   float(self.t_out[-1]))
         self.ints[0] = 1
         self.floats[1] = float(r.ts[0])

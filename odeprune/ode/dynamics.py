@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import _io
 from .._validate import check_save_at
-from ..activations import eg_from_cov, get_activation
+from ..activations import activation_code, eg_from_cov, get_activation
 from ..errors import OdepruneAccuracyWarning
 from ..options import (
     DEFAULT_ATOL,
@@ -496,6 +496,7 @@ def _integrate_numba(run: _Run) -> LearningCurve:
 
 def _eg_along(Q, R, v, T, v_star, act) -> np.ndarray:
     K, M = Q.shape[1], T.shape[0]
+    code = activation_code(act.code)  # compile-time: the right-hand side's I2 kernel, no other
     out = np.empty(Q.shape[0])
     a = np.empty(K + M)
     a[K:] = -v_star
@@ -506,7 +507,7 @@ def _eg_along(Q, R, v, T, v_star, act) -> np.ndarray:
         C[:K, K:] = R[j]
         C[K:, :K] = R[j].T
         a[:K] = v[j]
-        out[j] = eg_from_cov(act.code, C, a)
+        out[j] = eg_from_cov(code, C, a)
     return out
 
 

@@ -40,9 +40,18 @@ from numba import njit
 from .. import activations as _act
 from ..activations import CODES, ERF, I4, J2
 from ..activations._core import _2_PI, _4_PI2  # (the constants, defined once)
-from .rhs import assemble, erf_pair_setup, i3_coefficients, s4_sums, state_layout, unpack_cov
+from .rhs import (
+    assemble,
+    erf_pair_setup,
+    i3_coefficients,
+    rhs_into,
+    s4_sums,
+    state_layout,
+    unpack_cov,
+)
 
-__all__ = ["column_entries", "jacobian_into", "jacobian_exact"]
+__all__ = ["column_entries", "jacobian_into", "jacobian_exact", "fd_jacobian_into",
+           "FD_JACOBIAN_MAX_N"]
 
 
 class ErfBase(NamedTuple):
@@ -409,3 +418,36 @@ def jacobian_into(y, p, w, w1, cols, J, exact_i4=True):
 
 #: :func:`jacobian_into` with ``exact_i4=True``, compiled (for the compiled BDF stepper)
 jacobian_exact = _JACOBIANS[True]
+
+
+#: the compiled BDF of ``"auto"``/``"bdf"`` (:mod:`odeprune.ode.bdf`) differences the whole
+#: right-hand side (:func:`fd_jacobian_into`) for a state of at most this many entries, and uses
+#: :func:`jacobian_exact` above it. A Jacobian is rare in BDF (11 in the default M=2/K=6 curve to
+#: alpha=1000): at n=39 the plain differences cost that curve X ms more, while compiling the
+#: structured Jacobian costs every first run about 7 s of CPU (docs/speed.md)
+FD_JACOBIAN_MAX_N = 48
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def fd_jacobian_into(y, p, w, J):
+    """Fill ``J`` (n, n) with the plain forward-difference Jacobian of
+    :func:`odeprune.ode.rhs.rhs_into` at ``y`` (``w``: a workspace), as
+    :func:`odeprune.ode.stiff.fd_jacobian` forms it (the same increment and arithmetic):
+    ``n + 1`` evaluations. Returns ``f(y)``. Inlined into its caller (the BDF stepper): a
+    compiled function of its own re-optimised its copy of the right-hand side (1.5 s of a first
+    run's compile)."""
+    n = y.shape[0]
+    f0 = np.empty(n)
+    rhs_into(y, f0, p, w)
+    yp = y.copy()
+    fp = np.empty(n)
+    for j in range(n):
+        yj = y[j]
+        h = _SQRT_EPS * max(abs(yj), 1e-3)
+        yp[j] = yj + h
+        h = yp[j] - yj
+        rhs_into(yp, fp, p, w)
+        for i in range(n):
+            J[i, j] = (fp[i] - f0[i]) / h
+        yp[j] = yj
+    return f0
