@@ -19,7 +19,8 @@ Prints tables (numbers, not a test); record them in docs/relu.md.
    the per-pair sum of ``rhs._s4_relu`` over the old path-integral integrand) against after
    (``activations.relu_s4_sums``: one path integral per set of four fields for its six
    moments, the leaner integrand, the one-merge closed forms; since then also the adaptive
-   quadrature rule and the looked-up closed forms of the repeated-index terms), interleaved in
+   quadrature rule, the looked-up closed forms of the repeated-index terms and, in the fourth
+   round, the integrand's roots and angles from det R(t) and a vectorised atan2), interleaved in
    one process, CPU time, min of repeats, with their largest difference; then the acceptance
    numbers: the M=2/K=6 curve to alpha=1000 at the default settings (goal <= 1 s of CPU) and
    the M=5/K=20 right-hand side (goal: >= 5x faster than the 218 s curve to alpha=100;

@@ -418,6 +418,32 @@ class SparseLearningCurve:
         object.__setattr__(self, "curve", curve)
         object.__setattr__(self, "classes", classes)
 
+    @classmethod
+    def _unpacked_later(cls, curve: LearningCurve, patterns, f, T, per_class
+                        ) -> SparseLearningCurve:
+        """The curve of a masked run whose per-class arrays are made on first read (an
+        integration builds them from its saved states: ~5 MB for 201 states of 64 classes,
+        K=6, more than the rest of a short curve's set-up): ``per_class()`` returns the
+        frozen ``Q (n, S, K, K)``, ``R (n, S, K, M)``, ``P`` or None, whose class sums the caller
+        has made ``curve``'s (``curve.P`` with ``P``). What a user reads is the same: ``classes``
+        (and every per-class property) builds and keeps the :class:`MaskClasses` when first
+        read."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "curve", curve)
+        object.__setattr__(self, "_per_class", (patterns, f, T, per_class))
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        # only for ``classes`` of a curve made by _unpacked_later, on its first read
+        later = self.__dict__.get("_per_class") if name == "classes" else None
+        if later is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        patterns, f, T, per_class = later
+        classes = MaskClasses(patterns, f, T, *per_class())
+        object.__setattr__(self, "classes", classes)
+        self.__dict__.pop("_per_class", None)
+        return classes
+
     patterns = property(lambda self: self.classes.patterns, doc="``classes.patterns``, (S, K)")
     f = property(lambda self: self.classes.f, doc="``classes.f``, (S,)")
     T_cls = property(lambda self: self.classes.T, doc="``classes.T``, (S, M, M)")

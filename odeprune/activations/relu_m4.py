@@ -15,7 +15,6 @@ from ._core import (
     _1_2PI,
     _1_4PI2,
     _HALF_PI,
-    _asin_pq,
 )
 
 
@@ -39,11 +38,6 @@ def _one_minus_sq(p, s):
     return om * (2.0 - om)
 
 
-#: floor of a 3x3 determinant of R(t) (zero or negative only by round-off): 1e-60 keeps the
-#: product of ten square roots of _relu_m4_moments' one division above underflow
-_E_MIN = 1e-60
-
-
 @njit(cache=True, error_model="numpy", inline="always")
 def _det3(rij, rik, rjk):
     # the determinant of a 3x3 correlation block
@@ -56,28 +50,91 @@ def _num(rij, rik, ril, rjk, rjl, rkl):
     return rkl * (1.0 - rij * rij) - (rik * ril + rjk * rjl) + rij * (rik * rjl + rjk * ril)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _asin_fin(x, p, rq, base):
-    b = base + base * (p * rq)
-    res = b if abs(x) < 0.5 else _HALF_PI - 2.0 * b
-    return res if x >= 0.0 else -res
+# Cephes' rational approximation of atan (atan.c, S. L. Moshier 1984-2000; ~1 ulp), written
+# branch-free (selects) so that the node loop vectorises: |z| <= 0.66 after the reduction by
+# tan(3 pi/8) and 0.66, atan(z) = z + z^3 P(z^2) / Q(z^2)
+_AP0 = -8.750608600031904122785e-01
+_AP1 = -1.615753718733365076637e01
+_AP2 = -7.500855792314704667340e01
+_AP3 = -1.228866684490136173410e02
+_AP4 = -6.485021904942025371773e01
+_AQ0 = 2.485846490142306297962e01
+_AQ1 = 1.650270098316988542046e02
+_AQ2 = 4.328810604912902668951e02
+_AQ3 = 4.853903996359136964868e02
+_AQ4 = 1.945506571482613964425e02
+_T3P8 = 2.41421356237309504880
+_MOREBITS = 6.123233995736765886130e-17
+_QUARTER_PI = 0.25 * math.pi
+#: a denominator of the atan reduction is at least max(y, |x|) >= s^2 sqrt(1 - r^2) > 0 (R(t)
+#: is positive definite; > 1e-80 at the rules' lowest node); the floor keeps 0/0 out of a
+#: degenerate input and a product of three above underflow
+_DEN_MIN = 1e-100
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _relu_m4_moments(s, p01, p02, p03, p12, p13, p23):
-    r"""``G(t)`` of :func:`_relu_m4` at ``t = 1 - s`` for each of the six second moments
-    ``E[X_c X_d 1{X>0}]`` of one 4x4 correlation matrix, returned in the order
-    ``(c, d) = (0,1), (0,2), (0,3), (1,2), (1,3), (2,3)``: they share every square root and
-    arcsine (the partial correlations of each pair given the complementary pair, the orthant
-    terms ``q_ij``); only the final combination differs (the last is the integrand of
-    :func:`_relu_m4`).
+def _atan_red(y, x):
+    # atan2(y, x) for y >= 0, reduced: (num, den, offset) with atan(y / |x|) = offset +
+    # atan(num / den), |num / den| <= 0.66 (offset 0, pi/4 or pi/2, with its low-order bits)
+    ax = abs(x)
+    big = y > _T3P8 * ax
+    mid = y > 0.66 * ax
+    num = -ax if big else (y - ax if mid else y)
+    den = y if big else (y + ax if mid else ax)
+    off = (_HALF_PI + _MOREBITS) if big else ((_QUARTER_PI + 0.5 * _MOREBITS) if mid else 0.0)
+    return num, max(den, _DEN_MIN), off
 
-    With ``{a, b}`` the complement of ``{c, d}``:
-    :math:`G_{cd} = p_{ab} D_{ab} + \frac{1}{2\pi}(p_{ac} E_{a,d} + p_{ad} E_{a,c} + p_{bc} E_{b,d}
-    + p_{bd} E_{b,c} + p_{cd}(1-t) P_4')`, ``D_ab`` the bivariate truncated moment of ``(c, d)``
-    given ``X_a = X_b = 0`` and :math:`E_{i,x} = \sum_{m \ne i} \mathrm{Cov}(X_x, X_m | X_i)\,
-    q_{im}` the trivariate one (Price's theorem, as in :func:`_relu_m4`). Per node: 22 square
-    roots and 2 divisions (reciprocals by products), against 19 + 19 for one moment before."""
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _atan_pq(z):
+    # atan(z) = z + z (zz P(zz)) / Q(zz), zz = z^2, as (z zz P, Q) (Q in [194, 500]: the six Q
+    # of a node share one division)
+    zz = z * z
+    pp = (((_AP0 * zz + _AP1) * zz + _AP2) * zz + _AP3) * zz + _AP4
+    qq = ((((zz + _AQ0) * zz + _AQ1) * zz + _AQ2) * zz + _AQ3) * zz + _AQ4
+    return z * zz * pp, qq
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _angle(x, z, off, zp, iq):
+    # atan2(y, x) in [0, pi] from _atan_red / _atan_pq (iq = 1/Q)
+    a = off + (z + zp * iq)
+    return a if x >= 0.0 else (math.pi - a) + 2.0 * _MOREBITS
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _minor_sums(p01, p02, p03, p12, p13, p23):
+    # the sums of the 2x2, 3x3 and 4x4 principal minors of the correlation matrix (the
+    # coefficients of its characteristic polynomial), and the sum of its squared correlations
+    sq = p01 * p01 + p02 * p02 + p03 * p03 + p12 * p12 + p13 * p13 + p23 * p23
+    e3 = (_det3(p01, p02, p12) + _det3(p01, p03, p13) + _det3(p02, p03, p23)
+          + _det3(p12, p13, p23))
+    return 6.0 - sq, e3, _det4(p01, p02, p03, p12, p13, p23), sq
+
+
+@njit(cache=True, error_model="numpy")
+def _det_coeffs(p01, p02, p03, p12, p13, p23):
+    """``(E2, E3, E4)``: the sums of the 2x2, 3x3 and 4x4 principal minors of the correlation
+    matrix (``E3``, ``E4`` floored at 0: negative only by round-off), so that
+    ``det R(t) = s^4 + 4 s^3 t + E2 s^2 t^2 + E3 s t^3 + E4 t^4`` along the path
+    ``R(t) = s I + t R`` (``s = 1 - t``): every term >= 0, no cancellation (``E4`` by
+    :func:`_det4`). :func:`_m4_rule_coeffs` returns the same with the rule."""
+    e2, e3, e4, _ = _minor_sums(p01, p02, p03, p12, p13, p23)
+    return e2, max(e3, 0.0), max(e4, 0.0)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _relu_m4_moments_c(s, p01, p02, p03, p12, p13, p23, c2, c3, c4):
+    r""":func:`_relu_m4_moments` given the set's :func:`_det_coeffs` ``(c2, c3, c4)``.
+
+    Every square root and arcsine of a conditional correlation comes from ``det R(t)``: by
+    Sylvester's identity the partial-correlation numerator ``n_ij`` of the pair ``(k, l)`` given
+    ``(i, j)`` and the 3x3 determinants ``e_k, e_l`` have ``e_k e_l - n_ij^2 = det R(t) (1 -
+    r_ij^2)``, so with ``S = sqrt(det R(t))`` (the polynomial of :func:`_det_coeffs`) the root of
+    ``D_ij`` is ``S s_ij`` and ``pi/2 + arcsin(n_ij / sqrt(e_k e_l)) = atan2(S s_ij, -n_ij)``
+    (accurate at both ends, where the arcsine of a ratio near -+1 was not). Per node: 7 square
+    roots and 4 divisions (products share them: 6 reciprocals, 6 reduced atan arguments, 6 atan
+    quotients), against 22 square roots and 2 divisions before."""
     t = 1.0 - s
     r01 = t * p01
     r02 = t * p02
@@ -85,13 +142,7 @@ def _relu_m4_moments(s, p01, p02, p03, p12, p13, p23):
     r12 = t * p12
     r13 = t * p13
     r23 = t * p23
-    # the 3x3 determinants by the field left out: e_x = det of R(t) without x
-    e3 = max(_det3(r01, r02, r12), _E_MIN)
-    e2 = max(_det3(r01, r03, r13), _E_MIN)
-    e1 = max(_det3(r02, r03, r23), _E_MIN)
-    e0 = max(_det3(r12, r13, r23), _E_MIN)
-    # partial correlation numerators of a pair given the complementary pair; the conditional
-    # variances of (k, l) given (i, j) are e_l, e_k
+    # partial correlation numerators of a pair given the complementary pair
     n01 = _num(r01, r02, r03, r12, r13, r23)      # (2,3 | 0,1)
     n02 = _num(r02, r01, r03, r12, r23, r13)      # (1,3 | 0,2)
     n03 = _num(r03, r01, r02, r13, r23, r12)      # (1,2 | 0,3)
@@ -110,25 +161,16 @@ def _relu_m4_moments(s, p01, p02, p03, p12, p13, p23):
     s12 = math.sqrt(o12)
     s13 = math.sqrt(o13)
     s23 = math.sqrt(o23)
-    f0 = math.sqrt(e0)
-    f1 = math.sqrt(e1)
-    f2 = math.sqrt(e2)
-    f3 = math.sqrt(e3)
-    # the ten reciprocals h_ij = 1/s_ij, g_x = 1/f_x from one division (all factors in
-    # [~1e-30, 1]: no underflow)
+    tt = t * t
+    S = math.sqrt(c4 * (tt * tt) + s * (c3 * (tt * t) + s * (c2 * tt + s * (4.0 * t + s))))
+    # the six reciprocals h_ij = 1/s_ij from one division (all in [~1e-8, 1])
     A01 = s01 * s02
     A = A01 * s03
     B01 = s12 * s13
     B = B01 * s23
-    F01 = f0 * f1
-    F23 = f2 * f3
-    SA = A * B
-    SF = F01 * F23
-    inv = 1.0 / (SA * SF)
-    iSA = inv * SF
-    iSF = inv * SA
-    iA = iSA * B
-    iB = iSA * A
+    inv = 1.0 / (A * B)
+    iA = inv * B
+    iB = inv * A
     iA01 = iA * s03
     iB01 = iB * s23
     h01 = iA01 * s02
@@ -137,25 +179,38 @@ def _relu_m4_moments(s, p01, p02, p03, p12, p13, p23):
     h12 = iB01 * s13
     h13 = iB01 * s12
     h23 = iB * B01
-    iF01 = iSF * F23
-    iF23 = iSF * F01
-    g0 = iF01 * f1
-    g1 = iF01 * f0
-    g2 = iF23 * f3
-    g3 = iF23 * f2
-    x01 = n01 * (g2 * g3)
-    x02 = n02 * (g1 * g3)
-    x03 = n03 * (g1 * g2)
-    x12 = n12 * (g0 * g3)
-    x13 = n13 * (g0 * g2)
-    x23 = n23 * (g0 * g1)
-    P01, Q01, b01 = _asin_pq(x01)
-    P02, Q02, b02 = _asin_pq(x02)
-    P03, Q03, b03 = _asin_pq(x03)
-    P12, Q12, b12 = _asin_pq(x12)
-    P13, Q13, b13 = _asin_pq(x13)
-    P23, Q23, b23 = _asin_pq(x23)
-    qa = Q01 * Q02   # the six denominators (in [0.5, 1]) from one division
+    y01 = S * s01
+    y02 = S * s02
+    y03 = S * s03
+    y12 = S * s12
+    y13 = S * s13
+    y23 = S * s23
+    m01, d01, f01 = _atan_red(y01, -n01)
+    m02, d02, f02 = _atan_red(y02, -n02)
+    m03, d03, f03 = _atan_red(y03, -n03)
+    m12, d12, f12 = _atan_red(y12, -n12)
+    m13, d13, f13 = _atan_red(y13, -n13)
+    m23, d23, f23 = _atan_red(y23, -n23)
+    # the six quotients num / den by two divisions (a product of three dens is > 1e-300)
+    da = d01 * d02
+    ia = 1.0 / (da * d03)
+    iab = ia * d03
+    z01 = m01 * (iab * d02)
+    z02 = m02 * (iab * d01)
+    z03 = m03 * (ia * da)
+    db = d12 * d13
+    ib = 1.0 / (db * d23)
+    ibb = ib * d23
+    z12 = m12 * (ibb * d13)
+    z13 = m13 * (ibb * d12)
+    z23 = m23 * (ib * db)
+    P01, Q01 = _atan_pq(z01)
+    P02, Q02 = _atan_pq(z02)
+    P03, Q03 = _atan_pq(z03)
+    P12, Q12 = _atan_pq(z12)
+    P13, Q13 = _atan_pq(z13)
+    P23, Q23 = _atan_pq(z23)
+    qa = Q01 * Q02   # the six denominators (in [194, 500]) from one division
     qb = Q03 * Q12
     qc = Q13 * Q23
     qab = qa * qb
@@ -164,32 +219,27 @@ def _relu_m4_moments(s, p01, p02, p03, p12, p13, p23):
     iqab = iq * qc
     iqa = iqab * qb
     iqb = iqab * qa
-    a01 = _asin_fin(x01, P01, iqa * Q02, b01)
-    a02 = _asin_fin(x02, P02, iqa * Q01, b02)
-    a03 = _asin_fin(x03, P03, iqb * Q12, b03)
-    a12 = _asin_fin(x12, P12, iqb * Q03, b12)
-    a13 = _asin_fin(x13, P13, iqc * Q23, b13)
-    a23 = _asin_fin(x23, P23, iqc * Q13, b23)
+    # b_ij = pi/2 + arcsin of the partial correlation of (k, l) given (i, j), in [0, pi]
+    b01 = _angle(-n01, z01, f01, P01, iqa * Q02)
+    b02 = _angle(-n02, z02, f02, P02, iqa * Q01)
+    b03 = _angle(-n03, z03, f03, P03, iqb * Q12)
+    b12 = _angle(-n12, z12, f12, P12, iqb * Q03)
+    b13 = _angle(-n13, z13, f13, P13, iqc * Q23)
+    b23 = _angle(-n23, z23, f23, P23, iqc * Q13)
     # q_ij = P(X_k>0, X_l>0 | X_i = X_j = 0) / sqrt(1 - r_ij^2)
-    q01 = (0.25 + _1_2PI * a01) * h01
-    q02 = (0.25 + _1_2PI * a02) * h02
-    q03 = (0.25 + _1_2PI * a03) * h03
-    q12 = (0.25 + _1_2PI * a12) * h12
-    q13 = (0.25 + _1_2PI * a13) * h13
-    q23 = (0.25 + _1_2PI * a23) * h23
+    q01 = (_1_2PI * b01) * h01
+    q02 = (_1_2PI * b02) * h02
+    q03 = (_1_2PI * b03) * h03
+    q12 = (_1_2PI * b12) * h12
+    q13 = (_1_2PI * b13) * h13
+    q23 = (_1_2PI * b23) * h23
     # D_ab: E[x_c x_d 1{x_c, x_d > 0} | x_a = x_b = 0] phi_2(0, 0; r_ab)
-    D01 = ((math.sqrt(max(e3 * e2 - n01 * n01, 0.0)) + n01 * (_HALF_PI + a01))
-           * _1_4PI2 * (h01 * h01 * h01))
-    D02 = ((math.sqrt(max(e3 * e1 - n02 * n02, 0.0)) + n02 * (_HALF_PI + a02))
-           * _1_4PI2 * (h02 * h02 * h02))
-    D03 = ((math.sqrt(max(e2 * e1 - n03 * n03, 0.0)) + n03 * (_HALF_PI + a03))
-           * _1_4PI2 * (h03 * h03 * h03))
-    D12 = ((math.sqrt(max(e3 * e0 - n12 * n12, 0.0)) + n12 * (_HALF_PI + a12))
-           * _1_4PI2 * (h12 * h12 * h12))
-    D13 = ((math.sqrt(max(e2 * e0 - n13 * n13, 0.0)) + n13 * (_HALF_PI + a13))
-           * _1_4PI2 * (h13 * h13 * h13))
-    D23 = ((math.sqrt(max(e1 * e0 - n23 * n23, 0.0)) + n23 * (_HALF_PI + a23))
-           * _1_4PI2 * (h23 * h23 * h23))
+    D01 = (y01 + n01 * b01) * _1_4PI2 * (h01 * h01 * h01)
+    D02 = (y02 + n02 * b02) * _1_4PI2 * (h02 * h02 * h02)
+    D03 = (y03 + n03 * b03) * _1_4PI2 * (h03 * h03 * h03)
+    D12 = (y12 + n12 * b12) * _1_4PI2 * (h12 * h12 * h12)
+    D13 = (y13 + n13 * b13) * _1_4PI2 * (h13 * h13 * h13)
+    D23 = (y23 + n23 * b23) * _1_4PI2 * (h23 * h23 * h23)
     # E_ix = sum_{m != i} Cov(x_x, x_m | x_i) q_im (delta at i, the other relu field x)
     E01 = o01 * q01 + (r12 - r01 * r02) * q02 + (r13 - r01 * r03) * q03
     E02 = (r12 - r02 * r01) * q01 + o02 * q02 + (r23 - r02 * r03) * q03
@@ -211,6 +261,25 @@ def _relu_m4_moments(s, p01, p02, p03, p12, p13, p23):
     G02 = p13 * D13 + _1_2PI * (p01 * E12 + p12 * E10 + p03 * E32 + p23 * E30 + p02 * dP4)
     G01 = p23 * D23 + _1_2PI * (p02 * E21 + p12 * E20 + p03 * E31 + p13 * E30 + p01 * dP4)
     return G01, G02, G03, G12, G13, G23
+
+
+@njit(cache=True, error_model="numpy")
+def _relu_m4_moments(s, p01, p02, p03, p12, p13, p23):
+    r"""``G(t)`` of :func:`_relu_m4` at ``t = 1 - s`` for each of the six second moments
+    ``E[X_c X_d 1{X>0}]`` of one 4x4 correlation matrix, returned in the order
+    ``(c, d) = (0,1), (0,2), (0,3), (1,2), (1,3), (2,3)``: they share every square root and
+    arcsine (the partial correlations of each pair given the complementary pair, the orthant
+    terms ``q_ij``); only the final combination differs (the last is the integrand of
+    :func:`_relu_m4`). The node loop calls :func:`_relu_m4_moments_c` with the coefficients of
+    :func:`_det_coeffs` computed once per matrix.
+
+    With ``{a, b}`` the complement of ``{c, d}``:
+    :math:`G_{cd} = p_{ab} D_{ab} + \frac{1}{2\pi}(p_{ac} E_{a,d} + p_{ad} E_{a,c} + p_{bc} E_{b,d}
+    + p_{bd} E_{b,c} + p_{cd}(1-t) P_4')`, ``D_ab`` the bivariate truncated moment of ``(c, d)``
+    given ``X_a = X_b = 0`` and :math:`E_{i,x} = \sum_{m \ne i} \mathrm{Cov}(X_x, X_m | X_i)\,
+    q_{im}` the trivariate one (Price's theorem, as in :func:`_relu_m4`)."""
+    c2, c3, c4 = _det_coeffs(p01, p02, p03, p12, p13, p23)
+    return _relu_m4_moments_c(s, p01, p02, p03, p12, p13, p23, c2, c3, c4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,17 +430,9 @@ def _det4(p01, p02, p03, p12, p13, p23):
     return (vk * vl - n * n) / d
 
 
-@njit(cache=True, error_model="numpy")
-def _m4_eig_bounds(p01, p02, p03, p12, p13, p23):
-    """A lower bound of lambda_min and an upper bound of lambda_max of the 4x4 correlation
-    matrix: Newton on its characteristic polynomial from outside the spectrum (monotone for a
-    polynomial with real roots), started at 1 -+ sqrt(3/4 sum (lambda - 1)^2), with a margin
-    for the round-off of its coefficients."""
-    sq = p01 * p01 + p02 * p02 + p03 * p03 + p12 * p12 + p13 * p13 + p23 * p23
-    e2 = 6.0 - sq
-    e3 = (_det3(p01, p02, p12) + _det3(p01, p03, p13) + _det3(p02, p03, p23)
-          + _det3(p12, p13, p23))
-    e4 = _det4(p01, p02, p03, p12, p13, p23)
+@njit(cache=True, error_model="numpy", inline="always")
+def _eig_bounds_of(e2, e3, e4, sq):
+    # _m4_eig_bounds from the matrix's _minor_sums
     spread = math.sqrt(1.5 * sq)
     lo = max(0.0, 1.0 - spread)
     hi = min(4.0, 1.0 + spread)
@@ -389,10 +450,18 @@ def _m4_eig_bounds(p01, p02, p03, p12, p13, p23):
 
 
 @njit(cache=True, error_model="numpy")
-def _m4_rule(p01, p02, p03, p12, p13, p23):
-    """The rule for this correlation matrix: its first node in _RULE_U, _RULE_W and its number
-    of nodes (a multiple of _VEC)."""
-    lam_lo, lam_hi = _m4_eig_bounds(p01, p02, p03, p12, p13, p23)
+def _m4_eig_bounds(p01, p02, p03, p12, p13, p23):
+    """A lower bound of lambda_min and an upper bound of lambda_max of the 4x4 correlation
+    matrix: Newton on its characteristic polynomial from outside the spectrum (monotone for a
+    polynomial with real roots), started at 1 -+ sqrt(3/4 sum (lambda - 1)^2), with a margin
+    for the round-off of its coefficients."""
+    e2, e3, e4, sq = _minor_sums(p01, p02, p03, p12, p13, p23)
+    return _eig_bounds_of(e2, e3, e4, sq)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _rule_of(lam_lo, lam_hi):
+    # the rule of the grid point towards the worse case: (first node, number of nodes)
     level = 0
     while level < _LEVEL_LAM.shape[0] and lam_lo < _LEVEL_LAM[level]:
         level += 1
@@ -403,17 +472,36 @@ def _m4_rule(p01, p02, p03, p12, p13, p23):
     return _RULE_START[r], _RULE_COUNT[r]
 
 
+@njit(cache=True, error_model="numpy")
+def _m4_rule(p01, p02, p03, p12, p13, p23):
+    """The rule for this correlation matrix: its first node in _RULE_U, _RULE_W and its number
+    of nodes (a multiple of _VEC)."""
+    lam_lo, lam_hi = _m4_eig_bounds(p01, p02, p03, p12, p13, p23)
+    return _rule_of(lam_lo, lam_hi)
+
+
+@njit(cache=True, error_model="numpy")
+def _m4_rule_coeffs(p01, p02, p03, p12, p13, p23):
+    """:func:`_m4_rule` and :func:`_det_coeffs` from one evaluation of the minor sums:
+    ``(first, n, E2, E3, E4)``."""
+    e2, e3, e4, sq = _minor_sums(p01, p02, p03, p12, p13, p23)
+    lam_lo, lam_hi = _eig_bounds_of(e2, e3, e4, sq)
+    first, n = _rule_of(lam_lo, lam_hi)
+    return first, n, e2, max(e3, 0.0), max(e4, 0.0)
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp"})
 def _relu_m4_all(p01, p02, p03, p12, p13, p23, out):
     r"""All six second moments ``out[m] = E[X_c X_d 1{X>0}]`` of one 4x4 correlation matrix
     (``|p_ij| < 1``), ``(c, d)`` in the order of :func:`_relu_m4_moments`, by :func:`_relu_m4`'s
     path integral on the rule of :func:`_m4_rule`: about 1.3 times the cost of one moment."""
-    first, n = _m4_rule(p01, p02, p03, p12, p13, p23)
+    first, n, c2, c3, c4 = _m4_rule_coeffs(p01, p02, p03, p12, p13, p23)
     t01 = t02 = t03 = t12 = t13 = t23 = 0.0
     for j in range(first, first + n):
         u = _RULE_U[j]
         w = _RULE_W[j]
-        g01, g02, g03, g12, g13, g23 = _relu_m4_moments(u * u, p01, p02, p03, p12, p13, p23)
+        g01, g02, g03, g12, g13, g23 = _relu_m4_moments_c(u * u, p01, p02, p03, p12, p13, p23,
+                                                          c2, c3, c4)
         t01 += w * g01
         t02 += w * g02
         t03 += w * g03

@@ -12,6 +12,7 @@ SIGTERM.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
@@ -53,7 +54,7 @@ from .explicit import (
 )
 from .explicit import METHODS as _STEPPERS  # noqa: F401  (tests patch the steppers here)
 from .explicit import Control as StepControl
-from .rhs import pack_classes, params_of, rhs_eval, unpack_classes
+from .rhs import class_sums, pack_classes, params_of, rhs_eval, unpack_classes
 from .runcontrol import RunControl, interrupted_error
 from .stiff import eg_resolution_message, initial_step, resolved_eg_floor
 
@@ -472,8 +473,13 @@ def _integrate_numba(run: _Run) -> LearningCurve:
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
 
-    Qc, Rc, Pc, v = unpack_classes(Y_out, p.M, sp.patterns, track_P)
-    Q, R = Qc.sum(1), Rc.sum(1)
+    masked = isinstance(state, SparseOrderParams)
+    if masked:  # the class sums only; the per-class arrays when first read
+        Y_out.setflags(write=False)
+        Q, R, P, v = class_sums(Y_out, p.M, sp.patterns, track_P)
+    else:
+        Qc, Rc, Pc, v = unpack_classes(Y_out, p.M, sp.patterns, track_P)
+        Q, R = Qc.sum(1), Rc.sum(1)
     eg = _eg_along(Q, R, v, p.T, sp.v_star, run.act)
     meta = dict(params)
     meta.update(drv.counts(), status=Status.SUCCESS.name.lower(),
@@ -482,16 +488,24 @@ def _integrate_numba(run: _Run) -> LearningCurve:
     _warn_unresolved_eg(eg, Y_out[-1], p, sp, run.act, sol, drv, meta)
     common = dict(alpha=alpha0 + t_out, eg=eg, Q=Q, R=R, v=v, T=p.T, v_star=sp.v_star,
                   metadata=meta)
-    if isinstance(state, SparseOrderParams):
-        for a in (Qc, Rc, Pc):  # frozen (with what they view): the curve keeps them without
-            while isinstance(a, np.ndarray):  # a copy (~2 ms of a K=6, 64-class curve)
-                a.setflags(write=False)
-                a = a.base
-        return SparseLearningCurve(**common, patterns=sp.patterns, f=sp.f, T_cls=sp.T,
-                                   Q_cls=Qc, R_cls=Rc, P_cls=Pc)
+    if masked:
+        return SparseLearningCurve._unpacked_later(
+            LearningCurve(**common, P=P), sp.patterns, sp.f, sp.T,
+            functools.partial(_per_class, Y_out, p.M, sp.patterns, track_P))
     if track_P:
         return TwoTimeCurve(**common, P=Pc[:, 0])
     return LearningCurve(**common)
+
+
+def _per_class(Y_out, M, patterns, track_P):
+    """A masked curve's per-class ``Q, R, P`` (or None) from its saved states, frozen with what
+    they view: the curve keeps them without a copy (~2 ms of a K=6, 64-class curve)."""
+    Qc, Rc, Pc, _ = unpack_classes(Y_out, M, patterns, track_P)
+    for a in (Qc, Rc, Pc):
+        while isinstance(a, np.ndarray):
+            a.setflags(write=False)
+            a = a.base
+    return Qc, Rc, Pc
 
 
 def _eg_along(Q, R, v, T, v_star, act) -> np.ndarray:
@@ -553,9 +567,9 @@ def _warn_unresolved_eg(eg, y_final, p, sp, act, solver: Solver, drv, meta):
     if solver.method == "euler" or not (eg[-1] > atol) or eg[-1] > 1e-4:
         return  # resolved (large) or zero within atol; skip the 2n evaluations
 
-    def eg_of(y):
-        Qc, Rc, _, v = unpack_classes(y[None], p.M, sp.patterns, track_P)
-        return float(_eg_along(Qc.sum(1), Rc.sum(1), v, p.T, sp.v_star, act)[0])
+    def eg_of(y):  # (the class sums only: 2 n calls, n = 822 for 64 classes at K=6)
+        Q, R, _, v = class_sums(y[None], p.M, sp.patterns, track_P)
+        return float(_eg_along(Q, R, v, p.T, sp.v_star, act)[0])
 
     floor = resolved_eg_floor(eg_of, y_final, rtol, atol)
     meta["eg_resolution"] = floor / float(eg[-1])

@@ -60,7 +60,7 @@ from .sums import (  # noqa: F401 - the kernels' names stay importable from here
 
 __all__ = ["Params", "Work", "make_params", "make_work", "n_state", "pack", "unpack",
            "pack_classes", "unpack_classes", "rhs", "rhs_into", "rhs_eval", "unpack_cov",
-           "fast_asin", "s3_sums", "threads_flag", "params_of", "class_tables"]
+           "fast_asin", "s3_sums", "threads_flag", "params_of", "class_tables", "class_sums"]
 
 
 class Params(NamedTuple):
@@ -248,6 +248,7 @@ class _Layout(NamedTuple):
     P: np.ndarray | None  # (4, nP): class, i, k, position, or None
     nv: int              # where v starts
     gather: tuple        # Q (S*K*K,), R (S*K*M,) (and P): state position or -1 (zero)
+    sums: tuple          # per output (Q, R, P): (ptr, src) of its class sums
 
 
 def _layout(patterns, M, track_P) -> _Layout:
@@ -287,7 +288,18 @@ def _layout_of(key, shape, M, track_P) -> _Layout:
         g.setflags(write=False)
         gather.append(g)
     return _Layout(out[0], out[1], out[2] if track_P else None, int(before[-1]),
-                   tuple(gather))
+                   tuple(gather), tuple(_sum_tables(g.reshape(S, -1)) for g in gather))
+
+
+def _sum_tables(g):
+    """``(ptr, src)`` of the class sums of one output from its gather ``g (S, O)``: entry ``o``
+    is the sum of ``y[src[ptr[o]:ptr[o + 1]]]``, its stored values in class order."""
+    o, s = np.nonzero(g.T >= 0)  # row-major: per entry, its classes in ascending order
+    ptr = np.searchsorted(o, np.arange(g.shape[1] + 1)).astype(np.int64)
+    src = g[s, o].astype(np.int64)
+    for a in (ptr, src):
+        a.setflags(write=False)
+    return ptr, src
 
 
 # ------------------------------------------------------------------------------ packing
@@ -337,6 +349,37 @@ def unpack_classes(y, M, patterns, track_P):
     P = Y.take(lay.gather[2], axis=1).reshape(lead + (S, K, K)) if track_P else None
     nv = lay.nv
     return Q, R, P, y[..., nv:].copy()
+
+
+def class_sums(y, M, patterns, track_P):
+    """The network's ``Q (..., K, K)``, ``R (..., K, M)``, ``P (..., K, K)`` or None and
+    ``v (..., K)`` of state vector(s) ``y (..., n)``: bit for bit the class sums of
+    :func:`unpack_classes`'s arrays (``Q_cls.sum(-3)``: numpy adds the classes in order to
+    ``0.0``; the unstored zeros add nothing to a sum that starts at ``0.0``), without building
+    the per-class arrays (for 201 states of 64 classes, K=6: ~5 MB)."""
+    y = np.asarray(y, dtype=float)
+    S, K = np.shape(patterns)
+    lead = y.shape[:-1]
+    lay = _layout(patterns, M, track_P)
+    Y = np.ascontiguousarray(y.reshape(-1, y.shape[-1]))
+    out = []
+    for (ptr, src), width in zip(lay.sums, (K, M, K)):
+        o = np.empty((Y.shape[0], ptr.size - 1))
+        _sum_entries(Y, ptr, src, o)
+        out.append(o.reshape(lead + (K, width)))
+    return out[0], out[1], out[2] if track_P else None, y[..., lay.nv:].copy()
+
+
+@njit(cache=True, error_model="numpy")
+def _sum_entries(Y, ptr, src, out):
+    """``out[r, o]``: the class sum of entry ``o`` of state ``Y[r]`` (:func:`_sum_tables`), from
+    ``0.0`` in class order, as numpy sums the unpacked classes."""
+    for r in range(Y.shape[0]):
+        for o in range(ptr.size - 1):
+            t = 0.0
+            for j in range(ptr[o], ptr[o + 1]):
+                t += Y[r, src[j]]
+            out[r, o] = t
 
 
 @njit(cache=True, error_model="numpy", inline="always")
