@@ -28,6 +28,7 @@ names to steppers (like scipy's ``solve_ivp`` table).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -203,141 +204,152 @@ EULER = Tableau(np.zeros((1, 1)), np.ones(1), 1.0, _NONE1, _NONE2, 0.0, False, L
 TABLEAUX = {"dopri5": DOPRI5, "rk4": RK4, "euler": EULER}
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
 def rk_run(r, t_out, Y_out, p, ctl, tab):
     """The one explicit Runge-Kutta loop: the method ``tab`` (a :class:`Tableau`); see the
     module docstring for the protocol. On divergence ``r`` holds the last good accepted state.
 
     Adaptive (dopri5): scipy's controller and steps. Fixed (RK4, Euler): the step ``ctl.dt`` on
     the grid ``t_n = n dt``; outputs within ``1e-12`` (relative) of a grid point are on it."""
-    y, f, Ks, cnt = r.y, r.f, r.Ks, r.counters
-    w = make_work(p.K, p.M)  # scratch allocated here: LLVM then knows it aliases nothing
-    n = y.shape[0]
-    A, B, E, P, interp = tab.A, tab.B, tab.E, tab.P, tab.interp  # (read once, not in loops)
-    S = B.shape[0]
-    adaptive, err_exponent = tab.adaptive, tab.err_exponent
-    slack = 0.0 if adaptive else 1e-12  # (0: comparisons exactly those of t itself)
-    t = r.ts[0]
-    h = r.ts[1] if adaptive else ctl.dt
-    step_index = 0 if adaptive else int(round(t / h))
-    y_new = np.empty(n)
-    f_new = np.empty(n)
-    ytmp = np.empty(n)
-    acc_v = np.empty(n)
-    n_out = t_out.shape[0]
-    while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t + slack * max(1.0, t):
-        for j in range(n):  # (element loops: a slice copy compiles numba's shape checks, 1.6 s)
-            Y_out[cnt[I_OUT], j] = y[j]
-        cnt[I_OUT] += 1
-    steps = 0
-    status = OK
-    rejected = False  # a rejection since the last accepted step (scipy's step_rejected)
-    while cnt[I_OUT] < n_out:
-        if steps >= ctl.max_steps:
-            status = CHUNK
-            break
-        if adaptive and h < 1e-12 * max(1.0, abs(t)):
-            status = STEP_TOO_SMALL
-            break
-        for j in range(n):
-            Ks[0, j] = f[j]
-        # the stage sums stage by stage over whole rows (each element adds its terms in the
-        # same order as a per-element loop, bit for bit; the rows vectorise: a masked state
-        # has hundreds of entries)
-        for s in range(1, S):
-            _combine(A[s], Ks, s, acc_v)
-            for j in range(n):
-                ytmp[j] = y[j] + h * acc_v[j]
-            rhs_into(ytmp, Ks[s], p, w)
-        hb = h / tab.B_den
-        _combine(B, Ks, S, acc_v)
-        for j in range(n):
-            y_new[j] = y[j] + hb * acc_v[j]
-        cnt[NFEV] += S - 1
-        finite = _all_finite(y_new)
-        if finite:
-            rhs_into(y_new, f_new, p, w)  # the next step's first stage
-            cnt[NFEV] += 1
-            finite = _all_finite(f_new)
-        en = 0.0
-        if not adaptive:
-            if not finite:
-                return NONFINITE
-        elif finite:
-            for j in range(n):
-                Ks[S, j] = f_new[j]
-            _combine(E, Ks, S + 1, acc_v)
-            s2 = 0.0
-            for j in range(n):
-                sc = ctl.atol + ctl.rtol * max(abs(y[j]), abs(y_new[j]))
-                s2 += (h * acc_v[j] / sc) ** 2
-            en = math.sqrt(s2 / n)
-        else:
-            en = math.inf
-        if en < 1.0:
-            t_new = t + h if adaptive else (step_index + 1) * h
-            while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t_new + slack * max(1.0, t_new):
-                i_out = cnt[I_OUT]
-                th = (t_out[i_out] - t) / h
-                if not adaptive and th > 1.0:
-                    th = 1.0
-                if interp == DENSE:
-                    th2 = th * th
-                    for j in range(n):
-                        acc = 0.0
-                        for q in range(P.shape[0]):
-                            acc += Ks[q, j] * (P[q, 0] * th + P[q, 1] * th2
-                                               + P[q, 2] * th2 * th + P[q, 3] * th2 * th2)
-                        Y_out[i_out, j] = y[j] + h * acc
-                elif interp == HERMITE:  # cubic Hermite on (y, f, y_new, f_new)
-                    th2, th3 = th**2, th**3
-                    h00 = 2 * th3 - 3 * th2 + 1
-                    h10 = th3 - 2 * th2 + th
-                    h01 = -2 * th3 + 3 * th2
-                    h11 = th3 - th2
-                    for j in range(n):
-                        Y_out[i_out, j] = (h00 * y[j] + h10 * h * Ks[0, j] + h01 * y_new[j]
-                                           + h11 * h * f_new[j])
-                else:  # the step's own line
-                    for j in range(n):
-                        Y_out[i_out, j] = y[j] + th * h * Ks[0, j]
-                if not output_ok(Y_out[i_out], p, w, ctl.psd_tol):
-                    if adaptive:
-                        r.ts[0] = t
-                        r.ts[1] = h
-                    return NOT_PSD
-                cnt[I_OUT] += 1
-            t = t_new
+    return _rk_kernel(bool(tab.adaptive), int(tab.interp))(r, t_out, Y_out, p, ctl, tab)
+
+
+@functools.cache
+def _rk_kernel(adaptive, interp):
+    # rk_run compiled for one kind of method: ``adaptive`` and ``interp`` are constants of the
+    # closure, so numba drops the other kinds' branches before typing them (dopri5 compiles no
+    # fixed-step, Hermite or Euler code: its own code 3601 -> 2852 LLVM instructions, 0.3 s of
+    # a first run)
+    def run(r, t_out, Y_out, p, ctl, tab):
+        y, f, Ks, cnt = r.y, r.f, r.Ks, r.counters
+        w = make_work(p.K, p.M)  # scratch allocated here: LLVM then knows it aliases nothing
+        n = y.shape[0]
+        A, B, E, P = tab.A, tab.B, tab.E, tab.P  # (read once, not in loops)
+        S = B.shape[0]
+        err_exponent = tab.err_exponent
+        slack = 0.0 if adaptive else 1e-12  # (0: comparisons exactly those of t itself)
+        t = r.ts[0]
+        h = r.ts[1] if adaptive else ctl.dt
+        step_index = 0 if adaptive else int(round(t / h))
+        y_new = np.empty(n)
+        f_new = np.empty(n)
+        ytmp = np.empty(n)
+        acc_v = np.empty(n)
+        n_out = t_out.shape[0]
+        while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t + slack * max(1.0, t):
             for j in range(n):  # (element loops: a slice copy compiles numba's shape checks)
-                y[j] = y_new[j]
-                f[j] = f_new[j]
-            cnt[N_ACCEPT] += 1
-            steps += 1
-            if adaptive:
-                factor = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR,
-                                                          SAFETY * en ** err_exponent)
-                if rejected:
-                    factor = min(1.0, factor)
-                rejected = False
-                h = h * factor
+                Y_out[cnt[I_OUT], j] = y[j]
+            cnt[I_OUT] += 1
+        steps = 0
+        status = OK
+        rejected = False  # a rejection since the last accepted step (scipy's step_rejected)
+        while cnt[I_OUT] < n_out:
+            if steps >= ctl.max_steps:
+                status = CHUNK
+                break
+            if adaptive and h < 1e-12 * max(1.0, abs(t)):
+                status = STEP_TOO_SMALL
+                break
+            for j in range(n):
+                Ks[0, j] = f[j]
+            # the stage sums stage by stage over whole rows (each element adds its terms in the
+            # same order as a per-element loop, bit for bit; the rows vectorise: a masked state
+            # has hundreds of entries)
+            for s in range(1, S):
+                _combine(A[s], Ks, s, acc_v)
+                for j in range(n):
+                    ytmp[j] = y[j] + h * acc_v[j]
+                rhs_into(ytmp, Ks[s], p, w)
+            hb = h / tab.B_den
+            _combine(B, Ks, S, acc_v)
+            for j in range(n):
+                y_new[j] = y[j] + hb * acc_v[j]
+            cnt[NFEV] += S - 1
+            finite = _all_finite(y_new)
+            if finite:
+                rhs_into(y_new, f_new, p, w)  # the next step's first stage
+                cnt[NFEV] += 1
+                finite = _all_finite(f_new)
+            en = 0.0
+            if not adaptive:
+                if not finite:
+                    return NONFINITE
+            elif finite:
+                for j in range(n):
+                    Ks[S, j] = f_new[j]
+                _combine(E, Ks, S + 1, acc_v)
+                s2 = 0.0
+                for j in range(n):
+                    sc = ctl.atol + ctl.rtol * max(abs(y[j]), abs(y_new[j]))
+                    s2 += (h * acc_v[j] / sc) ** 2
+                en = math.sqrt(s2 / n)
             else:
-                step_index += 1
-                r.ts[0] = t
-        else:
-            rejected = True
-            cnt[N_REJECT] += 1
-            if not math.isfinite(en):
-                # a non-finite trial: shrink hard; if h is already tiny the run has diverged
-                if h < 1e-8 * max(1.0, abs(t)):
-                    status = NONFINITE
-                    break
-                h = h * MIN_FACTOR
+                en = math.inf
+            if en < 1.0:
+                t_new = t + h if adaptive else (step_index + 1) * h
+                while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t_new + slack * max(1.0, t_new):
+                    i_out = cnt[I_OUT]
+                    th = (t_out[i_out] - t) / h
+                    if not adaptive and th > 1.0:
+                        th = 1.0
+                    if interp == DENSE:
+                        th2 = th * th
+                        for j in range(n):
+                            acc = 0.0
+                            for q in range(P.shape[0]):
+                                acc += Ks[q, j] * (P[q, 0] * th + P[q, 1] * th2
+                                                   + P[q, 2] * th2 * th + P[q, 3] * th2 * th2)
+                            Y_out[i_out, j] = y[j] + h * acc
+                    elif interp == HERMITE:  # cubic Hermite on (y, f, y_new, f_new)
+                        th2, th3 = th**2, th**3
+                        h00 = 2 * th3 - 3 * th2 + 1
+                        h10 = th3 - 2 * th2 + th
+                        h01 = -2 * th3 + 3 * th2
+                        h11 = th3 - th2
+                        for j in range(n):
+                            Y_out[i_out, j] = (h00 * y[j] + h10 * h * Ks[0, j] + h01 * y_new[j]
+                                               + h11 * h * f_new[j])
+                    else:  # the step's own line
+                        for j in range(n):
+                            Y_out[i_out, j] = y[j] + th * h * Ks[0, j]
+                    if not output_ok(Y_out[i_out], p, w, ctl.psd_tol):
+                        if adaptive:
+                            r.ts[0] = t
+                            r.ts[1] = h
+                        return NOT_PSD
+                    cnt[I_OUT] += 1
+                t = t_new
+                for j in range(n):  # (element loops: a slice copy compiles numba's shape checks)
+                    y[j] = y_new[j]
+                    f[j] = f_new[j]
+                cnt[N_ACCEPT] += 1
+                steps += 1
+                if adaptive:
+                    factor = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR,
+                                                              SAFETY * en ** err_exponent)
+                    if rejected:
+                        factor = min(1.0, factor)
+                    rejected = False
+                    h = h * factor
+                else:
+                    step_index += 1
+                    r.ts[0] = t
             else:
-                h = h * max(MIN_FACTOR, SAFETY * en ** err_exponent)
-    if adaptive:
-        r.ts[0] = t
-        r.ts[1] = h
-    return status
+                rejected = True
+                cnt[N_REJECT] += 1
+                if not math.isfinite(en):
+                    # a non-finite trial: shrink hard; if h is already tiny the run has diverged
+                    if h < 1e-8 * max(1.0, abs(t)):
+                        status = NONFINITE
+                        break
+                    h = h * MIN_FACTOR
+                else:
+                    h = h * max(MIN_FACTOR, SAFETY * en ** err_exponent)
+        if adaptive:
+            r.ts[0] = t
+            r.ts[1] = h
+        return status
+
+    return njit(cache=True, error_model="numpy", nogil=True)(run)
 
 
 def dopri5_run(r, t_out, Y_out, p, ctl):

@@ -85,7 +85,7 @@ class Params(NamedTuple):
     act: int
     train_v: bool
     sgd: bool
-    fast: bool
+    fast: object  # None: each activation's own I4 kernel (make_params' fast=True); False
     track_P: bool
     threads: bool
     T: np.ndarray
@@ -124,7 +124,9 @@ def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, **switches) -> 
     """Build a :class:`Params` record (the arrays form; :func:`params_of` builds it from a state
     and a :class:`~odeprune.options.Dynamics`). The keywords of :data:`PARAM_SWITCHES` only
     (``TypeError`` for any other, so that switches cannot be swapped silently): ``train_v``,
-    ``sgd`` (False: gradient flow), ``fast``; ``patterns``, ``f``, ``T_cls`` (without
+    ``sgd`` (False: gradient flow), ``fast`` (stored as None, so that the kernels compiled for
+    the record hold each activation's own I4 kernel only; False: the closed forms term by
+    term); ``patterns``, ``f``, ``T_cls`` (without
     ``patterns`` the network is dense: one class); ``track_P`` and ``R0_cls``; ``threads``
     (:func:`threads_flag`); ``weight_decay`` ``gamma``: the first-layer decay ``-eta gamma w``
     (``docs/theory.md`` §11), stored as ``decay = eta gamma``. ``act`` (an integer code) is
@@ -157,7 +159,7 @@ def make_params(K, M, T, v_star, eta, eta_v, sigma=0.0, act=ERF, **switches) -> 
         R0_cls = np.zeros((n_cls, K, M))
     return Params(K, M, n_cls, float(eta), float(eta_v), float(sigma), _act.activation_code(act),
                   bool(train_v),
-                  bool(sgd), bool(fast), bool(track_P), threads_flag(threads), T,
+                  bool(sgd), None if fast else False, bool(track_P), threads_flag(threads), T,
                   np.ascontiguousarray(v_star, float),
                   np.ascontiguousarray(T_cls, float), units, nk, off,
                   np.ascontiguousarray(f, float), np.ascontiguousarray(R0_cls, float),
@@ -420,9 +422,12 @@ def _fill_cov(classes, y, p, C):  # pragma: no cover - only its overload runs
     raise NotImplementedError
 
 
-@overload(_fill_cov, inline="always")
+@overload(_fill_cov, jit_options={"error_model": "numpy"})
 def _ov_fill_cov(classes, y, p, C):
-    # p.classes None (a dense network without P): the dense code only, chosen when compiling
+    # p.classes None (a dense network without P): the dense code only, chosen when compiling.
+    # Called, not inlined (this and _assemble_by_layout): numba compiles an inlined overload on
+    # its own as well, so inlining compiled it twice (0.7 s of a first run for the two; the
+    # curves' speed the same, measured; s4_into stays inlined: called, K=6 ran 6 % slower)
     if isinstance(classes, types.NoneType):
         return lambda classes, y, p, C: _fill_dense(y, p, C)
 
@@ -474,7 +479,7 @@ def _assemble_by_layout(classes, y, dy, p, w):  # pragma: no cover - only its ov
     raise NotImplementedError
 
 
-@overload(_assemble_by_layout, inline="always")
+@overload(_assemble_by_layout, jit_options={"error_model": "numpy"})
 def _ov_assemble_by_layout(classes, y, dy, p, w):
     # p.classes None (a dense network without P): no class code typed or compiled; True:
     # the class loop, with the dense form chosen at run time

@@ -245,18 +245,29 @@ def _s4_relu(C, a, i, k, L, r):
 
 def _pair_kernel(code):
     # sum_{c,d} a_c a_d I4(i, k, c, d) for one activation: its own kernel (erf, ReLU) when
-    # ``fast``, else the closed form term by term; the code a constant of the closure
+    # ``fast``, else the closed form term by term; the code a constant of the closure. ``fast``
+    # None (what make_params stores for fast=True): the own kernel only, chosen when compiling
+    # (a run-time test compiled the generic sum into every erf run: 0.4 s of its first
+    # compile); a bool: chosen at run time
     act = _act.activation_code(code)
     own = _OWN_S4.get(code)
-    if own is None:
-        def pair(fast, C, a, i, k, L, r):
-            return _s4_generic(act, C, a, i, k, L)
-    else:
-        def pair(fast, C, a, i, k, L, r):
+
+    def pair(fast, C, a, i, k, L, r):  # pragma: no cover - only its overload runs
+        raise NotImplementedError
+
+    @overload(pair, inline="always")
+    def _ov_pair(fast, C, a, i, k, L, r):
+        if own is None:
+            return lambda fast, C, a, i, k, L, r: _s4_generic(act, C, a, i, k, L)
+        if isinstance(fast, types.NoneType):
+            return lambda fast, C, a, i, k, L, r: own(C, a, i, k, L, r)
+
+        def runtime(fast, C, a, i, k, L, r):
             if fast:
                 return own(C, a, i, k, L, r)
             return _s4_generic(act, C, a, i, k, L)
-    return njit(cache=True, error_model="numpy", inline="always")(pair)
+        return runtime
+    return pair
 
 
 _OWN_S4 = {ERF: _s4_erf, RELU: _s4_relu}
@@ -266,20 +277,30 @@ _s4_pair = _act._dispatcher({code: _pair_kernel(code) for code in CODES}, 7)
 
 
 def _all_pairs_kernel(code):
-    # the whole bracket at once, where the activation has such a kernel (ReLU, ``fast``):
-    # True when done. A compile-time choice for an ActivationCode, so that an erf kernel holds
-    # no ReLU code (a ``p.act == RELU`` test folds to a constant but its branch was still typed
-    # and compiled: 6 s of an erf run's first compile, measured)
-    if code == RELU:
-        def whole(fast, C, a, K, S4):
+    # the whole bracket at once, where the activation has such a kernel (ReLU, ``fast``; None
+    # as in _pair_kernel): True when done. A compile-time choice for an ActivationCode, so that
+    # an erf kernel holds no ReLU code (a ``p.act == RELU`` test folds to a constant but its
+    # branch was still typed and compiled: 6 s of an erf run's first compile, measured)
+    def whole(fast, C, a, K, S4):  # pragma: no cover - only its overload runs
+        raise NotImplementedError
+
+    @overload(whole, inline="always")
+    def _ov_whole(fast, C, a, K, S4):
+        if code != RELU:
+            return lambda fast, C, a, K, S4: False
+        if isinstance(fast, types.NoneType):
+            def always(fast, C, a, K, S4):
+                _act.relu_s4_sums(C, a, K, S4)
+                return True
+            return always
+
+        def runtime(fast, C, a, K, S4):
             if fast:
                 _act.relu_s4_sums(C, a, K, S4)
                 return True
             return False
-    else:
-        def whole(fast, C, a, K, S4):
-            return False
-    return njit(cache=True, error_model="numpy", inline="always")(whole)
+        return runtime
+    return whole
 
 
 #: ``_all_pairs(act, fast, C, a, K, S4)``: the activation's whole-bracket kernel, if any (True
@@ -347,11 +368,23 @@ def _threaded_sums(code):
 _threaded = _act._dispatcher({code: _threaded_sums(code) for code in CODES}, 7)
 
 
+def _fast_flag(fast):  # pragma: no cover - only its overload runs
+    raise NotImplementedError
+
+
+@overload(_fast_flag)
+def _ov_fast_flag(fast):
+    # ``Params.fast`` as a bool (None: True), for the parallel kernel (no None inside parfors)
+    if isinstance(fast, types.NoneType):
+        return lambda fast: True
+    return lambda fast: fast
+
+
 @njit(cache=True, error_model="numpy")
 def s4_sums_threaded(p, w):
     """:func:`s4_sums` with the (i <= k) pairs spread over numba's threads; each pair is
     computed by the same code as in the serial form, so the numbers are bit for bit the same."""
-    _threaded(p.act, w.C, w.a, w.S4, p.K, p.K + p.M, p.sigma, p.fast)
+    _threaded(p.act, w.C, w.a, w.S4, p.K, p.K + p.M, p.sigma, _fast_flag(p.fast))
 
 
 def s4_into(threads, p, w):  # pragma: no cover - only its overload runs
