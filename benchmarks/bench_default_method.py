@@ -2,8 +2,9 @@
 
 Before: ``method="dopri5"`` (the default until then). After: the default, ``method="auto"``
 (Dormand-Prince until the step is stability-limited, then the compiled BDF with the exact
-erf ``I4`` Jacobian; ``docs/speed.md``). Same process, before and after interleaved, CPU time
-(``time.process_time``), minimum of ``--repeats``:
+erf ``I4`` Jacobian, or for a small state the plain differences; ``docs/speed.md``). Same
+process, before and after interleaved, CPU time (``time.process_time``), minimum of
+``--repeats``:
 
 1. CPU seconds at alpha = 1e3 and 1e5 for M=2/K=6 and M=5/K=20 (erf, eta=0.5, the paper's
    initial state ``OrderParams.random(500, K, M, v_star=4, seed=0)``, 201 saved points), and
@@ -12,10 +13,13 @@ erf ``I4`` Jacobian; ``docs/speed.md``). Same process, before and after interlea
 2. the relative error of the final eps_g at sigma = 1e-3 (M=K=2, v*=1, alpha=1e4: the
    small-noise case of issue 16; and M=2/K=6, alpha=1e5) against two tight references: scipy's
    ``Radau`` at rtol=1e-10 (implicit, scipy's code) and Dormand-Prince at rtol=1e-11 (explicit,
-   ours); target 1e-4.
+   ours); target 1e-4;
+3. (``--jacobian``) the compiled BDF's two Jacobians, plain differences of the right-hand side
+   (states of at most ``FD_JACOBIAN_MAX_N`` entries) and the structured one, by state size.
 
     python benchmarks/bench_default_method.py            # everything (~3 min, dopri5 K=20 1e5 ~80 s)
     python benchmarks/bench_default_method.py --quick    # M=2/K=6 only
+    python benchmarks/bench_default_method.py --jacobian # section 3 only
 """
 
 from __future__ import annotations
@@ -137,13 +141,49 @@ def bench_small_noise(quick):
               f"[{'ok' if abs(e / radau - 1) <= 1e-4 else 'FAIL'}] | {t:.3g} |")
 
 
+def bench_jacobian_choice(repeats):
+    """3. The compiled BDF's Jacobian by state size (``ode.jacobian.FD_JACOBIAN_MAX_N``): the
+    plain differences of the right-hand side against the structured Jacobian, M=2 and K=6, 8,
+    10 (n = 39, 60, 85), both forced (the bar moved to 0 or past n), interleaved."""
+    import odeprune as op
+    from odeprune.ode import drivers
+
+    print("\n## 3. The BDF's Jacobian: structured vs plain differences (auto, defaults)\n")
+    print("| M, K | n | alpha | structured s | differences s | ratio | njev | final eps_g rel. diff |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    saved = drivers.FD_JACOBIAN_MAX_N
+    try:
+        for K in (6, 8, 10):
+            state = op.OrderParams.random(500, K, 2, v_star=V_STAR, seed=0)
+            n = K * (K + 1) // 2 + 2 * K + K
+            for alpha in (1e3, 1e5):
+                best, curves = {}, {}
+                for _ in range(repeats + 1):  # (the first round compiles)
+                    for fd in (False, True):
+                        drivers.FD_JACOBIAN_MAX_N = 10**9 if fd else 0
+                        t, curves[fd] = run(state, alpha)
+                        best[fd] = min(best.get(fd, float("inf")), t)
+                e0, e1 = curves[False].eg[-1], curves[True].eg[-1]
+                print(f"| 2, {K} | {n} | {alpha:g} | {best[False]:.4f} | {best[True]:.4f} | "
+                      f"{best[True] / best[False]:.2f} | {curves[True].metadata['njev']} | "
+                      f"{abs(e1 - e0) / abs(e0):.1e} |", flush=True)
+    finally:
+        drivers.FD_JACOBIAN_MAX_N = saved
+    print(f"\nthe bar: FD_JACOBIAN_MAX_N = {saved} (the default curve, M=2/K=6: n = 39)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="M=2/K=6 only")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-slow-dopri5", dest="slow_dopri5", action="store_false",
                     help="skip dopri5 at M=5/K=20, alpha=1e5 (~80 s)")
+    ap.add_argument("--jacobian", action="store_true",
+                    help="only section 3: the BDF's Jacobian by state size (~1 min)")
     args = ap.parse_args(argv)
+    if args.jacobian:
+        bench_jacobian_choice(max(args.repeats, 5))
+        return
     print(f"# issue 27 item 2: the default method — {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"load average at the start: {load()} ({os.cpu_count()} cores)")
     configs = [(2, 6)] if args.quick else [(2, 6), (5, 20)]
