@@ -69,7 +69,7 @@ AUTO_BDF_TOL = 0.1
 #: its finite-difference Jacobian costs ~n evaluations of a right-hand side ~30x erf's. On
 #: M=2/K=6 to alpha=1000 (v*=4) the switch cost 270 s of CPU (scipy's BDF, 25 437 Jacobians)
 #: against 3.9 s explicit (dopri5, 15 625 evaluations), and the compiled BDF did not finish in
-#: minutes. Measured again with the accurate rule and integrand of issue 27's fourth round: the
+#: minutes. Measured again with the fitted rule and the det R(t) integrand (docs/relu.md): the
 #: compiled BDF (method="bdf") finishes, but in 135 s of CPU (44 899 steps, 240 946 evaluations,
 #: 24 357 Jacobians, 89 611 LU) against 0.82-0.87 s explicit (15 361-15 811 evaluations), and
 #: less accurately (final state 1.5e-6 from dopri5 at rtol=1e-10, eps_g 3.7e-10 against 7.8e-11;
