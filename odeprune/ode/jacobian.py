@@ -49,6 +49,7 @@ from .rhs import (
     state_layout,
     unpack_cov,
 )
+from .stiff import fd_increment
 
 __all__ = ["column_entries", "jacobian_into", "jacobian_exact", "fd_jacobian_into",
            "FD_JACOBIAN_MAX_N"]
@@ -80,7 +81,9 @@ def _erf_base(C, a, K, L):
             pair0[i, k] = s
     return ErfBase(r0, lam4, row0, pair0)
 
-_SQRT_EPS = math.sqrt(np.finfo(float).eps)
+
+#: :func:`odeprune.ode.stiff.fd_increment` compiled (inlined: no function of its own to compile)
+_fd_increment = njit(cache=True, error_model="numpy", inline="always")(fd_increment)
 _P_ENTRY = -1  # a column that moves no overlap of the fields (a two-time overlap P)
 _V_ENTRY = -2  # a column that moves a second-layer weight
 
@@ -381,9 +384,7 @@ def _jacobian_kernel(exact):
         dyp = np.empty(n)
         for j in range(n):
             yj = y[j]
-            h = _SQRT_EPS * max(abs(yj), 1e-3)
-            yp[j] = yj + h
-            h = yp[j] - yj
+            yp[j], h = _fd_increment(yj)
             unpack_cov(yp, p, w1.C, w1.a)
             i3_coefficients(p.act, w1.C, w1.a, K, w1.U, w1.b)
             if p.sgd:
@@ -444,9 +445,7 @@ def fd_jacobian_into(y, p, w, J):
     fp = np.empty(n)
     for j in range(n):
         yj = y[j]
-        h = _SQRT_EPS * max(abs(yj), 1e-3)
-        yp[j] = yj + h
-        h = yp[j] - yj
+        yp[j], h = _fd_increment(yj)
         rhs_into(yp, fp, p, w)
         for i in range(n):
             J[i, j] = (fp[i] - f0[i]) / h

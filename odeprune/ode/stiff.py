@@ -71,6 +71,7 @@ __all__ = [
     "SwitchRule",
     "DEFAULT_SWITCH",
     "fd_jacobian",
+    "fd_increment",
     "spectral_radius",
     "stiffness_test",
     "resolved_eg_floor",
@@ -95,6 +96,15 @@ _EPS = np.finfo(float).eps
 _SQRT_EPS = math.sqrt(_EPS)
 
 
+def fd_increment(yj: float) -> tuple[float, float]:
+    """The forward-difference step of an entry ``yj``: ``(yj + h, h)`` with ``h = sqrt(eps) *
+    max(|yj|, 1e-3)`` rounded to the representable difference ``(yj + h) - yj``. The one rule of
+    :func:`fd_jacobian` and of the compiled Jacobians (:mod:`odeprune.ode.jacobian`, which
+    compile this function), so that they difference with the same increments."""
+    yp = yj + _SQRT_EPS * max(abs(yj), 1e-3)
+    return yp, yp - yj
+
+
 def fd_jacobian(f: Callable, y: np.ndarray, f0: np.ndarray) -> np.ndarray:
     r"""Forward-difference Jacobian ``J[i, j] = (f(y + h_j e_j)_i - f0_i) / h_j``, shape (n, n).
 
@@ -109,9 +119,7 @@ def fd_jacobian(f: Callable, y: np.ndarray, f0: np.ndarray) -> np.ndarray:
     yp = y.copy()
     for j in range(n):
         yj = y[j]
-        h = _SQRT_EPS * max(abs(yj), 1e-3)
-        yp[j] = yj + h
-        h = yp[j] - yj
+        yp[j], h = fd_increment(yj)
         J[:, j] = (f(yp) - f0) / h
         yp[j] = yj
     return J
