@@ -23,7 +23,9 @@ from .explicit import (
     STEP_TOO_SMALL,
     output_ok,
 )
+from .blocks import blocks_factor, blocks_jacobian, blocks_solve
 from .jacobian import fd_jacobian_into, jacobian_exact
+from .lu import lu_factor, lu_solve
 from .rhs import make_work, rhs_eval, rhs_into
 
 __all__ = ["BdfRun", "new_bdf", "lu_factor", "lu_solve", "bdf_run", "bdf_start"]
@@ -74,106 +76,15 @@ class _Scratch(NamedTuple):
     dy: np.ndarray
 
 
-def new_bdf(y, n_counters=6) -> BdfRun:
+def new_bdf(y, n_counters=6, dense=True) -> BdfRun:
+    """A :class:`BdfRun` at ``y``; ``dense=False``: no ``J``, ``LU`` (a network of classes,
+    whose Jacobian and factors live in :class:`~odeprune.ode.blocks.Blocks`)."""
     y = np.array(y, dtype=float)
     n = y.shape[0]
-    return BdfRun(y, np.zeros((MAX_ORDER + 3, n)), np.zeros((n, n)), np.zeros((n, n)),
+    nd = n if dense else 0
+    return BdfRun(y, np.zeros((MAX_ORDER + 3, n)), np.zeros((nd, nd)), np.zeros((nd, nd)),
                   np.zeros(n, dtype=np.int64), np.zeros(2), np.zeros(3, dtype=np.int64),
                   np.zeros(n_counters, dtype=np.int64))
-
-
-#: column block of :func:`lu_factor` (the trailing update of each block is one matrix product)
-LU_BLOCK = 32
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def lu_factor(A, piv):
-    """In-place LU factorisation with partial pivoting (``PA = LU``, unit lower ``L``; ``piv[k]``:
-    the row swapped with row ``k`` at step ``k``), right-looking in column blocks of
-    :data:`LU_BLOCK` as LAPACK's ``getrf``: each block is factorised, then the rest of the matrix
-    is updated a row at a time by the whole block (the row stays in cache; measured at n = 330
-    2x faster than rank-1 updates, and no BLAS threads to limit). A zero pivot is left in place (the solve then
-    gives non-finite numbers, which the Newton iteration treats as a failure)."""
-    n = A.shape[0]
-    for kb in range(0, n, LU_BLOCK):
-        ke = min(kb + LU_BLOCK, n)
-        for k in range(kb, ke):  # the panel A[kb:, kb:ke], whole rows swapped
-            m = k
-            big = abs(A[k, k])
-            for i in range(k + 1, n):
-                if abs(A[i, k]) > big:
-                    big = abs(A[i, k])
-                    m = i
-            piv[k] = m
-            if m != k:
-                for j in range(n):
-                    tmp = A[k, j]
-                    A[k, j] = A[m, j]
-                    A[m, j] = tmp
-            d = A[k, k]
-            if d == 0.0:
-                continue
-            inv = 1.0 / d
-            rk = A[k]
-            for i in range(k + 1, n):
-                ri = A[i]
-                lik = ri[k] * inv
-                ri[k] = lik
-                if lik != 0.0:
-                    for j in range(k + 1, ke):
-                        ri[j] -= lik * rk[j]
-        if ke == n:
-            break
-        for k in range(kb, ke):  # U12 = L11^-1 A12
-            rk = A[k]
-            for i in range(k + 1, ke):
-                ri = A[i]
-                lik = ri[k]
-                if lik != 0.0:
-                    for j in range(ke, n):
-                        ri[j] -= lik * rk[j]
-        U = A[kb:ke, ke:].copy()  # A22 -= L21 U12, a row at a time, four rows of U12 per pass
-        nb = ke - kb
-        for i in range(ke, n):
-            ri = A[i, ke:]
-            li = A[i, kb:ke]
-            k = 0
-            while k + 4 <= nb:
-                l0, l1, l2, l3 = li[k], li[k + 1], li[k + 2], li[k + 3]
-                u0, u1, u2, u3 = U[k], U[k + 1], U[k + 2], U[k + 3]
-                for j in range(ri.shape[0]):
-                    ri[j] -= l0 * u0[j] + l1 * u1[j] + l2 * u2[j] + l3 * u3[j]
-                k += 4
-            while k < nb:
-                lk = li[k]
-                uk = U[k]
-                for j in range(ri.shape[0]):
-                    ri[j] -= lk * uk[j]
-                k += 1
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def lu_solve(LU, piv, b):
-    """Solve ``A x = b`` in place from :func:`lu_factor`'s ``LU``, ``piv``."""
-    n = LU.shape[0]
-    for k in range(n):
-        m = piv[k]
-        if m != k:
-            tmp = b[k]
-            b[k] = b[m]
-            b[m] = tmp
-    for i in range(n):
-        ri = LU[i]
-        acc = b[i]
-        for j in range(i):
-            acc -= ri[j] * b[j]
-        b[i] = acc
-    for i in range(n - 1, -1, -1):
-        ri = LU[i]
-        acc = b[i]
-        for j in range(i + 1, n):
-            acc -= ri[j] * b[j]
-        b[i] = acc / ri[i]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -222,10 +133,12 @@ def _rms(x, scale):
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _newton(p, w, s, x, c, tol):
+def _newton(p, w, s, x, c, tol, blk, z):
     """scipy's ``solve_bdf_system``: at most NEWTON_MAXITER simplified Newton iterations on
     ``y - c f(y) - psi = 0`` from ``x.y_pred`` into ``x.y_new`` (``x``: the :class:`_Scratch`,
-    ``s``: the run, its LU factors and counters); returns ``(converged, iterations)``."""
+    ``s``: the run, its LU factors and counters; ``blk``: None, or the
+    :class:`~odeprune.ode.blocks.Blocks` whose factors solve instead, ``z`` their scratch);
+    returns ``(converged, iterations)``."""
     y_pred, psi, scale, y, d, f, dy = x.y_pred, x.psi, x.scale, x.y_new, x.d, x.f, x.dy
     LU, piv, cnt = s.LU, s.piv, s.counters
     n = y.shape[0]
@@ -247,7 +160,10 @@ def _newton(p, w, s, x, c, tol):
             break
         for j in range(n):
             dy[j] = c * f[j] - psi[j] - d[j]
-        lu_solve(LU, piv, dy)
+        if blk is None:  # (an argument's None: numba prunes the other branch, untyped)
+            lu_solve(LU, piv, dy)
+        else:
+            blocks_solve(blk, p, dy, z)
         dy_norm = _rms(dy, scale)
         rate = 0.0
         if have_old:
@@ -266,11 +182,13 @@ def _newton(p, w, s, x, c, tol):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def bdf_run(s, t_out, Y_out, p, ctl, cols):
-    """scipy's BDF on the compiled right-hand side. The Jacobian: with ``cols`` from
+def bdf_run(s, t_out, Y_out, p, ctl, cols, blk=None):
+    """scipy's BDF on the compiled right-hand side. The Jacobian: with ``blk``, a network of
+    classes' :class:`~odeprune.ode.blocks.Blocks` (block-diagonal plus low rank, solved by
+    Woodbury: :mod:`odeprune.ode.blocks`; ``s.J``, ``s.LU`` unused); else with ``cols`` from
     :func:`~odeprune.ode.jacobian.column_entries`, :func:`~odeprune.ode.jacobian.jacobian_exact`;
-    with ``cols=None``, :func:`~odeprune.ode.jacobian.fd_jacobian_into` (its evaluations, like
-    the structured Jacobian's, count in ``njev`` only). The first call after :func:`bdf_start`
+    with ``cols=None``, :func:`~odeprune.ode.jacobian.fd_jacobian_into` (their evaluations
+    count in ``njev`` only). The first call after :func:`bdf_start`
     (``njev == 0``) evaluates it at the start, as scipy's BDF does when it starts. The protocol
     of :mod:`odeprune.ode.explicit` (fills ``Y_out`` at ``t_out`` by scipy's dense output, checks
     each saved state; returns ``CHUNK`` after ``ctl.max_steps`` accepted steps). Start from
@@ -289,8 +207,14 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols):
     x = _Scratch(np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
                  np.empty(n))
     y_pred, psi, scale, y_new, d, dy = x.y_pred, x.psi, x.scale, x.y_new, x.d, x.dy
+    if blk is None:
+        z = np.empty(0)
+    else:
+        z = np.empty(blk.UT.shape[0])
     if cnt[NJEV] == 0:
-        if cols is None:  # (an argument's None: numba prunes the other branch, untyped)
+        if blk is not None:  # (an argument's None: numba prunes the other branch, untyped)
+            blocks_jacobian(y, p, w, blk)
+        elif cols is None:
             fd_jacobian_into(y, p, w, J)
         else:
             jacobian_exact(y, p, w, w1, cols, J)
@@ -340,18 +264,23 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols):
             c = h / _ALPHA[order]
             while not converged:
                 if not lu_valid:
-                    for i in range(n):
-                        for j in range(n):
-                            LU[i, j] = -c * J[i, j]
-                        LU[i, i] += 1.0
-                    lu_factor(LU, piv)
+                    if blk is not None:
+                        blocks_factor(blk, p, c)
+                    else:
+                        for i in range(n):
+                            for j in range(n):
+                                LU[i, j] = -c * J[i, j]
+                            LU[i, i] += 1.0
+                        lu_factor(LU, piv)
                     cnt[NLU] += 1
                     lu_valid = True
-                converged, n_iter = _newton(p, w, s, x, c, newton_tol)
+                converged, n_iter = _newton(p, w, s, x, c, newton_tol, blk, z)
                 if not converged:
                     if jac_current:
                         break
-                    if cols is None:
+                    if blk is not None:
+                        blocks_jacobian(y_pred, p, w, blk)
+                    elif cols is None:
                         fd_jacobian_into(y_pred, p, w, J)
                     else:
                         jacobian_exact(y_pred, p, w, w1, cols, J)

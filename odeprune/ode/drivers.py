@@ -12,6 +12,7 @@ import numpy as np
 
 from ..activations import ERF, LINEAR
 from .bdf import NJEV, NLU, bdf_run, bdf_start, new_bdf
+from .blocks import BLOCK_ARRAYS, new_blocks
 from .explicit import (
     CHUNK,
     I_OUT,
@@ -38,12 +39,16 @@ __all__ = ["AutoDriver", "ScipyDriver", "stiff_callables", "StiffProblem", "jaco
 
 
 # ------------------------------------------------------------------------------ the drivers
-def jacobian_columns(p) -> np.ndarray:
-    """:func:`~odeprune.ode.jacobian.column_entries` of a compiled problem ``p``."""
+def _patterns(p) -> np.ndarray:
     patterns = np.zeros((p.n_cls, p.K), dtype=bool)
     for s in range(p.n_cls):
         patterns[s, p.units[s, :p.nk[s]]] = True
-    return column_entries(patterns, p.K, p.M, p.track_P)
+    return patterns
+
+
+def jacobian_columns(p) -> np.ndarray:
+    """:func:`~odeprune.ode.jacobian.column_entries` of a compiled problem ``p``."""
+    return column_entries(_patterns(p), p.K, p.M, p.track_P)
 
 
 def _rhs_of(p) -> Callable:
@@ -85,14 +90,19 @@ class AutoDriver:
     :func:`bdf_run` with the compiled Jacobian (``fd_jacobian``: the plain differences of the
     right-hand side; None: for a state of at most
     :data:`~odeprune.ode.jacobian.FD_JACOBIAN_MAX_N` entries, else the structured Jacobian,
-    :func:`~odeprune.ode.jacobian.jacobian_exact`). The driver protocol of
+    :func:`~odeprune.ode.jacobian.jacobian_exact`; ``blocks``: a network of classes's Jacobian
+    as block-diagonal plus low rank, solved by Woodbury, :mod:`odeprune.ode.blocks`; None: for a
+    network of more than one class whose state exceeds ``FD_JACOBIAN_MAX_N`` entries, where a
+    dense LU of the whole state cost ~20 ms at 64 classes and minutes at 256). The driver
+    protocol of
     :func:`odeprune.ode.dynamics.integrate`: ``advance(n_steps) -> status``, ``t``, ``phase``,
     ``counts()``, ``last_good()``, ``get_state()`` / ``set_state()`` (plain arrays; resume is bit
     for bit), ``p`` (replaceable between chunks: threads). The numbers never depend on the
     chunking."""
 
     def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl,
-                 switch: SwitchRule = DEFAULT_SWITCH, fd_jacobian: bool | None = None):
+                 switch: SwitchRule = DEFAULT_SWITCH, fd_jacobian: bool | None = None,
+                 blocks: bool | None = None):
         if method not in ("auto", "bdf"):
             raise ValueError(f"method={method!r}: AutoDriver runs 'auto' or 'bdf'")
         self.method = method
@@ -101,16 +111,19 @@ class AutoDriver:
         self.probe_steps = int(switch.probe_steps)
         self.switch_h_rho = float(switch.switch_h_rho)
         self.min_remaining_steps = int(switch.min_remaining_steps)
+        if blocks is None:
+            blocks = p.n_cls > 1 and len(y0) > FD_JACOBIAN_MAX_N
         if fd_jacobian is None:
             fd_jacobian = len(y0) <= FD_JACOBIAN_MAX_N
-        self.cols = None if fd_jacobian else jacobian_columns(p)
+        self.blk = (new_blocks(_patterns(p), p.K, p.M, p.track_P, p.off) if blocks else None)
+        self.cols = None if fd_jacobian or blocks else jacobian_columns(p)
         # "auto": a tenth of the tolerances in the implicit phase, not below MIN_IMPLICIT_RTOL
         fac = (max(AUTO_BDF_TOL, min(1.0, MIN_IMPLICIT_RTOL / ctl.rtol)) if method == "auto"
                else 1.0)
         self.ctl_bdf = ctl._replace(rtol=ctl.rtol * fac, atol=ctl.atol * fac)
         self.run = new_run(y0, f0, 0.0, h0)
         self.run.counters[NFEV] = 1
-        self.bdf = new_bdf(y0)
+        self.bdf = new_bdf(y0, dense=not blocks)
         # [phase (0 explicit, 1 implicit), n_probe, evaluations of the probes]; [h_probe, t_switch]
         self.ints = np.zeros(3, dtype=np.int64)
         self.floats = np.array([math.inf, math.nan])
@@ -149,7 +162,7 @@ class AutoDriver:
             if self.ints[0]:
                 before = int(self.bdf.counters[N_ACCEPT])
                 status = bdf_run(self.bdf, self.t_out, self.Y_out, self.p,
-                                 self.ctl_bdf._replace(max_steps=budget), self.cols)
+                                 self.ctl_bdf._replace(max_steps=budget), self.cols, self.blk)
                 budget -= max(int(self.bdf.counters[N_ACCEPT]) - before, 1)
                 continue
             r = self.run
@@ -187,6 +200,8 @@ class AutoDriver:
         out = {"y": r.y, "f": r.f, "ts": r.ts, "counters": r.counters, "auto_ints": self.ints,
                "auto_floats": self.floats}
         out.update({f"bdf_{k}": v for k, v in s._asdict().items()})
+        if self.blk is not None:
+            out.update({f"blk_{k}": getattr(self.blk, k) for k in BLOCK_ARRAYS})
         return out
 
     def set_state(self, arrays) -> None:
@@ -197,6 +212,9 @@ class AutoDriver:
         self.floats[:] = arrays["auto_floats"]
         for k, v in s._asdict().items():
             v[...] = arrays[f"bdf_{k}"]
+        if self.blk is not None:
+            for k in BLOCK_ARRAYS:
+                getattr(self.blk, k)[...] = arrays[f"blk_{k}"]
 
 
 class _CountedEvals:

@@ -1,0 +1,286 @@
+r"""The Newton matrix of a network of classes: block-diagonal plus low rank, solved by Woodbury.
+
+For a masked network (``docs/theory.md`` §8) the right-hand side of class ``s`` is linear in the
+class's own state, with coefficients set by the network's overlaps and second layer
+(:mod:`odeprune.ode.rhs`): ``f_s(y) = A(g) y_s + f_s b(g)`` with ``g = S^T y`` the class sums
+``Q, R`` and ``v``. So its Jacobian is
+
+.. math:: J = D + U S^T,
+
+``D`` block-diagonal over the classes (``d f_s / d y_s`` at fixed ``g``; a two-time overlap
+``P^s`` only here), ``U`` (n, m) the derivative in the ``m`` global entries (each overlap a class
+entry moves, and each ``v_e``), ``S^T`` (m, n) the class-sum map (entry ``j`` adds to the global
+entry it moves: :func:`~odeprune.ode.jacobian.column_entries`). The implicit step's matrix
+``I - c J = B - c U S^T`` with ``B = I - c D`` is solved by the Woodbury identity
+
+.. math:: x = B^{-1} r + c\,W\,\mathrm{Cap}^{-1} S^T B^{-1} r, \qquad
+          W = B^{-1} U, \quad \mathrm{Cap} = I_m - c\,S^T W,
+
+in ``O(n m + sum_s n_s^2)`` memory and ``O(sum_s n_s^3 + m sum_s n_s^2 + m^3)`` per factorisation
+instead of ``n^2`` and ``n^3 / 3`` (M=2/K=6 with 64 classes: n = 822, m = 39; K=8 with 256
+classes: n = 4 872). The Jacobian is taken by forward differences with the increments of
+:func:`odeprune.ode.stiff.fd_increment`: ``U`` from the columns of one entry per global entry
+(and of a second entry of another class, for the rows of the first one's class), ``D`` from
+``max_s n_s`` evaluations that move the same position of every class at once, less the global
+part of the response, ``U S^T delta``: ``2 m + max_s n_s`` evaluations instead of ``n``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from .jacobian import _fd_increment, column_entries
+from .lu import lu_factor, lu_solve
+from .rhs import rhs_into
+
+__all__ = ["Blocks", "new_blocks", "blocks_jacobian", "blocks_factor", "blocks_solve",
+           "BLOCK_ARRAYS"]
+
+
+class Blocks(NamedTuple):
+    """The structure of a network of classes (read-only after :func:`new_blocks`): ``gidx``
+    (n,) the global entry each state entry moves (-1: none, a ``P`` entry), ``first`` and
+    ``second`` (m,) the entries whose columns give ``U`` (``second``: of another class, -1 if
+    no other class moves it), ``cls`` (n,) each entry's class (-1: ``v``), ``boff`` (S+1,)
+    where each class's block starts in ``Dk`` and ``LU``; and the Jacobian and factors (updated
+    in place, :data:`BLOCK_ARRAYS`): ``UT``, ``WT`` (m, n) = ``U^T``, ``W^T``; ``Dk`` the blocks
+    of ``D`` and ``LU`` those of ``B`` factorised, each row-major; ``piv`` (n,) their pivots;
+    ``cap`` (m, m) and ``cpiv`` (m,) the factorised capacitance matrix; ``cfac`` (1,) its ``c``.
+    """
+
+    gidx: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    cls: np.ndarray
+    boff: np.ndarray
+    UT: np.ndarray
+    WT: np.ndarray
+    Dk: np.ndarray
+    LU: np.ndarray
+    piv: np.ndarray
+    cap: np.ndarray
+    cpiv: np.ndarray
+    cfac: np.ndarray
+
+
+#: the fields of :class:`Blocks` that a run changes (a checkpoint holds them)
+BLOCK_ARRAYS = ("UT", "WT", "Dk", "LU", "piv", "cap", "cpiv", "cfac")
+
+
+def new_blocks(patterns, K: int, M: int, track_P: bool, off) -> Blocks:
+    """:class:`Blocks` of the network of classes ``patterns`` (S, K) (state layout
+    :func:`odeprune.ode.rhs.state_layout`; ``off`` (S+1,) the class offsets of its
+    :class:`~odeprune.ode.rhs.Params`)."""
+    cols = column_entries(np.asarray(patterns, dtype=bool), K, M, track_P)
+    off = np.asarray(off, dtype=np.int64)
+    n, S = cols.shape[0], off.shape[0] - 1
+    cls = np.full(n, -1, dtype=np.int64)
+    for s in range(S):
+        cls[off[s]:off[s + 1]] = s
+    keys = {}
+    gidx = np.full(n, -1, dtype=np.int64)
+    for j, (a, b) in enumerate(cols.tolist()):
+        if a == -1:  # a P entry: local to its class
+            continue
+        gidx[j] = keys.setdefault((a, b), len(keys))
+    m = len(keys)
+    first = np.full(m, -1, dtype=np.int64)
+    second = np.full(m, -1, dtype=np.int64)
+    for j in range(n):
+        g = gidx[j]
+        if g < 0:
+            continue
+        if first[g] < 0:
+            first[g] = j
+        elif second[g] < 0 and cls[j] != cls[first[g]]:
+            second[g] = j
+    sizes = np.diff(off)
+    boff = np.concatenate([[0], np.cumsum(sizes * sizes)]).astype(np.int64)
+    return Blocks(gidx, first, second, cls, boff, np.zeros((m, n)), np.zeros((m, n)),
+                  np.zeros(boff[-1]), np.zeros(boff[-1]), np.zeros(n, dtype=np.int64),
+                  np.zeros((m, m)), np.zeros(m, dtype=np.int64), np.zeros(1))
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def blocks_jacobian(y, p, w, b):
+    """``U`` and the blocks of ``D`` at ``y`` into ``b`` by forward differences (module
+    docstring): ``1 + 2 m + max_s n_s`` evaluations of the right-hand side at most."""
+    n = y.shape[0]
+    UT, Dk, off, gidx = b.UT, b.Dk, p.off, b.gidx
+    m = UT.shape[0]
+    S = off.shape[0] - 1
+    f0 = np.empty(n)
+    rhs_into(y, f0, p, w)
+    yp = y.copy()
+    fp = np.empty(n)
+    for g in range(m):
+        j = b.first[g]
+        yj = y[j]
+        yp[j], h = _fd_increment(yj)
+        rhs_into(yp, fp, p, w)
+        yp[j] = yj
+        for i in range(n):
+            UT[g, i] = (fp[i] - f0[i]) / h
+        j2 = b.second[g]
+        if j2 >= 0:  # the rows of the first entry's class, from a column of another class
+            t = b.cls[j]
+            yj = y[j2]
+            yp[j2], h = _fd_increment(yj)
+            rhs_into(yp, fp, p, w)
+            yp[j2] = yj
+            for i in range(off[t], off[t + 1]):
+                UT[g, i] = (fp[i] - f0[i]) / h
+    nmax = 0
+    for t in range(S):
+        nmax = max(nmax, off[t + 1] - off[t])
+    hs = np.zeros(S)
+    dg = np.empty(m)
+    glob = np.empty(n)
+    for q in range(nmax):  # position q of every class at once
+        for g in range(m):
+            dg[g] = 0.0
+        for t in range(S):
+            j = off[t] + q
+            if j < off[t + 1]:
+                yp[j], hs[t] = _fd_increment(y[j])
+                if gidx[j] >= 0:
+                    dg[gidx[j]] += hs[t]
+        rhs_into(yp, fp, p, w)
+        for i in range(n):
+            glob[i] = 0.0
+        for g in range(m):
+            if dg[g] != 0.0:
+                for i in range(off[S]):
+                    glob[i] += UT[g, i] * dg[g]
+        for t in range(S):
+            j = off[t] + q
+            if j >= off[t + 1]:
+                continue
+            yp[j] = y[j]
+            nt = off[t + 1] - off[t]
+            base = b.boff[t]
+            for r in range(nt):
+                i = off[t] + r
+                Dk[base + r * nt + q] = (fp[i] - f0[i] - glob[i]) / hs[t]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _solve_block(LU, base, nt, piv, x, o):
+    """:func:`~odeprune.ode.lu.lu_solve` of the block at ``LU[base:]`` (nt, nt; pivots
+    ``piv[o:o + nt]``, relative) on ``x[o:o + nt]``, in place; by columns (each entry's update
+    independent of the others': no chain of dependent additions to wait on)."""
+    for k in range(nt):
+        m = piv[o + k]
+        if m != k:
+            tmp = x[o + k]
+            x[o + k] = x[o + m]
+            x[o + m] = tmp
+    for j in range(nt):
+        xj = x[o + j]
+        if xj != 0.0:
+            for i in range(j + 1, nt):
+                x[o + i] -= LU[base + i * nt + j] * xj
+    for j in range(nt - 1, -1, -1):
+        xj = x[o + j] / LU[base + j * nt + j]
+        x[o + j] = xj
+        if xj != 0.0:
+            for i in range(j):
+                x[o + i] -= LU[base + i * nt + j] * xj
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def blocks_factor(b, p, c):
+    """Factorise ``I - c J`` (module docstring): each block of ``B = I - c D``, ``W = B^-1 U``
+    (all ``m`` columns at once, a row of ``m`` per update) and the capacitance matrix
+    ``I - c S^T W``."""
+    off, gidx, WT, UT, cap, LU, Dk, piv = p.off, b.gidx, b.WT, b.UT, b.cap, b.LU, b.Dk, b.piv
+    m, n = UT.shape
+    S = off.shape[0] - 1
+    nmax = 0
+    for t in range(S):
+        nmax = max(nmax, off[t + 1] - off[t])
+    X = np.empty((nmax, m))
+    for t in range(S):
+        nt = off[t + 1] - off[t]
+        if nt == 0:
+            continue
+        base, o = b.boff[t], off[t]
+        for k in range(nt * nt):
+            LU[base + k] = -c * Dk[base + k]
+        for r in range(nt):
+            LU[base + r * (nt + 1)] += 1.0
+        lu_factor(LU[base:base + nt * nt].reshape((nt, nt)), piv[o:o + nt])
+        for r in range(nt):  # X = P U[rows of t], then L^-1, then U^-1, a row at a time
+            for g in range(m):
+                X[r, g] = UT[g, o + r]
+        for k in range(nt):
+            q = piv[o + k]
+            if q != k:
+                for g in range(m):
+                    tmp = X[k, g]
+                    X[k, g] = X[q, g]
+                    X[q, g] = tmp
+        for i in range(nt):
+            Xi = X[i]
+            for j in range(i):
+                lij = LU[base + i * nt + j]
+                if lij != 0.0:
+                    Xj = X[j]
+                    for g in range(m):
+                        Xi[g] -= lij * Xj[g]
+        for i in range(nt - 1, -1, -1):
+            Xi = X[i]
+            for j in range(i + 1, nt):
+                uij = LU[base + i * nt + j]
+                if uij != 0.0:
+                    Xj = X[j]
+                    for g in range(m):
+                        Xi[g] -= uij * Xj[g]
+            inv = 1.0 / LU[base + i * nt + i]
+            for g in range(m):
+                Xi[g] *= inv
+        for r in range(nt):
+            for g in range(m):
+                WT[g, o + r] = X[r, g]
+    for g in range(m):  # the rows of v: B = I there
+        for i in range(off[S], n):
+            WT[g, i] = UT[g, i]
+    for g in range(m):
+        for k in range(m):
+            cap[g, k] = 0.0
+        cap[g, g] = 1.0
+    for k in range(m):
+        Wk = WT[k]
+        for j in range(n):
+            g = gidx[j]
+            if g >= 0:
+                cap[g, k] -= c * Wk[j]
+    lu_factor(cap, b.cpiv)
+    b.cfac[0] = c
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def blocks_solve(b, p, r, z):
+    """Solve ``(I - c J) x = r`` in place from :func:`blocks_factor` (``z``: scratch (m,))."""
+    off, gidx, WT = p.off, b.gidx, b.WT
+    m, n = WT.shape
+    S = off.shape[0] - 1
+    for t in range(S):
+        nt = off[t + 1] - off[t]
+        if nt > 0:
+            _solve_block(b.LU, b.boff[t], nt, b.piv, r, off[t])
+    for g in range(m):
+        z[g] = 0.0
+    for j in range(n):
+        if gidx[j] >= 0:
+            z[gidx[j]] += r[j]
+    lu_solve(b.cap, b.cpiv, z)
+    c = b.cfac[0]
+    for g in range(m):
+        zc = c * z[g]
+        Wg = WT[g]
+        for j in range(n):
+            r[j] += zc * Wg[j]
