@@ -177,3 +177,24 @@ def test_256_classes_hold_no_dense_matrix():
     assert drv.blk.UT.shape == (36 + 16 + 8, 4872)
     dense, _ = _driver(None, K=6, method="auto")
     assert dense.blk is not None
+
+
+def test_auto_goes_implicit_on_classes_only_when_that_costs_less():
+    """``blocks.implicit_cost``: at 1024 classes (K=10) a solve costs ~7 evaluations and a
+    factorisation ~90, so to alpha=1e3 ``auto`` stays explicit (bit for bit dopri5); at 64
+    classes it switches (the implicit phase then cost 31 ms against 47 ms explicit)."""
+    from odeprune.ode.blocks import implicit_cost
+
+    s = OrderParams.random(500, 10, 2, v_star=4.0, seed=0)
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    auto = odeprune.integrate(sp, 0.5, 1e3, save_at=[1e3])
+    dp = odeprune.integrate(sp, 0.5, 1e3, save_at=[1e3], method="dopri5")
+    assert auto.metadata["final_phase"] == "explicit"
+    np.testing.assert_array_equal(auto.eg, dp.eg)
+    costs = []
+    for K in (6, 8, 10):
+        y = _masked(K=K)[2]
+        drv, _ = _driver(None, K=K, method="auto")
+        costs.append(implicit_cost(drv.blk, y.size))
+        assert drv.min_remaining_steps == int(np.ceil(costs[-1] / 6))
+    assert costs[0] < costs[1] < costs[2]

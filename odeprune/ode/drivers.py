@@ -12,7 +12,7 @@ import numpy as np
 
 from ..activations import ERF, LINEAR
 from .bdf import NJEV, NLU, bdf_run, bdf_start, new_bdf
-from .blocks import BLOCK_ARRAYS, new_blocks
+from .blocks import BLOCK_ARRAYS, implicit_cost, new_blocks
 from .explicit import (
     CHUNK,
     I_OUT,
@@ -116,6 +116,10 @@ class AutoDriver:
         if fd_jacobian is None:
             fd_jacobian = len(y0) <= FD_JACOBIAN_MAX_N
         self.blk = (new_blocks(_patterns(p), p.K, p.M, p.track_P, p.off) if blocks else None)
+        if self.blk is not None:  # switch only when the explicit steps left cost more (6
+            # evaluations each) than the implicit phase on this network (blocks.implicit_cost)
+            self.min_remaining_steps = max(self.min_remaining_steps,
+                                           math.ceil(implicit_cost(self.blk, len(y0)) / 6.0))
         self.cols = None if fd_jacobian or blocks else jacobian_columns(p)
         # "auto": a tenth of the tolerances in the implicit phase, not below MIN_IMPLICIT_RTOL
         fac = (max(AUTO_BDF_TOL, min(1.0, MIN_IMPLICIT_RTOL / ctl.rtol)) if method == "auto"
