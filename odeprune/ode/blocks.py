@@ -77,26 +77,18 @@ def new_blocks(patterns, K: int, M: int, track_P: bool, off) -> Blocks:
     cols = column_entries(np.asarray(patterns, dtype=bool), K, M, track_P)
     off = np.asarray(off, dtype=np.int64)
     n, S = cols.shape[0], off.shape[0] - 1
-    cls = np.full(n, -1, dtype=np.int64)
-    for s in range(S):
-        cls[off[s]:off[s + 1]] = s
-    keys = {}
+    cls = np.repeat(np.arange(S, dtype=np.int64), np.diff(off))
+    cls = np.concatenate([cls, np.full(n - cls.size, -1, dtype=np.int64)])
+    moves = cols[:, 0] != -1  # a P entry moves no global entry: local to its class
     gidx = np.full(n, -1, dtype=np.int64)
-    for j, (a, b) in enumerate(cols.tolist()):
-        if a == -1:  # a P entry: local to its class
-            continue
-        gidx[j] = keys.setdefault((a, b), len(keys))
-    m = len(keys)
-    first = np.full(m, -1, dtype=np.int64)
+    keys, first, inv = np.unique(cols[moves], axis=0, return_index=True, return_inverse=True)
+    gidx[moves] = inv.ravel()
+    first = np.flatnonzero(moves)[first].astype(np.int64)
+    m = keys.shape[0]
     second = np.full(m, -1, dtype=np.int64)
-    for j in range(n):
-        g = gidx[j]
-        if g < 0:
-            continue
-        if first[g] < 0:
-            first[g] = j
-        elif second[g] < 0 and cls[j] != cls[first[g]]:
-            second[g] = j
+    other = np.flatnonzero(moves & (cls != cls[first[np.maximum(gidx, 0)]]))
+    g2, at = np.unique(gidx[other], return_index=True)
+    second[g2] = other[at]
     sizes = np.diff(off)
     boff = np.concatenate([[0], np.cumsum(sizes * sizes)]).astype(np.int64)
     return Blocks(gidx, first, second, cls, boff, np.zeros((m, n)), np.zeros((m, n)),
