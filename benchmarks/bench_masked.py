@@ -10,7 +10,14 @@ in a compiled loop; the curve's CPU per evaluation less the compiled evaluation 
 own work per evaluation (its stage sums over the state vector: 39 entries dense, 822 masked).
 Goal: masked <= 2x dense.
 
-    python benchmarks/bench_masked.py [--repeats 3] [--baseline-tree DIR]
+At default settings (``method="auto"``) both curves switch to BDF (dense at alpha ~ 24, masked
+at ~ 22); the masked implicit steps solve with the classes' structure (``odeprune.ode.blocks``:
+block-diagonal plus low rank, Woodbury). ``--defaults`` adds that table: dense and masked at
+defaults to alpha = 1e3, 1e4, 1e5, the masked BDF with the Woodbury solve against a dense LU of
+its whole 822-entry state (``AutoDriver(blocks=False)``), and K=8 (256 classes, n = 4 872)
+at defaults against dopri5.
+
+    python benchmarks/bench_masked.py [--repeats 3] [--defaults] [--baseline-tree DIR]
 
 ``--baseline-tree DIR``: also measure ``DIR``'s ``odeprune`` (an older copy of the package), each
 tree in its own child process (alternating, ``--rounds`` times, the minimum kept), and print the
@@ -108,6 +115,48 @@ def main(repeats: int) -> dict:
             "eval_masked": em, "eval_ratio": em / ed, "loop_dense": ld, "loop_masked": lm}
 
 
+def defaults(repeats: int) -> None:
+    """The curves at default settings (module docstring)."""
+    from odeprune.ode import drivers
+
+    warnings.simplefilter("ignore")
+    s = OrderParams.random(500, 6, 2, v_star=4.0, seed=0)
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    for st in (s, sp):  # compile
+        odeprune.integrate(st, 0.5, 1e3, progress=False)
+    print(f"M=2, K=6, default settings (method='auto'); CPU s, min of {repeats}")
+    print("| alpha | dense | masked (64 classes) | masked / dense | masked switch at |\n"
+          "| ---: | ---: | ---: | ---: | ---: |")
+    for a in (1e3, 1e4, 1e5):
+        td, _ = cpu(lambda: odeprune.integrate(s, 0.5, a, progress=False), repeats)
+        tm, c = cpu(lambda: odeprune.integrate(sp, 0.5, a, progress=False), repeats)
+        print(f"| {a:.0e} | {td:.4f} | {tm:.4f} | {tm / td:.2f}x | "
+              f"{c.metadata['alpha_switch']:.1f} |")
+    real = drivers.AutoDriver.__init__
+
+    def dense_lu(self, *args, **kw):
+        real(self, *args, **{**kw, "blocks": False})
+
+    tb, cb = cpu(lambda: odeprune.integrate(sp, 0.5, 1e3, progress=False), repeats)
+    drivers.AutoDriver.__init__ = dense_lu
+    try:
+        tl, cl = cpu(lambda: odeprune.integrate(sp, 0.5, 1e3, progress=False), 1)
+    finally:
+        drivers.AutoDriver.__init__ = real
+    print(f"masked to 1e3, BDF steps solved by Woodbury {tb:.4f} s ({cb.metadata['nlu']} "
+          f"factorisations) against a dense LU of the whole state {tl:.3f} s "
+          f"({cl.metadata['nlu']}): {tl / tb:.0f}x; final eps_g agree to "
+          f"{abs(cb.eg[-1] / cl.eg[-1] - 1):.1e}")
+    s8 = SparseOrderParams.random_mask(OrderParams.random(500, 8, 2, v_star=4.0, seed=0), 0.5)
+    odeprune.integrate(s8, 0.5, 10.0, progress=False)
+    for a in (1e3, 1e4):
+        ta, ca = cpu(lambda: odeprune.integrate(s8, 0.5, a, progress=False), 1)
+        tp, cp = cpu(lambda: odeprune.integrate(s8, 0.5, a, progress=False, method="dopri5"), 1)
+        print(f"K=8 (256 classes) to {a:.0e}: default {ta:.3f} s ({ca.metadata['final_phase']}, "
+              f"{ca.metadata['nfev']} evaluations), dopri5 {tp:.3f} s ({cp.metadata['nfev']}); "
+              f"eps_g agree to {abs(ca.eg[-1] / cp.eg[-1] - 1):.1e}")
+
+
 def compare(base: str, repeats: int, rounds: int) -> None:
     """Both trees in child processes, alternating; the minimum of each number over rounds."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -142,7 +191,11 @@ if __name__ == "__main__":
                     help="a directory holding an older odeprune package to compare against")
     ap.add_argument("--rounds", type=int, default=2, help="alternations with --baseline-tree")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON last")
+    ap.add_argument("--defaults", action="store_true",
+                    help="also the curves at default settings (module docstring)")
     args = ap.parse_args()
+    if args.defaults:
+        defaults(args.repeats)
     if args.baseline_tree:
         compare(args.baseline_tree, args.repeats, args.rounds)
     else:

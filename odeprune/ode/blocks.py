@@ -160,27 +160,57 @@ def blocks_jacobian(y, p, w, b):
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _dot4(LU, row, x, o, j0, j1):
+    """``sum_{j0 <= j < j1} LU[row + j] x[o + j]`` in four interleaved partial sums (four
+    chains of dependent additions instead of one)."""
+    a0 = a1 = a2 = a3 = 0.0
+    j = j0
+    while j + 4 <= j1:
+        a0 += LU[row + j] * x[o + j]
+        a1 += LU[row + j + 1] * x[o + j + 1]
+        a2 += LU[row + j + 2] * x[o + j + 2]
+        a3 += LU[row + j + 3] * x[o + j + 3]
+        j += 4
+    while j < j1:
+        a0 += LU[row + j] * x[o + j]
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _solve_block(LU, base, nt, piv, x, o):
     """:func:`~odeprune.ode.lu.lu_solve` of the block at ``LU[base:]`` (nt, nt; pivots
-    ``piv[o:o + nt]``, relative) on ``x[o:o + nt]``, in place; by columns (each entry's update
-    independent of the others': no chain of dependent additions to wait on)."""
+    ``piv[o:o + nt]``, relative) on ``x[o:o + nt]``, in place, without views."""
     for k in range(nt):
         m = piv[o + k]
         if m != k:
             tmp = x[o + k]
             x[o + k] = x[o + m]
             x[o + m] = tmp
-    for j in range(nt):
-        xj = x[o + j]
-        if xj != 0.0:
-            for i in range(j + 1, nt):
-                x[o + i] -= LU[base + i * nt + j] * xj
-    for j in range(nt - 1, -1, -1):
-        xj = x[o + j] / LU[base + j * nt + j]
-        x[o + j] = xj
-        if xj != 0.0:
-            for i in range(j):
-                x[o + i] -= LU[base + i * nt + j] * xj
+    for i in range(nt):
+        x[o + i] -= _dot4(LU, base + i * nt, x, o, 0, i)
+    for i in range(nt - 1, -1, -1):
+        row = base + i * nt
+        x[o + i] = (x[o + i] - _dot4(LU, row, x, o, i + 1, nt)) / LU[row + i]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _row_update(X, LU, row, i, j0, j1, m):
+    """``X[i] -= sum_{j0 <= j < j1} LU[row + j] X[j]``, four rows of X per pass over ``X[i]``."""
+    Xi = X[i]
+    j = j0
+    while j + 4 <= j1:
+        l0, l1, l2, l3 = LU[row + j], LU[row + j + 1], LU[row + j + 2], LU[row + j + 3]
+        X0, X1, X2, X3 = X[j], X[j + 1], X[j + 2], X[j + 3]
+        for g in range(m):
+            Xi[g] -= l0 * X0[g] + l1 * X1[g] + l2 * X2[g] + l3 * X3[g]
+        j += 4
+    while j < j1:
+        lj = LU[row + j]
+        Xj = X[j]
+        for g in range(m):
+            Xi[g] -= lj * Xj[g]
+        j += 1
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -216,21 +246,10 @@ def blocks_factor(b, p, c):
                     X[k, g] = X[q, g]
                     X[q, g] = tmp
         for i in range(nt):
-            Xi = X[i]
-            for j in range(i):
-                lij = LU[base + i * nt + j]
-                if lij != 0.0:
-                    Xj = X[j]
-                    for g in range(m):
-                        Xi[g] -= lij * Xj[g]
+            _row_update(X, LU, base + i * nt, i, 0, i, m)
         for i in range(nt - 1, -1, -1):
+            _row_update(X, LU, base + i * nt, i, i + 1, nt, m)
             Xi = X[i]
-            for j in range(i + 1, nt):
-                uij = LU[base + i * nt + j]
-                if uij != 0.0:
-                    Xj = X[j]
-                    for g in range(m):
-                        Xi[g] -= uij * Xj[g]
             inv = 1.0 / LU[base + i * nt + i]
             for g in range(m):
                 Xi[g] *= inv
@@ -287,17 +306,18 @@ IMPLICIT_ITERATIONS, IMPLICIT_FACTORS, IMPLICIT_JACOBIANS = 300, 40, 3
 def implicit_cost(b: Blocks, n: int) -> float:
     """The implicit phase's cost on a network of classes, in evaluations of its right-hand
     side: ``IMPLICIT_ITERATIONS (1 + S/E) + IMPLICIT_FACTORS F/E + IMPLICIT_JACOBIANS (2 m +
-    max n_s + 1)``, with a solve ``S/E ~ 0.045 (m + sum n_s^2 / n)`` and a factorisation
-    ``F/E ~ 0.03 m sum n_s^2 / n`` evaluations (fitted to K = 6, 8, 10 at c = 0.5: S/E = 1.6,
-    3.1, 7.0 and F/E = 15, 35, 94 measured; the solve and the factorisation grow with ``m n``
-    and ``m sum n_s^2``, an evaluation with ``n``). ``"auto"`` switches to BDF on such a
-    network only when the explicit steps left cost more (K=10, 1024 classes, to alpha=1e3:
-    5 900 evaluations' worth against ~3 000 explicit; BDF took 4.0 s against 1.4 s)."""
+    max n_s + 1)``, with a solve ``S/E ~ 0.04 (m + sum n_s^2 / n)`` and a factorisation
+    ``F/E ~ 0.02 m sum n_s^2 / n`` evaluations (fitted to K = 6, 8, 10 at c = 0.5, where S/E =
+    1.5, 2.7, 5.4 and F/E = 9.8, 23, 68 were measured: the solve and the factorisation grow
+    with ``m n`` and ``m sum n_s^2``, an evaluation with ``n``). ``"auto"`` switches to BDF on
+    such a network only when the explicit steps left cost more (K=10, 1024 classes, to
+    alpha=1e3: ~4 600 evaluations' worth against ~3 000 explicit, and BDF took 2-3x the
+    explicit run's 1.4 s)."""
     m = b.UT.shape[0]
     sizes = np.diff(b.boff)  # n_s^2 per class
     per_entry = float(sizes.sum()) / max(n, 1)
     nmax = int(round(float(np.sqrt(sizes.max())))) if sizes.size else 0
-    solve = 0.045 * (m + per_entry)
-    factor = 0.03 * m * per_entry
+    solve = 0.04 * (m + per_entry)
+    factor = 0.02 * m * per_entry
     return (IMPLICIT_ITERATIONS * (1.0 + solve) + IMPLICIT_FACTORS * factor
             + IMPLICIT_JACOBIANS * (2 * m + nmax + 1))
