@@ -298,9 +298,10 @@ def blocks_solve(b, p, r, z):
 
 
 #: the implicit phase of ``"auto"`` on the curves it was measured on (M=2, K=6/8/10 at c=0.5,
-#: the paper state, to alpha=1e3..1e5): about this many Newton iterations, factorisations and
-#: Jacobians, nearly whatever alpha_max (its steps grow like log alpha)
-IMPLICIT_ITERATIONS, IMPLICIT_FACTORS, IMPLICIT_JACOBIANS = 300, 40, 3
+#: the paper state, to alpha=1e3..1e4): about this many Newton iterations (470-700),
+#: factorisations (35-57) and Jacobians (2-3), nearly whatever alpha_max (its steps grow like
+#: log alpha)
+IMPLICIT_ITERATIONS, IMPLICIT_FACTORS, IMPLICIT_JACOBIANS = 600, 40, 3
 
 
 def implicit_cost(b: Blocks, n: int) -> float:
@@ -311,8 +312,8 @@ def implicit_cost(b: Blocks, n: int) -> float:
     1.5, 2.7, 5.4 and F/E = 9.8, 23, 68 were measured: the solve and the factorisation grow
     with ``m n`` and ``m sum n_s^2``, an evaluation with ``n``). ``"auto"`` switches to BDF on
     such a network only when the explicit steps left cost more (K=10, 1024 classes, to
-    alpha=1e3: ~4 600 evaluations' worth against ~3 000 explicit, and BDF took 2-3x the
-    explicit run's 1.4 s)."""
+    alpha=1e3: ~6 300 evaluations' worth against ~3 000 explicit; BDF took 3.2 s there against
+    the explicit run's 1.3 s, about 8 100 evaluations' worth)."""
     m = b.UT.shape[0]
     sizes = np.diff(b.boff)  # n_s^2 per class
     per_entry = float(sizes.sum()) / max(n, 1)
