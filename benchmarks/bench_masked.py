@@ -140,6 +140,7 @@ def defaults(repeats: int) -> None:
     tb, cb = cpu(lambda: odeprune.integrate(sp, 0.5, 1e3, progress=False), repeats)
     drivers.AutoDriver.__init__ = dense_lu
     try:
+        odeprune.integrate(sp, 0.5, 1e3, progress=False)  # compile the dense-LU path
         tl, cl = cpu(lambda: odeprune.integrate(sp, 0.5, 1e3, progress=False), 1)
     finally:
         drivers.AutoDriver.__init__ = real
