@@ -104,7 +104,7 @@ def idle_threads(limit: int) -> int:
 
 
 #: format of the checkpoint files (bumped when the solver state changes)
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 
 
 #: state types handled by another engine: type -> its integrate (odeprune.coords registers the
