@@ -47,7 +47,8 @@ class Blocks(NamedTuple):
     no other class moves it), ``cls`` (n,) each entry's class (-1: ``v``), ``boff`` (S+1,)
     where each class's block starts in ``Dk`` and ``LU``; and the Jacobian and factors (updated
     in place, :data:`BLOCK_ARRAYS`): ``UT``, ``WT`` (m, n) = ``U^T``, ``W^T``; ``Dk`` the blocks
-    of ``D`` and ``LU`` those of ``B`` factorised, each row-major; ``piv`` (n,) their pivots;
+    of ``D`` and ``LU`` those of ``B`` factorised, each row-major; ``piv`` (n,) their pivots,
+    ``dinv`` (n,) the reciprocals of their pivots (U's diagonal);
     ``cap`` (m, m) and ``cpiv`` (m,) the factorised capacitance matrix; ``cfac`` (1,) its ``c``.
     """
 
@@ -61,13 +62,14 @@ class Blocks(NamedTuple):
     Dk: np.ndarray
     LU: np.ndarray
     piv: np.ndarray
+    dinv: np.ndarray
     cap: np.ndarray
     cpiv: np.ndarray
     cfac: np.ndarray
 
 
 #: the fields of :class:`Blocks` that a run changes (a checkpoint holds them)
-BLOCK_ARRAYS = ("UT", "WT", "Dk", "LU", "piv", "cap", "cpiv", "cfac")
+BLOCK_ARRAYS = ("UT", "WT", "Dk", "LU", "piv", "dinv", "cap", "cpiv", "cfac")
 
 
 def new_blocks(patterns, K: int, M: int, track_P: bool, off) -> Blocks:
@@ -92,7 +94,7 @@ def new_blocks(patterns, K: int, M: int, track_P: bool, off) -> Blocks:
     sizes = np.diff(off)
     boff = np.concatenate([[0], np.cumsum(sizes * sizes)]).astype(np.int64)
     return Blocks(gidx, first, second, cls, boff, np.zeros((m, n)), np.zeros((m, n)),
-                  np.zeros(boff[-1]), np.zeros(boff[-1]), np.zeros(n, dtype=np.int64),
+                  np.zeros(boff[-1]), np.zeros(boff[-1]), np.zeros(n, dtype=np.int64), np.zeros(n),
                   np.zeros((m, m)), np.zeros(m, dtype=np.int64), np.zeros(1))
 
 
@@ -178,9 +180,10 @@ def _dot4(LU, row, x, o, j0, j1):
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _solve_block(LU, base, nt, piv, x, o):
+def _solve_block(LU, base, nt, piv, dinv, x, o):
     """:func:`~odeprune.ode.lu.lu_solve` of the block at ``LU[base:]`` (nt, nt; pivots
-    ``piv[o:o + nt]``, relative) on ``x[o:o + nt]``, in place, without views."""
+    ``piv[o:o + nt]``, relative; ``dinv[o:o + nt]`` the reciprocals of U's diagonal) on
+    ``x[o:o + nt]``, in place, without views."""
     for k in range(nt):
         m = piv[o + k]
         if m != k:
@@ -191,7 +194,7 @@ def _solve_block(LU, base, nt, piv, x, o):
         x[o + i] -= _dot4(LU, base + i * nt, x, o, 0, i)
     for i in range(nt - 1, -1, -1):
         row = base + i * nt
-        x[o + i] = (x[o + i] - _dot4(LU, row, x, o, i + 1, nt)) / LU[row + i]
+        x[o + i] = (x[o + i] - _dot4(LU, row, x, o, i + 1, nt)) * dinv[o + i]
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
@@ -235,6 +238,8 @@ def blocks_factor(b, p, c):
         for r in range(nt):
             LU[base + r * (nt + 1)] += 1.0
         lu_factor(LU[base:base + nt * nt].reshape((nt, nt)), piv[o:o + nt])
+        for r in range(nt):
+            b.dinv[o + r] = 1.0 / LU[base + r * (nt + 1)]
         for r in range(nt):  # X = P U[rows of t], then L^-1, then U^-1, a row at a time
             for g in range(m):
                 X[r, g] = UT[g, o + r]
@@ -282,7 +287,7 @@ def blocks_solve(b, p, r, z):
     for t in range(S):
         nt = off[t + 1] - off[t]
         if nt > 0:
-            _solve_block(b.LU, b.boff[t], nt, b.piv, r, off[t])
+            _solve_block(b.LU, b.boff[t], nt, b.piv, b.dinv, r, off[t])
     for g in range(m):
         z[g] = 0.0
     for j in range(n):
