@@ -236,7 +236,9 @@ def integrate(state, eta: float | None = None, alpha_max: float | None = None, s
         adaptive Dormand-Prince 5(4) while that is cheaper, then BDF once the dynamics are stiff
         (:class:`odeprune.ode.drivers.AutoDriver`; ``docs/speed.md``): a short run, or one that
         never becomes stiff, has exactly the numbers of ``"dopri5"``; a long one costs about the
-        same at alpha = 1e5 as at 1e3, and resolves a small final eps_g. ``"dopri5"``:
+        same at alpha = 1e5 as at 1e3, and resolves a small final eps_g; on a masked network
+        its implicit steps solve with the classes' structure (:mod:`odeprune.ode.blocks`), and
+        it switches only where that costs less than the explicit steps left. ``"dopri5"``:
         Dormand-Prince only. ``"bdf"``: compiled BDF from the start; ``"radau"``: scipy's
         Radau. ``"rk4"`` / ``"euler"``: classical RK4 / explicit Euler on the fixed grid
         ``alpha = n dt`` (outputs between grid points are interpolated; the steps never depend
