@@ -1,7 +1,7 @@
 """The implicit steps of a network of classes (odeprune.ode.blocks): the Jacobian as
 block-diagonal plus low rank against central differences, the Woodbury solve against a dense
 solve, the compiled BDF with it against a tight explicit reference and against the dense LU,
-exact resume, and no n x n array at 256 classes."""
+no n x n array at 256 classes, and when "auto" switches (exact resume: test_integrate_stiff)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 import odeprune
 from odeprune import OrderParams
-from odeprune.errors import OdepruneInterrupted
 from odeprune.ode.blocks import blocks_factor, blocks_jacobian, blocks_solve, new_blocks
 from odeprune.ode.drivers import AutoDriver
 from odeprune.ode.explicit import CHUNK, Control
@@ -129,44 +128,6 @@ def test_bdf_with_blocks_matches_the_dense_lu_and_a_tight_reference():
         # BDF at rtol=1e-7 (global error ~10x the local tolerance, drivers.AUTO_BDF_TOL)
         np.testing.assert_allclose(Y, yref, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(out[True][0], out[False][0], rtol=1e-5, atol=1e-8)
-
-
-def test_auto_on_a_masked_network_steps_with_blocks_and_resumes_exactly(tmp_path, monkeypatch):
-    s = OrderParams.random(500, 6, 2, v_star=4.0, seed=0)
-    sp = SparseOrderParams.random_mask(s, 0.5)
-    kw = dict(eta=0.5, alpha_max=1e3, chunk_steps=10)
-    real = AutoDriver.advance
-    phases = []
-
-    def record(self, n):
-        phases.append(self.phase)
-        return real(self, n)
-
-    monkeypatch.setattr(AutoDriver, "advance", record)
-    full = odeprune.integrate(sp, **kw)
-    assert full.metadata["final_phase"] == "implicit"
-    first = phases.index("implicit")
-    stop = (first + len(phases)) // 2  # a chunk in the middle of the implicit phase
-    assert first < stop < len(phases) - 1
-    ckpt = tmp_path / "c.npz"
-    calls = {"n": 0}
-
-    def flaky(self, n):
-        calls["n"] += 1
-        if calls["n"] == stop:
-            raise KeyboardInterrupt
-        return real(self, n)
-
-    monkeypatch.setattr(AutoDriver, "advance", flaky)
-    with pytest.raises(OdepruneInterrupted, match="resume"):
-        odeprune.integrate(sp, checkpoint=ckpt, **kw)
-    monkeypatch.setattr(AutoDriver, "advance", real)
-    with np.load(ckpt) as saved:
-        assert int(saved["auto_ints"][0]) == 1  # inside the implicit phase
-        assert saved["blk_UT"].shape == (39, 822)
-    resumed = odeprune.integrate(sp, checkpoint=ckpt, resume=True, **kw)
-    np.testing.assert_array_equal(resumed.eg, full.eg)
-    assert resumed.metadata["nfev"] == full.metadata["nfev"]
 
 
 def test_256_classes_hold_no_dense_matrix():

@@ -38,28 +38,47 @@ def test_implicit_from_the_start(paper_state, method):
     np.testing.assert_allclose(c.eg[1:], ref.eg[1:], rtol=2e-5)
 
 
-def test_auto_resume_is_exact(tmp_path, monkeypatch, paper_state):
+@pytest.mark.parametrize("masked", [False, True])
+def test_auto_resume_is_exact(tmp_path, monkeypatch, paper_state, masked):
+    """Interrupted in the middle of the implicit phase, resumed from the checkpoint: the same
+    numbers and evaluations. Masked (64 classes): the checkpoint holds the blocks of
+    :mod:`odeprune.ode.blocks`."""
     from odeprune.ode.drivers import AutoDriver
 
-    kw = dict(eta=0.5, alpha_max=3e3, method="auto", chunk_steps=10)
-    full = odeprune.integrate(paper_state, **kw)
-    ckpt = tmp_path / "c.npz"
+    state = SparseOrderParams.random_mask(paper_state, 0.5) if masked else paper_state
+    kw = dict(eta=0.5, alpha_max=1e3 if masked else 3e3, method="auto", chunk_steps=10)
     real = AutoDriver.advance
+    phases = []
+
+    def record(self, n):
+        phases.append(self.phase)
+        return real(self, n)
+
+    monkeypatch.setattr(AutoDriver, "advance", record)
+    full = odeprune.integrate(state, **kw)
+    assert full.metadata["final_phase"] == "implicit"
+    first = phases.index("implicit")
+    stop = (first + len(phases)) // 2  # a chunk in the middle of the implicit phase
+    assert first < stop < len(phases) - 1
+    ckpt = tmp_path / "c.npz"
     calls = {"n": 0}
 
     def flaky(self, n):
         calls["n"] += 1
-        if calls["n"] == 25:  # after the switch to BDF (at alpha ~ 24, about 100 steps)
+        if calls["n"] == stop:
             raise KeyboardInterrupt
         return real(self, n)
 
     monkeypatch.setattr(AutoDriver, "advance", flaky)
     with pytest.raises(OdepruneInterrupted, match="resume"):
-        odeprune.integrate(paper_state, checkpoint=ckpt, **kw)
+        odeprune.integrate(state, checkpoint=ckpt, **kw)
     monkeypatch.setattr(AutoDriver, "advance", real)
     with np.load(ckpt) as saved:
         assert int(saved["auto_ints"][0]) == 1  # interrupted inside the implicit (BDF) phase
-    resumed = odeprune.integrate(paper_state, checkpoint=ckpt, resume=True, **kw)
+        assert ("blk_UT" in saved.files) == masked
+        if masked:
+            assert saved["blk_UT"].shape == (39, 822)
+    resumed = odeprune.integrate(state, checkpoint=ckpt, resume=True, **kw)
     np.testing.assert_array_equal(resumed.eg, full.eg)
     assert resumed.metadata["nfev"] == full.metadata["nfev"]
 

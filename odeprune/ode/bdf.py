@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .blocks import blocks_factor, blocks_jacobian, blocks_solve
 from .explicit import (
     CHUNK,
     I_OUT,
@@ -23,7 +24,6 @@ from .explicit import (
     STEP_TOO_SMALL,
     output_ok,
 )
-from .blocks import blocks_factor, blocks_jacobian, blocks_solve
 from .jacobian import fd_jacobian_into, jacobian_exact
 from .lu import lu_factor, lu_solve
 from .rhs import make_work, rhs_eval, rhs_into
