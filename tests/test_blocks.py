@@ -130,6 +130,14 @@ def test_bdf_with_blocks_matches_the_dense_lu_and_a_tight_reference():
     np.testing.assert_allclose(out[True][0], out[False][0], rtol=1e-5, atol=1e-8)
 
 
+def test_4096_classes_run_at_the_defaults():
+    """K=12 at c=0.5 (4 096 classes, n = 141 324): the default method used to allocate its
+    implicit phase's dense Jacobian and LU up front and failed at once (MemoryError, 149 GiB)."""
+    s = OrderParams.random(500, 12, 2, v_star=4.0, seed=0)
+    c = odeprune.integrate(SparseOrderParams.random_mask(s, 0.5), 0.5, 0.5, save_at=[0.5])
+    assert c.metadata["status"] == "success" and np.isfinite(c.eg).all()
+
+
 def test_256_classes_hold_no_dense_matrix():
     """K=8 at c=0.5: 256 classes, n = 4 872. A dense Jacobian and LU would be 2 x 190 MB and
     an LU ~30 s; the blocks hold m = 60 columns."""
