@@ -167,3 +167,18 @@ def test_auto_goes_implicit_on_classes_only_when_that_costs_less():
         costs.append(implicit_cost(drv.blk, y.size))
         assert drv.min_remaining_steps == int(np.ceil(costs[-1] / 6))
     assert costs[0] < costs[1] < costs[2]
+
+
+def test_implicit_methods_refuse_what_memory_cannot_hold(monkeypatch):
+    """Before any step: scipy's Radau factorises the whole state (4 n^2 numbers: 21.6 MB at
+    n = 822) and is refused in one line where that does not fit; ``auto``/``bdf`` hold the
+    blocks (2 n m + 2 sum n_s^2: 0.7 MB) and run."""
+    import odeprune._validate as v
+
+    sp = _masked()[0]
+    monkeypatch.setattr(v, "available_memory", lambda: 2e6)
+    with pytest.raises(ValueError, match=r"method='radau' on a state of 822 entries needs about"
+                                         r".*use method='auto' or 'bdf'"):
+        odeprune.integrate(sp, 0.5, 10.0, method="radau")
+    c = odeprune.integrate(sp, 0.5, 10.0, method="bdf")
+    assert c.metadata["status"] == "success"

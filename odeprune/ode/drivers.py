@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .._validate import check_memory
 from ..activations import ERF, LINEAR
 from .bdf import NJEV, NLU, bdf_run, bdf_start, new_bdf
 from .blocks import BLOCK_ARRAYS, implicit_cost, new_blocks
@@ -115,6 +116,15 @@ class AutoDriver:
             blocks = p.n_cls > 1 and len(y0) > FD_JACOBIAN_MAX_N
         if fd_jacobian is None:
             fd_jacobian = len(y0) <= FD_JACOBIAN_MAX_N
+        n = len(y0)
+        if blocks:
+            nm = (p.K * (p.K + 1) // 2 + p.K * p.M + p.K) * n
+            need = 2 * nm + 2 * int((np.diff(p.off) ** 2).sum())
+        else:
+            need = 2 * n * n
+        check_memory(f"method={method!r} on a state of {n} entries", need,
+                     "integrate to where it stops being stiff with method='dopri5', or use fewer "
+                     "mask classes")
         self.blk = (new_blocks(_patterns(p), p.K, p.M, p.track_P, p.off) if blocks else None)
         if self.blk is not None:  # switch only when the explicit steps left cost more (6
             # evaluations each) than the implicit phase on this network (blocks.implicit_cost)
@@ -267,6 +277,10 @@ class ScipyDriver:
     (``"auto"`` and ``"bdf"`` run compiled: :class:`odeprune.ode.drivers.AutoDriver`)."""
 
     def __init__(self, method, p, y0, f0, h0, t_out, Y_out, ctl):
+        n = len(y0)  # scipy's Radau: the Jacobian, a real and a complex LU of the whole state
+        check_memory(f"method={method!r} on a state of {n} entries", 4 * n * n,
+                     "use method='auto' or 'bdf' (a masked network's implicit steps then solve "
+                     "with its classes' structure)")
         sp = stiff_callables(p, ctl)
         self.st = Stepper(sp._replace(explicit_chunk=None), t_out, Y_out, ctl.rtol, ctl.atol,
                           method=method)
