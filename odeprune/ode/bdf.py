@@ -181,6 +181,19 @@ def _newton(p, w, s, x, c, tol, blk, z):
     return converged, k + 1
 
 
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _jacobian(y, p, w, w1, cols, blk, J):
+    """The Jacobian at ``y`` that :func:`bdf_run` was given (its docstring): into ``blk`` (a
+    network of classes), else into ``J``, by ``cols`` or by plain differences. (Arguments'
+    None: numba prunes the other branches before typing them.)"""
+    if blk is not None:
+        blocks_jacobian(y, p, w, blk)
+    elif cols is None:
+        fd_jacobian_into(y, p, w, J)
+    else:
+        jacobian_exact(y, p, w, w1, cols, J)
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def bdf_run(s, t_out, Y_out, p, ctl, cols, blk=None):
     """scipy's BDF on the compiled right-hand side. The Jacobian: with ``blk``, a network of
@@ -212,12 +225,7 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols, blk=None):
     else:
         z = np.empty(blk.UT.shape[0])
     if cnt[NJEV] == 0:
-        if blk is not None:  # (an argument's None: numba prunes the other branch, untyped)
-            blocks_jacobian(y, p, w, blk)
-        elif cols is None:
-            fd_jacobian_into(y, p, w, J)
-        else:
-            jacobian_exact(y, p, w, w1, cols, J)
+        _jacobian(y, p, w, w1, cols, blk, J)
         cnt[NJEV] += 1
     while cnt[I_OUT] < n_out and t_out[cnt[I_OUT]] <= t:
         for j in range(n):
@@ -278,12 +286,7 @@ def bdf_run(s, t_out, Y_out, p, ctl, cols, blk=None):
                 if not converged:
                     if jac_current:
                         break
-                    if blk is not None:
-                        blocks_jacobian(y_pred, p, w, blk)
-                    elif cols is None:
-                        fd_jacobian_into(y_pred, p, w, J)
-                    else:
-                        jacobian_exact(y_pred, p, w, w1, cols, J)
+                    _jacobian(y_pred, p, w, w1, cols, blk, J)
                     cnt[NJEV] += 1
                     lu_valid = False
                     jac_current = True
