@@ -162,9 +162,8 @@ def test_auto_goes_implicit_on_classes_only_when_that_costs_less():
     np.testing.assert_array_equal(auto.eg, dp.eg)
     costs = []
     for K in (6, 8, 10):
-        y = _masked(K=K)[2]
         drv, _ = _driver(None, K=K, method="auto")
-        costs.append(implicit_cost(drv.blk, y.size))
+        costs.append(implicit_cost(drv.blk))
         assert drv.min_remaining_steps == int(np.ceil(costs[-1] / 6))
     assert costs[0] < costs[1] < costs[2]
 

@@ -309,7 +309,7 @@ def blocks_solve(b, p, r, z):
 IMPLICIT_ITERATIONS, IMPLICIT_FACTORS, IMPLICIT_JACOBIANS = 600, 40, 3
 
 
-def implicit_cost(b: Blocks, n: int) -> float:
+def implicit_cost(b: Blocks) -> float:
     """The implicit phase's cost on a network of classes, in evaluations of its right-hand
     side: ``IMPLICIT_ITERATIONS (1 + S/E) + IMPLICIT_FACTORS F/E + IMPLICIT_JACOBIANS (2 m +
     max n_s + 1)``, with a solve ``S/E ~ 0.04 (m + sum n_s^2 / n)`` and a factorisation
@@ -319,10 +319,9 @@ def implicit_cost(b: Blocks, n: int) -> float:
     such a network only when the explicit steps left cost more (K=10, 1024 classes, to
     alpha=1e3: ~6 300 evaluations' worth against ~3 000 explicit; BDF took 3.2 s there against
     the explicit run's 1.3 s, about 8 100 evaluations' worth)."""
-    m = b.UT.shape[0]
-    sizes = np.diff(b.boff)  # n_s^2 per class
-    per_entry = float(sizes.sum()) / max(n, 1)
-    nmax = int(round(float(np.sqrt(sizes.max())))) if sizes.size else 0
+    m, n = b.UT.shape
+    per_entry = float(b.boff[-1]) / n  # sum_s n_s^2 / n
+    nmax = int(np.bincount(b.cls[b.cls >= 0]).max(initial=0)) if n > 0 else 0
     solve = 0.04 * (m + per_entry)
     factor = 0.02 * m * per_entry
     return (IMPLICIT_ITERATIONS * (1.0 + solve) + IMPLICIT_FACTORS * factor

@@ -129,7 +129,7 @@ class AutoDriver:
         if self.blk is not None:  # switch only when the explicit steps left cost more (6
             # evaluations each) than the implicit phase on this network (blocks.implicit_cost)
             self.min_remaining_steps = max(self.min_remaining_steps,
-                                           math.ceil(implicit_cost(self.blk, len(y0)) / 6.0))
+                                           math.ceil(implicit_cost(self.blk) / 6.0))
         self.cols = None if fd_jacobian or blocks else jacobian_columns(p)
         # "auto": a tenth of the tolerances in the implicit phase, not below MIN_IMPLICIT_RTOL
         fac = (max(AUTO_BDF_TOL, min(1.0, MIN_IMPLICIT_RTOL / ctl.rtol)) if method == "auto"
