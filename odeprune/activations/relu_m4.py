@@ -96,6 +96,15 @@ def _atan_pq(z):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _three_quotients(m0, m1, m2, d0, d1, d2):
+    # (m0 / d0, m1 / d1, m2 / d2) by one division
+    da = d0 * d1
+    ia = 1.0 / (da * d2)
+    iab = ia * d2
+    return m0 * (iab * d1), m1 * (iab * d0), m2 * (ia * da)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _angle(x, z, off, zp, iq):
     # atan2(y, x) in [0, pi] from _atan_red / _atan_pq (iq = 1/Q)
     a = off + (z + zp * iq)
@@ -192,18 +201,8 @@ def _relu_m4_moments_c(s, p01, p02, p03, p12, p13, p23, c2, c3, c4):
     m13, d13, f13 = _atan_red(y13, -n13)
     m23, d23, f23 = _atan_red(y23, -n23)
     # the six quotients num / den by two divisions (a product of three dens is > 1e-300)
-    da = d01 * d02
-    ia = 1.0 / (da * d03)
-    iab = ia * d03
-    z01 = m01 * (iab * d02)
-    z02 = m02 * (iab * d01)
-    z03 = m03 * (ia * da)
-    db = d12 * d13
-    ib = 1.0 / (db * d23)
-    ibb = ib * d23
-    z12 = m12 * (ibb * d13)
-    z13 = m13 * (ibb * d12)
-    z23 = m23 * (ib * db)
+    z01, z02, z03 = _three_quotients(m01, m02, m03, d01, d02, d03)
+    z12, z13, z23 = _three_quotients(m12, m13, m23, d12, d13, d23)
     P01, Q01 = _atan_pq(z01)
     P02, Q02 = _atan_pq(z02)
     P03, Q03 = _atan_pq(z03)
