@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .jacobian import _fd_increment, column_entries
+from .jacobian import _fd_increment, column_entries, moved_rhs
 from .lu import lu_factor, lu_solve
 from .rhs import rhs_into
 
@@ -112,19 +112,13 @@ def blocks_jacobian(y, p, w, b):
     fp = np.empty(n)
     for g in range(m):
         j = b.first[g]
-        yj = y[j]
-        yp[j], h = _fd_increment(yj)
-        rhs_into(yp, fp, p, w)
-        yp[j] = yj
+        h = moved_rhs(y, yp, j, fp, p, w)
         for i in range(n):
             UT[g, i] = (fp[i] - f0[i]) / h
         j2 = b.second[g]
         if j2 >= 0:  # the rows of the first entry's class, from a column of another class
             t = b.cls[j]
-            yj = y[j2]
-            yp[j2], h = _fd_increment(yj)
-            rhs_into(yp, fp, p, w)
-            yp[j2] = yj
+            h = moved_rhs(y, yp, j2, fp, p, w)
             for i in range(off[t], off[t + 1]):
                 UT[g, i] = (fp[i] - f0[i]) / h
     nmax = 0

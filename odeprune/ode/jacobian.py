@@ -444,10 +444,19 @@ def fd_jacobian_into(y, p, w, J):
     yp = y.copy()
     fp = np.empty(n)
     for j in range(n):
-        yj = y[j]
-        yp[j], h = _fd_increment(yj)
-        rhs_into(yp, fp, p, w)
+        h = moved_rhs(y, yp, j, fp, p, w)
         for i in range(n):
             J[i, j] = (fp[i] - f0[i]) / h
-        yp[j] = yj
     return f0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def moved_rhs(y, yp, j, fp, p, w):
+    """The right-hand side at ``y`` with entry ``j`` moved by its forward-difference step
+    (:func:`odeprune.ode.stiff.fd_increment`) into ``fp``; returns the step. ``yp``: a copy of
+    ``y``, as it was again on return."""
+    yj = y[j]
+    yp[j], h = _fd_increment(yj)
+    rhs_into(yp, fp, p, w)
+    yp[j] = yj
+    return h
