@@ -112,20 +112,18 @@ class AutoDriver:
         self.probe_steps = int(switch.probe_steps)
         self.switch_h_rho = float(switch.switch_h_rho)
         self.min_remaining_steps = int(switch.min_remaining_steps)
-        if blocks is None:
-            blocks = p.n_cls > 1 and len(y0) > FD_JACOBIAN_MAX_N
-        if fd_jacobian is None:
-            fd_jacobian = len(y0) <= FD_JACOBIAN_MAX_N
         n = len(y0)
-        if blocks:
-            nm = (p.K * (p.K + 1) // 2 + p.K * p.M + p.K) * n
-            need = 2 * nm + 2 * int((np.diff(p.off) ** 2).sum())
-        else:
-            need = 2 * n * n
+        if blocks is None:
+            blocks = p.n_cls > 1 and n > FD_JACOBIAN_MAX_N
+        if fd_jacobian is None:
+            fd_jacobian = n <= FD_JACOBIAN_MAX_N
+        # (the blocks' arrays are zeros not yet written: measured before the run touches them)
+        self.blk = (new_blocks(_patterns(p), p.K, p.M, p.track_P, p.off) if blocks else None)
+        need = (sum(getattr(self.blk, k).size for k in BLOCK_ARRAYS) if blocks
+                else 2 * n * n)  # the Jacobian and the LU of the whole state
         check_memory(f"method={method!r} on a state of {n} entries", need,
                      "integrate to where it stops being stiff with method='dopri5', or use fewer "
                      "mask classes")
-        self.blk = (new_blocks(_patterns(p), p.K, p.M, p.track_P, p.off) if blocks else None)
         if self.blk is not None:  # switch only when the explicit steps left cost more (6
             # evaluations each) than the implicit phase on this network (blocks.implicit_cost)
             self.min_remaining_steps = max(self.min_remaining_steps,
