@@ -34,7 +34,7 @@ def test_monte_carlo_error_bars_are_calibrated(method, kw, record_property):
     eg = np.array([r.eg_mean for r in res])
     se = np.array([r.eg_se for r in res])
     ratio = eg.std(ddof=1) / se.mean()
-    record_property("spread_over_se", ratio)
+    record_property("spread_over_se", float(ratio))
     lo, hi = _band(n)
     assert lo < ratio < hi, (ratio, lo, hi)
 
@@ -60,6 +60,6 @@ def test_finite_n_error_bars_are_calibrated(which, record_property):
     for mean, se in (("eg_mean", "eg_se"), ("test_error_mean", "test_error_se")):
         spread = np.std([getattr(r, mean) for r in res], ddof=1)
         ratio = spread / np.mean([getattr(r, se) for r in res])
-        record_property(f"{mean}_spread_over_se", ratio)
+        record_property(f"{mean}_spread_over_se", float(ratio))
         assert lo < ratio < hi, (mean, ratio, lo, hi)
 

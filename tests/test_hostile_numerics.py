@@ -382,7 +382,7 @@ def test_monte_carlo_error_is_carried_through_training(which, small_trained, rec
     assert np.all(a[:, 1:, 1] > 0)  # an error bar after training started, not 0.0
     for j in range(a.shape[1]):
         ratio = a[:, j, 0].std(ddof=1) / a[:, j, 1].mean()
-        record_property(f"spread_over_se_{j}", ratio)
+        record_property(f"spread_over_se_{j}", float(ratio))
         assert lo < ratio < hi, (j, ratio, lo, hi)
 
 

@@ -207,7 +207,7 @@ def test_theorem1_on_converged_student(converged_6_2, record_property, k):
     sign-flipped units, blocks of unequal size), so the k-DPP is not confined to one unit per
     block. Eq. 2 without reweighting and Eq. 3 hold here (seeds 0, 1, 2 all agree)."""
     t = _theorem1_table(converged_6_2, k)
-    record_property(f"theorem1_k{k}", t)
+    record_property(f"theorem1_k{k}", {key: float(val) for key, val in t.items()})
     assert t["random"] >= t["dpp"], t           # Eq. 2, no reweighting
     assert t["importance"] >= t["dpp_rw"], t    # Eq. 3
 
