@@ -17,7 +17,10 @@ defaults to alpha = 1e3, 1e4, 1e5, the masked BDF with the Woodbury solve agains
 its whole 822-entry state (``AutoDriver(blocks=False)``), and K=8 (256 classes, n = 4 872)
 at defaults against dopri5.
 
-    python benchmarks/bench_masked.py [--repeats 3] [--defaults] [--baseline-tree DIR]
+``--parts``: the implicit phase's pieces per call (one evaluation, the Jacobian, a factorisation,
+a solve), masked against dense, and the default curve to alpha=1e3 as counts times those costs.
+
+    python benchmarks/bench_masked.py [--repeats 3] [--defaults] [--parts] [--baseline-tree DIR]
 
 ``--baseline-tree DIR``: also measure ``DIR``'s ``odeprune`` (an older copy of the package), each
 tree in its own child process (alternating, ``--rounds`` times, the minimum kept), and print the
@@ -158,6 +161,99 @@ def defaults(repeats: int) -> None:
               f"eps_g agree to {abs(ca.eg[-1] / cp.eg[-1] - 1):.1e}")
 
 
+def parts(repeats: int) -> None:
+    """Per call, in a compiled loop, the pieces of a masked curve's implicit phase at the paper
+    state (M=2, K=6, c=0.5: n = 822, m = 39, 64 classes) against the dense state's (n = 39):
+    one right-hand side, the Jacobian (blocks: ``2 m + max n_s + 1`` evaluations; dense: plain
+    forward differences, ``n + 1``), one factorisation of ``I - c J`` (blocks: each class's LU, ``W`` and
+    the capacitance matrix; dense: one LU) and one solve; then the default curve to alpha=1e3
+    as counts times these costs (a Newton iteration is one evaluation and one solve)."""
+    from odeprune.ode.blocks import blocks_factor, blocks_jacobian, blocks_solve, new_blocks
+    from odeprune.ode.jacobian import fd_jacobian_into
+    from odeprune.ode.lu import lu_factor, lu_solve
+
+    warnings.simplefilter("ignore")
+    s = OrderParams.random(500, 6, 2, v_star=4.0, seed=0)
+    sp = SparseOrderParams.random_mask(s, 0.5)
+    ym = pack_classes(sp.patterns, sp.Q, sp.R, sp.v)
+    pm = make_params(6, 2, sp.T.sum(0), sp.v_star, 0.5, 0.5, patterns=sp.patterns, f=sp.f,
+                     T_cls=sp.T)
+    yd = pack(s.Q, s.R, s.v)
+    pd = make_params(6, 2, s.T, s.v_star, 0.5, 0.5)
+    b = new_blocks(sp.patterns, 6, 2, False, pm.off)
+    w = make_work(6, 2)
+    J = np.empty((yd.size, yd.size))
+    A, piv = np.empty_like(J), np.empty(yd.size, dtype=np.int64)
+    r0m, r0d = np.linspace(-1.0, 1.0, ym.size), np.linspace(-1.0, 1.0, yd.size)
+    z = np.empty(b.UT.shape[0])
+
+    @njit
+    def masked(k, n, y, p, w, b, r0, z):
+        r = r0.copy()
+        dy = np.empty_like(y)
+        for _ in range(n):
+            if k == 0:
+                rhs_into(y, dy, p, w)
+            elif k == 1:
+                blocks_jacobian(y, p, w, b)
+            elif k == 2:
+                blocks_factor(b, p, 0.7)
+            else:
+                r[:] = r0
+                blocks_solve(b, p, r, z)
+
+    @njit
+    def dense(k, n, y, p, w, J, A, piv, r0):
+        r = r0.copy()
+        dy = np.empty_like(y)
+        for _ in range(n):
+            if k == 0:
+                rhs_into(y, dy, p, w)
+            elif k == 1:
+                fd_jacobian_into(y, p, w, J)
+            elif k == 2:
+                A[:] = -0.7 * J
+                for i in range(y.size):
+                    A[i, i] += 1.0
+                lu_factor(A, piv)
+            else:
+                r[:] = r0
+                lu_solve(A, piv, r)
+
+    args = {"masked": (masked, (ym, pm, w, b, r0m, z)),
+            "dense": (dense, (yd, pd, w, J, A, piv, r0d))}
+    names = ("evaluation", "Jacobian", "factorisation", "solve")
+    counts = {"masked": (5000, 50, 500, 5000), "dense": (20000, 2000, 20000, 20000)}
+    per = {}
+    for label, (fn, a) in args.items():
+        for k in range(4):
+            fn(k, 1, *a)
+        for k, n in enumerate(counts[label]):
+            per[label, k] = cpu(lambda: fn(k, n, *a), repeats)[0] / n
+    runs = {}
+    for label, st in (("masked", sp), ("dense", s)):
+        odeprune.integrate(st, 0.5, 1e3, progress=False)
+        t, c = cpu(lambda: odeprune.integrate(st, 0.5, 1e3, progress=False), repeats)
+        runs[label] = (t, c.metadata)
+    print(f"M=2, K=6, per call in a compiled loop (us of CPU, min of {repeats})")
+    print("| piece | dense (n = 39) | masked (n = 822, 64 classes) | masked / dense |\n"
+          "| --- | ---: | ---: | ---: |")
+    for k, name in enumerate(names):
+        d, m = 1e6 * per["dense", k], 1e6 * per["masked", k]
+        print(f"| {name} | {d:.2f} | {m:.2f} | {m / d:.1f}x |")
+    print("the default curve to alpha=1e3: counts x per-call costs (ms); a Newton iteration is "
+          "one evaluation and one solve, so solves <= evaluations")
+    print("| network | CPU ms | evaluations | Jacobians | factorisations | <= solves |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: |")
+    for label in ("dense", "masked"):
+        t, md = runs[label]
+        nf, nj, nl = md["nfev"], md["njev"], md["nlu"]
+        print(f"| {label} | {1e3 * t:.1f} | {nf} x {1e6 * per[label, 0]:.1f} us = "
+              f"{1e3 * nf * per[label, 0]:.1f} | {nj} x = {1e3 * nj * per[label, 1]:.1f} | "
+              f"{nl} x = {1e3 * nl * per[label, 2]:.1f} | {1e3 * nf * per[label, 3]:.1f} |")
+    print(f"curve ratio masked / dense: {runs['masked'][0] / runs['dense'][0]:.2f}x")
+
+
 def compare(base: str, repeats: int, rounds: int) -> None:
     """Both trees in child processes, alternating; the minimum of each number over rounds."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -194,7 +290,11 @@ if __name__ == "__main__":
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON last")
     ap.add_argument("--defaults", action="store_true",
                     help="also the curves at default settings (module docstring)")
+    ap.add_argument("--parts", action="store_true",
+                    help="also the implicit phase's pieces per call, masked against dense")
     args = ap.parse_args()
+    if args.parts:
+        parts(args.repeats)
     if args.defaults:
         defaults(args.repeats)
     if args.baseline_tree:
