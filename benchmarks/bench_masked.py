@@ -42,6 +42,7 @@ from numba import njit
 
 import odeprune
 from odeprune import OrderParams
+from odeprune.ode.lu import lu_factor
 from odeprune.ode.rhs import make_params, make_work, pack, pack_classes, rhs_into
 from odeprune.sparse import SparseOrderParams
 
@@ -161,16 +162,40 @@ def defaults(repeats: int) -> None:
               f"eps_g agree to {abs(ca.eg[-1] / cp.eg[-1] - 1):.1e}")
 
 
+@njit
+def _times(fn, n, args):
+    """``fn(*args)`` ``n`` times (a piece of :func:`parts`, timed in a compiled loop)."""
+    for _ in range(n):
+        fn(*args)
+
+
+@njit
+def _dense_factor(A, J, piv):
+    """The dense BDF's factorisation: ``A = I - 0.7 J``, LU in place."""
+    A[:] = -0.7 * J
+    for i in range(A.shape[0]):
+        A[i, i] += 1.0
+    lu_factor(A, piv)
+
+
+@njit
+def _fresh_solve(solve, r, r0, before, after):
+    """``solve(*before, r, *after)`` with ``r`` reset to ``r0`` first (a repeated solve in
+    place would shrink or grow ``r`` geometrically)."""
+    r[:] = r0
+    solve(*before, r, *after)
+
+
 def parts(repeats: int) -> None:
     """Per call, in a compiled loop, the pieces of a masked curve's implicit phase at the paper
     state (M=2, K=6, c=0.5: n = 822, m = 39, 64 classes) against the dense state's (n = 39):
     one right-hand side, the Jacobian (blocks: ``2 m + max n_s + 1`` evaluations; dense: plain
-    forward differences, ``n + 1``), one factorisation of ``I - c J`` (blocks: each class's LU, ``W`` and
-    the capacitance matrix; dense: one LU) and one solve; then the default curve to alpha=1e3
-    as counts times these costs (a Newton iteration is one evaluation and one solve)."""
+    forward differences, ``n + 1``), one factorisation of ``I - c J`` (blocks: each class's LU,
+    ``W`` and the capacitance matrix; dense: one LU) and one solve; then the default curve to
+    alpha=1e3 as counts times these costs (a Newton iteration is one evaluation and one solve)."""
     from odeprune.ode.blocks import blocks_factor, blocks_jacobian, blocks_solve, new_blocks
     from odeprune.ode.jacobian import fd_jacobian_into
-    from odeprune.ode.lu import lu_factor, lu_solve
+    from odeprune.ode.lu import lu_solve
 
     warnings.simplefilter("ignore")
     s = OrderParams.random(500, 6, 2, v_star=4.0, seed=0)
@@ -187,49 +212,21 @@ def parts(repeats: int) -> None:
     r0m, r0d = np.linspace(-1.0, 1.0, ym.size), np.linspace(-1.0, 1.0, yd.size)
     z = np.empty(b.UT.shape[0])
 
-    @njit
-    def masked(k, n, y, p, w, b, r0, z):
-        r = r0.copy()
-        dy = np.empty_like(y)
-        for _ in range(n):
-            if k == 0:
-                rhs_into(y, dy, p, w)
-            elif k == 1:
-                blocks_jacobian(y, p, w, b)
-            elif k == 2:
-                blocks_factor(b, p, 0.7)
-            else:
-                r[:] = r0
-                blocks_solve(b, p, r, z)
-
-    @njit
-    def dense(k, n, y, p, w, J, A, piv, r0):
-        r = r0.copy()
-        dy = np.empty_like(y)
-        for _ in range(n):
-            if k == 0:
-                rhs_into(y, dy, p, w)
-            elif k == 1:
-                fd_jacobian_into(y, p, w, J)
-            elif k == 2:
-                A[:] = -0.7 * J
-                for i in range(y.size):
-                    A[i, i] += 1.0
-                lu_factor(A, piv)
-            else:
-                r[:] = r0
-                lu_solve(A, piv, r)
-
-    args = {"masked": (masked, (ym, pm, w, b, r0m, z)),
-            "dense": (dense, (yd, pd, w, J, A, piv, r0d))}
+    dy_m, dy_d = np.empty_like(ym), np.empty_like(yd)
+    _dense_factor(A, J, piv)
+    pieces = {"masked": ((rhs_into, (ym, dy_m, pm, w)), (blocks_jacobian, (ym, pm, w, b)),
+                         (blocks_factor, (b, pm, 0.7)), (_fresh_solve, (blocks_solve, r0m.copy(), r0m,
+                                                                        (b, pm), (z,)))),
+              "dense": ((rhs_into, (yd, dy_d, pd, w)), (fd_jacobian_into, (yd, pd, w, J)),
+                        (_dense_factor, (A, J, piv)), (_fresh_solve, (lu_solve, r0d.copy(), r0d,
+                                                                      (A, piv), ())))}
     names = ("evaluation", "Jacobian", "factorisation", "solve")
     counts = {"masked": (5000, 50, 500, 5000), "dense": (20000, 2000, 20000, 20000)}
     per = {}
-    for label, (fn, a) in args.items():
-        for k in range(4):
-            fn(k, 1, *a)
-        for k, n in enumerate(counts[label]):
-            per[label, k] = cpu(lambda: fn(k, n, *a), repeats)[0] / n
+    for label, calls in pieces.items():
+        for k, ((fn, a), n) in enumerate(zip(calls, counts[label])):
+            _times(fn, 1, a)
+            per[label, k] = cpu(lambda: _times(fn, n, a), repeats)[0] / n
     runs = {}
     for label, st in (("masked", sp), ("dense", s)):
         odeprune.integrate(st, 0.5, 1e3, progress=False)
