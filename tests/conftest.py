@@ -18,6 +18,21 @@ settings.register_profile(
 )
 settings.load_profile("odeprune")
 
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """One pytest-xdist worker per core, each test file on one worker (what a file's tests share
+    stays in one process), where pytest-xdist is installed (the test extras) and no ``-n`` was
+    given; ``-n 0`` runs the tests in this process, as does a pytest without pytest-xdist. Runs
+    before pytest-xdist's own ``pytest_cmdline_main`` (a conftest's hook is called first)."""
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
+        return
+    if config.option.numprocesses is None and config.option.dist == "no":
+        config.option.numprocesses = "auto"
+        config.option.dist = "loadfile"
+
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
