@@ -57,15 +57,16 @@ def cpu(fn, repeats):
 
 
 @njit
-def _loop(y, dy, p, w, n):
+def _times(fn, n, args):
+    """``fn(*args)`` ``n`` times: a piece timed in a compiled loop."""
     for _ in range(n):
-        rhs_into(y, dy, p, w)
+        fn(*args)
 
 
 def per_eval_compiled(y, p, n, repeats):
-    w, dy = make_work(p.K, p.M), np.empty_like(y)
-    _loop(y, dy, p, w, 1)
-    return cpu(lambda: _loop(y, dy, p, w, n), repeats)[0] / n
+    args = (y, np.empty_like(y), p, make_work(p.K, p.M))
+    _times(rhs_into, 1, args)
+    return cpu(lambda: _times(rhs_into, n, args), repeats)[0] / n
 
 
 def per_eval(y, p, n, repeats):
@@ -160,13 +161,6 @@ def defaults(repeats: int) -> None:
         print(f"K=8 (256 classes) to {a:.0e}: default {ta:.3f} s ({ca.metadata['final_phase']}, "
               f"{ca.metadata['nfev']} evaluations), dopri5 {tp:.3f} s ({cp.metadata['nfev']}); "
               f"eps_g agree to {abs(ca.eg[-1] / cp.eg[-1] - 1):.1e}")
-
-
-@njit
-def _times(fn, n, args):
-    """``fn(*args)`` ``n`` times (a piece of :func:`parts`, timed in a compiled loop)."""
-    for _ in range(n):
-        fn(*args)
 
 
 @njit
