@@ -19,7 +19,6 @@ settings.register_profile(
 settings.load_profile("odeprune")
 
 
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """One pytest-xdist worker per core, each test file on one worker (what a file's tests share
