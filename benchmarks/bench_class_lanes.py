@@ -12,8 +12,8 @@ instruction could serve several classes (SIMD across classes):
   at run time).
 
 Both are bit for bit the current class loop (each class's sums in the same order; checked here).
-Printed: microseconds per class loop (``dv`` included, the ``I2``/``I3``/``I4`` sums excluded)
-in a compiled loop, M=2, K=6, 8, 10 (64, 256, 1024 classes), c=0.5, the paper state; ``--parts``
+Printed: microseconds per class loop (with ``dv``, its ``I2`` sums; without the ``I3``
+coefficients and the ``I4`` sum, which it reads) in a compiled loop, M=2, K=6, 8, 10 (64, 256, 1024 classes), c=0.5, the paper state; ``--parts``
 adds the pieces of ``lanes4`` (its setup, then the covariances and coefficients, the ``S3``
 products, the derivatives: each measured by stopping the loop after it).
 
@@ -71,54 +71,77 @@ def group_rows(nk):
     return np.array(out, dtype=np.int64)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _mirror(y, o, q, Cs, b1, b2, G):
+    """Entry ``q`` of each of ``G`` classes (state offsets ``o``) into ``Cs`` at ``b1`` and at
+    its mirror ``b2``."""
+    for lane in range(G):
+        v = y[o[lane] + q]
+        Cs[b1 + lane] = v
+        Cs[b2 + lane] = v
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _lane_setup(p, cls, nk, G, o, uu, sf):
+    """Offsets, kept units and ``eta^2 f_s`` of ``G`` classes of ``nk`` kept units."""
+    for lane in range(G):
+        s = cls[lane]
+        o[lane] = p.off[s]
+        sf[lane] = p.eta * p.eta * p.f[s]
+        for x in range(nk):
+            uu[G * x + lane] = p.units[s, x]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _lane_fields(y, p, U, bv, cls, nk, G, o, uu, Cs, Uc, bc):
+    """Each class's covariance over its fields (``Cs`` (Ls, Ls, G)) and its ``U``, ``b`` on them
+    (``Uc`` (nk, Ls, G), ``bc`` (nk, G)), the lane index innermost: the gathers of
+    ``rhs._assemble_classes``, ``G`` classes side by side."""
+    K, M = p.K, p.M
+    Ls = nk + M
+    q = 0
+    for x in range(nk):
+        for z in range(x, nk):
+            _mirror(y, o, q, Cs, G * (x * Ls + z), G * (z * Ls + x), G)
+            q += 1
+    for x in range(nk):
+        for n in range(M):
+            _mirror(y, o, q, Cs, G * (x * Ls + nk + n), G * ((nk + n) * Ls + x), G)
+            q += 1
+    for n in range(M):
+        for m in range(M):
+            b1 = G * ((nk + n) * Ls + nk + m)
+            for lane in range(G):
+                Cs[b1 + lane] = p.T_cls[cls[lane], n, m]
+    for x in range(nk):
+        for z in range(nk):
+            b1 = G * (x * Ls + z)
+            for lane in range(G):
+                Uc[b1 + lane] = U[uu[G * x + lane], uu[G * z + lane]]
+        for n in range(M):
+            b1 = G * (x * Ls + nk + n)
+            for lane in range(G):
+                Uc[b1 + lane] = U[uu[G * x + lane], K + n]
+        for lane in range(G):
+            bc[G * x + lane] = bv[uu[G * x + lane]]
+
+
 @njit(cache=True, error_model="numpy")
 def lanes4(y, dy, p, w, rows, stop):
     """The class loop, classes four at a time (flat scratch, lane index innermost); ``stop``
     1-3 ends each block after its setup, its covariances and coefficients, its products."""
     K, M = p.K, p.M
     L = K + M
-    a, U, bv, S4 = w.a, w.U, w.b, w.S4
     Cs, Uc, bc, S3 = np.empty(L * L * W), np.empty(K * L * W), np.empty(K * W), np.empty(K * L * W)
     o, uu, sf = np.empty(W, dtype=np.int64), np.empty(K * W, dtype=np.int64), np.empty(W)
-    eta = p.eta
     for r in range(rows.shape[0]):
         nk = rows[r, 0]
+        cls = rows[r, 1:]
         Ls = nk + M
-        for lane in range(W):
-            s = rows[r, 1 + lane]
-            o[lane] = p.off[s]
-            sf[lane] = eta * eta * p.f[s]
-            for x in range(nk):
-                uu[W * x + lane] = p.units[s, x]
+        _lane_setup(p, cls, nk, W, o, uu, sf)
         if stop == 1:
             continue
-        q = 0
-        for x in range(nk):
-            for z in range(x, nk):
-                for lane in range(W):
-                    v = y[o[lane] + q]
-                    Cs[W * (x * Ls + z) + lane] = v
-                    Cs[W * (z * Ls + x) + lane] = v
-                q += 1
-        for x in range(nk):
-            for n in range(M):
-                for lane in range(W):
-                    v = y[o[lane] + q]
-                    Cs[W * (x * Ls + nk + n) + lane] = v
-                    Cs[W * ((nk + n) * Ls + x) + lane] = v
-                q += 1
-        for n in range(M):
-            for m in range(M):
-                for lane in range(W):
-                    Cs[W * ((nk + n) * Ls + nk + m) + lane] = p.T_cls[rows[r, 1 + lane], n, m]
-        for x in range(nk):
-            for lane in range(W):
-                i = uu[W * x + lane]
-                for z in range(nk):
-                    Uc[W * (x * Ls + z) + lane] = U[i, uu[W * z + lane]]
-                for n in range(M):
-                    Uc[W * (x * Ls + nk + n) + lane] = U[i, K + n]
-                bc[W * x + lane] = bv[i]
+        _lane_fields(y, p, w.U, w.b, cls, nk, W, o, uu, Cs, Uc, bc)
         if stop == 2:
             continue
         for x in range(nk):
@@ -137,8 +160,8 @@ def lanes4(y, dy, p, w, rows, stop):
                 S3[j + 3] = t3 + bc[W * x + 3] * Cs[h + 3]
         if stop == 3:
             continue
-        _lane_derivatives(dy, p, a, S4, Cs, S3, uu, o, sf, nk, Ls, W)
-    dv_into(dy, p.off[p.n_cls], p, w.C, a)
+        _lane_derivatives(dy, p, w.a, w.S4, Cs, S3, uu, o, sf, nk, Ls, W)
+    dv_into(dy, p.off[p.n_cls], p, w.C, w.a)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -172,56 +195,17 @@ def groups(y, dy, p, w, gt):
     """The class loop, all classes of one size at once, the class loop innermost."""
     K, M = p.K, p.M
     L, S = K + M, p.n_cls
-    a, U, bv, S4 = w.a, w.U, w.b, w.S4
     Cs, Uc, bc, S3 = np.empty(L * L * S), np.empty(K * L * S), np.empty(K * S), np.empty(K * L * S)
     acc, sf = np.empty(S), np.empty(S)
     o, uu = np.empty(S, dtype=np.int64), np.empty(K * S, dtype=np.int64)
-    eta = p.eta
     r = 0
     while r < gt.shape[0]:
         nk, G = gt[r], gt[r + 1]
         cls = gt[r + 2:r + 2 + G]
         r += 2 + G
         Ls = nk + M
-        for lane in range(G):
-            s = cls[lane]
-            o[lane] = p.off[s]
-            sf[lane] = eta * eta * p.f[s]
-            for x in range(nk):
-                uu[G * x + lane] = p.units[s, x]
-        q = 0
-        for x in range(nk):
-            for z in range(x, nk):
-                b1, b2 = G * (x * Ls + z), G * (z * Ls + x)
-                for lane in range(G):
-                    v = y[o[lane] + q]
-                    Cs[b1 + lane] = v
-                    Cs[b2 + lane] = v
-                q += 1
-        for x in range(nk):
-            for n in range(M):
-                b1, b2 = G * (x * Ls + nk + n), G * ((nk + n) * Ls + x)
-                for lane in range(G):
-                    v = y[o[lane] + q]
-                    Cs[b1 + lane] = v
-                    Cs[b2 + lane] = v
-                q += 1
-        for n in range(M):
-            for m in range(M):
-                b1 = G * ((nk + n) * Ls + nk + m)
-                for lane in range(G):
-                    Cs[b1 + lane] = p.T_cls[cls[lane], n, m]
-        for x in range(nk):
-            for z in range(nk):
-                b1 = G * (x * Ls + z)
-                for lane in range(G):
-                    Uc[b1 + lane] = U[uu[G * x + lane], uu[G * z + lane]]
-            for n in range(M):
-                b1 = G * (x * Ls + nk + n)
-                for lane in range(G):
-                    Uc[b1 + lane] = U[uu[G * x + lane], K + n]
-            for lane in range(G):
-                bc[G * x + lane] = bv[uu[G * x + lane]]
+        _lane_setup(p, cls, nk, G, o, uu, sf)
+        _lane_fields(y, p, w.U, w.b, cls, nk, G, o, uu, Cs, Uc, bc)
         for x in range(nk):
             for col in range(Ls):
                 for lane in range(G):
@@ -233,8 +217,8 @@ def groups(y, dy, p, w, gt):
                 h, j = G * (col * Ls + x), G * (x * Ls + col)
                 for lane in range(G):
                     S3[j + lane] = acc[lane] + bc[G * x + lane] * Cs[h + lane]
-        _lane_derivatives(dy, p, a, S4, Cs, S3, uu, o, sf, nk, Ls, G)
-    dv_into(dy, p.off[p.n_cls], p, w.C, a)
+        _lane_derivatives(dy, p, w.a, w.S4, Cs, S3, uu, o, sf, nk, Ls, G)
+    dv_into(dy, p.off[p.n_cls], p, w.C, w.a)
 
 
 @njit(cache=True, error_model="numpy")
