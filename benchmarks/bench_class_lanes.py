@@ -13,9 +13,10 @@ instruction could serve several classes (SIMD across classes):
 
 Both are bit for bit the current class loop (each class's sums in the same order; checked here).
 Printed: microseconds per class loop (with ``dv``, its ``I2`` sums; without the ``I3``
-coefficients and the ``I4`` sum, which it reads) in a compiled loop, M=2, K=6, 8, 10 (64, 256, 1024 classes), c=0.5, the paper state; ``--parts``
-adds the pieces of ``lanes4`` (its setup, then the covariances and coefficients, the ``S3``
-products, the derivatives: each measured by stopping the loop after it).
+coefficients and the ``I4`` sum, which it reads) in a compiled loop, M=2, K=6, 8, 10 (64, 256,
+1024 classes), c=0.5, the paper state; ``--parts`` adds the pieces of ``lanes4`` (its setup,
+then the covariances and coefficients, the ``S3`` products, the derivatives: each measured by
+stopping the loop after it).
 
     python benchmarks/bench_class_lanes.py [--repeats 7] [--parts]
 
