@@ -29,11 +29,11 @@ measures the same with it.
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numba
 import numpy as np
+from bench_masked import _times, cpu  # benchmarks/bench_masked.py, beside this script
 from numba import njit
 
 from odeprune import OrderParams
@@ -222,31 +222,10 @@ def groups(y, dy, p, w, gt):
     dv_into(dy, p.off[p.n_cls], p, w.C, w.a)
 
 
-@njit(cache=True, error_model="numpy")
-def _current_n(y, dy, p, w, n):
-    for _ in range(n):
-        _assemble_classes(y, dy, p, w)
-
-
-@njit(cache=True, error_model="numpy")
-def _lanes4_n(y, dy, p, w, rows, stop, n):
-    for _ in range(n):
-        lanes4(y, dy, p, w, rows, stop)
-
-
-@njit(cache=True, error_model="numpy")
-def _groups_n(y, dy, p, w, gt, n):
-    for _ in range(n):
-        groups(y, dy, p, w, gt)
-
-
-def cpu(fn, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
+def per_call(fn, args, n, repeats):
+    """CPU seconds of one ``fn(*args)`` in bench_masked's compiled timing loop, min of repeats."""
+    _times(fn, 1, args)
+    return cpu(lambda: _times(fn, n, args), repeats)[0] / n
 
 
 def main(repeats: int, parts: bool) -> None:
@@ -267,29 +246,21 @@ def main(repeats: int, parts: bool) -> None:
         w, rows, gt = make_work(K, 2), lane_rows(p.nk), group_rows(p.nk)
         ref, d = np.empty_like(y), np.empty_like(y)
         rhs_into(y, ref, p, w)  # w now holds this state's sums
-        same = []
-        for fn, args in ((lanes4, (rows, 0)), (groups, (gt,))):
+        t, same = [], True
+        for fn, extra in ((_assemble_classes, ()), (lanes4, (rows, 0)), (groups, (gt,))):
             d[:] = np.nan
-            fn(y, d, p, w, *args)
-            same.append(np.array_equal(d.view(np.int64), ref.view(np.int64)))
-        runs = ((_current_n, ()), (_lanes4_n, (rows, 0)), (_groups_n, (gt,)))
-        t = []
-        for fn, args in runs:
-            fn(y, d, p, w, *args, 1)
-            t.append(cpu(lambda: fn(y, d, p, w, *args, n), repeats) / n)
+            fn(y, d, p, w, *extra)
+            same = same and np.array_equal(d.view(np.int64), ref.view(np.int64))
+            t.append(per_call(fn, (y, d, p, w, *extra), n, repeats))
         print(f"| {K} | {p.n_cls} | {1e6 * t[0]:.2f} | {1e6 * t[1]:.2f} | {1e6 * t[2]:.2f} | "
-              f"{'yes' if all(same) else 'NO'} |")
+              f"{'yes' if same else 'NO'} |")
         if parts and K == 6:
-            cum = []
-            for stop in (1, 2, 3, 0):
-                _lanes4_n(y, d, p, w, rows, stop, 1)
-                cum.append(cpu(lambda: _lanes4_n(y, d, p, w, rows, stop, n), repeats) / n)
+            cum = [per_call(lanes4, (y, d, p, w, rows, stop), n, repeats) for stop in (1, 2, 3, 0)]
             names = ("setup and dv", "covariances and coefficients", "S3 products",
                      "derivatives")
             print("lanes4 at K=6 by piece (us): " + ", ".join(
                 f"{nm} {1e6 * (c - (cum[i - 1] if i else 0.0)):.2f}"
                 for i, (nm, c) in enumerate(zip(names, cum))))
-
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
