@@ -10,6 +10,9 @@ figures' seed grids).
   kernels release the GIL), on an executor the caller gives, or in this thread for one worker.
   The answers come back in the items' order, so a result never depends on the worker count,
   bit for bit.
+- :func:`stop_requested`: whether the items running in this thread were asked to stop (the
+  caller was interrupted, or another item failed); every run's control looks at it between
+  two chunks, so that a pool stops within a chunk instead of running its items to the end.
 - :func:`thread_pool`, :func:`process_pool`, :func:`stop_pool`: the pools themselves, for a
   driver that submits its own work (the sweep's batches).
 """
@@ -18,14 +21,74 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import contextlib
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._validate import check_workers
 
-__all__ = ["available_cores", "worker_count", "map_parallel", "thread_pool", "process_pool",
-           "stop_pool"]
+__all__ = ["available_cores", "worker_count", "map_parallel", "stop_requested", "thread_pool",
+           "process_pool", "stop_pool"]
+
+
+class _Stop:
+    """The stop request shared by the items of one :func:`map_parallel` call, and by the items of
+    the pools nested in them (``outer``)."""
+
+    def __init__(self, outer: _Stop | None):
+        self.why: str | None = None
+        self.outer = outer
+
+    def reason(self) -> str | None:
+        token = self
+        while token is not None:
+            if token.why is not None:
+                return token.why
+            token = token.outer
+        return None
+
+
+#: the stop request of the items running in each thread (``stop``; unset outside a pool)
+_ITEMS = threading.local()
+
+
+def stop_requested() -> str | None:
+    """Why the items of the pool running in this thread were asked to stop: ``"Ctrl-C"``,
+    ``"SIGTERM"`` or ``"another item failed"``; None when they were not (or outside a pool).
+
+    A signal is handled in the main thread only: while the caller of :func:`map_parallel`
+    waits there for the items, their runs never see it. When the wait ends with an exception
+    (Ctrl-C, SIGTERM, a failed item) the running items are asked to stop here, and the run
+    control (:class:`odeprune.ode.runcontrol.RunControl`) reports it as their interruption."""
+    token = getattr(_ITEMS, "stop", None)
+    return None if token is None else token.reason()
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C and SIGTERM wait (blocked in this thread, delivered at the end) while the main
+    thread hands items to a pool: a signal inside ``submit`` interrupted the start of a worker
+    thread, whose item then ran without the pool knowing it. The pool's new threads inherit the
+    block, so that a signal always reaches the main thread, which handles it."""
+    if threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _why(exc: BaseException) -> str:
+    why = getattr(exc, "why", None)  # the command line's stop exception names its signal
+    if isinstance(why, str):
+        return why
+    return "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "another item failed"
 
 
 def available_cores() -> int:
@@ -76,7 +139,6 @@ def stop_pool(pool: cf.ProcessPoolExecutor) -> None:
 
 def map_parallel(fn: Callable, items: Iterable, workers: Any = None,
                  executor: cf.Executor | None = None, *, on_done: Callable[[], Any] | None = None,
-                 on_error: Callable[[BaseException], Any] | None = None,
                  name: str = "odeprune") -> list:
     """``[fn(x) for x in items]``, in the items' order, run in parallel.
 
@@ -92,39 +154,48 @@ def map_parallel(fn: Callable, items: Iterable, workers: Any = None,
         Run on it instead (not shut down here).
     on_done : callable, optional
         Called (in this thread) after each item finishes (a progress bar's ``update(1)``).
-    on_error : callable, optional
-        Called with the first failure before the others are waited for (e.g. to ask the
-        running items to stop); the failure is then re-raised.
     name : str
         Prefix of the pool's thread names.
+
+    The first failure (an item's exception, or Ctrl-C / SIGTERM while this thread waits) asks
+    the running items to stop (:func:`stop_requested`, in threads: this function's pool or a
+    thread pool given as ``executor``), cancels the queued ones, waits for the running ones
+    and is raised.
     """
     items = list(items)
     own = executor is None
     if own:
         n = worker_count(workers, len(items))
-        if n == 1:
+        if n == 1:  # in this thread (its runs see a signal, or the stop of a pool around it)
             out = []
-            try:
-                for x in items:
-                    out.append(fn(x))
-                    if on_done is not None:
-                        on_done()
-            except BaseException as exc:
-                if on_error is not None:
-                    on_error(exc)
-                raise
+            for x in items:
+                out.append(fn(x))
+                if on_done is not None:
+                    on_done()
             return out
         executor = thread_pool(n, name)
+    stop = _Stop(getattr(_ITEMS, "stop", None))
+    if isinstance(executor, cf.ThreadPoolExecutor):
+        def run(x, fn=fn):
+            before, _ITEMS.stop = getattr(_ITEMS, "stop", None), stop
+            try:
+                return fn(x)
+            finally:
+                _ITEMS.stop = before
+    else:  # another process or machine: the stop request cannot reach it
+        run = fn
+    futures: list = []
     try:
-        futures = [executor.submit(fn, x) for x in items]
         try:
+            with _signals_held():
+                for x in items:
+                    futures.append(executor.submit(run, x))
             for fut in cf.as_completed(futures):
                 fut.result()  # the first failure, as soon as it happens
                 if on_done is not None:
                     on_done()
         except BaseException as exc:
-            if on_error is not None:
-                on_error(exc)
+            stop.why = _why(exc)
             for fut in futures:
                 fut.cancel()
             cf.wait(futures)

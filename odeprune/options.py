@@ -235,10 +235,10 @@ OPTIONS: dict[str, Option] = _options(
            cli=False),
     Option("n_runs", None, "run this many seeds: seed, seed + 1, ... (instead of seeds)", "size",
            optional=True),
-    Option("executor", None, "a concurrent.futures executor for the seeds (default: a process "
-           "pool on the available cores)", "object", cli=False),
-    Option("max_workers", None, "processes of the default pool (default: every available "
-           "core)", "size", optional=True),
+    Option("executor", None, "a concurrent.futures executor for the seeds (default: a thread "
+           "pool on the available cores; the compiled loop releases the GIL)", "object", cli=False),
+    Option("max_workers", None, "threads of the default pool (default: every available core, at "
+           "most one per seed)", "size", optional=True),
     # run control
     Option("progress", None, "progress bar on stderr (default: when stderr is a terminal)",
            "auto_bool"),

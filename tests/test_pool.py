@@ -1,10 +1,12 @@
 """odeprune._pool: one pool helper. Answers come back in the items' order for every worker count
-and executor; the first failure is re-raised after ``on_error``; worker counts follow one rule
-(booleans refused) in every entry point that takes one."""
+and executor; the first failure (or Ctrl-C while the caller waits) asks the running items to stop
+and is re-raised; worker counts follow one rule (booleans refused) in every entry point that takes
+one."""
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +15,8 @@ import numpy as np
 import pytest
 
 import odeprune
-from odeprune._pool import available_cores, map_parallel, worker_count
+from odeprune._pool import available_cores, map_parallel, stop_requested, worker_count
+from odeprune.errors import OdepruneInterrupted
 from odeprune._validate import check_workers
 
 
@@ -50,17 +53,107 @@ def test_one_worker_runs_in_this_thread():
 
 
 @pytest.mark.parametrize("workers", [1, 3])
-def test_first_failure_is_reraised_after_on_error(workers):
-    seen = []
-
+def test_first_failure_is_reraised(workers):
     def fn(x):
         if x == 2:
             raise ValueError(f"bad item {x}")
         return x
 
     with pytest.raises(ValueError, match="bad item 2"):
-        map_parallel(fn, range(6), workers, on_error=seen.append)
-    assert len(seen) == 1 and isinstance(seen[0], ValueError)
+        map_parallel(fn, range(6), workers)
+
+
+def _until_asked_to_stop(seconds=30.0):
+    t0 = time.monotonic()
+    while stop_requested() is None and time.monotonic() - t0 < seconds:
+        time.sleep(0.005)
+    return stop_requested()
+
+
+def test_a_failure_asks_the_running_items_to_stop():
+    """The other items used to run to their end before the failure was raised."""
+    seen, started = [], threading.Event()
+
+    def fn(x):
+        if x == 0:
+            started.wait(30)
+            raise ValueError("item 0 failed")
+        started.set()
+        seen.append(_until_asked_to_stop())
+        return x
+
+    with pytest.raises(ValueError, match="item 0 failed"):
+        map_parallel(fn, range(2), 2)
+    assert seen == ["another item failed"]
+    assert stop_requested() is None  # outside the pool (and after it) nothing is asked
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """The default SIGINT handler of a script (KeyboardInterrupt), whatever the runner set."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def _ctrl_c_to_the_main_thread():
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+
+def test_ctrl_c_while_the_caller_waits_asks_the_items_to_stop(ctrl_c_raises):
+    """A signal is handled in the main thread, which waits for the items: the items of a
+    thread pool never saw it and ran to their end (minutes of a figure's simulations)."""
+    seen = []
+
+    def fn(x):
+        if x == 0:
+            _ctrl_c_to_the_main_thread()
+        seen.append(_until_asked_to_stop())
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        map_parallel(fn, range(2), 2)
+    assert seen == ["Ctrl-C", "Ctrl-C"]
+
+
+def test_nested_pools_stop_with_the_outer_one(ctrl_c_raises):
+    seen = []
+
+    def inner(x):
+        seen.append(_until_asked_to_stop())
+
+    def outer(x):
+        if x == 0:
+            _ctrl_c_to_the_main_thread()
+        map_parallel(inner, range(2), 2)
+
+    with pytest.raises(KeyboardInterrupt):
+        map_parallel(outer, range(2), 2)
+    assert seen == ["Ctrl-C"] * 4
+
+
+def test_simulations_in_a_pool_stop_within_a_chunk_of_ctrl_c(ctrl_c_raises):
+    """The figures run their seeds' simulations on a thread pool (``figures._common``):
+    Ctrl-C now stops each run at its next chunk (they would take minutes to finish)."""
+    stopped = []
+
+    def one(seed):
+        try:
+            return odeprune.simulate(200, 2, 1, 0.5, alpha_max=1e5, n_test=0, progress=False,
+                                     seed=seed)
+        except BaseException as exc:
+            stopped.append(exc)
+            raise
+
+    timer = threading.Timer(1.0, _ctrl_c_to_the_main_thread)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            map_parallel(one, [0, 1], 2)
+    finally:
+        timer.cancel()
+    assert len(stopped) == 2
+    assert all(isinstance(e, OdepruneInterrupted) and "(Ctrl-C)" in str(e) for e in stopped)
 
 
 def test_worker_count_rule():

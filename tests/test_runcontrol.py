@@ -154,3 +154,49 @@ def test_dormand_prince_tableau_is_scipys():
         np.testing.assert_allclose(getattr(_solvers.DOPRI5, name), getattr(RK45, name),
                                    rtol=1e-15, atol=1e-16)
     assert _solvers.DOPRI5.B_den == 1.0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_last_chunk_is_passed_on(sig):
+    """A signal that came while a run was active only set its flag; when the run's last chunk
+    was under way, nothing looked at the flag again and the signal was lost: ``odeprune figure
+    tickets`` went on for minutes after Ctrl-C / SIGTERM landed in the last chunk of one of its
+    many short simulations. The run now hands it to the handler in place before it."""
+    from odeprune.ode.runcontrol import RunControl
+
+    got = []
+    old = signal.signal(sig, lambda s, f: got.append(s))
+    try:
+        with RunControl(1.0, "t", progress=False) as rc:
+            signal.raise_signal(sig)  # during the run: the flag only
+            assert got == [] and rc.interrupted is not None
+        assert got == [sig]  # the run ended without stopping for it: passed on
+        got.clear()
+        with pytest.raises(RuntimeError):  # a run that stops (raises) has acted on it
+            with RunControl(1.0, "t", progress=False):
+                signal.raise_signal(sig)
+                raise RuntimeError
+        with RunControl(1.0, "t", progress=False):
+            pass
+        assert got == []
+    finally:
+        signal.signal(sig, old)
+
+
+def test_a_simulation_stopped_in_its_last_chunk_stops_the_script(monkeypatch):
+    """Ctrl-C in the last chunk of ``simulate``: its loop ends without another look at the flag;
+    the KeyboardInterrupt of a script (the default SIGINT handler) now follows at once."""
+    from odeprune.sim import run as simrun
+
+    advance = simrun.Run.advance
+
+    def last_chunk_interrupted(self, max_steps):
+        n = advance(self, max_steps)
+        if self.done:
+            signal.raise_signal(signal.SIGINT)
+        return n
+
+    monkeypatch.setattr(simrun.Run, "advance", last_chunk_interrupted)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        odeprune.simulate(50, 2, 1, 0.5, alpha_max=0.5, n_test=0, progress=False, seed=0)

@@ -3,7 +3,8 @@
 A driver calls compiled code in chunks; between chunks it updates the progress bar, writes a
 checkpoint and looks at :attr:`RunControl.interrupted`. While a run is active, SIGINT and SIGTERM
 only set that flag (no exception can then land inside compiled code, which numba reports as a
-``SystemError``); a second Ctrl-C interrupts at once. The chunk length adapts so that one chunk
+``SystemError``); a second Ctrl-C interrupts at once. A signal that the run never acted on (it
+came during the last chunk) is passed on when the run ends, to whoever handled signals before. The chunk length adapts so that one chunk
 takes about ``target_seconds`` whatever the cost of a step (large K: one step per chunk).
 """
 
@@ -14,6 +15,7 @@ import signal
 import threading
 import time
 
+from .._pool import stop_requested
 from ..errors import OdepruneInterrupted
 from .progress import make_bar
 
@@ -61,7 +63,8 @@ class RunControl:
         self.max_chunk = max_chunk
         self.target = float(target_seconds)
         self.unit = unit
-        self.interrupted: str | None = None
+        self._why: str | None = None
+        self._signum: int | None = None  # the signal behind ``interrupted``, if one was
         self._steps = 1
         self._old: dict = {}
         self.bar = make_bar(False, 1, desc)
@@ -82,17 +85,35 @@ class RunControl:
         self.bar.update(self.start)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
         self.bar.close()
+        if exc_type is None and self._signum is not None:
+            # the run ended (the signal came during its last chunk) without stopping for it: the
+            # signal is not dropped, the handler in place before the run (the command line's, a
+            # script's KeyboardInterrupt, an enclosing run) gets it now
+            signum, self._signum = self._signum, None
+            signal.raise_signal(signum)
 
     def _handler(self, signum, frame) -> None:
         name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-        if self.interrupted is not None and signum == signal.SIGINT:
+        if self._why is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.interrupted = name
+        self._why = name
+        self._signum = signum
+
+    @property
+    def interrupted(self) -> str | None:
+        """Why the run must stop (``"Ctrl-C"``, ``"SIGTERM"``, what a driver set), or None. A run
+        in a worker thread of a pool also stops when the pool's caller asks its items to
+        (:func:`odeprune._pool.stop_requested`): signals reach the main thread only."""
+        return self._why or stop_requested()
+
+    @interrupted.setter
+    def interrupted(self, why: str | None) -> None:
+        self._why = why
 
     # ------------------------------------------------------------------ chunks
     def chunk_steps(self) -> int:

@@ -571,16 +571,9 @@ def _drive_ensemble(seeds, setup: Setup, progress: bool, ctl: Control, ens: Ense
 
     with RunControl(total, f"simulate x{len(seeds)}", progress,
                     max_chunk=_max_chunk(ctl)) as rc:
-
-        def stop_the_others(exc: BaseException) -> None:
-            # one run failed, or Ctrl-C: the others stop at their next chunk
-            rc.interrupted = rc.interrupted or (
-                "Ctrl-C" if isinstance(exc, (KeyboardInterrupt, OdepruneInterrupted))
-                else "another run failed")
-
-        try:
+        try:  # one run failed, or Ctrl-C: the others stop at their next chunk (map_parallel)
             results = map_parallel(lambda s: one(s, rc), seeds, ens.max_workers, ens.executor,
-                                   on_error=stop_the_others, name="odeprune-sim")
+                                   name="odeprune-sim")
         except (KeyboardInterrupt, OdepruneInterrupted) as exc:
             why = ("SIGTERM" if rc.interrupted == "SIGTERM"
                    or getattr(exc, "signum", None) == signal.SIGTERM else "Ctrl-C")
