@@ -20,8 +20,8 @@ figures' seed grids).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
 import contextlib
+import multiprocessing
 import os
 import signal
 import threading
@@ -70,9 +70,10 @@ def stop_requested() -> str | None:
 @contextlib.contextmanager
 def _signals_held():
     """Ctrl-C and SIGTERM wait (blocked in this thread, delivered at the end) while the main
-    thread hands items to a pool: a signal inside ``submit`` interrupted the start of a worker
-    thread, whose item then ran without the pool knowing it. The pool's new threads inherit the
-    block, so that a signal always reaches the main thread, which handles it."""
+    thread hands items to a thread pool: a signal inside ``submit`` interrupted the start of a
+    worker thread, whose item then ran without the pool knowing it. (The pool's new threads
+    inherit the block and lift it, :func:`_unblock_signals`; a process started with it would
+    ignore SIGTERM.)"""
     if threading.current_thread() is not threading.main_thread() \
             or not hasattr(signal, "pthread_sigmask"):
         yield
@@ -82,6 +83,11 @@ def _signals_held():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _unblock_signals() -> None:
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _why(exc: BaseException) -> str:
@@ -175,8 +181,10 @@ def map_parallel(fn: Callable, items: Iterable, workers: Any = None,
             return out
         executor = thread_pool(n, name)
     stop = _Stop(getattr(_ITEMS, "stop", None))
-    if isinstance(executor, cf.ThreadPoolExecutor):
+    threads = isinstance(executor, cf.ThreadPoolExecutor)
+    if threads:
         def run(x, fn=fn):
+            _unblock_signals()  # the thread was started while the main thread held them
             before, _ITEMS.stop = getattr(_ITEMS, "stop", None), stop
             try:
                 return fn(x)
@@ -187,7 +195,7 @@ def map_parallel(fn: Callable, items: Iterable, workers: Any = None,
     futures: list = []
     try:
         try:
-            with _signals_held():
+            with _signals_held() if threads else contextlib.nullcontext():
                 for x in items:
                     futures.append(executor.submit(run, x))
             for fut in cf.as_completed(futures):

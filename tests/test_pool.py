@@ -16,8 +16,8 @@ import pytest
 
 import odeprune
 from odeprune._pool import available_cores, map_parallel, stop_requested, worker_count
-from odeprune.errors import OdepruneInterrupted
 from odeprune._validate import check_workers
+from odeprune.errors import OdepruneInterrupted
 
 
 def _slow_square(x):
@@ -198,3 +198,11 @@ def test_ensemble_and_batch_do_not_depend_on_the_worker_count():
               for w in (1, 3))
     np.testing.assert_array_equal(b1.eg, b3.eg)
     assert b1.metadata["n_workers"] == 1 and b3.metadata["n_workers"] == 3
+
+
+def test_the_items_threads_do_not_keep_signals_blocked():
+    """Signals are held while the main thread starts the pool's threads, which inherit that;
+    a process started from an item would then have ignored SIGTERM."""
+    blocked = map_parallel(lambda x: signal.pthread_sigmask(signal.SIG_BLOCK, set()), range(2), 2)
+    assert all(signal.SIGTERM not in b and signal.SIGINT not in b for b in blocked)
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
