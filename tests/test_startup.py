@@ -187,6 +187,51 @@ def test_ctrl_c_during_a_compilation_is_raised_when_numba_releases_its_lock(monk
                 if type(x).__module__ == cli.__name__]  # unregistered after the command
 
 
+def test_a_compilation_in_another_thread_does_not_hold_ctrl_c_back(monkeypatch, capsys):
+    """The guard counted every thread's compilations: while a pool's items compiled on a cold
+    cache, the main thread, which handles the signal and only waited for them, held it back
+    until none of them compiled (a figure's seeds, one after the other: minutes)."""
+    import threading
+    import time
+
+    import numba
+    from numba.extending import overload
+
+    in_lock, release, reached, workers = threading.Event(), threading.Event(), [], []
+
+    def marker():
+        pass
+
+    @overload(marker)
+    def _marker():
+        in_lock.set()  # the worker now holds numba's compiler lock
+        release.wait(60)
+        return lambda: 0
+
+    def body(args):
+        @numba.njit
+        def f():
+            return marker()
+
+        workers.append(threading.Thread(target=f))
+        workers[0].start()
+        assert in_lock.wait(60)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # stopped here, not after the other thread's compilation
+        reached.append(True)
+        return 0
+
+    try:
+        code = _command(monkeypatch, body)
+    finally:
+        release.set()
+        if workers:
+            workers[0].join(60)
+    assert code == cli.EXIT_SIGINT and reached == []
+    assert "interrupted (Ctrl-C)" in capsys.readouterr().err
+    assert cli._COMPILING == [0] and cli._DEFERRED == []
+
+
 @pytest.mark.parametrize("argv", [["--version"], ["integrate", "--no-such-flag"]])
 def test_main_restores_the_collector_when_argparse_exits(argv, capsys):
     before = gc.get_threshold()

@@ -196,17 +196,26 @@ _AT_EXIT: list = []
 
 
 def _guard_compilation(startup_gc: _StartupGC) -> list:
-    """Defer Ctrl-C / SIGTERM while numba holds its compiler lock (``numba:compiler_lock``
-    events): the signal is raised again, in the main thread, once the lock is released. The
+    """Defer Ctrl-C / SIGTERM while numba holds its compiler lock in the main thread
+    (``numba:compiler_lock`` events; a compilation in another thread does not hold a stop back):
+    the signal is raised again once the lock is released. The
     same events end the start-up pause of the garbage collector (:class:`_StartupGC`). Returns
     the ``(kind, listener)`` pairs registered, for :func:`_unguard`."""
     from numba.core import event
 
+    main = threading.main_thread()
+
     class _Guard(event.Listener):
+        # only the main thread's compilations: signals are handled there, and a compilation in
+        # a worker thread (a pool's items on a cold cache) is not where the exception lands
         def on_start(self, ev):
-            _COMPILING[0] += 1
+            if threading.current_thread() is main:
+                _COMPILING[0] += 1
 
         def on_end(self, ev):
+            if threading.current_thread() is not main:
+                startup_gc.resume()
+                return
             _COMPILING[0] -= 1
             if not _COMPILING[0]:
                 startup_gc.resume()  # the first kernel is ready
