@@ -4,8 +4,9 @@ A driver calls compiled code in chunks; between chunks it updates the progress b
 checkpoint and looks at :attr:`RunControl.interrupted`. While a run is active, SIGINT and SIGTERM
 only set that flag (no exception can then land inside compiled code, which numba reports as a
 ``SystemError``); a second Ctrl-C interrupts at once. A signal that the run never acted on (it
-came during the last chunk) is passed on when the run ends, to whoever handled signals before. The chunk length adapts so that one chunk
-takes about ``target_seconds`` whatever the cost of a step (large K: one step per chunk).
+came during the last chunk) is passed on when the run ends, to whoever handled signals before.
+The chunk length adapts so that one chunk takes about ``target_seconds`` whatever the cost of a
+step (large K: one step per chunk).
 """
 
 from __future__ import annotations
@@ -106,14 +107,10 @@ class RunControl:
 
     @property
     def interrupted(self) -> str | None:
-        """Why the run must stop (``"Ctrl-C"``, ``"SIGTERM"``, what a driver set), or None. A run
-        in a worker thread of a pool also stops when the pool's caller asks its items to
+        """Why the run must stop (``"Ctrl-C"``, ``"SIGTERM"``), or None. A run in a worker
+        thread of a pool also stops when the pool's caller asks its items to
         (:func:`odeprune._pool.stop_requested`): signals reach the main thread only."""
         return self._why or stop_requested()
-
-    @interrupted.setter
-    def interrupted(self, why: str | None) -> None:
-        self._why = why
 
     # ------------------------------------------------------------------ chunks
     def chunk_steps(self) -> int:
