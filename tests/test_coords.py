@@ -2,6 +2,8 @@
 sampling, its two engines (linear response and particles) against the ODE and against real
 networks at finite N, decisions against the Gaussian edge maps, files and bad input."""
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -318,7 +320,7 @@ def test_particle_run_interrupt_and_resume_give_the_same_numbers(tmp_path, monke
         real(self, position, steps, seconds)
         calls["n"] += 1
         if calls["n"] == 7:
-            self.interrupted = "SIGTERM"
+            self._handler(signal.SIGTERM, None)  # what SIGTERM does during the run
 
     monkeypatch.setattr(_runcontrol.RunControl, "chunk_done", stop_once)
     ck = tmp_path / "ck.npz"
