@@ -10,9 +10,10 @@ figures' seed grids).
   kernels release the GIL), on an executor the caller gives, or in this thread for one worker.
   The answers come back in the items' order, so a result never depends on the worker count,
   bit for bit.
-- :func:`stop_requested`: whether the items running in this thread were asked to stop (the
-  caller was interrupted, or another item failed); every run's control looks at it between
-  two chunks, so that a pool stops within a chunk instead of running its items to the end.
+- :class:`Items`, :func:`stop_requested`: a pool's items and the stop request they share;
+  whether the items running in this thread were asked to stop (the caller was interrupted, or
+  another item failed). Every run's control looks at it between two chunks, so that a pool
+  stops within a chunk instead of running its items to the end.
 - :func:`thread_pool`, :func:`process_pool`, :func:`stop_pool`: the pools themselves, for a
   driver that submits its own work (the sweep's batches).
 """
@@ -30,8 +31,8 @@ from typing import Any
 
 from ._validate import check_workers
 
-__all__ = ["available_cores", "worker_count", "map_parallel", "stop_requested", "thread_pool",
-           "process_pool", "stop_pool"]
+__all__ = ["available_cores", "worker_count", "map_parallel", "Items", "stop_requested",
+           "thread_pool", "process_pool", "stop_pool"]
 
 
 class _Stop:
@@ -69,11 +70,9 @@ def stop_requested() -> str | None:
 
 @contextlib.contextmanager
 def _signals_held():
-    """Ctrl-C and SIGTERM wait (blocked in this thread, delivered at the end) while the main
-    thread hands items to a thread pool: a signal inside ``submit`` interrupted the start of a
-    worker thread, whose item then ran without the pool knowing it. (The pool's new threads
-    inherit the block and lift it, :func:`_unblock_signals`; a process started with it would
-    ignore SIGTERM.)"""
+    """Ctrl-C and SIGTERM wait (blocked in this thread, delivered at the end) in the main
+    thread. (Threads started meanwhile inherit the block and lift it, :func:`_unblock_signals`:
+    a process started with it would ignore SIGTERM.)"""
     if threading.current_thread() is not threading.main_thread() \
             or not hasattr(signal, "pthread_sigmask"):
         yield
@@ -95,6 +94,48 @@ def _why(exc: BaseException) -> str:
     if isinstance(why, str):
         return why
     return "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "another item failed"
+
+
+class Items:
+    """The items a caller hands to ``executor``, and the stop request they share: the one way
+    every driver of a pool submits its items and asks the running ones to stop
+    (:func:`map_parallel`, the sweep).
+
+    On a thread pool the items' runs see :meth:`ask_to_stop` through :func:`stop_requested`
+    (their run control looks at it between two chunks), and Ctrl-C / SIGTERM are held while
+    the items are handed over (a signal inside ``submit`` interrupted the start of a worker
+    thread, whose item then ran without the pool knowing it). On another executor (processes,
+    machines) a stop request cannot reach the items: they are handed over as they are."""
+
+    def __init__(self, executor: cf.Executor):
+        self.executor = executor
+        self.threads = isinstance(executor, cf.ThreadPoolExecutor)
+        self.stop = _Stop(getattr(_ITEMS, "stop", None))
+        #: every item handed over, in order (also those of a submission cut short by a signal)
+        self.futures: list[cf.Future] = []
+
+    def submit_all(self, fn: Callable, arguments: Iterable[tuple]) -> list[cf.Future]:
+        """``executor.submit(fn, *args)`` for each ``args``; returns :attr:`futures`."""
+        with _signals_held() if self.threads else contextlib.nullcontext():
+            for args in arguments:
+                self.futures.append(self.executor.submit(self._run, fn, *args) if self.threads
+                                    else self.executor.submit(fn, *args))
+        return self.futures
+
+    def _run(self, fn: Callable, *args):
+        _unblock_signals()  # the thread was started while the main thread held them
+        before, _ITEMS.stop = getattr(_ITEMS, "stop", None), self.stop
+        try:
+            return fn(*args)
+        finally:
+            _ITEMS.stop = before
+
+    def ask_to_stop(self, exc: BaseException) -> None:
+        """For ``exc`` (Ctrl-C, SIGTERM, a failed item): cancel the queued items and ask the
+        running ones to stop (they stop at their next chunk; the caller may wait for them)."""
+        self.stop.why = _why(exc)
+        for fut in self.futures:
+            fut.cancel()
 
 
 def available_cores() -> int:
@@ -180,33 +221,17 @@ def map_parallel(fn: Callable, items: Iterable, workers: Any = None,
                     on_done()
             return out
         executor = thread_pool(n, name)
-    stop = _Stop(getattr(_ITEMS, "stop", None))
-    threads = isinstance(executor, cf.ThreadPoolExecutor)
-    if threads:
-        def run(x, fn=fn):
-            _unblock_signals()  # the thread was started while the main thread held them
-            before, _ITEMS.stop = getattr(_ITEMS, "stop", None), stop
-            try:
-                return fn(x)
-            finally:
-                _ITEMS.stop = before
-    else:  # another process or machine: the stop request cannot reach it
-        run = fn
-    futures: list = []
+    pool = Items(executor)
     try:
         try:
-            with _signals_held() if threads else contextlib.nullcontext():
-                for x in items:
-                    futures.append(executor.submit(run, x))
+            futures = pool.submit_all(fn, ((x,) for x in items))
             for fut in cf.as_completed(futures):
                 fut.result()  # the first failure, as soon as it happens
                 if on_done is not None:
                     on_done()
         except BaseException as exc:
-            stop.why = _why(exc)
-            for fut in futures:
-                fut.cancel()
-            cf.wait(futures)
+            pool.ask_to_stop(exc)
+            cf.wait(pool.futures)
             raise
         return [fut.result() for fut in futures]
     finally:

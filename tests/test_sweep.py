@@ -106,6 +106,44 @@ def test_simulate_points_with_different_saved_times():
         np.testing.assert_array_equal(ds["alpha_values"].sel(N=N).values[:n], run.alpha)
 
 
+STOPPED: list = []
+
+
+def long_simulation(seed: int):
+    """A user task that would run for minutes: records how it ended."""
+    try:
+        res = odeprune.simulate(200, 2, 1, 0.5, alpha_max=1e5, n_test=0, progress=False,
+                                seed=seed)
+    except BaseException as exc:
+        STOPPED.append(exc)
+        raise
+    return {"eg": float(res.eg[-1])}
+
+
+def test_ctrl_c_stops_the_points_running_on_a_thread_pool():
+    """A sweep on the caller's thread pool: on Ctrl-C the queued points were cancelled but the
+    running ones ran to their end (the pool's shutdown then waited minutes for them)."""
+    import threading
+
+    from odeprune.errors import OdepruneInterrupted
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    STOPPED.clear()
+    timer = threading.Timer(
+        1.0, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
+    try:
+        with ThreadPoolExecutor(2) as ex:
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                sweep(long_simulation, {"seed": [0, 1, 2, 3]}, executor=ex, batch_size=1,
+                      progress=False)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, old)
+    assert len(STOPPED) == 2  # the two running points; the two queued ones never started
+    assert all(isinstance(e, OdepruneInterrupted) and "(Ctrl-C)" in str(e) for e in STOPPED)
+
+
 def test_failing_points_are_recorded(tmp_path):
     ds = sweep(failing_task, {"x": [1.0, -2.0, 3.0]}, executor="serial", progress=False,
                cache=tmp_path)

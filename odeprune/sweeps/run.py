@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _io
 from .._cache import cache_dir
-from .._pool import available_cores, process_pool, stop_pool
+from .._pool import Items, available_cores, process_pool, stop_pool
 from .._validate import check_size, check_workers
 from ..ode.progress import make_bar, want_progress
 from .cache import point_file, read_point, write_point
@@ -171,9 +171,11 @@ def _batches(plan: Plan, todo: list, opts: RunOptions):
 def _submitted(ex, task_ref, batches: list, points: list, raising: bool):
     """``(batch, answers)`` as each batch comes back from ``ex``; a lost batch (a worker died)
     is answered with errors unless ``raising``."""
-    futures = {ex.submit(_run_batch, task_ref, [points[i] for i in b], raising): b
-               for b in batches}
+    pool = Items(ex)
     try:
+        futures = dict(zip(pool.submit_all(_run_batch, ((task_ref, [points[i] for i in b],
+                                                          raising) for b in batches)),
+                           batches, strict=True))
         for fut in cf.as_completed(futures):
             b = futures[fut]
             try:
@@ -189,9 +191,8 @@ def _submitted(ex, task_ref, batches: list, points: list, raising: bool):
                 msg = " ".join(f"{type(exc).__name__}: {exc}".split())
                 answers = [("error", f"batch failed: {msg}")] * len(b)
             yield b, answers
-    except BaseException:
-        for fut in futures:
-            fut.cancel()
+    except BaseException as exc:
+        pool.ask_to_stop(exc)  # (a thread pool's batches stop at their runs' next chunk)
         raise
 
 
