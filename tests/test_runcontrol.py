@@ -183,20 +183,36 @@ def test_a_signal_during_the_last_chunk_is_passed_on(sig):
         signal.signal(sig, old)
 
 
-def test_a_simulation_stopped_in_its_last_chunk_stops_the_script(monkeypatch):
-    """Ctrl-C in the last chunk of ``simulate``: its loop ends without another look at the flag;
-    the KeyboardInterrupt of a script (the default SIGINT handler) now follows at once."""
+def test_a_simulation_stopped_in_its_last_chunk_stops_and_resumes(monkeypatch, tmp_path):
+    """SIGTERM in the last chunk of ``simulate``: its loop ended without another look at the
+    flag and the run went on as if nothing had come. It now stops as in any other chunk (the
+    checkpoint holds the end), and the resumed run is the uninterrupted one, bit for bit."""
+    from odeprune.errors import OdepruneInterrupted
     from odeprune.sim import run as simrun
 
+    kw = dict(alpha_max=2.0, n_test=100, progress=False, seed=3)
+    ref = odeprune.simulate(50, 2, 1, 0.5, **kw)
     advance = simrun.Run.advance
 
     def last_chunk_interrupted(self, max_steps):
         n = advance(self, max_steps)
         if self.done:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGTERM)
         return n
 
+    def reached_the_script(signum, frame):  # (not the default: it would end the test run)
+        raise RuntimeError("the run did not stop for it; the script's handler got it")
+
+    ck = tmp_path / "ck.npz"
     monkeypatch.setattr(simrun.Run, "advance", last_chunk_interrupted)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with pytest.raises(KeyboardInterrupt):
-        odeprune.simulate(50, 2, 1, 0.5, alpha_max=0.5, n_test=0, progress=False, seed=0)
+    old = signal.signal(signal.SIGTERM, reached_the_script)
+    try:
+        with pytest.raises(OdepruneInterrupted, match=r"\(SIGTERM\) at alpha=2;.*resume"):
+            odeprune.simulate(50, 2, 1, 0.5, checkpoint=ck, **kw)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    monkeypatch.setattr(simrun.Run, "advance", advance)
+    back = odeprune.simulate(50, 2, 1, 0.5, checkpoint=ck, resume=True, **kw)
+    for name in ("eg", "Q", "R", "v", "eg_test", "w"):
+        assert np.array_equal(getattr(back, name), getattr(ref, name)), name
+    assert not ck.exists()

@@ -252,6 +252,8 @@ class Run:
                 report(self.step, n, time.perf_counter() - t0)
                 if self.checkpoint is not None and not self.done and rc.checkpoint_due():
                     self.save_checkpoint()
+            if rc.interrupted is not None:  # it came during the last chunk: stop as for any
+                raise self.interrupted(rc.interrupted)  # other (the checkpoint is the end)
         except OdepruneInterrupted:  # (our own stop, which names its signal: not relabelled)
             raise
         except KeyboardInterrupt as exc:  # the command line's SIGTERM arrives as one too
