@@ -81,7 +81,9 @@ def main(argv=None) -> int:
         if code is None:
             lost += 1
             print(f"  {at:6.2f} s  {name}  NOT STOPPED after {args.limit:g} s; its stacks:")
-            print("    " + "\n    ".join(err.strip().splitlines()[-40:]))
+            stacks = [ln for ln in err.splitlines()
+                      if ln.startswith(("Thread", "Current thread", "  File"))]
+            print("    " + "\n    ".join(stacks[:60]))
             continue
         stops.append(seconds)
         finished = " (had finished)" if code == 0 else ""

@@ -10,10 +10,11 @@ figures' seed grids).
   kernels release the GIL), on an executor the caller gives, or in this thread for one worker.
   The answers come back in the items' order, so a result never depends on the worker count,
   bit for bit.
-- :class:`Items`, :func:`stop_requested`: a pool's items and the stop request they share;
-  whether the items running in this thread were asked to stop (the caller was interrupted, or
-  another item failed). Every run's control looks at it between two chunks, so that a pool
-  stops within a chunk instead of running its items to the end.
+- :class:`Items`, :func:`stop_requested`, :func:`stop_if_asked`: a pool's items and the stop
+  request they share; whether the items running in this thread were asked to stop (the caller
+  was interrupted, or another item failed). Every run's control looks at it between two
+  chunks, and the long loops outside a run between two pieces, so that a pool stops within a
+  piece of work instead of running its items to the end.
 - :func:`thread_pool`, :func:`process_pool`, :func:`stop_pool`: the pools themselves, for a
   driver that submits its own work (the sweep's batches).
 """
@@ -32,7 +33,7 @@ from typing import Any
 from ._validate import check_workers
 
 __all__ = ["available_cores", "worker_count", "map_parallel", "Items", "stop_requested",
-           "thread_pool", "process_pool", "stop_pool"]
+           "stop_if_asked", "thread_pool", "process_pool", "stop_pool"]
 
 
 class _Stop:
@@ -54,6 +55,17 @@ class _Stop:
 
 #: the stop request of the items running in each thread (``stop``; unset outside a pool)
 _ITEMS = threading.local()
+
+
+def stop_if_asked(what: str) -> None:
+    """Raise :class:`~odeprune.errors.OdepruneInterrupted` when the items running in this thread
+    were asked to stop (:func:`stop_requested`): the check between two pieces of an item's work
+    that no run control watches (a figure's pruning of one seed, mask after mask)."""
+    why = stop_requested()
+    if why is not None:
+        from .errors import OdepruneInterrupted
+
+        raise OdepruneInterrupted(f"{what} interrupted ({why})")
 
 
 def stop_requested() -> str | None:

@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 
 import odeprune
-from odeprune._pool import available_cores, map_parallel, stop_requested, worker_count
+from odeprune._pool import (
+    available_cores,
+    map_parallel,
+    stop_if_asked,
+    stop_requested,
+    worker_count,
+)
 from odeprune._validate import check_workers
 from odeprune.errors import OdepruneInterrupted
 
@@ -86,6 +92,30 @@ def test_a_failure_asks_the_running_items_to_stop():
         map_parallel(fn, range(2), 2)
     assert seen == ["another item failed"]
     assert stop_requested() is None  # outside the pool (and after it) nothing is asked
+
+
+def test_a_loop_outside_a_run_stops_where_it_asks():
+    """A pool item's loop that no run control watches (a figure's pruning of one seed, mask
+    after mask: ``figure edges`` took 5-17 s to stop) asks between two pieces."""
+    stop_if_asked("nothing")  # outside a pool: never asked
+    seen, started = [], threading.Event()
+
+    def fn(x):
+        if x == 0:
+            started.wait(30)
+            raise ValueError("item 0 failed")
+        started.set()
+        try:
+            for _ in range(6000):
+                stop_if_asked("the loop")
+                time.sleep(0.005)
+        except OdepruneInterrupted as exc:
+            seen.append(str(exc))
+            raise
+
+    with pytest.raises(ValueError, match="item 0 failed"):
+        map_parallel(fn, range(2), 2)
+    assert seen == ["the loop interrupted (another item failed)"]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._pool import map_parallel
+from .._pool import map_parallel, stop_if_asked
 from ..pruning import prune, prune_weights
 from ..pruning.edge_map import edge_prune_map
 from . import _cache, _common
@@ -68,6 +68,7 @@ def seed_item(cache_dir: Path | None, p: dict, sigma: float, seed: int, entries:
                                            seed=seed))
         limit, finite = {}, {}
         for i, e in enumerate(entries):
+            stop_if_asked(f"seed {seed}")
             s = _seed_int(seed, i)
             if e.get("limit", True) and (e.get("seeds") is None or seed in e["seeds"]):
                 limit[entry_key(e)] = _limit(curve.final, e, p["K"], s, p)

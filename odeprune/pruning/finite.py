@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .._pool import stop_if_asked
 from .._validate import check_activation
 from ..activations import get_activation
 from ..ode.progress import make_bar
@@ -224,6 +225,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
         subsets = entry.finite(v, k, H=H, Gs=Gs, kernel=kernel, n_masks=n_masks, rng=rng_masks)
         Gt = act.g(X @ w_star.T / sqrtN)
         for S in subsets:
+            stop_if_asked("prune_weights")
             subsets_list.append(S)
             v_list.append(reweight_node_finite(H, Gs, Gt, v, v_star, np.asarray(S)[None],
                                                reweight)[0])
@@ -233,6 +235,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     else:
         kept = np.empty(n_masks)
         for j in range(n_masks):
+            stop_if_asked("prune_weights")
             mask = edge_mask(w, method, c, seed=rng_masks, v=v, w_star=w_star, v_star=v_star,
                              n_samples=n_samples, activation=act.name)[0]
             wp, vp = reweight_edges_finite(w, mask, v, w_star, v_star, reweight, X, act)
@@ -247,6 +250,7 @@ def prune_weights(w, v=None, w_star=None, v_star=None, method: str = "random_nod
     test_se = np.full(n_out, np.nan)
     eg_vals = np.empty(n_out)
     for j, (wp, vp) in enumerate(zip(w_list, v_list, strict=True)):
+        stop_if_asked("prune_weights")
         if n_test:
             test_err[j], test_se[j] = fresh_test_error(wp, vp, w_star, v_star, act, n_test,
                                                        rng_test)
