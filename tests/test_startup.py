@@ -117,12 +117,12 @@ def test_startup_gc_leaves_a_disabled_collector_alone():
         gc.enable()
 
 
-def _command(monkeypatch, body):
+def _command(monkeypatch, body, quiet=True):
     """Run ``body(args)`` as the ``integrate`` command through :func:`cli.main`."""
     import odeprune.cli._integrate as I
 
     monkeypatch.setattr(I, "run_integrate", body)
-    return cli.main(["integrate", "-q"])
+    return cli.main(["integrate", "-q"] if quiet else ["integrate"])
 
 
 def test_main_resumes_the_collector_when_a_compilation_starts(monkeypatch):
@@ -185,6 +185,43 @@ def test_ctrl_c_during_a_compilation_is_raised_when_numba_releases_its_lock(monk
 
     assert not [x for x in event._registered["numba:compiler_lock"]
                 if type(x).__module__ == cli.__name__]  # unregistered after the command
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_held_back_ctrl_c_says_why_at_a_terminal(monkeypatch, capsys, terminal):
+    """A first ReLU run compiles one kernel for ~30 s with Ctrl-C held back: at a terminal one
+    note says why the command has not stopped; a script or a scheduler gets the one line."""
+    import numba
+    from numba.extending import overload
+
+    def marker():
+        pass
+
+    @overload(marker)
+    def _marker():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C: no second note
+        return lambda: 0
+
+    def body(args):
+        import sys
+
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+
+        @numba.njit
+        def f():
+            return marker()
+
+        f()
+        return 0
+
+    assert _command(monkeypatch, body, quiet=False) == cli.EXIT_SIGINT
+    err = capsys.readouterr().err
+    notes = [ln for ln in err.splitlines() if ln.startswith("note: stopping once numba")]
+    assert len(notes) == (1 if terminal else 0), err
+    stops = [ln for ln in err.splitlines() if ln.startswith("odeprune integrate:")]
+    assert len(stops) == 1 and "interrupted (Ctrl-C)" in stops[0], err
+    assert cli._COMPILING == [0] and cli._DEFERRED == []  # (the second was not left behind)
 
 
 def test_a_compilation_in_another_thread_does_not_hold_ctrl_c_back(monkeypatch, capsys):

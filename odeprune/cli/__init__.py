@@ -128,9 +128,25 @@ def _on_signal(signum, frame):
         # numba is compiling, loading or saving a kernel: an exception raised now can land in
         # one of llvmlite's ctypes callbacks, which swallow it and may leave a corrupt entry in
         # numba's on-disk cache (later runs then crash). Raise when the lock is released.
+        if not _DEFERRED:
+            _waiting_note()
         _DEFERRED.append(signum)
         return
     raise CommandInterrupted(signum)
+
+
+def _waiting_note() -> None:
+    """Tell the user at a terminal why the command has not stopped yet: one kernel (ReLU's, on a
+    cold cache) compiles for up to half a minute. Not for a script or a scheduler (stderr not a
+    terminal), which get the one line of the stop only, nor with ``--quiet``."""
+    from . import _inputs
+
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            _inputs.note("stopping once numba has compiled the kernel it is compiling (a first "
+                         "run after an install or an upgrade; up to half a minute)")
+    except (OSError, RuntimeError, ValueError):  # a closed stream, a write it interrupted
+        pass
 
 
 #: while a command starts, the collector runs after this many new objects (tracked allocations
@@ -219,8 +235,10 @@ def _guard_compilation(startup_gc: _StartupGC) -> list:
             _COMPILING[0] -= 1
             if not _COMPILING[0]:
                 startup_gc.resume()  # the first kernel is ready
-                if _DEFERRED:
-                    signal.raise_signal(_DEFERRED.pop())
+                if _DEFERRED:  # the first signal held back names the stop; one is enough
+                    signum = _DEFERRED[0]
+                    _DEFERRED.clear()
+                    signal.raise_signal(signum)
 
     class _Compiling(event.Listener):
         def on_start(self, ev):
