@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._validate import check_workers
+from .errors import OdepruneInterrupted
 
 __all__ = ["available_cores", "worker_count", "map_parallel", "Items", "stop_requested",
            "stop_if_asked", "thread_pool", "process_pool", "stop_pool"]
@@ -63,8 +64,6 @@ def stop_if_asked(what: str) -> None:
     that no run control watches (a figure's pruning of one seed, mask after mask)."""
     why = stop_requested()
     if why is not None:
-        from .errors import OdepruneInterrupted
-
         raise OdepruneInterrupted(f"{what} interrupted ({why})")
 
 
