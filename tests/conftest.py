@@ -1,8 +1,10 @@
 """Shared fixtures and helpers: the hypothesis profile, random valid states, the paper's network
 and its trained student, the command line."""
 
+import contextlib
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -133,6 +135,50 @@ def kill_when(path, proc, timeout=120):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """The default SIGINT handler of a script (KeyboardInterrupt), whatever the runner set."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def ctrl_c_to_the_main_thread() -> None:
+    """Ctrl-C as a terminal sends it: to the main thread, which handles it, from any thread."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def ctrl_c_after(seconds: float):
+    """Ctrl-C to the main thread ``seconds`` after entering (cancelled on leaving)."""
+    timer = threading.Timer(seconds, ctrl_c_to_the_main_thread)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def long_simulation(seed: int, ended: list):
+    """A simulation that would run for minutes (N=200 to alpha=1e5); the exception that ended
+    it, if one did, is appended to ``ended``."""
+    import odeprune
+
+    try:
+        return odeprune.simulate(200, 2, 1, 0.5, alpha_max=1e5, n_test=0, progress=False,
+                                 seed=seed)
+    except BaseException as exc:
+        ended.append(exc)
+        raise
+
+
+def stopped_by_ctrl_c(ended: list) -> bool:
+    """Every run of ``ended`` stopped at a chunk for Ctrl-C (not failed, not finished)."""
+    from odeprune.errors import OdepruneInterrupted
+
+    return all(isinstance(e, OdepruneInterrupted) and "(Ctrl-C)" in str(e) for e in ended)
 
 
 # ------------------------------------------------------------------ committed references

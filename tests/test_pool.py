@@ -24,6 +24,12 @@ from odeprune._pool import (
 )
 from odeprune._validate import check_workers
 from odeprune.errors import OdepruneInterrupted
+from tests.conftest import (
+    ctrl_c_after,
+    ctrl_c_to_the_main_thread,
+    long_simulation,
+    stopped_by_ctrl_c,
+)
 
 
 def _slow_square(x):
@@ -76,20 +82,26 @@ def _until_asked_to_stop(seconds=30.0):
     return stop_requested()
 
 
-def test_a_failure_asks_the_running_items_to_stop():
-    """The other items used to run to their end before the failure was raised."""
-    seen, started = [], threading.Event()
+def _one_item_fails_while(work):
+    """Two items on a pool of two: item 1 runs ``work()``, item 0 fails once item 1 has
+    started; the failure is raised."""
+    started = threading.Event()
 
     def fn(x):
         if x == 0:
             started.wait(30)
             raise ValueError("item 0 failed")
         started.set()
-        seen.append(_until_asked_to_stop())
-        return x
+        return work()
 
     with pytest.raises(ValueError, match="item 0 failed"):
         map_parallel(fn, range(2), 2)
+
+
+def test_a_failure_asks_the_running_items_to_stop():
+    """The other items used to run to their end before the failure was raised."""
+    seen = []
+    _one_item_fails_while(lambda: seen.append(_until_asked_to_stop()))
     assert seen == ["another item failed"]
     assert stop_requested() is None  # outside the pool (and after it) nothing is asked
 
@@ -98,13 +110,9 @@ def test_a_loop_outside_a_run_stops_where_it_asks():
     """A pool item's loop that no run control watches (a figure's pruning of one seed, mask
     after mask: ``figure edges`` took 5-17 s to stop) asks between two pieces."""
     stop_if_asked("nothing")  # outside a pool: never asked
-    seen, started = [], threading.Event()
+    seen = []
 
-    def fn(x):
-        if x == 0:
-            started.wait(30)
-            raise ValueError("item 0 failed")
-        started.set()
+    def loop():
         try:
             for _ in range(6000):
                 stop_if_asked("the loop")
@@ -113,21 +121,8 @@ def test_a_loop_outside_a_run_stops_where_it_asks():
             seen.append(str(exc))
             raise
 
-    with pytest.raises(ValueError, match="item 0 failed"):
-        map_parallel(fn, range(2), 2)
+    _one_item_fails_while(loop)
     assert seen == ["the loop interrupted (another item failed)"]
-
-
-@pytest.fixture
-def ctrl_c_raises():
-    """The default SIGINT handler of a script (KeyboardInterrupt), whatever the runner set."""
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, old)
-
-
-def _ctrl_c_to_the_main_thread():
-    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
 def test_ctrl_c_while_the_caller_waits_asks_the_items_to_stop(ctrl_c_raises):
@@ -137,7 +132,7 @@ def test_ctrl_c_while_the_caller_waits_asks_the_items_to_stop(ctrl_c_raises):
 
     def fn(x):
         if x == 0:
-            _ctrl_c_to_the_main_thread()
+            ctrl_c_to_the_main_thread()
         seen.append(_until_asked_to_stop())
         return x
 
@@ -154,7 +149,7 @@ def test_nested_pools_stop_with_the_outer_one(ctrl_c_raises):
 
     def outer(x):
         if x == 0:
-            _ctrl_c_to_the_main_thread()
+            ctrl_c_to_the_main_thread()
         map_parallel(inner, range(2), 2)
 
     with pytest.raises(KeyboardInterrupt):
@@ -165,25 +160,10 @@ def test_nested_pools_stop_with_the_outer_one(ctrl_c_raises):
 def test_simulations_in_a_pool_stop_within_a_chunk_of_ctrl_c(ctrl_c_raises):
     """The figures run their seeds' simulations on a thread pool (``figures._common``):
     Ctrl-C now stops each run at its next chunk (they would take minutes to finish)."""
-    stopped = []
-
-    def one(seed):
-        try:
-            return odeprune.simulate(200, 2, 1, 0.5, alpha_max=1e5, n_test=0, progress=False,
-                                     seed=seed)
-        except BaseException as exc:
-            stopped.append(exc)
-            raise
-
-    timer = threading.Timer(1.0, _ctrl_c_to_the_main_thread)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            map_parallel(one, [0, 1], 2)
-    finally:
-        timer.cancel()
-    assert len(stopped) == 2
-    assert all(isinstance(e, OdepruneInterrupted) and "(Ctrl-C)" in str(e) for e in stopped)
+    ended = []
+    with ctrl_c_after(1.0), pytest.raises(KeyboardInterrupt):
+        map_parallel(lambda seed: long_simulation(seed, ended), [0, 1], 2)
+    assert len(ended) == 2 and stopped_by_ctrl_c(ended)
 
 
 def test_worker_count_rule():

@@ -21,6 +21,7 @@ import odeprune  # noqa: E402
 from odeprune.cli import main  # noqa: E402
 from odeprune.sweeps import cache as sweep_cache  # noqa: E402
 from odeprune.sweeps import check, load, run_points, save, sweep  # noqa: E402
+from tests.conftest import ctrl_c_after, long_simulation, stopped_by_ctrl_c  # noqa: E402
 
 GRID = {"eta": [0.5, 1.0, 2.0], "K": [2, 3]}
 FIXED = {"M": 2, "alpha_max": 8.0, "N": 100, "save_at": [0.0, 1.0, 2.0, 4.0, 8.0]}
@@ -106,42 +107,23 @@ def test_simulate_points_with_different_saved_times():
         np.testing.assert_array_equal(ds["alpha_values"].sel(N=N).values[:n], run.alpha)
 
 
-STOPPED: list = []
+ENDED: list = []
 
 
-def long_simulation(seed: int):
-    """A user task that would run for minutes: records how it ended."""
-    try:
-        res = odeprune.simulate(200, 2, 1, 0.5, alpha_max=1e5, n_test=0, progress=False,
-                                seed=seed)
-    except BaseException as exc:
-        STOPPED.append(exc)
-        raise
-    return {"eg": float(res.eg[-1])}
+def long_simulation_task(seed: int):
+    """A user task that would run for minutes (how it ended goes to ``ENDED``)."""
+    return {"eg": float(long_simulation(seed, ENDED).eg[-1])}
 
 
-def test_ctrl_c_stops_the_points_running_on_a_thread_pool():
+def test_ctrl_c_stops_the_points_running_on_a_thread_pool(ctrl_c_raises):
     """A sweep on the caller's thread pool: on Ctrl-C the queued points were cancelled but the
     running ones ran to their end (the pool's shutdown then waited minutes for them)."""
-    import threading
-
-    from odeprune.errors import OdepruneInterrupted
-
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    STOPPED.clear()
-    timer = threading.Timer(
-        1.0, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
-    try:
-        with ThreadPoolExecutor(2) as ex:
-            timer.start()
-            with pytest.raises(KeyboardInterrupt):
-                sweep(long_simulation, {"seed": [0, 1, 2, 3]}, executor=ex, batch_size=1,
-                      progress=False)
-    finally:
-        timer.cancel()
-        signal.signal(signal.SIGINT, old)
-    assert len(STOPPED) == 2  # the two running points; the two queued ones never started
-    assert all(isinstance(e, OdepruneInterrupted) and "(Ctrl-C)" in str(e) for e in STOPPED)
+    ENDED.clear()
+    with ThreadPoolExecutor(2) as ex, ctrl_c_after(1.0), pytest.raises(KeyboardInterrupt):
+        sweep(long_simulation_task, {"seed": [0, 1, 2, 3]}, executor=ex, batch_size=1,
+              progress=False)
+    # the two running points; the two queued ones never started
+    assert len(ENDED) == 2 and stopped_by_ctrl_c(ENDED)
 
 
 def test_failing_points_are_recorded(tmp_path):
