@@ -139,10 +139,11 @@ def _waiting_note() -> None:
     """Tell the user at a terminal why the command has not stopped yet: one kernel (ReLU's, on a
     cold cache) compiles for up to half a minute. Not for a script or a scheduler (stderr not a
     terminal), which get the one line of the stop only, nor with ``--quiet``."""
+    from ..ode.progress import want_progress
     from . import _inputs
 
     try:
-        if sys.stderr is not None and sys.stderr.isatty():
+        if want_progress(None):  # (the progress bars' rule: stderr is a terminal)
             _inputs.note("stopping once numba has compiled the kernel it is compiling (a first "
                          "run after an install or an upgrade; up to half a minute)")
     except (OSError, RuntimeError, ValueError):  # a closed stream, a write it interrupted

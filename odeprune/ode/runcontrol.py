@@ -64,8 +64,7 @@ class RunControl:
         self.max_chunk = max_chunk
         self.target = float(target_seconds)
         self.unit = unit
-        self._why: str | None = None
-        self._signum: int | None = None  # the signal behind ``interrupted``, if one was
+        self._signum: int | None = None  # the signal that came during the run, if one did
         self._steps = 1
         self._old: dict = {}
         self.bar = make_bar(False, 1, desc)
@@ -95,14 +94,11 @@ class RunControl:
             # the run ended (the signal came during its last chunk) without stopping for it: the
             # signal is not dropped, the handler in place before the run (the command line's, a
             # script's KeyboardInterrupt, an enclosing run) gets it now
-            signum, self._signum = self._signum, None
-            signal.raise_signal(signum)
+            signal.raise_signal(self._signum)
 
     def _handler(self, signum, frame) -> None:
-        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-        if self._why is not None and signum == signal.SIGINT:
+        if self._signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self._why = name
         self._signum = signum
 
     @property
@@ -110,7 +106,9 @@ class RunControl:
         """Why the run must stop (``"Ctrl-C"``, ``"SIGTERM"``), or None. A run in a worker
         thread of a pool also stops when the pool's caller asks its items to
         (:func:`odeprune._pool.stop_requested`): signals reach the main thread only."""
-        return self._why or stop_requested()
+        if self._signum is not None:
+            return "SIGTERM" if self._signum == signal.SIGTERM else "Ctrl-C"
+        return stop_requested()
 
     # ------------------------------------------------------------------ chunks
     def chunk_steps(self) -> int:
